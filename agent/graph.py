@@ -1,0 +1,100 @@
+"""The LangGraph agent: create_agent with egaku's tools, prompt and per-turn caps."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, ToolCallLimitMiddleware
+from langchain.agents.middleware.types import hook_config
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.runtime import Runtime
+
+from agent.decision import IMAGE_TOOL
+from agent.prompts import SYSTEM_PROMPT
+from egaku.config import AgentSettings
+from tools.context import TurnContext
+from tools.image_tool import image_tools
+
+CAP_MESSAGE_NAME = "egaku-turn-cap"
+CAP_TEXT = "I stopped here so I don't loop. Tell me what you'd like and I'll try again."
+
+
+def calls_this_turn(messages: list[AnyMessage]) -> int:
+    """Model calls since the latest user message (derived, not stored)."""
+    count = 0
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        count += isinstance(message, AIMessage)
+    return count
+
+
+class TurnCap(AgentMiddleware[Any, TurnContext, Any]):
+    """Ends a turn after max_calls model calls with a fixed, polite reply."""
+
+    def __init__(self, max_calls: int) -> None:
+        super().__init__()
+        self.max_calls = max_calls
+
+    @hook_config(can_jump_to=["end"])
+    def before_model(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
+        """Jump to the end once the cap is reached."""
+        if calls_this_turn(state["messages"]) >= self.max_calls:
+            return {"jump_to": "end", "messages": [AIMessage(content=CAP_TEXT, name=CAP_MESSAGE_NAME)]}
+        return None
+
+
+def recent(messages: list[AnyMessage], keep: int) -> list[AnyMessage]:
+    """The last `keep` messages, starting on a user message so no tool result is orphaned."""
+    if len(messages) <= keep:
+        return messages
+    tail = messages[-keep:]
+    for i, message in enumerate(tail):
+        if isinstance(message, HumanMessage):
+            return tail[i:]
+    # One turn longer than `keep`: keep that whole turn.
+    last_human = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    return messages[last_human:]
+
+
+class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
+    """Shows the model only recent history; the checkpoint keeps everything."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def wrap_model_call(
+        self, request: ModelRequest[TurnContext], handler: Callable[[ModelRequest[TurnContext]], ModelResponse]
+    ) -> ModelResponse:
+        """Trim, then call the model."""
+        return handler(request.override(messages=recent(request.messages, self.keep)))
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[TurnContext],
+        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        """Trim, then call the model."""
+        return await handler(request.override(messages=recent(request.messages, self.keep)))
+
+
+def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None, settings: AgentSettings) -> Any:
+    """The compiled agent graph."""
+    middleware: list[AgentMiddleware[Any, Any, Any]] = [
+        TurnCap(settings.max_model_calls),
+        ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
+        TrimHistory(settings.history_messages),
+    ]
+    return create_agent(
+        model,
+        tools=image_tools(),
+        system_prompt=SYSTEM_PROMPT,
+        middleware=middleware,
+        context_schema=TurnContext,
+        checkpointer=checkpointer,
+    )

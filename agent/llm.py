@@ -1,0 +1,130 @@
+"""Building the chat model from [llm]: an OpenAI-compatible endpoint, Ollama, or the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from agent.decision import IMAGE_TOOL, Decision, clean_text, parse_decision, to_message
+from egaku.config import LLMSettings, read_secret
+from egaku.errors import ConfigError
+
+OLLAMA_URL = "http://127.0.0.1:11434"
+
+JSON_INSTRUCTIONS = (
+    "Answer with ONE JSON object and nothing else. To draw: "
+    '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>"}. '
+    'To answer in text: {"action": "reply", "text": "<your answer in the user\'s language>"}.'
+)
+
+
+def _as_text(message: BaseMessage) -> BaseMessage:
+    """Rewrite tool traffic as plain text for a model that knows no tools."""
+    if isinstance(message, ToolMessage):
+        return HumanMessage(content=f"(result of {IMAGE_TOOL}: {message.content})")
+    if isinstance(message, AIMessage) and message.tool_calls:
+        prompt = message.tool_calls[0]["args"].get("prompt", "")
+        return AIMessage(content=json.dumps({"action": "draw", "prompt": prompt}))
+    return message
+
+
+class JsonToolAdapter(BaseChatModel):
+    """Gives a model without native tool calling the same tool calls, via validated JSON."""
+
+    inner: BaseChatModel
+    tool_names: tuple[str, ...] = ()
+    attempts: int = 2
+
+    @property
+    def _llm_type(self) -> str:
+        return "egaku-json-tools"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> JsonToolAdapter:  # type: ignore[override]
+        """Remember the tools; they are described to the model in the instructions."""
+        names = tuple(getattr(t, "name", None) or t.get("name", "") for t in tools)
+        return self.model_copy(update={"tool_names": names})
+
+    def _prepare(self, messages: list[BaseMessage]) -> list[BaseMessage]:
+        if IMAGE_TOOL not in self.tool_names:
+            return messages
+        return [*map(_as_text, messages), SystemMessage(content=JSON_INSTRUCTIONS)]
+
+    def _finish(self, raws: list[str]) -> ChatResult:
+        for raw in raws:
+            decision = parse_decision(raw)
+            if decision is not None:
+                return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
+        # No valid JSON: plain prose is still a usable reply; anything else is garbage.
+        last = raws[-1] if raws else ""
+        text = clean_text(last) if "{" not in last else ""
+        fallback = Decision(action="reply", text=text or "Sorry, I got confused. Could you say that again?")
+        return ChatResult(generations=[ChatGeneration(message=to_message(fallback))])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prepared, raws = self._prepare(messages), []
+        for _ in range(self.attempts):
+            raws.append(str(self.inner.invoke(prepared).content))
+            if parse_decision(raws[-1]) or IMAGE_TOOL not in self.tool_names:
+                break
+        return self._finish(raws)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prepared, raws = self._prepare(messages), []
+        for _ in range(self.attempts):
+            raws.append(str((await self.inner.ainvoke(prepared)).content))
+            if parse_decision(raws[-1]) or IMAGE_TOOL not in self.tool_names:
+                break
+        return self._finish(raws)
+
+
+def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseChatModel:
+    """The chat model [llm] describes. Imports only what that provider needs."""
+    if settings.provider == "embedded":
+        from agent.smol import EmbeddedChatModel, SmolRuntime
+
+        return EmbeddedChatModel(runtime=SmolRuntime())
+    from langchain_openai import ChatOpenAI
+
+    base_url: str | None
+    api_key: str | None
+    if settings.provider == "ollama":
+        # Ollama speaks the OpenAI protocol under /v1; no extra client needed.
+        base_url = (settings.base_url or OLLAMA_URL).rstrip("/") + "/v1"
+        api_key = read_secret(settings.api_key_env, environ) or "ollama"
+    else:
+        base_url = settings.base_url
+        api_key = read_secret(settings.api_key_env or "OPENAI_API_KEY", environ)
+        if api_key is None:
+            raise ConfigError(
+                f"llm.api_key_env: set the environment variable {settings.api_key_env or 'OPENAI_API_KEY'}"
+            )
+    model: BaseChatModel = ChatOpenAI(
+        model=settings.model,
+        base_url=base_url,
+        api_key=api_key,  # type: ignore[arg-type]
+        temperature=settings.temperature,
+        max_completion_tokens=settings.max_tokens,
+        timeout=settings.timeout_s,
+        max_retries=settings.max_retries,
+    )
+    if settings.tool_calling == "json":
+        model = JsonToolAdapter(inner=model)
+    return model

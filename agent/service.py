@@ -1,0 +1,109 @@
+"""The agent as the bot sees it: one call per user turn, typed in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from pydantic import ValidationError
+
+from egaku.config import AgentSettings
+from egaku.errors import EgakuError, InvalidImageRequest, LLMUnavailable
+from tools.context import ImageBackend, TurnContext
+from tools.types import RenderedImage
+from worker.protocol import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """One thing a user said (or asked for with /imagine)."""
+
+    conversation_id: str
+    user_id: str
+    user_name: str
+    text: str
+    must_draw: bool = False
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """What the bot should show for a turn."""
+
+    reply: str
+    images: list[RenderedImage] = field(default_factory=list)
+    failures: list[Exception] = field(default_factory=list)
+
+
+class Agent:
+    """Runs turns through the graph, with memory per conversation."""
+
+    def __init__(
+        self,
+        graph: Any,
+        backend: ImageBackend,
+        settings: AgentSettings,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        model_preset: str | None = None,
+    ) -> None:
+        self._graph = graph
+        self._backend = backend
+        self._settings = settings
+        self._checkpointer = checkpointer
+        self._model_preset = model_preset
+
+    async def respond(self, turn: TurnRequest) -> TurnResult:
+        """Let the model decide: draw (through the tool) or reply in text."""
+        context = TurnContext(
+            backend=self._backend, user_id=turn.user_id, user_words=turn.text, model=self._model_preset
+        )
+        command = "/imagine " if turn.must_draw else ""
+        message = HumanMessage(content=f"[{turn.user_name}] {command}{turn.text}")
+        config = {
+            "configurable": {"thread_id": turn.conversation_id},
+            "recursion_limit": 4 * self._settings.max_model_calls + 4,
+        }
+        try:
+            state = await asyncio.wait_for(
+                self._graph.ainvoke({"messages": [message]}, config=config, context=context),
+                timeout=self._settings.turn_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise LLMUnavailable(f"turn in {turn.conversation_id} ran past {self._settings.turn_timeout_s}s") from exc
+        except openai.OpenAIError as exc:
+            raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+        reply = final_reply(state["messages"])
+        return TurnResult(reply=reply, images=list(context.images), failures=list(context.failures))
+
+    async def draw_raw(self, turn: TurnRequest) -> TurnResult:
+        """Draw the user's words as they are: no model, no rewrite."""
+        try:
+            request = GenerationRequest(prompt=turn.text, user=turn.user_id, model=self._model_preset)
+        except ValidationError as exc:
+            raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
+        try:
+            images = await self._backend.generate(request, turn.text)
+        except EgakuError as exc:
+            return TurnResult(reply="", failures=[exc])
+        return TurnResult(reply="", images=images)
+
+    async def reset(self, conversation_id: str) -> None:
+        """Forget a conversation's memory."""
+        if self._checkpointer is not None:
+            await self._checkpointer.adelete_thread(conversation_id)
+
+
+def final_reply(messages: list[Any]) -> str:
+    """The text of the turn's last model message."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage) and not message.tool_calls and message.text.strip():
+            return message.text.strip()
+    return ""

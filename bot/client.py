@@ -1,0 +1,85 @@
+"""The discord.py bot: intents, allowed mentions, extensions and the command tree."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from agent.service import Agent
+from egaku.config import DiscordSettings
+from egaku.errors import report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BotServices:
+    """What the extensions need, injected once."""
+
+    agent: Agent
+
+
+def intents_for(message_content: bool) -> discord.Intents:
+    """Default intents, plus message content when the operator enabled it."""
+    intents = discord.Intents.default()
+    intents.message_content = message_content
+    return intents
+
+
+class EgakuBot(commands.Bot):
+    """The bot. Chat and slash commands live in extensions under bot/exts."""
+
+    def __init__(
+        self,
+        services: BotServices,
+        settings: DiscordSettings,
+        *,
+        message_content: bool = True,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents_for(message_content),
+            # Nothing the model writes may ever ping anyone.
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.services = services
+        self.settings = settings
+        self.message_content = message_content
+
+    async def setup_hook(self) -> None:
+        """Load extensions and, if configured, sync slash commands."""
+        from bot.exts.chat import Chat
+        from bot.exts.imagine import Imagine
+
+        await self.add_cog(Chat(self))
+        await self.add_cog(Imagine(self))
+        self.tree.error(self.on_app_command_error)
+        if self.settings.sync_commands:
+            for guild_id in self.settings.sync_guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            if not self.settings.sync_guild_ids:
+                await self.tree.sync()
+
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: the Chat extension reads messages."""
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Answer every failed slash command with a safe message."""
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        text = report(cause, f"/{interaction.command.name if interaction.command else '?'}")
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not deliver an error message for interaction %s", interaction.id)

@@ -1,0 +1,33 @@
+"""Sending composed messages to a channel, a reply, or an interaction followup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.render import Outgoing
+
+
+def send_kwargs(out: Outgoing) -> dict[str, Any]:
+    """discord.py keyword arguments for one outgoing message (empty parts left out)."""
+    kwargs: dict[str, Any] = {}
+    if out.content:
+        kwargs["content"] = out.content
+    if out.embeds:
+        kwargs["embeds"] = out.embeds
+    if out.files:
+        kwargs["files"] = out.files
+    return kwargs
+
+
+async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> None:
+    """Post as replies to the user's message, without pinging them."""
+    for out in outgoing:
+        await message.reply(**send_kwargs(out), mention_author=False)
+
+
+async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> None:
+    """Post as followups of a deferred interaction."""
+    for out in outgoing:
+        await interaction.followup.send(**send_kwargs(out), wait=True)

@@ -1,0 +1,5 @@
+"""python -m egaku"""
+
+from egaku.cli import main
+
+raise SystemExit(main())

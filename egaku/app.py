@@ -1,0 +1,57 @@
+"""The composition root: builds every dependency once, from the config, and injects it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from agent.graph import build_graph
+from agent.llm import build_chat_model
+from agent.service import Agent
+from egaku.config import Config, read_secret
+from tools.embedded import EmbeddedWorker
+from tools.worker_client import WorkerClient
+
+
+@dataclass(frozen=True)
+class App:
+    """The running pieces that a front end (Discord, terminal) drives."""
+
+    agent: Agent
+    worker: WorkerClient
+    session: aiohttp.ClientSession
+    embedded: EmbeddedWorker | None
+
+
+@contextlib.asynccontextmanager
+async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]) -> AsyncIterator[App]:
+    """Start the worker (embedded or remote), memory and agent; tear them down on exit."""
+    timeout = aiohttp.ClientTimeout(total=config.worker.request_timeout_s + 30, sock_connect=10)
+    db_path = config.storage.db_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    async with contextlib.AsyncExitStack() as stack:
+        session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+        embedded: EmbeddedWorker | None = None
+        if config.worker.mode == "embedded":
+            embedded = EmbeddedWorker(
+                config_path,
+                session,
+                log_path=db_path.parent / "worker.log",
+                startup_timeout_s=config.worker.startup_timeout_s,
+            )
+            embedded.start()
+            stack.push_async_callback(embedded.stop)
+            worker = WorkerClient(session, embedded.url, timeout_s=config.worker.request_timeout_s)
+        else:
+            token = read_secret(config.worker.token_env, environ)
+            worker = WorkerClient(session, config.worker.url, token=token, timeout_s=config.worker.request_timeout_s)
+        saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(db_path)))
+        model = build_chat_model(config.llm, environ)
+        graph = build_graph(model, saver, config.agent)
+        agent = Agent(graph, worker, config.agent, saver)
+        yield App(agent=agent, worker=worker, session=session, embedded=embedded)

@@ -1,0 +1,172 @@
+"""The `egaku` command: bot, worker, chat and imagine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from egaku.config import Config, load_config, read_secret
+from egaku.errors import ConfigError, failure_notice, report
+from tools.types import RenderedImage
+
+log = logging.getLogger("egaku")
+
+
+def save_png(png: bytes, folder: Path) -> Path:
+    """Write an image under its content hash; the same image is written once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(png).hexdigest()[:16]}.png"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(png)
+        tmp.replace(path)
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="egaku", description="A Discord bot that draws.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("bot", "run the Discord bot"),
+        ("worker", "serve the diffusion worker over HTTP"),
+        ("chat", "talk to the agent in this terminal (no Discord needed)"),
+        ("imagine", "draw one request and exit"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("--config", type=Path, default=Path("config.toml"), help="the TOML config file")
+        if name == "worker":
+            cmd.add_argument("--host", help="bind address (overrides [worker] host)")
+            cmd.add_argument("--port", type=int, help="port (overrides [worker] port)")
+        if name in ("chat", "imagine"):
+            cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
+        if name == "imagine":
+            cmd.add_argument("text", help="what to draw")
+            cmd.add_argument("--raw", action="store_true", help="draw the words as written, no rewrite")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"egaku: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "worker":
+        return run_worker(config, args.host, args.port, env)
+    if args.command == "bot":
+        token = read_secret(config.discord.token_env, env)
+        if token is None:
+            print(
+                f"egaku: no Discord token: set the environment variable {config.discord.token_env} "
+                "(or run `egaku chat` to talk to the agent without Discord)",
+                file=sys.stderr,
+            )
+            return 2
+        return asyncio.run(_bot(config, args.config, env, token))
+    out = args.out or config.storage.images_path
+    if args.command == "chat":
+        return asyncio.run(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
+    return asyncio.run(_imagine(config, args.config, env, out, args.text, args.raw, sys.stdout))
+
+
+def run_worker(config: Config, host: str | None, port: int | None, environ: Mapping[str, str]) -> int:
+    """Serve the worker until interrupted. torch is imported here, and only here."""
+    from aiohttp import web
+
+    from worker.engine import Engine
+    from worker.server import WorkerServer, check_exposure
+
+    updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = config.worker.model_copy(update=updates)
+    token = read_secret(settings.token_env, environ)
+    check_exposure(settings, token)
+    server = WorkerServer(Engine(settings), settings, token)
+    log.info("worker listening on http://%s:%s", settings.host, settings.port)
+    web.run_app(server.app(), host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: str) -> int:
+    from bot.run import run_bot
+    from egaku.app import open_app
+
+    async with open_app(config, path, environ) as app:
+        await run_bot(app.agent, config.discord, token)
+    return 0
+
+
+async def _chat(
+    config: Config, path: Path, environ: Mapping[str, str], out: Path, stdin: TextIO, stdout: TextIO
+) -> int:
+    from agent.service import TurnRequest
+    from egaku.app import open_app
+
+    user = getpass.getuser()
+    interactive = stdin.isatty()
+    async with open_app(config, path, environ) as app:
+        print("egaku chat: type a message (Ctrl-D to quit). Images go to", out, file=stdout, flush=True)
+        while True:
+            if interactive:
+                print("you> ", end="", file=stdout, flush=True)
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                return 0
+            text = line.strip()
+            if not text:
+                continue
+            turn = TurnRequest(conversation_id="terminal", user_id=user, user_name=user, text=text)
+            try:
+                result = await app.agent.respond(turn)
+            except Exception as exc:
+                print(f"egaku> {report(exc, 'chat')}", file=stdout, flush=True)
+                continue
+            _show(result.reply, result.images, failure_notice(result.failures, "chat"), out, stdout)
+
+
+async def _imagine(
+    config: Config, path: Path, environ: Mapping[str, str], out: Path, text: str, raw: bool, stdout: TextIO
+) -> int:
+    from agent.service import TurnRequest
+    from egaku.app import open_app
+
+    user = getpass.getuser()
+    turn = TurnRequest(
+        conversation_id=f"imagine:{os.getpid()}", user_id=user, user_name=user, text=text, must_draw=True
+    )
+    async with open_app(config, path, environ) as app:
+        try:
+            result = await (app.agent.draw_raw(turn) if raw else app.agent.respond(turn))
+        except Exception as exc:
+            print(f"egaku> {report(exc, 'imagine')}", file=stdout, flush=True)
+            return 1
+    _show(result.reply, result.images, failure_notice(result.failures, "imagine"), out, stdout)
+    return 0 if result.images else 1
+
+
+def _show(reply: str, images: Sequence[RenderedImage], notice: str | None, out: Path, stdout: TextIO) -> None:
+    if reply:
+        print(f"egaku> {reply}", file=stdout)
+    if notice:
+        print(f"egaku> {notice}", file=stdout)
+    for image in images:
+        print(f"  image: {save_png(image.png, out)}", file=stdout)
+        print(f"  prompt: {image.prompt}", file=stdout)
+        print(f"  ({image.summary()})", file=stdout)
+    stdout.flush()

@@ -1,0 +1,118 @@
+"""The TOML configuration: loaded once at start-up, validated, errors name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from egaku.errors import ConfigError
+from worker.settings import WorkerSettings
+
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiscordSettings(_Section):
+    """[discord]"""
+
+    token_env: str = "DISCORD_TOKEN"
+    api_base: str = DISCORD_API
+    gateway_url: str = DISCORD_GATEWAY
+    sync_commands: bool = True
+    sync_guild_ids: list[int] = Field(default_factory=list)
+    message_content_intent: bool = True
+
+
+class LLMSettings(_Section):
+    """[llm]"""
+
+    provider: Literal["embedded", "openai", "ollama"] = "embedded"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    model: str = "gpt-4o-mini"
+    tool_calling: Literal["native", "json"] = "native"
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=600, ge=16, le=8192)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, le=5)
+
+
+class AgentSettings(_Section):
+    """[agent]"""
+
+    max_model_calls: int = Field(default=4, ge=1, le=20)
+    max_tool_calls: int = Field(default=2, ge=1, le=10)
+    turn_timeout_s: float = Field(default=300.0, gt=0)
+    history_messages: int = Field(default=20, ge=2, le=200)
+
+
+class StorageSettings(_Section):
+    """[storage]"""
+
+    path: str = "~/.local/share/egaku/egaku.sqlite"
+    images_dir: str = "~/.local/share/egaku/images"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file, with ~ expanded."""
+        return Path(self.path).expanduser()
+
+    @property
+    def images_path(self) -> Path:
+        """The folder images are written to, with ~ expanded."""
+        return Path(self.images_dir).expanduser()
+
+
+class Config(_Section):
+    """The whole file."""
+
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{key}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(text: str, origin: str = "<config>") -> Config:
+    """Parse and validate TOML text; a ConfigError names the key at fault."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from exc
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    return parse_config(text, origin=str(path))
+
+
+def read_secret(env_name: str | None, environ: Mapping[str, str]) -> str | None:
+    """The secret named by env_name, or None when unset or empty."""
+    if not env_name:
+        return None
+    value = environ.get(env_name, "").strip()
+    return value or None

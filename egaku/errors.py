@@ -1,0 +1,95 @@
+"""egaku's error hierarchy, and the one place that turns errors into user messages.
+
+    EgakuError
+    ├── ConfigError          the config file is wrong (names the key)
+    ├── InvalidImageRequest  tool arguments broke a bound (the model is told and may retry)
+    ├── WorkerRejected       the worker refused the request (4xx)
+    ├── WorkerBusy           the worker or its GPU is saturated (503, out of memory)
+    ├── WorkerUnavailable    the worker cannot be reached or is starting
+    ├── WorkerFailed         the worker failed (5xx)
+    └── LLMUnavailable       the language model failed or timed out
+
+Users only ever see the fixed texts below plus a short error id; the details
+(and any traceback) stay in the log under that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+log = logging.getLogger(__name__)
+
+
+class EgakuError(Exception):
+    """Base class of every error egaku expects."""
+
+    user_text = "Something went wrong on my side."
+
+
+class ConfigError(EgakuError):
+    """The configuration is invalid; the message names the key."""
+
+    user_text = "The bot is misconfigured."
+
+
+class InvalidImageRequest(EgakuError):
+    """An image request broke a bound (size, steps, seed...)."""
+
+    user_text = "That image request is outside what I can draw."
+
+
+class WorkerRejected(EgakuError):
+    """The worker refused the request as invalid."""
+
+    user_text = "The image service refused that request."
+
+
+class WorkerBusy(EgakuError):
+    """The worker is saturated or ran out of GPU memory."""
+
+    user_text = "The image service is busy right now. Please try again in a minute, or ask for a smaller size."
+
+
+class WorkerUnavailable(EgakuError):
+    """The worker cannot be reached."""
+
+    user_text = "The image service is not reachable right now. Please try again shortly."
+
+
+class WorkerFailed(EgakuError):
+    """The worker failed while rendering."""
+
+    user_text = "The image service failed on that picture."
+
+
+class LLMUnavailable(EgakuError):
+    """The language model failed, timed out or answered nothing usable."""
+
+    user_text = "My language model is not answering right now. Please try again shortly."
+
+
+def new_error_id() -> str:
+    """A short id that a user can quote and an operator can grep for."""
+    return secrets.token_hex(4)
+
+
+def user_message(exc: BaseException, error_id: str) -> str:
+    """The fixed, safe text for an error: never the exception's own message."""
+    text = exc.user_text if isinstance(exc, EgakuError) else EgakuError.user_text
+    return f"{text} (error id `{error_id}`)"
+
+
+def report(exc: BaseException, where: str) -> str:
+    """Log exc under a fresh error id and return the safe text for the user."""
+    error_id = new_error_id()
+    if isinstance(exc, EgakuError):
+        log.warning("error %s in %s: %s: %s", error_id, where, type(exc).__name__, exc)
+    else:
+        log.error("error %s in %s", error_id, where, exc_info=exc)
+    return user_message(exc, error_id)
+
+
+def failure_notice(failures: list[Exception], where: str) -> str | None:
+    """The user text for the first failure of a turn, if any."""
+    return report(failures[0], where) if failures else None

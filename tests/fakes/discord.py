@@ -1,0 +1,505 @@
+"""A local fake of Discord (gateway websocket + REST) for the real discord.py client.
+
+It speaks just enough of API v10 for a bot's life: login, HELLO/IDENTIFY/READY,
+GUILD_CREATE, heartbeats, RESUME, messages (JSON and multipart), typing,
+interactions, followups and command sync. Every REST call is captured with its
+parsed JSON and files so that tests can assert exact payloads. Faults are
+scripted per route (status + body) to test 429s, 5xx, 404/10062, 413...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_ID = 900
+APP_ID = 900
+GUILD_ID = 1000
+CHANNEL_ID = 2000
+OWNER_ID = 1
+ALL_PERMISSIONS = str((1 << 53) - 1)
+TIMESTAMP = "2026-11-21T12:00:00.000000+00:00"
+
+
+@dataclass
+class Captured:
+    """One REST request the client made."""
+
+    method: str
+    path: str
+    json: Any
+    files: list[CapturedFile] = field(default_factory=list)
+    query: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CapturedFile:
+    """One uploaded file of a multipart request."""
+
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Fault:
+    """A scripted failure for the next `times` requests matching a route."""
+
+    method: str
+    path_prefix: str
+    status: int
+    body: dict[str, Any]
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def user_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
+    """A complete user object."""
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+        "public_flags": 0,
+        "flags": 0,
+    }
+
+
+def member_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
+    """A complete guild member object."""
+    return {
+        "user": user_payload(user_id, name, bot),
+        "roles": [],
+        "joined_at": TIMESTAMP,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "nick": None,
+        "avatar": None,
+        "pending": False,
+    }
+
+
+def text_channel(channel_id: int = CHANNEL_ID, nsfw: bool = False) -> dict[str, Any]:
+    """A guild text channel."""
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(GUILD_ID),
+        "name": f"chan-{channel_id}",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": nsfw,
+        "parent_id": None,
+        "topic": None,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+    }
+
+
+class FakeDiscord:
+    """The fake server. Start with `await fake.start()`; point discord.py at `fake.api_base`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Captured] = []
+        self.faults: list[Fault] = []
+        self.gateway_frames: list[dict[str, Any]] = []
+        self.identify_count = 0
+        self.resume_count = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._seq = 0
+        self._ids = itertools.count(500_000)
+        self._changed = asyncio.Condition()
+        self._ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.channels: dict[int, dict[str, Any]] = {CHANNEL_ID: text_channel()}
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.late_interactions: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        """Serve on 127.0.0.1, on a free port."""
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_get("/gateway/", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Close the websocket and the server."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        """The REST base URL for discord.http.Route.BASE."""
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        """The websocket URL (the trailing slash matters)."""
+        return f"ws://127.0.0.1:{self.port}/gateway/"
+
+    def next_id(self) -> int:
+        """A fresh snowflake."""
+        return next(self._ids)
+
+    # -- waiting ---------------------------------------------------------
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for_request(self, match: Callable[[Captured], bool], timeout: float = 30.0) -> Captured:
+        """The first captured request (old or new) that matches."""
+
+        async def wait() -> Captured:
+            async with self._changed:
+                while True:
+                    for captured in self.requests:
+                        if match(captured):
+                            return captured
+                    await self._changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until the client has identified and received GUILD_CREATE."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    # -- gateway ---------------------------------------------------------
+    async def _send(self, payload: dict[str, Any]) -> None:
+        assert self._ws is not None
+        await self._ws.send_str(json.dumps(payload))
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an op 0 DISPATCH to the connected client."""
+        self._seq += 1
+        await self._send({"op": 0, "t": event, "s": self._seq, "d": data})
+
+    async def close_gateway(self, code: int) -> None:
+        """Close the websocket with a close code (4000 to make the client RESUME)."""
+        assert self._ws is not None
+        self._ready.clear()
+        await self._ws.close(code=code)
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await self._send({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            self.gateway_frames.append(frame)
+            op = frame.get("op")
+            if op == 1:
+                await self._send({"op": 11, "d": None, "s": None, "t": None})
+            elif op == 2:
+                self.identify_count += 1
+                await self._identify()
+            elif op == 6:
+                self.resume_count += 1
+                await self.dispatch("RESUMED", {})
+                self._ready.set()
+        return ws
+
+    async def _identify(self) -> None:
+        self._seq = 0
+        await self.dispatch(
+            "READY",
+            {
+                "v": 10,
+                "user": user_payload(BOT_ID, "egaku", bot=True),
+                "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+                "session_id": "fake-session",
+                "resume_gateway_url": self.gateway_url,
+                "application": {"id": str(APP_ID), "flags": 0},
+                "private_channels": [],
+                "relationships": [],
+            },
+        )
+        await self.dispatch("GUILD_CREATE", self.guild_payload())
+        self._ready.set()
+
+    def guild_payload(self) -> dict[str, Any]:
+        """A complete, available guild."""
+        return {
+            "id": str(GUILD_ID),
+            "name": "egaku test guild",
+            "icon": None,
+            "owner_id": str(OWNER_ID),
+            "region": "us",
+            "afk_channel_id": None,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [
+                {
+                    "id": str(GUILD_ID),
+                    "name": "@everyone",
+                    "permissions": ALL_PERMISSIONS,
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "vanity_url_code": None,
+            "description": None,
+            "banner": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "preferred_locale": "ja",
+            "public_updates_channel_id": None,
+            "nsfw_level": 0,
+            "large": False,
+            "unavailable": False,
+            "member_count": 2,
+            "joined_at": TIMESTAMP,
+            "members": [member_payload(BOT_ID, "egaku", bot=True)],
+            "channels": list(self.channels.values()),
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+        }
+
+    # -- events a test injects -------------------------------------------
+    async def user_message(
+        self,
+        content: str,
+        *,
+        author_id: int = 20,
+        author_name: str = "alice",
+        channel_id: int = CHANNEL_ID,
+        mention_bot: bool = True,
+        reply_to: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        dm: bool = False,
+    ) -> dict[str, Any]:
+        """Dispatch MESSAGE_CREATE from a user; return the payload."""
+        message_id = self.next_id()
+        data: dict[str, Any] = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "author": user_payload(author_id, author_name),
+            "content": content,
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [user_payload(BOT_ID, "egaku", bot=True)] if mention_bot else [],
+            "mention_roles": [],
+            "attachments": attachments or [],
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if reply_to else 0,
+            "flags": 0,
+        }
+        if not dm:
+            data["guild_id"] = str(GUILD_ID)
+            data["member"] = {k: v for k, v in member_payload(author_id, author_name).items() if k != "user"}
+        if reply_to is not None:
+            data["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id), "type": 0}
+            data["referenced_message"] = self.messages.get(reply_to)
+        self.messages[message_id] = data
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def slash_command(
+        self,
+        name: str,
+        options: list[dict[str, Any]],
+        *,
+        user_id: int = 20,
+        user_name: str = "alice",
+        channel_id: int = CHANNEL_ID,
+        app_permissions: str = ALL_PERMISSIONS,
+        interaction_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Dispatch an application-command INTERACTION_CREATE; return the payload."""
+        iid = interaction_id or self.next_id()
+        data = {
+            "id": str(iid),
+            "application_id": str(APP_ID),
+            "type": 2,
+            "data": {"id": str(self.next_id()), "name": name, "type": 1, "options": options},
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "member": {**member_payload(user_id, user_name), "permissions": ALL_PERMISSIONS},
+            "token": f"itoken-{iid}",
+            "version": 1,
+            "app_permissions": app_permissions,
+            "locale": "ja",
+            "guild_locale": "ja",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+        }
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
+    # -- REST ------------------------------------------------------------
+    def _json(self, data: Any, status: int = 200) -> web.Response:
+        # discord.py reads the body as JSON only for exactly this content type.
+        return web.Response(text=json.dumps(data), status=status, headers={"Content-Type": "application/json"})
+
+    async def _capture(self, request: web.Request) -> Captured:
+        body: Any = None
+        files: list[CapturedFile] = []
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                raw = await part.read()  # type: ignore[union-attr]
+                if part.name == "payload_json":
+                    body = json.loads(raw)
+                else:
+                    files.append(
+                        CapturedFile(
+                            field=part.name or "",
+                            filename=part.filename or "",  # type: ignore[union-attr]
+                            content_type=part.headers.get("Content-Type", ""),
+                            data=bytes(raw),
+                        )
+                    )
+        elif request.can_read_body:
+            text = await request.text()
+            body = json.loads(text) if text else None
+        return Captured(request.method, request.path, body, files, dict(request.query))
+
+    def _fault_for(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and path.startswith(fault.path_prefix):
+                fault.times -= 1
+                return fault
+        return None
+
+    def _message_from(self, channel_id: str, captured: Captured, webhook: bool = False) -> dict[str, Any]:
+        body = captured.json or {}
+        message_id = self.next_id()
+        attachments = [
+            {
+                "id": str(self.next_id()),
+                "filename": f.filename,
+                "size": len(f.data),
+                "url": f"https://cdn.example/{message_id}/{f.filename}",
+                "proxy_url": f"https://media.example/{message_id}/{f.filename}",
+                "content_type": f.content_type,
+            }
+            for f in captured.files
+        ]
+        message = {
+            "id": str(message_id),
+            "channel_id": channel_id,
+            "author": user_payload(BOT_ID, "egaku", bot=True),
+            "content": body.get("content") or "",
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": attachments,
+            "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
+            "pinned": False,
+            "type": 0,
+            "flags": body.get("flags") or 0,
+        }
+        if channel_id and int(channel_id) in self.channels:
+            message["guild_id"] = str(GUILD_ID)
+        if webhook:
+            message["webhook_id"] = str(APP_ID)
+        self.messages[message_id] = message
+        return message
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        captured = await self._capture(request)
+        self.requests.append(captured)
+        await self._notify()
+        path = request.path.removeprefix("/api/v10")
+        fault = self._fault_for(request.method, path)
+        if fault is not None:
+            return web.Response(
+                text=json.dumps(fault.body),
+                status=fault.status,
+                headers={"Content-Type": "application/json", **fault.headers},
+            )
+        parts = path.strip("/").split("/")
+        method = request.method
+        if path == "/users/@me":
+            return self._json(user_payload(BOT_ID, "egaku", bot=True))
+        if path == "/oauth2/applications/@me":
+            return self._json(
+                {
+                    "id": str(APP_ID),
+                    "name": "egaku",
+                    "description": "",
+                    "icon": None,
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": user_payload(OWNER_ID, "owner"),
+                    "verify_key": "0" * 64,
+                    "flags": 0,
+                    "interactions_endpoint_url": None,
+                }
+            )
+        if parts[0] == "applications" and parts[-1] == "commands" and method == "PUT":
+            commands = [
+                {**c, "id": str(self.next_id()), "application_id": str(APP_ID), "version": "1"} for c in captured.json
+            ]
+            return self._json(commands)
+        if parts[0] == "channels" and parts[-1] == "typing":
+            return web.Response(status=204)
+        if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
+            return self._json(self._message_from(parts[1], captured))
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            if parts[1] in self.late_interactions:
+                return self._json({"message": "Unknown interaction", "code": 10062}, status=404)
+            response: dict[str, Any] = {
+                "interaction": {
+                    "id": parts[1],
+                    "type": 2,
+                    "response_message_id": None,
+                    "response_message_loading": captured.json.get("type") == 5,
+                    "response_message_ephemeral": bool((captured.json.get("data") or {}).get("flags", 0) & 64),
+                }
+            }
+            if captured.json.get("type") == 4:
+                response["resource"] = {"type": 4, "message": self._message_from(str(CHANNEL_ID), captured, True)}
+            return self._json(response)
+        if parts[0] == "webhooks" and method == "POST":
+            return self._json(self._message_from(str(CHANNEL_ID), captured, webhook=True))
+        if parts[0] == "webhooks" and method in ("PATCH", "GET"):
+            return self._json(self._message_from(str(CHANNEL_ID), captured, webhook=True))
+        if parts[0] == "webhooks" and method == "DELETE":
+            return web.Response(status=204)
+        return self._json({"message": f"fake Discord has no route for {method} {path}", "code": 0}, status=404)

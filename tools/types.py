@@ -1,0 +1,25 @@
+"""Typed results that travel back from the worker to the agent and the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    """One finished image and everything needed to show or redo it."""
+
+    png: bytes
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    model: str
+    user_words: str
+
+    def summary(self) -> str:
+        """A short line for the model's context: parameters, never pixels."""
+        return f"seed {self.seed}, {self.width}x{self.height}, model {self.model}"

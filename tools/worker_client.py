@@ -1,0 +1,95 @@
+"""The HTTP client for the worker: typed requests out, typed images back."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from pydantic import ValidationError
+
+from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from tools.types import RenderedImage
+from worker.protocol import ErrorResponse, GenerationRequest, GenerationResponse, HealthResponse
+
+log = logging.getLogger(__name__)
+
+BeforeRequest = Callable[[], Awaitable[str]]
+
+
+class WorkerClient:
+    """Talks to one worker over HTTP, through the process's one aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: BeforeRequest | str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 300.0,
+    ) -> None:
+        self._session = session
+        # An embedded worker's address is only known once it runs (and may change
+        # after a restart), so the URL can be a coroutine asked before each call.
+        self._base_url = base_url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
+
+    async def _url(self, path: str) -> str:
+        base = self._base_url if isinstance(self._base_url, str) else await self._base_url()
+        return base.rstrip("/") + path
+
+    async def health(self) -> HealthResponse:
+        """GET /healthz."""
+        url = await self._url("/healthz")
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                return HealthResponse.model_validate_json(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
+            raise WorkerUnavailable(f"health check failed: {exc!r}") from exc
+
+    async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
+        """POST /v1/images/generations and decode the images."""
+        url = await self._url("/v1/images/generations")
+        body = request.model_dump(exclude_none=True)
+        try:
+            async with self._session.post(url, json=body, headers=self._headers, timeout=self._timeout) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise WorkerUnavailable(f"worker at {url} unreachable: {exc!r}") from exc
+        if status != 200:
+            raise _error_for(status, raw)
+        try:
+            parsed = GenerationResponse.model_validate_json(raw)
+        except ValidationError as exc:
+            raise WorkerFailed(f"worker sent an unreadable response: {exc}") from exc
+        return [
+            RenderedImage(
+                png=base64.b64decode(item.b64_json, validate=True),
+                prompt=request.prompt,
+                negative_prompt=item.parameters.negative_prompt,
+                seed=item.parameters.seed,
+                width=item.parameters.width,
+                height=item.parameters.height,
+                steps=item.parameters.steps,
+                guidance=item.parameters.guidance,
+                model=item.parameters.model,
+                user_words=user_words,
+            )
+            for item in parsed.data
+        ]
+
+
+def _error_for(status: int, raw: bytes) -> Exception:
+    try:
+        message = ErrorResponse.model_validate_json(raw).error.message
+    except ValidationError:
+        message = raw[:200].decode("utf-8", "replace")
+    log.warning("worker answered %s: %s", status, message)
+    if status in (400, 404, 413, 422):
+        return WorkerRejected(message)
+    if status in (429, 503):
+        return WorkerBusy(message)
+    return WorkerFailed(f"{status}: {message}")

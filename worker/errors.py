@@ -1,0 +1,53 @@
+"""The worker's errors, each mapped to one HTTP status and OpenAI error type.
+
+WorkerError
+├── BadRequest      400 invalid_request_error  (bounds, unknown model)
+├── Unauthorized    401 authentication_error   (missing or wrong bearer token)
+├── OutOfMemory     503 server_error           (this job only; the next one runs)
+└── RenderTimeout   504 server_error           (the per-job time limit passed)
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base class; `status` and `type` become the HTTP answer."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class BadRequest(WorkerError):
+    """The request breaks a bound or names something that does not exist."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class Unauthorized(WorkerError):
+    """The bearer token is missing or wrong."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class OutOfMemory(WorkerError):
+    """The GPU ran out of memory on this job."""
+
+    status = 503
+    code = "out_of_memory"
+
+
+class RenderTimeout(WorkerError):
+    """The job ran past its time limit."""
+
+    status = 504
+    code = "timeout"

@@ -1,0 +1,89 @@
+"""Loading diffusers pipelines from a preset: hub id, local directory or single file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+from worker.settings import ModelPreset
+from worker.tiny import save_tiny_sdxl
+
+log = logging.getLogger(__name__)
+
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and in what precision a pipeline runs."""
+
+    device: str
+    dtype: torch.dtype
+
+
+def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
+    """Pick the device and dtype: the best available unless the config names one."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if dtype == "auto":
+        # bf16 keeps SDXL's VAE out of the fp16 overflow trap on GPUs; CPUs stay fp32.
+        chosen = torch.bfloat16 if device == "cuda" else torch.float16 if device == "mps" else torch.float32
+    else:
+        chosen = getattr(torch, dtype)
+    return Placement(device=device, dtype=chosen)
+
+
+def tiny_model_dir(cache_dir: Path) -> Path:
+    """Build the tiny preset's pipeline once, atomically, and return its directory."""
+    target = cache_dir / "tiny-sdxl"
+    if (target / "model_index.json").exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=cache_dir))
+    try:
+        save_tiny_sdxl(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # Another process won the race; its copy is as good as ours.
+            if not (target / "model_index.json").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def pipeline_class(family: str) -> type[Any]:
+    """The diffusers pipeline class for a preset's family."""
+    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+
+
+def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) -> Any:
+    """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
+    source = preset.source
+    if source == "tiny":
+        source = str(tiny_model_dir(cache_dir))
+    cls = pipeline_class(preset.family)
+    kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
+    if source.endswith(SINGLE_FILE_SUFFIXES):
+        log.info("loading single file %s", source)
+        pipe = cls.from_single_file(source, **kwargs)
+    else:
+        log.info("loading pretrained %s", source)
+        pipe = cls.from_pretrained(source, **kwargs)
+    pipe.to(placement.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,171 @@
+"""The worker's wire protocol: request and response types, torch-free.
+
+Both sides import this module: `tools/` validates a request with these models
+before it leaves the bot, and the worker validates it again when it arrives.
+The shape is OpenAI's Images API (`POST /v1/images/generations`, `b64_json`)
+plus egaku's extensions (`negative_prompt`, `seed`, `steps`, `guidance`,
+`aspect`). Every response carries back the parameters actually used.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Hard bounds, the same on both sides of the wire. A preset may lower them.
+MAX_PROMPT_CHARS = 4000  # OpenAI's limit for dall-e-3
+MAX_NEGATIVE_CHARS = 2000
+MAX_SIDE = 2048
+MIN_SIDE = 64
+MAX_PIXELS = 2048 * 2048
+MAX_STEPS = 150
+MAX_N = 4
+MAX_GUIDANCE = 30.0
+MAX_SEED = 2**32 - 1
+
+Aspect = Literal["1:1", "3:2", "2:3", "16:9", "9:16", "4:3", "3:4"]
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "1:1": (1, 1),
+    "3:2": (3, 2),
+    "2:3": (2, 3),
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+}
+
+_SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+
+
+class Size(BaseModel):
+    """An image size in pixels."""
+
+    model_config = ConfigDict(frozen=True)
+
+    width: int
+    height: int
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def parse_size(text: str) -> Size:
+    """Parse and bound-check a "WxH" size string."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"size must look like 1024x1024, got {text!r}")
+    size = Size(width=int(match.group(1)), height=int(match.group(2)))
+    check_size(size)
+    return size
+
+
+def check_size(size: Size) -> None:
+    """Raise ValueError unless size is within the protocol's bounds."""
+    for side in (size.width, size.height):
+        if side % 8:
+            raise ValueError(f"width and height must be multiples of 8, got {size}")
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise ValueError(f"width and height must be {MIN_SIDE}..{MAX_SIDE}, got {size}")
+    if size.width * size.height > MAX_PIXELS:
+        raise ValueError(f"{size} is more than {MAX_PIXELS} pixels")
+
+
+def size_for_aspect(aspect: str, base: Size) -> Size:
+    """The size with about base's pixel count and the given aspect, in multiples of 64."""
+    wr, hr = ASPECT_RATIOS[aspect]
+    area = base.width * base.height
+    unit = 64 if min(base.width, base.height) >= 256 else 8
+    height = (area * hr / wr) ** 0.5
+    width = height * wr / hr
+    size = Size(
+        width=max(unit, round(width / unit) * unit),
+        height=max(unit, round(height / unit) * unit),
+    )
+    check_size(size)
+    return size
+
+
+class GenerationRequest(BaseModel):
+    """POST /v1/images/generations: OpenAI's fields plus egaku's extensions."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(default=None, max_length=128)
+    n: int = Field(default=1, ge=1, le=MAX_N)
+    size: str | None = Field(default=None, description="WxH; overrides aspect")
+    response_format: Literal["b64_json"] = "b64_json"
+    user: str | None = Field(default=None, max_length=128)
+    # egaku extensions
+    negative_prompt: str | None = Field(default=None, max_length=MAX_NEGATIVE_CHARS)
+    aspect: Aspect | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    guidance: float | None = Field(default=None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt is empty")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size_in_bounds(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+
+class UsedParameters(BaseModel):
+    """What the worker actually rendered with, returned with every image."""
+
+    model: str
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seed: int
+    negative_prompt: str | None = None
+
+
+class ImageData(BaseModel):
+    """One image in a response (OpenAI's shape, plus the parameters used)."""
+
+    b64_json: str
+    revised_prompt: str | None = None
+    seed: int
+    parameters: UsedParameters
+
+
+class GenerationResponse(BaseModel):
+    """The response to POST /v1/images/generations."""
+
+    created: int
+    data: list[ImageData]
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class ErrorDetail(BaseModel):
+    """OpenAI's error object."""
+
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every non-2xx answer."""
+
+    error: ErrorDetail
+
+
+class HealthResponse(BaseModel):
+    """GET /healthz."""
+
+    status: Literal["ok", "loading"]
+    models: list[str]

@@ -1,0 +1,70 @@
+"""The worker's configuration models, torch-free (the bot validates them too)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from worker.protocol import MAX_PIXELS, MAX_STEPS, Size, check_size
+
+
+class ModelPreset(BaseModel):
+    """One model the worker can serve.
+
+    `source` is a hub id ("stabilityai/sdxl-turbo"), a local `save_pretrained`
+    directory, a single `.safetensors`/`.ckpt` file, or "tiny" for the built-in
+    random test pipeline.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    family: Literal["sdxl", "sd15"] = "sdxl"
+    steps: int = Field(default=30, ge=1, le=MAX_STEPS)
+    guidance: float = Field(default=6.0, ge=0.0, le=30.0)
+    width: int = 1024
+    height: int = 1024
+    max_pixels: int = Field(default=MAX_PIXELS, ge=64 * 64, le=MAX_PIXELS)
+    licence: str = ""
+
+    @model_validator(mode="after")
+    def _size_in_bounds(self) -> ModelPreset:
+        check_size(self.base_size)
+        return self
+
+    @property
+    def base_size(self) -> Size:
+        """The preset's default size."""
+        return Size(width=self.width, height=self.height)
+
+
+def _default_presets() -> dict[str, ModelPreset]:
+    return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
+
+
+class WorkerSettings(BaseModel):
+    """[worker]: how the worker serves, and where the bot finds it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["embedded", "remote"] = "embedded"
+    url: str = "http://127.0.0.1:7861"
+    host: str = "127.0.0.1"
+    port: int = Field(default=7861, ge=0, le=65535)
+    token_env: str | None = None
+    default_model: str = "tiny"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    startup_timeout_s: float = Field(default=600.0, gt=0)
+    cache_dir: str = "~/.cache/egaku"
+    models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> WorkerSettings:
+        if self.default_model not in self.models:
+            raise ValueError(
+                f"default_model {self.default_model!r} is not one of [worker.models]: {sorted(self.models)}"
+            )
+        return self

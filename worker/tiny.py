@@ -1,0 +1,122 @@
+"""A tiny, randomly initialised SDXL-architecture pipeline built in code.
+
+It exists so that everything runs offline: tests, demos and CI have no hub.
+The images are noise; the code path (save_pretrained, from_pretrained, the
+SDXL denoising loop) is the one real model ids take.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# CLIP's byte-level BPE maps every byte to a printable unicode character; a
+# vocabulary holding all 256 of them (with and without the end-of-word marker)
+# can tokenise any text, one token per byte, without any merges.
+_SPECIAL = ("<|startoftext|>", "<|endoftext|>")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte to unicode-character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+def tiny_clip_vocab() -> dict[str, int]:
+    """A byte-level CLIP vocabulary: every byte, with and without end-of-word."""
+    chars = list(_bytes_to_unicode().values())
+    tokens = [*chars, *(c + "</w>" for c in chars), *_SPECIAL]
+    return {tok: i for i, tok in enumerate(tokens)}
+
+
+TINY_VOCAB_SIZE = 2 * 256 + len(_SPECIAL)
+
+
+def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
+    """Build a tiny random SDXL pipeline and save it with save_pretrained."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    torch.manual_seed(seed)
+    # The shapes follow diffusers' own SDXL test components, scaled down.
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+        cross_attention_dim=64,
+        norm_num_groups=16,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+    )
+    text_config = CLIPTextConfig(
+        bos_token_id=TINY_VOCAB_SIZE - 2,
+        eos_token_id=TINY_VOCAB_SIZE - 1,
+        pad_token_id=TINY_VOCAB_SIZE - 1,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=TINY_VOCAB_SIZE,
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+    tokenizer = CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77)
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
+    )
+    pipe.save_pretrained(directory)  # type: ignore[attr-defined]
+    return directory
