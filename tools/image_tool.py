@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, ToolException, tool
@@ -87,7 +87,7 @@ async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, di
 @tool("generate_image", response_format="content_and_artifact")
 async def generate_image(
     prompt: PromptText,
-    runtime: ToolRuntime,
+    runtime: ToolRuntime[Any],
     negative_prompt: NegativeText = None,
     aspect: AspectChoice = "1:1",
     seed: SeedNumber = None,

@@ -77,7 +77,7 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) ->
     if source == "tiny":
         source = str(tiny_model_dir(cache_dir))
     cls = pipeline_class(preset.family)
-    kwargs: dict[str, Any] = {"torch_dtype": placement.dtype}
+    kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):
         log.info("loading single file %s", source)
         pipe = cls.from_single_file(source, **kwargs)

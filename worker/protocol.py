@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_PROMPT_CHARS = 4000  # OpenAI's limit for dall-e-3
 MAX_NEGATIVE_CHARS = 2000
 MAX_SIDE = 2048
-MIN_SIDE = 64
+MIN_SIDE = 32
 MAX_PIXELS = 2048 * 2048
 MAX_STEPS = 150
 MAX_N = 4
@@ -73,16 +73,21 @@ def check_size(size: Size) -> None:
 
 
 def size_for_aspect(aspect: str, base: Size) -> Size:
-    """The size with about base's pixel count and the given aspect, in multiples of 64."""
+    """The largest size with the given aspect that fits base's pixel budget, in whole units.
+
+    Units are 64 px for real models (SDXL's buckets: 1216x832, 1344x768, 1152x896)
+    and 8 px for tiny test models.
+    """
     wr, hr = ASPECT_RATIOS[aspect]
-    area = base.width * base.height
+    budget = base.width * base.height
     unit = 64 if min(base.width, base.height) >= 256 else 8
-    height = (area * hr / wr) ** 0.5
-    width = height * wr / hr
-    size = Size(
-        width=max(unit, round(width / unit) * unit),
-        height=max(unit, round(height / unit) * unit),
-    )
+    short_r, long_r = min(wr, hr), max(wr, hr)
+    best = (unit, unit)
+    for short in range(unit, MAX_SIDE + 1, unit):
+        long = (short * long_r // short_r) // unit * unit
+        if MIN_SIDE <= short and long <= MAX_SIDE and best[0] * best[1] < short * long <= budget:
+            best = (short, long)
+    size = Size(width=best[1], height=best[0]) if wr >= hr else Size(width=best[0], height=best[1])
     check_size(size)
     return size
 

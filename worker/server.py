@@ -27,6 +27,7 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+LOADER: web.AppKey[asyncio.Task[None]] = web.AppKey("loader", asyncio.Task)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -98,7 +99,7 @@ class WorkerServer:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
             self._ready.set()
 
-        _app["loader"] = asyncio.create_task(load())
+        _app[LOADER] = asyncio.create_task(load())
 
     async def _stop(self, _app: web.Application) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

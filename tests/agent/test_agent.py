@@ -1,0 +1,154 @@
+"""The real agent with the real ChatOpenAI client against the scripted fake server and the real tiny worker."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.graph import CAP_TEXT
+from agent.service import Agent, TurnRequest
+from egaku.app import App, open_app
+from egaku.config import Config
+from egaku.errors import LLMUnavailable, WorkerUnavailable
+from tests.conftest import FAKE_ENV
+from tests.fakes.openai import Call, Fail, FakeOpenAI, Say
+
+
+def configured(config: Config, llm_url: str, worker_url: str, **agent: object) -> Config:
+    """The test config pointed at the fakes."""
+    return config.model_copy(
+        update={
+            "llm": config.llm.model_copy(update={"base_url": llm_url}),
+            "worker": config.worker.model_copy(update={"url": worker_url}),
+            "agent": config.agent.model_copy(update=agent),
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config) -> AsyncIterator[App]:
+    async with open_app(config, Path("unused.toml"), FAKE_ENV) as app:
+        yield app
+
+
+def turn(text: str, conversation: str = "c1", user: str = "alice") -> TurnRequest:
+    return TurnRequest(conversation_id=conversation, user_id=f"id-{user}", user_name=user, text=text)
+
+
+PROMPT = (
+    "A regal red squirrel king seated on a mossy tree-stump throne in an autumn forest, tiny golden crown, "
+    "velvet cape, warm late-afternoon light, storybook watercolour illustration"
+)
+
+
+async def test_tool_call_arguments_reach_the_worker_exactly(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(
+        Call("generate_image", {"prompt": PROMPT, "negative_prompt": "blurry", "aspect": "16:9", "seed": 1234}),
+        Say("リスの王様を描きました！"),
+    )
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.respond(turn("リスの王を描いて"))
+    assert result.reply == "リスの王様を描きました！"
+    assert len(result.images) == 1
+    image = result.images[0]
+    assert (image.prompt, image.negative_prompt, image.seed) == (PROMPT, "blurry", 1234)
+    assert (image.width, image.height, image.model, image.user_words) == (80, 48, "tiny", "リスの王を描いて")
+    assert image.png.startswith(b"\x89PNG")
+    # The model saw the user's words and the tool schema, and never any image bytes.
+    first = fake_openai.requests[0]
+    assert first["model"] == "fake-model"
+    assert first["messages"][-1] == {"role": "user", "content": "[alice] リスの王を描いて"}
+    assert [t["function"]["name"] for t in first["tools"]] == ["generate_image"]
+    tool_result = fake_openai.requests[1]["messages"][-1]
+    assert tool_result["role"] == "tool"
+    assert tool_result["content"].startswith("Done: 1 image(s) drawn (seed 1234, 80x48, model tiny)")
+    assert "iVBOR" not in str(fake_openai.requests)  # no base64 PNG anywhere in the LLM traffic
+
+
+async def test_chat_without_drawing_gets_text_only(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    fake_openai.then(Say("Hello! What shall I draw?"))
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.respond(turn("hi there"))
+    assert (result.reply, result.images, result.failures) == ("Hello! What shall I draw?", [], [])
+    assert len(fake_openai.requests) == 1
+
+
+async def test_memory_survives_a_restart(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    config = configured(app_config, fake_openai.base_url, worker_url)
+    fake_openai.then(Say("Nice to meet you, Alice."), Say("You said your name is Alice."))
+    async with running(config) as app:
+        await app.agent.respond(turn("my name is Alice"))
+    async with running(config) as app:  # a fresh process would do exactly this
+        await app.agent.respond(turn("what is my name?"))
+        await app.agent.respond(turn("other room", conversation="c2"))
+    history = [m["content"] for m in fake_openai.requests[1]["messages"] if m["role"] != "system"]
+    assert history == ["[alice] my name is Alice", "Nice to meet you, Alice.", "[alice] what is my name?"]
+    other = [m["content"] for m in fake_openai.requests[2]["messages"] if m["role"] != "system"]
+    assert other == ["[alice] other room"]
+
+
+async def test_reset_forgets_the_conversation(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    fake_openai.then(Say("one"), Say("two"))
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        await app.agent.respond(turn("first"))
+        await app.agent.reset("c1")
+        await app.agent.respond(turn("second"))
+    assert [m["content"] for m in fake_openai.requests[1]["messages"] if m["role"] != "system"] == ["[alice] second"]
+
+
+async def test_a_model_that_calls_tools_forever_is_stopped(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(*[Call("generate_image", {"prompt": f"a fox number {i}"}) for i in range(10)])
+    config = configured(app_config, fake_openai.base_url, worker_url, max_model_calls=3, max_tool_calls=1)
+    async with running(config) as app:
+        result = await app.agent.respond(turn("draw foxes forever"))
+    assert len(fake_openai.requests) == 3
+    assert len(result.images) == 1  # the second and third calls were refused by the tool cap
+    assert result.reply == CAP_TEXT
+
+
+async def test_injected_arguments_become_a_tool_error_and_a_plain_answer(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(
+        Call("generate_image", {"prompt": "a fox", "seed": -1, "aspect": "100:1"}),
+        Say("Sorry, I can't use those settings."),
+    )
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.respond(turn("draw a fox with seed -1"))
+    assert result.images == [] and result.reply == "Sorry, I can't use those settings."
+    tool_message = fake_openai.requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and "error" in tool_message["content"].lower()
+
+
+async def test_worker_down_is_reported_not_raised(app_config: Config, fake_openai: FakeOpenAI) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Sorry!"))
+    async with running(configured(app_config, fake_openai.base_url, "http://127.0.0.1:9")) as app:
+        result = await app.agent.respond(turn("draw a fox"))
+    assert result.images == []
+    assert [type(f) for f in result.failures] == [WorkerUnavailable]
+    assert "do not retry" in fake_openai.requests[1]["messages"][-1]["content"]
+
+
+async def test_llm_failure_becomes_llm_unavailable(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    fake_openai.then(Fail(500))
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        with pytest.raises(LLMUnavailable):
+            await app.agent.respond(turn("hello"))
+
+
+async def test_raw_draw_skips_the_model(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.draw_raw(turn("描く: a fox, ukiyo-e"))
+    assert fake_openai.requests == []
+    assert [i.prompt for i in result.images] == ["描く: a fox, ukiyo-e"]
+
+
+def test_agent_type_is_exported() -> None:
+    assert Agent.respond.__doc__

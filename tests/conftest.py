@@ -1,0 +1,125 @@
+"""Shared fixtures: the loopback guard, the tiny real pipeline, and the local fakes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+GUARD_DIR = Path(__file__).parent / "guard"
+sys.path.insert(0, str(GUARD_DIR))
+
+from loopback import install  # noqa: E402
+
+from egaku.config import Config, LLMSettings, StorageSettings  # noqa: E402
+from tests.fakes.discord import FakeDiscord  # noqa: E402
+from tests.fakes.openai import FakeOpenAI  # noqa: E402
+from worker.settings import ModelPreset, WorkerSettings  # noqa: E402
+
+install()
+# Subprocesses (the embedded worker, the CLI) get the same guard through sitecustomize.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(GUARD_DIR), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")) if p
+)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+@pytest.fixture(scope="session")
+def worker_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder in which the tiny SDXL pipeline has been built once."""
+    from worker.pipelines import tiny_model_dir
+
+    cache = tmp_path_factory.mktemp("worker-cache")
+    tiny_model_dir(cache)
+    return cache
+
+
+def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:
+    """Worker settings serving the tiny preset (and a second name for it)."""
+    tiny = ModelPreset(source="tiny", steps=2, guidance=5.0, width=64, height=64, max_pixels=128 * 128)
+    values: dict[str, object] = {
+        "mode": "remote",
+        "cache_dir": str(cache),
+        "default_model": "tiny",
+        "models": {"tiny": tiny, "tiny-alt": tiny.model_copy(update={"steps": 3})},
+        "device": "cpu",
+    }
+    values.update(overrides)
+    return WorkerSettings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def engine(worker_cache: Path) -> object:
+    """A real Engine over the tiny pipeline, loaded once per session."""
+    from worker.engine import Engine
+
+    eng = Engine(tiny_worker_settings(worker_cache))
+    eng.load()
+    return eng
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve an aiohttp app on a free loopback port; return the runner and base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def worker_url(engine: object, worker_cache: Path) -> AsyncIterator[str]:
+    """The real worker HTTP server over the tiny pipeline."""
+    from worker.server import WorkerServer
+
+    server = WorkerServer(engine, tiny_worker_settings(worker_cache), token=None)  # type: ignore[arg-type]
+    runner, url = await serve(server.app())
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            async with session.get(url + "/healthz") as resp:
+                if (await resp.json())["status"] == "ok":
+                    break
+            import asyncio
+
+            await asyncio.sleep(0.02)
+    yield url
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    """The scripted OpenAI-compatible server."""
+    fake = FakeOpenAI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """The local fake Discord."""
+    fake = FakeDiscord()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, worker_cache: Path) -> Iterator[Config]:
+    """A config for a remote worker and an OpenAI-compatible LLM (URLs filled in by tests)."""
+    yield Config(
+        llm=LLMSettings(provider="openai", api_key_env="FAKE_OPENAI_KEY", model="fake-model", max_retries=0),
+        storage=StorageSettings(path=str(tmp_path / "egaku.sqlite"), images_dir=str(tmp_path / "images")),
+        worker=tiny_worker_settings(worker_cache),
+    )
+
+
+FAKE_ENV = {"FAKE_OPENAI_KEY": "sk-test-not-a-secret"}

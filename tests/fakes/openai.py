@@ -1,0 +1,140 @@
+"""A local fake of the OpenAI chat completions API, scripted turn by turn.
+
+The real `ChatOpenAI` client talks to it over HTTP on 127.0.0.1. Each request
+takes the next scripted answer: a text reply, tool calls, or an HTTP error.
+Requests are recorded with their JSON bodies for exact assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Say:
+    """Answer with text."""
+
+    text: str
+
+
+@dataclass
+class Call:
+    """Answer with one or more tool calls."""
+
+    name: str
+    args: dict[str, Any]
+    more: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Fail:
+    """Answer with an HTTP error."""
+
+    status: int = 500
+    message: str = "upstream exploded"
+
+
+Script = Say | Call | Fail
+
+
+class FakeOpenAI:
+    """POST /v1/chat/completions (JSON and SSE) and GET /v1/models."""
+
+    def __init__(self, default: str = "ok") -> None:
+        self.script: list[Script] = []
+        self.requests: list[dict[str, Any]] = []
+        self.default = default
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        """The base URL for ChatOpenAI."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def then(self, *items: Script) -> FakeOpenAI:
+        """Queue answers, in order."""
+        self.script.extend(items)
+        return self
+
+    async def start(self) -> None:
+        """Serve on a free loopback port."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _models(self, _request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        item = self.script.pop(0) if self.script else Say(self.default)
+        if isinstance(item, Fail):
+            return web.json_response({"error": {"message": item.message, "type": "server_error"}}, status=item.status)
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        finish = "stop"
+        if isinstance(item, Say):
+            message["content"] = item.text
+        else:
+            calls = [(item.name, item.args), *item.more]
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{uuid.uuid4().hex[:8]}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for name, args in calls
+            ]
+            finish = "tool_calls"
+        if body.get("stream"):
+            return await self._stream(request, body, message, finish)
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            }
+        )
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], message: dict[str, Any], finish: str
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        delta: dict[str, Any] = {"role": "assistant", "content": message["content"] or ""}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]
+        for chunk in (
+            {"index": 0, "delta": delta, "finish_reason": None},
+            {"index": 0, "delta": {}, "finish_reason": finish},
+        ):
+            data = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model", "fake"),
+                "choices": [chunk],
+            }
+            await resp.write(f"data: {json.dumps(data)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
