@@ -70,7 +70,9 @@ async def test_tool_call_arguments_reach_the_worker_exactly(
     assert "iVBOR" not in str(fake_openai.requests)  # no base64 PNG anywhere in the LLM traffic
 
 
-async def test_chat_without_drawing_gets_text_only(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+async def test_chat_without_drawing_gets_text_only(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
     fake_openai.then(Say("Hello! What shall I draw?"))
     async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
         result = await app.agent.respond(turn("hi there"))
@@ -136,7 +138,9 @@ async def test_worker_down_is_reported_not_raised(app_config: Config, fake_opena
     assert "do not retry" in fake_openai.requests[1]["messages"][-1]["content"]
 
 
-async def test_llm_failure_becomes_llm_unavailable(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+async def test_llm_failure_becomes_llm_unavailable(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
     fake_openai.then(Fail(500))
     async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
         with pytest.raises(LLMUnavailable):

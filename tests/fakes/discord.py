@@ -370,7 +370,9 @@ class FakeDiscord:
     # -- REST ------------------------------------------------------------
     def _json(self, data: Any, status: int = 200) -> web.Response:
         # discord.py reads the body as JSON only for exactly this content type.
-        return web.Response(text=json.dumps(data), status=status, headers={"Content-Type": "application/json"})
+        response = web.Response(body=json.dumps(data).encode(), status=status)
+        response.headers["Content-Type"] = "application/json"  # set after: aiohttp would add a charset
+        return response
 
     async def _capture(self, request: web.Request) -> Captured:
         body: Any = None
@@ -448,11 +450,9 @@ class FakeDiscord:
         path = request.path.removeprefix("/api/v10")
         fault = self._fault_for(request.method, path)
         if fault is not None:
-            return web.Response(
-                text=json.dumps(fault.body),
-                status=fault.status,
-                headers={"Content-Type": "application/json", **fault.headers},
-            )
+            response = self._json(fault.body, status=fault.status)
+            response.headers.update(fault.headers)
+            return response
         parts = path.strip("/").split("/")
         method = request.method
         if path == "/users/@me":

@@ -57,7 +57,9 @@ async def test_same_seed_same_image_and_batch_matches_single(worker_url: str) ->
 
 
 async def test_aspect_and_model_choice(worker_url: str) -> None:
-    _, body = await post(worker_url + "/v1/images/generations", {"prompt": "a fox", "aspect": "16:9", "model": "tiny-alt"})
+    _, body = await post(
+        worker_url + "/v1/images/generations", {"prompt": "a fox", "aspect": "16:9", "model": "tiny-alt"}
+    )
     used = body["data"][0]["parameters"]
     assert (used["width"], used["height"], used["model"], used["steps"]) == (80, 48, "tiny-alt", 3)
 

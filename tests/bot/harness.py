@@ -1,0 +1,50 @@
+"""Runs the real EgakuBot against the fake Discord and fails tests on handler errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agent.service import Agent
+from bot.client import BotServices, EgakuBot
+from bot.run import point_at
+from egaku.config import DiscordSettings
+from tests.fakes.discord import FakeDiscord
+
+
+class HandlerErrors(list[BaseException]):
+    """Exceptions that discord.py would only have logged."""
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    fake: FakeDiscord, agent: Agent, *, sync: bool = False, message_content: bool = True
+) -> AsyncIterator[EgakuBot]:
+    """Log in, connect, wait for the guild; close and check for handler errors on exit."""
+    settings = DiscordSettings(
+        api_base=fake.api_base, gateway_url=fake.gateway_url, sync_commands=sync, token_env="TEST_TOKEN"
+    )
+    point_at(settings)
+    bot = EgakuBot(BotServices(agent=agent), settings, message_content=message_content, guild_ready_timeout=0.05)
+    errors = HandlerErrors()
+
+    async def on_error(event: str, *args: Any, **kwargs: Any) -> None:
+        errors.append(sys.exc_info()[1] or RuntimeError(event))
+
+    bot.on_error = on_error  # type: ignore[method-assign]
+    await bot.login("fake-token")
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    try:
+        await fake.wait_ready()
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+    if task.done() and not task.cancelled() and task.exception():
+        raise AssertionError(f"the gateway task died: {task.exception()!r}")
+    assert not errors, f"handler errors: {errors!r}"

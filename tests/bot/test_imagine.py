@@ -1,0 +1,86 @@
+"""/imagine over the fake Discord: defer at once, then a followup with the PNG."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from egaku.config import Config
+from tests.agent.test_agent import PROMPT
+from tests.bot.harness import running_bot
+from tests.bot.test_chat import app_for
+from tests.fakes.discord import APP_ID, Captured, FakeDiscord
+from tests.fakes.openai import Call, FakeOpenAI, Say
+
+
+def callback_of(interaction: dict) -> object:
+    path = f"/api/v10/interactions/{interaction['id']}/{interaction['token']}/callback"
+    return lambda r: r.method == "POST" and r.path == path
+
+
+def followup_of(interaction: dict) -> object:
+    path = f"/api/v10/webhooks/{APP_ID}/{interaction['token']}"
+    return lambda r: r.method == "POST" and r.path == path
+
+
+async def test_imagine_defers_then_follows_up_with_the_image(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT, "seed": 5}), Say("できました！"))
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command("imagine", [{"name": "prompt", "type": 3, "value": "リスの王"}])
+        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    callback = next(r for r in fake_discord.requests if callback_of(interaction)(r))  # type: ignore[operator]
+    assert callback.json == {"type": 5}
+    assert fake_discord.requests.index(callback) < fake_discord.requests.index(followup)
+    assert followup.json["content"] == "できました！"
+    assert followup.json["allowed_mentions"] == {"parse": []}
+    (embed,) = followup.json["embeds"]
+    assert embed["description"] == PROMPT
+    assert embed["fields"][0]["value"] == "リスの王"
+    (upload,) = followup.files
+    assert Image.open(io.BytesIO(upload.data)).format == "PNG"
+    # The model was told this is an /imagine request.
+    assert fake_openai.requests[0]["messages"][-1]["content"] == "[alice] /imagine リスの王"
+
+
+async def test_imagine_raw_skips_the_rewrite(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command(
+            "imagine",
+            [{"name": "prompt", "type": 3, "value": "a fox, ukiyo-e"}, {"name": "raw", "type": 5, "value": True}],
+        )
+        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    assert fake_openai.requests == []
+    assert "content" not in followup.json
+    assert followup.json["embeds"][0]["description"] == "a fox, ukiyo-e"
+    assert len(followup.files) == 1
+
+
+async def test_imagine_worker_down_answers_in_the_followup(
+    app_config: Config, fake_openai: FakeOpenAI, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, "http://127.0.0.1:9") as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command(
+            "imagine",
+            [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "raw", "type": 5, "value": True}],
+        )
+        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    assert followup.json["content"].startswith("The image service is not reachable right now.")
+    assert followup.files == []
+
+
+async def test_commands_are_synced_with_their_options(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
+        sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+    assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
+    (imagine,) = sync.json
+    assert imagine["name"] == "imagine"
+    options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}
+    assert options == {"prompt": (3, True), "raw": (5, False)}
+    assert imagine["options"][0]["max_length"] == 4000
