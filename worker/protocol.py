@@ -85,7 +85,7 @@ def size_for_aspect(aspect: str, base: Size) -> Size:
     best = (unit, unit)
     for short in range(unit, MAX_SIDE + 1, unit):
         long = (short * long_r // short_r) // unit * unit
-        if MIN_SIDE <= short and long <= MAX_SIDE and best[0] * best[1] < short * long <= budget:
+        if short >= MIN_SIDE and long <= MAX_SIDE and best[0] * best[1] < short * long <= budget:
             best = (short, long)
     size = Size(width=best[1], height=best[0]) if wr >= hr else Size(width=best[0], height=best[1])
     check_size(size)

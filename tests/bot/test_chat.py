@@ -103,14 +103,7 @@ async def test_mentions_in_llm_output_ping_no_one_and_long_text_is_split(
     fake_openai.then(Say(long))
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         await fake_discord.user_message(f"<@{BOT_ID}> say a lot")
-        for _ in range(60):
-            posts = [r for r in fake_discord.requests if channel_post(r)]
-            if len(posts) == 3:
-                break
-            await fake_discord.wait_for_request(
-                lambda r, n=len(posts): len([x for x in fake_discord.requests if channel_post(x)]) > n
-            )
-    posts = [r for r in fake_discord.requests if channel_post(r)]
+        posts = await fake_discord.wait_for_requests(channel_post, 3)
     assert [len(p.json["content"]) <= 2000 for p in posts] == [True, True, True]
     assert " ".join(p.json["content"] for p in posts) == long
     assert all(p.json["allowed_mentions"] == {"parse": [], "replied_user": False} for p in posts)

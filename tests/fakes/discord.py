@@ -164,18 +164,24 @@ class FakeDiscord:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_for_request(self, match: Callable[[Captured], bool], timeout: float = 30.0) -> Captured:
-        """The first captured request (old or new) that matches."""
+    async def wait_for_requests(
+        self, match: Callable[[Captured], bool], count: int, timeout: float = 30.0
+    ) -> list[Captured]:
+        """The first `count` captured requests (old or new) that match."""
 
-        async def wait() -> Captured:
+        async def wait() -> list[Captured]:
             async with self._changed:
                 while True:
-                    for captured in self.requests:
-                        if match(captured):
-                            return captured
+                    found = [c for c in self.requests if match(c)]
+                    if len(found) >= count:
+                        return found[:count]
                     await self._changed.wait()
 
         return await asyncio.wait_for(wait(), timeout)
+
+    async def wait_for_request(self, match: Callable[[Captured], bool], timeout: float = 30.0) -> Captured:
+        """The first captured request (old or new) that matches."""
+        return (await self.wait_for_requests(match, 1, timeout))[0]
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         """Until the client has identified and received GUILD_CREATE."""

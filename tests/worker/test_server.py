@@ -86,10 +86,10 @@ async def test_bounds_answer_400_with_a_clear_message(worker_url: str, body: dic
 
 
 async def test_invalid_json_is_a_400(worker_url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(worker_url + "/v1/images/generations", data=b"{nope") as resp:
-            assert resp.status == 400
-            assert (await resp.json())["error"]["message"] == "the body is not valid JSON"
+    url = worker_url + "/v1/images/generations"
+    async with aiohttp.ClientSession() as session, session.post(url, data=b"{nope") as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["message"] == "the body is not valid JSON"
 
 
 async def test_models_and_health(worker_url: str) -> None:
@@ -123,9 +123,8 @@ def test_exposed_worker_needs_a_token(worker_cache: Path) -> None:
 class _OomThenOk:
     """An engine whose first render runs out of GPU memory."""
 
-    model_names = ["tiny"]
-
     def __init__(self, real: object) -> None:
+        self.model_names = ["tiny"]
         self.real = real
         self.calls = 0
 
