@@ -55,15 +55,18 @@ class JsonToolAdapter(BaseChatModel):
             return messages
         return [*map(_as_text, messages), SystemMessage(content=JSON_INSTRUCTIONS)]
 
-    def _finish(self, raws: list[str]) -> ChatResult:
-        for raw in raws:
-            decision = parse_decision(raw)
-            if decision is not None:
-                return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
-        # No valid JSON: plain prose is still a usable reply; anything else is garbage.
-        last = raws[-1] if raws else ""
-        text = clean_text(last) if "{" not in last else ""
-        fallback = Decision(action="reply", text=text or "Sorry, I got confused. Could you say that again?")
+    def _judge(self, raw: str) -> ChatResult | None:
+        """A result for raw output, or None when it should be asked again."""
+        decision = parse_decision(raw)
+        if decision is None and "{" not in raw and clean_text(raw):
+            # Plain prose is a usable reply; broken JSON is not.
+            decision = Decision(action="reply", text=raw)
+        if decision is None:
+            return None
+        return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
+
+    def _give_up(self) -> ChatResult:
+        fallback = Decision(action="reply", text="Sorry, I got confused. Could you say that again?")
         return ChatResult(generations=[ChatGeneration(message=to_message(fallback))])
 
     def _generate(
@@ -73,12 +76,12 @@ class JsonToolAdapter(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        prepared, raws = self._prepare(messages), []
+        prepared = self._prepare(messages)
         for _ in range(self.attempts):
-            raws.append(str(self.inner.invoke(prepared).content))
-            if parse_decision(raws[-1]) or IMAGE_TOOL not in self.tool_names:
-                break
-        return self._finish(raws)
+            result = self._judge(str(self.inner.invoke(prepared).content))
+            if result is not None:
+                return result
+        return self._give_up()
 
     async def _agenerate(
         self,
@@ -87,12 +90,12 @@ class JsonToolAdapter(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        prepared, raws = self._prepare(messages), []
+        prepared = self._prepare(messages)
         for _ in range(self.attempts):
-            raws.append(str((await self.inner.ainvoke(prepared)).content))
-            if parse_decision(raws[-1]) or IMAGE_TOOL not in self.tool_names:
-                break
-        return self._finish(raws)
+            result = self._judge(str((await self.inner.ainvoke(prepared)).content))
+            if result is not None:
+                return result
+        return self._give_up()
 
 
 def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseChatModel:

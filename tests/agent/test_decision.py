@@ -1,0 +1,56 @@
+"""Models without native tool calling: validated JSON becomes the same tool call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.decision import Decision, parse_decision, to_message
+from egaku.app import open_app
+from egaku.config import Config
+from tests.agent.test_agent import configured, turn
+from tests.conftest import FAKE_ENV
+from tests.fakes.openai import FakeOpenAI, Say
+
+
+def test_parse_decision_finds_the_first_valid_object() -> None:
+    raw = 'Sure! {"oops": 1} then {"action": "draw", "prompt": "a fox in snow"} trailing'
+    assert parse_decision(raw) == Decision(action="draw", prompt="a fox in snow")
+    assert parse_decision("no json here") is None
+    assert parse_decision('{"action": "fly"}') is None
+
+
+def test_to_message_makes_a_tool_call_or_clean_text() -> None:
+    call = to_message(Decision(action="draw", prompt="  a fox\n in snow <|im_end|>"))
+    assert call.tool_calls[0]["name"] == "generate_image"
+    assert call.tool_calls[0]["args"] == {"prompt": "a fox in snow"}
+    assert to_message(Decision(action="reply", text="hi\x00 there")).content == "hi there"
+    # A draw with an empty prompt is not a valid draw.
+    assert to_message(Decision(action="draw", prompt="   ")).tool_calls == []
+
+
+async def test_json_mode_draws_through_the_same_tool(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    config = configured(app_config, fake_openai.base_url, worker_url)
+    config = config.model_copy(update={"llm": config.llm.model_copy(update={"tool_calling": "json"})})
+    fake_openai.then(
+        Say('Here you go: {"action": "draw", "prompt": "a red fox curled up in fresh snow at dawn"}'),
+        Say('{"action": "reply", "text": "Here is your fox!"}'),
+    )
+    async with open_app(config, Path("unused.toml"), FAKE_ENV) as app:
+        result = await app.agent.respond(turn("draw a red fox"))
+    assert [i.prompt for i in result.images] == ["a red fox curled up in fresh snow at dawn"]
+    assert result.reply == "Here is your fox!"
+    assert "tools" not in fake_openai.requests[0]  # the model was never offered native tools
+    assert "ONE JSON object" in fake_openai.requests[0]["messages"][-1]["content"]
+
+
+async def test_json_mode_never_shows_garbage(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
+    config = configured(app_config, fake_openai.base_url, worker_url)
+    config = config.model_copy(update={"llm": config.llm.model_copy(update={"tool_calling": "json"})})
+    fake_openai.then(Say('{"action": broken'), Say("{{{{"), Say("Just a friendly answer."))
+    async with open_app(config, Path("unused.toml"), FAKE_ENV) as app:
+        garbled = await app.agent.respond(turn("hello"))
+        prose = await app.agent.respond(turn("and now?"))
+    assert garbled.reply == "Sorry, I got confused. Could you say that again?"
+    assert prose.reply == "Just a friendly answer."

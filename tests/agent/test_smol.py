@@ -1,0 +1,45 @@
+"""One real turn through the bundled SmolLM2-135M (offline, CPU) and the tiny worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.graph import build_graph
+from agent.service import Agent, TurnRequest
+from agent.smol import EmbeddedChatModel, SmolRuntime, find_smollm2, first_sentences, speaker_free
+from egaku.config import AgentSettings
+from tests.conftest import FAKE_ENV  # noqa: F401  (same fixtures module)
+from tools.worker_client import WorkerClient
+
+
+def test_helpers() -> None:
+    assert speaker_free("[alice] draw a fox") == "draw a fox"
+    text = "One two three. Four five six. " + "word " * 100
+    assert first_sentences(text, max_words=5) == "One two three."
+
+
+@pytest.fixture(scope="module")
+def runtime() -> SmolRuntime:
+    find_smollm2()  # fails clearly if the package is missing
+    return SmolRuntime()
+
+
+async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker_url: str, tmp_path: Path) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        agent = Agent(
+            build_graph(EmbeddedChatModel(runtime=runtime), None, AgentSettings()),
+            WorkerClient(session, worker_url),
+            AgentSettings(),
+        )
+        drawn = await agent.respond(TurnRequest("t", "u", "amy", "draw a red fox in the snow"))
+        forced = await agent.respond(TurnRequest("t2", "u", "amy", "リスの王", must_draw=True))
+    assert drawn.images or drawn.reply
+    assert drawn.failures == []
+    assert "<|" not in drawn.reply
+    # /imagine always draws, even when the tiny model cannot translate.
+    assert len(forced.images) == 1 and forced.images[0].user_words == "リスの王"
+    assert forced.images[0].png.startswith(b"\x89PNG")

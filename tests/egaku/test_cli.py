@@ -1,0 +1,106 @@
+"""The `egaku` command as users run it, in real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
+from tests.fakes.openai import Call, FakeOpenAI, Say
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def config_text(
+    tmp_path: Path, cache: Path, *, discord: FakeDiscord | None = None, llm: FakeOpenAI | None = None
+) -> str:
+    """The example config, with storage in tmp_path and the given fakes filled in."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace("~/.local/share/egaku", str(tmp_path / "data")).replace("~/.cache/egaku", str(cache))
+    if discord is not None:
+        text = text.replace("https://discord.com/api/v10", discord.api_base)
+        text = text.replace("wss://gateway.discord.gg/", discord.gateway_url)
+        text = text.replace("sync_commands = true", "sync_commands = false")
+    if llm is not None:
+        text = text.replace('provider = "embedded"', 'provider = "openai"')
+        text = text.replace('# base_url = "https://api.openai.com/v1"', f'base_url = "{llm.base_url}"')
+        text = text.replace('# api_key_env = "OPENAI_API_KEY"', 'api_key_env = "FAKE_OPENAI_KEY"')
+    return text
+
+
+async def egaku(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "egaku", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=280)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_bot_without_a_token_names_the_variable(tmp_path: Path, worker_cache: Path) -> None:
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "egaku", "bot", "--config", str(path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "set the environment variable DISCORD_TOKEN" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "egaku.toml"
+    path.write_text('[llm]\nprovider = "skynet"\n', encoding="utf-8")
+    code, _, err = await egaku("chat", "--config", str(path))
+    assert code == 2 and "llm.provider" in err and "Traceback" not in err
+
+
+async def test_bot_answers_a_mention_with_an_image(
+    tmp_path: Path, worker_cache: Path, fake_discord: FakeDiscord, fake_openai: FakeOpenAI
+) -> None:
+    """`egaku bot` with an embedded worker, against a Discord-compatible server set in the config."""
+    fake_openai.then(Call("generate_image", {"prompt": "a red fox in snow, watercolour", "seed": 11}), Say("Here!"))
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache, discord=fake_discord, llm=fake_openai), encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "egaku", "bot", "--config", str(path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "DISCORD_TOKEN": "fake-token", "FAKE_OPENAI_KEY": "sk-fake"},
+    )  # fmt: skip
+    try:
+        await fake_discord.wait_ready(timeout=120)
+        await fake_discord.user_message(f"<@{BOT_ID}> draw a red fox")
+        post = await fake_discord.wait_for_request(
+            lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{CHANNEL_ID}/messages", timeout=200
+        )
+    finally:
+        proc.terminate()
+        log, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert post.json["content"] == "Here!", log.decode()[-3000:]
+    assert post.json["embeds"][0]["description"] == "a red fox in snow, watercolour"
+    assert Image.open(io.BytesIO(post.files[0].data)).size == (64, 64)
+    assert "sk-fake" not in str(post.json) and "fake-token" not in str(post.json)
+
+
+async def test_chat_on_embedded_defaults_writes_a_png(tmp_path: Path, worker_cache: Path) -> None:
+    """The quick start: the bundled SmolLM2 and the tiny preset, offline, on CPU."""
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
+    code, out, err = await egaku("chat", "--config", str(path), stdin=b"draw a red fox\n")
+    assert code == 0, err[-3000:]
+    lines = [line.strip() for line in out.splitlines()]
+    image_lines = [line for line in lines if line.startswith("image: ")]
+    assert len(image_lines) == 1, out
+    png = Path(image_lines[0].removeprefix("image: "))
+    assert png.parent == tmp_path / "data" / "images"
+    assert Image.open(png).format == "PNG"
+    assert any(line.startswith("prompt: ") and "fox" in line.lower() for line in lines), out

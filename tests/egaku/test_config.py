@@ -1,0 +1,49 @@
+"""Config: validated once, errors name the key, secrets come from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from egaku.config import load_config, parse_config, read_secret
+from egaku.errors import ConfigError
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def test_the_example_config_is_valid() -> None:
+    config = load_config(ROOT / "config.example.toml")
+    assert config.llm.provider == "embedded"
+    assert config.worker.mode == "embedded"
+    assert config.worker.models["tiny"].source == "tiny"
+    assert config.discord.api_base == "https://discord.com/api/v10"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[llm]\nprovider = "skynet"', "llm.provider"),
+        ("[agent]\nmax_model_calls = 0", "agent.max_model_calls"),
+        ('[worker]\ndefault_model = "nope"', "worker"),
+        ("[worker.models.big]\nsource = 'x'\nwidth = 4096", "worker.models.big"),
+        ("[discord]\ntoken = 'abc'", "discord.token"),
+    ],
+)
+def test_errors_name_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, origin="egaku.toml")
+    assert str(caught.value).startswith(f"egaku.toml: {key}")
+
+
+def test_bad_toml_and_missing_file() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[llm\n")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(Path("/nonexistent/egaku.toml"))
+
+
+def test_secrets_are_read_from_the_named_variable() -> None:
+    assert read_secret("TOKEN", {"TOKEN": " abc \n"}) == "abc"
+    assert read_secret("TOKEN", {"TOKEN": "  "}) is None
+    assert read_secret(None, {"TOKEN": "abc"}) is None

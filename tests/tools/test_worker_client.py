@@ -1,0 +1,72 @@
+"""The worker client maps every worker answer to a typed result or a typed error."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from tests.conftest import serve
+from tools.worker_client import WorkerClient
+from worker.protocol import GenerationRequest
+
+
+def answering(status: int, body: object) -> web.Application:
+    async def handler(_request: web.Request) -> web.Response:
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", handler)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (400, {"error": {"message": "steps: too many", "type": "invalid_request_error"}}, WorkerRejected),
+        (503, {"error": {"message": "out of GPU memory", "type": "server_error"}}, WorkerBusy),
+        (500, {"error": {"message": "internal error (id 1)", "type": "server_error"}}, WorkerFailed),
+        (502, "<html>bad gateway</html>", WorkerFailed),
+        (200, {"created": 1, "data": "nope"}, WorkerFailed),
+    ],
+)
+async def test_answers_map_to_typed_errors(status: int, body: object, error: type[Exception]) -> None:
+    runner, url = await serve(answering(status, body))
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(error):
+                await WorkerClient(session, url).generate(GenerationRequest(prompt="a fox"), "a fox")
+    finally:
+        await runner.cleanup()
+
+
+async def test_unreachable_worker_is_unavailable() -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(WorkerUnavailable):
+            await WorkerClient(session, "http://127.0.0.1:9").generate(GenerationRequest(prompt="a fox"), "a fox")
+
+
+async def test_request_body_and_token_are_sent_exactly() -> None:
+    seen: list[tuple[dict, str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((await request.json(), request.headers.get("Authorization", "")))
+        return web.json_response({"error": {"message": "stop here", "type": "x"}}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/images/generations", handler)
+    runner, url = await serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = WorkerClient(session, url + "/", token="tkn")
+            with pytest.raises(WorkerRejected, match="stop here"):
+                await client.generate(GenerationRequest(prompt="a fox", seed=1, aspect="3:2", user="u1"), "a fox")
+    finally:
+        await runner.cleanup()
+    assert seen == [
+        (
+            {"prompt": "a fox", "n": 1, "response_format": "b64_json", "user": "u1", "aspect": "3:2", "seed": 1},
+            "Bearer tkn",
+        )
+    ]
