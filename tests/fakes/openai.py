@@ -8,7 +8,9 @@ Requests are recorded with their JSON bodies for exact assertions.
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +47,13 @@ Script = Say | Call | Fail
 class FakeOpenAI:
     """POST /v1/chat/completions (JSON and SSE) and GET /v1/models."""
 
-    def __init__(self, default: str = "ok") -> None:
+    def __init__(self, default: str = "ok", responder: Callable[[dict[str, Any]], Script] | None = None) -> None:
         self.script: list[Script] = []
         self.requests: list[dict[str, Any]] = []
         self.default = default
+        # Answers by looking at each request, for concurrent conversations a script cannot order.
+        self.responder = responder
+        self.busy_s = 0.0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -82,9 +87,21 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            return await self._answer(request)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        item = self.script.pop(0) if self.script else Say(self.default)
+        if self.script:
+            item = self.script.pop(0)
+        elif self.responder is not None:
+            item = self.responder(body)
+        else:
+            item = Say(self.default)
         if isinstance(item, Fail):
             return web.json_response({"error": {"message": item.message, "type": "server_error"}}, status=item.status)
         message: dict[str, Any] = {"role": "assistant", "content": None}

@@ -1,0 +1,235 @@
+"""The bot's own overhead: fake Discord event -> image posted, minus LLM and worker time.
+
+The fakes (Discord, an instant OpenAI-compatible LLM, an instant worker) run in
+their own thread and event loop, so their CPU cost is not charged to the bot.
+The bot runs for real: discord.py, the LangGraph agent with SQLite memory, the
+tool, the worker client, the embed and multipart upload.
+
+    python -m benchmarks.bot_overhead [--rounds 3] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import io
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from PIL import Image
+
+from agent.service import Agent
+from bot.client import BotServices, EgakuBot
+from bot.run import point_at
+from egaku.app import open_app
+from egaku.config import Config, DiscordSettings, LLMSettings, StorageSettings, WorkerSettings
+from tests.fakes.discord import BOT_ID, FakeDiscord
+from tests.fakes.openai import Call, FakeOpenAI, Say, Script
+
+T = TypeVar("T")
+PNG = io.BytesIO()
+Image.new("RGB", (64, 64), (200, 80, 40)).save(PNG, format="PNG")
+PNG_B64 = base64.b64encode(PNG.getvalue()).decode()
+
+
+def draw_then_reply(body: dict[str, Any]) -> Script:
+    """An instant LLM: draw on a user message, reply after the tool result."""
+    if body["messages"][-1]["role"] == "tool":
+        return Say("Here it is!")
+    return Call("generate_image", {"prompt": "a red fox in fresh snow, soft morning light, watercolour"})
+
+
+class InstantWorker:
+    """A worker answering at once with a fixed PNG, timing its own handler."""
+
+    def __init__(self) -> None:
+        self.busy_s = 0.0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        body = await request.json()
+        seed = body.get("seed") or 1
+        used = {"model": "tiny", "width": 64, "height": 64, "steps": 2, "guidance": 5.0, "seed": seed}
+        data = {"b64_json": PNG_B64, "seed": seed, "parameters": used, "revised_prompt": body["prompt"]}
+        response = web.json_response({"created": 0, "data": [data]})
+        self.busy_s += time.perf_counter() - started
+        return response
+
+
+class Fakes:
+    """The three fakes, served from a background thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.discord = FakeDiscord()
+        self.llm = FakeOpenAI(responder=draw_then_reply)
+        self.worker = InstantWorker()
+        self._runner: web.AppRunner | None = None
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run a coroutine on the fakes' loop; await the result from the bot's loop."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def _start(self) -> None:
+        await self.discord.start()
+        await self.llm.start()
+        app = web.Application()
+        app.router.add_post("/v1/images/generations", self.worker.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.worker.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+
+    def stop(self) -> None:
+        async def stop() -> None:
+            await self.discord.stop()
+            await self.llm.stop()
+            if self._runner:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+async def one_turn(fakes: Fakes, user: int, channel: int) -> float:
+    """Seconds from MESSAGE_CREATE to the image post for one conversation turn."""
+    path = f"/api/v10/channels/{channel}/messages"
+    before = sum(1 for r in fakes.discord.requests if r.path == path)
+    started = time.perf_counter()
+    await fakes.call(fakes.discord.user_message(f"<@{BOT_ID}> draw a fox", author_id=user, channel_id=channel, dm=True))
+    await fakes.call(fakes.discord.wait_for_requests(lambda r: r.path == path and bool(r.files), before + 1, 120))
+    return time.perf_counter() - started
+
+
+async def measure(concurrency: int, rounds: int, fakes: Fakes) -> tuple[list[float], float]:
+    """Per-turn overhead samples, and the LLM+worker share subtracted per turn."""
+    samples: list[float] = []
+    subtracted: list[float] = []
+    for round_no in range(rounds):
+        llm0, worker0 = fakes.llm.busy_s, fakes.worker.busy_s
+        base = 10_000 + round_no * 1000
+        times = await asyncio.gather(*(one_turn(fakes, base + i, base + i) for i in range(concurrency)))
+        # The fakes' handler time is what a real LLM and worker would replace; share it out.
+        per_turn = ((fakes.llm.busy_s - llm0) + (fakes.worker.busy_s - worker0)) / concurrency
+        subtracted.append(per_turn)
+        samples.extend(t - per_turn for t in times)
+    return samples, statistics.mean(subtracted)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(rounds: int) -> list[dict[str, Any]]:
+    fakes = Fakes()
+    fakes.start()
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Config(
+                llm=LLMSettings(provider="openai", base_url=fakes.llm.base_url, api_key_env="K", max_retries=0),
+                storage=StorageSettings(path=f"{tmp}/egaku.sqlite", images_dir=f"{tmp}/images"),
+                worker=WorkerSettings(mode="remote", url=fakes.worker.url),
+            )
+            async with open_app(config, Path("unused.toml"), {"K": "x"}) as app:
+                async with running(fakes, app.agent):
+                    await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
+                    for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
+                        samples, sub = await measure(concurrency, n_rounds, fakes)
+                        rows.append(
+                            {
+                                "concurrency": concurrency,
+                                "turns": len(samples),
+                                "p50_ms": pct(samples, 0.5) * 1000,
+                                "p99_ms": pct(samples, 0.99) * 1000,
+                                "fakes_ms": sub * 1000,
+                            }
+                        )
+    finally:
+        fakes.stop()
+    return rows
+
+
+@contextlib.asynccontextmanager
+async def running(fakes: Fakes, agent: Agent):  # type: ignore[no-untyped-def]
+    settings = DiscordSettings(
+        api_base=fakes.discord.api_base, gateway_url=fakes.discord.gateway_url, sync_commands=False
+    )
+    point_at(settings)
+    bot = EgakuBot(BotServices(agent=agent), settings, guild_ready_timeout=0.05)
+    await bot.login("bench-token")
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    await bot.wait_until_ready()
+    try:
+        yield bot
+    finally:
+        await bot.close()
+        with contextlib.suppress(Exception):
+            await task
+
+
+def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
+    """Replace this benchmark's section of docs/benchmarks.md."""
+    marker_start, marker_end = "<!-- bot_overhead:start -->", "<!-- bot_overhead:end -->"
+    table = "\n".join(
+        f"| {r['concurrency']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['fakes_ms']:.1f} |"
+        for r in rows
+    )
+    section = f"""{marker_start}
+## Bot overhead (issue: the spine)
+
+Fake Discord `MESSAGE_CREATE` → image message posted, minus the time spent inside the
+(instant, fake) LLM and worker handlers. Everything else is real: discord.py, the
+LangGraph agent with SQLite memory, the tool, the worker client, embed + multipart upload.
+Each conversation is its own DM channel.
+
+- Device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU
+- Date: {dt.date.today().isoformat()}
+- Command: `{command}`
+
+| concurrent conversations | turns | p50 ms | p99 ms | fake LLM+worker ms/turn (subtracted) |
+|---|---|---|---|---|
+{table}
+{marker_end}"""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if marker_start in text:
+        head, rest = text.split(marker_start, 1)
+        text = head + section + rest.split(marker_end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write", type=Path, help="update this markdown file (docs/benchmarks.md)")
+    args = parser.parse_args()
+    rows = asyncio.run(run(args.rounds))
+    for row in rows:
+        print(row)
+    if args.write:
+        write(rows, args.write, f"python -m benchmarks.bot_overhead --rounds {args.rounds} --write {args.write}")
+
+
+if __name__ == "__main__":
+    main()
