@@ -150,20 +150,19 @@ async def run(rounds: int) -> list[dict[str, Any]]:
                 storage=StorageSettings(path=f"{tmp}/egaku.sqlite", images_dir=f"{tmp}/images"),
                 worker=WorkerSettings(mode="remote", url=fakes.worker.url),
             )
-            async with open_app(config, Path("unused.toml"), {"K": "x"}) as app:
-                async with running(fakes, app.agent):
-                    await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
-                    for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
-                        samples, sub = await measure(concurrency, n_rounds, fakes)
-                        rows.append(
-                            {
-                                "concurrency": concurrency,
-                                "turns": len(samples),
-                                "p50_ms": pct(samples, 0.5) * 1000,
-                                "p99_ms": pct(samples, 0.99) * 1000,
-                                "fakes_ms": sub * 1000,
-                            }
-                        )
+            async with open_app(config, Path("unused.toml"), {"K": "x"}) as app, running(fakes, app.agent):
+                await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
+                for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
+                    samples, sub = await measure(concurrency, n_rounds, fakes)
+                    rows.append(
+                        {
+                            "concurrency": concurrency,
+                            "turns": len(samples),
+                            "p50_ms": pct(samples, 0.5) * 1000,
+                            "p99_ms": pct(samples, 0.99) * 1000,
+                            "fakes_ms": sub * 1000,
+                        }
+                    )
     finally:
         fakes.stop()
     return rows
@@ -187,6 +186,12 @@ async def running(fakes: Fakes, agent: Agent):  # type: ignore[no-untyped-def]
             await task
 
 
+def device() -> str:
+    """A one-line description of this machine."""
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU"
+
+
 def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
     """Replace this benchmark's section of docs/benchmarks.md."""
     marker_start, marker_end = "<!-- bot_overhead:start -->", "<!-- bot_overhead:end -->"
@@ -202,7 +207,7 @@ Fake Discord `MESSAGE_CREATE` → image message posted, minus the time spent ins
 LangGraph agent with SQLite memory, the tool, the worker client, embed + multipart upload.
 Each conversation is its own DM channel.
 
-- Device: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU
+- Device: {device()}
 - Date: {dt.date.today().isoformat()}
 - Command: `{command}`
 
