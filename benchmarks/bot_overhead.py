@@ -13,27 +13,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import io
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from PIL import Image
 
-from agent.service import Agent
-from bot.client import BotServices, EgakuBot
-from bot.run import point_at
-from egaku.app import open_app
-from egaku.config import Config, DiscordSettings, LLMSettings, StorageSettings, WorkerSettings
 from tests.fakes.discord import BOT_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
 
@@ -119,10 +115,20 @@ async def one_turn(fakes: Fakes, user: int, channel: int) -> float:
     return time.perf_counter() - started
 
 
-async def measure(concurrency: int, rounds: int, fakes: Fakes) -> tuple[list[float], float]:
-    """Per-turn overhead samples, and the LLM+worker share subtracted per turn."""
+@dataclass
+class Measured:
+    """One concurrency level's samples."""
+
+    overheads_s: list[float]
+    fakes_s_per_turn: float
+    turns_per_s: float
+
+
+async def measure(concurrency: int, rounds: int, fakes: Fakes) -> Measured:
+    """Per-turn overhead samples, less the LLM+worker handler time per turn."""
     samples: list[float] = []
     subtracted: list[float] = []
+    started = time.perf_counter()
     for round_no in range(rounds):
         llm0, worker0 = fakes.llm.busy_s, fakes.worker.busy_s
         base = 10_000 + round_no * 1000
@@ -131,7 +137,8 @@ async def measure(concurrency: int, rounds: int, fakes: Fakes) -> tuple[list[flo
         per_turn = ((fakes.llm.busy_s - llm0) + (fakes.worker.busy_s - worker0)) / concurrency
         subtracted.append(per_turn)
         samples.extend(t - per_turn for t in times)
-    return samples, statistics.mean(subtracted)
+    elapsed = time.perf_counter() - started
+    return Measured(samples, statistics.mean(subtracted), len(samples) / elapsed)
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -139,51 +146,77 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+BOT_CONFIG = """
+[discord]
+token_env = "BENCH_DISCORD_TOKEN"
+api_base = "{api}"
+gateway_url = "{gateway}"
+sync_commands = false
+[llm]
+provider = "openai"
+base_url = "{llm}"
+api_key_env = "BENCH_LLM_KEY"
+max_retries = 0
+[storage]
+path = "{tmp}/egaku.sqlite"
+images_dir = "{tmp}/images"
+[worker]
+mode = "remote"
+url = "{worker}"
+"""
+
+
 async def run(rounds: int) -> list[dict[str, Any]]:
+    """Start the fakes here and the real `egaku bot` in its own process; drive and time turns."""
     fakes = Fakes()
     fakes.start()
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = Config(
-                llm=LLMSettings(provider="openai", base_url=fakes.llm.base_url, api_key_env="K", max_retries=0),
-                storage=StorageSettings(path=f"{tmp}/egaku.sqlite", images_dir=f"{tmp}/images"),
-                worker=WorkerSettings(mode="remote", url=fakes.worker.url),
-            )
-            async with open_app(config, Path("unused.toml"), {"K": "x"}) as app, running(fakes, app.agent):
-                await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
-                for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
-                    samples, sub = await measure(concurrency, n_rounds, fakes)
-                    rows.append(
-                        {
-                            "concurrency": concurrency,
-                            "turns": len(samples),
-                            "p50_ms": pct(samples, 0.5) * 1000,
-                            "p99_ms": pct(samples, 0.99) * 1000,
-                            "fakes_ms": sub * 1000,
-                        }
-                    )
-    finally:
-        fakes.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.toml"
+        config.write_text(
+            BOT_CONFIG.format(
+                api=fakes.discord.api_base,
+                gateway=fakes.discord.gateway_url,
+                llm=fakes.llm.base_url,
+                worker=fakes.worker.url,
+                tmp=tmp,
+            ),
+            encoding="utf-8",
+        )
+        env = {**os.environ, "BENCH_DISCORD_TOKEN": "bench", "BENCH_LLM_KEY": "x"}
+        bot = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "egaku", "bot", "--config", str(config),
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await fakes.call(fakes.discord.wait_ready(timeout=120))
+            await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
+            for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
+                got = await measure(concurrency, n_rounds, fakes)
+                rows.append(
+                    {
+                        "concurrency": concurrency,
+                        "turns": len(got.overheads_s),
+                        "p50_ms": pct(got.overheads_s, 0.5) * 1000,
+                        "p99_ms": pct(got.overheads_s, 0.99) * 1000,
+                        "fakes_ms": got.fakes_s_per_turn * 1000,
+                        "turns_per_s": got.turns_per_s,
+                        "bot_rss_mb": rss_mb(bot.pid),
+                    }
+                )
+        finally:
+            bot.terminate()
+            await bot.wait()
+            fakes.stop()
     return rows
 
 
-@contextlib.asynccontextmanager
-async def running(fakes: Fakes, agent: Agent):  # type: ignore[no-untyped-def]
-    settings = DiscordSettings(
-        api_base=fakes.discord.api_base, gateway_url=fakes.discord.gateway_url, sync_commands=False
-    )
-    point_at(settings)
-    bot = EgakuBot(BotServices(agent=agent), settings, guild_ready_timeout=0.05)
-    await bot.login("bench-token")
-    task = asyncio.create_task(bot.connect(reconnect=False))
-    await bot.wait_until_ready()
-    try:
-        yield bot
-    finally:
-        await bot.close()
-        with contextlib.suppress(Exception):
-            await task
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def device() -> str:
@@ -196,23 +229,25 @@ def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
     """Replace this benchmark's section of docs/benchmarks.md."""
     marker_start, marker_end = "<!-- bot_overhead:start -->", "<!-- bot_overhead:end -->"
     table = "\n".join(
-        f"| {r['concurrency']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['fakes_ms']:.1f} |"
+        f"| {r['concurrency']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['fakes_ms']:.1f} "
+        f"| {r['turns_per_s']:.0f} | {r['bot_rss_mb']:.0f} |"
         for r in rows
     )
     section = f"""{marker_start}
 ## Bot overhead (issue: the spine)
 
 Fake Discord `MESSAGE_CREATE` → image message posted, minus the time spent inside the
-(instant, fake) LLM and worker handlers. Everything else is real: discord.py, the
-LangGraph agent with SQLite memory, the tool, the worker client, embed + multipart upload.
-Each conversation is its own DM channel.
+(instant, fake) LLM and worker handlers. The bot is the real `egaku bot` process
+(remote worker, OpenAI-compatible LLM): discord.py, the LangGraph agent with SQLite
+memory, the tool, the worker client, embed + multipart upload. The fakes run in the
+benchmark's own process. Each conversation is its own DM channel.
 
 - Device: {device()}
 - Date: {dt.date.today().isoformat()}
 - Command: `{command}`
 
-| concurrent conversations | turns | p50 ms | p99 ms | fake LLM+worker ms/turn (subtracted) |
-|---|---|---|---|---|
+| concurrent conversations | turns | p50 ms | p99 ms | fake LLM+worker ms/turn (subtracted) | turns/s | bot RSS MB |
+|---|---|---|---|---|---|---|
 {table}
 {marker_end}"""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
