@@ -125,6 +125,8 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {CHANNEL_ID: text_channel()}
         self.messages: dict[int, dict[str, Any]] = {}
         self.late_interactions: set[str] = set()
+        # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
+        self.refuse_message_content = False
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -218,6 +220,9 @@ class FakeDiscord:
                 await self._send({"op": 11, "d": None, "s": None, "t": None})
             elif op == 2:
                 self.identify_count += 1
+                if self.refuse_message_content and frame["d"]["intents"] & (1 << 15):
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                    break
                 await self._identify()
             elif op == 6:
                 self.resume_count += 1
