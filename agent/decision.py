@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal, Self
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,6 +29,22 @@ class Decision(BaseModel):
     action: Literal["draw", "reply"]
     prompt: str | None = Field(default=None, max_length=4000)
     text: str | None = Field(default=None, max_length=4000)
+
+
+class DecidingChatModel(BaseChatModel):
+    """Base for chat models whose output is a Decision rather than native tool calls."""
+
+    tool_names: tuple[str, ...] = ()
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Self:  # type: ignore[override]
+        """Remember which tools exist; a draw is only offered when generate_image is one."""
+        names = tuple(getattr(t, "name", None) or t.get("name", "") for t in tools)
+        return self.model_copy(update={"tool_names": names})
+
+    @property
+    def can_draw(self) -> bool:
+        """Whether the image tool was bound."""
+        return IMAGE_TOOL in self.tool_names
 
 
 def clean_text(text: str) -> str:

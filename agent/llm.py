@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.decision import IMAGE_TOOL, Decision, clean_text, parse_decision, to_message
+from agent.decision import IMAGE_TOOL, DecidingChatModel, Decision, clean_text, parse_decision, to_message
 from egaku.config import LLMSettings, read_secret
 from egaku.errors import ConfigError
 
@@ -34,24 +34,18 @@ def _as_text(message: BaseMessage) -> BaseMessage:
     return message
 
 
-class JsonToolAdapter(BaseChatModel):
+class JsonToolAdapter(DecidingChatModel):
     """Gives a model without native tool calling the same tool calls, via validated JSON."""
 
     inner: BaseChatModel
-    tool_names: tuple[str, ...] = ()
     attempts: int = 2
 
     @property
     def _llm_type(self) -> str:
         return "egaku-json-tools"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> JsonToolAdapter:  # type: ignore[override]
-        """Remember the tools; they are described to the model in the instructions."""
-        names = tuple(getattr(t, "name", None) or t.get("name", "") for t in tools)
-        return self.model_copy(update={"tool_names": names})
-
     def _prepare(self, messages: list[BaseMessage]) -> list[BaseMessage]:
-        if IMAGE_TOOL not in self.tool_names:
+        if not self.can_draw:
             return messages
         return [*map(_as_text, messages), SystemMessage(content=JSON_INSTRUCTIONS)]
 

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from agent.decision import IMAGE_TOOL, Decision, clean_text, to_message
+from agent.decision import DecidingChatModel, Decision, clean_text, to_message
 from egaku.errors import LLMUnavailable
 
 log = logging.getLogger(__name__)
@@ -148,22 +147,16 @@ def speaker_free(text: str) -> str:
     return _SPEAKER.sub("", text, count=1)
 
 
-class EmbeddedChatModel(BaseChatModel):
+class EmbeddedChatModel(DecidingChatModel):
     """A LangChain chat model over SmolRuntime whose output is always a valid Decision."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     runtime: SmolRuntime
-    tool_names: tuple[str, ...] = ()
 
     @property
     def _llm_type(self) -> str:
         return "egaku-smollm2"
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> EmbeddedChatModel:  # type: ignore[override]
-        """Remember which tools exist; the decision step only offers those."""
-        names = tuple(getattr(t, "name", None) or t.get("name", "") for t in tools)
-        return self.model_copy(update={"tool_names": names})
 
     def _generate(
         self,
@@ -184,7 +177,7 @@ class EmbeddedChatModel(BaseChatModel):
             return Decision(action="reply", text=first_sentences(done, 30) or "Here is your picture!")
         forced = text.startswith("/imagine ")
         text = text.removeprefix("/imagine ").strip()
-        if IMAGE_TOOL in self.tool_names and (forced or self.wants_picture(text)):
+        if self.can_draw and (forced or self.wants_picture(text)):
             prompt = first_sentences(self.runtime.complete(_UPSAMPLE_SYSTEM, text))
             # The model cannot translate; an empty or non-Latin answer falls back to the user's words.
             if not re.search(r"[A-Za-z]{3}", prompt):

@@ -32,6 +32,7 @@ from PIL import Image
 
 from tests.fakes.discord import BOT_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
+from tests.fakes.serving import serve
 
 T = TypeVar("T")
 PNG = io.BytesIO()
@@ -84,11 +85,8 @@ class Fakes:
         await self.llm.start()
         app = web.Application()
         app.router.add_post("/v1/images/generations", self.worker.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.worker.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self._runner, port = await serve(app)
+        self.worker.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
         self.thread.start()

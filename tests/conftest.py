@@ -19,6 +19,7 @@ from loopback import install  # noqa: E402
 from egaku.config import Config, LLMSettings, StorageSettings  # noqa: E402
 from tests.fakes.discord import FakeDiscord  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
+from tests.fakes.serving import serve as serve_on_port  # noqa: E402
 from worker.settings import ModelPreset, WorkerSettings  # noqa: E402
 
 install()
@@ -67,11 +68,7 @@ def engine(worker_cache: Path) -> object:
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     """Serve an aiohttp app on a free loopback port; return the runner and base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_port(app)
     return runner, f"http://127.0.0.1:{port}"
 
 

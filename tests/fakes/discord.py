@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.serving import serve
+
 BOT_ID = 900
 APP_ID = 900
 GUILD_ID = 1000
@@ -134,11 +136,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_get("/gateway/", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
         """Close the websocket and the server."""
