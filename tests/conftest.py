@@ -51,6 +51,9 @@ def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:
         "default_model": "tiny",
         "models": {"tiny": tiny, "tiny-alt": tiny.model_copy(update={"steps": 3})},
         "device": "cpu",
+        "segmenter": "tiny",
+        "batch_window_s": 0.01,
+        "preview_every": 1,
     }
     values.update(overrides)
     return WorkerSettings.model_validate(values)

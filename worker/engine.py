@@ -1,7 +1,8 @@
-"""The render engine: one loaded pipeline per preset, rendering a validated request.
+"""The render engine: plans requests against the presets and renders batches of them.
 
-Everything here is blocking (torch); the server calls it from a single worker
-thread so that the event loop stays free and the GPU sees one job at a time.
+Everything here that touches torch is blocking. The scheduler calls `run_batch`
+from its single executor thread, so the event loop stays free and the GPU sees
+one batch at a time.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ import io
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
 
 from worker.errors import BadRequest, OutOfMemory
+from worker.images import encode_image, read_image
 from worker.pipelines import Placement, choose_placement, load_pipeline
+from worker.prompting import encode_long, windows_needed
 from worker.protocol import (
     MAX_SEED,
+    EditRequest,
     GenerationRequest,
     GenerationResponse,
     ImageData,
@@ -31,131 +35,339 @@ from worker.protocol import (
     parse_size,
     size_for_aspect,
 )
+from worker.scheduler import Job, Progress
 from worker.settings import ModelPreset, WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[ModelPreset, Placement, Path], Any]
+Mode = Literal["generate", "img2img", "inpaint"]
+
+# Linear latent -> RGB approximations (no VAE needed) for cheap progress previews.
+_LATENT_RGB = {
+    "sdxl": (
+        [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]],
+        [0.1084, -0.0175, -0.0011],
+    ),
+    "sd15": (
+        [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]],
+        [0.0, 0.0, 0.0],
+    ),
+}
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """Re-encode from pixels only, so that no metadata rides along."""
-    clean = Image.frombytes(image.mode, image.size, image.tobytes())
+def latent_preview(latents: torch.Tensor, family: str) -> bytes:
+    """A small PNG approximating one sample's latents [4, h, w]."""
+    weights, bias = _LATENT_RGB[family]
+    w = torch.tensor(weights, dtype=torch.float32)
+    rgb = torch.einsum("chw,cr->hwr", latents.float().cpu(), w) + torch.tensor(bias)
+    pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
     buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """A request's model and size, checked against the presets."""
+class Plan:
+    """A request checked against the presets: everything needed to render it."""
 
-    name: str
+    model: str
     preset: ModelPreset
     size: Size
+    steps: int
+    guidance: float
+    seeds: tuple[int, ...]
+    prompt: str
+    negative: str | None
+    output_format: str
+    mode: Mode = "generate"
+    strength: float | None = None
+    image: Image.Image | None = field(default=None, compare=False)
+    mask: Image.Image | None = field(default=None, compare=False)
+    mask_prompt: str | None = None
+    job_id: str = ""
+
+    @property
+    def key(self) -> Hashable:
+        """Plans with equal keys can share one batch."""
+        if self.mode != "generate":
+            return ("edit", self.job_id)
+        return (self.model, self.size, self.steps, self.guidance, self.negative is None)
 
 
 class Engine:
-    """Holds the loaded pipelines and renders requests."""
+    """Holds the loaded pipelines; plans and renders."""
 
     def __init__(self, settings: WorkerSettings, loader: Loader = load_pipeline) -> None:
         self._settings = settings
         self._loader = loader
         self._placement = choose_placement(settings.device, settings.dtype)
-        self._pipes: dict[str, Any] = {}
+        self._pipes: dict[tuple[str, Mode], Any] = {}
+        self._masker: Any = None
 
     @property
     def model_names(self) -> list[str]:
         """The presets this engine serves."""
         return sorted(self._settings.models)
 
-    def load(self, name: str | None = None) -> None:
-        """Load one preset (the default one unless named)."""
-        name = name or self._settings.default_model
-        if name not in self._pipes:
-            started = time.perf_counter()
-            preset = self._settings.models[name]
-            cache = Path(self._settings.cache_dir).expanduser()
-            self._pipes[name] = self._loader(preset, self._placement, cache)
-            log.info("loaded %s in %.1fs on %s", name, time.perf_counter() - started, self._placement)
+    @property
+    def cache_dir(self) -> Path:
+        """Where built-in test models are built."""
+        return Path(self._settings.cache_dir).expanduser()
 
-    def resolve(self, request: GenerationRequest) -> Resolved:
-        """Check the request against the presets; raise BadRequest with a clear message."""
+    def load(self, name: str | None = None) -> None:
+        """Load one preset (the default unless named), and warm it up if configured."""
+        name = name or self._settings.default_model
+        if (name, "generate") in self._pipes:
+            return
+        started = time.perf_counter()
+        preset = self._settings.models[name]
+        pipe = self._loader(preset, self._placement, self.cache_dir)
+        if self._settings.channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+        if self._settings.compile:
+            pipe.unet = torch.compile(pipe.unet, fullgraph=True)
+        self._pipes[(name, "generate")] = pipe
+        if self._settings.warmup:
+            # The first call pays for kernel selection (and compilation); users should not.
+            with torch.inference_mode():
+                pipe(prompt="warm-up", num_inference_steps=1, width=preset.width, height=preset.height)
+        log.info("loaded %s in %.1fs on %s", name, time.perf_counter() - started, self._placement)
+
+    def _pipe(self, name: str, mode: Mode) -> Any:
+        self.load(name)
+        if (name, mode) not in self._pipes:
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+            base = self._pipes[(name, "generate")]
+            auto = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
+            # from_pipe shares the loaded weights: no second copy in GPU memory.
+            self._pipes[(name, mode)] = auto.from_pipe(base)
+        return self._pipes[(name, mode)]
+
+    # -- planning (cheap, on the event loop) --------------------------------
+    def _preset(self, request: GenerationRequest) -> tuple[str, ModelPreset]:
         name = request.model or self._settings.default_model
         preset = self._settings.models.get(name)
         if preset is None:
             raise BadRequest(f"unknown model {name!r}; available: {self.model_names}", param="model")
+        return name, preset
+
+    def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
         try:
             if request.size is not None:
                 size = parse_size(request.size)
             elif request.aspect is not None:
                 size = size_for_aspect(request.aspect, preset.base_size)
             else:
-                size = preset.base_size
+                size = default
         except ValueError as exc:
             raise BadRequest(str(exc), param="size") from exc
         if size.width * size.height > preset.max_pixels:
-            raise BadRequest(
-                f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)",
-                param="size",
-            )
-        return Resolved(name=name, preset=preset, size=size)
+            raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
+        return size
 
-    def render(self, request: GenerationRequest) -> GenerationResponse:
-        """Render a request (blocking). Raises BadRequest or OutOfMemory."""
-        started = time.perf_counter()
-        resolved = self.resolve(request)
-        name, preset, size = resolved.name, resolved.preset, resolved.size
-        self.load(name)
-        pipe = self._pipes[name]
+    def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
+        """Check a generation request against the presets; raise BadRequest with a clear message."""
+        name, preset = self._preset(request)
+        size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        seeds = [(seed + i) % (MAX_SEED + 1) for i in range(request.n)]
-        steps = request.steps or preset.steps
-        guidance = request.guidance if request.guidance is not None else preset.guidance
-        # One generator per image: image i looks the same whether rendered alone
-        # (seed + i) or in a batch.
-        generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-        loaded = time.perf_counter()
+        return Plan(
+            model=name,
+            preset=preset,
+            size=size,
+            steps=request.steps or preset.steps,
+            guidance=request.guidance if request.guidance is not None else preset.guidance,
+            seeds=tuple((seed + i) % (MAX_SEED + 1) for i in range(request.n)),
+            prompt=request.prompt,
+            negative=request.negative_prompt,
+            output_format=request.output_format,
+            job_id=job_id,
+        )
+
+    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> Plan:
+        """Check an edit: the upload is decoded safely and fitted to the preset."""
+        base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
+        name, preset = base.model, base.preset
+        picture = read_image(image)
+        default = fit_size(picture.size, preset.max_pixels)
+        size = self._size(request, preset, name, default)
+        picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
+        mask_image = None
+        if mask is not None:
+            mask_image = read_image(mask, mode="L").resize(picture.size, Image.Resampling.BILINEAR)
+        inpaint = mask_image is not None or request.mask_prompt is not None
+        return Plan(
+            model=name,
+            preset=preset,
+            size=size,
+            steps=base.steps,
+            guidance=base.guidance,
+            seeds=base.seeds,
+            prompt=request.prompt,
+            negative=request.negative_prompt,
+            output_format=request.output_format,
+            mode="inpaint" if inpaint else "img2img",
+            strength=request.strength,
+            image=picture,
+            mask=mask_image,
+            mask_prompt=request.mask_prompt,
+            job_id=job_id,
+        )
+
+    # -- rendering (blocking, in the executor thread) -----------------------
+    def masker(self) -> Any:
+        """The CLIPSeg masker, loaded on first use."""
+        if self._masker is None:
+            from worker.masks import TextMasker
+
+            self._masker = TextMasker(self._settings.segmenter, self._placement, self.cache_dir)
+        return self._masker
+
+    def render(self, plan: Plan) -> GenerationResponse:
+        """Render one plan alone (no queue); raises on failure."""
+        job: Job[GenerationResponse] = Job(id=plan.job_id or "direct", user="", plan=plan, key=plan.key)
+        (outcome,) = self.run_batch([job], lambda _job, _event: None)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def run_batch(
+        self, jobs: Sequence[Job[GenerationResponse]], report: Callable[[Job[GenerationResponse], Progress], None]
+    ) -> list[GenerationResponse | BaseException]:
+        """Render compatible jobs together; prompts that need more text windows run in their own group."""
+        outcomes: dict[int, GenerationResponse | BaseException] = {}
+        groups: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            try:
+                groups.setdefault(self._windows(job.plan), []).append(index)
+            except Exception as exc:
+                outcomes[index] = exc
+        for indices in groups.values():
+            group = [jobs[i] for i in indices]
+            for i, outcome in zip(indices, self._run_group(group, report), strict=True):
+                outcomes[i] = outcome
+        return [outcomes[i] for i in range(len(jobs))]
+
+    def _windows(self, plan: Plan) -> int:
+        pipe = self._pipe(plan.model, plan.mode)
+        tokenizers = [t for t in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None)) if t is not None]
+        texts = [plan.prompt, plan.negative or ""]
+        return max(windows_needed(t, texts) for t in tokenizers)
+
+    def _run_group(
+        self, jobs: Sequence[Job[GenerationResponse]], report: Callable[[Job[GenerationResponse], Progress], None]
+    ) -> list[GenerationResponse | BaseException]:
         try:
-            with torch.inference_mode():
-                result = pipe(
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    num_images_per_prompt=request.n,
-                    width=size.width,
-                    height=size.height,
-                    num_inference_steps=steps,
-                    guidance_scale=guidance,
-                    generator=generators,
-                )
-        except torch.OutOfMemoryError as exc:
+            return self._render_group(jobs, report)
+        except torch.OutOfMemoryError:
             self._free_memory()
-            raise OutOfMemory("out of GPU memory; try a smaller size or fewer images") from exc
+            if len(jobs) > 1:
+                # Only the job that does not fit should fail: retry each alone.
+                return [self._run_group([job], report)[0] for job in jobs]
+            return [OutOfMemory("out of GPU memory; try a smaller size or fewer images")]
+        except BadRequest as exc:
+            return [exc] * len(jobs)
+
+    def _render_group(
+        self, jobs: Sequence[Job[GenerationResponse]], report: Callable[[Job[GenerationResponse], Progress], None]
+    ) -> list[GenerationResponse | BaseException]:
+        started = time.perf_counter()
+        plans: list[Plan] = [job.plan for job in jobs]
+        first = plans[0]
+        pipe = self._pipe(first.model, first.mode)
+        prompts = [p.prompt for p in plans for _ in p.seeds]
+        negatives = [p.negative for p in plans for _ in p.seeds]
+        generators = [torch.Generator(device="cpu").manual_seed(s) for p in plans for s in p.seeds]
+        owners = [index for index, p in enumerate(plans) for _ in p.seeds]
+        kwargs: dict[str, Any] = {
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance,
+            "generator": generators,
+            "callback_on_step_end": self._progress(jobs, owners, first, started, report),
+        }
+        if self._windows(first) > 1:
+            kwargs.update(encode_long(pipe, prompts, negatives))
+        else:
+            kwargs["prompt"] = prompts
+            kwargs["negative_prompt"] = None if all(n is None for n in negatives) else [n or "" for n in negatives]
+        if first.mode == "generate":
+            kwargs.update(width=first.size.width, height=first.size.height)
+        else:
+            kwargs.update(image=[first.image] * len(prompts), strength=first.strength)
+            if first.mode == "inpaint":
+                mask = first.mask if first.mask is not None else self.masker().mask(first.image, first.mask_prompt)
+                kwargs.update(mask_image=[mask] * len(prompts), width=first.size.width, height=first.size.height)
+        with torch.inference_mode():
+            result = pipe(**kwargs)
         rendered = time.perf_counter()
+        outcomes: list[GenerationResponse | BaseException] = []
+        cursor = 0
+        for plan in plans:
+            images = result.images[cursor : cursor + len(plan.seeds)]
+            cursor += len(plan.seeds)
+            outcomes.append(self._response(plan, images, started, rendered))
+        return outcomes
+
+    def _progress(
+        self,
+        jobs: Sequence[Job[GenerationResponse]],
+        owners: list[int],
+        plan: Plan,
+        started: float,
+        report: Callable[[Job[GenerationResponse], Progress], None],
+    ) -> Callable[..., dict[str, Any]]:
+        every = self._settings.preview_every
+
+        def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            done = step + 1
+            total = pipe.num_timesteps if hasattr(pipe, "num_timesteps") else plan.steps
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done * max(0, total - done)
+            for job in jobs:
+                report(job, Progress("step", {"step": done, "steps": total, "eta_s": round(eta, 3)}))
+            if every and done % every == 0 and done < total and "latents" in tensors:
+                for index, job in enumerate(jobs):
+                    sample = owners.index(index)
+                    preview = latent_preview(tensors["latents"][sample], plan.preset.family)
+                    report(job, Progress("preview", {"step": done, "b64_png": base64.b64encode(preview).decode()}))
+            if all(job.cancel_flag.is_set() for job in jobs):
+                pipe._interrupt = True  # diffusers stops before the next step
+            return tensors
+
+        return on_step_end
+
+    def _response(self, plan: Plan, images: list[Image.Image], started: float, rendered: float) -> GenerationResponse:
         data = []
-        for image_seed, image in zip(seeds, result.images, strict=True):
+        for seed, image in zip(plan.seeds, images, strict=True):
             used = UsedParameters(
-                model=name,
-                width=size.width,
-                height=size.height,
-                steps=steps,
-                guidance=guidance,
-                seed=image_seed,
-                negative_prompt=request.negative_prompt,
+                model=plan.model,
+                width=image.width,
+                height=image.height,
+                steps=plan.steps,
+                guidance=plan.guidance,
+                seed=seed,
+                negative_prompt=plan.negative,
+                strength=plan.strength,
+                mode=plan.mode,
             )
-            b64 = base64.b64encode(encode_png(image)).decode("ascii")
-            data.append(ImageData(b64_json=b64, revised_prompt=request.prompt, seed=image_seed, parameters=used))
-        encoded = time.perf_counter()
+            encoded = base64.b64encode(encode_image(image, plan.output_format)).decode("ascii")
+            data.append(ImageData(b64_json=encoded, revised_prompt=plan.prompt, seed=seed, parameters=used))
         return GenerationResponse(
             created=int(time.time()),
             data=data,
-            timings={
-                "load_s": loaded - started,
-                "render_s": rendered - loaded,
-                "encode_s": encoded - rendered,
-            },
+            output_format=plan.output_format,  # type: ignore[arg-type]
+            job_id=plan.job_id or None,
+            timings={"render_s": rendered - started, "encode_s": time.perf_counter() - rendered},
         )
 
     def _free_memory(self) -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def fit_size(size: tuple[int, int], max_pixels: int) -> Size:
+    """An upload's size scaled down to max_pixels and to multiples of 8."""
+    width, height = size
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
+    return Size(width=max(32, int(width * scale) // 8 * 8), height=max(32, int(height * scale) // 8 * 8))

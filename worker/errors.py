@@ -39,6 +39,31 @@ class Unauthorized(WorkerError):
     code = "invalid_api_key"
 
 
+class NotFound(BadRequest):
+    """No such job."""
+
+    status = 404
+    code = "not_found"
+
+
+class JobCancelled(BadRequest):
+    """The job was cancelled before it finished."""
+
+    status = 409
+    code = "cancelled"
+
+
+class QueueBusy(WorkerError):
+    """The queue is full."""
+
+    status = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class OutOfMemory(WorkerError):
     """The GPU ran out of memory on this job."""
 

@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from worker.settings import ModelPreset
-from worker.tiny import save_tiny_sdxl
+from worker.tiny import save_tiny_sd15, save_tiny_sdxl
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +47,33 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     return Placement(device=device, dtype=chosen)
 
 
-def tiny_model_dir(cache_dir: Path) -> Path:
-    """Build the tiny preset's pipeline once, atomically, and return its directory."""
-    target = cache_dir / "tiny-sdxl"
-    if (target / "model_index.json").exists():
+def built_once(target: Path, build: Callable[[Path], object], marker: str) -> Path:
+    """Build a model folder once, atomically (staging folder + rename), and return it."""
+    if (target / marker).exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=cache_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        save_tiny_sdxl(staging)
+        build(staging)
         try:
             os.replace(staging, target)
         except OSError:
             # Another process won the race; its copy is as good as ours.
-            if not (target / "model_index.json").exists():
+            if not (target / marker).exists():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def tiny_model_dir(cache_dir: Path) -> Path:
+    """The tiny SDXL preset's pipeline folder, built on first use."""
+    return built_once(cache_dir / "tiny-sdxl", save_tiny_sdxl, "model_index.json")
+
+
+def tiny_sd15_dir(cache_dir: Path) -> Path:
+    """The tiny SD1.5 preset's pipeline folder, built on first use."""
+    return built_once(cache_dir / "tiny-sd15", save_tiny_sd15, "model_index.json")
 
 
 def pipeline_class(family: str) -> type[Any]:
@@ -75,7 +85,7 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) ->
     """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
     source = preset.source
     if source == "tiny":
-        source = str(tiny_model_dir(cache_dir))
+        source = str(tiny_model_dir(cache_dir) if preset.family == "sdxl" else tiny_sd15_dir(cache_dir))
     cls = pipeline_class(preset.family)
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):

@@ -36,6 +36,8 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "3:4": (3, 4),
 }
 
+OutputFormat = Literal["png", "webp", "jpeg"]
+
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 
@@ -109,6 +111,10 @@ class GenerationRequest(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     guidance: float | None = Field(default=None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False)
+    output_format: OutputFormat = "png"
+    stream: bool = False
+    job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    priority: int = Field(default=0, ge=0, le=9)
 
     @field_validator("prompt")
     @classmethod
@@ -125,6 +131,23 @@ class GenerationRequest(BaseModel):
         return value
 
 
+class EditRequest(GenerationRequest):
+    """The form fields of POST /v1/images/edits and /v1/images/variations (the image is a file part).
+
+    With a mask file or a `mask_prompt` ("the squirrel king"), the masked region is
+    repainted (inpaint); without, the whole image is redrawn with `strength` (img2img).
+    """
+
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    strength: float = Field(default=0.6, gt=0.0, le=1.0, allow_inf_nan=False)
+    mask_prompt: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        return value
+
+
 class UsedParameters(BaseModel):
     """What the worker actually rendered with, returned with every image."""
 
@@ -135,6 +158,8 @@ class UsedParameters(BaseModel):
     guidance: float
     seed: int
     negative_prompt: str | None = None
+    strength: float | None = None
+    mode: Literal["generate", "img2img", "inpaint"] = "generate"
 
 
 class ImageData(BaseModel):
@@ -147,10 +172,12 @@ class ImageData(BaseModel):
 
 
 class GenerationResponse(BaseModel):
-    """The response to POST /v1/images/generations."""
+    """The response to POST /v1/images/generations, /edits and /variations."""
 
     created: int
     data: list[ImageData]
+    output_format: OutputFormat = "png"
+    job_id: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
 

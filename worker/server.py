@@ -1,8 +1,17 @@
-"""The worker's HTTP API (aiohttp): OpenAI Images shape, bound to loopback by default."""
+"""The worker's HTTP API (aiohttp): OpenAI Images shape, bound to loopback by default.
+
+POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events
+POST   /v1/images/edits         multipart: image, optional mask, prompt, strength, mask_prompt...
+POST   /v1/images/variations    multipart: image, strength...
+GET    /v1/images/jobs/{id}     queue position and ETA
+DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
+GET    /v1/models, /healthz, /metrics
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -10,38 +19,42 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from worker.errors import BadRequest, RenderTimeout, Unauthorized, WorkerError
+from worker.errors import BadRequest, JobCancelled, NotFound, QueueBusy, RenderTimeout, Unauthorized, WorkerError
 from worker.protocol import (
+    EditRequest,
     ErrorDetail,
     ErrorResponse,
     GenerationRequest,
     GenerationResponse,
     HealthResponse,
 )
+from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-LOADER: web.AppKey[asyncio.Task[None]] = web.AppKey("loader", asyncio.Task)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SCHEDULER: web.AppKey[Scheduler[GenerationResponse]] = web.AppKey("scheduler", Scheduler)
 
 
 class Renderer(Protocol):
-    """What the server needs from an engine."""
+    """What the server needs from an engine (the real one needs torch; tests may fake it)."""
 
     @property
     def model_names(self) -> list[str]: ...
 
     def load(self, name: str | None = None) -> None: ...
 
-    def resolve(self, request: GenerationRequest) -> object: ...
+    def plan(self, request: GenerationRequest, job_id: str = "") -> Any: ...
 
-    def render(self, request: GenerationRequest) -> GenerationResponse: ...
+    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> Any: ...
+
+    def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
 
 def json_answer(model: BaseModel, status: int = 200) -> web.Response:
@@ -49,10 +62,17 @@ def json_answer(model: BaseModel, status: int = 200) -> web.Response:
     return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
 
 
-def error_answer(exc: WorkerError) -> web.Response:
+def error_body(exc: WorkerError) -> ErrorResponse:
     """The OpenAI-shaped error body for a WorkerError."""
-    detail = ErrorDetail(message=exc.message, type=exc.type, code=exc.code, param=exc.param)
-    return json_answer(ErrorResponse(error=detail), status=exc.status)
+    return ErrorResponse(error=ErrorDetail(message=exc.message, type=exc.type, code=exc.code, param=exc.param))
+
+
+def error_answer(exc: WorkerError) -> web.Response:
+    """The HTTP answer for a WorkerError (with Retry-After when busy)."""
+    response = json_answer(error_body(exc), status=exc.status)
+    if isinstance(exc, QueueBusy):
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    return response
 
 
 def validation_message(exc: ValidationError) -> BadRequest:
@@ -73,6 +93,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def as_worker_error(exc: BaseException) -> WorkerError:
+    """Any job failure as a WorkerError that is safe to show."""
+    if isinstance(exc, WorkerError):
+        return exc
+    if isinstance(exc, Cancelled):
+        return JobCancelled("the job was cancelled", param="job_id")
+    error_id = secrets.token_hex(4)
+    log.error("internal error %s", error_id, exc_info=exc)
+    return WorkerError(f"internal error (id {error_id})")
+
+
 class WorkerServer:
     """Routes and state of one worker process."""
 
@@ -80,30 +111,57 @@ class WorkerServer:
         self._engine = engine
         self._settings = settings
         self._token = token
-        # One thread: jobs reach the GPU one at a time, and never block the loop.
+        # One render thread: batches reach the GPU one at a time and never block the loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._ready = asyncio.Event()
+        self._scheduler: Scheduler[GenerationResponse] | None = None
+
+    @property
+    def scheduler(self) -> Scheduler[GenerationResponse]:
+        """The queue (exists once the app has started)."""
+        assert self._scheduler is not None
+        return self._scheduler
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
-        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=1 << 20)
+        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=25 * 1024 * 1024)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/images/generations", self.generations)
-        app.on_startup.append(self._start_loading)
+        app.router.add_post("/v1/images/edits", self.edits)
+        app.router.add_post("/v1/images/variations", self.variations)
+        app.router.add_get("/v1/images/jobs/{job_id}", self.job_status)
+        app.router.add_delete("/v1/images/jobs/{job_id}", self.cancel)
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._drain)
         app.on_cleanup.append(self._stop)
         return app
 
-    async def _start_loading(self, _app: web.Application) -> None:
+    async def _start(self, app: web.Application) -> None:
+        s = self._settings
+        self._scheduler = Scheduler(
+            self._engine.run_batch, self._executor, max_queue=s.max_queue, max_batch=s.max_batch,
+            batch_window_s=s.batch_window_s,
+        )  # fmt: skip
+        app[SCHEDULER] = self._scheduler
+
         async def load() -> None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
             self._ready.set()
+            self.scheduler.start()
 
-        _app[LOADER] = asyncio.create_task(load())
+        self._loader = asyncio.create_task(load())
+
+    async def _drain(self, _app: web.Application) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scheduler.drain(), self._settings.drain_timeout_s)
 
     async def _stop(self, _app: web.Application) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    # -- middleware ----------------------------------------------------------
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -112,20 +170,19 @@ class WorkerServer:
             return error_answer(exc)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
             # The traceback stays in the worker's log; the client gets an id to quote.
-            error_id = secrets.token_hex(4)
-            log.exception("internal error %s on %s", error_id, request.path)
-            return error_answer(WorkerError(f"internal error (id {error_id})"))
+            return error_answer(as_worker_error(exc))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token and request.path != "/healthz":
+        if self._token and request.path not in ("/healthz", "/metrics"):
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
                 raise Unauthorized("missing or wrong bearer token")
         return await handler(request)
 
+    # -- routes --------------------------------------------------------------
     async def healthz(self, _request: web.Request) -> web.Response:
         """GET /healthz: ok once the default model is loaded."""
         status: Literal["ok", "loading"] = "ok" if self._ready.is_set() else "loading"
@@ -136,7 +193,7 @@ class WorkerServer:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "egaku"} for n in self._engine.model_names]
         return web.Response(text=json.dumps({"object": "list", "data": data}), content_type="application/json")
 
-    async def generations(self, request: web.Request) -> web.Response:
+    async def generations(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/images/generations."""
         try:
             body = await request.json()
@@ -144,18 +201,153 @@ class WorkerServer:
             raise BadRequest("the body is not valid JSON") from exc
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
+        job_request = _validate(GenerationRequest, body)
+        job_id = job_request.job_id or secrets.token_hex(8)
+        plan = self._engine.plan(job_request, job_id)  # bounds checked before the job waits
+        return await self._run(request, job_request, job_id, plan)
+
+    async def edits(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/images/edits (multipart)."""
+        return await self._edit(request, variation=False)
+
+    async def variations(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/images/variations (multipart)."""
+        return await self._edit(request, variation=True)
+
+    async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
+        if not request.content_type.startswith("multipart/"):
+            raise BadRequest("send multipart/form-data with an `image` file")
+        form = await request.post()
+        files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if "image" not in files:
+            raise BadRequest("an `image` file is required", param="image")
+        if variation:
+            fields.pop("mask_prompt", None)
+        job_request = _validate(EditRequest, fields)
+        job_id = job_request.job_id or secrets.token_hex(8)
+        image = files["image"].file.read()
+        mask = files["mask"].file.read() if "mask" in files and not variation else None
+        # Decoding an upload is CPU work: keep it off the loop (and off the render thread).
+        plan = await asyncio.to_thread(self._engine.plan_edit, job_request, image, mask, job_id)
+        return await self._run(request, job_request, job_id, plan)
+
+    async def _run(
+        self, request: web.Request, job_request: GenerationRequest, job_id: str, plan: Any
+    ) -> web.StreamResponse:
+        events: asyncio.Queue[Progress] | None = asyncio.Queue() if job_request.stream else None
+        job: Job[GenerationResponse] = Job(
+            id=job_id, user=job_request.user or request.remote or "", plan=plan, key=plan.key,
+            priority=job_request.priority, events=events,
+        )  # fmt: skip
         try:
-            job = GenerationRequest.model_validate(body)
-        except ValidationError as exc:
-            raise validation_message(exc) from exc
-        self._engine.resolve(job)  # bounds checked before the job waits for the GPU
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._engine.render, job)
+            job = self.scheduler.submit(job)
+        except QueueFull as exc:
+            raise QueueBusy(str(exc), exc.retry_after_s) from exc
+        if events is not None and job.events is events:
+            return await self._stream(request, job)
+        return json_answer(await self._outcome(job))
+
+    async def _outcome(self, job: Job[GenerationResponse]) -> GenerationResponse:
+        assert job.future is not None
         try:
-            result = await asyncio.wait_for(future, timeout=self._settings.request_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout=self._settings.request_timeout_s)
         except TimeoutError as exc:
+            self.scheduler.cancel(job.id)  # a running job stops at its next step
             raise RenderTimeout(f"the job ran past {self._settings.request_timeout_s:.0f}s") from exc
-        return json_answer(result)
+        except Cancelled as exc:
+            raise as_worker_error(exc) from exc
+
+    async def _stream(self, request: web.Request, job: Job[GenerationResponse]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        outcome = asyncio.ensure_future(self._outcome(job))
+        assert job.events is not None
+        try:
+            while True:
+                getter = asyncio.ensure_future(job.events.get())
+                done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    event = getter.result()
+                    if event.kind == "queued":
+                        event.data["eta_s"] = round(self.scheduler.eta_s(event.data["position"]), 3)
+                    await _sse(response, event.kind, event.data)
+                    continue
+                getter.cancel()
+                while not job.events.empty():
+                    event = job.events.get_nowait()
+                    await _sse(response, event.kind, event.data)
+                try:
+                    await _sse(response, "completed", outcome.result().model_dump())
+                except WorkerError as exc:
+                    await _sse(response, "error", error_body(exc).model_dump())
+                break
+        except ConnectionResetError:
+            # The client went away: nobody will see the image, so stop rendering it.
+            self.scheduler.cancel(job.id)
+        finally:
+            outcome.cancel()
+        await response.write_eof()
+        return response
+
+    async def job_status(self, request: web.Request) -> web.Response:
+        """GET /v1/images/jobs/{id}: position (0 = running) and ETA."""
+        job = self.scheduler.find(request.match_info["job_id"])
+        if job is None:
+            raise _not_found(request.match_info["job_id"])
+        position = self.scheduler.position(job)
+        body = {"id": job.id, "position": position, "eta_s": round(self.scheduler.eta_s(position), 3)}
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        """DELETE /v1/images/jobs/{id}."""
+        job_id = request.match_info["job_id"]
+        if not self.scheduler.cancel(job_id):
+            raise _not_found(job_id)
+        return web.Response(text=json.dumps({"id": job_id, "cancelled": True}), content_type="application/json")
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """GET /metrics in Prometheus' text format."""
+        stats = self.scheduler.stats if self._scheduler else None
+        lines = [
+            "# HELP egaku_queue_depth Jobs waiting for the GPU.",
+            "# TYPE egaku_queue_depth gauge",
+            f"egaku_queue_depth {self._scheduler.depth if self._scheduler else 0}",
+            "# HELP egaku_ready Whether the default model is loaded.",
+            "# TYPE egaku_ready gauge",
+            f"egaku_ready {int(self._ready.is_set())}",
+        ]
+        if stats is not None:
+            lines += [
+                "# HELP egaku_jobs_total Jobs by outcome.",
+                "# TYPE egaku_jobs_total counter",
+                *(
+                    f'egaku_jobs_total{{outcome="{name}"}} {getattr(stats, name)}'
+                    for name in ("submitted", "completed", "failed", "cancelled", "rejected_full")
+                ),
+                "# HELP egaku_batches_total Batches run, by batch size.",
+                "# TYPE egaku_batches_total counter",
+                *(f'egaku_batches_total{{size="{size}"}} {count}' for size, count in sorted(stats.batches.items())),
+                "# HELP egaku_batch_seconds_total Time spent rendering batches.",
+                "# TYPE egaku_batch_seconds_total counter",
+                f"egaku_batch_seconds_total {stats.batch_seconds:.6f}",
+            ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def _validate(model: type[GenerationRequest], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_message(exc) from exc
+
+
+def _not_found(job_id: str) -> WorkerError:
+    return NotFound(f"no queued or running job {job_id!r}", param="job_id")
+
+
+async def _sse(response: web.StreamResponse, event: str, data: dict[str, Any]) -> None:
+    await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
 
 
 def check_exposure(settings: WorkerSettings, token: str | None) -> None:

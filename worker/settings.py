@@ -59,6 +59,18 @@ class WorkerSettings(BaseModel):
     request_timeout_s: float = Field(default=300.0, gt=0)
     startup_timeout_s: float = Field(default=600.0, gt=0)
     cache_dir: str = "~/.cache/egaku"
+    # Scheduling
+    max_queue: int = Field(default=64, ge=1, le=10_000)
+    max_batch: int = Field(default=4, ge=1, le=32)
+    batch_window_s: float = Field(default=0.02, ge=0.0, le=2.0)
+    preview_every: int = Field(default=5, ge=0, le=1000)
+    drain_timeout_s: float = Field(default=120.0, ge=0)
+    # Speed
+    warmup: bool = True
+    compile: bool = False
+    channels_last: bool = False
+    # Text-prompted masks for region edits (CLIPSeg): a hub id, a local folder, or "tiny"
+    segmenter: str = "CIDAS/clipseg-rd64-refined"
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
 
     @model_validator(mode="after")

@@ -120,3 +120,107 @@ def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(directory)  # type: ignore[attr-defined]
     return directory
+
+
+def save_tiny_clipseg(directory: Path, seed: int = 0) -> Path:
+    """A tiny random CLIPSeg (model + processor), saved like CIDAS/clipseg-rd64-refined."""
+    import torch
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+        CLIPTokenizer,
+        ViTImageProcessor,
+    )
+
+    torch.manual_seed(seed)
+    config = CLIPSegConfig(
+        text_config={
+            "vocab_size": TINY_VOCAB_SIZE,
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "bos_token_id": TINY_VOCAB_SIZE - 2,
+            "eos_token_id": TINY_VOCAB_SIZE - 1,
+            "pad_token_id": TINY_VOCAB_SIZE - 1,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=32,
+        extract_layers=(1,),
+        reduce_dim=16,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
+    CLIPSegForImageSegmentation(config).save_pretrained(directory)
+    processor = CLIPSegProcessor(
+        image_processor=ViTImageProcessor(
+            size={"height": 32, "width": 32},
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
+        ),
+        tokenizer=CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77),
+    )
+    processor.save_pretrained(directory)
+    return directory
+
+
+def save_tiny_sd15(directory: Path, seed: int = 0) -> Path:
+    """A tiny random SD1.5-architecture pipeline, saved with save_pretrained."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=16,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=16,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=TINY_VOCAB_SIZE - 2,
+            eos_token_id=TINY_VOCAB_SIZE - 1,
+            pad_token_id=TINY_VOCAB_SIZE - 1,
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=TINY_VOCAB_SIZE,
+            max_position_embeddings=77,
+        )
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77),
+        unet=unet,
+        scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory)  # type: ignore[attr-defined]
+    return directory

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import torch
 from PIL import Image
 
 from tests.conftest import serve, tiny_worker_settings
-from worker.errors import OutOfMemory
-from worker.protocol import GenerationRequest, GenerationResponse
+from worker.engine import Engine
+from worker.pipelines import Placement, load_pipeline
+from worker.protocol import GenerationResponse
 from worker.server import WorkerServer, check_exposure
+from worker.settings import ModelPreset
 
 
 async def post(url: str, body: object, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -38,6 +41,8 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "guidance": 4.5,
         "seed": 42,
         "negative_prompt": "blurry",
+        "strength": None,
+        "mode": "generate",
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))
@@ -120,34 +125,35 @@ def test_exposed_worker_needs_a_token(worker_cache: Path) -> None:
     check_exposure(tiny_worker_settings(worker_cache), None)
 
 
-class _OomThenOk:
-    """An engine whose first render runs out of GPU memory."""
+class _FailingPipe:
+    """A real pipeline whose next calls raise (a simulated OOM, or a bug), then work again."""
 
-    def __init__(self, real: object) -> None:
-        self.model_names = ["tiny"]
-        self.real = real
-        self.calls = 0
+    def __init__(self, real: object, failures: list[BaseException]) -> None:
+        self._real = real
+        self._failures = failures
 
-    def load(self, name: str | None = None) -> None:
-        pass
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
 
-    def resolve(self, request: GenerationRequest) -> object:
-        return self.real.resolve(request)  # type: ignore[attr-defined]
-
-    def render(self, request: GenerationRequest) -> GenerationResponse:
-        self.calls += 1
-        if self.calls == 1:
-            raise OutOfMemory("out of GPU memory; try a smaller size or fewer images")
-        return self.real.render(request)  # type: ignore[attr-defined]
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if self._failures:
+            raise self._failures.pop(0)
+        return self._real(*args, **kwargs)  # type: ignore[operator]
 
 
-class _Broken(_OomThenOk):
-    def render(self, request: GenerationRequest) -> GenerationResponse:
-        raise RuntimeError("secret internal detail /opt/models/private")
+def engine_failing_with(cache: Path, *failures: BaseException) -> Engine:
+    """A real Engine on the tiny model whose first renders raise the given errors."""
+    pending = list(failures)
+
+    def loader(preset: ModelPreset, placement: Placement, cache_dir: Path) -> object:
+        return _FailingPipe(load_pipeline(preset, placement, cache_dir), pending)
+
+    return Engine(tiny_worker_settings(cache, warmup=False), loader=loader)
 
 
-async def test_oom_fails_only_that_job(engine: object, worker_cache: Path) -> None:
-    server = WorkerServer(_OomThenOk(engine), tiny_worker_settings(worker_cache), token=None)  # type: ignore[arg-type]
+async def test_oom_fails_only_that_job(worker_cache: Path) -> None:
+    engine = engine_failing_with(worker_cache, torch.OutOfMemoryError("CUDA out of memory"))
+    server = WorkerServer(engine, tiny_worker_settings(worker_cache), token=None)
     runner, url = await serve(server.app())
     try:
         status, body = await post(url + "/v1/images/generations", {"prompt": "a fox"})
@@ -159,8 +165,9 @@ async def test_oom_fails_only_that_job(engine: object, worker_cache: Path) -> No
         await runner.cleanup()
 
 
-async def test_internal_errors_leak_nothing(engine: object, worker_cache: Path) -> None:
-    server = WorkerServer(_Broken(engine), tiny_worker_settings(worker_cache), token=None)  # type: ignore[arg-type]
+async def test_internal_errors_leak_nothing(worker_cache: Path) -> None:
+    engine = engine_failing_with(worker_cache, RuntimeError("secret internal detail /opt/models/private"))
+    server = WorkerServer(engine, tiny_worker_settings(worker_cache), token=None)
     runner, url = await serve(server.app())
     try:
         status, body = await post(url + "/v1/images/generations", {"prompt": "a fox"})

@@ -1,0 +1,82 @@
+"""Prompts longer than CLIP's 77 tokens, encoded in windows so that nothing is cut.
+
+diffusers truncates at 77 tokens (75 plus BOS/EOS), so an upsampled 80-word
+prompt silently loses its tail. Here each 75-token window is encoded with
+BOS/EOS and padding of its own and the windows are concatenated along the
+sequence axis, which both SD1.5's and SDXL's cross-attention accept. SDXL's
+pooled embedding comes from the first window, as with a short prompt. Short
+prompts never come here: they take diffusers' own path unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def window_ids(tokenizer: Any, text: str) -> list[list[int]]:
+    """The prompt's token ids (no specials) in windows of model_max_length - 2."""
+    size = tokenizer.model_max_length - 2
+    ids: list[int] = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
+
+
+def windows_needed(tokenizer: Any, texts: list[str]) -> int:
+    """How many windows the longest text needs."""
+    return max(len(window_ids(tokenizer, t)) for t in texts)
+
+
+def _window_tensor(tokenizer: Any, text: str, count: int) -> torch.Tensor:
+    """[count, 77] ids: each window with BOS, EOS and the tokenizer's own padding."""
+    length = tokenizer.model_max_length
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    windows = window_ids(tokenizer, text)
+    windows += [[]] * (count - len(windows))
+    rows = []
+    for window in windows:
+        row = [tokenizer.bos_token_id, *window, tokenizer.eos_token_id]
+        rows.append(row + [pad] * (length - len(row)))
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def _encode(encoder: Any, ids: torch.Tensor, penultimate: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden states for each window, concatenated: [1, count*77, dim], plus the first window's pooled output."""
+    out = encoder(ids.to(encoder.device), output_hidden_states=True)
+    hidden = out.hidden_states[-2] if penultimate else out[0]
+    pooled = out[0][:1] if out[0].ndim == 2 else None
+    return hidden.reshape(1, -1, hidden.shape[-1]), pooled
+
+
+def encode_long(pipe: Any, prompts: list[str], negatives: list[str | None]) -> dict[str, torch.Tensor]:
+    """prompt_embeds (and SDXL's pooled ones) for a batch of possibly long prompts."""
+    sdxl = getattr(pipe, "text_encoder_2", None) is not None
+    tokenizers = [pipe.tokenizer, pipe.tokenizer_2] if sdxl else [pipe.tokenizer]
+    encoders = [pipe.text_encoder, pipe.text_encoder_2] if sdxl else [pipe.text_encoder]
+    texts = [*prompts, *(n or "" for n in negatives)]
+    count = max(windows_needed(t, texts) for t in tokenizers)
+    zero_negative = sdxl and all(n is None for n in negatives) and pipe.config.force_zeros_for_empty_prompt
+
+    def embed(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        parts, pooled = [], None
+        for tokenizer, encoder in zip(tokenizers, encoders, strict=True):
+            hidden, pool = _encode(encoder, _window_tensor(tokenizer, text, count), penultimate=sdxl)
+            parts.append(hidden)
+            pooled = pool if pool is not None else pooled
+        return torch.cat(parts, dim=-1), pooled
+
+    with torch.no_grad():
+        positive = [embed(p) for p in prompts]
+        result = {"prompt_embeds": torch.cat([e for e, _ in positive])}
+        if sdxl:
+            result["pooled_prompt_embeds"] = torch.cat([p for _, p in positive if p is not None])
+        if zero_negative:
+            result["negative_prompt_embeds"] = torch.zeros_like(result["prompt_embeds"])
+            result["negative_pooled_prompt_embeds"] = torch.zeros_like(result["pooled_prompt_embeds"])
+        else:
+            negative = [embed(n or "") for n in negatives]
+            result["negative_prompt_embeds"] = torch.cat([e for e, _ in negative])
+            if sdxl:
+                result["negative_pooled_prompt_embeds"] = torch.cat([p for _, p in negative if p is not None])
+    dtype = pipe.unet.dtype
+    return {k: v.to(dtype) for k, v in result.items()}
