@@ -52,7 +52,7 @@ class WorkerClient:
     async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
         """POST /v1/images/generations and decode the images."""
         url = await self._url("/v1/images/generations")
-        body = request.model_dump(exclude_none=True)
+        body = request.model_dump(exclude_none=True, exclude_unset=True)
         try:
             async with self._session.post(url, json=body, headers=self._headers, timeout=self._timeout) as resp:
                 raw = await resp.read()
