@@ -66,7 +66,7 @@ async def test_request_body_and_token_are_sent_exactly() -> None:
         await runner.cleanup()
     assert seen == [
         (
-            {"prompt": "a fox", "n": 1, "response_format": "b64_json", "user": "u1", "aspect": "3:2", "seed": 1},
+            {"prompt": "a fox", "user": "u1", "aspect": "3:2", "seed": 1},
             "Bearer tkn",
         )
     ]
