@@ -29,7 +29,9 @@ def read_image(data: bytes, *, max_pixels: int = MAX_INPUT_PIXELS, mode: str = "
             image.load()
     except BadRequest:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadRequest(f"the image is too large: at most {max_pixels} pixels", param="image") from exc
+    except UnidentifiedImageError as exc:
         raise BadRequest("couldn't read that image (PNG, JPEG, WebP or GIF)", param="image") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadRequest("couldn't read that image: the file is damaged or truncated", param="image") from exc

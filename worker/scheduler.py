@@ -131,6 +131,10 @@ class Scheduler(Generic[R]):
         """A queued or running job by id."""
         return self._by_id.get(job_id)
 
+    def find_running(self) -> list[Job[R]]:
+        """The jobs in the batch on the GPU now."""
+        return list(self._running)
+
     def position(self, job: Job[R]) -> int:
         """0 when running; otherwise 1 + the number of jobs that will start before it."""
         if job in self._running:

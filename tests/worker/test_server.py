@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import json
+import threading
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 import torch
 from PIL import Image
@@ -14,7 +18,7 @@ from PIL import Image
 from tests.conftest import serve, tiny_worker_settings
 from worker.engine import Engine
 from worker.pipelines import Placement, load_pipeline
-from worker.protocol import GenerationResponse
+from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
 from worker.server import WorkerServer, check_exposure
 from worker.settings import ModelPreset
 
@@ -176,3 +180,147 @@ async def test_internal_errors_leak_nothing(worker_cache: Path) -> None:
         assert "secret" not in str(body)
     finally:
         await runner.cleanup()
+
+
+class _Gated:
+    """The real engine, but batches wait for a gate: lets tests fill the queue."""
+
+    def __init__(self, real: Engine) -> None:
+        self.real = real
+        self.gate = threading.Event()
+        self.model_names = real.model_names
+
+    def load(self, name: str | None = None) -> None:
+        self.real.load(name)
+
+    def plan(self, request: GenerationRequest, job_id: str = "") -> object:
+        return self.real.plan(request, job_id)
+
+    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> object:
+        return self.real.plan_edit(request, image, mask, job_id)
+
+    def run_batch(self, jobs: object, report: object) -> list[object]:
+        self.gate.wait(30)
+        return self.real.run_batch(jobs, report)  # type: ignore[arg-type]
+
+
+async def test_official_openai_client_generates_and_edits(worker_url: str) -> None:
+    client = openai.AsyncOpenAI(base_url=worker_url + "/v1", api_key="unused", max_retries=0)
+    result = await client.images.generate(
+        model="tiny", prompt="a red fox", size="64x64", response_format="b64_json", n=1
+    )
+    image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or "")))
+    assert image.size == (64, 64)
+    upload = io.BytesIO()
+    Image.new("RGB", (64, 64), "orange").save(upload, format="PNG")
+    edited = await client.images.edit(image=("in.png", upload.getvalue(), "image/png"), prompt="make it night", n=1)
+    assert edited.data[0].b64_json
+    models = await client.models.list()
+    assert [m.id async for m in models] == ["tiny", "tiny-alt"]
+    await client.close()
+
+
+async def test_progress_stream_order(worker_url: str) -> None:
+    body = {"prompt": "a fox", "seed": 4, "steps": 3, "stream": True, "job_id": "stream-1"}
+    events: list[tuple[str, dict]] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(worker_url + "/v1/images/generations", json=body) as resp,
+    ):
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        raw = (await resp.read()).decode()
+    for block in raw.strip().split("\n\n"):
+        kind, data = block.split("\n", 1)
+        events.append((kind.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    kinds = [k for k, _ in events]
+    assert kinds == ["queued", "started", "step", "preview", "step", "preview", "step", "completed"]
+    assert events[0][1]["job_id"] == "stream-1" and events[0][1]["position"] == 1
+    assert [d["step"] for k, d in events if k == "step"] == [1, 2, 3]
+    assert events[-1][1]["job_id"] == "stream-1" and events[-1][1]["data"][0]["seed"] == 4
+
+
+async def test_full_queue_answers_503_with_retry_after(engine: Engine, worker_cache: Path) -> None:
+    gated = _Gated(engine)
+    server = WorkerServer(gated, tiny_worker_settings(worker_cache, max_queue=1, max_batch=1), token=None)  # type: ignore[arg-type]
+    runner, url = await serve(server.app())
+    try:
+        await asyncio.sleep(0.2)  # model load (the gate does not hold load)
+        first = asyncio.create_task(post(url + "/v1/images/generations", {"prompt": "one", "user": "a"}))
+        while not server.scheduler.find_running():
+            await asyncio.sleep(0.01)
+        second = asyncio.create_task(post(url + "/v1/images/generations", {"prompt": "two", "user": "b"}))
+        while server.scheduler.depth < 1:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url + "/v1/images/generations", json={"prompt": "three"}) as resp:
+                assert resp.status == 503
+                assert int(resp.headers["Retry-After"]) >= 1
+                assert (await resp.json())["error"]["code"] == "queue_full"
+            async with session.get(url + "/metrics") as resp:
+                metrics = await resp.text()
+        assert "egaku_queue_depth 1" in metrics
+        assert 'egaku_jobs_total{outcome="rejected_full"} 1' in metrics
+        gated.gate.set()
+        assert [(await first)[0], (await second)[0]] == [200, 200]
+    finally:
+        gated.gate.set()
+        await runner.cleanup()
+
+
+async def test_cancel_and_status_by_job_id(engine: Engine, worker_cache: Path) -> None:
+    gated = _Gated(engine)
+    server = WorkerServer(gated, tiny_worker_settings(worker_cache, max_batch=1), token=None)  # type: ignore[arg-type]
+    runner, url = await serve(server.app())
+    try:
+        await asyncio.sleep(0.2)
+        running = asyncio.create_task(post(url + "/v1/images/generations", {"prompt": "a", "job_id": "j1"}))
+        queued = asyncio.create_task(post(url + "/v1/images/generations", {"prompt": "b", "job_id": "j2"}))
+        while server.scheduler.find("j2") is None:
+            await asyncio.sleep(0.01)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "/v1/images/jobs/j2") as resp:
+                assert (await resp.json())["position"] == 1
+            async with session.delete(url + "/v1/images/jobs/j2") as resp:
+                assert await resp.json() == {"id": "j2", "cancelled": True}
+            async with session.delete(url + "/v1/images/jobs/nope") as resp:
+                assert resp.status == 404
+        status, body = await queued
+        assert (status, body["error"]["code"]) == (409, "cancelled")
+        gated.gate.set()
+        assert (await running)[0] == 200
+    finally:
+        gated.gate.set()
+        await runner.cleanup()
+
+
+async def test_edit_endpoints_take_multipart_and_refuse_bad_images(worker_url: str) -> None:
+    upload = io.BytesIO()
+    Image.new("RGB", (72, 40), "green").save(upload, format="JPEG")
+    async with aiohttp.ClientSession() as session:
+        form = aiohttp.FormData()
+        form.add_field("image", upload.getvalue(), filename="x.jpg", content_type="image/jpeg")
+        form.add_field("prompt", "a castle")
+        form.add_field("mask_prompt", "the tree")
+        form.add_field("seed", "9")
+        form.add_field("strength", "0.8")
+        async with session.post(worker_url + "/v1/images/edits", data=form) as resp:
+            body = await resp.json()
+        assert resp.status == 200, body
+        used = body["data"][0]["parameters"]
+        assert (used["mode"], used["seed"], used["strength"], used["width"], used["height"]) == (
+            "inpaint",
+            9,
+            0.8,
+            72,
+            40,
+        )
+        form = aiohttp.FormData()
+        form.add_field("image", upload.getvalue(), filename="x.jpg", content_type="image/jpeg")
+        async with session.post(worker_url + "/v1/images/variations", data=form) as resp:
+            assert resp.status == 200 and (await resp.json())["data"][0]["parameters"]["mode"] == "img2img"
+        form = aiohttp.FormData()
+        form.add_field("image", b"\x89PNG\r\n\x1a\n truncated", filename="x.png", content_type="image/png")
+        async with session.post(worker_url + "/v1/images/variations", data=form) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["param"] == "image"
+        async with session.post(worker_url + "/v1/images/edits", json={"prompt": "x"}) as resp:
+            assert resp.status == 400
