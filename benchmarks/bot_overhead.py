@@ -16,7 +16,6 @@ import base64
 import datetime as dt
 import io
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from PIL import Image
 
+from benchmarks._markdown import device, write_section
 from tests.fakes.discord import BOT_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
 from tests.fakes.serving import serve
@@ -217,22 +217,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def device() -> str:
-    """A one-line description of this machine."""
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU"
-
-
 def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
     """Replace this benchmark's section of docs/benchmarks.md."""
-    marker_start, marker_end = "<!-- bot_overhead:start -->", "<!-- bot_overhead:end -->"
     table = "\n".join(
         f"| {r['concurrency']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['fakes_ms']:.1f} "
         f"| {r['turns_per_s']:.0f} | {r['bot_rss_mb']:.0f} |"
         for r in rows
     )
-    section = f"""{marker_start}
-## Bot overhead (issue: the spine)
+    write_section(
+        path,
+        "bot_overhead",
+        f"""## Bot overhead (issue: the spine)
 
 Fake Discord `MESSAGE_CREATE` → image message posted, minus the time spent inside the
 (instant, fake) LLM and worker handlers. The bot is the real `egaku bot` process
@@ -246,15 +241,8 @@ benchmark's own process. Each conversation is its own DM channel.
 
 | concurrent conversations | turns | p50 ms | p99 ms | fake LLM+worker ms/turn (subtracted) | turns/s | bot RSS MB |
 |---|---|---|---|---|---|---|
-{table}
-{marker_end}"""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if marker_start in text:
-        head, rest = text.split(marker_start, 1)
-        text = head + section + rest.split(marker_end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+{table}""",
+    )
 
 
 def main() -> None:

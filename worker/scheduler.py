@@ -99,7 +99,7 @@ class Scheduler(Generic[R]):
         *,
         max_queue: int = 64,
         max_batch: int = 4,
-        batch_window_s: float = 0.02,
+        batch_window_s: float = 0.005,
     ) -> None:
         self._runner = runner
         self._executor = executor

@@ -62,7 +62,7 @@ class WorkerSettings(BaseModel):
     # Scheduling
     max_queue: int = Field(default=64, ge=1, le=10_000)
     max_batch: int = Field(default=4, ge=1, le=32)
-    batch_window_s: float = Field(default=0.02, ge=0.0, le=2.0)
+    batch_window_s: float = Field(default=0.005, ge=0.0, le=2.0)
     preview_every: int = Field(default=5, ge=0, le=1000)
     drain_timeout_s: float = Field(default=120.0, ge=0)
     # Speed
