@@ -26,6 +26,7 @@ from worker.pipelines import Placement, choose_placement, load_pipeline
 from worker.prompting import encode_long, windows_needed
 from worker.protocol import (
     MAX_SEED,
+    AdapterChoice,
     EditRequest,
     GenerationRequest,
     GenerationResponse,
@@ -41,7 +42,7 @@ from worker.settings import ModelPreset, WorkerSettings
 log = logging.getLogger(__name__)
 
 Loader = Callable[[ModelPreset, Placement, Path], Any]
-Mode = Literal["generate", "img2img", "inpaint"]
+Mode = Literal["generate", "img2img", "inpaint", "instruct"]
 
 # Linear latent -> RGB approximations (no VAE needed) for cheap progress previews.
 _LATENT_RGB = {
@@ -58,7 +59,7 @@ _LATENT_RGB = {
 
 def latent_preview(latents: torch.Tensor, family: str) -> bytes:
     """A small PNG approximating one sample's latents [4, h, w]."""
-    weights, bias = _LATENT_RGB[family]
+    weights, bias = _LATENT_RGB[family.split("-")[0]]
     w = torch.tensor(weights, dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", latents.float().cpu(), w) + torch.tensor(bias)
     pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
@@ -85,6 +86,7 @@ class Plan:
     image: Image.Image | None = field(default=None, compare=False)
     mask: Image.Image | None = field(default=None, compare=False)
     mask_prompt: str | None = None
+    adapters: tuple[AdapterChoice, ...] = ()
     job_id: str = ""
 
     @property
@@ -92,7 +94,7 @@ class Plan:
         """Plans with equal keys can share one batch."""
         if self.mode != "generate":
             return ("edit", self.job_id)
-        return (self.model, self.size, self.steps, self.guidance, self.negative is None)
+        return (self.model, self.size, self.steps, self.guidance, self.negative is None, self.adapters)
 
 
 class Engine:
@@ -104,6 +106,7 @@ class Engine:
         self._placement = choose_placement(settings.device, settings.dtype)
         self._pipes: dict[tuple[str, Mode], Any] = {}
         self._masker: Any = None
+        self._adapters_loaded: set[tuple[str, str]] = set()
 
     @property
     def model_names(self) -> list[str]:
@@ -130,12 +133,19 @@ class Engine:
         self._pipes[(name, "generate")] = pipe
         if self._settings.warmup:
             # The first call pays for kernel selection (and compilation); users should not.
+            extra = (
+                {"image": Image.new("RGB", (preset.width, preset.height))}
+                if preset.family.endswith("-instruct")
+                else {}
+            )
             with torch.inference_mode():
-                pipe(prompt="warm-up", num_inference_steps=1, width=preset.width, height=preset.height)
+                pipe(prompt="warm-up", num_inference_steps=1, width=preset.width, height=preset.height, **extra)
         log.info("loaded %s in %.1fs on %s", name, time.perf_counter() - started, self._placement)
 
     def _pipe(self, name: str, mode: Mode) -> Any:
         self.load(name)
+        if mode == "instruct":
+            return self._pipes[(name, "generate")]  # an instruction-edit model's own pipeline
         if (name, mode) not in self._pipes:
             from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
@@ -170,6 +180,12 @@ class Engine:
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request)
+        if preset.family.endswith("-instruct") and not isinstance(request, EditRequest):
+            raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
+        for choice in request.adapters:
+            if choice.name not in self._settings.adapters:
+                known = sorted(self._settings.adapters)
+                raise BadRequest(f"unknown adapter {choice.name!r}; available: {known}", param="adapters")
         size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         return Plan(
@@ -182,6 +198,7 @@ class Engine:
             prompt=request.prompt,
             negative=request.negative_prompt,
             output_format=request.output_format,
+            adapters=tuple(request.adapters),
             job_id=job_id,
         )
 
@@ -197,6 +214,7 @@ class Engine:
         if mask is not None:
             mask_image = read_image(mask, mode="L").resize(picture.size, Image.Resampling.BILINEAR)
         inpaint = mask_image is not None or request.mask_prompt is not None
+        mode: Mode = "instruct" if preset.family.endswith("-instruct") else "inpaint" if inpaint else "img2img"
         return Plan(
             model=name,
             preset=preset,
@@ -207,11 +225,12 @@ class Engine:
             prompt=request.prompt,
             negative=request.negative_prompt,
             output_format=request.output_format,
-            mode="inpaint" if inpaint else "img2img",
-            strength=request.strength,
+            mode=mode,
+            strength=None if mode == "instruct" else request.strength,
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
+            adapters=base.adapters,
             job_id=job_id,
         )
 
@@ -276,16 +295,22 @@ class Engine:
         plans: list[Plan] = [job.plan for job in jobs]
         first = plans[0]
         pipe = self._pipe(first.model, first.mode)
+        self._use_adapters(pipe, first)
         prompts = [p.prompt for p in plans for _ in p.seeds]
         negatives = [p.negative for p in plans for _ in p.seeds]
         generators = [torch.Generator(device="cpu").manual_seed(s) for p in plans for s in p.seeds]
         owners = [index for index, p in enumerate(plans) for _ in p.seeds]
+        on_step_end = self._progress(jobs, owners, first, started, report)
         kwargs: dict[str, Any] = {
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance,
             "generator": generators,
-            "callback_on_step_end": self._progress(jobs, owners, first, started, report),
         }
+        if first.mode == "instruct":
+            # InstructPix2Pix pipelines still take the legacy per-step callback (and cannot stop early).
+            kwargs["callback"] = lambda step, timestep, latents: on_step_end(pipe, step, timestep, {"latents": latents})
+        else:
+            kwargs["callback_on_step_end"] = on_step_end
         if self._windows(first) > 1:
             kwargs.update(encode_long(pipe, prompts, negatives))
         else:
@@ -293,6 +318,8 @@ class Engine:
             kwargs["negative_prompt"] = None if all(n is None for n in negatives) else [n or "" for n in negatives]
         if first.mode == "generate":
             kwargs.update(width=first.size.width, height=first.size.height)
+        elif first.mode == "instruct":
+            kwargs.update(image=[first.image] * len(prompts), image_guidance_scale=1.5)
         else:
             kwargs.update(image=[first.image] * len(prompts), strength=first.strength)
             if first.mode == "inpaint":
@@ -350,6 +377,7 @@ class Engine:
                 negative_prompt=plan.negative,
                 strength=plan.strength,
                 mode=plan.mode,
+                adapters=list(plan.adapters),
             )
             encoded = base64.b64encode(encode_image(image, plan.output_format)).decode("ascii")
             data.append(ImageData(b64_json=encoded, revised_prompt=plan.prompt, seed=seed, parameters=used))
@@ -361,9 +389,45 @@ class Engine:
             timings={"render_s": rendered - started, "encode_s": time.perf_counter() - rendered},
         )
 
+    def _use_adapters(self, pipe: Any, plan: Plan) -> None:
+        """Load the plan's adapters on first use (cached), and switch LoRAs on or off for this batch."""
+        loras = []
+        for choice in plan.adapters:
+            spec = self._settings.adapters[choice.name]
+            if (plan.model, choice.name) not in self._adapters_loaded:
+                log.info("loading %s %s for %s", spec.kind, choice.name, plan.model)
+                if spec.kind == "lora":
+                    pipe.load_lora_weights(spec.source, weight_name=spec.weight_name, adapter_name=choice.name)
+                else:
+                    load_textual_inversion(pipe, spec.source, spec.token or "")
+                self._adapters_loaded.add((plan.model, choice.name))
+            if spec.kind == "lora":
+                loras.append(choice)
+        any_lora = any(m == plan.model and self._settings.adapters[n].kind == "lora" for m, n in self._adapters_loaded)
+        if loras:
+            pipe.enable_lora()
+            pipe.set_adapters([c.name for c in loras], adapter_weights=[c.scale for c in loras])
+        elif any_lora:
+            pipe.disable_lora()
+
     def _free_memory(self) -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def load_textual_inversion(pipe: Any, source: str, token: str) -> None:
+    """Add a textual-inversion word to the pipeline's text encoder(s)."""
+    if getattr(pipe, "text_encoder_2", None) is None:
+        pipe.load_textual_inversion(source, token=token)
+        return
+    # SDXL embeddings carry one vector set per text encoder.
+    from safetensors.torch import load_file
+
+    state = load_file(source)
+    pipe.load_textual_inversion(state["clip_l"], token=token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(
+        state["clip_g"], token=token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+    )
 
 
 def fit_size(size: tuple[int, int], max_pixels: int) -> Size:

@@ -71,6 +71,11 @@ def tiny_model_dir(cache_dir: Path) -> Path:
     return built_once(cache_dir / "tiny-sdxl", save_tiny_sdxl, "model_index.json")
 
 
+def tiny_instruct_dir(cache_dir: Path) -> Path:
+    """A tiny SDXL InstructPix2Pix pipeline folder, built on first use."""
+    return built_once(cache_dir / "tiny-sdxl-instruct", lambda d: save_tiny_sdxl(d, instruct=True), "model_index.json")
+
+
 def tiny_sd15_dir(cache_dir: Path) -> Path:
     """The tiny SD1.5 preset's pipeline folder, built on first use."""
     return built_once(cache_dir / "tiny-sd15", save_tiny_sd15, "model_index.json")
@@ -78,14 +83,24 @@ def tiny_sd15_dir(cache_dir: Path) -> Path:
 
 def pipeline_class(family: str) -> type[Any]:
     """The diffusers pipeline class for a preset's family."""
-    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionXLInstructPix2PixPipeline
+
+    return {
+        "sdxl": StableDiffusionXLPipeline,
+        "sd15": StableDiffusionPipeline,
+        "sdxl-instruct": StableDiffusionXLInstructPix2PixPipeline,
+        "sd15-instruct": StableDiffusionInstructPix2PixPipeline,
+    }[family]
 
 
 def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) -> Any:
     """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
     source = preset.source
     if source == "tiny":
-        source = str(tiny_model_dir(cache_dir) if preset.family == "sdxl" else tiny_sd15_dir(cache_dir))
+        tiny = {"sdxl": tiny_model_dir, "sd15": tiny_sd15_dir, "sdxl-instruct": tiny_instruct_dir}
+        if preset.family not in tiny:
+            raise ValueError(f"there is no tiny {preset.family} model")
+        source = str(tiny[preset.family](cache_dir))
     cls = pipeline_class(preset.family)
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):

@@ -48,19 +48,26 @@ def _encode(encoder: Any, ids: torch.Tensor, penultimate: bool) -> tuple[torch.T
     return hidden.reshape(1, -1, hidden.shape[-1]), pooled
 
 
+def _expand(pipe: Any, text: str, tokenizer: Any) -> str:
+    """Textual-inversion tokens with several vectors, spelled out as diffusers does."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    return str(convert(text, tokenizer)) if convert is not None else text
+
+
 def encode_long(pipe: Any, prompts: list[str], negatives: list[str | None]) -> dict[str, torch.Tensor]:
     """prompt_embeds (and SDXL's pooled ones) for a batch of possibly long prompts."""
     sdxl = getattr(pipe, "text_encoder_2", None) is not None
     tokenizers = [pipe.tokenizer, pipe.tokenizer_2] if sdxl else [pipe.tokenizer]
     encoders = [pipe.text_encoder, pipe.text_encoder_2] if sdxl else [pipe.text_encoder]
     texts = [*prompts, *(n or "" for n in negatives)]
-    count = max(windows_needed(t, texts) for t in tokenizers)
+    count = max(windows_needed(t, [_expand(pipe, x, t) for x in texts]) for t in tokenizers)
     zero_negative = sdxl and all(n is None for n in negatives) and pipe.config.force_zeros_for_empty_prompt
 
     def embed(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         parts, pooled = [], None
         for tokenizer, encoder in zip(tokenizers, encoders, strict=True):
-            hidden, pool = _encode(encoder, _window_tensor(tokenizer, text, count), penultimate=sdxl)
+            ids = _window_tensor(tokenizer, _expand(pipe, text, tokenizer), count)
+            hidden, pool = _encode(encoder, ids, penultimate=sdxl)
             parts.append(hidden)
             pooled = pool if pool is not None else pooled
         return torch.cat(parts, dim=-1), pooled

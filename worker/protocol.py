@@ -94,6 +94,15 @@ def size_for_aspect(aspect: str, base: Size) -> Size:
     return size
 
 
+class AdapterChoice(BaseModel):
+    """A LoRA or textual inversion configured on the worker, by name, with a strength."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    scale: float = Field(default=1.0, ge=0.0, le=2.0, allow_inf_nan=False)
+
+
 class GenerationRequest(BaseModel):
     """POST /v1/images/generations: OpenAI's fields plus egaku's extensions."""
 
@@ -115,6 +124,7 @@ class GenerationRequest(BaseModel):
     stream: bool = False
     job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     priority: int = Field(default=0, ge=0, le=9)
+    adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
 
     @field_validator("prompt")
     @classmethod
@@ -159,7 +169,8 @@ class UsedParameters(BaseModel):
     seed: int
     negative_prompt: str | None = None
     strength: float | None = None
-    mode: Literal["generate", "img2img", "inpaint"] = "generate"
+    mode: Literal["generate", "img2img", "inpaint", "instruct"] = "generate"
+    adapters: list[AdapterChoice] = Field(default_factory=list)
 
 
 class ImageData(BaseModel):

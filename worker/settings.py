@@ -20,7 +20,8 @@ class ModelPreset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str
-    family: Literal["sdxl", "sd15"] = "sdxl"
+    # "-instruct" families are instruction-edit models (InstructPix2Pix): they only edit images.
+    family: Literal["sdxl", "sd15", "sdxl-instruct", "sd15-instruct"] = "sdxl"
     steps: int = Field(default=30, ge=1, le=MAX_STEPS)
     guidance: float = Field(default=6.0, ge=0.0, le=30.0)
     width: int = 1024
@@ -37,6 +38,23 @@ class ModelPreset(BaseModel):
     def base_size(self) -> Size:
         """The preset's default size."""
         return Size(width=self.width, height=self.height)
+
+
+class AdapterSpec(BaseModel):
+    """A LoRA or textual inversion that requests may name; loaded on first use, then cached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["lora", "textual_inversion"]
+    source: str  # a .safetensors file, a folder, or a hub id
+    weight_name: str | None = None
+    token: str | None = Field(default=None, description="textual inversion: the word prompts use")
+
+    @model_validator(mode="after")
+    def _token_for_ti(self) -> AdapterSpec:
+        if self.kind == "textual_inversion" and not self.token:
+            raise ValueError("a textual_inversion adapter needs a token, e.g. token = '<my-cat>'")
+        return self
 
 
 def _default_presets() -> dict[str, ModelPreset]:
@@ -72,6 +90,7 @@ class WorkerSettings(BaseModel):
     # Text-prompted masks for region edits (CLIPSeg): a hub id, a local folder, or "tiny"
     segmenter: str = "CIDAS/clipseg-rd64-refined"
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
+    adapters: dict[str, AdapterSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:

@@ -39,12 +39,13 @@ def tiny_clip_vocab() -> dict[str, int]:
 TINY_VOCAB_SIZE = 2 * 256 + len(_SPECIAL)
 
 
-def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
-    """Build a tiny random SDXL pipeline and save it with save_pretrained."""
+def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Path:
+    """Build a tiny random SDXL pipeline (or an InstructPix2Pix one) and save it with save_pretrained."""
     import torch
     from diffusers import (
         AutoencoderKL,
         EulerDiscreteScheduler,
+        StableDiffusionXLInstructPix2PixPipeline,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -61,7 +62,7 @@ def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
         block_out_channels=(32, 64),
         layers_per_block=1,
         sample_size=32,
-        in_channels=4,
+        in_channels=8 if instruct else 4,  # InstructPix2Pix also reads the source image's latents
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -108,7 +109,8 @@ def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
         steps_offset=1,
     )
     tokenizer = CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77)
-    pipe = StableDiffusionXLPipeline(
+    cls = StableDiffusionXLInstructPix2PixPipeline if instruct else StableDiffusionXLPipeline
+    pipe = cls(
         vae=vae,
         text_encoder=text_encoder,
         text_encoder_2=text_encoder_2,
@@ -118,7 +120,7 @@ def save_tiny_sdxl(directory: Path, seed: int = 0) -> Path:
         scheduler=scheduler,
         add_watermarker=False,
     )
-    pipe.save_pretrained(directory)  # type: ignore[attr-defined]
+    pipe.save_pretrained(directory)  # type: ignore[attr-defined,union-attr]
     return directory
 
 
