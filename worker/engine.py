@@ -26,6 +26,7 @@ from worker.pipelines import Placement, choose_placement, load_pipeline
 from worker.prompting import encode_long, windows_needed
 from worker.protocol import (
     MAX_SEED,
+    STYLES,
     AdapterChoice,
     EditRequest,
     GenerationRequest,
@@ -87,6 +88,7 @@ class Plan:
     mask: Image.Image | None = field(default=None, compare=False)
     mask_prompt: str | None = None
     adapters: tuple[AdapterChoice, ...] = ()
+    style: str | None = None
     job_id: str = ""
 
     @property
@@ -188,6 +190,7 @@ class Engine:
                 raise BadRequest(f"unknown adapter {choice.name!r}; available: {known}", param="adapters")
         size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         return Plan(
             model=name,
             preset=preset,
@@ -195,10 +198,11 @@ class Engine:
             steps=request.steps or preset.steps,
             guidance=request.guidance if request.guidance is not None else preset.guidance,
             seeds=tuple((seed + i) % (MAX_SEED + 1) for i in range(request.n)),
-            prompt=request.prompt,
-            negative=request.negative_prompt,
+            prompt=prompt,
+            negative=negative,
             output_format=request.output_format,
             adapters=tuple(request.adapters),
+            style=request.style,
             job_id=job_id,
         )
 
@@ -214,6 +218,7 @@ class Engine:
         if mask is not None:
             mask_image = read_image(mask, mode="L").resize(picture.size, Image.Resampling.BILINEAR)
         inpaint = mask_image is not None or request.mask_prompt is not None
+        prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         mode: Mode = "instruct" if preset.family.endswith("-instruct") else "inpaint" if inpaint else "img2img"
         return Plan(
             model=name,
@@ -222,10 +227,11 @@ class Engine:
             steps=base.steps,
             guidance=base.guidance,
             seeds=base.seeds,
-            prompt=request.prompt,
-            negative=request.negative_prompt,
+            prompt=prompt,
+            negative=negative,
             output_format=request.output_format,
             mode=mode,
+            style=request.style,
             strength=None if mode == "instruct" else request.strength,
             image=picture,
             mask=mask_image,
@@ -378,6 +384,7 @@ class Engine:
                 strength=plan.strength,
                 mode=plan.mode,
                 adapters=list(plan.adapters),
+                style=plan.style,
             )
             encoded = base64.b64encode(encode_image(image, plan.output_format)).decode("ascii")
             data.append(ImageData(b64_json=encoded, revised_prompt=plan.prompt, seed=seed, parameters=used))
@@ -413,6 +420,15 @@ class Engine:
     def _free_memory(self) -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def with_style(prompt: str, negative: str | None, style: str | None) -> tuple[str, str | None]:
+    """The prompt and negative prompt with a style preset's words added."""
+    if style is None:
+        return prompt, negative
+    extra, avoid = STYLES[style]
+    joined = ", ".join(part for part in (prompt, extra) if part)
+    return joined, ", ".join(part for part in (negative, avoid) if part)
 
 
 def load_textual_inversion(pipe: Any, source: str, token: str) -> None:

@@ -105,10 +105,16 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) ->
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):
         log.info("loading single file %s", source)
+        if preset.config:
+            kwargs["config"] = preset.config
         pipe = cls.from_single_file(source, **kwargs)
     else:
         log.info("loading pretrained %s", source)
         pipe = cls.from_pretrained(source, **kwargs)
+    if preset.scheduler:
+        import diffusers
+
+        pipe.scheduler = getattr(diffusers, preset.scheduler).from_config(pipe.scheduler.config)
     pipe.to(placement.device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

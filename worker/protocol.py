@@ -38,6 +38,18 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 
 OutputFormat = Literal["png", "webp", "jpeg"]
 
+# Style presets: words added to the prompt and the negative prompt. Shared with the bot's choices.
+STYLES: dict[str, tuple[str, str]] = {
+    "photo": ("photograph, natural light, 35mm, sharp focus, high detail", "painting, illustration, cartoon"),
+    "anime": ("anime illustration, clean line art, cel shading, vibrant colours", "photo, realistic, 3d render"),
+    "watercolor": ("watercolour painting, soft washes, paper texture, delicate edges", "photo, 3d render"),
+    "oil": ("oil painting, visible brush strokes, rich impasto, canvas texture", "photo, 3d render"),
+    "ukiyoe": ("ukiyo-e woodblock print, flat colours, bold outlines, Edo period", "photo, 3d render"),
+    "pixel": ("pixel art, 16-bit, limited palette, crisp pixels", "blurry, photo, smooth gradients"),
+    "3d": ("3d render, octane, soft global illumination, studio lighting", "flat, sketch, painting"),
+}
+Style = Literal["photo", "anime", "watercolor", "oil", "ukiyoe", "pixel", "3d"]
+
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 
@@ -125,6 +137,7 @@ class GenerationRequest(BaseModel):
     job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     priority: int = Field(default=0, ge=0, le=9)
     adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
+    style: Style | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -171,6 +184,7 @@ class UsedParameters(BaseModel):
     strength: float | None = None
     mode: Literal["generate", "img2img", "inpaint", "instruct"] = "generate"
     adapters: list[AdapterChoice] = Field(default_factory=list)
+    style: str | None = None
 
 
 class ImageData(BaseModel):

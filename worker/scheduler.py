@@ -87,6 +87,8 @@ class SchedulerStats:
     batches: dict[int, int] = field(default_factory=dict)
     batch_seconds: float = 0.0
     last_batch_seconds: float = 0.0
+    steps: int = 0
+    step_seconds: float = 0.0
 
 
 class Scheduler(Generic[R]):
@@ -244,6 +246,21 @@ class Scheduler(Generic[R]):
             self.stats.completed += 1
             job.future.set_result(outcome)
 
+    def _reporter(self, loop: asyncio.AbstractEventLoop, batch: list[Job[R]]) -> Callable[[Job[R], Progress], None]:
+        """Forwards progress to each job's stream (from the render thread) and times the steps."""
+        last_step = time.monotonic()
+
+        def report(job: Job[R], event: Progress) -> None:
+            nonlocal last_step
+            if event.kind == "step" and job is batch[0]:
+                now = time.monotonic()
+                self.stats.steps += 1
+                self.stats.step_seconds += now - last_step
+                last_step = now
+            job.publish(loop, event)
+
+        return report
+
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -261,8 +278,7 @@ class Scheduler(Generic[R]):
                 job.publish(loop, Progress("started", {"job_id": job.id, "batch_size": len(batch)}))
             started = time.monotonic()
 
-            def report(job: Job[R], event: Progress) -> None:
-                job.publish(loop, event)
+            report = self._reporter(loop, batch)
 
             try:
                 outcomes = await loop.run_in_executor(self._executor, self._runner, batch, report)

@@ -331,6 +331,10 @@ class WorkerServer:
                 "# HELP egaku_batch_seconds_total Time spent rendering batches.",
                 "# TYPE egaku_batch_seconds_total counter",
                 f"egaku_batch_seconds_total {stats.batch_seconds:.6f}",
+                "# HELP egaku_step_seconds Denoising step time (sum and count; mean = sum / count).",
+                "# TYPE egaku_step_seconds summary",
+                f"egaku_step_seconds_sum {stats.step_seconds:.6f}",
+                f"egaku_step_seconds_count {stats.steps}",
             ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 

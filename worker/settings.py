@@ -8,6 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from worker.protocol import MAX_PIXELS, MAX_STEPS, Size, check_size
 
+SchedulerName = Literal[
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DPMSolverMultistepScheduler",
+    "DDIMScheduler",
+    "UniPCMultistepScheduler",
+    "LCMScheduler",
+]
+
 
 class ModelPreset(BaseModel):
     """One model the worker can serve.
@@ -27,6 +36,10 @@ class ModelPreset(BaseModel):
     width: int = 1024
     height: int = 1024
     max_pixels: int = Field(default=MAX_PIXELS, ge=64 * 64, le=MAX_PIXELS)
+    # A diffusers scheduler class to use instead of the model's own, e.g. "DPMSolverMultistepScheduler".
+    scheduler: SchedulerName | None = None
+    # For single-file checkpoints: a local folder or hub id holding the diffusers config.
+    config: str | None = None
     licence: str = ""
 
     @model_validator(mode="after")

@@ -159,3 +159,20 @@ def test_sd15_family(worker_cache: Path) -> None:
     result = engine.render(engine.plan(GenerationRequest(prompt=long_prompt, seed=2)))
     assert result.data[0].parameters.model == "sd15"
     assert type(engine._pipe("sd15", "generate")).__name__ == "StableDiffusionPipeline"
+
+
+def test_style_presets_add_words_to_both_prompts(engine: Engine) -> None:
+    plan = engine.plan(GenerationRequest(prompt="a fox", negative_prompt="blurry", style="watercolor", seed=1))
+    assert plan.prompt == "a fox, watercolour painting, soft washes, paper texture, delicate edges"
+    assert plan.negative == "blurry, photo, 3d render"
+    assert engine.render(plan).data[0].parameters.style == "watercolor"
+    with pytest.raises(ValueError):
+        GenerationRequest.model_validate({"prompt": "a fox", "style": "vaporwave"})
+
+
+def test_preset_scheduler_replaces_the_models_own(worker_cache: Path) -> None:
+    settings = tiny_worker_settings(worker_cache)
+    dpm = ModelPreset(source="tiny", steps=2, width=64, height=64, scheduler="DPMSolverMultistepScheduler")
+    engine = Engine(settings.model_copy(update={"models": {"tiny": dpm}}))
+    engine.render(engine.plan(GenerationRequest(prompt="a fox", seed=1)))
+    assert type(engine._pipe("tiny", "generate").scheduler).__name__ == "DPMSolverMultistepScheduler"

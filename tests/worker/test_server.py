@@ -48,6 +48,7 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "strength": None,
         "mode": "generate",
         "adapters": [],
+        "style": None,
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))
@@ -325,3 +326,27 @@ async def test_edit_endpoints_take_multipart_and_refuse_bad_images(worker_url: s
             assert resp.status == 400 and (await resp.json())["error"]["param"] == "image"
         async with session.post(worker_url + "/v1/images/edits", json={"prompt": "x"}) as resp:
             assert resp.status == 400
+
+
+async def test_a_job_past_its_time_limit_answers_504_and_is_cancelled(engine: Engine, worker_cache: Path) -> None:
+    gated = _Gated(engine)
+    settings = tiny_worker_settings(worker_cache, request_timeout_s=0.3)
+    server = WorkerServer(gated, settings, token=None)  # type: ignore[arg-type]
+    runner, url = await serve(server.app())
+    try:
+        await asyncio.sleep(0.2)
+        status, body = await post(url + "/v1/images/generations", {"prompt": "slow", "job_id": "slow-1"})
+        assert (status, body["error"]["code"]) == (504, "timeout")
+        running = server.scheduler.find("slow-1")
+        assert running is not None and running.cancel_flag.is_set()  # stops at its next step
+        gated.gate.set()
+        async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
+            metrics = await resp.text()
+        while 'egaku_jobs_total{outcome="cancelled"} 1' not in metrics:
+            await asyncio.sleep(0.05)
+            async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
+                metrics = await resp.text()
+        assert "egaku_step_seconds_count" in metrics
+    finally:
+        gated.gate.set()
+        await runner.cleanup()
