@@ -9,7 +9,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, ToolCallLimitMiddleware
 from langchain.agents.middleware.types import hook_config
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.runtime import Runtime
 
@@ -83,12 +83,39 @@ class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
         return await handler(request.override(messages=recent(request.messages, self.keep)))
 
 
+HISTORY_LIMIT = 10
+
+
+class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):
+    """Shows the model this user's recent images here (ids and short prompts, never pixels)."""
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[TurnContext],
+        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        """Append the compact history to the system message."""
+        context = request.runtime.context
+        history = getattr(context, "history", None)
+        if history is None:
+            return await handler(request)
+        mine = await history.mine(context.conversation, context.user_id)
+        if not mine:
+            note = "This user has no images here yet."
+        else:
+            lines = [g.line(n) for n, g in enumerate(mine, start=1)][-HISTORY_LIMIT:]
+            note = "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
+        base = request.system_message.content if request.system_message else ""
+        return await handler(request.override(system_message=SystemMessage(content=f"{base}\n\n{note}")))
+
+
 def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None, settings: AgentSettings) -> Any:
     """The compiled agent graph."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         TurnCap(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
         TrimHistory(settings.history_messages),
+        HistoryNote(),
     ]
     return create_agent(
         model,

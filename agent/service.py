@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from egaku.config import AgentSettings
 from egaku.errors import EgakuError, InvalidImageRequest, LLMUnavailable
 from tools.context import ImageBackend, TurnContext
+from tools.history import History
+from tools.image_tool import keep
 from tools.types import RenderedImage
 from worker.protocol import GenerationRequest
 
@@ -30,6 +32,9 @@ class TurnRequest:
     user_name: str
     text: str
     must_draw: bool = False
+    guild_id: str | None = None
+    channel_id: str | None = None
+    reply_to: str | None = None  # the message the user replied to, for "edit this"
 
 
 @dataclass(frozen=True)
@@ -51,20 +56,38 @@ class Agent:
         settings: AgentSettings,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         model_preset: str | None = None,
+        history: History | None = None,
+        instruct_model: str | None = None,
     ) -> None:
         self._graph = graph
         self._backend = backend
         self._settings = settings
         self._checkpointer = checkpointer
         self._model_preset = model_preset
+        self._history = history
+        self._instruct_model = instruct_model
+
+    def context_for(self, turn: TurnRequest) -> TurnContext:
+        """The tools' context for one turn."""
+        return TurnContext(
+            backend=self._backend,
+            user_id=turn.user_id,
+            user_words=turn.text,
+            model=self._model_preset,
+            history=self._history,
+            conversation=turn.conversation_id,
+            guild_id=turn.guild_id,
+            channel_id=turn.channel_id,
+            reply_to=turn.reply_to,
+            instruct_model=self._instruct_model,
+        )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
         """Let the model decide: draw (through the tool) or reply in text."""
-        context = TurnContext(
-            backend=self._backend, user_id=turn.user_id, user_words=turn.text, model=self._model_preset
-        )
+        context = self.context_for(turn)
         command = "/imagine " if turn.must_draw else ""
-        message = HumanMessage(content=f"[{turn.user_name}] {command}{turn.text}")
+        replying = " (replying to your message)" if turn.reply_to else ""
+        message = HumanMessage(content=f"[{turn.user_name}]{replying} {command}{turn.text}")
         config = {
             "configurable": {"thread_id": turn.conversation_id},
             "recursion_limit": 4 * self._settings.max_model_calls + 4,
@@ -87,8 +110,9 @@ class Agent:
             request = GenerationRequest(prompt=turn.text, user=turn.user_id, model=self._model_preset)
         except ValidationError as exc:
             raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
+        context = self.context_for(turn)
         try:
-            images = await self._backend.generate(request, turn.text)
+            images = await keep(await self._backend.generate(request, turn.text), context, "generate", None)
         except EgakuError as exc:
             return TurnResult(reply="", failures=[exc])
         return TurnResult(reply="", images=images)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -12,6 +13,7 @@ from discord.ext import commands
 from agent.service import Agent
 from egaku.config import DiscordSettings
 from egaku.errors import report
+from tools.history import History
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,9 @@ class BotServices:
     """What the extensions need, injected once."""
 
     agent: Agent
+    history: History | None = None
+    session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
+    upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
 
 
 def intents_for(message_content: bool) -> discord.Intents:

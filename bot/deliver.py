@@ -21,13 +21,11 @@ def send_kwargs(out: Outgoing) -> dict[str, Any]:
     return kwargs
 
 
-async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> None:
+async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them."""
-    for out in outgoing:
-        await message.reply(**send_kwargs(out), mention_author=False)
+    return [await message.reply(**send_kwargs(out), mention_author=False) for out in outgoing]
 
 
-async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> None:
+async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as followups of a deferred interaction."""
-    for out in outgoing:
-        await interaction.followup.send(**send_kwargs(out), wait=True)
+    return [await interaction.followup.send(**send_kwargs(out), wait=True) for out in outgoing]

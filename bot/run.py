@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import discord
 import yarl
 from discord.gateway import DiscordWebSocket
 
-from agent.service import Agent
 from bot.client import BotServices, EgakuBot
 from egaku.config import DiscordSettings
 
@@ -30,12 +30,18 @@ def point_at(settings: DiscordSettings) -> None:
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
-async def run_bot(agent: Agent, settings: DiscordSettings, token: str) -> None:
+def upload_hosts(settings: DiscordSettings) -> frozenset[str]:
+    """Hosts besides Discord's CDN that attachments may come from: a self-hosted server's own."""
+    host = urlsplit(settings.api_base).hostname
+    return frozenset() if host in (None, "discord.com") else frozenset({host})
+
+
+async def run_bot(services: BotServices, settings: DiscordSettings, token: str) -> None:
     """Log in and serve; degrade once to no message content if the intent is refused."""
     point_at(settings)
     message_content = settings.message_content_intent
     while True:
-        bot = EgakuBot(BotServices(agent=agent), settings, message_content=message_content)
+        bot = EgakuBot(services, settings, message_content=message_content)
         try:
             async with bot:
                 await bot.start(token)

@@ -15,6 +15,7 @@ from agent.llm import build_chat_model
 from agent.service import Agent
 from egaku.config import Config, read_secret
 from tools.embedded import EmbeddedWorker
+from tools.history import History
 from tools.worker_client import WorkerClient
 
 
@@ -23,6 +24,7 @@ class App:
     """The running pieces that a front end (Discord, terminal) drives."""
 
     agent: Agent
+    history: History
     worker: WorkerClient
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
@@ -51,7 +53,10 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             token = read_secret(config.worker.token_env, environ)
             worker = WorkerClient(session, config.worker.url, token=token, timeout_s=config.worker.request_timeout_s)
         saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(db_path)))
+        history_dir = config.storage.history_path
+        history = await History.open(history_dir / "history.sqlite", history_dir / "files")
+        stack.push_async_callback(history.close)
         model = build_chat_model(config.llm, environ)
         graph = build_graph(model, saver, config.agent)
-        agent = Agent(graph, worker, config.agent, saver)
-        yield App(agent=agent, worker=worker, session=session, embedded=embedded)
+        agent = Agent(graph, worker, config.agent, saver, history=history, instruct_model=config.agent.instruct_model)
+        yield App(agent=agent, history=history, worker=worker, session=session, embedded=embedded)

@@ -104,11 +104,15 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
 
 
 async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: str) -> int:
-    from bot.run import run_bot
+    from bot.client import BotServices
+    from bot.run import run_bot, upload_hosts
     from egaku.app import open_app
 
     async with open_app(config, path, environ) as app:
-        await run_bot(app.agent, config.discord, token)
+        services = BotServices(
+            agent=app.agent, history=app.history, session=app.session, upload_hosts=upload_hosts(config.discord)
+        )
+        await run_bot(services, config.discord, token)
     return 0
 
 

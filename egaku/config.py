@@ -52,6 +52,8 @@ class AgentSettings(_Section):
     max_tool_calls: int = Field(default=2, ge=1, le=10)
     turn_timeout_s: float = Field(default=300.0, gt=0)
     history_messages: int = Field(default=20, ge=2, le=200)
+    # A worker preset of an instruction-edit family, offered to the model as edit mode "instruct".
+    instruct_model: str | None = None
 
 
 class StorageSettings(_Section):
@@ -59,11 +61,18 @@ class StorageSettings(_Section):
 
     path: str = "~/.local/share/egaku/egaku.sqlite"
     images_dir: str = "~/.local/share/egaku/images"
+    # Every image made or uploaded (SQLite index + files by content hash); /reset keeps it.
+    history_dir: str = "~/.local/share/egaku/history"
 
     @property
     def db_path(self) -> Path:
         """The SQLite file, with ~ expanded."""
         return Path(self.path).expanduser()
+
+    @property
+    def history_path(self) -> Path:
+        """The history folder, with ~ expanded."""
+        return Path(self.history_dir).expanduser()
 
     @property
     def images_path(self) -> Path:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tools.types import RenderedImage
-from worker.protocol import GenerationRequest
+from worker.protocol import EditRequest, GenerationRequest
+
+if TYPE_CHECKING:
+    from tools.history import History
 
 
 class ImageBackend(Protocol):
-    """Anything that renders a GenerationRequest: the worker client, or a fake."""
+    """Anything that renders requests: the worker client, or a fake."""
 
     async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
         """Render request; raise an EgakuError on failure."""
+        ...
+
+    async def edit(
+        self, request: EditRequest, image: bytes, user_words: str, mask: bytes | None = None
+    ) -> list[RenderedImage]:
+        """Edit an image; raise an EgakuError on failure."""
         ...
 
 
@@ -29,5 +38,11 @@ class TurnContext:
     user_id: str
     user_words: str
     model: str | None = None
+    history: History | None = None
+    conversation: str = ""
+    guild_id: str | None = None
+    channel_id: str | None = None
+    reply_to: str | None = None  # the Discord message the user replied to
+    instruct_model: str | None = None  # a worker preset that does instruction edits, if any
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

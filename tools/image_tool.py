@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, cast
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Annotated, Any, Literal, cast
 
 from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, ToolException, tool
@@ -11,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from egaku.errors import EgakuError, WorkerRejected
 from tools.context import TurnContext
-from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect, GenerationRequest
+from tools.history import UnknownImage
+from tools.types import RenderedImage
+from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect, EditRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +65,43 @@ def build_request(args: GenerateImageArgs, context: TurnContext) -> GenerationRe
     )
 
 
-async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, dict[str, object]]:
-    """Render and file the images into the turn; return the model's text and an artifact."""
+async def keep(images: list[RenderedImage], context: TurnContext, kind: str, parent: str | None) -> list[RenderedImage]:
+    """Record images in the history (when there is one) and return them with their ids."""
+    if context.history is None:
+        return [replace(i, kind=kind, parent_id=parent) for i in images]
+    kept = []
+    for image in images:
+        record = await context.history.add(
+            image.png,
+            conversation=context.conversation,
+            user_id=context.user_id,
+            guild_id=context.guild_id,
+            channel_id=context.channel_id,
+            user_words=context.user_words,
+            prompt=image.prompt,
+            negative_prompt=image.negative_prompt,
+            seed=image.seed,
+            width=image.width,
+            height=image.height,
+            steps=image.steps,
+            model=image.model,
+            kind=kind,
+            parent_id=parent,
+        )
+        kept.append(replace(image, id=record.id, kind=kind, parent_id=parent))
+    return kept
+
+
+async def run_tool(
+    context: TurnContext, work: Callable[[], Awaitable[list[RenderedImage]]]
+) -> tuple[str, dict[str, object]]:
+    """Run a render, translate its errors for the model, and file the images into the turn."""
     try:
-        request = build_request(args, context)
-        images = await context.backend.generate(request, context.user_words)
+        images = await work()
     except ValidationError as exc:
         raise ToolException(f"Invalid arguments: {exc.errors()[0]['msg']}. Fix them and call again.") from exc
-    except WorkerRejected as exc:
-        raise ToolException(f"The image service refused: {exc}. Adjust the arguments once, or explain.") from exc
+    except (WorkerRejected, UnknownImage) as exc:
+        raise ToolException(f"Refused: {exc}. Adjust the arguments once, or ask the user.") from exc
     except EgakuError as exc:
         # Not the model's fault and not fixable by retrying now: the bot tells the
         # user with a fixed message; the model only needs to stop.
@@ -77,11 +109,22 @@ async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, di
         return ("The image could not be made (service problem). Apologise in one short sentence; do not retry.", {})
     context.images.extend(images)
     first = images[0]
+    ids = ", ".join(i.id for i in images if i.id)
     text = (
-        f"Done: {len(images)} image(s) drawn ({first.summary()}) and attached to your reply. "
-        "Reply in one or two short sentences in the user's language; do not repeat the prompt or describe files."
+        f"Done: {len(images)} image(s) drawn ({first.summary()}{', id ' + ids if ids else ''}) and attached to your "
+        "reply. Reply in one or two short sentences in the user's language; do not repeat the prompt or describe files."
     )
-    return text, {"seeds": [i.seed for i in images], "prompt": args.prompt}
+    return text, {"seeds": [i.seed for i in images], "ids": [i.id for i in images]}
+
+
+async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, dict[str, object]]:
+    """Draw a new image for validated arguments."""
+
+    async def work() -> list[RenderedImage]:
+        images = await context.backend.generate(build_request(args, context), context.user_words)
+        return await keep(images, context, "generate", None)
+
+    return await run_tool(context, work)
 
 
 @tool("generate_image", response_format="content_and_artifact")
@@ -103,6 +146,93 @@ async def generate_image(
     return await render(args, context)
 
 
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
+
+
+async def edit(
+    context: TurnContext, ref: str, prompt: str, mode: EditMode, target: str | None, seed: int | None
+) -> tuple[str, dict[str, object]]:
+    """Change an earlier image (resolved from ref), keeping its seed, size and model unless told otherwise."""
+
+    async def work() -> list[RenderedImage]:
+        if context.history is None:
+            raise UnknownImage("there is no image history here")
+        parent = await context.history.resolve(ref, context.conversation, context.user_id, context.reply_to)
+        chosen = mode
+        if chosen == "regenerate" and parent.kind == "upload":
+            chosen = "strong"  # an upload has no seed to redraw from
+        if chosen == "region" and not target:
+            raise UnknownImage("a region edit needs `target`: the words for the part to change")
+        if chosen == "instruct" and not context.instruct_model:
+            raise UnknownImage("instruction edits are not set up here; use region, subtle or strong")
+        common = {
+            "prompt": prompt,
+            "negative_prompt": parent.negative_prompt,
+            "seed": parent.seed if seed is None else seed,
+            "size": f"{parent.width}x{parent.height}",
+            "user": context.user_id,
+        }
+        model = parent.model if parent.kind != "upload" else context.model
+        if chosen == "regenerate":
+            request = GenerationRequest.model_validate({**common, "model": model, "steps": parent.steps})
+            images = await context.backend.generate(request, context.user_words)
+        else:
+            fields: dict[str, object] = {**common, "model": context.instruct_model if chosen == "instruct" else model}
+            if chosen != "instruct":
+                fields["strength"] = STRENGTH[chosen]
+            if chosen == "region":
+                fields["mask_prompt"] = target
+            edit_request = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+            images = await context.backend.edit(edit_request, context.history.png(parent), context.user_words)
+        return await keep(images, context, chosen, parent.id)
+
+    return await run_tool(context, work)
+
+
+RefText = Annotated[
+    str,
+    Field(
+        max_length=200,
+        description=(
+            "Which image: its id, 'last', 'reply' (the image the user replied to), "
+            "an ordinal like 'second', or a few words from its prompt."
+        ),
+    ),
+]
+ModeChoice = Annotated[
+    EditMode,
+    Field(
+        description=(
+            "regenerate: same seed, new description (changes to the whole scene: 'make it night'). "
+            "subtle / strong: keep the picture, vary it a little / a lot (e.g. 'as a watercolour'). "
+            "region: repaint only `target`, keep everything else. instruct: an instruction-following edit."
+        )
+    ),
+]
+TargetText = Annotated[
+    str | None,
+    Field(max_length=200, description="region mode: the part to change, in English, e.g. 'the squirrel king'."),
+]
+
+
+@tool("edit_image", response_format="content_and_artifact")
+async def edit_image(
+    ref: RefText,
+    prompt: PromptText,
+    runtime: ToolRuntime[Any],
+    mode: ModeChoice = "regenerate",
+    target: TargetText = None,
+    seed: SeedNumber = None,
+) -> tuple[str, dict[str, object]]:
+    """Change an EARLIER image (an edit, not a new picture): "make it night", "the second one, but
+    as a watercolour", "change the squirrel king into a queen", or a reply to an image. Write
+    `prompt` as the WHOLE new English description with the change applied, not just the change.
+    The image keeps its seed, size and model unless the user asks otherwise."""
+    context = cast(TurnContext, runtime.context)
+    return await edit(context, ref, prompt, mode, target, seed)
+
+
 def image_tools() -> list[BaseTool]:
     """The tools the agent gets."""
-    return [generate_image]
+    return [generate_image, edit_image]

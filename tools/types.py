@@ -19,6 +19,9 @@ class RenderedImage:
     guidance: float
     model: str
     user_words: str
+    id: str | None = None
+    parent_id: str | None = None
+    kind: str = "generate"
 
     def summary(self) -> str:
         """A short line for the model's context: parameters, never pixels."""

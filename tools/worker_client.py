@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
 
 from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tools.types import RenderedImage
-from worker.protocol import ErrorResponse, GenerationRequest, GenerationResponse, HealthResponse
+from worker.protocol import EditRequest, ErrorResponse, GenerationRequest, GenerationResponse, HealthResponse
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,25 @@ class WorkerClient:
 
     async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
         """POST /v1/images/generations and decode the images."""
-        url = await self._url("/v1/images/generations")
         body = request.model_dump(exclude_none=True, exclude_unset=True)
+        return await self._call("/v1/images/generations", user_words, json=body)
+
+    async def edit(
+        self, request: EditRequest, image: bytes, user_words: str, mask: bytes | None = None
+    ) -> list[RenderedImage]:
+        """POST /v1/images/edits (multipart) and decode the images."""
+        form = aiohttp.FormData()
+        form.add_field("image", image, filename="image.png", content_type="image/png")
+        if mask is not None:
+            form.add_field("mask", mask, filename="mask.png", content_type="image/png")
+        for key, value in request.model_dump(exclude_none=True, exclude_unset=True).items():
+            form.add_field(key, json.dumps(value) if isinstance(value, list | dict) else str(value))
+        return await self._call("/v1/images/edits", user_words, data=form)
+
+    async def _call(self, path: str, user_words: str, **body: Any) -> list[RenderedImage]:
+        url = await self._url(path)
         try:
-            async with self._session.post(url, json=body, headers=self._headers, timeout=self._timeout) as resp:
+            async with self._session.post(url, headers=self._headers, timeout=self._timeout, **body) as resp:
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
@@ -68,7 +85,7 @@ class WorkerClient:
         return [
             RenderedImage(
                 png=base64.b64decode(item.b64_json, validate=True),
-                prompt=request.prompt,
+                prompt=item.revised_prompt or "",
                 negative_prompt=item.parameters.negative_prompt,
                 seed=item.parameters.seed,
                 width=item.parameters.width,

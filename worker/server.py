@@ -224,7 +224,13 @@ class WorkerServer:
             raise BadRequest("an `image` file is required", param="image")
         if variation:
             fields.pop("mask_prompt", None)
-        job_request = _validate(EditRequest, fields)
+        parsed: dict[str, Any] = dict(fields)
+        if "adapters" in parsed:
+            try:
+                parsed["adapters"] = json.loads(parsed["adapters"])
+            except json.JSONDecodeError as exc:
+                raise BadRequest("adapters must be a JSON list", param="adapters") from exc
+        job_request = _validate(EditRequest, parsed)
         job_id = job_request.job_id or secrets.token_hex(8)
         image = files["image"].file.read()
         mask = files["mask"].file.read() if "mask" in files and not variation else None

@@ -1,4 +1,4 @@
-"""Chat: mentions, replies to the bot, and DMs go to the agent."""
+"""Chat: mentions, replies to the bot, and DMs go to the agent; attachments become uploads."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from agent.service import TurnRequest
+from agent.service import TurnRequest, TurnResult
 from bot.deliver import reply_to
 from bot.render import compose
 from egaku.errors import failure_notice, report
+from tools.uploads import BadUpload, fetch_attachment
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -25,11 +26,20 @@ NO_CONTENT_TEXT = (
     "Meanwhile, `/imagine` works."
 )
 EMPTY_TEXT = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
+UPLOAD_ONLY_TEXT = "Got your image! Tell me what to change, for example: `make this a watercolour`."
 
 
-def conversation_id(message: discord.Message) -> str:
+def conversation_id(channel_id: int) -> str:
     """A channel, a thread or a DM is one conversation."""
-    return f"discord:{message.channel.id}"
+    return f"discord:{channel_id}"
+
+
+async def remember_shown(bot: EgakuBot, result: TurnResult, sent: list[discord.Message]) -> None:
+    """Link the turn's images to the message that shows them, for reply-to-edit."""
+    history = bot.services.history
+    ids = [image.id for image in result.images if image.id]
+    if history is not None and ids and sent:
+        await history.attach_message(ids, str(sent[-1].id))
 
 
 class Chat(commands.Cog):
@@ -58,24 +68,64 @@ class Chat(commands.Cog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return text.strip()
 
+    async def take_upload(self, message: discord.Message, text: str) -> str | None:
+        """Record the first image attachment as an upload; the model then sees it in the history."""
+        services = self.bot.services
+        attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+        if attachment is None or services.history is None or services.session is None:
+            return None
+        upload = await fetch_attachment(
+            services.session, attachment.url, attachment.size, attachment.filename, extra_hosts=services.upload_hosts
+        )
+        record = await services.history.add(
+            upload.png,
+            conversation=conversation_id(message.channel.id),
+            user_id=str(message.author.id),
+            guild_id=str(message.guild.id) if message.guild else None,
+            channel_id=str(message.channel.id),
+            message_id=str(message.id),
+            user_words=text or attachment.filename,
+            prompt=f"(uploaded image {attachment.filename})",
+            negative_prompt=None,
+            seed=0,
+            width=upload.width,
+            height=upload.height,
+            steps=0,
+            model="",
+            kind="upload",
+        )
+        return record.id
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         """Answer an addressed message: text, or an image with its prompts."""
         if not self.addressed(message):
             return
         text = self.words(message)
+        try:
+            upload_id = await self.take_upload(message, text)
+        except BadUpload as exc:
+            await message.reply(exc.user_text, mention_author=False)
+            return
         if not text:
-            if not message.content and not self.bot.message_content:
+            if upload_id:
+                await message.reply(UPLOAD_ONLY_TEXT, mention_author=False)
+            elif not message.content and not self.bot.message_content:
                 log.warning("empty message content: is the Message Content intent enabled?")
                 await message.reply(NO_CONTENT_TEXT, mention_author=False)
             else:
                 await message.reply(EMPTY_TEXT, mention_author=False)
             return
+        if upload_id:
+            text = f"{text}\n(attached image: id={upload_id})"
         turn = TurnRequest(
-            conversation_id=conversation_id(message),
+            conversation_id=conversation_id(message.channel.id),
             user_id=str(message.author.id),
             user_name=message.author.display_name,
             text=text,
+            guild_id=str(message.guild.id) if message.guild else None,
+            channel_id=str(message.channel.id),
+            reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
         )
         try:
             async with message.channel.typing():
@@ -85,7 +135,8 @@ class Chat(commands.Cog):
             return
         notice = failure_notice(result.failures, "chat")
         reply = result.reply or ("" if result.images or notice else "…")
-        await reply_to(message, compose(reply, result.images, notice))
+        sent = await reply_to(message, compose(reply, result.images, notice))
+        await remember_shown(self.bot, result, sent)
 
 
 async def setup(bot: EgakuBot) -> None:

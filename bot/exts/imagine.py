@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from agent.service import TurnRequest
 from bot.deliver import followup
+from bot.exts.chat import conversation_id, remember_shown
 from bot.render import compose
 from egaku.errors import failure_notice
 from worker.protocol import MAX_PROMPT_CHARS
@@ -39,16 +40,27 @@ class Imagine(commands.Cog):
         # Before any LLM or GPU work: Discord forgets interactions after 3 s.
         await interaction.response.defer(thinking=True)
         turn = TurnRequest(
-            conversation_id=f"discord:{interaction.channel_id}",
+            conversation_id=conversation_id(interaction.channel_id or 0),
             user_id=str(interaction.user.id),
             user_name=interaction.user.display_name,
             text=prompt,
             must_draw=True,
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+            channel_id=str(interaction.channel_id),
         )
         agent = self.bot.services.agent
         result = await (agent.draw_raw(turn) if raw else agent.respond(turn))
         notice = failure_notice(result.failures, "/imagine")
-        await followup(interaction, compose(result.reply, result.images, notice))
+        sent = await followup(interaction, compose(result.reply, result.images, notice))
+        await remember_shown(self.bot, result, sent)
+
+    @app_commands.command(name="reset", description="Forget our conversation here (your images stay)")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        """Forget this channel's conversation memory; the image history is kept."""
+        await self.bot.services.agent.reset(conversation_id(interaction.channel_id or 0))
+        await interaction.response.send_message(
+            "Done: I've forgotten our conversation here. Your images are still in my history.", ephemeral=True
+        )
 
 
 async def setup(bot: EgakuBot) -> None:

@@ -63,10 +63,10 @@ async def test_tool_call_arguments_reach_the_worker_exactly(
     first = fake_openai.requests[0]
     assert first["model"] == "fake-model"
     assert first["messages"][-1] == {"role": "user", "content": "[alice] リスの王を描いて"}
-    assert [t["function"]["name"] for t in first["tools"]] == ["generate_image"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["generate_image", "edit_image"]
     tool_result = fake_openai.requests[1]["messages"][-1]
     assert tool_result["role"] == "tool"
-    assert tool_result["content"].startswith("Done: 1 image(s) drawn (seed 1234, 80x48, model tiny)")
+    assert tool_result["content"].startswith("Done: 1 image(s) drawn (seed 1234, 80x48, model tiny, id ")
     assert "iVBOR" not in str(fake_openai.requests)  # no base64 PNG anywhere in the LLM traffic
 
 

@@ -8,11 +8,14 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+
 from agent.service import Agent
 from bot.client import BotServices, EgakuBot
-from bot.run import point_at
+from bot.run import point_at, upload_hosts
 from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
+from tools.history import History
 
 
 class HandlerErrors(list[BaseException]):
@@ -21,14 +24,21 @@ class HandlerErrors(list[BaseException]):
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, agent: Agent, *, sync: bool = False, message_content: bool = True
+    fake: FakeDiscord,
+    agent: Agent,
+    *,
+    sync: bool = False,
+    message_content: bool = True,
+    history: History | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
         api_base=fake.api_base, gateway_url=fake.gateway_url, sync_commands=sync, token_env="TEST_TOKEN"
     )
     point_at(settings)
-    bot = EgakuBot(BotServices(agent=agent), settings, message_content=message_content, guild_ready_timeout=0.05)
+    services = BotServices(agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings))
+    bot = EgakuBot(services, settings, message_content=message_content, guild_ready_timeout=0.05)
     errors = HandlerErrors()
 
     async def on_error(event: str, *args: Any, **kwargs: Any) -> None:

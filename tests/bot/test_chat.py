@@ -88,7 +88,7 @@ async def test_reply_to_the_bot_and_dm_are_addressed(
         await fake_discord.wait_for_request(lambda r: channel_post(r) and r is not first)
         await fake_discord.user_message("in private", mention_bot=False, dm=True, channel_id=3000)
         dm = await fake_discord.wait_for_request(lambda r: r.path == "/api/v10/channels/3000/messages")
-    assert fake_openai.requests[1]["messages"][-1]["content"] == "[alice] and this?"
+    assert fake_openai.requests[1]["messages"][-1]["content"] == "[alice] (replying to your message) and this?"
     assert dm.json["content"] == "dm answer"
     # The DM is its own conversation: no channel history leaks into it.
     assert [m["content"] for m in fake_openai.requests[2]["messages"] if m["role"] != "system"] == [

@@ -1,0 +1,226 @@
+"""Generation history: every image egaku made or was given, in SQLite, files by content hash.
+
+The agent refers to earlier images through this: "last", a short id, the message
+a user replied to, an ordinal ("the second one"), or words matched against the
+earlier prompts ("the squirrel-king one"). It survives restarts, and /reset does
+not touch it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from egaku.errors import EgakuError
+
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and retyped
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5,
+}  # fmt: skip
+_LAST = {"", "last", "latest", "previous", "it", "that", "this", "that one", "this one", "the last one", "前", "さっき"}
+_STOP = {"the", "a", "an", "one", "image", "picture", "with", "of", "and", "in", "on", "that", "this", "pic"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    id TEXT PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    guild_id TEXT,
+    channel_id TEXT,
+    message_id TEXT,
+    user_words TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    negative_prompt TEXT,
+    seed INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    parent_id TEXT,
+    kind TEXT NOT NULL,
+    file TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
+CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
+"""
+
+
+class UnknownImage(EgakuError):
+    """A reference that matches no image."""
+
+    user_text = "I couldn't tell which image you mean. Reply to it, or give its id."
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One image in the history."""
+
+    id: str
+    conversation: str
+    user_id: str
+    user_words: str
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    width: int
+    height: int
+    steps: int
+    model: str
+    kind: str  # "generate", "upload", "regenerate", "subtle", "strong", "region", "instruct"
+    file: str
+    parent_id: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+    message_id: str | None = None
+    created: float = 0.0
+
+    def line(self, number: int) -> str:
+        """One line of the compact history the model sees (never pixels)."""
+        parent = f", edit of {self.parent_id}" if self.parent_id else ""
+        prompt = self.prompt if len(self.prompt) <= 90 else self.prompt[:89] + "…"
+        return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}"
+
+
+_COLUMNS = (
+    "id, conversation, user_id, user_words, prompt, negative_prompt, seed, width, height, steps, model, kind, "
+    "file, parent_id, guild_id, channel_id, message_id, created"
+)
+
+
+class History:
+    """The history store. Open with `await History.open(db, images_dir)`; close with `close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, images_dir: Path) -> None:
+        self._db = db
+        self._images = images_dir
+
+    @classmethod
+    async def open(cls, path: Path, images_dir: Path) -> History:
+        """Open (and create) the history database."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.executescript(SCHEMA)
+        await db.commit()
+        return cls(db, images_dir)
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self._db.close()
+
+    # -- writing -----------------------------------------------------------
+    def _store(self, png: bytes) -> str:
+        digest = hashlib.sha256(png).hexdigest()
+        path = self._images / digest[:2] / f"{digest}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            tmp.write_bytes(png)
+            tmp.replace(path)
+        return str(path.relative_to(self._images))
+
+    async def _new_id(self) -> str:
+        for length in (4, 5, 6, 8):
+            for _ in range(5):
+                candidate = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+                async with self._db.execute("SELECT 1 FROM generations WHERE id = ?", (candidate,)) as cur:
+                    if await cur.fetchone() is None:
+                        return candidate
+        raise RuntimeError("could not find a free generation id")
+
+    async def add(self, png: bytes, **fields: object) -> Generation:
+        """Record an image (its file is stored by content hash) and return it with its new id."""
+        record = Generation(id=await self._new_id(), file=self._store(png), created=time.time(), **fields)  # type: ignore[arg-type]
+        values = [getattr(record, c.strip()) for c in _COLUMNS.split(",")]
+        await self._db.execute(f"INSERT INTO generations ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
+        await self._db.commit()
+        return record
+
+    async def attach_message(self, ids: list[str], message_id: str) -> None:
+        """Remember which Discord message shows these images (for reply-to-edit)."""
+        await self._db.executemany("UPDATE generations SET message_id = ? WHERE id = ?", [(message_id, i) for i in ids])
+        await self._db.commit()
+
+    # -- reading -----------------------------------------------------------
+    async def _query(self, where: str, args: tuple[object, ...]) -> list[Generation]:
+        sql = f"SELECT {_COLUMNS} FROM generations WHERE {where}"
+        async with self._db.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        return [Generation(*row) for row in rows]
+
+    def png(self, generation: Generation) -> bytes:
+        """The image's bytes."""
+        return (self._images / generation.file).read_bytes()
+
+    async def get(self, generation_id: str) -> Generation | None:
+        """One generation by id."""
+        found = await self._query("id = ?", (generation_id,))
+        return found[0] if found else None
+
+    async def by_message(self, message_id: str) -> list[Generation]:
+        """The images shown by one Discord message."""
+        return await self._query("message_id = ? ORDER BY created", (message_id,))
+
+    async def mine(self, conversation: str, user_id: str) -> list[Generation]:
+        """This user's images in this conversation, oldest first."""
+        return await self._query("conversation = ? AND user_id = ? ORDER BY created, rowid", (conversation, user_id))
+
+    async def resolve(
+        self, ref: str, conversation: str, user_id: str, replied_message_id: str | None = None
+    ) -> Generation:
+        """The image a reference means; UnknownImage when nothing fits."""
+        text = " ".join(ref.lower().strip().strip("\"'").split())
+        mine = await self.mine(conversation, user_id)
+        if text in ("reply", "replied", "the replied one") or (replied_message_id and text in _LAST):
+            if replied_message_id:
+                shown = await self.by_message(replied_message_id)
+                if shown:
+                    return shown[0]
+            if text not in _LAST:
+                raise UnknownImage("that message has no image of mine")
+        if text in _LAST:
+            if mine:
+                return mine[-1]
+            raise UnknownImage("you have no images here yet")
+        exact = await self.get(text.lstrip("#"))
+        if exact is not None:
+            return exact
+        ordinal = _ordinal(text)
+        if ordinal is not None and mine:
+            if 1 <= ordinal <= len(mine):
+                return mine[ordinal - 1]
+            raise UnknownImage(f"you have {len(mine)} images here")
+        return _best_match(text, mine)
+
+
+def _ordinal(text: str) -> int | None:
+    """The 1-based position a reference names ("second", "2nd", "#2", "2", "二枚目"), if any."""
+    match = re.fullmatch(r"(?:the\s+)?#?(\d{1,3})(?:st|nd|rd|th)?(?:\s+one)?", text)
+    if match:
+        return int(match.group(1))
+    for word, number in _ORDINALS.items():
+        if re.search(rf"(?:^|\b){word}(?:\b|$)", text) or (not word.isascii() and word in text):
+            return number
+    return None
+
+
+def _best_match(text: str, candidates: list[Generation]) -> Generation:
+    """The candidate whose words overlap the description most (newest wins ties)."""
+    wanted = {w for w in re.findall(r"[\w-]+", text) if w not in _STOP}
+    wanted |= {part for w in wanted for part in w.split("-") if part not in _STOP}
+    best, best_score = None, 0.0
+    for candidate in candidates:
+        words = set(re.findall(r"[\w-]+", f"{candidate.prompt} {candidate.user_words}".lower()))
+        score = len(wanted & words) / max(1, len(wanted))
+        if score >= best_score and score > 0:
+            best, best_score = candidate, score
+    if best is None or best_score < 0.5:
+        raise UnknownImage(f"no image matches {text!r}")
+    return best
