@@ -158,6 +158,7 @@ max_retries = 0
 [storage]
 path = "{tmp}/egaku.sqlite"
 images_dir = "{tmp}/images"
+history_dir = "{tmp}/history"
 [worker]
 mode = "remote"
 url = "{worker}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ install()
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(GUARD_DIR), str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")) if p
 )
+# Nothing a test runs may write into the real home folder (~/.local/share/egaku, caches...).
+os.environ["HOME"] = tempfile.mkdtemp(prefix="egaku-test-home-")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -117,7 +120,11 @@ def app_config(tmp_path: Path, worker_cache: Path) -> Iterator[Config]:
     """A config for a remote worker and an OpenAI-compatible LLM (URLs filled in by tests)."""
     yield Config(
         llm=LLMSettings(provider="openai", api_key_env="FAKE_OPENAI_KEY", model="fake-model", max_retries=0),
-        storage=StorageSettings(path=str(tmp_path / "egaku.sqlite"), images_dir=str(tmp_path / "images")),
+        storage=StorageSettings(
+            path=str(tmp_path / "egaku.sqlite"),
+            images_dir=str(tmp_path / "images"),
+            history_dir=str(tmp_path / "history"),
+        ),
         worker=tiny_worker_settings(worker_cache),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -224,7 +225,8 @@ class Engine:
             model=name,
             preset=preset,
             size=size,
-            steps=base.steps,
+            # img2img runs steps * strength steps; never let that round down to none.
+            steps=max(base.steps, math.ceil(1 / request.strength)) if mode != "instruct" else base.steps,
             guidance=base.guidance,
             seeds=base.seeds,
             prompt=prompt,

@@ -129,12 +129,14 @@ class FakeDiscord:
         self.late_interactions: set[str] = set()
         # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
         self.refuse_message_content = False
+        self.files: dict[str, bytes] = {}
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
         """Serve on 127.0.0.1, on a free port."""
         app = web.Application(client_max_size=64 << 20)
         app.router.add_get("/gateway/", self._gateway)
+        app.router.add_get("/attachments/{id}/{name}", self._attachment_file)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner, self.port = await serve(app)
 
@@ -298,6 +300,24 @@ class FakeDiscord:
             "stage_instances": [],
             "guild_scheduled_events": [],
         }
+
+    def attachment(self, data: bytes, filename: str, content_type: str = "image/png") -> dict[str, Any]:
+        """Host a file the way Discord's CDN would, and return its attachment payload."""
+        attachment_id = str(self.next_id())
+        self.files[attachment_id] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{attachment_id}/{filename}"
+        return {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+
+    async def _attachment_file(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["id"])
+        return web.Response(body=data) if data is not None else web.Response(status=404)
 
     # -- events a test injects -------------------------------------------
     async def user_message(

@@ -1,0 +1,73 @@
+"""A recording proxy in front of the real worker: tests assert exactly what the worker received."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes.serving import serve
+
+
+@dataclass
+class Received:
+    """One request as the worker got it."""
+
+    path: str
+    fields: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)  # part name -> sha256 of the bytes
+
+
+class RecordingWorker:
+    """Forwards to `target` and records each request."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.received: list[Received] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        """Serve on a free loopback port."""
+        app = web.Application(client_max_size=32 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner, port = await serve(app)
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        if request.path.startswith("/v1/images/"):
+            self.received.append(await self._parse(request, body))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(request.method, self.target + request.path_qs, data=body, headers=headers) as resp,
+        ):
+            return web.Response(body=await resp.read(), status=resp.status, content_type=resp.content_type)
+
+    async def _parse(self, request: web.Request, body: bytes) -> Received:
+        if not request.content_type.startswith("multipart/"):
+            return Received(request.path, json.loads(body))
+        head = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        message = BytesParser(policy=default).parsebytes(head + body)
+        fields: dict[str, Any] = {}
+        files: dict[str, str] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True) or b""
+            if part.get_filename():
+                files[str(name)] = hashlib.sha256(data).hexdigest()
+            else:
+                fields[str(name)] = data.decode()
+        return Received(request.path, fields, files)

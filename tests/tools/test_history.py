@@ -1,0 +1,61 @@
+"""The generation history: every reference form, per-user scope, and persistence across a reopen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.history import Generation, History, UnknownImage
+
+
+async def add(history: History, user: str, prompt: str, conversation: str = "c", **extra: object) -> Generation:
+    fields: dict[str, object] = {
+        "conversation": conversation, "user_id": user, "user_words": prompt, "prompt": prompt,
+        "negative_prompt": None, "seed": 7, "width": 64, "height": 64, "steps": 2, "model": "tiny",
+        "kind": "generate",
+    }  # fmt: skip
+    fields.update(extra)
+    return await history.add(f"png:{prompt}".encode(), **fields)
+
+
+async def test_every_reference_form_and_a_restart(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    king = await add(history, "alice", "a squirrel king on a mossy throne")
+    night = await add(history, "alice", "a squirrel king on a mossy throne at night", parent_id=king.id)
+    fox = await add(history, "alice", "a red fox in fresh snow")
+    bobs = await add(history, "bob", "a lighthouse in a storm")
+    await history.attach_message([night.id], "555")
+    await history.close()
+
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")  # a restart
+    resolve = history.resolve
+    assert (await resolve("last", "c", "alice")).id == fox.id
+    assert (await resolve("", "c", "bob")).id == bobs.id  # each user has their own "last"
+    assert (await resolve(king.id, "c", "alice")).id == king.id
+    assert (await resolve(f"#{night.id}", "c", "bob")).id == night.id  # ids work for anyone
+    assert (await resolve("the second one", "c", "alice")).id == night.id
+    assert (await resolve("2nd", "c", "alice")).id == night.id
+    assert (await resolve("first", "c", "alice")).id == king.id
+    assert (await resolve("二枚目", "c", "alice")).id == night.id
+    assert (await resolve("the fox one", "c", "alice")).id == fox.id
+    assert (await resolve("the squirrel-king one", "c", "alice")).id == night.id  # newest of equals
+    assert (await resolve("reply", "c", "bob", replied_message_id="555")).id == night.id
+    assert (await resolve("last", "c", "alice", replied_message_id="555")).id == night.id
+    assert history.png(fox) == b"png:a red fox in fresh snow"
+    for bad in ("the dragon one", "fifth"):
+        with pytest.raises(UnknownImage):
+            await resolve(bad, "c", "alice")
+    with pytest.raises(UnknownImage):
+        await resolve("last", "other-conversation", "alice")
+    await history.close()
+
+
+async def test_files_are_stored_once_by_content_hash(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    a = await add(history, "alice", "same")
+    b = await add(history, "bob", "same")
+    assert a.file == b.file and a.id != b.id
+    assert len(list((tmp_path / "files").rglob("*.png"))) == 1
+    assert a.line(1).startswith(f"#1 id={a.id} (generate): same")
+    await history.close()
