@@ -213,3 +213,24 @@ async def test_region_edit_by_words_reaches_the_inpaint_path(
     assert edit.path == "/v1/images/edits"
     assert (edit.fields["mask_prompt"], edit.fields["prompt"], edit.fields["seed"]) == ("the squirrel king", queen, "5")
     assert region.kind == "region"
+    assert edit.answer["data"][0]["parameters"]["mode"] == "inpaint"  # the worker masked and inpainted
+
+
+async def test_reset_forgets_the_talk_but_not_the_images(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(
+        Call("generate_image", {"prompt": KING, "seed": 8}),
+        Say("Here."),
+        Call("edit_image", {"ref": "last", "prompt": NIGHT, "mode": "regenerate"}),
+        Say("Night."),
+    )
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        await say(fake_discord, f"<@{BOT_ID}> draw a squirrel king")
+        interaction = await fake_discord.slash_command("reset", [])
+        callback = await fake_discord.wait_for_request(lambda r: r.path.endswith(f"/{interaction['token']}/callback"))
+        await say(fake_discord, f"<@{BOT_ID}> make it night")
+    assert callback.json["type"] == 4 and callback.json["data"]["flags"] == 64  # ephemeral
+    after_reset = [m for m in fake_openai.requests[2]["messages"] if m["role"] != "system"]
+    assert after_reset == [{"role": "user", "content": "[alice] make it night"}]  # the talk is forgotten
+    assert recorder.received[1].fields["seed"] == 8  # but "last" still finds the image

@@ -22,6 +22,8 @@ class Received:
     path: str
     fields: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # part name -> sha256 of the bytes
+    answer: dict[str, Any] = field(default_factory=dict)  # the worker's JSON answer, images left out
+    answer: dict[str, Any] = field(default_factory=dict)  # the worker's JSON answer, images left out
 
 
 class RecordingWorker:
@@ -48,13 +50,20 @@ class RecordingWorker:
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        if request.path.startswith("/v1/images/"):
-            self.received.append(await self._parse(request, body))
+        received = await self._parse(request, body) if request.path.startswith("/v1/images/") else None
         async with (
             aiohttp.ClientSession() as session,
             session.request(request.method, self.target + request.path_qs, data=body, headers=headers) as resp,
         ):
-            return web.Response(body=await resp.read(), status=resp.status, content_type=resp.content_type)
+            answer = await resp.read()
+            status, content_type = resp.status, resp.content_type
+        if received is not None:
+            parsed = json.loads(answer) if content_type == "application/json" else {}
+            for item in parsed.get("data", []):
+                item.pop("b64_json", None)
+            received.answer = parsed
+            self.received.append(received)
+        return web.Response(body=answer, status=status, content_type=content_type)
 
     async def _parse(self, request: web.Request, body: bytes) -> Received:
         if not request.content_type.startswith("multipart/"):
