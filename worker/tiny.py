@@ -8,6 +8,7 @@ SDXL denoising loop) is the one real model ids take.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # CLIP's byte-level BPE maps every byte to a printable unicode character; a
 # vocabulary holding all 256 of them (with and without the end-of-word marker)
@@ -39,18 +40,52 @@ def tiny_clip_vocab() -> dict[str, int]:
 TINY_VOCAB_SIZE = 2 * 256 + len(_SPECIAL)
 
 
+def _tiny_vae() -> Any:
+    """A two-block VAE (downsamples by 2): the tiny pipelines' decoder."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[16, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+    )
+
+
+def _tiny_text_config() -> Any:
+    """A two-layer CLIP text encoder over the byte-level vocabulary."""
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        bos_token_id=TINY_VOCAB_SIZE - 2,
+        eos_token_id=TINY_VOCAB_SIZE - 1,
+        pad_token_id=TINY_VOCAB_SIZE - 1,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=TINY_VOCAB_SIZE,
+        max_position_embeddings=77,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+
+
 def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Path:
     """Build a tiny random SDXL pipeline (or an InstructPix2Pix one) and save it with save_pretrained."""
     import torch
     from diffusers import (
-        AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionXLInstructPix2PixPipeline,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
     from transformers import (
-        CLIPTextConfig,
         CLIPTextModel,
         CLIPTextModelWithProjection,
         CLIPTokenizer,
@@ -75,30 +110,8 @@ def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Pa
         cross_attention_dim=64,
         norm_num_groups=16,
     )
-    vae = AutoencoderKL(
-        block_out_channels=[16, 32],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=16,
-        sample_size=64,
-    )
-    text_config = CLIPTextConfig(
-        bos_token_id=TINY_VOCAB_SIZE - 2,
-        eos_token_id=TINY_VOCAB_SIZE - 1,
-        pad_token_id=TINY_VOCAB_SIZE - 1,
-        hidden_size=32,
-        intermediate_size=37,
-        layer_norm_eps=1e-05,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        vocab_size=TINY_VOCAB_SIZE,
-        max_position_embeddings=77,
-        hidden_act="gelu",
-        projection_dim=32,
-    )
+    vae = _tiny_vae()
+    text_config = _tiny_text_config()
     text_encoder = CLIPTextModel(text_config)
     text_encoder_2 = CLIPTextModelWithProjection(text_config)
     scheduler = EulerDiscreteScheduler(
@@ -177,8 +190,8 @@ def save_tiny_clipseg(directory: Path, seed: int = 0) -> Path:
 def save_tiny_sd15(directory: Path, seed: int = 0) -> Path:
     """A tiny random SD1.5-architecture pipeline, saved with save_pretrained."""
     import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -192,28 +205,8 @@ def save_tiny_sd15(directory: Path, seed: int = 0) -> Path:
         cross_attention_dim=32,
         norm_num_groups=16,
     )
-    vae = AutoencoderKL(
-        block_out_channels=[16, 32],
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
-        norm_num_groups=16,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=TINY_VOCAB_SIZE - 2,
-            eos_token_id=TINY_VOCAB_SIZE - 1,
-            pad_token_id=TINY_VOCAB_SIZE - 1,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=TINY_VOCAB_SIZE,
-            max_position_embeddings=77,
-        )
-    )
+    vae = _tiny_vae()
+    text_encoder = CLIPTextModel(_tiny_text_config())
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
