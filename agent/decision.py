@@ -18,17 +18,21 @@ from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 IMAGE_TOOL = "generate_image"
+EDIT_TOOL = "edit_image"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|<\|[^|]*\|>")
 
 
 class Decision(BaseModel):
-    """Either draw with a prompt, or reply with text."""
+    """Draw with a prompt, edit an earlier image, or reply with text."""
 
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["draw", "reply"]
+    action: Literal["draw", "edit", "reply"]
     prompt: str | None = Field(default=None, max_length=4000)
     text: str | None = Field(default=None, max_length=4000)
+    ref: str | None = Field(default=None, max_length=200)
+    mode: Literal["regenerate", "subtle", "strong", "region", "instruct"] | None = None
+    target: str | None = Field(default=None, max_length=200)
 
 
 class DecidingChatModel(BaseChatModel):
@@ -54,13 +58,15 @@ def clean_text(text: str) -> str:
 
 def to_message(decision: Decision) -> AIMessage:
     """The AIMessage a native tool-calling model would have produced."""
-    if decision.action == "draw" and decision.prompt and clean_text(decision.prompt):
-        call = {
-            "name": IMAGE_TOOL,
-            "args": {"prompt": clean_text(decision.prompt)},
-            "id": f"call_{uuid.uuid4().hex[:12]}",
-        }
-        return AIMessage(content="", tool_calls=[call])
+    prompt = clean_text(decision.prompt or "")
+    call_id = f"call_{uuid.uuid4().hex[:12]}"
+    if decision.action == "draw" and prompt:
+        return AIMessage(content="", tool_calls=[{"name": IMAGE_TOOL, "args": {"prompt": prompt}, "id": call_id}])
+    if decision.action == "edit" and prompt:
+        args = {"ref": decision.ref or "last", "prompt": prompt, "mode": decision.mode or "regenerate"}
+        if decision.target:
+            args["target"] = decision.target
+        return AIMessage(content="", tool_calls=[{"name": EDIT_TOOL, "args": args, "id": call_id}])
     return AIMessage(content=clean_text(decision.text or ""))
 
 

@@ -11,26 +11,31 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.decision import IMAGE_TOOL, DecidingChatModel, Decision, clean_text, parse_decision, to_message
+from agent.decision import EDIT_TOOL, IMAGE_TOOL, DecidingChatModel, Decision, clean_text, parse_decision, to_message
 from egaku.config import LLMSettings, read_secret
 from egaku.errors import ConfigError
 
 OLLAMA_URL = "http://127.0.0.1:11434"
 
 JSON_INSTRUCTIONS = (
-    "Answer with ONE JSON object and nothing else. To draw: "
+    "Answer with ONE JSON object and nothing else. To draw something new: "
     '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>"}. '
-    'To answer in text: {"action": "reply", "text": "<your answer in the user\'s language>"}.'
+    "To change an earlier image: "
+    '{"action": "edit", "ref": "<id, last, reply, second...>", "mode": "regenerate|subtle|strong|region", '
+    '"prompt": "<the whole new English description>", "target": "<region mode: the part to change>"}. '
+    "To answer in text: "
+    '{"action": "reply", "text": "<your answer in the user\'s language>"}.'
 )
 
 
 def _as_text(message: BaseMessage) -> BaseMessage:
     """Rewrite tool traffic as plain text for a model that knows no tools."""
     if isinstance(message, ToolMessage):
-        return HumanMessage(content=f"(result of {IMAGE_TOOL}: {message.content})")
+        return HumanMessage(content=f"(result of {message.name or IMAGE_TOOL}: {message.content})")
     if isinstance(message, AIMessage) and message.tool_calls:
-        prompt = message.tool_calls[0]["args"].get("prompt", "")
-        return AIMessage(content=json.dumps({"action": "draw", "prompt": prompt}))
+        call = message.tool_calls[0]
+        action = "edit" if call["name"] == EDIT_TOOL else "draw"
+        return AIMessage(content=json.dumps({"action": action, **call["args"]}))
     return message
 
 

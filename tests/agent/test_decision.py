@@ -45,6 +45,17 @@ async def test_json_mode_draws_through_the_same_tool(
     assert "ONE JSON object" in fake_openai.requests[0]["messages"][-1]["content"]
 
 
+def test_an_edit_decision_becomes_an_edit_image_call() -> None:
+    raw = '{"action": "edit", "ref": "second", "mode": "region", "prompt": "a queen", "target": "the king"}'
+    decision = parse_decision(raw)
+    assert decision is not None
+    (call,) = to_message(decision).tool_calls
+    assert (call["name"], call["args"]) == (
+        "edit_image",
+        {"ref": "second", "prompt": "a queen", "mode": "region", "target": "the king"},
+    )
+
+
 async def test_json_mode_never_shows_garbage(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
     config = configured(app_config, fake_openai.base_url, worker_url)
     config = config.model_copy(update={"llm": config.llm.model_copy(update={"tool_calling": "json"})})
