@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from egaku.config import AgentSettings
 from egaku.errors import EgakuError, InvalidImageRequest, LLMUnavailable
-from tools.context import ImageBackend, TurnContext
+from tools.context import ImageBackend, ImageOptions, TurnContext
 from tools.history import History
 from tools.image_tool import keep
 from tools.types import RenderedImage
@@ -35,6 +35,7 @@ class TurnRequest:
     guild_id: str | None = None
     channel_id: str | None = None
     reply_to: str | None = None  # the message the user replied to, for "edit this"
+    options: ImageOptions = field(default_factory=ImageOptions)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Agent:
             channel_id=turn.channel_id,
             reply_to=turn.reply_to,
             instruct_model=self._instruct_model,
+            options=turn.options,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
@@ -106,8 +108,9 @@ class Agent:
 
     async def draw_raw(self, turn: TurnRequest) -> TurnResult:
         """Draw the user's words as they are: no model, no rewrite."""
+        fields = turn.options.apply({"prompt": turn.text, "user": turn.user_id, "model": self._model_preset})
         try:
-            request = GenerationRequest(prompt=turn.text, user=turn.user_id, model=self._model_preset)
+            request = GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
         except ValidationError as exc:
             raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
         context = self.context_for(turn)

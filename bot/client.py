@@ -26,6 +26,7 @@ class BotServices:
     history: History | None = None
     session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
     upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
+    models: tuple[str, ...] = ()  # the worker presets users may pick
 
 
 def intents_for(message_content: bool) -> discord.Intents:

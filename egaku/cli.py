@@ -110,7 +110,11 @@ async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: st
 
     async with open_app(config, path, environ) as app:
         services = BotServices(
-            agent=app.agent, history=app.history, session=app.session, upload_hosts=upload_hosts(config.discord)
+            agent=app.agent,
+            history=app.history,
+            session=app.session,
+            upload_hosts=upload_hosts(config.discord),
+            models=tuple(config.worker.models),
         )
         await run_bot(services, config.discord, token)
     return 0

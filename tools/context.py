@@ -26,6 +26,30 @@ class ImageBackend(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ImageOptions:
+    """What a user chose explicitly (e.g. /imagine's options); these win over the model's choices."""
+
+    negative_prompt: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    count: int | None = None
+    model: str | None = None
+
+    def apply(self, fields: dict[str, object]) -> dict[str, object]:
+        """Request fields with the user's explicit choices laid over them."""
+        chosen = {
+            "negative_prompt": self.negative_prompt,
+            "aspect": self.aspect,
+            "seed": self.seed,
+            "style": self.style,
+            "n": self.count,
+            "model": self.model,
+        }
+        return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
+
+
 @dataclass
 class TurnContext:
     """Dependencies and per-turn sinks for the tools.
@@ -44,5 +68,6 @@ class TurnContext:
     channel_id: str | None = None
     reply_to: str | None = None  # the Discord message the user replied to
     instruct_model: str | None = None  # a worker preset that does instruction edits, if any
+    options: ImageOptions = field(default_factory=ImageOptions)
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

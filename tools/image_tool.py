@@ -54,15 +54,17 @@ class GenerateImageArgs(BaseModel):
 
 
 def build_request(args: GenerateImageArgs, context: TurnContext) -> GenerationRequest:
-    """The worker request for validated tool arguments (validated again here)."""
-    return GenerationRequest(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        aspect=args.aspect,
-        seed=args.seed,
-        model=context.model,
-        user=context.user_id,
-    )
+    """The worker request for validated tool arguments (validated again here); the user's options win."""
+    fields: dict[str, object] = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative_prompt,
+        "aspect": args.aspect,
+        "seed": args.seed,
+        "model": context.model,
+        "user": context.user_id,
+    }
+    fields = context.options.apply(fields)
+    return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
 async def keep(images: list[RenderedImage], context: TurnContext, kind: str, parent: str | None) -> list[RenderedImage]:

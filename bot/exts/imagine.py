@@ -13,7 +13,10 @@ from bot.deliver import followup
 from bot.exts.chat import conversation_id, remember_shown
 from bot.render import compose
 from egaku.errors import failure_notice
-from worker.protocol import MAX_PROMPT_CHARS
+from tools.context import ImageOptions
+from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
+
+ASPECTS = {"1:1": "square", "3:2": "landscape", "16:9": "wide", "2:3": "portrait", "9:16": "tall"}
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -28,12 +31,28 @@ class Imagine(commands.Cog):
     @app_commands.command(name="imagine", description="Draw a picture from a description, in any language")
     @app_commands.describe(
         prompt="What to draw, in your own words",
+        negative="Things to keep out of the picture",
+        aspect="Shape of the picture",
+        seed="A number that makes the result repeatable",
+        style="A style preset",
+        count="How many pictures (1-4)",
+        model="Which model to draw with",
         raw="Draw your words exactly as written, without the English rewrite",
+    )
+    @app_commands.choices(
+        aspect=[app_commands.Choice(name=f"{label} ({value})", value=value) for value, label in ASPECTS.items()],
+        style=[app_commands.Choice(name=name, value=name) for name in STYLES],
     )
     async def imagine(
         self,
         interaction: discord.Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        negative: app_commands.Range[str, 1, MAX_NEGATIVE_CHARS] | None = None,
+        aspect: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        style: str | None = None,
+        count: app_commands.Range[int, 1, MAX_N] | None = None,
+        model: str | None = None,
         raw: bool = False,
     ) -> None:
         """Defer at once, then draw and post a followup."""
@@ -47,12 +66,25 @@ class Imagine(commands.Cog):
             must_draw=True,
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             channel_id=str(interaction.channel_id),
+            options=ImageOptions(
+                negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model
+            ),
         )
+        known = self.bot.services.models
+        if model is not None and known and model not in known:
+            await interaction.followup.send(f"I don't know the model `{model}`. Choose one of: {', '.join(known)}.")
+            return
         agent = self.bot.services.agent
         result = await (agent.draw_raw(turn) if raw else agent.respond(turn))
         notice = failure_notice(result.failures, "/imagine")
         sent = await followup(interaction, compose(result.reply, result.images, notice))
         await remember_shown(self.bot, result, sent)
+
+    @imagine.autocomplete("model")
+    async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The configured model presets that match what the user typed."""
+        models = [m for m in self.bot.services.models if current.lower() in m.lower()]
+        return [app_commands.Choice(name=m, value=m) for m in models[:25]]
 
     @app_commands.command(name="reset", description="Forget our conversation here (your images stay)")
     async def reset(self, interaction: discord.Interaction) -> None:

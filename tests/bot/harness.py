@@ -31,13 +31,16 @@ async def running_bot(
     message_content: bool = True,
     history: History | None = None,
     session: aiohttp.ClientSession | None = None,
+    services: BotServices | None = None,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
         api_base=fake.api_base, gateway_url=fake.gateway_url, sync_commands=sync, token_env="TEST_TOKEN"
     )
     point_at(settings)
-    services = BotServices(agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings))
+    services = services or BotServices(
+        agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings)
+    )
     bot = EgakuBot(services, settings, message_content=message_content, guild_ready_timeout=0.05)
     errors = HandlerErrors()
 

@@ -6,6 +6,7 @@ import io
 
 from PIL import Image
 
+from bot.client import BotServices
 from egaku.config import Config
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot
@@ -82,5 +83,53 @@ async def test_commands_are_synced_with_their_options(
     imagine, reset = sync.json
     assert (imagine["name"], reset["name"]) == ("imagine", "reset")
     options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}
-    assert options == {"prompt": (3, True), "raw": (5, False)}
-    assert imagine["options"][0]["max_length"] == 4000
+    assert options == {
+        "prompt": (3, True), "negative": (3, False), "aspect": (3, False), "seed": (4, False),
+        "style": (3, False), "count": (4, False), "model": (3, False), "raw": (5, False),
+    }  # fmt: skip
+    by_name = {o["name"]: o for o in imagine["options"]}
+    assert by_name["prompt"]["max_length"] == 4000
+    assert (by_name["count"]["min_value"], by_name["count"]["max_value"]) == (1, 4)
+    assert [c["value"] for c in by_name["aspect"]["choices"]] == ["1:1", "3:2", "16:9", "2:3", "9:16"]
+    assert "watercolor" in [c["value"] for c in by_name["style"]["choices"]]
+    assert by_name["model"]["autocomplete"] is True
+
+
+async def test_imagine_options_win_over_the_models_choices(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(
+        Call("generate_image", {"prompt": PROMPT, "negative_prompt": "from the model", "seed": 1, "aspect": "1:1"}),
+        Say("Two of them!"),
+    )
+    options = [
+        {"name": "prompt", "type": 3, "value": "リスの王"},
+        {"name": "negative", "type": 3, "value": "blurry, text"},
+        {"name": "aspect", "type": 3, "value": "16:9"},
+        {"name": "seed", "type": 4, "value": 42},
+        {"name": "style", "type": 3, "value": "ukiyoe"},
+        {"name": "count", "type": 4, "value": 2},
+        {"name": "model", "type": 3, "value": "tiny-alt"},
+    ]
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command("imagine", options)
+        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    assert len(followup.files) == 2 and len(followup.json["embeds"]) == 2
+    first, second = followup.json["embeds"]
+    assert first["description"].startswith(PROMPT + ", ukiyo-e woodblock print")
+    assert first["footer"]["text"] == "seed 42 · 80×48 · 3 steps · tiny-alt"
+    assert second["footer"]["text"] == "seed 43 · 80×48 · 3 steps · tiny-alt"
+    assert first["fields"][1] == {"name": "Negative", "value": "blurry, text, photo, 3d render", "inline": False}
+
+
+async def test_imagine_unknown_model_is_answered_clearly(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, worker_url) as app:
+        services = BotServices(agent=app.agent, models=("tiny", "tiny-alt"))
+        async with running_bot(fake_discord, app.agent, services=services):
+            options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "model", "type": 3, "value": "sd9"}]
+            interaction = await fake_discord.slash_command("imagine", options)
+            followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    assert followup.json["content"] == "I don't know the model `sd9`. Choose one of: tiny, tiny-alt."
+    assert fake_openai.requests == []
