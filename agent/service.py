@@ -16,7 +16,7 @@ from egaku.config import AgentSettings
 from egaku.errors import EgakuError, InvalidImageRequest, LLMUnavailable
 from tools.context import ImageBackend, ImageOptions, TurnContext
 from tools.history import History
-from tools.image_tool import keep
+from tools.image_tool import EditMode, Refusal, edit, keep
 from tools.types import RenderedImage
 from worker.protocol import GenerationRequest
 
@@ -119,6 +119,24 @@ class Agent:
         except EgakuError as exc:
             return TurnResult(reply="", failures=[exc])
         return TurnResult(reply="", images=images)
+
+    async def edit_direct(
+        self,
+        turn: TurnRequest,
+        ref: str,
+        prompt: str,
+        mode: EditMode,
+        *,
+        seed: int | None = None,
+        scale: float = 1.0,
+    ) -> TurnResult:
+        """An edit the user asked for with a button: the same code path as the model's edit_image."""
+        context = self.context_for(turn)
+        try:
+            await edit(context, ref, prompt, mode, None, seed, scale)
+        except Refusal as exc:
+            return TurnResult(reply=f"I couldn't do that: {exc.reason}.")
+        return TurnResult(reply="", images=list(context.images), failures=list(context.failures))
 
     async def reset(self, conversation_id: str) -> None:
         """Forget a conversation's memory."""

@@ -61,9 +61,11 @@ class EgakuBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load extensions and, if configured, sync slash commands."""
+        from bot.exts.buttons import ResultButton
         from bot.exts.chat import Chat
         from bot.exts.imagine import Imagine
 
+        self.add_dynamic_items(ResultButton)
         await self.add_cog(Chat(self))
         await self.add_cog(Imagine(self))
         self.tree.error(self.on_app_command_error)

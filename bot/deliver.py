@@ -18,14 +18,25 @@ def send_kwargs(out: Outgoing) -> dict[str, Any]:
         kwargs["embeds"] = out.embeds
     if out.files:
         kwargs["files"] = out.files
+    if out.view is not None:
+        kwargs["view"] = out.view
     return kwargs
+
+
+def _sent(outgoing: list[Outgoing], messages: list[discord.Message]) -> list[discord.Message]:
+    # Buttons keep their state in their custom_id; dropping the live view means every press,
+    # before or after a restart, takes the same DynamicItem path.
+    for out in outgoing:
+        if out.view is not None:
+            out.view.stop()
+    return messages
 
 
 async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them."""
-    return [await message.reply(**send_kwargs(out), mention_author=False) for out in outgoing]
+    return _sent(outgoing, [await message.reply(**send_kwargs(out), mention_author=False) for out in outgoing])
 
 
 async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as followups of a deferred interaction."""
-    return [await interaction.followup.send(**send_kwargs(out), wait=True) for out in outgoing]
+    return _sent(outgoing, [await interaction.followup.send(**send_kwargs(out), wait=True) for out in outgoing])

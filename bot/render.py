@@ -23,6 +23,7 @@ class Outgoing:
     content: str | None = None
     embeds: list[discord.Embed] = field(default_factory=list)
     files: list[discord.File] = field(default_factory=list)
+    view: discord.ui.View | None = None
 
 
 def clip(text: str, limit: int) -> str:

@@ -20,6 +20,7 @@ from loopback import install  # noqa: E402
 from egaku.config import Config, LLMSettings, StorageSettings  # noqa: E402
 from tests.fakes.discord import FakeDiscord  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
+from tests.fakes.recording_worker import RecordingWorker  # noqa: E402
 from tests.fakes.serving import serve as serve_on_port  # noqa: E402
 from worker.settings import ModelPreset, WorkerSettings  # noqa: E402
 
@@ -95,6 +96,15 @@ async def worker_url(engine: object, worker_cache: Path) -> AsyncIterator[str]:
             await asyncio.sleep(0.02)
     yield url
     await runner.cleanup()
+
+
+@pytest.fixture
+async def recorder(worker_url: str) -> AsyncIterator[RecordingWorker]:
+    """The real worker behind a proxy that records what it receives."""
+    proxy = RecordingWorker(worker_url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
 
 
 @pytest.fixture

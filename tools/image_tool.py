@@ -67,6 +67,14 @@ def build_request(args: GenerateImageArgs, context: TurnContext) -> GenerationRe
     return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
+class Refusal(ToolException):
+    """A request the model (or the user) can fix; `reason` is safe to show the user."""
+
+    def __init__(self, for_model: str, reason: str) -> None:
+        super().__init__(for_model)
+        self.reason = reason
+
+
 async def keep(images: list[RenderedImage], context: TurnContext, kind: str, parent: str | None) -> list[RenderedImage]:
     """Record images in the history (when there is one) and return them with their ids."""
     if context.history is None:
@@ -103,7 +111,7 @@ async def run_tool(
     except ValidationError as exc:
         raise ToolException(f"Invalid arguments: {exc.errors()[0]['msg']}. Fix them and call again.") from exc
     except (WorkerRejected, UnknownImage) as exc:
-        raise ToolException(f"Refused: {exc}. Adjust the arguments once, or ask the user.") from exc
+        raise Refusal(f"Refused: {exc}. Adjust the arguments once, or ask the user.", reason=str(exc)) from exc
     except EgakuError as exc:
         # Not the model's fault and not fixable by retrying now: the bot tells the
         # user with a fixed message; the model only needs to stop.
@@ -150,12 +158,22 @@ async def generate_image(
 
 EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
+UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
 
 
 async def edit(
-    context: TurnContext, ref: str, prompt: str, mode: EditMode, target: str | None, seed: int | None
+    context: TurnContext,
+    ref: str,
+    prompt: str,
+    mode: EditMode,
+    target: str | None,
+    seed: int | None,
+    scale: float = 1.0,
 ) -> tuple[str, dict[str, object]]:
-    """Change an earlier image (resolved from ref), keeping its seed, size and model unless told otherwise."""
+    """Change an earlier image (resolved from ref), keeping its seed, size and model unless told otherwise.
+
+    `scale` enlarges the result (upscale buttons), within the protocol's bounds.
+    """
 
     async def work() -> list[RenderedImage]:
         if context.history is None:
@@ -172,7 +190,7 @@ async def edit(
             "prompt": prompt,
             "negative_prompt": parent.negative_prompt,
             "seed": parent.seed if seed is None else seed,
-            "size": f"{parent.width}x{parent.height}",
+            "size": f"{round(parent.width * scale / 8) * 8}x{round(parent.height * scale / 8) * 8}",
             "user": context.user_id,
         }
         model = parent.model if parent.kind != "upload" else context.model
@@ -182,7 +200,7 @@ async def edit(
         else:
             fields: dict[str, object] = {**common, "model": context.instruct_model if chosen == "instruct" else model}
             if chosen != "instruct":
-                fields["strength"] = STRENGTH[chosen]
+                fields["strength"] = STRENGTH[chosen] if scale == 1.0 else UPSCALE_STRENGTH
             if chosen == "region":
                 fields["mask_prompt"] = target
             edit_request = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from agent.service import TurnRequest, TurnResult
+from agent.service import TurnRequest
 from bot.deliver import reply_to
+from bot.exts.buttons import with_buttons
 from bot.render import compose
+from bot.results import conversation_id, remember_shown
 from egaku.errors import failure_notice, report
 from tools.uploads import BadUpload, fetch_attachment
 
@@ -27,19 +29,6 @@ NO_CONTENT_TEXT = (
 )
 EMPTY_TEXT = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
 UPLOAD_ONLY_TEXT = "Got your image! Tell me what to change, for example: `make this a watercolour`."
-
-
-def conversation_id(channel_id: int) -> str:
-    """A channel, a thread or a DM is one conversation."""
-    return f"discord:{channel_id}"
-
-
-async def remember_shown(bot: EgakuBot, result: TurnResult, sent: list[discord.Message]) -> None:
-    """Link the turn's images to the message that shows them, for reply-to-edit."""
-    history = bot.services.history
-    ids = [image.id for image in result.images if image.id]
-    if history is not None and ids and sent:
-        await history.attach_message(ids, str(sent[-1].id))
 
 
 class Chat(commands.Cog):
@@ -135,7 +124,7 @@ class Chat(commands.Cog):
             return
         notice = failure_notice(result.failures, "chat")
         reply = result.reply or ("" if result.images or notice else "…")
-        sent = await reply_to(message, compose(reply, result.images, notice))
+        sent = await reply_to(message, with_buttons(compose(reply, result.images, notice), result.images))
         await remember_shown(self.bot, result, sent)
 
 

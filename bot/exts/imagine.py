@@ -9,10 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from agent.service import TurnRequest
-from bot.deliver import followup
-from bot.exts.chat import conversation_id, remember_shown
-from bot.render import compose
-from egaku.errors import failure_notice
+from bot.exts.buttons import send_result
+from bot.results import conversation_id
 from tools.context import ImageOptions
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -76,9 +74,7 @@ class Imagine(commands.Cog):
             return
         agent = self.bot.services.agent
         result = await (agent.draw_raw(turn) if raw else agent.respond(turn))
-        notice = failure_notice(result.failures, "/imagine")
-        sent = await followup(interaction, compose(result.reply, result.images, notice))
-        await remember_shown(self.bot, result, sent)
+        await send_result(self.bot, interaction, result, "/imagine")
 
     @imagine.autocomplete("model")
     async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -29,14 +29,6 @@ WATERCOLOUR = "A regal red squirrel king on a mossy throne, loose watercolour pa
 GOLD = "A regal red squirrel king at night with a shining solid gold crown, moonlight, lanterns"
 
 
-@pytest.fixture
-async def recorder(worker_url: str) -> AsyncIterator[RecordingWorker]:
-    proxy = RecordingWorker(worker_url)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
-
-
 @contextlib.asynccontextmanager
 async def live(config: Config, llm: FakeOpenAI, recorder: RecordingWorker, fake: FakeDiscord) -> AsyncIterator[App]:
     """The app and the bot, as one process would run them."""

@@ -396,6 +396,50 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", data)
         return data
 
+    def _interaction(self, kind: int, data: dict[str, Any], user_id: int, user_name: str, channel_id: int,
+                     permissions: str = ALL_PERMISSIONS, **extra: Any) -> dict[str, Any]:  # fmt: skip
+        iid = self.next_id()
+        return {
+            "id": str(iid),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "data": data,
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(channel_id),
+            "channel": self.channels[channel_id],
+            "member": {**member_payload(user_id, user_name), "permissions": permissions},
+            "token": f"itoken-{iid}",
+            "version": 1,
+            "app_permissions": ALL_PERMISSIONS,
+            "locale": "ja",
+            "guild_locale": "ja",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+            "attachment_size_limit": 10 * 1024 * 1024,
+            **extra,
+        }
+
+    async def press(
+        self, custom_id: str, message_id: int, *, user_id: int = 20, user_name: str = "alice",
+        permissions: str = ALL_PERMISSIONS,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Dispatch a button press (a component interaction) on one of the bot's messages."""
+        message = self.messages[message_id]
+        data = self._interaction(
+            3, {"custom_id": custom_id, "component_type": 2}, user_id, user_name,
+            int(message["channel_id"]), permissions, message=message,
+        )  # fmt: skip
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
+    async def submit_modal(self, custom_id: str, values: dict[str, str], *, user_id: int = 20) -> dict[str, Any]:
+        """Dispatch a modal submission with text input values by custom_id."""
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
+        data = self._interaction(5, {"custom_id": custom_id, "components": rows}, user_id, "alice", CHANNEL_ID)
+        await self.dispatch("INTERACTION_CREATE", data)
+        return data
+
     # -- REST ------------------------------------------------------------
     def _json(self, data: Any, status: int = 200) -> web.Response:
         # discord.py reads the body as JSON only for exactly this content type.
@@ -510,6 +554,9 @@ class FakeDiscord:
             return web.Response(status=204)
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
             return self._json(self._message_from(parts[1], captured))
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "DELETE":
+            self.messages.pop(int(parts[3]), None)
+            return web.Response(status=204)
         if parts[0] == "interactions" and parts[-1] == "callback":
             if parts[1] in self.late_interactions:
                 return self._json({"message": "Unknown interaction", "code": 10062}, status=404)

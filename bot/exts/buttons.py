@@ -1,0 +1,187 @@
+"""Buttons under every result: reroll, vary, upscale, edit (remix), show prompt, delete.
+
+Each button is a DynamicItem whose custom_id carries the action and the image's
+history id ("egaku:reroll:k3m9"), so buttons keep working after a restart: the
+state lives in the id and the history, not in memory. A custom_id that does not
+match the template is ignored by discord.py; one that matches but names no
+image, or a press by someone else, gets a polite ephemeral refusal.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import ui
+
+from agent.service import TurnRequest, TurnResult
+from bot.deliver import followup
+from bot.render import Outgoing, clip, compose
+from bot.results import conversation_id, remember_shown
+from egaku.errors import failure_notice, report
+from tools.history import Generation
+from tools.types import RenderedImage
+from worker.protocol import MAX_PROMPT_CHARS, MAX_SEED
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+Action = Literal["reroll", "subtle", "strong", "upscale", "edit", "prompt", "delete"]
+LABELS: dict[str, tuple[str, str]] = {
+    "reroll": ("🎲", "Reroll"),
+    "subtle": ("🔹", "Vary (subtle)"),
+    "strong": ("🔷", "Vary (strong)"),
+    "upscale": ("🔍", "Upscale 2×"),
+    "edit": ("✏️", "Edit"),
+    "prompt": ("📝", "Show prompt"),
+    "delete": ("🗑️", "Delete"),
+}
+OWNER_ONLY = {"reroll", "subtle", "strong", "upscale", "edit"}
+NOT_YOURS = "Only the person who asked for this image can change it. Ask for your own with `/imagine`!"
+GONE = "I can't find that image in my history any more."
+
+
+def result_view(images: list[RenderedImage]) -> ui.View | None:
+    """The buttons for a result message; they act on its first image."""
+    first = next((image for image in images if image.id), None)
+    if first is None or first.id is None:
+        return None
+    view = ui.View(timeout=None)
+    for row, actions in enumerate((("reroll", "subtle", "strong", "upscale", "edit"), ("prompt", "delete"))):
+        for action in actions:
+            view.add_item(ResultButton(action, first.id, row=row))  # type: ignore[arg-type]
+    return view
+
+
+def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage]) -> list[Outgoing]:
+    """Attach the buttons to the message that carries the images."""
+    if outgoing:
+        outgoing[-1].view = result_view(images)
+    return outgoing
+
+
+def describe(generation: Generation) -> str:
+    """The ephemeral "show prompt" text: both prompts and the parameters."""
+    lines = [
+        f"**You said:** {clip(generation.user_words, 900)}",
+        f"**Prompt:** {clip(generation.prompt, 1500)}",
+    ]
+    if generation.negative_prompt:
+        lines.append(f"**Negative:** {clip(generation.negative_prompt, 500)}")
+    lines.append(
+        f"`id {generation.id}` · seed {generation.seed} · {generation.width}×{generation.height} · "
+        f"{generation.steps} steps · {generation.model or 'upload'} · {generation.kind}"
+        + (f" of `{generation.parent_id}`" if generation.parent_id else "")
+    )
+    return "\n".join(lines)
+
+
+class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z]+):(?P<gen>[a-z2-9]{4,8})"):
+    """One restart-safe button."""
+
+    def __init__(self, action: Action, generation_id: str, row: int | None = None) -> None:
+        emoji, label = LABELS.get(action, ("❔", action))
+        style = discord.ButtonStyle.danger if action == "delete" else discord.ButtonStyle.secondary
+        super().__init__(
+            ui.Button(label=label, emoji=emoji, style=style, custom_id=f"egaku:{action}:{generation_id}", row=row)
+        )
+        self.action = action
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> ResultButton:
+        """Rebuild the button from its custom_id (after a restart too)."""
+        return cls(match["action"], match["gen"])  # type: ignore[arg-type]
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Check the image and the presser first; then do the action."""
+        bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        history = bot.services.history
+        generation = await history.get(self.generation_id) if history else None
+        if self.action not in LABELS or generation is None:
+            await interaction.response.send_message(GONE, ephemeral=True)
+            return
+        owner = str(interaction.user.id) == generation.user_id
+        if self.action in OWNER_ONLY and not owner:
+            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            return
+        if self.action == "prompt":
+            await interaction.response.send_message(describe(generation), ephemeral=True)
+        elif self.action == "delete":
+            await self.delete(interaction, owner)
+        elif self.action == "edit":
+            await interaction.response.send_modal(RemixModal(generation))
+        else:
+            await run_action(interaction, generation, self.action)
+
+    async def delete(self, interaction: discord.Interaction, owner: bool) -> None:
+        """Delete the result message: its owner or a moderator only."""
+        # interaction.permissions: the presser's resolved permissions in this channel.
+        if not owner and not interaction.permissions.manage_messages:
+            await interaction.response.send_message(
+                "Only the person who asked for this image, or a moderator, can delete it.", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=False)
+        if interaction.message is not None:
+            await interaction.message.delete()
+
+
+class RemixModal(ui.Modal, title="Edit the prompt"):
+    """Remix: the prompt, prefilled, then a strong variation of the image with the new words."""
+
+    def __init__(self, generation: Generation) -> None:
+        super().__init__(timeout=600)
+        self.generation = generation
+        self.prompt: ui.TextInput[RemixModal] = ui.TextInput(
+            label="Prompt",
+            style=discord.TextStyle.paragraph,
+            default=clip(generation.prompt, MAX_PROMPT_CHARS),
+            max_length=MAX_PROMPT_CHARS,
+        )
+        self.add_item(self.prompt)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Draw the remix."""
+        await run_action(interaction, self.generation, "edit", prompt=self.prompt.value)
+
+
+async def run_action(interaction: discord.Interaction, generation: Generation, action: str, prompt: str = "") -> None:
+    """Defer at once, then reroll / vary / upscale / remix through the agent's own edit path."""
+    await interaction.response.defer(thinking=True)
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    turn = TurnRequest(
+        conversation_id=conversation_id(interaction.channel_id or 0),
+        user_id=str(interaction.user.id),
+        user_name=interaction.user.display_name,
+        text=generation.user_words,
+        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(interaction.channel_id),
+    )
+    agent = bot.services.agent
+    try:
+        if action == "reroll":
+            result = await agent.edit_direct(
+                turn, generation.id, generation.prompt, "regenerate", seed=secrets.randbelow(MAX_SEED + 1)
+            )
+        elif action == "upscale":
+            result = await agent.edit_direct(turn, generation.id, generation.prompt, "strong", scale=2.0)
+        elif action == "edit":
+            result = await agent.edit_direct(turn, generation.id, prompt or generation.prompt, "strong")
+        else:
+            result = await agent.edit_direct(turn, generation.id, generation.prompt, action)  # type: ignore[arg-type]
+    except Exception as exc:
+        await interaction.followup.send(report(exc, f"button {action}"), ephemeral=True)
+        return
+    await send_result(bot, interaction, result, f"button {action}")
+
+
+async def send_result(bot: EgakuBot, interaction: discord.Interaction, result: TurnResult, where: str) -> None:
+    """Post a result as a followup, with its own buttons, and remember which message shows it."""
+    notice = failure_notice(result.failures, where)
+    sent = await followup(interaction, with_buttons(compose(result.reply, result.images, notice), result.images))
+    await remember_shown(bot, result, sent)
