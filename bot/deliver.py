@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 
-from bot.render import Outgoing
+from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
+
+log = logging.getLogger(__name__)
+
+Send = Callable[..., Awaitable[discord.Message]]
+RETRIES = 6  # with doubling waits from 1 s, capped at 30 s: about a minute of 5xx before giving up
+TOO_LARGE = "The image was too large to upload here, even after shrinking it. Try a smaller size."
 
 
 def send_kwargs(out: Outgoing) -> dict[str, Any]:
@@ -32,11 +42,67 @@ def _sent(outgoing: list[Outgoing], messages: list[discord.Message]) -> list[dis
     return messages
 
 
+async def _with_retries(send: Send, kwargs: dict[str, Any]) -> discord.Message:
+    """Send, riding out 429s that discord.py leaves to us (no Via header) and 5xx for about a minute."""
+    delay = 1.0
+    for attempt in range(RETRIES):
+        try:
+            return await send(**kwargs)
+        except discord.HTTPException as exc:
+            if not (exc.status == 429 or exc.status >= 500) or attempt == RETRIES - 1:
+                raise
+            retry_after = _retry_after(exc)
+            wait = min(30.0, retry_after if retry_after is not None else delay) * random.uniform(1.0, 1.25)
+            log.warning("Discord answered %s; retrying in %.1fs", exc.status, wait)
+            for file in kwargs.get("files", []):
+                file.reset()
+            await asyncio.sleep(wait)
+            delay = min(30.0, delay * 2)
+    raise AssertionError("unreachable")
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    header = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    try:
+        return float(header) if header is not None else None
+    except ValueError:
+        return None
+
+
+async def _send(send: Send, out: Outgoing, limit: int) -> discord.Message:
+    """Send one message; files over the upload limit are re-encoded first, and once more after a 413."""
+    if total_bytes(out) > limit:
+        out = await asyncio.to_thread(shrink, out, limit)
+    try:
+        return await _with_retries(send, send_kwargs(out))
+    except discord.HTTPException as exc:
+        if exc.status != 413 or not out.images:
+            raise
+        log.warning("upload refused as too large (%s bytes); re-encoding", total_bytes(out))
+        smaller = await asyncio.to_thread(shrink, out, limit // 2)
+        try:
+            return await _with_retries(send, send_kwargs(smaller))
+        except discord.HTTPException as again:
+            if again.status != 413:
+                raise
+            text = "\n\n".join(p for p in (out.content, TOO_LARGE) if p)
+            return await _with_retries(send, {"content": text})
+
+
 async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them."""
-    return _sent(outgoing, [await message.reply(**send_kwargs(out), mention_author=False) for out in outgoing])
+    limit = message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT
+
+    async def send(**kwargs: Any) -> discord.Message:
+        return await message.reply(**kwargs, mention_author=False)
+
+    return _sent(outgoing, [await _send(send, out, limit) for out in outgoing])
 
 
 async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> list[discord.Message]:
     """Post as followups of a deferred interaction."""
-    return _sent(outgoing, [await interaction.followup.send(**send_kwargs(out), wait=True) for out in outgoing])
+
+    async def send(**kwargs: Any) -> discord.Message:
+        return await interaction.followup.send(**kwargs, wait=True)
+
+    return _sent(outgoing, [await _send(send, out, interaction.filesize_limit) for out in outgoing])

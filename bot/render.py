@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass, field
 
 import discord
+from PIL import Image
 
 from tools.types import RenderedImage
 
@@ -13,7 +14,9 @@ MAX_CONTENT = 2000
 MAX_EMBED_DESCRIPTION = 4096
 MAX_FIELD = 1024
 MAX_FOOTER = 2048
+MAX_EMBEDS_TOTAL = 6000  # for all embeds of one message together
 EMBED_COLOUR = 0xE8A87C
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Outgoing:
     embeds: list[discord.Embed] = field(default_factory=list)
     files: list[discord.File] = field(default_factory=list)
     view: discord.ui.View | None = None
+    images: list[RenderedImage] = field(default_factory=list)
 
 
 def clip(text: str, limit: int) -> str:
@@ -48,18 +52,36 @@ def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
     return chunks
 
 
-def image_embed(image: RenderedImage, filename: str) -> discord.Embed:
-    """The embed beside an image: the user's words, the final English prompt, the parameters."""
-    embed = discord.Embed(colour=EMBED_COLOUR, description=clip(image.prompt, MAX_EMBED_DESCRIPTION))
-    embed.title = "Prompt"
-    embed.add_field(name="You said", value=clip(image.user_words or "—", MAX_FIELD), inline=False)
-    if image.negative_prompt:
-        embed.add_field(name="Negative", value=clip(image.negative_prompt, MAX_FIELD), inline=False)
-    embed.set_footer(
-        text=clip(f"seed {image.seed} · {image.width}×{image.height} · {image.steps} steps · {image.model}", MAX_FOOTER)
+def image_embed(image: RenderedImage, filename: str, budget: int = MAX_EMBEDS_TOTAL) -> discord.Embed:
+    """The embed beside an image: the user's words, the final English prompt, the parameters.
+
+    `budget` is this embed's share of the 6000 characters all embeds of a message may use.
+    """
+    footer = clip(f"seed {image.seed} · {image.width}×{image.height} · {image.steps} steps · {image.model}", MAX_FOOTER)
+    words = clip(image.user_words or "—", min(MAX_FIELD, budget // 4))
+    negative = clip(image.negative_prompt, min(MAX_FIELD, budget // 8)) if image.negative_prompt else ""
+    title = "Prompt"
+    used = (
+        len(title) + len("You said") + len(words) + len(footer) + (len("Negative") + len(negative) if negative else 0)
     )
+    embed = discord.Embed(
+        colour=EMBED_COLOUR, title=title, description=clip(image.prompt, min(MAX_EMBED_DESCRIPTION, budget - used))
+    )
+    embed.add_field(name="You said", value=words, inline=False)
+    if negative:
+        embed.add_field(name="Negative", value=negative, inline=False)
+    embed.set_footer(text=footer)
     embed.set_image(url=f"attachment://{filename}")
     return embed
+
+
+def attach(out: Outgoing, images: list[RenderedImage], encoded: list[tuple[str, bytes]]) -> Outgoing:
+    """out with these images as files (name, bytes) and one embed each, within the embed budget."""
+    budget = MAX_EMBEDS_TOTAL // max(1, len(images)) - 10
+    out.files = [discord.File(io.BytesIO(data), filename=name) for name, data in encoded]
+    out.embeds = [image_embed(image, name, budget) for image, (name, _) in zip(images, encoded, strict=True)]
+    out.images = images
+    return out
 
 
 def compose(reply: str, images: list[RenderedImage], notice: str | None = None) -> list[Outgoing]:
@@ -67,9 +89,30 @@ def compose(reply: str, images: list[RenderedImage], notice: str | None = None) 
     text = "\n\n".join(part for part in (reply.strip(), notice or "") if part)
     chunks = split_text(text)
     messages = [Outgoing(content=chunk) for chunk in chunks] or [Outgoing()]
-    last = messages[-1]
-    for index, image in enumerate(images):
-        filename = f"egaku_{image.seed}_{index}.png"
-        last.files.append(discord.File(io.BytesIO(image.png), filename=filename))
-        last.embeds.append(image_embed(image, filename))
+    if images:
+        encoded = [(f"egaku_{image.seed}_{index}.png", image.png) for index, image in enumerate(images)]
+        attach(messages[-1], images, encoded)
     return messages
+
+
+def total_bytes(out: Outgoing) -> int:
+    """The upload size of a message's files."""
+    return sum(len(image.png) for image in out.images) if out.images else 0
+
+
+def shrink(out: Outgoing, limit: int) -> Outgoing:
+    """Re-encode (JPEG, then smaller) until the files fit `limit` bytes; blocking, run off the loop."""
+    scale, quality = 1.0, 90
+    while True:
+        encoded = []
+        for index, image in enumerate(out.images):
+            picture = Image.open(io.BytesIO(image.png)).convert("RGB")
+            if scale < 1.0:
+                size = (max(64, int(picture.width * scale)), max(64, int(picture.height * scale)))
+                picture = picture.resize(size, Image.Resampling.LANCZOS)
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG", quality=quality)
+            encoded.append((f"egaku_{image.seed}_{index}.jpg", buffer.getvalue()))
+        if sum(len(data) for _, data in encoded) <= limit or scale < 0.2:
+            return attach(Outgoing(content=out.content, view=out.view), out.images, encoded)
+        scale, quality = scale * 0.7, max(70, quality - 5)

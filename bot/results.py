@@ -12,6 +12,19 @@ if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 
+def missing_permissions(perms: discord.Permissions) -> str | None:
+    """A polite sentence if the bot cannot post pictures here, before any LLM or GPU work."""
+    missing = [
+        name for name, ok in (("Attach Files", perms.attach_files), ("Embed Links", perms.embed_links)) if not ok
+    ]
+    if not missing:
+        return None
+    return (
+        f"I need the {' and '.join(missing)} permission{'s' if len(missing) > 1 else ''} in this channel "
+        "to post pictures. Please ask a moderator to grant them."
+    )
+
+
 def conversation_id(channel_id: int) -> str:
     """A channel, a thread or a DM is one conversation."""
     return f"discord:{channel_id}"

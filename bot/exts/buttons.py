@@ -19,7 +19,7 @@ from discord import ui
 from agent.service import TurnRequest, TurnResult
 from bot.deliver import followup
 from bot.render import Outgoing, clip, compose
-from bot.results import conversation_id, remember_shown
+from bot.results import conversation_id, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.history import Generation
 from tools.types import RenderedImage
@@ -152,6 +152,10 @@ class RemixModal(ui.Modal, title="Edit the prompt"):
 
 async def run_action(interaction: discord.Interaction, generation: Generation, action: str, prompt: str = "") -> None:
     """Defer at once, then reroll / vary / upscale / remix through the agent's own edit path."""
+    problem = missing_permissions(interaction.app_permissions)
+    if problem:
+        await interaction.response.send_message(problem, ephemeral=True)
+        return
     await interaction.response.defer(thinking=True)
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     turn = TurnRequest(

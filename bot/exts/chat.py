@@ -13,7 +13,7 @@ from agent.service import TurnRequest
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.render import compose
-from bot.results import conversation_id, remember_shown
+from bot.results import conversation_id, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.uploads import BadUpload, fetch_attachment
 
@@ -90,6 +90,15 @@ class Chat(commands.Cog):
         """Answer an addressed message: text, or an image with its prompts."""
         if not self.addressed(message):
             return
+        if message.guild is not None:
+            perms = message.channel.permissions_for(message.guild.me)  # type: ignore[union-attr,arg-type]
+            if not perms.send_messages:
+                log.warning("cannot answer in channel %s: no Send Messages permission", message.channel.id)
+                return
+            problem = missing_permissions(perms)
+            if problem:
+                await message.reply(problem, mention_author=False)
+                return
         text = self.words(message)
         try:
             upload_id = await self.take_upload(message, text)

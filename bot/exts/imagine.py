@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from agent.service import TurnRequest
 from bot.exts.buttons import send_result
-from bot.results import conversation_id
+from bot.results import conversation_id, missing_permissions
 from tools.context import ImageOptions
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -54,6 +54,10 @@ class Imagine(commands.Cog):
         raw: bool = False,
     ) -> None:
         """Defer at once, then draw and post a followup."""
+        problem = missing_permissions(interaction.app_permissions)
+        if problem:
+            await interaction.response.send_message(problem, ephemeral=True)
+            return
         # Before any LLM or GPU work: Discord forgets interactions after 3 s.
         await interaction.response.defer(thinking=True)
         turn = TurnRequest(

@@ -32,6 +32,7 @@ async def running_bot(
     history: History | None = None,
     session: aiohttp.ClientSession | None = None,
     services: BotServices | None = None,
+    reconnect: bool = False,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
@@ -49,7 +50,7 @@ async def running_bot(
 
     bot.on_error = on_error  # type: ignore[method-assign]
     await bot.login("fake-token")
-    task = asyncio.create_task(bot.connect(reconnect=False))
+    task = asyncio.create_task(bot.connect(reconnect=reconnect))
     try:
         await fake.wait_ready()
         await asyncio.wait_for(bot.wait_until_ready(), 10)

@@ -1,0 +1,119 @@
+"""Discord-platform faults, one by one (../shared/brief/reliability.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image
+
+from bot.render import MAX_EMBEDS_TOTAL, compose
+from egaku.config import Config
+from tests.agent.test_agent import PROMPT
+from tests.bot.harness import running_bot
+from tests.bot.test_chat import app_for, channel_post
+from tests.bot.test_imagine import callback_of
+from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord, Fault
+from tests.fakes.openai import Call, FakeOpenAI, Say
+from tools.types import RenderedImage
+
+NO_ATTACH = str(((1 << 53) - 1) & ~(1 << 15))  # everything but Attach Files
+
+
+def image(prompt: str, seed: int = 1) -> RenderedImage:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, format="PNG")
+    return RenderedImage(buffer.getvalue(), prompt, "n" * 3000, seed, 64, 64, 2, 5.0, "tiny", "w" * 3000)
+
+
+def test_embeds_stay_within_discords_limits() -> None:
+    images = [image("p" * 5000, seed) for seed in range(4)]  # each prompt alone is over 4096
+    (out,) = compose("", images)
+    assert len(out.embeds) == 4
+    assert sum(len(e) for e in out.embeds) <= MAX_EMBEDS_TOTAL
+    assert all(len(e.description or "") <= 4096 for e in out.embeds)
+    assert all(len(f.value or "") <= 1024 for e in out.embeds for f in e.fields)
+
+
+async def test_413_upload_is_re_encoded_and_sent(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT, "seed": 3}), Say("Here."))
+    fake_discord.faults.append(
+        Fault("POST", f"/channels/{CHANNEL_ID}/messages", 413, {"message": "Request entity too large", "code": 40005})
+    )
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        await fake_discord.user_message(f"<@{BOT_ID}> draw")
+        refused, accepted = await fake_discord.wait_for_requests(channel_post, 2)
+    assert refused.files[0].filename == "egaku_3_0.png"
+    assert accepted.files[0].filename == "egaku_3_0.jpg"
+    assert accepted.json["embeds"][0]["image"]["url"] == "attachment://egaku_3_0.jpg"
+    assert Image.open(io.BytesIO(accepted.files[0].data)).format == "JPEG"
+
+
+async def test_missing_permissions_are_explained_before_any_work(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command(
+            "imagine", [{"name": "prompt", "type": 3, "value": "a fox"}], app_permissions=NO_ATTACH
+        )
+        answer = await fake_discord.wait_for_request(callback_of(interaction))
+    assert answer.json["type"] == 4 and answer.json["data"]["flags"] == 64
+    assert answer.json["data"]["content"].startswith("I need the Attach Files permission in this channel")
+    assert fake_openai.requests == []
+
+
+async def test_429_with_and_without_via_is_retried_and_delivered_once(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Say("one"), Say("two"))
+    limited = {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
+    headers = {"X-RateLimit-Scope": "user", "Retry-After": "0.05"}
+    fake_discord.faults.append(
+        Fault("POST", f"/channels/{CHANNEL_ID}/messages", 429, limited, 1, {**headers, "Via": "1.1 google"})
+    )
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        await fake_discord.user_message(f"<@{BOT_ID}> first")
+        await fake_discord.wait_for_requests(channel_post, 2)
+        fake_discord.faults.append(Fault("POST", f"/channels/{CHANNEL_ID}/messages", 429, limited, 1, headers))
+        await fake_discord.user_message(f"<@{BOT_ID}> second")
+        posts = await fake_discord.wait_for_requests(channel_post, 4, timeout=60)
+        await asyncio.sleep(0.3)
+    delivered = [p.json["content"] for p in fake_discord.requests if channel_post(p)]
+    assert delivered == ["one", "one", "two", "two"]  # each refused once, then delivered once
+    assert len(posts) == 4
+
+
+async def test_gateway_close_4000_resumes_and_the_bot_still_answers(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Say("still here"))
+    async with app_for(app_config, fake_openai, worker_url) as app:
+        from tests.bot.harness import running_bot as run
+
+        async with run(fake_discord, app.agent, reconnect=True):
+            await fake_discord.close_gateway(4000)
+            await fake_discord.wait_ready(timeout=30)
+            await fake_discord.user_message(f"<@{BOT_ID}> are you there?")
+            post = await fake_discord.wait_for_request(channel_post)
+    assert (fake_discord.identify_count, fake_discord.resume_count) == (1, 1)
+    assert post.json["content"] == "still here"
+
+
+async def test_a_canary_in_secrets_and_errors_never_leaves(
+    app_config: Config, fake_openai: FakeOpenAI, fake_discord: FakeDiscord
+) -> None:
+    canary = "CANARY-7f3a9"
+    fake_openai.then(Call("generate_image", {"prompt": "a fox"}), Say("Sorry."))
+    async with (
+        app_for(app_config, fake_openai, f"http://127.0.0.1:9/{canary}") as app,
+        running_bot(fake_discord, app.agent),
+    ):
+        await fake_discord.user_message(f"<@{BOT_ID}> draw a fox")
+        await fake_discord.wait_for_request(channel_post)
+    outbound = str([(r.path, r.json) for r in fake_discord.requests])
+    assert canary not in outbound  # the worker URL (in the error) stayed in the log
+    assert "sk-test-not-a-secret" not in outbound and "sk-test-not-a-secret" not in str(
+        fake_openai.requests[-1]["messages"]
+    )
