@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from agent.service import Agent
+from bot.results import SeenOnce
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.history import History
@@ -57,6 +58,8 @@ class EgakuBot(commands.Bot):
         )
         self.services = services
         self.settings = settings
+        # Interactions replayed after a RESUME, and double presses, must not run twice.
+        self.seen = SeenOnce()
         self.message_content = message_content
 
     async def setup_hook(self) -> None:

@@ -100,9 +100,33 @@ async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> list[d
 
 
 async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> list[discord.Message]:
-    """Post as followups of a deferred interaction."""
+    """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel."""
+    expired = False
 
     async def send(**kwargs: Any) -> discord.Message:
-        return await interaction.followup.send(**kwargs, wait=True)
+        nonlocal expired
+        if not expired:
+            try:
+                return await interaction.followup.send(**kwargs, wait=True)
+            except discord.HTTPException as exc:
+                if exc.status != 401 and exc.code != 50027:
+                    raise
+                log.warning("interaction %s token expired; answering in the channel", interaction.id)
+                expired = True
+                for file in kwargs.get("files", []):
+                    file.reset()
+        return await channel_fallback(interaction, kwargs)
 
     return _sent(outgoing, [await _send(send, out, interaction.filesize_limit) for out in outgoing])
+
+
+async def channel_fallback(interaction: discord.Interaction, kwargs: dict[str, Any]) -> discord.Message:
+    """A channel message that pings only the person who asked (their token is gone)."""
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        raise discord.ClientException("no channel to fall back to")
+    mention = interaction.user.mention
+    content = f"{mention} {kwargs.pop('content', '')}".strip()
+    return await channel.send(
+        content=content[:2000], allowed_mentions=discord.AllowedMentions(users=[interaction.user]), **kwargs
+    )

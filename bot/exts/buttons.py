@@ -116,7 +116,14 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         elif self.action == "edit":
             await interaction.response.send_modal(RemixModal(generation))
         else:
-            await run_action(interaction, generation, self.action)
+            key = f"press:{interaction.user.id}:{self.action}:{generation.id}"
+            if not bot.seen.first_time(key):
+                await interaction.response.send_message("I'm already working on that one.", ephemeral=True)
+                return
+            try:
+                await run_action(interaction, generation, self.action)
+            finally:
+                bot.seen.forget(key)
 
     async def delete(self, interaction: discord.Interaction, owner: bool) -> None:
         """Delete the result message: its owner or a moderator only."""

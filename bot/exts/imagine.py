@@ -54,6 +54,8 @@ class Imagine(commands.Cog):
         raw: bool = False,
     ) -> None:
         """Defer at once, then draw and post a followup."""
+        if not self.bot.seen.first_time(f"interaction:{interaction.id}"):
+            return  # a replay: the first delivery is already being answered
         problem = missing_permissions(interaction.app_permissions)
         if problem:
             await interaction.response.send_message(problem, ephemeral=True)

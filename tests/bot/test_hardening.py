@@ -12,7 +12,7 @@ from egaku.config import Config
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for, channel_post
-from tests.bot.test_imagine import callback_of
+from tests.bot.test_imagine import callback_of, followup_of
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord, Fault
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tools.types import RenderedImage
@@ -117,3 +117,32 @@ async def test_a_canary_in_secrets_and_errors_never_leaves(
     assert "sk-test-not-a-secret" not in outbound and "sk-test-not-a-secret" not in str(
         fake_openai.requests[-1]["messages"]
     )
+
+
+async def test_an_expired_token_falls_back_to_the_channel_pinging_only_the_requester(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_discord.faults.append(Fault("POST", "/webhooks/", 401, {"message": "Invalid Webhook Token", "code": 50027}))
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command(
+            "imagine", [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "raw", "type": 5, "value": True}]
+        )
+        await fake_discord.wait_for_request(followup_of(interaction))
+        fallback = await fake_discord.wait_for_request(channel_post)
+    assert fallback.json["content"] == "<@20>"
+    assert fallback.json["allowed_mentions"] == {"parse": [], "users": [20]}  # only the requester
+    assert len(fallback.files) == 1  # the image is kept, not lost
+
+
+async def test_a_replayed_interaction_runs_once(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "raw", "type": 5, "value": True}]
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        first = await fake_discord.slash_command("imagine", options, interaction_id=4242)
+        await fake_discord.slash_command("imagine", options, interaction_id=4242)  # replayed after a RESUME
+        await fake_discord.wait_for_request(followup_of(first))
+        await asyncio.sleep(0.3)
+    callbacks = [r for r in fake_discord.requests if r.path.startswith("/api/v10/interactions/4242/")]
+    followups = [r for r in fake_discord.requests if followup_of(first)(r)]
+    assert (len(callbacks), len(followups)) == (1, 1)
