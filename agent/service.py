@@ -13,10 +13,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import ValidationError
 
 from egaku.config import AgentSettings
-from egaku.errors import EgakuError, InvalidImageRequest, LLMUnavailable
+from egaku.errors import InvalidImageRequest, LLMUnavailable
 from tools.context import ImageBackend, ImageOptions, TurnContext
 from tools.history import History
-from tools.image_tool import EditMode, Refusal, edit, keep
+from tools.image_tool import EditMode, Refusal, edit, keep, run_tool
+from tools.limits import JobLimiter
 from tools.types import RenderedImage
 from worker.protocol import GenerationRequest
 
@@ -59,6 +60,7 @@ class Agent:
         model_preset: str | None = None,
         history: History | None = None,
         instruct_model: str | None = None,
+        limiter: JobLimiter | None = None,
     ) -> None:
         self._graph = graph
         self._backend = backend
@@ -67,6 +69,7 @@ class Agent:
         self._model_preset = model_preset
         self._history = history
         self._instruct_model = instruct_model
+        self._limiter = limiter
 
     def context_for(self, turn: TurnRequest) -> TurnContext:
         """The tools' context for one turn."""
@@ -82,6 +85,7 @@ class Agent:
             reply_to=turn.reply_to,
             instruct_model=self._instruct_model,
             options=turn.options,
+            limiter=self._limiter,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
@@ -114,11 +118,15 @@ class Agent:
         except ValidationError as exc:
             raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
         context = self.context_for(turn)
+
+        async def work() -> list[RenderedImage]:
+            return await keep(await self._backend.generate(request, turn.text), context, "generate", None)
+
         try:
-            images = await keep(await self._backend.generate(request, turn.text), context, "generate", None)
-        except EgakuError as exc:
-            return TurnResult(reply="", failures=[exc])
-        return TurnResult(reply="", images=images)
+            await run_tool(context, work)
+        except Refusal as exc:
+            return TurnResult(reply=f"I couldn't do that: {exc.reason}.")
+        return TurnResult(reply="", images=list(context.images), failures=list(context.failures))
 
     async def edit_direct(
         self,

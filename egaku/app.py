@@ -16,6 +16,7 @@ from agent.service import Agent
 from egaku.config import Config, read_secret
 from tools.embedded import EmbeddedWorker
 from tools.history import History
+from tools.limits import JobLimiter
 from tools.worker_client import WorkerClient
 
 
@@ -58,5 +59,14 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         stack.push_async_callback(history.close)
         model = build_chat_model(config.llm, environ)
         graph = build_graph(model, saver, config.agent)
-        agent = Agent(graph, worker, config.agent, saver, history=history, instruct_model=config.agent.instruct_model)
+        limiter = JobLimiter(config.limits)
+        agent = Agent(
+            graph,
+            worker,
+            config.agent,
+            saver,
+            history=history,
+            instruct_model=config.agent.instruct_model,
+            limiter=limiter,
+        )
         yield App(agent=agent, history=history, worker=worker, session=session, embedded=embedded)

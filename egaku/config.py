@@ -56,6 +56,15 @@ class AgentSettings(_Section):
     instruct_model: str | None = None
 
 
+class LimitsSettings(_Section):
+    """[limits]: image jobs per user, per guild and in total."""
+
+    per_user_running: int = Field(default=1, ge=1, le=16)
+    per_user_queued: int = Field(default=2, ge=0, le=64)
+    per_guild: int = Field(default=8, ge=1, le=1024)
+    total: int = Field(default=32, ge=1, le=4096)
+
+
 class StorageSettings(_Section):
     """[storage]"""
 
@@ -86,6 +95,7 @@ class Config(_Section):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 

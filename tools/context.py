@@ -10,6 +10,7 @@ from worker.protocol import EditRequest, GenerationRequest
 
 if TYPE_CHECKING:
     from tools.history import History
+    from tools.limits import JobLimiter
 
 
 class ImageBackend(Protocol):
@@ -69,5 +70,6 @@ class TurnContext:
     reply_to: str | None = None  # the Discord message the user replied to
     instruct_model: str | None = None  # a worker preset that does instruction edits, if any
     options: ImageOptions = field(default_factory=ImageOptions)
+    limiter: JobLimiter | None = None
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

@@ -105,9 +105,13 @@ async def keep(images: list[RenderedImage], context: TurnContext, kind: str, par
 async def run_tool(
     context: TurnContext, work: Callable[[], Awaitable[list[RenderedImage]]]
 ) -> tuple[str, dict[str, object]]:
-    """Run a render, translate its errors for the model, and file the images into the turn."""
+    """Run a render (within the user's caps), translate its errors for the model, file the images."""
     try:
-        images = await work()
+        if context.limiter is None:
+            images = await work()
+        else:
+            async with context.limiter.slot(context.user_id, context.guild_id):
+                images = await work()
     except ValidationError as exc:
         raise ToolException(f"Invalid arguments: {exc.errors()[0]['msg']}. Fix them and call again.") from exc
     except (WorkerRejected, UnknownImage) as exc:
