@@ -35,6 +35,7 @@ class TurnRequest:
     must_draw: bool = False
     guild_id: str | None = None
     channel_id: str | None = None
+    source_id: str | None = None  # the Discord message or interaction id, for the audit log
     reply_to: str | None = None  # the message the user replied to, for "edit this"
     options: ImageOptions = field(default_factory=ImageOptions)
 
@@ -83,6 +84,7 @@ class Agent:
             guild_id=turn.guild_id,
             channel_id=turn.channel_id,
             reply_to=turn.reply_to,
+            source_id=turn.source_id,
             instruct_model=self._instruct_model,
             options=turn.options,
             limiter=self._limiter,

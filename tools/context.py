@@ -67,6 +67,7 @@ class TurnContext:
     conversation: str = ""
     guild_id: str | None = None
     channel_id: str | None = None
+    source_id: str | None = None  # the Discord message or interaction this turn answers
     reply_to: str | None = None  # the Discord message the user replied to
     instruct_model: str | None = None  # a worker preset that does instruction edits, if any
     options: ImageOptions = field(default_factory=ImageOptions)

@@ -50,7 +50,40 @@ CREATE TABLE IF NOT EXISTS generations (
 );
 CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
 CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
+CREATE TABLE IF NOT EXISTS audit (
+    at REAL NOT NULL,
+    guild_id TEXT,
+    channel_id TEXT,
+    user_id TEXT NOT NULL,
+    source_id TEXT,
+    user_words TEXT NOT NULL,
+    final_prompt TEXT,
+    parameters TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    image_ids TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_user ON audit (user_id, at);
 """
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One image job: who, where, what they said, what was drawn, how it went. Never secrets."""
+
+    user_id: str
+    user_words: str
+    parameters: str  # JSON of the request fields sent to the worker
+    outcome: str  # "ok", or the error class
+    seconds: float
+    guild_id: str | None = None
+    channel_id: str | None = None
+    source_id: str | None = None  # the Discord message or interaction id
+    final_prompt: str | None = None
+    verdict: str = "unchecked"
+    image_ids: str = ""
+    at: float = 0.0
 
 
 class UnknownImage(EgakuError):
@@ -142,6 +175,24 @@ class History:
         await self._db.execute(f"INSERT INTO generations ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
         await self._db.commit()
         return record
+
+    async def audit(self, record: AuditRecord) -> None:
+        """Append one audit record."""
+        columns = [f for f in AuditRecord.__dataclass_fields__]
+        values = [getattr(record, c) for c in columns]
+        values[columns.index("at")] = record.at or time.time()
+        placeholders = ",".join("?" * len(columns))
+        await self._db.execute(f"INSERT INTO audit ({','.join(columns)}) VALUES ({placeholders})", values)
+        await self._db.commit()
+
+    async def audit_log(self, user_id: str | None = None) -> list[AuditRecord]:
+        """Audit records, oldest first (optionally for one user)."""
+        columns = list(AuditRecord.__dataclass_fields__)
+        where = "WHERE user_id = ?" if user_id else ""
+        sql = f"SELECT {','.join(columns)} FROM audit {where} ORDER BY at, rowid"
+        async with self._db.execute(sql, (user_id,) if user_id else ()) as cur:
+            rows = await cur.fetchall()
+        return [AuditRecord(**dict(zip(columns, row, strict=True))) for row in rows]
 
     async def attach_message(self, ids: list[str], message_id: str) -> None:
         """Remember which Discord message shows these images (for reply-to-edit)."""

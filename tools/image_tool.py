@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal, cast
@@ -13,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from egaku.errors import EgakuError, WorkerRejected
 from tools.context import TurnContext
-from tools.history import UnknownImage
+from tools.history import AuditRecord, UnknownImage
 from tools.types import RenderedImage
 from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect, EditRequest, GenerationRequest
 
@@ -105,7 +107,8 @@ async def keep(images: list[RenderedImage], context: TurnContext, kind: str, par
 async def run_tool(
     context: TurnContext, work: Callable[[], Awaitable[list[RenderedImage]]]
 ) -> tuple[str, dict[str, object]]:
-    """Run a render (within the user's caps), translate its errors for the model, file the images."""
+    """Run a render within the user's caps, audit it, translate its errors, and file the images."""
+    started = time.monotonic()
     try:
         if context.limiter is None:
             images = await work()
@@ -113,14 +116,18 @@ async def run_tool(
             async with context.limiter.slot(context.user_id, context.guild_id):
                 images = await work()
     except ValidationError as exc:
+        await audit(context, started, "invalid", [])
         raise ToolException(f"Invalid arguments: {exc.errors()[0]['msg']}. Fix them and call again.") from exc
     except (WorkerRejected, UnknownImage) as exc:
+        await audit(context, started, type(exc).__name__, [])
         raise Refusal(f"Refused: {exc}. Adjust the arguments once, or ask the user.", reason=str(exc)) from exc
     except EgakuError as exc:
         # Not the model's fault and not fixable by retrying now: the bot tells the
         # user with a fixed message; the model only needs to stop.
+        await audit(context, started, type(exc).__name__, [])
         context.failures.append(exc)
         return ("The image could not be made (service problem). Apologise in one short sentence; do not retry.", {})
+    await audit(context, started, "ok", images)
     context.images.extend(images)
     first = images[0]
     ids = ", ".join(i.id for i in images if i.id)
@@ -129,6 +136,31 @@ async def run_tool(
         "reply. Reply in one or two short sentences in the user's language; do not repeat the prompt or describe files."
     )
     return text, {"seeds": [i.seed for i in images], "ids": [i.id for i in images]}
+
+
+async def audit(context: TurnContext, started: float, outcome: str, images: list[RenderedImage]) -> None:
+    """One audit record per job: who, where, their words, the final prompt, parameters, outcome, time."""
+    if context.history is None:
+        return
+    parameters = [
+        {"seed": i.seed, "width": i.width, "height": i.height, "steps": i.steps, "guidance": i.guidance,
+         "model": i.model, "negative_prompt": i.negative_prompt, "kind": i.kind, "parent_id": i.parent_id}
+        for i in images
+    ]  # fmt: skip
+    await context.history.audit(
+        AuditRecord(
+            user_id=context.user_id,
+            user_words=context.user_words,
+            parameters=json.dumps(parameters, ensure_ascii=False),
+            outcome=outcome,
+            seconds=round(time.monotonic() - started, 3),
+            guild_id=context.guild_id,
+            channel_id=context.channel_id,
+            source_id=context.source_id,
+            final_prompt=images[0].prompt if images else None,
+            image_ids=",".join(i.id for i in images if i.id),
+        )
+    )
 
 
 async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, dict[str, object]]:

@@ -172,6 +172,7 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
         text=generation.user_words,
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
+        source_id=str(interaction.id),
     )
     agent = bot.services.agent
     try:

@@ -123,6 +123,7 @@ class Chat(commands.Cog):
             text=text,
             guild_id=str(message.guild.id) if message.guild else None,
             channel_id=str(message.channel.id),
+            source_id=str(message.id),
             reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
         )
         try:

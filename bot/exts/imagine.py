@@ -70,6 +70,7 @@ class Imagine(commands.Cog):
             must_draw=True,
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             channel_id=str(interaction.channel_id),
+            source_id=str(interaction.id),
             options=ImageOptions(
                 negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model
             ),

@@ -79,6 +79,7 @@ async def test_four_turns_of_edits_across_a_restart(
         third = await say(fake_discord, f"<@{BOT_ID}> the first one, but as a watercolour")
         fourth = await say(fake_discord, "make the crown gold", mention_bot=False, reply_to=second_message)
         history = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
+        audit = await app.history.audit_log("20")
 
     generate, regenerate, strong, subtle = recorder.received
     # 1. generate: the model's English prompt and seed, as sent.
@@ -101,6 +102,14 @@ async def test_four_turns_of_edits_across_a_restart(
         ("generate", None), ("regenerate", mine[0].id), ("strong", mine[0].id), ("subtle", mine[1].id),
     ]  # fmt: skip
     assert third.json["embeds"][0]["description"] == WATERCOLOUR
+    # One audit record per job, with who, where, the words, the final prompt and the outcome.
+    assert [(a.outcome, a.final_prompt, a.user_words) for a in audit] == [
+        ("ok", KING, "リスの王を描いて"), ("ok", NIGHT, "夜にして"),
+        ("ok", WATERCOLOUR, "the first one, but as a watercolour"), ("ok", GOLD, "make the crown gold"),
+    ]  # fmt: skip
+    assert [a.image_ids for a in audit] == [g.id for g in history]
+    assert all(a.guild_id == "1000" and a.channel_id == str(CHANNEL_ID) and a.source_id for a in audit)
+    assert '"seed": 101' in audit[1].parameters and "sk-" not in str(audit)
     assert fourth.json["content"] == "Gold crown."
     # The model saw the compact history (ids and prompts), never pixels.
     system = fake_openai.requests[4]["messages"][0]["content"]
