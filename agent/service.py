@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from egaku.config import AgentSettings
 from egaku.errors import InvalidImageRequest, LLMUnavailable
-from tools.context import ImageBackend, ImageOptions, TurnContext
+from tools.context import ImageBackend, ImageOptions, JobWatch, TurnContext
 from tools.history import History
-from tools.image_tool import EditMode, Refusal, edit, keep, run_tool
+from tools.image_tool import EditMode, Refusal, edit, keep, run_tool, watched_generate
 from tools.limits import JobLimiter
 from tools.types import RenderedImage
 from worker.protocol import GenerationRequest
@@ -38,6 +38,7 @@ class TurnRequest:
     source_id: str | None = None  # the Discord message or interaction id, for the audit log
     reply_to: str | None = None  # the message the user replied to, for "edit this"
     options: ImageOptions = field(default_factory=ImageOptions)
+    watch: JobWatch | None = None  # who shows progress while the GPU works (the bot's status message)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Agent:
             instruct_model=self._instruct_model,
             options=turn.options,
             limiter=self._limiter,
+            watch=turn.watch,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
@@ -122,7 +124,7 @@ class Agent:
         context = self.context_for(turn)
 
         async def work() -> list[RenderedImage]:
-            return await keep(await self._backend.generate(request, turn.text), context, "generate", None)
+            return await keep(await watched_generate(context, request), context, "generate", None)
 
         try:
             await run_tool(context, work)

@@ -11,10 +11,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from agent.service import Agent
+from bot.progress import JobRegistry
 from bot.results import SeenOnce
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.history import History
+from tools.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class BotServices:
     session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
     upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
     models: tuple[str, ...] = ()  # the worker presets users may pick
+    worker: WorkerClient | None = None  # for cancelling jobs
+    status_after_s: float = 2.0  # jobs shorter than this get no status message
 
 
 def intents_for(message_content: bool) -> discord.Intents:
@@ -60,6 +64,7 @@ class EgakuBot(commands.Bot):
         self.settings = settings
         # Interactions replayed after a RESUME, and double presses, must not run twice.
         self.seen = SeenOnce()
+        self.jobs = JobRegistry()
         self.message_content = message_content
 
     async def setup_hook(self) -> None:
@@ -67,8 +72,9 @@ class EgakuBot(commands.Bot):
         from bot.exts.buttons import ResultButton
         from bot.exts.chat import Chat
         from bot.exts.imagine import Imagine
+        from bot.progress import CancelButton
 
-        self.add_dynamic_items(ResultButton)
+        self.add_dynamic_items(ResultButton, CancelButton)
         await self.add_cog(Chat(self))
         await self.add_cog(Imagine(self))
         self.tree.error(self.on_app_command_error)

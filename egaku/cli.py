@@ -115,6 +115,7 @@ async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: st
             session=app.session,
             upload_hosts=upload_hosts(config.discord),
             models=tuple(config.worker.models),
+            worker=app.worker,
         )
         await run_bot(services, config.discord, token)
     return 0

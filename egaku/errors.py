@@ -25,6 +25,8 @@ class EgakuError(Exception):
     """Base class of every error egaku expects."""
 
     user_text = "Something went wrong on my side."
+    # Whether the user's message carries an error id (pointless for "busy" or "cancelled").
+    with_error_id = True
 
 
 class ConfigError(EgakuError):
@@ -63,6 +65,13 @@ class WorkerFailed(EgakuError):
     user_text = "The image service failed on that picture."
 
 
+class JobCancelled(EgakuError):
+    """The user cancelled the job."""
+
+    user_text = "Cancelled."
+    with_error_id = False
+
+
 class LLMUnavailable(EgakuError):
     """The language model failed, timed out or answered nothing usable."""
 
@@ -76,6 +85,8 @@ def new_error_id() -> str:
 
 def user_message(exc: BaseException, error_id: str) -> str:
     """The fixed, safe text for an error: never the exception's own message."""
+    if isinstance(exc, EgakuError) and not exc.with_error_id:
+        return exc.user_text
     text = exc.user_text if isinstance(exc, EgakuError) else EgakuError.user_text
     return f"{text} (error id `{error_id}`)"
 

@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from tools.types import RenderedImage
-from worker.protocol import EditRequest, GenerationRequest
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
 
 if TYPE_CHECKING:
     from tools.history import History
     from tools.limits import JobLimiter
 
 
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
+
+
 class ImageBackend(Protocol):
     """Anything that renders requests: the worker client, or a fake."""
 
-    async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
+    async def generate(
+        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
+    ) -> list[RenderedImage]:
         """Render request; raise an EgakuError on failure."""
         ...
 
     async def edit(
-        self, request: EditRequest, image: bytes, user_words: str, mask: bytes | None = None
+        self,
+        request: EditRequest,
+        image: bytes,
+        user_words: str,
+        mask: bytes | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[RenderedImage]:
         """Edit an image; raise an EgakuError on failure."""
+        ...
+
+
+class JobWatch(Protocol):
+    """Follows a job while the GPU works on it (the bot shows a status message with a cancel button)."""
+
+    async def started(self, job_id: str) -> None:
+        """The job was sent to the worker."""
+        ...
+
+    async def progress(self, job_id: str, event: ProgressEvent) -> None:
+        """Queue position, step, ETA or a preview arrived."""
+        ...
+
+    async def finished(self, job_id: str) -> None:
+        """The job ended (done, failed or cancelled)."""
         ...
 
 
@@ -72,5 +99,6 @@ class TurnContext:
     instruct_model: str | None = None  # a worker preset that does instruction edits, if any
     options: ImageOptions = field(default_factory=ImageOptions)
     limiter: JobLimiter | None = None
+    watch: JobWatch | None = None
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

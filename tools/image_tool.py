@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal, cast
 
@@ -14,7 +17,7 @@ from langchain_core.tools import BaseTool, ToolException, tool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from egaku.errors import EgakuError, WorkerRejected
-from tools.context import TurnContext
+from tools.context import ProgressCallback, TurnContext
 from tools.history import AuditRecord, UnknownImage
 from tools.types import RenderedImage
 from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect, EditRequest, GenerationRequest
@@ -104,6 +107,35 @@ async def keep(images: list[RenderedImage], context: TurnContext, kind: str, par
     return kept
 
 
+@contextlib.asynccontextmanager
+async def watching(context: TurnContext) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
+    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback."""
+    job_id = uuid.uuid4().hex[:16]
+    watch = context.watch
+    if watch is None:
+        yield job_id, None
+        return
+    await watch.started(job_id)
+    try:
+        yield job_id, functools.partial(watch.progress, job_id)
+    finally:
+        await watch.finished(job_id)
+
+
+async def watched_generate(context: TurnContext, request: GenerationRequest) -> list[RenderedImage]:
+    """Generate, with a job id and progress."""
+    async with watching(context) as (job_id, on_progress):
+        request = request.model_copy(update={"job_id": job_id})
+        return await context.backend.generate(request, context.user_words, on_progress)
+
+
+async def watched_edit(context: TurnContext, request: EditRequest, image: bytes) -> list[RenderedImage]:
+    """Edit, with a job id and progress."""
+    async with watching(context) as (job_id, on_progress):
+        request = request.model_copy(update={"job_id": job_id})
+        return await context.backend.edit(request, image, context.user_words, None, on_progress)
+
+
 async def run_tool(
     context: TurnContext, work: Callable[[], Awaitable[list[RenderedImage]]]
 ) -> tuple[str, dict[str, object]]:
@@ -167,7 +199,7 @@ async def render(args: GenerateImageArgs, context: TurnContext) -> tuple[str, di
     """Draw a new image for validated arguments."""
 
     async def work() -> list[RenderedImage]:
-        images = await context.backend.generate(build_request(args, context), context.user_words)
+        images = await watched_generate(context, build_request(args, context))
         return await keep(images, context, "generate", None)
 
     return await run_tool(context, work)
@@ -232,7 +264,7 @@ async def edit(
         model = parent.model if parent.kind != "upload" else context.model
         if chosen == "regenerate":
             request = GenerationRequest.model_validate({**common, "model": model, "steps": parent.steps})
-            images = await context.backend.generate(request, context.user_words)
+            images = await watched_generate(context, request)
         else:
             fields: dict[str, object] = {**common, "model": context.instruct_model if chosen == "instruct" else model}
             if chosen != "instruct":
@@ -240,7 +272,7 @@ async def edit(
             if chosen == "region":
                 fields["mask_prompt"] = target
             edit_request = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-            images = await context.backend.edit(edit_request, context.history.png(parent), context.user_words)
+            images = await watched_edit(context, edit_request, context.history.png(parent))
         return await keep(images, context, chosen, parent.id)
 
     return await run_tool(context, work)

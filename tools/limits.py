@@ -25,6 +25,7 @@ class TooBusy(EgakuError):
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.user_text = text
+        self.with_error_id = False
 
 
 @dataclass

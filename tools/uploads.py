@@ -23,6 +23,7 @@ class BadUpload(EgakuError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.user_text = reason
+        self.with_error_id = False
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -11,13 +12,21 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tools.types import RenderedImage
-from worker.protocol import EditRequest, ErrorResponse, GenerationRequest, GenerationResponse, HealthResponse
+from worker.protocol import (
+    EditRequest,
+    ErrorResponse,
+    GenerationRequest,
+    GenerationResponse,
+    HealthResponse,
+    ProgressEvent,
+)
 
 log = logging.getLogger(__name__)
 
 BeforeRequest = Callable[[], Awaitable[str]]
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
 
 
 class WorkerClient:
@@ -51,29 +60,54 @@ class WorkerClient:
         except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
             raise WorkerUnavailable(f"health check failed: {exc!r}") from exc
 
-    async def generate(self, request: GenerationRequest, user_words: str) -> list[RenderedImage]:
-        """POST /v1/images/generations and decode the images."""
+    async def generate(
+        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
+    ) -> list[RenderedImage]:
+        """POST /v1/images/generations (streamed when on_progress is given) and decode the images."""
         body = request.model_dump(exclude_none=True, exclude_unset=True)
-        return await self._call("/v1/images/generations", user_words, json=body)
+        if on_progress is not None:
+            body["stream"] = True
+        return await self._call("/v1/images/generations", user_words, on_progress, json=body)
 
     async def edit(
-        self, request: EditRequest, image: bytes, user_words: str, mask: bytes | None = None
+        self,
+        request: EditRequest,
+        image: bytes,
+        user_words: str,
+        mask: bytes | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[RenderedImage]:
         """POST /v1/images/edits (multipart) and decode the images."""
         form = aiohttp.FormData()
         form.add_field("image", image, filename="image.png", content_type="image/png")
         if mask is not None:
             form.add_field("mask", mask, filename="mask.png", content_type="image/png")
-        for key, value in request.model_dump(exclude_none=True, exclude_unset=True).items():
-            form.add_field(key, json.dumps(value) if isinstance(value, list | dict) else str(value))
-        return await self._call("/v1/images/edits", user_words, data=form)
+        fields = request.model_dump(exclude_none=True, exclude_unset=True)
+        if on_progress is not None:
+            fields["stream"] = True
+        for key, value in fields.items():
+            form.add_field(key, json.dumps(value) if isinstance(value, list | dict | bool) else str(value))
+        return await self._call("/v1/images/edits", user_words, on_progress, data=form)
 
-    async def _call(self, path: str, user_words: str, **body: Any) -> list[RenderedImage]:
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job; False when the worker no longer has it."""
+        url = await self._url(f"/v1/images/jobs/{job_id}")
+        try:
+            async with self._session.delete(url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WorkerUnavailable(f"cancel failed: {exc!r}") from exc
+
+    async def _call(
+        self, path: str, user_words: str, on_progress: ProgressCallback | None, **body: Any
+    ) -> list[RenderedImage]:
         url = await self._url(path)
         try:
             async with self._session.post(url, headers=self._headers, timeout=self._timeout, **body) as resp:
-                raw = await resp.read()
-                status = resp.status
+                if resp.status == 200 and resp.content_type == "text/event-stream":
+                    status, raw = await _read_stream(resp, on_progress)
+                else:
+                    status, raw = resp.status, await resp.read()
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise WorkerUnavailable(f"worker at {url} unreachable: {exc!r}") from exc
         if status != 200:
@@ -99,12 +133,37 @@ class WorkerClient:
         ]
 
 
+async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallback | None) -> tuple[int, bytes]:
+    """Read Server-Sent Events: progress goes to the callback; returns the final status and body."""
+    event, data = "", ""
+    async for raw_line in resp.content:
+        line = raw_line.decode("utf-8").rstrip("\r\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif not line and event:
+            if event == "completed":
+                return 200, data.encode()
+            if event == "error":
+                body = json.loads(data)
+                codes = {"cancelled": 409, "timeout": 504, "out_of_memory": 503}
+                return codes.get(body["error"].get("code"), 500), data.encode()
+            if on_progress is not None:
+                with contextlib.suppress(ValidationError):
+                    await on_progress(ProgressEvent.model_validate({"kind": event, **json.loads(data)}))
+            event, data = "", ""
+    raise WorkerFailed("the progress stream ended without a result")
+
+
 def _error_for(status: int, raw: bytes) -> Exception:
     try:
         message = ErrorResponse.model_validate_json(raw).error.message
     except ValidationError:
         message = raw[:200].decode("utf-8", "replace")
     log.warning("worker answered %s: %s", status, message)
+    if status == 409:
+        return JobCancelled(message)
     if status in (400, 404, 413, 422):
         return WorkerRejected(message)
     if status in (429, 503):

@@ -221,6 +221,19 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ProgressEvent(BaseModel):
+    """One Server-Sent Event of a streamed job, before its `completed` or `error` event."""
+
+    kind: Literal["queued", "started", "step", "preview"]
+    job_id: str | None = None
+    position: int | None = None
+    batch_size: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    eta_s: float | None = None
+    b64_png: str | None = None
+
+
 class HealthResponse(BaseModel):
     """GET /healthz."""
 

@@ -12,6 +12,7 @@ from discord.ext import commands
 from agent.service import TurnRequest
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
+from bot.progress import StatusReporter, cancel_jobs, is_cancel
 from bot.render import compose
 from bot.results import conversation_id, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
@@ -114,6 +115,14 @@ class Chat(commands.Cog):
             else:
                 await message.reply(EMPTY_TEXT, mention_author=False)
             return
+        if is_cancel(text) and not upload_id:
+            mine = self.bot.jobs.of(message.author.id, message.channel.id)
+            if not mine:
+                await message.reply("There's nothing of yours to cancel here.", mention_author=False)
+                return
+            await cancel_jobs(self.bot, mine)
+            await message.reply("Cancelling your picture.", mention_author=False)
+            return
         if upload_id:
             text = f"{text}\n(attached image: id={upload_id})"
         turn = TurnRequest(
@@ -124,6 +133,13 @@ class Chat(commands.Cog):
             guild_id=str(message.guild.id) if message.guild else None,
             channel_id=str(message.channel.id),
             source_id=str(message.id),
+            watch=StatusReporter(
+                self.bot,
+                message.channel,
+                message.author.id,
+                message.channel.id,
+                show_after_s=self.bot.services.status_after_s,
+            ),
             reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
         )
         try:

@@ -80,7 +80,8 @@ async def test_bot_answers_a_mention_with_an_image(
         await fake_discord.wait_ready(timeout=120)
         await fake_discord.user_message(f"<@{BOT_ID}> draw a red fox")
         post = await fake_discord.wait_for_request(
-            lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{CHANNEL_ID}/messages", timeout=200
+            lambda r: r.method == "POST" and r.path == f"/api/v10/channels/{CHANNEL_ID}/messages" and bool(r.files),
+            timeout=200,
         )
     finally:
         proc.terminate()

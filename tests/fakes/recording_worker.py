@@ -58,7 +58,7 @@ class RecordingWorker:
             answer = await resp.read()
             status, content_type = resp.status, resp.content_type
         if received is not None:
-            parsed = json.loads(answer) if content_type == "application/json" else {}
+            parsed = _final_json(answer, content_type)
             for item in parsed.get("data", []):
                 item.pop("b64_json", None)
             received.answer = parsed
@@ -80,3 +80,14 @@ class RecordingWorker:
             else:
                 fields[str(name)] = data.decode()
         return Received(request.path, fields, files)
+
+
+def _final_json(answer: bytes, content_type: str) -> dict[str, Any]:
+    """The JSON answer, or the `completed` event's data of a progress stream."""
+    if content_type == "application/json":
+        return dict(json.loads(answer))
+    if content_type == "text/event-stream":
+        for block in answer.decode().split("\n\n"):
+            if block.startswith("event: completed\n"):
+                return dict(json.loads(block.split("\ndata: ", 1)[1]))
+    return {}

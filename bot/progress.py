@@ -1,0 +1,195 @@
+"""Progress while the GPU works: one status message, edited at a polite rate, with a cancel button.
+
+The chat keeps answering meanwhile: jobs run inside their own turn's task, and a
+"cancel" (or "やめて") message, or the button, cancels the user's jobs in that channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import ui
+
+from worker.protocol import ProgressEvent
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+log = logging.getLogger(__name__)
+
+CANCEL_WORDS = frozenset({"cancel", "stop", "abort", "やめて", "キャンセル", "中止", "止めて", "とめて"})
+EDIT_INTERVAL_S = 1.5  # Discord allows about 5 edits per 5 s per channel; stay well under
+SHOW_AFTER_S = 2.0  # fast jobs need no status message (and no flicker)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose job it is, and where."""
+
+    user_id: int
+    channel_id: int
+
+
+class JobRegistry:
+    """The jobs in flight, by id, so that cancels can find them and check who may cancel."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Owner] = {}
+
+    def add(self, job_id: str, owner: Owner) -> None:
+        """A job started."""
+        self._jobs[job_id] = owner
+
+    def remove(self, job_id: str) -> None:
+        """A job ended."""
+        self._jobs.pop(job_id, None)
+
+    def owner(self, job_id: str) -> Owner | None:
+        """Who started a job still in flight."""
+        return self._jobs.get(job_id)
+
+    def of(self, user_id: int, channel_id: int) -> list[str]:
+        """A user's jobs in flight in one channel."""
+        return [j for j, o in self._jobs.items() if o == Owner(user_id, channel_id)]
+
+
+def is_cancel(text: str) -> bool:
+    """Whether a message asks to cancel ("cancel", "やめて"...)."""
+    return re.sub(r"[\s!！。.、]+", "", text.lower()) in CANCEL_WORDS
+
+
+def describe(event: ProgressEvent) -> str:
+    """The status line for a progress event."""
+    if event.kind == "queued":
+        wait = f", about {event.eta_s:.0f} s" if event.eta_s else ""
+        return f"⏳ In the queue (position {event.position}{wait})…"
+    if event.kind == "step" and event.step and event.steps:
+        eta = f" · about {event.eta_s:.0f} s left" if event.eta_s else ""
+        return f"🎨 Drawing… {100 * event.step // event.steps}%{eta}"
+    return "🎨 Drawing…"
+
+
+class StatusReporter:
+    """A JobWatch for one turn: after SHOW_AFTER_S, a status message with a cancel button, edited as steps arrive."""
+
+    def __init__(
+        self,
+        bot: EgakuBot,
+        channel: discord.abc.Messageable,
+        user_id: int,
+        channel_id: int,
+        *,
+        show_after_s: float = SHOW_AFTER_S,
+        edit_interval_s: float = EDIT_INTERVAL_S,
+    ) -> None:
+        self._bot = bot
+        self._channel = channel
+        self._owner = Owner(user_id, channel_id)
+        self._show_after_s = show_after_s
+        self._edit_interval_s = edit_interval_s
+        self._message: discord.Message | None = None
+        self._latest = "⏳ Waiting for the GPU…"
+        self._shown = ""
+        self._last_edit = 0.0
+        self._timers: dict[str, asyncio.Task[None]] = {}
+
+    async def started(self, job_id: str) -> None:
+        """Register the job (for cancels) and show a status message if it is still running later."""
+        self._bot.jobs.add(job_id, self._owner)
+        self._timers[job_id] = asyncio.create_task(self._show_later(job_id))
+
+    async def _show_later(self, job_id: str) -> None:
+        await asyncio.sleep(self._show_after_s)
+        await self._render(job_id)
+
+    async def progress(self, job_id: str, event: ProgressEvent) -> None:
+        """Remember the latest state; edit the message no more often than the interval allows."""
+        self._latest = describe(event)
+        if self._message is not None and time.monotonic() - self._last_edit >= self._edit_interval_s:
+            await self._render(job_id)
+
+    async def _render(self, job_id: str) -> None:
+        if self._latest == self._shown:
+            return
+        self._shown, self._last_edit = self._latest, time.monotonic()
+        try:
+            if self._message is None:
+                self._message = await self._channel.send(self._latest, view=cancel_view(job_id))
+            else:
+                await self._message.edit(content=self._latest)
+        except discord.HTTPException:
+            log.warning("could not update the status message for job %s", job_id)
+
+    async def finished(self, job_id: str) -> None:
+        """Unregister the job and remove the status message."""
+        self._bot.jobs.remove(job_id)
+        timer = self._timers.pop(job_id, None)
+        if timer is not None:
+            timer.cancel()
+        if self._message is not None:
+            try:
+                await self._message.delete()
+            except discord.HTTPException:
+                log.warning("could not delete the status message for job %s", job_id)
+            self._message, self._shown = None, ""
+
+
+def watch_for(bot: EgakuBot, interaction: discord.Interaction) -> StatusReporter | None:
+    """A status reporter for a slash command or button, in its channel."""
+    channel = interaction.channel
+    if not isinstance(channel, discord.abc.Messageable):
+        return None
+    user, channel_id = interaction.user.id, interaction.channel_id or 0
+    return StatusReporter(bot, channel, user, channel_id, show_after_s=bot.services.status_after_s)
+
+
+def cancel_view(job_id: str) -> ui.View:
+    """A view with the cancel button for one job (state in the custom_id; no live view kept)."""
+    view = ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    view.stop()
+    return view
+
+
+async def cancel_jobs(bot: EgakuBot, job_ids: list[str]) -> int:
+    """Ask the worker to cancel these jobs; how many it still had."""
+    worker = bot.services.worker
+    if worker is None:
+        return 0
+    return sum([await worker.cancel(job_id) for job_id in job_ids])
+
+
+class CancelButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:cancel:(?P<job>[0-9a-f]{16})"):
+    """Cancels a job in flight; only its owner may press it."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            ui.Button(label="Cancel", emoji="✖️", style=discord.ButtonStyle.danger, custom_id=f"egaku:cancel:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
+        """Rebuild from the custom_id."""
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Cancel, if the presser owns the job."""
+        bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        owner = bot.jobs.owner(self.job_id)
+        if owner is None:
+            await interaction.response.send_message("That picture is already finished.", ephemeral=True)
+            return
+        if owner.user_id != interaction.user.id:
+            await interaction.response.send_message("Only the person who asked can cancel it.", ephemeral=True)
+            return
+        await interaction.response.send_message("Cancelling…", ephemeral=True)
+        await cancel_jobs(bot, [self.job_id])
