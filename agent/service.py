@@ -39,6 +39,7 @@ class TurnRequest:
     reply_to: str | None = None  # the message the user replied to, for "edit this"
     options: ImageOptions = field(default_factory=ImageOptions)
     watch: JobWatch | None = None  # who shows progress while the GPU works (the bot's status message)
+    nsfw: bool = False  # a channel marked NSFW; DMs never are
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Agent:
         history: History | None = None,
         instruct_model: str | None = None,
         limiter: JobLimiter | None = None,
+        blocklist: tuple[str, ...] = (),
     ) -> None:
         self._graph = graph
         self._backend = backend
@@ -72,6 +74,7 @@ class Agent:
         self._history = history
         self._instruct_model = instruct_model
         self._limiter = limiter
+        self._blocklist = blocklist
 
     def context_for(self, turn: TurnRequest) -> TurnContext:
         """The tools' context for one turn."""
@@ -90,6 +93,7 @@ class Agent:
             options=turn.options,
             limiter=self._limiter,
             watch=turn.watch,
+            blocklist=() if turn.nsfw else self._blocklist,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:

@@ -47,6 +47,12 @@ def missing_permissions(perms: discord.Permissions) -> str | None:
     )
 
 
+def is_nsfw(channel: object) -> bool:
+    """A guild channel marked NSFW; DMs and everything else count as not NSFW."""
+    check = getattr(channel, "is_nsfw", None)
+    return bool(check()) if callable(check) and getattr(channel, "guild", None) is not None else False
+
+
 def conversation_id(channel_id: int) -> str:
     """A channel, a thread or a DM is one conversation."""
     return f"discord:{channel_id}"

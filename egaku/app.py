@@ -68,5 +68,6 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             history=history,
             instruct_model=config.agent.instruct_model,
             limiter=limiter,
+            blocklist=tuple(config.safety.blocklist),
         )
         yield App(agent=agent, history=history, worker=worker, session=session, embedded=embedded)

@@ -65,6 +65,15 @@ class LimitsSettings(_Section):
     total: int = Field(default=32, ge=1, le=4096)
 
 
+class SafetySettings(_Section):
+    """[safety]: what may be drawn outside channels marked NSFW (DMs count as not NSFW)."""
+
+    # Words that block a request when its FINAL English prompt contains them (whole words, any case).
+    blocklist: list[str] = Field(
+        default_factory=lambda: ["nude", "naked", "nsfw", "porn", "pornographic", "explicit sex", "gore", "genitals"]
+    )
+
+
 class StorageSettings(_Section):
     """[storage]"""
 
@@ -96,6 +105,7 @@ class Config(_Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
 

@@ -100,5 +100,6 @@ class TurnContext:
     options: ImageOptions = field(default_factory=ImageOptions)
     limiter: JobLimiter | None = None
     watch: JobWatch | None = None
+    blocklist: tuple[str, ...] = ()  # applied to final prompts; empty in channels marked NSFW
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,6 +73,10 @@ def build_request(args: GenerateImageArgs, context: TurnContext) -> GenerationRe
     return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
+class Blocked(EgakuError):
+    """The final prompt breaks this channel's safety policy."""
+
+
 class Refusal(ToolException):
     """A request the model (or the user) can fix; `reason` is safe to show the user."""
 
@@ -122,8 +127,16 @@ async def watching(context: TurnContext) -> AsyncIterator[tuple[str, ProgressCal
         await watch.finished(job_id)
 
 
+def check_safety(context: TurnContext, prompt: str) -> None:
+    """Refuse a final prompt that uses a blocked word here (outside NSFW channels)."""
+    for word in context.blocklist:
+        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
+            raise Blocked("that isn't allowed in this channel")
+
+
 async def watched_generate(context: TurnContext, request: GenerationRequest) -> list[RenderedImage]:
     """Generate, with a job id and progress."""
+    check_safety(context, request.prompt)
     async with watching(context) as (job_id, on_progress):
         request = request.model_copy(update={"job_id": job_id})
         return await context.backend.generate(request, context.user_words, on_progress)
@@ -131,6 +144,7 @@ async def watched_generate(context: TurnContext, request: GenerationRequest) -> 
 
 async def watched_edit(context: TurnContext, request: EditRequest, image: bytes) -> list[RenderedImage]:
     """Edit, with a job id and progress."""
+    check_safety(context, request.prompt)
     async with watching(context) as (job_id, on_progress):
         request = request.model_copy(update={"job_id": job_id})
         return await context.backend.edit(request, image, context.user_words, None, on_progress)
@@ -150,8 +164,8 @@ async def run_tool(
     except ValidationError as exc:
         await audit(context, started, "invalid", [])
         raise ToolException(f"Invalid arguments: {exc.errors()[0]['msg']}. Fix them and call again.") from exc
-    except (WorkerRejected, UnknownImage) as exc:
-        await audit(context, started, type(exc).__name__, [])
+    except (WorkerRejected, UnknownImage, Blocked) as exc:
+        await audit(context, started, type(exc).__name__, [], verdict="blocked" if isinstance(exc, Blocked) else None)
         raise Refusal(f"Refused: {exc}. Adjust the arguments once, or ask the user.", reason=str(exc)) from exc
     except EgakuError as exc:
         # Not the model's fault and not fixable by retrying now: the bot tells the
@@ -170,7 +184,9 @@ async def run_tool(
     return text, {"seeds": [i.seed for i in images], "ids": [i.id for i in images]}
 
 
-async def audit(context: TurnContext, started: float, outcome: str, images: list[RenderedImage]) -> None:
+async def audit(
+    context: TurnContext, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None
+) -> None:
     """One audit record per job: who, where, their words, the final prompt, parameters, outcome, time."""
     if context.history is None:
         return
@@ -190,6 +206,7 @@ async def audit(context: TurnContext, started: float, outcome: str, images: list
             channel_id=context.channel_id,
             source_id=context.source_id,
             final_prompt=images[0].prompt if images else None,
+            verdict=verdict or ("checked" if context.blocklist else "nsfw-channel"),
             image_ids=",".join(i.id for i in images if i.id),
         )
     )
@@ -319,6 +336,11 @@ async def edit_image(
     The image keeps its seed, size and model unless the user asks otherwise."""
     context = cast(TurnContext, runtime.context)
     return await edit(context, ref, prompt, mode, target, seed)
+
+
+# A ToolException (a refusal the model can act on) becomes the tool's answer to the model, not a crash.
+generate_image.handle_tool_error = True
+edit_image.handle_tool_error = True
 
 
 def image_tools() -> list[BaseTool]:

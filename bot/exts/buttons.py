@@ -20,7 +20,7 @@ from agent.service import TurnRequest, TurnResult
 from bot.deliver import followup
 from bot.progress import watch_for
 from bot.render import Outgoing, clip, compose
-from bot.results import conversation_id, missing_permissions, remember_shown
+from bot.results import conversation_id, is_nsfw, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.history import Generation
 from tools.types import RenderedImage
@@ -174,6 +174,7 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
         source_id=str(interaction.id),
+        nsfw=is_nsfw(interaction.channel),
         watch=watch_for(bot, interaction),
     )
     agent = bot.services.agent

@@ -14,7 +14,7 @@ from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.progress import StatusReporter, cancel_jobs, is_cancel
 from bot.render import compose
-from bot.results import conversation_id, missing_permissions, remember_shown
+from bot.results import conversation_id, is_nsfw, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.uploads import BadUpload, fetch_attachment
 
@@ -133,6 +133,7 @@ class Chat(commands.Cog):
             guild_id=str(message.guild.id) if message.guild else None,
             channel_id=str(message.channel.id),
             source_id=str(message.id),
+            nsfw=is_nsfw(message.channel),
             watch=StatusReporter(
                 self.bot,
                 message.channel,

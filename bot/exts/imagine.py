@@ -11,7 +11,7 @@ from discord.ext import commands
 from agent.service import TurnRequest
 from bot.exts.buttons import send_result
 from bot.progress import watch_for
-from bot.results import conversation_id, missing_permissions
+from bot.results import conversation_id, is_nsfw, missing_permissions
 from tools.context import ImageOptions
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -72,6 +72,7 @@ class Imagine(commands.Cog):
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             channel_id=str(interaction.channel_id),
             source_id=str(interaction.id),
+            nsfw=is_nsfw(interaction.channel),
             watch=watch_for(self.bot, interaction),
             options=ImageOptions(
                 negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model

@@ -235,3 +235,18 @@ async def test_reset_forgets_the_talk_but_not_the_images(
     after_reset = [m for m in fake_openai.requests[2]["messages"] if m["role"] != "system"]
     assert after_reset == [{"role": "user", "content": "[alice] make it night"}]  # the talk is forgotten
     assert recorder.received[1].fields["seed"] == 8  # but "last" still finds the image
+
+
+async def test_an_unknown_reference_is_told_to_the_model_not_crashed(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(
+        Call("edit_image", {"ref": "the dragon one", "prompt": "a dragon at night", "mode": "regenerate"}),
+        Say("Which picture do you mean?"),
+    )
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        answer = await say(fake_discord, f"<@{BOT_ID}> make the dragon one darker")
+    assert answer.json["content"] == "Which picture do you mean?"
+    tool_message = fake_openai.requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["content"].startswith("Refused: no image matches")
+    assert recorder.received == []

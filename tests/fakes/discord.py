@@ -24,6 +24,7 @@ BOT_ID = 900
 APP_ID = 900
 GUILD_ID = 1000
 CHANNEL_ID = 2000
+NSFW_CHANNEL_ID = 2001
 OWNER_ID = 1
 ALL_PERMISSIONS = str((1 << 53) - 1)
 TIMESTAMP = "2026-11-21T12:00:00.000000+00:00"
@@ -124,7 +125,10 @@ class FakeDiscord:
         self._ready = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
-        self.channels: dict[int, dict[str, Any]] = {CHANNEL_ID: text_channel()}
+        self.channels: dict[int, dict[str, Any]] = {
+            CHANNEL_ID: text_channel(),
+            NSFW_CHANNEL_ID: text_channel(NSFW_CHANNEL_ID, nsfw=True),
+        }
         self.messages: dict[int, dict[str, Any]] = {}
         self.late_interactions: set[str] = set()
         # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
