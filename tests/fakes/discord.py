@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ class Captured:
     json: Any
     files: list[CapturedFile] = field(default_factory=list)
     query: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.perf_counter)  # when it arrived (for benchmarks)
 
 
 @dataclass
