@@ -13,34 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 from benchmarks._markdown import device, write_section
-from benchmarks.bot_overhead import BOT_CONFIG, Fakes, pct
+from benchmarks.bot_overhead import Fakes, bot_process, pct
 
 
 async def run(commands: int) -> dict[str, float]:
     fakes = Fakes()
     fakes.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.toml"
-        config.write_text(
-            BOT_CONFIG.format(api=fakes.discord.api_base, gateway=fakes.discord.gateway_url, llm=fakes.llm.base_url,
-                              worker=fakes.worker.url, tmp=tmp),
-            encoding="utf-8",
-        )  # fmt: skip
-        env = {**os.environ, "BENCH_DISCORD_TOKEN": "bench", "BENCH_LLM_KEY": "x"}
-        bot = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "egaku", "bot", "--config", str(config),
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            await fakes.call(fakes.discord.wait_ready(timeout=120))
+    try:
+        async with bot_process(fakes):
             options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "raw", "type": 5, "value": True}]
             await fakes.call(fakes.discord.slash_command("imagine", options, user_id=1))  # warm-up
             await asyncio.sleep(1.0)
@@ -60,10 +45,8 @@ async def run(commands: int) -> dict[str, float]:
                 if all(i in acks for i in sent) or time.perf_counter() - started > 60:
                     break
                 await asyncio.sleep(0.05)
-        finally:
-            bot.terminate()
-            await bot.wait()
-            fakes.stop()
+    finally:
+        fakes.stop()
     latencies = [acks[i] - t for i, t in sent.items() if i in acks]
     return {
         "commands": commands,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import io
 import os
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,23 +166,16 @@ url = "{worker}"
 """
 
 
-async def run(rounds: int) -> list[dict[str, Any]]:
-    """Start the fakes here and the real `egaku bot` in its own process; drive and time turns."""
-    fakes = Fakes()
-    fakes.start()
-    rows = []
+@contextlib.asynccontextmanager
+async def bot_process(fakes: Fakes) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The real `egaku bot` in its own process, pointed at the fakes; ready when this yields."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.toml"
         config.write_text(
-            BOT_CONFIG.format(
-                api=fakes.discord.api_base,
-                gateway=fakes.discord.gateway_url,
-                llm=fakes.llm.base_url,
-                worker=fakes.worker.url,
-                tmp=tmp,
-            ),
+            BOT_CONFIG.format(api=fakes.discord.api_base, gateway=fakes.discord.gateway_url, llm=fakes.llm.base_url,
+                              worker=fakes.worker.url, tmp=tmp),
             encoding="utf-8",
-        )
+        )  # fmt: skip
         env = {**os.environ, "BENCH_DISCORD_TOKEN": "bench", "BENCH_LLM_KEY": "x"}
         bot = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "egaku", "bot", "--config", str(config),
@@ -189,6 +183,19 @@ async def run(rounds: int) -> list[dict[str, Any]]:
         )  # fmt: skip
         try:
             await fakes.call(fakes.discord.wait_ready(timeout=120))
+            yield bot
+        finally:
+            bot.terminate()
+            await bot.wait()
+
+
+async def run(rounds: int) -> list[dict[str, Any]]:
+    """Start the fakes here and the real `egaku bot` in its own process; drive and time turns."""
+    fakes = Fakes()
+    fakes.start()
+    rows = []
+    try:
+        async with bot_process(fakes) as bot:
             await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
             for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
                 got = await measure(concurrency, n_rounds, fakes)
@@ -203,10 +210,8 @@ async def run(rounds: int) -> list[dict[str, Any]]:
                         "bot_rss_mb": rss_mb(bot.pid),
                     }
                 )
-        finally:
-            bot.terminate()
-            await bot.wait()
-            fakes.stop()
+    finally:
+        fakes.stop()
     return rows
 
 

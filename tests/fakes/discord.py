@@ -379,32 +379,18 @@ class FakeDiscord:
         interaction_id: int | None = None,
     ) -> dict[str, Any]:
         """Dispatch an application-command INTERACTION_CREATE; return the payload."""
-        iid = interaction_id or self.next_id()
-        data = {
-            "id": str(iid),
-            "application_id": str(APP_ID),
-            "type": 2,
-            "data": {"id": str(self.next_id()), "name": name, "type": 1, "options": options},
-            "guild_id": str(GUILD_ID),
-            "channel_id": str(channel_id),
-            "channel": self.channels[channel_id],
-            "member": {**member_payload(user_id, user_name), "permissions": ALL_PERMISSIONS},
-            "token": f"itoken-{iid}",
-            "version": 1,
-            "app_permissions": app_permissions,
-            "locale": "ja",
-            "guild_locale": "ja",
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
-            "context": 0,
-            "attachment_size_limit": 10 * 1024 * 1024,
-        }
+        data = self._interaction(
+            2, {"id": str(self.next_id()), "name": name, "type": 1, "options": options}, user_id, user_name,
+            channel_id, interaction_id=interaction_id,
+        )  # fmt: skip
+        data["app_permissions"] = app_permissions
         await self.dispatch("INTERACTION_CREATE", data)
         return data
 
     def _interaction(self, kind: int, data: dict[str, Any], user_id: int, user_name: str, channel_id: int,
-                     permissions: str = ALL_PERMISSIONS, **extra: Any) -> dict[str, Any]:  # fmt: skip
-        iid = self.next_id()
+                     permissions: str = ALL_PERMISSIONS, interaction_id: int | None = None,
+                     **extra: Any) -> dict[str, Any]:  # fmt: skip
+        iid = interaction_id or self.next_id()
         return {
             "id": str(iid),
             "application_id": str(APP_ID),
