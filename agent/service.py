@@ -39,7 +39,9 @@ class TurnRequest:
     reply_to: str | None = None  # the message the user replied to, for "edit this"
     options: ImageOptions = field(default_factory=ImageOptions)
     watch: JobWatch | None = None  # who shows progress while the GPU works (the bot's status message)
-    nsfw: bool = False  # a channel marked NSFW; DMs never are
+    nsfw: bool = False  # NSFW allowed here: the server allows it and the channel is marked NSFW
+    guild_cap: int | None = None
+    language: str | None = None  # the user's preferred reply language (/settings me)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Agent:
             limiter=self._limiter,
             watch=turn.watch,
             blocklist=() if turn.nsfw else self._blocklist,
+            guild_cap=turn.guild_cap,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
@@ -101,6 +104,8 @@ class Agent:
         context = self.context_for(turn)
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
+        if turn.language:
+            replying += f" (reply in {turn.language})"
         message = HumanMessage(content=f"[{turn.user_name}]{replying} {command}{turn.text}")
         config = {
             "configurable": {"thread_id": turn.conversation_id},

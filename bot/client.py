@@ -16,6 +16,7 @@ from bot.results import SeenOnce
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.history import History
+from tools.preferences import Preferences
 from tools.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class BotServices:
     models: tuple[str, ...] = ()  # the worker presets users may pick
     worker: WorkerClient | None = None  # for cancelling jobs
     status_after_s: float = 2.0  # jobs shorter than this get no status message
+    preferences: Preferences | None = None  # /settings
 
 
 def intents_for(message_content: bool) -> discord.Intents:
@@ -72,11 +74,13 @@ class EgakuBot(commands.Bot):
         from bot.exts.buttons import ResultButton
         from bot.exts.chat import Chat
         from bot.exts.imagine import Imagine
+        from bot.exts.settings import Settings
         from bot.progress import CancelButton
 
         self.add_dynamic_items(ResultButton, CancelButton)
         await self.add_cog(Chat(self))
         await self.add_cog(Imagine(self))
+        await self.add_cog(Settings(self))
         self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
             for guild_id in self.settings.sync_guild_ids:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import discord
 
 from agent.service import TurnResult
+from tools.preferences import GuildPolicy, UserPrefs
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -45,6 +47,30 @@ def missing_permissions(perms: discord.Permissions) -> str | None:
         f"I need the {' and '.join(missing)} permission{'s' if len(missing) > 1 else ''} in this channel "
         "to post pictures. Please ask a moderator to grant them."
     )
+
+
+@dataclass(frozen=True)
+class Here:
+    """The settings that apply to one person in one place."""
+
+    prefs: UserPrefs
+    policy: GuildPolicy
+    nsfw: bool  # NSFW allowed: the server allows it and the channel is marked NSFW
+
+    def refusal(self, channel_id: int) -> str | None:
+        """Why the bot will not draw in this channel, if it will not."""
+        if self.policy.allows(channel_id):
+            return None
+        places = ", ".join(f"<#{c}>" for c in self.policy.channels)
+        return f"I don't draw in this channel on this server. Try {places}."
+
+
+async def here(bot: EgakuBot, user_id: int, guild_id: int | None, channel: object) -> Here:
+    """Load the user's preferences and the server's policy (defaults when /settings was never used)."""
+    store = bot.services.preferences
+    prefs = await store.user(str(user_id)) if store else UserPrefs()
+    policy = await store.guild(str(guild_id) if guild_id else None) if store else GuildPolicy()
+    return Here(prefs=prefs, policy=policy, nsfw=policy.nsfw and is_nsfw(channel))
 
 
 def is_nsfw(channel: object) -> bool:

@@ -17,6 +17,7 @@ from egaku.config import Config, read_secret
 from tools.embedded import EmbeddedWorker
 from tools.history import History
 from tools.limits import JobLimiter
+from tools.preferences import Preferences
 from tools.worker_client import WorkerClient
 
 
@@ -26,6 +27,7 @@ class App:
 
     agent: Agent
     history: History
+    preferences: Preferences
     worker: WorkerClient
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
@@ -57,6 +59,8 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         history_dir = config.storage.history_path
         history = await History.open(history_dir / "history.sqlite", history_dir / "files")
         stack.push_async_callback(history.close)
+        preferences = await Preferences.open(history_dir / "settings.sqlite")
+        stack.push_async_callback(preferences.close)
         model = build_chat_model(config.llm, environ)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
@@ -70,4 +74,6 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             limiter=limiter,
             blocklist=tuple(config.safety.blocklist),
         )
-        yield App(agent=agent, history=history, worker=worker, session=session, embedded=embedded)
+        yield App(
+            agent=agent, history=history, preferences=preferences, worker=worker, session=session, embedded=embedded
+        )

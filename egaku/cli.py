@@ -116,6 +116,7 @@ async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: st
             upload_hosts=upload_hosts(config.discord),
             models=tuple(config.worker.models),
             worker=app.worker,
+            preferences=app.preferences,
         )
         await run_bot(services, config.discord, token)
     return 0

@@ -101,5 +101,6 @@ class TurnContext:
     limiter: JobLimiter | None = None
     watch: JobWatch | None = None
     blocklist: tuple[str, ...] = ()  # applied to final prompts; empty in channels marked NSFW
+    guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

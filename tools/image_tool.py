@@ -159,7 +159,7 @@ async def run_tool(
         if context.limiter is None:
             images = await work()
         else:
-            async with context.limiter.slot(context.user_id, context.guild_id):
+            async with context.limiter.slot(context.user_id, context.guild_id, context.guild_cap):
                 images = await work()
     except ValidationError as exc:
         await audit(context, started, "invalid", [])

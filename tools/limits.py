@@ -45,7 +45,7 @@ class JobLimiter:
         self._recent_s = 10.0  # a moving average of job time, for the wait estimate
 
     @contextlib.asynccontextmanager
-    async def slot(self, user: str, guild: str | None) -> AsyncIterator[None]:
+    async def slot(self, user: str, guild: str | None, guild_cap: int | None = None) -> AsyncIterator[None]:
         """Hold a place for one job; raises TooBusy when a cap is reached."""
         s, counts = self._settings, self._counts
         if counts.in_flight[user] >= s.per_user_running + s.per_user_queued:
@@ -53,7 +53,7 @@ class JobLimiter:
                 f"You already have {counts.in_flight[user]} pictures on the way. "
                 "Please wait for them before asking for more."
             )
-        if guild is not None and counts.guilds[guild] >= s.per_guild:
+        if guild is not None and counts.guilds[guild] >= (guild_cap or s.per_guild):
             raise TooBusy("This server has a lot of pictures on the way right now. Please try again in a moment.")
         if counts.total >= s.total:
             wait = max(5, round(self._recent_s * counts.total / max(1, s.per_user_running)))

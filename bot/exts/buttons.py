@@ -20,7 +20,7 @@ from agent.service import TurnRequest, TurnResult
 from bot.deliver import followup
 from bot.progress import watch_for
 from bot.render import Outgoing, clip, compose
-from bot.results import conversation_id, is_nsfw, missing_permissions, remember_shown
+from bot.results import conversation_id, here, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.history import Generation
 from tools.types import RenderedImage
@@ -164,8 +164,9 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
     if problem:
         await interaction.response.send_message(problem, ephemeral=True)
         return
-    await interaction.response.defer(thinking=True)
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+    await interaction.response.defer(thinking=True)
     turn = TurnRequest(
         conversation_id=conversation_id(interaction.channel_id or 0),
         user_id=str(interaction.user.id),
@@ -174,7 +175,8 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
         guild_id=str(interaction.guild_id) if interaction.guild_id else None,
         channel_id=str(interaction.channel_id),
         source_id=str(interaction.id),
-        nsfw=is_nsfw(interaction.channel),
+        nsfw=settings.nsfw,
+        guild_cap=settings.policy.max_jobs,
         watch=watch_for(bot, interaction),
     )
     agent = bot.services.agent

@@ -14,8 +14,9 @@ from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.progress import StatusReporter, cancel_jobs, is_cancel
 from bot.render import compose
-from bot.results import conversation_id, is_nsfw, missing_permissions, remember_shown
+from bot.results import conversation_id, here, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
+from tools.context import ImageOptions
 from tools.uploads import BadUpload, fetch_attachment
 
 if TYPE_CHECKING:
@@ -101,6 +102,11 @@ class Chat(commands.Cog):
                 await message.reply(problem, mention_author=False)
                 return
         text = self.words(message)
+        settings = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
+        refusal = settings.refusal(message.channel.id)
+        if refusal:
+            await message.reply(refusal, mention_author=False)
+            return
         try:
             upload_id = await self.take_upload(message, text)
         except BadUpload as exc:
@@ -133,7 +139,10 @@ class Chat(commands.Cog):
             guild_id=str(message.guild.id) if message.guild else None,
             channel_id=str(message.channel.id),
             source_id=str(message.id),
-            nsfw=is_nsfw(message.channel),
+            nsfw=settings.nsfw,
+            guild_cap=settings.policy.max_jobs,
+            language=settings.prefs.language,
+            options=ImageOptions(style=settings.prefs.style, model=settings.policy.model),
             watch=StatusReporter(
                 self.bot,
                 message.channel,

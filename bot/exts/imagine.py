@@ -11,7 +11,7 @@ from discord.ext import commands
 from agent.service import TurnRequest
 from bot.exts.buttons import send_result
 from bot.progress import watch_for
-from bot.results import conversation_id, is_nsfw, missing_permissions
+from bot.results import conversation_id, here, missing_permissions
 from tools.context import ImageOptions
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -52,12 +52,13 @@ class Imagine(commands.Cog):
         style: str | None = None,
         count: app_commands.Range[int, 1, MAX_N] | None = None,
         model: str | None = None,
-        raw: bool = False,
+        raw: bool | None = None,
     ) -> None:
         """Defer at once, then draw and post a followup."""
         if not self.bot.seen.first_time(f"interaction:{interaction.id}"):
             return  # a replay: the first delivery is already being answered
-        problem = missing_permissions(interaction.app_permissions)
+        settings = await here(self.bot, interaction.user.id, interaction.guild_id, interaction.channel)
+        problem = missing_permissions(interaction.app_permissions) or settings.refusal(interaction.channel_id or 0)
         if problem:
             await interaction.response.send_message(problem, ephemeral=True)
             return
@@ -72,10 +73,17 @@ class Imagine(commands.Cog):
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             channel_id=str(interaction.channel_id),
             source_id=str(interaction.id),
-            nsfw=is_nsfw(interaction.channel),
+            nsfw=settings.nsfw,
+            guild_cap=settings.policy.max_jobs,
+            language=settings.prefs.language,
             watch=watch_for(self.bot, interaction),
             options=ImageOptions(
-                negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model
+                negative_prompt=negative,
+                aspect=aspect or settings.prefs.aspect,
+                seed=seed,
+                style=style or settings.prefs.style,
+                count=count,
+                model=model or settings.policy.model,
             ),
         )
         known = self.bot.services.models
@@ -83,7 +91,8 @@ class Imagine(commands.Cog):
             await interaction.followup.send(f"I don't know the model `{model}`. Choose one of: {', '.join(known)}.")
             return
         agent = self.bot.services.agent
-        result = await (agent.draw_raw(turn) if raw else agent.respond(turn))
+        draw_raw = settings.prefs.raw if raw is None else raw
+        result = await (agent.draw_raw(turn) if draw_raw else agent.respond(turn))
         await send_result(self.bot, interaction, result, "/imagine")
 
     @imagine.autocomplete("model")

@@ -16,6 +16,7 @@ from bot.run import point_at, upload_hosts
 from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
 from tools.history import History
+from tools.preferences import Preferences
 
 
 class HandlerErrors(list[BaseException]):
@@ -33,6 +34,7 @@ async def running_bot(
     session: aiohttp.ClientSession | None = None,
     services: BotServices | None = None,
     reconnect: bool = False,
+    preferences: Preferences | None = None,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
@@ -40,7 +42,7 @@ async def running_bot(
     )
     point_at(settings)
     services = services or BotServices(
-        agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings)
+        agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings), preferences=preferences
     )
     bot = EgakuBot(services, settings, message_content=message_content, guild_ready_timeout=0.05)
     errors = HandlerErrors()

@@ -35,7 +35,7 @@ async def live(config: Config, llm: FakeOpenAI, recorder: RecordingWorker, fake:
     config = configured(config, llm.base_url, recorder.url)
     async with (
         open_app(config, Path("unused.toml"), FAKE_ENV) as app,
-        running_bot(fake, app.agent, history=app.history, session=app.session),
+        running_bot(fake, app.agent, history=app.history, session=app.session, preferences=app.preferences),
     ):
         yield app
 

@@ -377,11 +377,12 @@ class FakeDiscord:
         channel_id: int = CHANNEL_ID,
         app_permissions: str = ALL_PERMISSIONS,
         interaction_id: int | None = None,
+        member_permissions: str | None = None,
     ) -> dict[str, Any]:
         """Dispatch an application-command INTERACTION_CREATE; return the payload."""
         data = self._interaction(
             2, {"id": str(self.next_id()), "name": name, "type": 1, "options": options}, user_id, user_name,
-            channel_id, interaction_id=interaction_id,
+            channel_id, member_permissions or ALL_PERMISSIONS, interaction_id=interaction_id,
         )  # fmt: skip
         data["app_permissions"] = app_permissions
         await self.dispatch("INTERACTION_CREATE", data)

@@ -1,0 +1,136 @@
+"""/settings me (your defaults) and /settings server (administrators: NSFW, channels, caps, model)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.exts.imagine import ASPECTS
+from tools.preferences import GuildPolicy, UserPrefs
+from worker.protocol import STYLES
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+CLEAR = "none"
+
+
+def show_user(prefs: UserPrefs) -> str:
+    """The user's settings, as an ephemeral message."""
+    return (
+        "**Your settings**\n"
+        f"aspect: {prefs.aspect or 'model decides'} · style: {prefs.style or 'none'} · "
+        f"raw: {'on' if prefs.raw else 'off'} · reply language: {prefs.language or 'same as you write'}"
+    )
+
+
+def show_guild(policy: GuildPolicy) -> str:
+    """The server's settings, as an ephemeral message."""
+    channels = ", ".join(f"<#{c}>" for c in policy.channels) or "everywhere"
+    return (
+        "**Server settings**\n"
+        f"NSFW in NSFW-marked channels: {'allowed' if policy.nsfw else 'not allowed'} · channels: {channels} · "
+        f"images in flight: {policy.max_jobs or 'bot default'} · default model: {policy.model or 'bot default'}"
+    )
+
+
+class Settings(commands.GroupCog, group_name="settings", group_description="Your defaults, and the server's rules"):
+    """/settings me and /settings server."""
+
+    def __init__(self, bot: EgakuBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="me", description="Your defaults for pictures (leave options empty to see them)")
+    @app_commands.describe(
+        aspect="Default shape", style="Default style preset", raw="Draw your words as written, without the rewrite",
+        language="Language for my replies (e.g. 日本語, English); 'none' to follow yours",
+    )  # fmt: skip
+    @app_commands.choices(
+        aspect=[app_commands.Choice(name=f"{label} ({v})", value=v) for v, label in ASPECTS.items()]
+        + [app_commands.Choice(name="model decides", value=CLEAR)],
+        style=[app_commands.Choice(name=s, value=s) for s in STYLES] + [app_commands.Choice(name="none", value=CLEAR)],
+    )
+    async def me(
+        self,
+        interaction: discord.Interaction,
+        aspect: str | None = None,
+        style: str | None = None,
+        raw: bool | None = None,
+        language: app_commands.Range[str, 1, 40] | None = None,
+    ) -> None:
+        """Show or change your defaults."""
+        store = self.bot.services.preferences
+        if store is None:
+            await interaction.response.send_message("Settings are not available here.", ephemeral=True)
+            return
+        prefs = await store.user(str(interaction.user.id))
+        changes: dict[str, object] = {}
+        if aspect is not None:
+            changes["aspect"] = None if aspect == CLEAR else aspect
+        if style is not None:
+            changes["style"] = None if style == CLEAR else style
+        if raw is not None:
+            changes["raw"] = raw
+        if language is not None:
+            changes["language"] = None if language.lower() == CLEAR else language
+        if changes:
+            prefs = UserPrefs.model_validate({**prefs.model_dump(), **changes})
+            await store.set_user(str(interaction.user.id), prefs)
+        await interaction.response.send_message(show_user(prefs), ephemeral=True)
+
+    @app_commands.command(name="server", description="Server rules for egaku (administrators)")
+    @app_commands.describe(
+        nsfw="Allow NSFW pictures in channels marked NSFW",
+        only_here="Draw only in this channel (on), or add/remove it from the allowed list",
+        everywhere="Draw in every channel again",
+        max_jobs="How many pictures may be in flight for the whole server",
+        model="Default model for this server ('none' for the bot's default)",
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def server(
+        self,
+        interaction: discord.Interaction,
+        nsfw: bool | None = None,
+        only_here: bool | None = None,
+        everywhere: bool | None = None,
+        max_jobs: app_commands.Range[int, 1, 1024] | None = None,
+        model: app_commands.Range[str, 1, 128] | None = None,
+    ) -> None:
+        """Show or change the server's rules; Manage Server permission required."""
+        store = self.bot.services.preferences
+        if store is None or interaction.guild_id is None:
+            await interaction.response.send_message("Settings are not available here.", ephemeral=True)
+            return
+        if not interaction.permissions.manage_guild:
+            await interaction.response.send_message(
+                "Only members with the Manage Server permission can change these.", ephemeral=True
+            )
+            return
+        policy = await store.guild(str(interaction.guild_id))
+        changes: dict[str, object] = {}
+        if nsfw is not None:
+            changes["nsfw"] = nsfw
+        here = str(interaction.channel_id)
+        if only_here is not None:
+            channels = [c for c in policy.channels if c != here]
+            changes["channels"] = [*channels, here] if only_here else channels
+        if everywhere:
+            changes["channels"] = []
+        if max_jobs is not None:
+            changes["max_jobs"] = max_jobs
+        if model is not None:
+            changes["model"] = None if model.lower() == CLEAR else model
+        if changes:
+            policy = GuildPolicy.model_validate({**policy.model_dump(), **changes})
+            await store.set_guild(str(interaction.guild_id), policy)
+        await interaction.response.send_message(show_guild(policy), ephemeral=True)
+
+
+async def setup(bot: EgakuBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Settings(bot))

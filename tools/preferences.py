@@ -1,0 +1,92 @@
+"""/settings: per-user preferences and per-guild policy, persisted in SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.protocol import Aspect, Style
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_prefs (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS guild_policy (guild_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+
+class UserPrefs(BaseModel):
+    """What a user set with /settings me."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    aspect: Aspect | None = None
+    style: Style | None = None
+    raw: bool = False
+    language: str | None = Field(default=None, max_length=40)
+
+
+class GuildPolicy(BaseModel):
+    """What a server's administrators set with /settings server."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    nsfw: bool = False  # NSFW is allowed only where this is on AND the channel is marked NSFW
+    channels: list[str] = Field(default_factory=list)  # where the bot draws; empty: everywhere
+    max_jobs: int | None = Field(default=None, ge=1, le=1024)  # images in flight for the whole server
+    model: str | None = Field(default=None, max_length=128)
+
+    def allows(self, channel_id: int) -> bool:
+        """Whether the bot may draw in this channel."""
+        return not self.channels or str(channel_id) in self.channels
+
+
+class Preferences:
+    """The settings store. Open with `await Preferences.open(path)`."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> Preferences:
+        """Open (and create) the settings tables."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.executescript(SCHEMA)
+        await db.commit()
+        return cls(db)
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self._db.close()
+
+    async def _get(self, table: str, key_column: str, key: str) -> str | None:
+        async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def _put(self, table: str, key_column: str, key: str, body: str) -> None:
+        await self._db.execute(
+            f"INSERT INTO {table} ({key_column}, body) VALUES (?, ?) "
+            f"ON CONFLICT({key_column}) DO UPDATE SET body = excluded.body",
+            (key, body),
+        )
+        await self._db.commit()
+
+    async def user(self, user_id: str) -> UserPrefs:
+        """A user's preferences (defaults when unset)."""
+        body = await self._get("user_prefs", "user_id", user_id)
+        return UserPrefs.model_validate_json(body) if body else UserPrefs()
+
+    async def set_user(self, user_id: str, prefs: UserPrefs) -> None:
+        """Save a user's preferences."""
+        await self._put("user_prefs", "user_id", user_id, prefs.model_dump_json())
+
+    async def guild(self, guild_id: str | None) -> GuildPolicy:
+        """A guild's policy (defaults when unset, and for DMs)."""
+        body = await self._get("guild_policy", "guild_id", guild_id) if guild_id else None
+        return GuildPolicy.model_validate_json(body) if body else GuildPolicy()
+
+    async def set_guild(self, guild_id: str, policy: GuildPolicy) -> None:
+        """Save a guild's policy."""
+        await self._put("guild_policy", "guild_id", guild_id, policy.model_dump_json())
