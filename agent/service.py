@@ -67,6 +67,7 @@ class Agent:
         instruct_model: str | None = None,
         limiter: JobLimiter | None = None,
         blocklist: tuple[str, ...] = (),
+        worker_safety_check: bool = False,
     ) -> None:
         self._graph = graph
         self._backend = backend
@@ -77,6 +78,7 @@ class Agent:
         self._instruct_model = instruct_model
         self._limiter = limiter
         self._blocklist = blocklist
+        self._worker_safety_check = worker_safety_check
 
     def context_for(self, turn: TurnRequest) -> TurnContext:
         """The tools' context for one turn."""
@@ -97,6 +99,7 @@ class Agent:
             watch=turn.watch,
             blocklist=() if turn.nsfw else self._blocklist,
             guild_cap=turn.guild_cap,
+            safety_check=self._worker_safety_check and not turn.nsfw,
         )
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
@@ -125,12 +128,19 @@ class Agent:
 
     async def draw_raw(self, turn: TurnRequest) -> TurnResult:
         """Draw the user's words as they are: no model, no rewrite."""
-        fields = turn.options.apply({"prompt": turn.text, "user": turn.user_id, "model": self._model_preset})
+        context = self.context_for(turn)
+        fields = turn.options.apply(
+            {
+                "prompt": turn.text,
+                "user": turn.user_id,
+                "model": self._model_preset,
+                "safety_check": context.safety_check,
+            }
+        )
         try:
-            request = GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+            request = GenerationRequest.model_validate({k: v for k, v in fields.items() if v not in (None, False)})
         except ValidationError as exc:
             raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
-        context = self.context_for(turn)
 
         async def work() -> list[RenderedImage]:
             return await keep(await watched_generate(context, request), context, "generate", None)

@@ -73,6 +73,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             instruct_model=config.agent.instruct_model,
             limiter=limiter,
             blocklist=tuple(config.safety.blocklist),
+            worker_safety_check=config.safety.worker_check,
         )
         yield App(
             agent=agent, history=history, preferences=preferences, worker=worker, session=session, embedded=embedded

@@ -72,6 +72,8 @@ class SafetySettings(_Section):
     blocklist: list[str] = Field(
         default_factory=lambda: ["nude", "naked", "nsfw", "porn", "pornographic", "explicit sex", "gore", "genitals"]
     )
+    # Also ask the worker to run its CLIP safety checker there ([worker] safety_checker must be set).
+    worker_check: bool = False
 
 
 class StorageSettings(_Section):

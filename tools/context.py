@@ -102,5 +102,6 @@ class TurnContext:
     watch: JobWatch | None = None
     blocklist: tuple[str, ...] = ()  # applied to final prompts; empty in channels marked NSFW
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
+    safety_check: bool = False  # ask the worker's safety checker to look at the outputs
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

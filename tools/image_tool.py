@@ -68,6 +68,7 @@ def build_request(args: GenerateImageArgs, context: TurnContext) -> GenerationRe
         "seed": args.seed,
         "model": context.model,
         "user": context.user_id,
+        "safety_check": context.safety_check or None,
     }
     fields = context.options.apply(fields)
     return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -277,10 +278,12 @@ async def edit(
             "seed": parent.seed if seed is None else seed,
             "size": f"{round(parent.width * scale / 8) * 8}x{round(parent.height * scale / 8) * 8}",
             "user": context.user_id,
+            "safety_check": context.safety_check or None,
         }
         model = parent.model if parent.kind != "upload" else context.model
         if chosen == "regenerate":
-            request = GenerationRequest.model_validate({**common, "model": model, "steps": parent.steps})
+            given = {**common, "model": model, "steps": parent.steps}
+            request = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
             images = await watched_generate(context, request)
         else:
             fields: dict[str, object] = {**common, "model": context.instruct_model if chosen == "instruct" else model}

@@ -147,8 +147,10 @@ async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallba
                 return 200, data.encode()
             if event == "error":
                 body = json.loads(data)
-                codes = {"cancelled": 409, "timeout": 504, "out_of_memory": 503}
-                return codes.get(body["error"].get("code"), 500), data.encode()
+                error = body["error"]
+                codes = {"cancelled": 409, "timeout": 504, "out_of_memory": 503, "queue_full": 503}
+                status = 400 if error.get("type") == "invalid_request_error" else 500
+                return codes.get(error.get("code"), status), data.encode()
             if on_progress is not None:
                 with contextlib.suppress(ValidationError):
                     await on_progress(ProgressEvent.model_validate({"kind": event, **json.loads(data)}))

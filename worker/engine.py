@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from worker.errors import BadRequest, OutOfMemory
+from worker.errors import BadRequest, ContentBlocked, OutOfMemory
 from worker.images import encode_image, read_image
 from worker.pipelines import Placement, choose_placement, load_pipeline
 from worker.prompting import encode_long, windows_needed
@@ -90,6 +90,7 @@ class Plan:
     mask_prompt: str | None = None
     adapters: tuple[AdapterChoice, ...] = ()
     style: str | None = None
+    safety_check: bool = False
     job_id: str = ""
 
     @property
@@ -109,6 +110,7 @@ class Engine:
         self._placement = choose_placement(settings.device, settings.dtype)
         self._pipes: dict[tuple[str, Mode], Any] = {}
         self._masker: Any = None
+        self._checker: Any = None
         self._adapters_loaded: set[tuple[str, str]] = set()
 
     @property
@@ -185,6 +187,8 @@ class Engine:
         name, preset = self._preset(request)
         if preset.family.endswith("-instruct") and not isinstance(request, EditRequest):
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
+        if request.safety_check and not self._settings.safety_checker:
+            raise BadRequest("this worker has no safety checker configured", param="safety_check")
         for choice in request.adapters:
             if choice.name not in self._settings.adapters:
                 known = sorted(self._settings.adapters)
@@ -204,6 +208,7 @@ class Engine:
             output_format=request.output_format,
             adapters=tuple(request.adapters),
             style=request.style,
+            safety_check=request.safety_check,
             job_id=job_id,
         )
 
@@ -239,6 +244,7 @@ class Engine:
             mask=mask_image,
             mask_prompt=request.mask_prompt,
             adapters=base.adapters,
+            safety_check=request.safety_check,
             job_id=job_id,
         )
 
@@ -336,13 +342,30 @@ class Engine:
         with torch.inference_mode():
             result = pipe(**kwargs)
         rendered = time.perf_counter()
+        flags = self._safety_flags(plans, result.images)
         outcomes: list[GenerationResponse | BaseException] = []
         cursor = 0
         for plan in plans:
             images = result.images[cursor : cursor + len(plan.seeds)]
+            flagged = any(flags[cursor : cursor + len(plan.seeds)])
             cursor += len(plan.seeds)
-            outcomes.append(self._response(plan, images, started, rendered))
+            if flagged:
+                outcomes.append(ContentBlocked("the safety checker blocked this picture", param="prompt"))
+            else:
+                outcomes.append(self._response(plan, images, started, rendered))
         return outcomes
+
+    def _safety_flags(self, plans: list[Plan], images: list[Image.Image]) -> list[bool]:
+        """Per image: flagged by the checker (only for plans that asked for the check)."""
+        wanted = [plan.safety_check for plan in plans for _ in plan.seeds]
+        if not any(wanted):
+            return [False] * len(images)
+        if self._checker is None:
+            from worker.safety import SafetyChecker
+
+            self._checker = SafetyChecker(self._settings.safety_checker or "", self._placement, self.cache_dir)
+        verdicts = self._checker.flagged(images)
+        return [want and verdict for want, verdict in zip(wanted, verdicts, strict=True)]
 
     def _progress(
         self,
@@ -387,6 +410,7 @@ class Engine:
                 mode=plan.mode,
                 adapters=list(plan.adapters),
                 style=plan.style,
+                safety_checked=plan.safety_check,
             )
             encoded = base64.b64encode(encode_image(image, plan.output_format)).decode("ascii")
             data.append(ImageData(b64_json=encoded, revised_prompt=plan.prompt, seed=seed, parameters=used))

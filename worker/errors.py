@@ -39,6 +39,12 @@ class Unauthorized(WorkerError):
     code = "invalid_api_key"
 
 
+class ContentBlocked(BadRequest):
+    """The safety checker flagged the picture."""
+
+    code = "content_policy_violation"
+
+
 class NotFound(BadRequest):
     """No such job."""
 

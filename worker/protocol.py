@@ -138,6 +138,7 @@ class GenerationRequest(BaseModel):
     priority: int = Field(default=0, ge=0, le=9)
     adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
     style: Style | None = None
+    safety_check: bool = False  # run the worker's safety checker on the outputs
 
     @field_validator("prompt")
     @classmethod
@@ -185,6 +186,7 @@ class UsedParameters(BaseModel):
     mode: Literal["generate", "img2img", "inpaint", "instruct"] = "generate"
     adapters: list[AdapterChoice] = Field(default_factory=list)
     style: str | None = None
+    safety_checked: bool = False
 
 
 class ImageData(BaseModel):

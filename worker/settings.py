@@ -102,6 +102,9 @@ class WorkerSettings(BaseModel):
     channels_last: bool = False
     # Text-prompted masks for region edits (CLIPSeg): a hub id, a local folder, or "tiny"
     segmenter: str = "CIDAS/clipseg-rd64-refined"
+    # The safety checker requests with "safety_check" get (a hub id or folder, e.g.
+    # "CompVis/stable-diffusion-safety-checker"); unset, such requests are refused.
+    safety_checker: str | None = None
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
     adapters: dict[str, AdapterSpec] = Field(default_factory=dict)
 

@@ -219,3 +219,30 @@ def save_tiny_sd15(directory: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(directory)  # type: ignore[attr-defined]
     return directory
+
+
+def save_tiny_safety_checker(directory: Path, flag_everything: bool = False, seed: int = 0) -> Path:
+    """A tiny random CLIP safety checker (model + image processor), saved like CompVis's.
+
+    Its concept thresholds decide the verdict: 1.0 (the default) flags nothing a random
+    model sees; -2.0 flags every image. Tests use one of each.
+    """
+    import torch
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                     "vocab_size": TINY_VOCAB_SIZE},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=32,
+    )  # fmt: skip
+    checker = StableDiffusionSafetyChecker(config)
+    if flag_everything:
+        with torch.no_grad():
+            checker.concept_embeds_weights.fill_(-2.0)
+    checker.save_pretrained(directory)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory)
+    return directory

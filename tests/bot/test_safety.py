@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from egaku.config import Config
-from tests.bot.test_conversation import live
+from pathlib import Path
+
+from egaku.config import Config, SafetySettings
+from tests.bot.test_conversation import live, say
 from tests.bot.test_imagine import followup_of
+from tests.conftest import serve, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, NSFW_CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
+from worker.engine import Engine
+from worker.server import WorkerServer
 
 BLOCKED = "a nude figure study in charcoal"  # the model's English rewrite of a request in any language
 
@@ -60,3 +65,24 @@ async def test_raw_imagine_is_checked_too(
         answer = await fake_discord.wait_for_request(followup_of(interaction))
     assert answer.json["content"] == "I couldn't do that: that isn't allowed in this channel."
     assert recorder.received == []
+
+
+async def test_the_workers_safety_checker_blocks_outside_nsfw_channels(
+    app_config: Config, fake_openai: FakeOpenAI, fake_discord: FakeDiscord, worker_cache: Path
+) -> None:
+    settings = tiny_worker_settings(worker_cache, safety_checker="tiny-strict", warmup=False)
+    server = WorkerServer(Engine(settings), settings, token=None)
+    runner, url = await serve(server.app())
+    strict = RecordingWorker(url)
+    await strict.start()
+    config = app_config.model_copy(update={"safety": SafetySettings(worker_check=True)})
+    fake_openai.then(Call("generate_image", {"prompt": "a quiet lake at dawn"}), Say("Sorry, that one was blocked."))
+    try:
+        async with live(config, fake_openai, strict, fake_discord):
+            answer = await say(fake_discord, f"<@{BOT_ID}> draw a lake")
+    finally:
+        await strict.stop()
+        await runner.cleanup()
+    assert strict.received[0].fields["safety_check"] is True
+    assert answer.json["content"] == "Sorry, that one was blocked." and answer.files == []
+    assert "the safety checker blocked this picture" in fake_openai.requests[1]["messages"][-1]["content"]

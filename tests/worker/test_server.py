@@ -49,6 +49,7 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "mode": "generate",
         "adapters": [],
         "style": None,
+        "safety_checked": False,
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))
