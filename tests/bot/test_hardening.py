@@ -146,3 +146,17 @@ async def test_a_replayed_interaction_runs_once(
     callbacks = [r for r in fake_discord.requests if r.path.startswith("/api/v10/interactions/4242/")]
     followups = [r for r in fake_discord.requests if followup_of(first)(r)]
     assert (len(callbacks), len(followups)) == (1, 1)
+
+
+async def test_5xx_answers_are_ridden_out_and_delivered_once(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Say("made it"))
+    down = {"message": "Bad Gateway", "code": 0}
+    fake_discord.faults.append(Fault("POST", f"/channels/{CHANNEL_ID}/messages", 502, down, times=2))
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        await fake_discord.user_message(f"<@{BOT_ID}> hello")
+        posts = await fake_discord.wait_for_requests(channel_post, 3, timeout=60)
+        await asyncio.sleep(0.3)
+    assert [p.json["content"] for p in posts] == ["made it"] * 3  # two refused, then delivered
+    assert len([r for r in fake_discord.requests if channel_post(r)]) == 3  # and only once
