@@ -17,6 +17,7 @@ from agent.decision import IMAGE_TOOL
 from agent.prompts import SYSTEM_PROMPT
 from egaku.config import AgentSettings
 from tools.context import TurnContext
+from tools.history import Generation
 from tools.image_tool import image_tools
 
 CAP_MESSAGE_NAME = "egaku-turn-cap"
@@ -86,8 +87,16 @@ class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
 HISTORY_LIMIT = 10
 
 
+def history_note(mine: list[Generation]) -> str:
+    """The compact history the model sees: ids and short prompts, never pixels."""
+    if not mine:
+        return "This user has no images here yet."
+    lines = [g.line(n) for n, g in enumerate(mine, start=1)][-HISTORY_LIMIT:]
+    return "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
+
+
 class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):
-    """Shows the model this user's recent images here (ids and short prompts, never pixels)."""
+    """Shows the model the turn's history note (read once per turn, not once per model call)."""
 
     async def awrap_model_call(
         self,
@@ -95,16 +104,9 @@ class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):
         handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
     ) -> ModelResponse:
         """Append the compact history to the system message."""
-        context = request.runtime.context
-        history = getattr(context, "history", None)
-        if history is None:
+        note = getattr(request.runtime.context, "history_note", None)
+        if not note:
             return await handler(request)
-        mine = await history.mine(context.conversation, context.user_id)
-        if not mine:
-            note = "This user has no images here yet."
-        else:
-            lines = [g.line(n) for n, g in enumerate(mine, start=1)][-HISTORY_LIMIT:]
-            note = "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
         base = request.system_message.content if request.system_message else ""
         return await handler(request.override(system_message=SystemMessage(content=f"{base}\n\n{note}")))
 

@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from pydantic import ValidationError
 
+from agent.graph import history_note
 from egaku.config import AgentSettings
 from egaku.errors import InvalidImageRequest, LLMUnavailable
 from tools.context import ImageBackend, ImageOptions, JobWatch, TurnContext
@@ -105,6 +106,8 @@ class Agent:
     async def respond(self, turn: TurnRequest) -> TurnResult:
         """Let the model decide: draw (through the tool) or reply in text."""
         context = self.context_for(turn)
+        if self._history is not None:
+            context.history_note = history_note(await self._history.mine(turn.conversation_id, turn.user_id))
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
         if turn.language:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
+from tools.files import write_once
 from tools.types import RenderedImage
 
 log = logging.getLogger("egaku")
@@ -22,13 +23,7 @@ log = logging.getLogger("egaku")
 
 def save_png(png: bytes, folder: Path) -> Path:
     """Write an image under its content hash; the same image is written once."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(png).hexdigest()[:16]}.png"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(png)
-        tmp.replace(path)
-    return path
+    return write_once(folder / f"{hashlib.sha256(png).hexdigest()[:16]}.png", png)
 
 
 def _parser() -> argparse.ArgumentParser:

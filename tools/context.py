@@ -103,5 +103,6 @@ class TurnContext:
     blocklist: tuple[str, ...] = ()  # applied to final prompts; empty in channels marked NSFW
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
     safety_check: bool = False  # ask the worker's safety checker to look at the outputs
+    history_note: str = ""  # the user's images here, as the model sees them (set once per turn)
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)

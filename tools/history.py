@@ -18,6 +18,7 @@ from pathlib import Path
 import aiosqlite
 
 from egaku.errors import EgakuError
+from tools.files import write_once
 
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and retyped
 _ORDINALS = {
@@ -151,12 +152,7 @@ class History:
     # -- writing -----------------------------------------------------------
     def _store(self, png: bytes) -> str:
         digest = hashlib.sha256(png).hexdigest()
-        path = self._images / digest[:2] / f"{digest}.png"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            tmp.write_bytes(png)
-            tmp.replace(path)
+        path = write_once(self._images / digest[:2] / f"{digest}.png", png)
         return str(path.relative_to(self._images))
 
     async def _new_id(self) -> str:
