@@ -31,7 +31,7 @@ class BotServices:
     session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
     upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
     models: tuple[str, ...] = ()  # the worker presets users may pick
-    worker: WorkerClient | None = None  # for cancelling jobs
+    worker: WorkerClient | None = None  # for cancelling jobs and /describe
     status_after_s: float = 2.0  # jobs shorter than this get no status message
     preferences: Preferences | None = None  # /settings
 
@@ -73,12 +73,14 @@ class EgakuBot(commands.Bot):
         """Load extensions and, if configured, sync slash commands."""
         from bot.exts.buttons import ResultButton
         from bot.exts.chat import Chat
+        from bot.exts.describe import Describe, ImagineThis
         from bot.exts.imagine import Imagine
         from bot.exts.settings import Settings
         from bot.progress import CancelButton
 
-        self.add_dynamic_items(ResultButton, CancelButton)
+        self.add_dynamic_items(ResultButton, CancelButton, ImagineThis)
         await self.add_cog(Chat(self))
+        await self.add_cog(Describe(self))
         await self.add_cog(Imagine(self))
         await self.add_cog(Settings(self))
         self.tree.error(self.on_app_command_error)

@@ -56,6 +56,7 @@ def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:
         "models": {"tiny": tiny, "tiny-alt": tiny.model_copy(update={"steps": 3})},
         "device": "cpu",
         "segmenter": "tiny",
+        "captioner": "tiny",
         "batch_window_s": 0.01,
         "preview_every": 1,
     }

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tools.types import RenderedImage
 from worker.protocol import (
+    DescriptionResponse,
     EditRequest,
     ErrorResponse,
     GenerationRequest,
@@ -98,9 +99,18 @@ class WorkerClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerUnavailable(f"cancel failed: {exc!r}") from exc
 
-    async def _call(
-        self, path: str, user_words: str, on_progress: ProgressCallback | None, **body: Any
-    ) -> list[RenderedImage]:
+    async def describe(self, image: bytes) -> str:
+        """POST /v1/images/descriptions: an English prompt for a picture (/describe)."""
+        form = aiohttp.FormData()
+        form.add_field("image", image, filename="image.png", content_type="image/png")
+        raw = await self._post("/v1/images/descriptions", None, data=form)
+        try:
+            return DescriptionResponse.model_validate_json(raw).prompt
+        except ValidationError as exc:
+            raise WorkerFailed(f"worker sent an unreadable description: {exc}") from exc
+
+    async def _post(self, path: str, on_progress: ProgressCallback | None, **body: Any) -> bytes:
+        """POST to the worker; the final body of a 200 (streamed or not), or the matching EgakuError."""
         url = await self._url(path)
         try:
             async with self._session.post(url, headers=self._headers, timeout=self._timeout, **body) as resp:
@@ -112,6 +122,12 @@ class WorkerClient:
             raise WorkerUnavailable(f"worker at {url} unreachable: {exc!r}") from exc
         if status != 200:
             raise _error_for(status, raw)
+        return raw
+
+    async def _call(
+        self, path: str, user_words: str, on_progress: ProgressCallback | None, **body: Any
+    ) -> list[RenderedImage]:
+        raw = await self._post(path, on_progress, **body)
         try:
             parsed = GenerationResponse.model_validate_json(raw)
         except ValidationError as exc:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from worker.errors import BadRequest, ContentBlocked, OutOfMemory
+from worker.errors import BadRequest, ContentBlocked, OutOfMemory, WorkerError
 from worker.images import encode_image, read_image
 from worker.pipelines import Placement, choose_placement, load_pipeline
 from worker.prompting import encode_long, windows_needed
@@ -29,6 +29,7 @@ from worker.protocol import (
     MAX_SEED,
     STYLES,
     AdapterChoice,
+    DescriptionResponse,
     EditRequest,
     GenerationRequest,
     GenerationResponse,
@@ -111,6 +112,7 @@ class Engine:
         self._pipes: dict[tuple[str, Mode], Any] = {}
         self._masker: Any = None
         self._checker: Any = None
+        self._captioner: Any = None
         self._adapters_loaded: set[tuple[str, str]] = set()
 
     @property
@@ -256,6 +258,24 @@ class Engine:
 
             self._masker = TextMasker(self._settings.segmenter, self._placement, self.cache_dir)
         return self._masker
+
+    def describe(self, image: bytes) -> DescriptionResponse:
+        """An English prompt for an uploaded image (/describe); the captioner loads on first use."""
+        picture = read_image(image)  # checked again here: the worker trusts no client
+        started = time.perf_counter()
+        if self._captioner is None:
+            from worker.captions import Captioner
+
+            try:
+                self._captioner = Captioner(self._settings.captioner, self._placement, self.cache_dir)
+            except (OSError, ValueError) as exc:  # not on disk, no hub, or a bad id: name the setting to fix
+                log.error("could not load the captioner %r", self._settings.captioner, exc_info=exc)
+                raise WorkerError(f"the captioner {self._settings.captioner!r} could not be loaded") from exc
+        prompt = self._captioner.describe(picture)
+        if not prompt:
+            raise BadRequest("couldn't find words for that image", param="image")
+        timing = {"describe_s": round(time.perf_counter() - started, 4)}
+        return DescriptionResponse(prompt=prompt, model=self._settings.captioner, timings=timing)
 
     def render(self, plan: Plan) -> GenerationResponse:
         """Render one plan alone (no queue); raises on failure."""

@@ -208,6 +208,14 @@ class GenerationResponse(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
+class DescriptionResponse(BaseModel):
+    """The response to POST /v1/images/descriptions: an English prompt for an uploaded image."""
+
+    prompt: str
+    model: str
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
 class ErrorDetail(BaseModel):
     """OpenAI's error object."""
 

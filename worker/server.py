@@ -3,6 +3,7 @@
 POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events
 POST   /v1/images/edits         multipart: image, optional mask, prompt, strength, mask_prompt...
 POST   /v1/images/variations    multipart: image, strength...
+POST   /v1/images/descriptions  multipart: image; answers an English prompt for it (/describe)
 GET    /v1/images/jobs/{id}     queue position and ETA
 DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
 GET    /v1/models, /healthz, /metrics
@@ -55,6 +56,8 @@ class Renderer(Protocol):
     def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> Any: ...
 
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
+
+    def describe(self, image: bytes) -> Any: ...
 
 
 def json_answer(model: BaseModel, status: int = 200) -> web.Response:
@@ -131,6 +134,7 @@ class WorkerServer:
         app.router.add_post("/v1/images/generations", self.generations)
         app.router.add_post("/v1/images/edits", self.edits)
         app.router.add_post("/v1/images/variations", self.variations)
+        app.router.add_post("/v1/images/descriptions", self.descriptions)
         app.router.add_get("/v1/images/jobs/{job_id}", self.job_status)
         app.router.add_delete("/v1/images/jobs/{job_id}", self.cancel)
         app.on_startup.append(self._start)
@@ -214,14 +218,18 @@ class WorkerServer:
         """POST /v1/images/variations (multipart)."""
         return await self._edit(request, variation=True)
 
+    async def descriptions(self, request: web.Request) -> web.Response:
+        """POST /v1/images/descriptions (multipart `image`): an English prompt for the picture."""
+        files, _fields = await _image_form(request)
+        image = files["image"].file.read()
+        # On the render thread: the captioner shares the GPU with the batches, one at a time
+        # (and, while the model loads, waits behind the load like any job).
+        loop = asyncio.get_running_loop()
+        described = await loop.run_in_executor(self._executor, self._engine.describe, image)
+        return json_answer(described)
+
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
-        if not request.content_type.startswith("multipart/"):
-            raise BadRequest("send multipart/form-data with an `image` file")
-        form = await request.post()
-        files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        if "image" not in files:
-            raise BadRequest("an `image` file is required", param="image")
+        files, fields = await _image_form(request)
         if variation:
             fields.pop("mask_prompt", None)
         parsed: dict[str, Any] = dict(fields)
@@ -343,6 +351,18 @@ class WorkerServer:
                 f"egaku_step_seconds_count {stats.steps}",
             ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def _image_form(request: web.Request) -> tuple[dict[str, web.FileField], dict[str, str]]:
+    """A multipart form's files and fields; it must hold an `image` file."""
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("send multipart/form-data with an `image` file")
+    form = await request.post()
+    files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if "image" not in files:
+        raise BadRequest("an `image` file is required", param="image")
+    return files, fields
 
 
 def _validate(model: type[GenerationRequest], body: dict[str, Any]) -> Any:

@@ -102,6 +102,8 @@ class WorkerSettings(BaseModel):
     channels_last: bool = False
     # Text-prompted masks for region edits (CLIPSeg): a hub id, a local folder, or "tiny"
     segmenter: str = "CIDAS/clipseg-rd64-refined"
+    # The image captioner /describe uses (BLIP): a hub id, a local folder, or "tiny"
+    captioner: str = "Salesforce/blip-image-captioning-large"
     # The safety checker requests with "safety_check" get (a hub id or folder, e.g.
     # "CompVis/stable-diffusion-safety-checker"); unset, such requests are refused.
     safety_checker: str | None = None

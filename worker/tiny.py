@@ -246,3 +246,41 @@ def save_tiny_safety_checker(directory: Path, flag_everything: bool = False, see
     checker.save_pretrained(directory)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory)
     return directory
+
+
+TINY_CAPTION_WORDS = (
+    "a", "an", "the", "of", "in", "on", "with", "and", "at", "by", "fox", "cat", "dog", "bird", "castle",
+    "river", "tree", "forest", "city", "street", "mountain", "lake", "sky", "night", "snow", "rain", "sunset",
+    "red", "blue", "green", "golden", "small", "large", "old", "painting", "photo", "drawing", "sitting",
+    "standing",
+)  # fmt: skip
+
+
+def save_tiny_blip(directory: Path, seed: int = 0) -> Path:
+    """A tiny random BLIP captioner (model + processor), saved like Salesforce/blip-image-captioning-large.
+
+    Its vocabulary is a few dozen English words, so its (random) captions read as word salad
+    rather than as sub-word noise.
+    """
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipProcessor
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    vocab = {word: i for i, word in enumerate([*specials, *TINY_CAPTION_WORDS])}
+    torch.manual_seed(seed)
+    config = BlipConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "encoder_hidden_size": 32, "max_position_embeddings": 64,
+                     "bos_token_id": vocab["[DEC]"], "pad_token_id": vocab["[PAD]"], "sep_token_id": vocab["[SEP]"],
+                     "eos_token_id": vocab["[SEP]"]},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=32,
+        image_text_hidden_size=32,
+    )  # fmt: skip
+    BlipForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
+    images = BlipImageProcessorPil(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(directory)
+    return directory

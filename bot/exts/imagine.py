@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
@@ -57,43 +58,10 @@ class Imagine(commands.Cog):
         """Defer at once, then draw and post a followup."""
         if not self.bot.seen.first_time(f"interaction:{interaction.id}"):
             return  # a replay: the first delivery is already being answered
-        settings = await here(self.bot, interaction.user.id, interaction.guild_id, interaction.channel)
-        problem = missing_permissions(interaction.app_permissions) or settings.refusal(interaction.channel_id or 0)
-        if problem:
-            await interaction.response.send_message(problem, ephemeral=True)
-            return
-        # Before any LLM or GPU work: Discord forgets interactions after 3 s.
-        await interaction.response.defer(thinking=True)
-        turn = TurnRequest(
-            conversation_id=conversation_id(interaction.channel_id or 0),
-            user_id=str(interaction.user.id),
-            user_name=interaction.user.display_name,
-            text=prompt,
-            must_draw=True,
-            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
-            channel_id=str(interaction.channel_id),
-            source_id=str(interaction.id),
-            nsfw=settings.nsfw,
-            guild_cap=settings.policy.max_jobs,
-            language=settings.prefs.language,
-            watch=watch_for(self.bot, interaction),
-            options=ImageOptions(
-                negative_prompt=negative,
-                aspect=aspect or settings.prefs.aspect,
-                seed=seed,
-                style=style or settings.prefs.style,
-                count=count,
-                model=model or settings.policy.model,
-            ),
+        choices = ImageOptions(
+            negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model
         )
-        known = self.bot.services.models
-        if model is not None and known and model not in known:
-            await interaction.followup.send(f"I don't know the model `{model}`. Choose one of: {', '.join(known)}.")
-            return
-        agent = self.bot.services.agent
-        draw_raw = settings.prefs.raw if raw is None else raw
-        result = await (agent.draw_raw(turn) if draw_raw else agent.respond(turn))
-        await send_result(self.bot, interaction, result, "/imagine")
+        await imagine_for(self.bot, interaction, prompt, choices, raw=raw)
 
     @imagine.autocomplete("model")
     async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -108,6 +76,47 @@ class Imagine(commands.Cog):
         await interaction.response.send_message(
             "Done: I've forgotten our conversation here. Your images are still in my history.", ephemeral=True
         )
+
+
+async def imagine_for(
+    bot: EgakuBot, interaction: discord.Interaction, prompt: str, choices: ImageOptions, *, raw: bool | None = None
+) -> None:
+    """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
+    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+    problem = missing_permissions(interaction.app_permissions) or settings.refusal(interaction.channel_id or 0)
+    if problem:
+        await interaction.response.send_message(problem, ephemeral=True)
+        return
+    # Before any LLM or GPU work: Discord forgets interactions after 3 s.
+    await interaction.response.defer(thinking=True)
+    known = bot.services.models
+    if choices.model is not None and known and choices.model not in known:
+        await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
+        return
+    turn = TurnRequest(
+        conversation_id=conversation_id(interaction.channel_id or 0),
+        user_id=str(interaction.user.id),
+        user_name=interaction.user.display_name,
+        text=prompt,
+        must_draw=True,
+        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+        channel_id=str(interaction.channel_id),
+        source_id=str(interaction.id),
+        nsfw=settings.nsfw,
+        guild_cap=settings.policy.max_jobs,
+        language=settings.prefs.language,
+        watch=watch_for(bot, interaction),
+        options=replace(
+            choices,
+            aspect=choices.aspect or settings.prefs.aspect,
+            style=choices.style or settings.prefs.style,
+            model=choices.model or settings.policy.model,
+        ),
+    )
+    agent = bot.services.agent
+    draw_raw = settings.prefs.raw if raw is None else raw
+    result = await (agent.draw_raw(turn) if draw_raw else agent.respond(turn))
+    await send_result(bot, interaction, result, "/imagine")
 
 
 async def setup(bot: EgakuBot) -> None:

@@ -17,6 +17,7 @@ from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
 from tools.history import History
 from tools.preferences import Preferences
+from tools.worker_client import WorkerClient
 
 
 class HandlerErrors(list[BaseException]):
@@ -35,6 +36,7 @@ async def running_bot(
     services: BotServices | None = None,
     reconnect: bool = False,
     preferences: Preferences | None = None,
+    worker: WorkerClient | None = None,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
@@ -42,7 +44,12 @@ async def running_bot(
     )
     point_at(settings)
     services = services or BotServices(
-        agent=agent, history=history, session=session, upload_hosts=upload_hosts(settings), preferences=preferences
+        agent=agent,
+        history=history,
+        session=session,
+        upload_hosts=upload_hosts(settings),
+        preferences=preferences,
+        worker=worker,
     )
     bot = EgakuBot(services, settings, message_content=message_content, guild_ready_timeout=0.05)
     errors = HandlerErrors()

@@ -35,7 +35,9 @@ async def live(config: Config, llm: FakeOpenAI, recorder: RecordingWorker, fake:
     config = configured(config, llm.base_url, recorder.url)
     async with (
         open_app(config, Path("unused.toml"), FAKE_ENV) as app,
-        running_bot(fake, app.agent, history=app.history, session=app.session, preferences=app.preferences),
+        running_bot(
+            fake, app.agent, history=app.history, session=app.session, preferences=app.preferences, worker=app.worker
+        ),
     ):
         yield app
 

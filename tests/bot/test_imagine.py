@@ -80,8 +80,10 @@ async def test_commands_are_synced_with_their_options(
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
         sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
     assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
-    imagine, reset, settings = sync.json
-    assert (imagine["name"], reset["name"], settings["name"]) == ("imagine", "reset", "settings")
+    names = [c["name"] for c in sync.json]
+    assert names == ["describe", "imagine", "reset", "settings"]
+    describe, imagine, _reset, settings = sync.json
+    assert [(o["name"], o["type"], o["required"]) for o in describe["options"]] == [("image", 11, True)]
     assert [o["name"] for o in settings["options"]] == ["me", "server"]
     options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}
     assert options == {

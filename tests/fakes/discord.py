@@ -378,11 +378,19 @@ class FakeDiscord:
         app_permissions: str = ALL_PERMISSIONS,
         interaction_id: int | None = None,
         member_permissions: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Dispatch an application-command INTERACTION_CREATE; return the payload."""
+        """Dispatch an application-command INTERACTION_CREATE; return the payload.
+
+        `attachments` (from `attachment()`) go into `data.resolved`, as Discord sends
+        the files behind attachment options.
+        """
+        command: dict[str, Any] = {"id": str(self.next_id()), "name": name, "type": 1, "options": options}
+        if attachments:
+            command["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
         data = self._interaction(
-            2, {"id": str(self.next_id()), "name": name, "type": 1, "options": options}, user_id, user_name,
-            channel_id, member_permissions or ALL_PERMISSIONS, interaction_id=interaction_id,
+            2, command, user_id, user_name, channel_id, member_permissions or ALL_PERMISSIONS,
+            interaction_id=interaction_id,
         )  # fmt: skip
         data["app_permissions"] = app_permissions
         await self.dispatch("INTERACTION_CREATE", data)

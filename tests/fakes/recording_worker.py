@@ -23,7 +23,6 @@ class Received:
     fields: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # part name -> sha256 of the bytes
     answer: dict[str, Any] = field(default_factory=dict)  # the worker's JSON answer, images left out
-    answer: dict[str, Any] = field(default_factory=dict)  # the worker's JSON answer, images left out
 
 
 class RecordingWorker:

@@ -176,3 +176,12 @@ def test_preset_scheduler_replaces_the_models_own(worker_cache: Path) -> None:
     engine = Engine(settings.model_copy(update={"models": {"tiny": dpm}}))
     engine.render(engine.plan(GenerationRequest(prompt="a fox", seed=1)))
     assert type(engine._pipe("tiny", "generate").scheduler).__name__ == "DPMSolverMultistepScheduler"
+
+
+def test_a_captioner_that_cannot_load_is_named(worker_cache: Path, tmp_path: Path) -> None:
+    from worker.errors import WorkerError
+    from worker.images import encode_image
+
+    settings = tiny_worker_settings(worker_cache, captioner=str(tmp_path / "no-such-blip"), warmup=False)
+    with pytest.raises(WorkerError, match="no-such-blip' could not be loaded"):
+        Engine(settings).describe(encode_image(Image.new("RGB", (8, 8))))

@@ -21,6 +21,7 @@ from worker.pipelines import Placement, load_pipeline
 from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
 from worker.server import WorkerServer, check_exposure
 from worker.settings import ModelPreset
+from worker.tiny import TINY_CAPTION_WORDS
 
 
 async def post(url: str, body: object, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -351,3 +352,39 @@ async def test_a_job_past_its_time_limit_answers_504_and_is_cancelled(engine: En
     finally:
         gated.gate.set()
         await runner.cleanup()
+
+
+async def test_descriptions_caption_an_upload_and_refuse_bad_images(
+    engine: Engine, worker_url: str, worker_cache: Path
+) -> None:
+    from worker.captions import Captioner
+    from worker.pipelines import choose_placement
+
+    picture = Image.new("RGB", (96, 64), "red")
+    upload = io.BytesIO()
+    picture.save(upload, format="PNG")
+    expected = Captioner("tiny", choose_placement("cpu"), worker_cache).describe(picture)
+    async with aiohttp.ClientSession() as session:
+        form = aiohttp.FormData()
+        form.add_field("image", upload.getvalue(), filename="x.png", content_type="image/png")
+        async with session.post(worker_url + "/v1/images/descriptions", data=form) as resp:
+            body = await resp.json()
+        assert resp.status == 200, body
+        assert (body["prompt"], body["model"]) == (expected, "tiny")
+        assert expected and set(expected.split()) <= set(TINY_CAPTION_WORDS)  # words from the tiny vocabulary
+        form = aiohttp.FormData()
+        form.add_field("image", b"GIF89a broken", filename="x.gif", content_type="image/gif")
+        async with session.post(worker_url + "/v1/images/descriptions", data=form) as resp:
+            assert (resp.status, (await resp.json())["error"]["param"]) == (400, "image")
+        async with session.post(worker_url + "/v1/images/descriptions", json={"image": "x"}) as resp:
+            assert (resp.status, (await resp.json())["error"]["message"]) == (
+                400, "send multipart/form-data with an `image` file",
+            )  # fmt: skip
+
+
+def test_tidy_removes_blip_tics() -> None:
+    from worker.captions import tidy
+
+    assert tidy("arafed cat sitting on a table .") == "cat sitting on a table"
+    assert tidy("there is a red fox  in the snow") == "a red fox in the snow"
+    assert tidy("a painting of a castle, ") == "a painting of a castle"
