@@ -33,6 +33,7 @@ class BotServices:
     models: tuple[str, ...] = ()  # the worker presets users may pick
     worker: WorkerClient | None = None  # for cancelling jobs and /describe
     status_after_s: float = 2.0  # jobs shorter than this get no status message
+    status_edit_s: float = 1.5  # at most one status edit per this long (Discord allows ~5 per 5 s)
     preferences: Preferences | None = None  # /settings
 
 

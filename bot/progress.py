@@ -7,6 +7,9 @@ The chat keeps answering meanwhile: jobs run inside their own turn's task, and a
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import io
 import logging
 import re
 import time
@@ -76,7 +79,11 @@ def describe(event: ProgressEvent) -> str:
 
 
 class StatusReporter:
-    """A JobWatch for one turn: after SHOW_AFTER_S, a status message with a cancel button, edited as steps arrive."""
+    """A JobWatch for one turn: after `show_after_s`, a status message with a cancel button.
+
+    The message shows the queue position or step %, the ETA, and the worker's latest
+    latent preview as a small attachment. It is edited no more often than `edit_interval_s`.
+    """
 
     def __init__(
         self,
@@ -96,6 +103,8 @@ class StatusReporter:
         self._message: discord.Message | None = None
         self._latest = "⏳ Waiting for the GPU…"
         self._shown = ""
+        self._preview: bytes | None = None
+        self._preview_shown: bytes | None = None
         self._last_edit = 0.0
         self._timers: dict[str, asyncio.Task[None]] = {}
 
@@ -110,17 +119,27 @@ class StatusReporter:
 
     async def progress(self, job_id: str, event: ProgressEvent) -> None:
         """Remember the latest state; edit the message no more often than the interval allows."""
-        self._latest = describe(event)
+        if event.kind == "preview":
+            if event.b64_png:
+                with contextlib.suppress(ValueError):
+                    self._preview = base64.b64decode(event.b64_png, validate=True)
+        else:
+            self._latest = describe(event)
         if self._message is not None and time.monotonic() - self._last_edit >= self._edit_interval_s:
             await self._render(job_id)
 
     async def _render(self, job_id: str) -> None:
-        if self._latest == self._shown:
+        new_preview = self._preview is not None and self._preview is not self._preview_shown
+        if self._latest == self._shown and not new_preview:
             return
         self._shown, self._last_edit = self._latest, time.monotonic()
+        files = [discord.File(io.BytesIO(self._preview), "preview.png")] if new_preview and self._preview else []
+        self._preview_shown = self._preview
         try:
             if self._message is None:
-                self._message = await self._channel.send(self._latest, view=cancel_view(job_id))
+                self._message = await self._channel.send(self._latest, view=cancel_view(job_id), files=files)
+            elif files:
+                await self._message.edit(content=self._latest, attachments=files)
             else:
                 await self._message.edit(content=self._latest)
         except discord.HTTPException:
@@ -137,7 +156,15 @@ class StatusReporter:
                 await self._message.delete()
             except discord.HTTPException:
                 log.warning("could not delete the status message for job %s", job_id)
-            self._message, self._shown = None, ""
+            self._message, self._shown, self._preview, self._preview_shown = None, "", None, None
+
+
+def reporter(bot: EgakuBot, channel: discord.abc.Messageable, user_id: int, channel_id: int) -> StatusReporter:
+    """A status reporter with the bot's configured timing."""
+    services = bot.services
+    return StatusReporter(
+        bot, channel, user_id, channel_id, show_after_s=services.status_after_s, edit_interval_s=services.status_edit_s
+    )
 
 
 def watch_for(bot: EgakuBot, interaction: discord.Interaction) -> StatusReporter | None:
@@ -145,8 +172,7 @@ def watch_for(bot: EgakuBot, interaction: discord.Interaction) -> StatusReporter
     channel = interaction.channel
     if not isinstance(channel, discord.abc.Messageable):
         return None
-    user, channel_id = interaction.user.id, interaction.channel_id or 0
-    return StatusReporter(bot, channel, user, channel_id, show_after_s=bot.services.status_after_s)
+    return reporter(bot, channel, interaction.user.id, interaction.channel_id or 0)
 
 
 def cancel_view(job_id: str) -> ui.View:

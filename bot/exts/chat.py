@@ -12,7 +12,7 @@ from discord.ext import commands
 from agent.service import TurnRequest
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
-from bot.progress import StatusReporter, cancel_jobs, is_cancel
+from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import compose
 from bot.results import conversation_id, here, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
@@ -143,13 +143,7 @@ class Chat(commands.Cog):
             guild_cap=settings.policy.max_jobs,
             language=settings.prefs.language,
             options=ImageOptions(style=settings.prefs.style, model=settings.policy.model),
-            watch=StatusReporter(
-                self.bot,
-                message.channel,
-                message.author.id,
-                message.channel.id,
-                show_after_s=self.bot.services.status_after_s,
-            ),
+            watch=reporter(self.bot, message.channel, message.author.id, message.channel.id),
             reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
         )
         try:

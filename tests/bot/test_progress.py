@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import itertools
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.client import BotServices
 from egaku.app import open_app
@@ -15,7 +19,7 @@ from tests.agent.test_agent import configured
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import channel_post
 from tests.conftest import FAKE_ENV, serve, tiny_worker_settings
-from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
+from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from worker.engine import Engine
 from worker.server import WorkerServer
@@ -35,10 +39,14 @@ async def slow_worker(worker_cache: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def watched_bot(config: Config, llm: FakeOpenAI, worker: str, fake: FakeDiscord) -> AsyncIterator[None]:
+async def watched_bot(
+    config: Config, llm: FakeOpenAI, worker: str, fake: FakeDiscord, edit_s: float = 1.5
+) -> AsyncIterator[None]:
     """The app and a bot that shows status messages after 50 ms."""
     async with open_app(configured(config, llm.base_url, worker), Path("unused.toml"), FAKE_ENV) as app:
-        services = BotServices(agent=app.agent, history=app.history, worker=app.worker, status_after_s=0.05)
+        services = BotServices(
+            agent=app.agent, history=app.history, worker=app.worker, status_after_s=0.05, status_edit_s=edit_s
+        )
         async with running_bot(fake, app.agent, services=services):
             yield
 
@@ -90,3 +98,33 @@ async def test_cancel_button_is_for_the_owner(
         "Only the person who asked can cancel it.", 64, {"parse": []},
     )  # fmt: skip
     assert final.json["content"].endswith("Cancelled.")
+
+
+async def test_status_shows_step_percent_and_a_preview_at_a_polite_rate(
+    app_config: Config, fake_openai: FakeOpenAI, slow_worker: str, fake_discord: FakeDiscord
+) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Stopped."))
+    edit_s = 0.3
+
+    def edits() -> list[Captured]:
+        return [r for r in fake_discord.requests if r.method == "PATCH" and "/messages/" in r.path]
+
+    async with watched_bot(app_config, fake_openai, slow_worker, fake_discord, edit_s=edit_s):
+        await fake_discord.user_message(f"<@{BOT_ID}> draw a fox")
+        status = await fake_discord.wait_for_request(lambda r: r in status_posts(fake_discord))
+        await fake_discord.wait_for_requests(lambda r: r in edits(), 3, timeout=60)
+        await fake_discord.user_message(f"<@{BOT_ID}> cancel")
+        deleted = await fake_discord.wait_for_request(lambda r: r.method == "DELETE", timeout=60)
+    patched = edits()
+    assert {r.path for r in patched} == {deleted.path}  # every edit went to the one status message
+    with_preview = [r for r in [status, *patched] if r.files]
+    assert with_preview, "no preview was ever shown"
+    for request in with_preview:
+        (preview,) = request.files
+        assert preview.filename == "preview.png"
+        picture = Image.open(io.BytesIO(preview.data))
+        assert (picture.format, picture.size) == ("PNG", (64, 64))  # the 128x128 job's latents, decoded linearly
+    steps = [r.json["content"] for r in patched if r.json and "%" in (r.json.get("content") or "")]
+    assert steps and all(re.fullmatch(r"🎨 Drawing… \d{1,3}%( · about \d+ s left)?", text) for text in steps)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(patched)]
+    assert min(gaps) >= edit_s * 0.9  # never faster than the configured edit rate

@@ -478,10 +478,8 @@ class FakeDiscord:
                 return fault
         return None
 
-    def _message_from(self, channel_id: str, captured: Captured, webhook: bool = False) -> dict[str, Any]:
-        body = captured.json or {}
-        message_id = self.next_id()
-        attachments = [
+    def _attachments(self, message_id: int, files: list[CapturedFile]) -> list[dict[str, Any]]:
+        return [
             {
                 "id": str(self.next_id()),
                 "filename": f.filename,
@@ -490,8 +488,13 @@ class FakeDiscord:
                 "proxy_url": f"https://media.example/{message_id}/{f.filename}",
                 "content_type": f.content_type,
             }
-            for f in captured.files
+            for f in files
         ]
+
+    def _message_from(self, channel_id: str, captured: Captured, webhook: bool = False) -> dict[str, Any]:
+        body = captured.json or {}
+        message_id = self.next_id()
+        attachments = self._attachments(message_id, captured.files)
         message = {
             "id": str(message_id),
             "channel_id": channel_id,
@@ -516,6 +519,20 @@ class FakeDiscord:
             message["webhook_id"] = str(APP_ID)
         self.messages[message_id] = message
         return message
+
+    def _edit_message(self, message_id: int, captured: Captured) -> web.Response:
+        """PATCH a message: the fields sent replace the stored ones; new files replace the attachments."""
+        message = self.messages.get(message_id)
+        if message is None:
+            return self._json({"message": "Unknown Message", "code": 10008}, status=404)
+        body = captured.json or {}
+        for key in ("content", "embeds", "components", "flags"):
+            if key in body:
+                message[key] = body[key]
+        if captured.files or "attachments" in body:
+            message["attachments"] = self._attachments(message_id, captured.files)
+        message["edited_timestamp"] = TIMESTAMP
+        return self._json(message)
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         captured = await self._capture(request)
@@ -555,6 +572,8 @@ class FakeDiscord:
             return web.Response(status=204)
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
             return self._json(self._message_from(parts[1], captured))
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "PATCH":
+            return self._edit_message(int(parts[3]), captured)
         if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "DELETE":
             self.messages.pop(int(parts[3]), None)
             return web.Response(status=204)
