@@ -8,6 +8,7 @@ not touch it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -166,7 +167,8 @@ class History:
 
     async def add(self, png: bytes, **fields: object) -> Generation:
         """Record an image (its file is stored by content hash) and return it with its new id."""
-        record = Generation(id=await self._new_id(), file=self._store(png), created=time.time(), **fields)  # type: ignore[arg-type]
+        stored = await asyncio.to_thread(self._store, png)  # hashing and writing MBs: not on the loop
+        record = Generation(id=await self._new_id(), file=stored, created=time.time(), **fields)  # type: ignore[arg-type]
         values = [getattr(record, c.strip()) for c in _COLUMNS.split(",")]
         await self._db.execute(f"INSERT INTO generations ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
         await self._db.commit()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from bot.render import MAX_EMBEDS_TOTAL, compose
@@ -12,10 +15,13 @@ from egaku.config import Config
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for, channel_post
+from tests.bot.test_conversation import live
 from tests.bot.test_imagine import callback_of, followup_of
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord, Fault
 from tests.fakes.openai import Call, FakeOpenAI, Say
+from tests.fakes.recording_worker import RecordingWorker
 from tools.types import RenderedImage
+from tools.uploads import Upload, check_image
 
 NO_ATTACH = str(((1 << 53) - 1) & ~(1 << 15))  # everything but Attach Files
 
@@ -160,3 +166,46 @@ async def test_5xx_answers_are_ridden_out_and_delivered_once(
         await asyncio.sleep(0.3)
     assert [p.json["content"] for p in posts] == ["made it"] * 3  # two refused, then delivered
     assert len([r for r in fake_discord.requests if channel_post(r)]) == 3  # and only once
+
+
+async def test_a_16_mp_upload_is_decoded_off_the_loop_and_acks_stay_fast(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    side = 4096  # 16 MP: the most an upload may have
+    ramp = np.add.outer(np.arange(side, dtype=np.uint32), 3 * np.arange(side, dtype=np.uint32)) % 251
+    buffer = io.BytesIO()
+    Image.fromarray(np.stack([ramp, ramp[::-1], ramp.T], axis=-1).astype(np.uint8)).save(buffer, format="PNG")
+    threads: list[bool] = []
+
+    def recording_check(data: bytes, filename: str) -> Upload:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return check_image(data, filename)
+
+    monkeypatch.setattr("tools.uploads.check_image", recording_check)
+    loop = asyncio.get_running_loop()
+    lags: list[float] = []
+
+    async def watchdog() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    fake_openai.then(Say("What a view."))
+    async with live(app_config, fake_openai, recorder, fake_discord) as app:
+        ticking = asyncio.create_task(watchdog())
+        attachment = fake_discord.attachment(buffer.getvalue(), "huge.png")
+        await fake_discord.user_message(f"<@{BOT_ID}> look at this", attachments=[attachment])
+        sent = loop.time()
+        reset = await fake_discord.slash_command("reset", [])
+        await fake_discord.wait_for_request(callback_of(reset))
+        acked = loop.time() - sent
+        reply = await fake_discord.wait_for_request(channel_post, timeout=120)
+        ticking.cancel()
+        (upload,) = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
+    assert threads == [False]  # decoded and re-encoded in a worker thread
+    assert reply.json["content"] == "What a view."
+    assert (upload.kind, upload.width, upload.height) == ("upload", side, side)
+    assert acked < 1.0, f"the /reset ack took {acked:.2f}s while the upload was decoded"
+    assert max(lags) < 1.0, f"the loop stalled for {max(lags):.2f}s"
