@@ -45,14 +45,29 @@ GONE = "I can't find that image in my history any more."
 
 
 def result_view(images: list[RenderedImage]) -> ui.View | None:
-    """The buttons for a result message; they act on its first image."""
-    first = next((image for image in images if image.id), None)
-    if first is None or first.id is None:
+    """The buttons for a result message.
+
+    One image: reroll, vary, upscale, edit, show prompt, delete. Several (up to 4): per-image
+    rows U1..Un (upscale) and V1..Vn (vary strongly), as Midjourney has them, then reroll, edit,
+    show prompt and delete for the first image.
+    """
+    ids = [image.id for image in images if image.id]
+    if not ids:
         return None
     view = ui.View(timeout=None)
-    for row, actions in enumerate((("reroll", "subtle", "strong", "upscale", "edit"), ("prompt", "delete"))):
-        for action in actions:
-            view.add_item(ResultButton(action, first.id, row=row))  # type: ignore[arg-type]
+    if len(ids) == 1:
+        rows: tuple[tuple[Action, ...], ...] = (("reroll", "subtle", "strong", "upscale", "edit"), ("prompt", "delete"))
+        for row, actions in enumerate(rows):
+            for action in actions:
+                view.add_item(ResultButton(action, ids[0], row=row))
+        return view
+    per_image: tuple[tuple[Action, str], ...] = (("upscale", "U"), ("strong", "V"))
+    for row, (each, letter) in enumerate(per_image):
+        for number, generation_id in enumerate(ids[:5], start=1):
+            view.add_item(ResultButton(each, generation_id, row=row, label=f"{letter}{number}"))
+    shared: tuple[Action, ...] = ("reroll", "edit", "prompt", "delete")
+    for action in shared:
+        view.add_item(ResultButton(action, ids[0], row=2))
     return view
 
 
@@ -82,12 +97,14 @@ def describe(generation: Generation) -> str:
 class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z]+):(?P<gen>[a-z2-9]{4,8})"):
     """One restart-safe button."""
 
-    def __init__(self, action: Action, generation_id: str, row: int | None = None) -> None:
-        emoji, label = LABELS.get(action, ("❔", action))
+    def __init__(self, action: Action, generation_id: str, row: int | None = None, label: str | None = None) -> None:
+        emoji: str | None
+        emoji, default = LABELS.get(action, ("❔", action))
+        if label is not None:
+            emoji = None  # "U2", "V3": short per-image labels, as on Midjourney's grids
         style = discord.ButtonStyle.danger if action == "delete" else discord.ButtonStyle.secondary
-        super().__init__(
-            ui.Button(label=label, emoji=emoji, style=style, custom_id=f"egaku:{action}:{generation_id}", row=row)
-        )
+        custom_id = f"egaku:{action}:{generation_id}"
+        super().__init__(ui.Button(label=label or default, emoji=emoji, style=style, custom_id=custom_id, row=row))
         self.action = action
         self.generation_id = generation_id
 

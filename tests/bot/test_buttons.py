@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from egaku.config import Config
@@ -114,3 +115,33 @@ async def test_edit_opens_a_prefilled_modal_that_remixes(
     assert (remix.path, remix.fields["prompt"], remix.fields["seed"]) == (
         "/v1/images/edits", "A squirrel queen on a throne of ice", "77",
     )  # fmt: skip
+
+
+async def test_a_grid_gets_per_image_upscale_and_vary_buttons(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": KING},
+        {"name": "count", "type": 4, "value": 2},
+        {"name": "seed", "type": 4, "value": 10},
+        {"name": "raw", "type": 5, "value": True},
+    ]
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        interaction = await fake_discord.slash_command("imagine", options)
+        grid = await fake_discord.wait_for_request(followup_of(interaction))
+    rows = [[(c["label"], c["custom_id"]) for c in row["components"]] for row in grid.json["components"]]
+    ids = [custom_id.rsplit(":", 1)[1] for _, custom_id in rows[0]]
+    assert len(set(ids)) == 2  # one history id per image
+    assert rows == [
+        [("U1", f"egaku:upscale:{ids[0]}"), ("U2", f"egaku:upscale:{ids[1]}")],
+        [("V1", f"egaku:strong:{ids[0]}"), ("V2", f"egaku:strong:{ids[1]}")],
+        [(label, f"egaku:{action}:{ids[0]}") for action, label in
+         (("reroll", "Reroll"), ("edit", "Edit"), ("prompt", "Show prompt"), ("delete", "Delete"))],
+    ]  # fmt: skip
+    message_id = max(fake_discord.messages)
+    async with live(app_config, fake_openai, recorder, fake_discord):  # after a restart
+        vary = await fake_discord.press(f"egaku:strong:{ids[1]}", message_id)
+        await fake_discord.wait_for_request(followup_of(vary))
+    edit = recorder.received[-1]
+    assert (edit.path, edit.fields["seed"], edit.fields["strength"]) == ("/v1/images/edits", "11", "0.7")
+    assert edit.files["image"] == hashlib.sha256(grid.files[1].data).hexdigest()  # the second picture
