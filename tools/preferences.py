@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import aiosqlite
@@ -44,8 +45,12 @@ class GuildPolicy(BaseModel):
 class Preferences:
     """The settings store. Open with `await Preferences.open(path)`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, cache_size: int = 10_000) -> None:
         self._db = db
+        # Slash commands read settings before they defer (3 s limit): answer repeat reads from
+        # memory. This process is the only writer, and every write replaces the cached body.
+        self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._cache_size = cache_size
 
     @classmethod
     async def open(cls, path: Path) -> Preferences:
@@ -61,9 +66,20 @@ class Preferences:
         await self._db.close()
 
     async def _get(self, table: str, key_column: str, key: str) -> str | None:
+        if (table, key) in self._cache:
+            self._cache.move_to_end((table, key))
+            return self._cache[(table, key)]
         async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
             row = await cur.fetchone()
-        return str(row[0]) if row else None
+        body = str(row[0]) if row else None
+        self._remember(table, key, body)
+        return body
+
+    def _remember(self, table: str, key: str, body: str | None) -> None:
+        self._cache[(table, key)] = body
+        self._cache.move_to_end((table, key))
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     async def _put(self, table: str, key_column: str, key: str, body: str) -> None:
         await self._db.execute(
@@ -72,6 +88,7 @@ class Preferences:
             (key, body),
         )
         await self._db.commit()
+        self._remember(table, key, body)
 
     async def user(self, user_id: str) -> UserPrefs:
         """A user's preferences (defaults when unset)."""
