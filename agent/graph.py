@@ -9,7 +9,7 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, ToolCallLimitMiddleware
 from langchain.agents.middleware.types import hook_config
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.runtime import Runtime
 
@@ -62,8 +62,29 @@ def recent(messages: list[AnyMessage], keep: int) -> list[AnyMessage]:
     return messages[last_human:]
 
 
+class CompactHistory(AgentMiddleware[Any, TurnContext, Any]):
+    """Drops what the model will never see again from the saved conversation.
+
+    Without this a channel's state grows with every turn, and every checkpoint write
+    serialises all of it: a busy channel would get slower and bigger forever. Images are
+    not lost: they live in the image history, which the model sees as a compact note.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def before_agent(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
+        """At the start of a turn, remove messages older than the recent window."""
+        messages = state["messages"]
+        kept = recent(messages, self.keep)
+        if len(kept) == len(messages):
+            return None
+        return {"messages": [RemoveMessage(id=m.id) for m in messages[: len(messages) - len(kept)] if m.id]}
+
+
 class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
-    """Shows the model only recent history; the checkpoint keeps everything."""
+    """Shows the model only recent history (within a long turn too)."""
 
     def __init__(self, keep: int) -> None:
         super().__init__()
@@ -116,6 +137,7 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         TurnCap(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
+        CompactHistory(settings.history_messages),
         TrimHistory(settings.history_messages),
         HistoryNote(),
     ]

@@ -119,7 +119,9 @@ class Agent:
         }
         try:
             state = await asyncio.wait_for(
-                self._graph.ainvoke({"messages": [message]}, config=config, context=context),
+                # One checkpoint write per turn, at its end, instead of one per step: a turn
+                # cut short by a crash is simply asked again, and the images are in the history.
+                self._graph.ainvoke({"messages": [message]}, config=config, context=context, durability="exit"),
                 timeout=self._settings.turn_timeout_s,
             )
         except TimeoutError as exc:

@@ -156,3 +156,21 @@ async def test_raw_draw_skips_the_model(app_config: Config, fake_openai: FakeOpe
 
 def test_agent_type_is_exported() -> None:
     assert Agent.respond.__doc__
+
+
+async def test_saved_conversations_stay_small_and_are_written_once_per_turn(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(*(Say(f"a{n}") for n in range(1, 7)))
+    config = configured(app_config, fake_openai.base_url, worker_url, history_messages=4)
+    async with running(config) as app:
+        for n in range(1, 7):
+            await app.agent.respond(turn(f"h{n}"))
+        thread = {"configurable": {"thread_id": "c1"}}
+        state = await app.agent._graph.aget_state(thread)
+        checkpoints = [c async for c in app.agent._checkpointer.alist(thread)]
+    saved = [m.content for m in state.values["messages"]]
+    assert saved == ["[alice] h5", "a5", "[alice] h6", "a6"]  # older turns were dropped from the state
+    seen = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] != "system"]
+    assert seen == ["[alice] h5", "a5", "[alice] h6"]
+    assert len(checkpoints) == 6  # one write per turn, not one per step
