@@ -15,8 +15,11 @@ from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
 log = logging.getLogger(__name__)
 
 Send = Callable[..., Awaitable[discord.Message]]
-RETRIES = 6  # with doubling waits from 1 s, capped at 30 s: about a minute of 5xx before giving up
+RETRIES = 8  # doubling waits from 1 s, capped at 30 s: 1+2+4+8+16+30+30 s, a 90-second outage, then give up
 TOO_LARGE = "The image was too large to upload here, even after shrinking it. Try a smaller size."
+
+
+_sleep = asyncio.sleep  # the backoff's clock; tests replace it to ride out long outages instantly
 
 
 def send_kwargs(out: Outgoing) -> dict[str, Any]:
@@ -43,7 +46,7 @@ def _sent(outgoing: list[Outgoing], messages: list[discord.Message]) -> list[dis
 
 
 async def _with_retries(send: Send, kwargs: dict[str, Any]) -> discord.Message:
-    """Send, riding out 429s that discord.py leaves to us (no Via header) and 5xx for about a minute."""
+    """Send, riding out 429s that discord.py leaves to us (no Via header) and 5xx for about 90 s."""
     delay = 1.0
     for attempt in range(RETRIES):
         try:
@@ -56,7 +59,7 @@ async def _with_retries(send: Send, kwargs: dict[str, Any]) -> discord.Message:
             log.warning("Discord answered %s; retrying in %.1fs", exc.status, wait)
             for file in kwargs.get("files", []):
                 file.reset()
-            await asyncio.sleep(wait)
+            await _sleep(wait)
             delay = min(30.0, delay * 2)
     raise AssertionError("unreachable")
 

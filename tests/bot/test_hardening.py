@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import threading
 
 import numpy as np
@@ -209,3 +210,36 @@ async def test_a_16_mp_upload_is_decoded_off_the_loop_and_acks_stay_fast(
     assert (upload.kind, upload.width, upload.height) == ("upload", side, side)
     assert acked < 1.0, f"the /reset ack took {acked:.2f}s while the upload was decoded"
     assert max(lags) < 1.0, f"the loop stalled for {max(lags):.2f}s"
+
+
+async def test_a_30_second_outage_is_ridden_out_with_backoff_and_delivered_once(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    outage = Fault("POST", f"/channels/{CHANNEL_ID}/messages", 503, {"message": "Service Unavailable", "code": 0}, 99)
+    waits: list[float] = []
+
+    async def virtual_sleep(seconds: float) -> None:
+        # A virtual clock: the outage ends once 30 s of backoff have "passed".
+        waits.append(seconds)
+        if sum(waits) >= 30:
+            outage.times = 0
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr("bot.deliver._sleep", virtual_sleep)
+    fake_discord.faults.append(outage)
+    fake_openai.then(Say("still here"))
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        await fake_discord.user_message(f"<@{BOT_ID}> hello")
+        for _ in range(600):
+            if any(m.get("content") == "still here" for m in fake_discord.messages.values()):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    attempts = [r for r in fake_discord.requests if channel_post(r)]
+    assert len(attempts) == len(waits) + 1 <= 8  # bounded: no tight loop
+    assert [m["content"] for m in fake_discord.messages.values() if m.get("content") == "still here"] == [
+        "still here"
+    ]  # delivered, once
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits[:5]))  # backing off
+    assert sum(waits[:-1]) < 30 <= sum(waits) and max(waits) <= 30 * 1.25
