@@ -17,12 +17,13 @@ import contextlib
 import datetime as dt
 import io
 import os
+import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from aiohttp import web
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
-from tests.fakes.discord import BOT_ID, FakeDiscord
+from tests.fakes.discord import BOT_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
 from tests.fakes.serving import serve
 
@@ -49,13 +50,16 @@ def draw_then_reply(body: dict[str, Any]) -> Script:
 
 
 class InstantWorker:
-    """A worker answering at once with a fixed PNG, timing its own handler."""
+    """A worker answering with a fixed PNG after `latency_s` (0: at once), timing its own handler."""
 
     def __init__(self) -> None:
         self.busy_s = 0.0
+        self.latency_s = 0.0
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         started = time.perf_counter()
         body = await request.json()
         seed = body.get("seed") or 1
@@ -107,10 +111,14 @@ class Fakes:
 async def one_turn(fakes: Fakes, user: int, channel: int) -> float:
     """Seconds from MESSAGE_CREATE to the image post for one conversation turn."""
     path = f"/api/v10/channels/{channel}/messages"
-    before = sum(1 for r in fakes.discord.requests if r.path == path)
+
+    def image_post(r: Captured) -> bool:  # not the status message a slow GPU gets
+        return r.path == path and bool(r.files) and bool((r.json or {}).get("embeds"))
+
+    before = sum(1 for r in fakes.discord.requests if image_post(r))
     started = time.perf_counter()
     await fakes.call(fakes.discord.user_message(f"<@{BOT_ID}> draw a fox", author_id=user, channel_id=channel, dm=True))
-    await fakes.call(fakes.discord.wait_for_requests(lambda r: r.path == path and bool(r.files), before + 1, 120))
+    await fakes.call(fakes.discord.wait_for_requests(image_post, before + 1, 120))
     return time.perf_counter() - started
 
 
@@ -140,6 +148,47 @@ async def measure(concurrency: int, rounds: int, fakes: Fakes) -> Measured:
     return Measured(samples, statistics.mean(subtracted), len(samples) / elapsed)
 
 
+@dataclass(frozen=True)
+class Realistic:
+    """A live-server load: model and GPU latencies, and people who pause between messages."""
+
+    conversations: int = 100
+    turns: int = 3
+    llm_s: float = 0.8  # per model call (a hosted model's answer to a short prompt)
+    worker_s: float = 2.5  # per image (SDXL-class on a fast GPU, with its queue)
+    think_s: float = 5.0  # mean pause before each message (exponential)
+
+
+async def measure_realistic(load: Realistic, fakes: Fakes, seed: int = 7) -> Measured:
+    """`load.conversations` conversations at once, each sending `load.turns` messages with pauses.
+
+    A drawing turn waits for two model calls and one image, so the overhead of a turn is its
+    time less 2 x llm_s + worker_s, less the fakes' own handler time.
+    """
+    rng = random.Random(seed)
+    fakes.llm.latency_s, fakes.worker.latency_s = load.llm_s, load.worker_s
+    waited = 2 * load.llm_s + load.worker_s
+    samples: list[float] = []
+    llm0, worker0 = fakes.llm.busy_s, fakes.worker.busy_s
+
+    async def conversation(n: int) -> list[float]:
+        times = []
+        for _ in range(load.turns):
+            await asyncio.sleep(rng.expovariate(1 / load.think_s))
+            times.append(await one_turn(fakes, 50_000 + n, 50_000 + n) - waited)
+        return times
+
+    started = time.perf_counter()
+    try:
+        for times in await asyncio.gather(*(conversation(n) for n in range(load.conversations))):
+            samples.extend(times)
+    finally:
+        fakes.llm.latency_s = fakes.worker.latency_s = 0.0
+    elapsed = time.perf_counter() - started
+    per_turn = ((fakes.llm.busy_s - llm0) + (fakes.worker.busy_s - worker0)) / len(samples)
+    return Measured([t - per_turn for t in samples], per_turn, len(samples) / elapsed)
+
+
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -156,6 +205,10 @@ provider = "openai"
 base_url = "{llm}"
 api_key_env = "BENCH_LLM_KEY"
 max_retries = 0
+[limits]
+# The fake GPU has room for everyone: measure the bot, not the "busy" answers.
+per_guild = 1000
+total = 1000
 [storage]
 path = "{tmp}/egaku.sqlite"
 images_dir = "{tmp}/images"
@@ -197,22 +250,41 @@ async def run(rounds: int) -> list[dict[str, Any]]:
     try:
         async with bot_process(fakes) as bot:
             await one_turn(fakes, 1, 1)  # warm-up: imports, SQLite tables
-            for concurrency, n_rounds in ((1, 50 * rounds), (100, rounds)):
-                got = await measure(concurrency, n_rounds, fakes)
+            load = Realistic()
+            runs: list[tuple[str, Callable[[], Awaitable[Measured]]]] = [
+                ("1, back to back (instant model and GPU)", lambda: measure(1, 50 * rounds, fakes)),
+                ("100 at once (instant model and GPU)", lambda: measure(100, rounds, fakes)),
+                (
+                    f"{load.conversations} live: model {load.llm_s:g} s/call, GPU {load.worker_s:g} s/image, "
+                    f"pauses ~{load.think_s:g} s",
+                    lambda: measure_realistic(load, fakes),
+                ),
+            ]
+            for label, run_one in runs:
+                cpu0 = cpu_s(bot.pid)
+                got = await run_one()
+                cpu_ms = (cpu_s(bot.pid) - cpu0) / len(got.overheads_s) * 1000
                 rows.append(
                     {
-                        "concurrency": concurrency,
+                        "load": label,
                         "turns": len(got.overheads_s),
                         "p50_ms": pct(got.overheads_s, 0.5) * 1000,
                         "p99_ms": pct(got.overheads_s, 0.99) * 1000,
                         "fakes_ms": got.fakes_s_per_turn * 1000,
                         "turns_per_s": got.turns_per_s,
                         "bot_rss_mb": rss_mb(bot.pid),
+                        "bot_cpu_ms": cpu_ms,
                     }
                 )
     finally:
         fakes.stop()
     return rows
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -226,8 +298,8 @@ def rss_mb(pid: int) -> float:
 def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
     """Replace this benchmark's section of docs/benchmarks.md."""
     table = "\n".join(
-        f"| {r['concurrency']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['fakes_ms']:.1f} "
-        f"| {r['turns_per_s']:.0f} | {r['bot_rss_mb']:.0f} |"
+        f"| {r['load']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['bot_cpu_ms']:.1f} "
+        f"| {r['fakes_ms']:.1f} | {r['turns_per_s']:.1f} | {r['bot_rss_mb']:.0f} |"
         for r in rows
     )
     write_section(
@@ -236,17 +308,19 @@ def write(rows: list[dict[str, Any]], path: Path, command: str) -> None:
         f"""## Bot overhead (issue: the spine)
 
 Fake Discord `MESSAGE_CREATE` → image message posted, minus the time spent inside the
-(instant, fake) LLM and worker handlers. The bot is the real `egaku bot` process
-(remote worker, OpenAI-compatible LLM): discord.py, the LangGraph agent with SQLite
-memory, the tool, the worker client, embed + multipart upload. The fakes run in the
-benchmark's own process. Each conversation is its own DM channel.
+fake LLM and worker (their handlers, and in the live row their simulated latency: two
+model calls and one image per turn). The bot is the real `egaku bot` process (remote
+worker, OpenAI-compatible LLM): discord.py, the LangGraph agent with SQLite memory, the
+tool, the worker client, embed + multipart upload. The fakes run in the benchmark's own
+process. Each conversation is its own DM channel. "Bot CPU" is the bot process's user +
+system time per turn, from /proc.
 
 - Device: {device()}
 - Date: {dt.date.today().isoformat()}
 - Command: `{command}`
 
-| concurrent conversations | turns | p50 ms | p99 ms | fake LLM+worker ms/turn (subtracted) | turns/s | bot RSS MB |
-|---|---|---|---|---|---|---|
+| conversations | turns | p50 ms | p99 ms | bot CPU ms/turn | fakes ms/turn (subtracted) | turns/s | bot RSS MB |
+|---|---|---|---|---|---|---|---|
 {table}""",
     )
 

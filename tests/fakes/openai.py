@@ -7,6 +7,7 @@ Requests are recorded with their JSON bodies for exact assertions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -49,13 +50,19 @@ Script = Say | Call | Fail
 class FakeOpenAI:
     """POST /v1/chat/completions (JSON and SSE) and GET /v1/models."""
 
-    def __init__(self, default: str = "ok", responder: Callable[[dict[str, Any]], Script] | None = None) -> None:
+    def __init__(
+        self,
+        default: str = "ok",
+        responder: Callable[[dict[str, Any]], Script] | None = None,
+        latency_s: float = 0.0,
+    ) -> None:
         self.script: list[Script] = []
         self.requests: list[dict[str, Any]] = []
         self.default = default
         # Answers by looking at each request, for concurrent conversations a script cannot order.
         self.responder = responder
-        self.busy_s = 0.0
+        self.busy_s = 0.0  # time spent handling requests, latency_s not included
+        self.latency_s = latency_s  # a model's thinking time, slept before each answer (benchmarks)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -85,6 +92,8 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         started = time.perf_counter()
         try:
             return await self._answer(request)
