@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import hashlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
@@ -41,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "worker":
             cmd.add_argument("--host", help="bind address (overrides [worker] host)")
             cmd.add_argument("--port", type=int, help="port (overrides [worker] port)")
+            cmd.add_argument("--parent-pid", type=int, help="stop when this process is gone (the embedded worker)")
         if name in ("chat", "imagine"):
             cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
         if name == "imagine":
@@ -64,6 +69,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"egaku: {exc}", file=sys.stderr)
         return 2
     if args.command == "worker":
+        if args.parent_pid:
+            exit_with_parent(args.parent_pid)
         return run_worker(config, args.host, args.port, env)
     if args.command == "bot":
         token = read_secret(config.discord.token_env, env)
@@ -74,11 +81,50 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 file=sys.stderr,
             )
             return 2
-        return asyncio.run(_bot(config, args.config, env, token))
+        return run_until_stopped(_bot(config, args.config, env, token))
     out = args.out or config.storage.images_path
     if args.command == "chat":
-        return asyncio.run(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
+        return run_until_stopped(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
     return asyncio.run(_imagine(config, args.config, env, out, args.text, args.raw, sys.stdout))
+
+
+def run_until_stopped(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main`; SIGTERM or SIGINT cancels it, so its cleanup (stopping the embedded worker) runs.
+
+    Without this, `docker stop` or `systemctl stop` would end the bot at once and leave its
+    worker subprocess holding the GPU.
+    """
+
+    async def runner() -> int:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):  # not on Windows
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            log.info("stopped by a signal; shut down cleanly")
+            return 0
+
+    return asyncio.run(runner())
+
+
+def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> threading.Thread:
+    """Stop this process (SIGTERM, so the worker drains) when the bot that started it is gone.
+
+    A bot killed with SIGKILL runs no cleanup; this is how its embedded worker notices.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        log.warning("the bot that started this worker (pid %s) is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_worker(config: Config, host: str | None, port: int | None, environ: Mapping[str, str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sys
 import time
@@ -78,7 +79,7 @@ class EmbeddedWorker:
             self._proc = await asyncio.create_subprocess_exec(
                 self._python, "-m", "egaku", "worker",
                 "--config", str(self._config_path),
-                "--host", "127.0.0.1", "--port", str(port),
+                "--host", "127.0.0.1", "--port", str(port), "--parent-pid", str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"

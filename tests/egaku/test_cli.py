@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from PIL import Image
 
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
+from tools.embedded import free_port
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -84,12 +86,47 @@ async def test_bot_answers_a_mention_with_an_image(
             timeout=200,
         )
     finally:
-        proc.terminate()
+        proc.terminate()  # what `docker stop` does
         log, _ = await asyncio.wait_for(proc.communicate(), 30)
     assert post.json["content"] == "Here!", log.decode()[-3000:]
+    assert proc.returncode == 0 and "stopped by a signal; shut down cleanly" in log.decode()
+    worker_pid = int(re.search(r"embedded worker pid (\d+)", log.decode())[1])  # type: ignore[index]
+    assert not alive(worker_pid)  # the bot stopped its worker on the way out
     assert post.json["embeds"][0]["description"] == "a red fox in snow, watercolour"
     assert Image.open(io.BytesIO(post.files[0].data)).size == (64, 64)
     assert "sk-fake" not in str(post.json) and "fake-token" not in str(post.json)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists (and is not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_an_embedded_worker_stops_when_its_bot_is_killed(tmp_path: Path, worker_cache: Path) -> None:
+    """SIGKILL runs no cleanup: the worker notices its parent is gone and stops by itself."""
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import os, subprocess, sys, time\n"
+        f"w = subprocess.Popen([sys.executable, '-m', 'egaku', 'worker', '--config', {str(path)!r}, '--port', "
+        f"'{free_port()}', '--parent-pid', str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(w.pid, flush=True)\ntime.sleep(600)",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert parent.stdout is not None
+    worker_pid = int(await asyncio.wait_for(parent.stdout.readline(), 30))
+    assert alive(worker_pid)
+    parent.kill()
+    await parent.wait()
+    for _ in range(150):
+        if not alive(worker_pid):
+            break
+        await asyncio.sleep(0.1)
+    assert not alive(worker_pid)
 
 
 async def test_chat_on_embedded_defaults_writes_a_png(tmp_path: Path, worker_cache: Path) -> None:
