@@ -121,7 +121,12 @@ class Agent:
             state = await asyncio.wait_for(
                 # One checkpoint write per turn, at its end, instead of one per step: a turn
                 # cut short by a crash is simply asked again, and the images are in the history.
-                self._graph.ainvoke({"messages": [message]}, config=config, context=context, durability="exit"),
+                self._graph.ainvoke(
+                    {"messages": [message]},
+                    config=config,
+                    context=context,
+                    durability="exit" if self._checkpointer is not None else None,
+                ),
                 timeout=self._settings.turn_timeout_s,
             )
         except TimeoutError as exc:
