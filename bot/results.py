@@ -59,17 +59,28 @@ class Here:
 
     def refusal(self, channel_id: int) -> str | None:
         """Why the bot will not draw in this channel, if it will not."""
-        if self.policy.allows(channel_id):
-            return None
-        places = ", ".join(f"<#{c}>" for c in self.policy.channels)
-        return f"I don't draw in this channel on this server. Try {places}."
+        return channel_refusal(self.policy, channel_id)
+
+
+def channel_refusal(policy: GuildPolicy, channel_id: int) -> str | None:
+    """Why the bot will not draw in this channel under a server's policy, if it will not."""
+    if policy.allows(channel_id):
+        return None
+    places = ", ".join(f"<#{c}>" for c in policy.channels)
+    return f"I don't draw in this channel on this server. Try {places}."
+
+
+async def policy_for(bot: EgakuBot, guild_id: int | None) -> GuildPolicy:
+    """The server's policy (defaults for DMs and servers that never used /settings); cached."""
+    store = bot.services.preferences
+    return await store.guild(str(guild_id) if guild_id else None) if store else GuildPolicy()
 
 
 async def here(bot: EgakuBot, user_id: int, guild_id: int | None, channel: object) -> Here:
     """Load the user's preferences and the server's policy (defaults when /settings was never used)."""
     store = bot.services.preferences
     prefs = await store.user(str(user_id)) if store else UserPrefs()
-    policy = await store.guild(str(guild_id) if guild_id else None) if store else GuildPolicy()
+    policy = await policy_for(bot, guild_id)
     return Here(prefs=prefs, policy=policy, nsfw=policy.nsfw and is_nsfw(channel))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class Preferences:
         # memory. This process is the only writer, and every write replaces the cached body.
         self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._cache_size = cache_size
+        # A burst of commands from one server asks for its policy at once: one read serves all.
+        self._loading: dict[tuple[str, str], asyncio.Future[str | None]] = {}
 
     @classmethod
     async def open(cls, path: Path) -> Preferences:
@@ -69,11 +72,24 @@ class Preferences:
         if (table, key) in self._cache:
             self._cache.move_to_end((table, key))
             return self._cache[(table, key)]
-        async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        body = str(row[0]) if row else None
-        self._remember(table, key, body)
-        return body
+        pending = self._loading.get((table, key))
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._loading[(table, key)] = future
+        try:
+            async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            body = str(row[0]) if row else None
+            self._remember(table, key, body)
+            future.set_result(body)
+            return body
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future logs nothing
+            raise
+        finally:
+            del self._loading[(table, key)]
 
     def _remember(self, table: str, key: str, body: str | None) -> None:
         self._cache[(table, key)] = body

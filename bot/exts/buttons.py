@@ -182,8 +182,8 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
         await interaction.response.send_message(problem, ephemeral=True)
         return
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
-    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     await interaction.response.defer(thinking=True)
+    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     turn = TurnRequest(
         conversation_id=conversation_id(interaction.channel_id or 0),
         user_id=str(interaction.user.id),

@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.deliver import followup
 from bot.exts.imagine import imagine_for
 from bot.render import EMBED_COLOUR, Outgoing, clip
-from bot.results import here
+from bot.results import channel_refusal, policy_for
 from egaku.errors import report
 from tools.context import ImageOptions
 from tools.uploads import fetch_attachment
@@ -39,8 +39,8 @@ class Describe(commands.Cog):
         if not self.bot.seen.first_time(f"interaction:{interaction.id}"):
             return
         services = self.bot.services
-        settings = await here(self.bot, interaction.user.id, interaction.guild_id, interaction.channel)
-        problem = settings.refusal(interaction.channel_id or 0)
+        policy = await policy_for(self.bot, interaction.guild_id)
+        problem = channel_refusal(policy, interaction.channel_id or 0)
         if (image.content_type or "").split(";")[0] not in IMAGE_TYPES:
             problem = problem or NOT_AN_IMAGE
         if services.worker is None or services.session is None:

@@ -12,7 +12,7 @@ from discord.ext import commands
 from agent.service import TurnRequest
 from bot.exts.buttons import send_result
 from bot.progress import watch_for
-from bot.results import conversation_id, here, missing_permissions
+from bot.results import channel_refusal, conversation_id, here, missing_permissions, policy_for
 from tools.context import ImageOptions
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -82,13 +82,15 @@ async def imagine_for(
     bot: EgakuBot, interaction: discord.Interaction, prompt: str, choices: ImageOptions, *, raw: bool | None = None
 ) -> None:
     """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
-    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-    problem = missing_permissions(interaction.app_permissions) or settings.refusal(interaction.channel_id or 0)
+    # Only what can refuse is read before the defer: the server's policy, cached and shared
+    # by a burst of commands. Discord forgets interactions after 3 s.
+    policy = await policy_for(bot, interaction.guild_id)
+    problem = missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
     if problem:
         await interaction.response.send_message(problem, ephemeral=True)
         return
-    # Before any LLM or GPU work: Discord forgets interactions after 3 s.
     await interaction.response.defer(thinking=True)
+    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     known = bot.services.models
     if choices.model is not None and known and choices.model not in known:
         await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tools.preferences import GuildPolicy, Preferences, UserPrefs
@@ -35,4 +36,17 @@ async def test_the_cache_is_bounded(tmp_path: Path) -> None:
     for user in range(10):
         await store.user(str(user))
     assert len(store._cache) == 3
+    await store.close()
+
+
+async def test_a_burst_of_reads_for_one_key_shares_one_query(tmp_path: Path) -> None:
+    store = await Preferences.open(tmp_path / "egaku.db")
+    await store.set_guild("7", GuildPolicy(max_jobs=3))
+    store._cache.clear()
+    statements: list[str] = []
+    await store._db.set_trace_callback(statements.append)
+    policies = await asyncio.gather(*(store.guild("7") for _ in range(50)))
+    assert {p.max_jobs for p in policies} == {3}
+    assert len([s for s in statements if s.startswith("SELECT")]) == 1
+    assert store._loading == {}
     await store.close()
