@@ -85,11 +85,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     out = args.out or config.storage.images_path
     if args.command == "chat":
         return run_until_stopped(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
-    return asyncio.run(_imagine(config, args.config, env, out, args.text, args.raw, sys.stdout))
+    return run_until_stopped(_imagine(config, args.config, env, out, args.text, args.raw, sys.stdout))
 
 
 def run_until_stopped(main: Coroutine[Any, Any, int]) -> int:
-    """Run `main`; SIGTERM or SIGINT cancels it, so its cleanup (stopping the embedded worker) runs.
+    """Run a command; SIGTERM or SIGINT cancels it, so its cleanup (stopping the embedded worker) runs.
 
     Without this, `docker stop` or `systemctl stop` would end the bot at once and leave its
     worker subprocess holding the GPU.

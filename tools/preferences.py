@@ -72,24 +72,19 @@ class Preferences:
         if (table, key) in self._cache:
             self._cache.move_to_end((table, key))
             return self._cache[(table, key)]
-        pending = self._loading.get((table, key))
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._loading[(table, key)] = future
-        try:
-            async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
-                row = await cur.fetchone()
-            body = str(row[0]) if row else None
-            self._remember(table, key, body)
-            future.set_result(body)
-            return body
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here, so an unawaited future logs nothing
-            raise
-        finally:
-            del self._loading[(table, key)]
+        loading = self._loading.get((table, key))
+        if loading is None:
+            loading = asyncio.ensure_future(self._read(table, key_column, key))
+            self._loading[(table, key)] = loading
+            loading.add_done_callback(lambda _: self._loading.pop((table, key), None))
+        return await asyncio.shield(loading)  # one waiter giving up does not cancel the others' read
+
+    async def _read(self, table: str, key_column: str, key: str) -> str | None:
+        async with self._db.execute(f"SELECT body FROM {table} WHERE {key_column} = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        body = str(row[0]) if row else None
+        self._remember(table, key, body)
+        return body
 
     def _remember(self, table: str, key: str, body: str | None) -> None:
         self._cache[(table, key)] = body

@@ -13,6 +13,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from tools.context import ProgressCallback
 from tools.types import RenderedImage
 from worker.protocol import (
     DescriptionResponse,
@@ -27,7 +28,6 @@ from worker.protocol import (
 log = logging.getLogger(__name__)
 
 BeforeRequest = Callable[[], Awaitable[str]]
-ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
 
 
 class WorkerClient:

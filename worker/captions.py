@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,6 @@ from PIL import Image
 from worker.pipelines import Placement, built_once
 from worker.tiny import save_tiny_blip
 
-log = logging.getLogger(__name__)
-
-DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-large"
 # BLIP-large's well-known tics: a made-up word for "a blurry thing" and a "there is" opener.
 _TICS = re.compile(r"\b(?:arafed|araffe|arafe|araffed)\b|^(?:there (?:is|are)|this is)\s+", re.IGNORECASE)
 
