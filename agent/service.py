@@ -10,17 +10,14 @@ from typing import Any
 import openai
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from pydantic import ValidationError
 
 from agent.graph import history_note
 from egaku.config import AgentSettings
-from egaku.errors import InvalidImageRequest, LLMUnavailable
-from tools.context import ImageBackend, ImageOptions, JobWatch, TurnContext
-from tools.history import History
-from tools.image_tool import EditMode, Refusal, edit, keep, run_tool, watched_generate
-from tools.limits import JobLimiter
+from egaku.errors import LLMUnavailable
+from tools.context import ImageOptions, JobWatch, Requester, TurnContext
+from tools.image_tool import ToolOutcome
+from tools.service import Drawn, Failed, ImageService, Outcome, Refused
 from tools.types import RenderedImage
-from worker.protocol import GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +41,22 @@ class TurnRequest:
     guild_cap: int | None = None
     language: str | None = None  # the user's preferred reply language (/settings me)
 
+    def requester(self) -> Requester:
+        """This turn's asker, as the image service sees them."""
+        return Requester(
+            user_id=self.user_id,
+            user_words=self.text,
+            conversation=self.conversation_id,
+            guild_id=self.guild_id,
+            channel_id=self.channel_id,
+            source_id=self.source_id,
+            reply_to=self.reply_to,
+            options=self.options,
+            watch=self.watch,
+            nsfw=self.nsfw,
+            guild_cap=self.guild_cap,
+        )
+
 
 @dataclass(frozen=True)
 class TurnResult:
@@ -52,6 +65,23 @@ class TurnResult:
     reply: str
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)  # why a request was refused, safe to show
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
+        """The result of image outcomes: their images, failures and refusals, in order."""
+        images = [image for o in outcomes if isinstance(o, Drawn) for image in o.images]
+        failures: list[Exception] = [o.error for o in outcomes if isinstance(o, Failed)]
+        refusals = [o.reason for o in outcomes if isinstance(o, Refused)]
+        return cls(reply=reply, images=images, failures=failures, refusals=refusals)
+
+    @classmethod
+    def direct(cls, outcome: Outcome) -> TurnResult:
+        """The result of one image operation that no model talked about (buttons, raw, CLI)."""
+        result = cls.of([outcome])
+        if result.refusals:
+            return cls(reply=f"I couldn't do that: {result.refusals[0]}.")
+        return result
 
 
 class Agent:
@@ -60,54 +90,24 @@ class Agent:
     def __init__(
         self,
         graph: Any,
-        backend: ImageBackend,
+        images: ImageService,
         settings: AgentSettings,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
-        model_preset: str | None = None,
-        history: History | None = None,
-        instruct_model: str | None = None,
-        limiter: JobLimiter | None = None,
-        blocklist: tuple[str, ...] = (),
-        worker_safety_check: bool = False,
     ) -> None:
         self._graph = graph
-        self._backend = backend
+        self.images = images  # the one image service, shared with the buttons, /imagine raw and the CLI
         self._settings = settings
         self._checkpointer = checkpointer
-        self._model_preset = model_preset
-        self._history = history
-        self._instruct_model = instruct_model
-        self._limiter = limiter
-        self._blocklist = blocklist
-        self._worker_safety_check = worker_safety_check
 
-    def context_for(self, turn: TurnRequest) -> TurnContext:
-        """The tools' context for one turn."""
-        return TurnContext(
-            backend=self._backend,
-            user_id=turn.user_id,
-            user_words=turn.text,
-            model=self._model_preset,
-            history=self._history,
-            conversation=turn.conversation_id,
-            guild_id=turn.guild_id,
-            channel_id=turn.channel_id,
-            reply_to=turn.reply_to,
-            source_id=turn.source_id,
-            instruct_model=self._instruct_model,
-            options=turn.options,
-            limiter=self._limiter,
-            watch=turn.watch,
-            blocklist=() if turn.nsfw else self._blocklist,
-            guild_cap=turn.guild_cap,
-            safety_check=self._worker_safety_check and not turn.nsfw,
-        )
+    async def context_for(self, turn: TurnRequest) -> TurnContext:
+        """The tools' context for one turn (input only)."""
+        history = self.images.history
+        note = history_note(await history.mine(turn.conversation_id, turn.user_id)) if history else ""
+        return TurnContext(images=self.images, who=turn.requester(), history_note=note)
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
         """Let the model decide: draw (through the tool) or reply in text."""
-        context = self.context_for(turn)
-        if self._history is not None:
-            context.history_note = history_note(await self._history.mine(turn.conversation_id, turn.user_id))
+        context = await self.context_for(turn)
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
         if turn.language:
@@ -117,67 +117,33 @@ class Agent:
             "configurable": {"thread_id": turn.conversation_id},
             "recursion_limit": 4 * self._settings.max_model_calls + 4,
         }
+        outcomes: list[Outcome] = []
+        state: dict[str, Any] = {}
+
+        async def run() -> None:
+            nonlocal state
+            # One checkpoint write per turn, at its end, instead of one per step: a turn
+            # cut short by a crash is simply asked again, and the images are in the history.
+            # The tools' outcomes (the images) come back on the custom stream, never in the state.
+            async for mode, chunk in self._graph.astream(
+                {"messages": [message]},
+                config=config,
+                context=context,
+                stream_mode=["custom", "values"],
+                durability="exit" if self._checkpointer is not None else None,
+            ):
+                if mode == "values":
+                    state = chunk
+                elif isinstance(chunk, ToolOutcome):
+                    outcomes.append(chunk.outcome)
+
         try:
-            state = await asyncio.wait_for(
-                # One checkpoint write per turn, at its end, instead of one per step: a turn
-                # cut short by a crash is simply asked again, and the images are in the history.
-                self._graph.ainvoke(
-                    {"messages": [message]},
-                    config=config,
-                    context=context,
-                    durability="exit" if self._checkpointer is not None else None,
-                ),
-                timeout=self._settings.turn_timeout_s,
-            )
+            await asyncio.wait_for(run(), timeout=self._settings.turn_timeout_s)
         except TimeoutError as exc:
             raise LLMUnavailable(f"turn in {turn.conversation_id} ran past {self._settings.turn_timeout_s}s") from exc
         except openai.OpenAIError as exc:
             raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
-        reply = final_reply(state["messages"])
-        return TurnResult(reply=reply, images=list(context.images), failures=list(context.failures))
-
-    async def draw_raw(self, turn: TurnRequest) -> TurnResult:
-        """Draw the user's words as they are: no model, no rewrite."""
-        context = self.context_for(turn)
-        fields = turn.options.apply(
-            {
-                "prompt": turn.text,
-                "user": turn.user_id,
-                "model": self._model_preset,
-                "safety_check": context.safety_check,
-            }
-        )
-        try:
-            request = GenerationRequest.model_validate({k: v for k, v in fields.items() if v not in (None, False)})
-        except ValidationError as exc:
-            raise InvalidImageRequest(str(exc.errors()[0]["msg"])) from exc
-
-        async def work() -> list[RenderedImage]:
-            return await keep(await watched_generate(context, request), context, "generate", None)
-
-        try:
-            await run_tool(context, work)
-        except Refusal as exc:
-            return TurnResult(reply=f"I couldn't do that: {exc.reason}.")
-        return TurnResult(reply="", images=list(context.images), failures=list(context.failures))
-
-    async def edit_direct(
-        self,
-        turn: TurnRequest,
-        ref: str,
-        prompt: str,
-        mode: EditMode,
-        *,
-        seed: int | None = None,
-        scale: float = 1.0,
-    ) -> TurnResult:
-        """An edit the user asked for with a button: the same code path as the model's edit_image."""
-        context = self.context_for(turn)
-        try:
-            await edit(context, ref, prompt, mode, None, seed, scale)
-        except Refusal as exc:
-            return TurnResult(reply=f"I couldn't do that: {exc.reason}.")
-        return TurnResult(reply="", images=list(context.images), failures=list(context.failures))
+        return TurnResult.of(outcomes, reply=final_reply(state.get("messages", [])))
 
     async def reset(self, conversation_id: str) -> None:
         """Forget a conversation's memory."""

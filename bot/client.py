@@ -17,6 +17,7 @@ from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.history import History
 from tools.preferences import Preferences
+from tools.service import ImageService
 from tools.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class BotServices:
     """What the extensions need, injected once."""
 
     agent: Agent
+    images: ImageService  # the image service the buttons and /imagine raw call (the agent's tools share it)
     history: History | None = None
     session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
     upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from

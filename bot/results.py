@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import discord
 
-from agent.service import TurnResult
+from agent.service import TurnRequest, TurnResult
+from tools.context import ImageOptions, JobWatch
 from tools.preferences import GuildPolicy, UserPrefs
 
 if TYPE_CHECKING:
@@ -88,6 +89,49 @@ def is_nsfw(channel: object) -> bool:
     """A guild channel marked NSFW; DMs and everything else count as not NSFW."""
     check = getattr(channel, "is_nsfw", None)
     return bool(check()) if callable(check) and getattr(channel, "guild", None) is not None else False
+
+
+def turn_request(
+    settings: Here,
+    user: discord.abc.User,
+    *,
+    channel_id: int | None,
+    guild_id: int | None,
+    source_id: int,
+    text: str,
+    watch: JobWatch | None,
+    chosen: ImageOptions | None = None,
+    must_draw: bool = False,
+    reply_to: int | None = None,
+) -> TurnRequest:
+    """The one way every front end (chat, /imagine, buttons) turns a Discord event into a turn.
+
+    `chosen` are the options the user picked for this request; their /settings defaults and the
+    server's model fill in what they left out.
+    """
+    chosen = chosen or ImageOptions()
+    options = replace(
+        chosen,
+        aspect=chosen.aspect or settings.prefs.aspect,
+        style=chosen.style or settings.prefs.style,
+        model=chosen.model or settings.policy.model,
+    )
+    return TurnRequest(
+        conversation_id=conversation_id(channel_id or 0),
+        user_id=str(user.id),
+        user_name=user.display_name,
+        text=text,
+        must_draw=must_draw,
+        guild_id=str(guild_id) if guild_id else None,
+        channel_id=str(channel_id),
+        source_id=str(source_id),
+        reply_to=str(reply_to) if reply_to else None,
+        options=options,
+        watch=watch,
+        nsfw=settings.nsfw,
+        guild_cap=settings.policy.max_jobs,
+        language=settings.prefs.language,
+    )
 
 
 def conversation_id(channel_id: int) -> str:

@@ -18,6 +18,7 @@ from tools.embedded import EmbeddedWorker
 from tools.history import History
 from tools.limits import JobLimiter
 from tools.preferences import Preferences
+from tools.service import ImageService
 from tools.worker_client import WorkerClient
 
 
@@ -26,6 +27,7 @@ class App:
     """The running pieces that a front end (Discord, terminal) drives."""
 
     agent: Agent
+    images: ImageService  # the one image service: the agent's tools, the buttons, /imagine raw, the CLI
     history: History
     preferences: Preferences
     worker: WorkerClient
@@ -64,17 +66,21 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         model = build_chat_model(config.llm, environ)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
-        agent = Agent(
-            graph,
+        images = ImageService(
             worker,
-            config.agent,
-            saver,
             history=history,
             instruct_model=config.agent.instruct_model,
             limiter=limiter,
             blocklist=tuple(config.safety.blocklist),
-            worker_safety_check=config.safety.worker_check,
+            safety_check=config.safety.worker_check,
         )
+        agent = Agent(graph, images, config.agent, saver)
         yield App(
-            agent=agent, history=history, preferences=preferences, worker=worker, session=session, embedded=embedded
+            agent=agent,
+            images=images,
+            history=history,
+            preferences=preferences,
+            worker=worker,
+            session=session,
+            embedded=embedded,
         )

@@ -152,6 +152,7 @@ async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: st
     async with open_app(config, path, environ) as app:
         services = BotServices(
             agent=app.agent,
+            images=app.images,
             history=app.history,
             session=app.session,
             upload_hosts=upload_hosts(config.discord),
@@ -194,8 +195,9 @@ async def _chat(
 async def _imagine(
     config: Config, path: Path, environ: Mapping[str, str], out: Path, text: str, raw: bool, stdout: TextIO
 ) -> int:
-    from agent.service import TurnRequest
+    from agent.service import TurnRequest, TurnResult
     from egaku.app import open_app
+    from tools.service import Draw
 
     user = getpass.getuser()
     turn = TurnRequest(
@@ -203,7 +205,10 @@ async def _imagine(
     )
     async with open_app(config, path, environ) as app:
         try:
-            result = await (app.agent.draw_raw(turn) if raw else app.agent.respond(turn))
+            if raw:
+                result = TurnResult.direct(await app.images.draw(turn.requester(), Draw(text)))
+            else:
+                result = await app.agent.respond(turn)
         except Exception as exc:
             print(f"egaku> {report(exc, 'imagine')}", file=stdout, flush=True)
             return 1

@@ -10,8 +10,7 @@ from tools.types import RenderedImage
 from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
 
 if TYPE_CHECKING:
-    from tools.history import History
-    from tools.limits import JobLimiter
+    from tools.service import ImageService
 
 
 ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
@@ -78,31 +77,35 @@ class ImageOptions:
         return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
 
 
-@dataclass
-class TurnContext:
-    """Dependencies and per-turn sinks for the tools.
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for an image, where, and under which rules: the input of every image operation.
 
-    Images go into `images` rather than into the model's context; failures go
-    into `failures` so that the bot can tell the user with a fixed message.
+    The LLM tools, the buttons, `/imagine raw` and the CLI all describe their caller with this,
+    so that caps, safety, audit and the user's explicit options apply the same way everywhere.
     """
 
-    backend: ImageBackend
     user_id: str
     user_words: str
-    model: str | None = None
-    history: History | None = None
     conversation: str = ""
     guild_id: str | None = None
     channel_id: str | None = None
-    source_id: str | None = None  # the Discord message or interaction this turn answers
-    reply_to: str | None = None  # the Discord message the user replied to
-    instruct_model: str | None = None  # a worker preset that does instruction edits, if any
+    source_id: str | None = None  # the Discord message or interaction this answers (audit)
+    reply_to: str | None = None  # the Discord message the user replied to ("edit this")
     options: ImageOptions = field(default_factory=ImageOptions)
-    limiter: JobLimiter | None = None
     watch: JobWatch | None = None
-    blocklist: tuple[str, ...] = ()  # applied to final prompts; empty in channels marked NSFW
+    nsfw: bool = False  # NSFW allowed here: no blocklist, no worker safety check
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
-    safety_check: bool = False  # ask the worker's safety checker to look at the outputs
-    history_note: str = ""  # the user's images here, as the model sees them (set once per turn)
-    images: list[RenderedImage] = field(default_factory=list)
-    failures: list[Exception] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What a tool receives for one turn: input only (react-agent's `Context`).
+
+    Results travel back as the tool's return value and its typed outcome on the graph's
+    custom stream (`tools.image_tool`), never through this object.
+    """
+
+    images: ImageService
+    who: Requester
+    history_note: str = ""  # the user's images here, as the model sees them (read once per turn)

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import discord
 from discord import ui
 
-from agent.service import TurnRequest, TurnResult
+from agent.service import TurnResult
 from bot.deliver import followup
 from bot.progress import watch_for
 from bot.render import Outgoing, clip, compose
-from bot.results import conversation_id, here, missing_permissions, remember_shown
+from bot.results import here, missing_permissions, remember_shown, turn_request
 from egaku.errors import failure_notice, report
 from tools.history import Generation
+from tools.service import Edit
 from tools.types import RenderedImage
 from worker.protocol import MAX_PROMPT_CHARS, MAX_SEED
 
@@ -184,30 +185,25 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     await interaction.response.defer(thinking=True)
     settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-    turn = TurnRequest(
-        conversation_id=conversation_id(interaction.channel_id or 0),
-        user_id=str(interaction.user.id),
-        user_name=interaction.user.display_name,
+    turn = turn_request(
+        settings,
+        interaction.user,
+        channel_id=interaction.channel_id,
+        guild_id=interaction.guild_id,
+        source_id=interaction.id,
         text=generation.user_words,
-        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
-        channel_id=str(interaction.channel_id),
-        source_id=str(interaction.id),
-        nsfw=settings.nsfw,
-        guild_cap=settings.policy.max_jobs,
         watch=watch_for(bot, interaction),
     )
-    agent = bot.services.agent
+    prompt = prompt or generation.prompt
+    requests: dict[str, Edit] = {
+        "reroll": Edit(generation.id, prompt, "regenerate", seed=secrets.randbelow(MAX_SEED + 1)),
+        "upscale": Edit(generation.id, prompt, "strong", scale=2.0),
+        "edit": Edit(generation.id, prompt, "strong"),
+        "subtle": Edit(generation.id, prompt, "subtle"),
+        "strong": Edit(generation.id, prompt, "strong"),
+    }
     try:
-        if action == "reroll":
-            result = await agent.edit_direct(
-                turn, generation.id, generation.prompt, "regenerate", seed=secrets.randbelow(MAX_SEED + 1)
-            )
-        elif action == "upscale":
-            result = await agent.edit_direct(turn, generation.id, generation.prompt, "strong", scale=2.0)
-        elif action == "edit":
-            result = await agent.edit_direct(turn, generation.id, prompt or generation.prompt, "strong")
-        else:
-            result = await agent.edit_direct(turn, generation.id, generation.prompt, action)  # type: ignore[arg-type]
+        result = TurnResult.direct(await bot.services.images.edit(turn.requester(), requests[action]))
     except Exception as exc:
         await interaction.followup.send(report(exc, f"button {action}"), ephemeral=True)
         return

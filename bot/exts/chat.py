@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from agent.service import TurnRequest
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import compose
-from bot.results import conversation_id, here, missing_permissions, remember_shown
+from bot.results import conversation_id, here, missing_permissions, remember_shown, turn_request
 from egaku.errors import failure_notice, report
-from tools.context import ImageOptions
 from tools.uploads import BadUpload, fetch_attachment
 
 if TYPE_CHECKING:
@@ -131,20 +129,15 @@ class Chat(commands.Cog):
             return
         if upload_id:
             text = f"{text}\n(attached image: id={upload_id})"
-        turn = TurnRequest(
-            conversation_id=conversation_id(message.channel.id),
-            user_id=str(message.author.id),
-            user_name=message.author.display_name,
+        turn = turn_request(
+            settings,
+            message.author,
+            channel_id=message.channel.id,
+            guild_id=message.guild.id if message.guild else None,
+            source_id=message.id,
             text=text,
-            guild_id=str(message.guild.id) if message.guild else None,
-            channel_id=str(message.channel.id),
-            source_id=str(message.id),
-            nsfw=settings.nsfw,
-            guild_cap=settings.policy.max_jobs,
-            language=settings.prefs.language,
-            options=ImageOptions(style=settings.prefs.style, model=settings.policy.model),
             watch=reporter(self.bot, message.channel, message.author.id, message.channel.id),
-            reply_to=str(message.reference.message_id) if message.reference and message.reference.message_id else None,
+            reply_to=message.reference.message_id if message.reference else None,
         )
         try:
             async with message.channel.typing():

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from agent.service import TurnRequest
+from agent.service import TurnResult
 from bot.exts.buttons import send_result
 from bot.progress import watch_for
-from bot.results import channel_refusal, conversation_id, here, missing_permissions, policy_for
+from bot.results import channel_refusal, conversation_id, here, missing_permissions, policy_for, turn_request
 from tools.context import ImageOptions
+from tools.service import Draw
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
 ASPECTS = {"1:1": "square", "3:2": "landscape", "16:9": "wide", "2:3": "portrait", "9:16": "tall"}
@@ -95,29 +95,21 @@ async def imagine_for(
     if choices.model is not None and known and choices.model not in known:
         await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
         return
-    turn = TurnRequest(
-        conversation_id=conversation_id(interaction.channel_id or 0),
-        user_id=str(interaction.user.id),
-        user_name=interaction.user.display_name,
+    turn = turn_request(
+        settings,
+        interaction.user,
+        channel_id=interaction.channel_id,
+        guild_id=interaction.guild_id,
+        source_id=interaction.id,
         text=prompt,
-        must_draw=True,
-        guild_id=str(interaction.guild_id) if interaction.guild_id else None,
-        channel_id=str(interaction.channel_id),
-        source_id=str(interaction.id),
-        nsfw=settings.nsfw,
-        guild_cap=settings.policy.max_jobs,
-        language=settings.prefs.language,
         watch=watch_for(bot, interaction),
-        options=replace(
-            choices,
-            aspect=choices.aspect or settings.prefs.aspect,
-            style=choices.style or settings.prefs.style,
-            model=choices.model or settings.policy.model,
-        ),
+        chosen=choices,
+        must_draw=True,
     )
-    agent = bot.services.agent
-    draw_raw = settings.prefs.raw if raw is None else raw
-    result = await (agent.draw_raw(turn) if draw_raw else agent.respond(turn))
+    if settings.prefs.raw if raw is None else raw:
+        result = TurnResult.direct(await bot.services.images.draw(turn.requester(), Draw(prompt)))
+    else:
+        result = await bot.services.agent.respond(turn)
     await send_result(bot, interaction, result, "/imagine")
 
 

@@ -15,6 +15,7 @@ from egaku.config import Config
 from egaku.errors import LLMUnavailable, WorkerUnavailable
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import Call, Fail, FakeOpenAI, Say
+from tools.service import Draw, Drawn
 
 
 def configured(config: Config, llm_url: str, worker_url: str, **agent: object) -> Config:
@@ -150,9 +151,10 @@ async def test_llm_failure_becomes_llm_unavailable(
 
 async def test_raw_draw_skips_the_model(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
     async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
-        result = await app.agent.draw_raw(turn("描く: a fox, ukiyo-e"))
+        outcome = await app.images.draw(turn("描く: a fox, ukiyo-e").requester(), Draw("描く: a fox, ukiyo-e"))
     assert fake_openai.requests == []
-    assert [i.prompt for i in result.images] == ["描く: a fox, ukiyo-e"]
+    assert isinstance(outcome, Drawn)
+    assert [i.prompt for i in outcome.images] == ["描く: a fox, ukiyo-e"]
 
 
 def test_agent_type_is_exported() -> None:

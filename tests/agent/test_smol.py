@@ -11,6 +11,7 @@ from agent.service import Agent, TurnRequest
 from agent.smol import EmbeddedChatModel, SmolRuntime, find_smollm2, first_sentences, speaker_free
 from egaku.config import AgentSettings
 from tests.conftest import FAKE_ENV  # noqa: F401  (same fixtures module)
+from tools.service import ImageService
 from tools.worker_client import WorkerClient
 
 
@@ -32,7 +33,7 @@ async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker
     async with aiohttp.ClientSession() as session:
         agent = Agent(
             build_graph(EmbeddedChatModel(runtime=runtime), None, AgentSettings()),
-            WorkerClient(session, worker_url),
+            ImageService(WorkerClient(session, worker_url)),
             AgentSettings(),
         )
         drawn = await agent.respond(TurnRequest("t", "u", "amy", "draw a red fox in the snow"))

@@ -45,6 +45,7 @@ async def running_bot(
     point_at(settings)
     services = services or BotServices(
         agent=agent,
+        images=agent.images,
         history=history,
         session=session,
         upload_hosts=upload_hosts(settings),

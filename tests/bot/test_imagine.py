@@ -129,7 +129,7 @@ async def test_imagine_unknown_model_is_answered_clearly(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
     async with app_for(app_config, fake_openai, worker_url) as app:
-        services = BotServices(agent=app.agent, models=("tiny", "tiny-alt"))
+        services = BotServices(agent=app.agent, images=app.images, models=("tiny", "tiny-alt"))
         async with running_bot(fake_discord, app.agent, services=services):
             options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "model", "type": 3, "value": "sd9"}]
             interaction = await fake_discord.slash_command("imagine", options)

@@ -45,7 +45,12 @@ async def watched_bot(
     """The app and a bot that shows status messages after 50 ms."""
     async with open_app(configured(config, llm.base_url, worker), Path("unused.toml"), FAKE_ENV) as app:
         services = BotServices(
-            agent=app.agent, history=app.history, worker=app.worker, status_after_s=0.05, status_edit_s=edit_s
+            agent=app.agent,
+            images=app.images,
+            history=app.history,
+            worker=app.worker,
+            status_after_s=0.05,
+            status_edit_s=edit_s,
         )
         async with running_bot(fake, app.agent, services=services):
             yield

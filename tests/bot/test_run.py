@@ -30,7 +30,7 @@ async def test_refused_intent_reconnects_without_it(
     )
     async with app_for(app_config, fake_openai, worker_url) as app:
         with caplog.at_level(logging.ERROR, logger="bot.run"):
-            task = asyncio.create_task(run_bot(BotServices(agent=app.agent), settings, "fake-token"))
+            task = asyncio.create_task(run_bot(BotServices(agent=app.agent, images=app.images), settings, "fake-token"))
             try:
                 await fake_discord.wait_ready(timeout=30)
                 await fake_discord.user_message(f"<@{BOT_ID}> hello?")

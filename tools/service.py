@@ -1,0 +1,311 @@
+"""The image service: a typed request in, typed images or a typed refusal or failure out.
+
+Every way of asking for a picture goes through here: the LLM tools (`tools.image_tool`),
+the buttons, `/imagine raw` and the CLI. They only adapt an `Outcome` to their surface
+(text for the model, a Discord message, lines in a terminal). Caps, the safety blocklist,
+progress, the audit record and the image history are applied here, once.
+
+    Outcome
+    ├── Drawn     the images, recorded in the history (with their ids when there is one)
+    ├── Refused   a request the asker can fix (bad bounds, unknown image, blocked words);
+    │             `reason` is safe to show the user, `invalid` marks broken arguments
+    └── Failed    the service could not do it (worker down, busy, failed, cancelled);
+                  `error` is an EgakuError that `egaku.errors.report` turns into user text
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from pydantic import ValidationError
+
+from egaku.errors import EgakuError, WorkerRejected
+from tools.context import ImageBackend, ProgressCallback, Requester
+from tools.history import AuditRecord, History, UnknownImage
+from tools.limits import JobLimiter
+from tools.types import RenderedImage
+from worker.protocol import EditRequest, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
+UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
+
+
+@dataclass(frozen=True)
+class Draw:
+    """A new picture from an English description (the user's options win over these fields)."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change to an earlier image, found by `ref` (an id, "last", "reply", an ordinal, words)."""
+
+    ref: str
+    prompt: str
+    mode: EditMode = "regenerate"
+    target: str | None = None  # region mode: the part to repaint, in words
+    seed: int | None = None  # None keeps the parent's seed
+    scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The images, in order."""
+
+    images: tuple[RenderedImage, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request the asker can fix; `reason` is safe to show the user."""
+
+    reason: str
+    invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The service could not make the image; not the asker's fault."""
+
+    error: EgakuError
+
+
+Outcome = Drawn | Refused | Failed
+
+
+class Blocked(EgakuError):
+    """The final prompt breaks this channel's safety policy."""
+
+
+class ImageService:
+    """Draws and edits for anyone who asks, within their caps, and records what it made."""
+
+    def __init__(
+        self,
+        backend: ImageBackend,
+        *,
+        history: History | None = None,
+        model: str | None = None,
+        instruct_model: str | None = None,
+        limiter: JobLimiter | None = None,
+        blocklist: tuple[str, ...] = (),
+        safety_check: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.history = history
+        self.model = model  # the default preset; a user's or server's choice wins
+        self.instruct_model = instruct_model
+        self._limiter = limiter
+        self._blocklist = blocklist
+        self._safety_check = safety_check
+
+    async def draw(self, who: Requester, request: Draw) -> Outcome:
+        """Draw a new picture."""
+
+        async def work() -> list[RenderedImage]:
+            images = await self._generate(who, self.generation_request(who, request))
+            return await self._keep(images, who, "generate", None)
+
+        return await self._run(who, work)
+
+    async def edit(self, who: Requester, request: Edit) -> Outcome:
+        """Change an earlier image, keeping its seed, size and model unless told otherwise."""
+
+        async def work() -> list[RenderedImage]:
+            if self.history is None:
+                raise UnknownImage("there is no image history here")
+            parent = await self.history.resolve(request.ref, who.conversation, who.user_id, who.reply_to)
+            mode = request.mode
+            if mode == "regenerate" and parent.kind == "upload":
+                mode = "strong"  # an upload has no seed to redraw from
+            if mode == "region" and not request.target:
+                raise UnknownImage("a region edit needs `target`: the words for the part to change")
+            if mode == "instruct" and not self.instruct_model:
+                raise UnknownImage("instruction edits are not set up here; use region, subtle or strong")
+            common = {
+                "prompt": request.prompt,
+                "negative_prompt": parent.negative_prompt,
+                "seed": parent.seed if request.seed is None else request.seed,
+                "size": f"{round(parent.width * request.scale / 8) * 8}x{round(parent.height * request.scale / 8) * 8}",
+                "user": who.user_id,
+                "safety_check": self._checks(who) or None,
+            }
+            model = parent.model if parent.kind != "upload" else self._model_for(who)
+            if mode == "regenerate":
+                given = {**common, "model": model, "steps": parent.steps}
+                generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
+                images = await self._generate(who, generation)
+            else:
+                fields: dict[str, object] = {**common, "model": self.instruct_model if mode == "instruct" else model}
+                if mode != "instruct":
+                    fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
+                if mode == "region":
+                    fields["mask_prompt"] = request.target
+                edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+                images = await self._edit(who, edit, self.history.png(parent))
+            return await self._keep(images, who, mode, parent.id)
+
+        return await self._run(who, work)
+
+    def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
+        """The worker request for a draw, validated; the user's explicit options win."""
+        fields: dict[str, object] = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "aspect": request.aspect,
+            "seed": request.seed,
+            "model": self.model,
+            "user": who.user_id,
+            "safety_check": self._checks(who) or None,
+        }
+        fields = who.options.apply(fields)
+        return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+
+    def _model_for(self, who: Requester) -> str | None:
+        return who.options.model or self.model
+
+    def _checks(self, who: Requester) -> bool:
+        return self._safety_check and not who.nsfw
+
+    def _blocked_words(self, who: Requester) -> tuple[str, ...]:
+        return () if who.nsfw else self._blocklist
+
+    def _check_safety(self, who: Requester, prompt: str) -> None:
+        """Refuse a final prompt that uses a blocked word here (outside NSFW channels)."""
+        for word in self._blocked_words(who):
+            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
+                raise Blocked("that isn't allowed in this channel")
+
+    async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
+        self._check_safety(who, request.prompt)
+        async with watching(who) as (job_id, on_progress):
+            request = request.model_copy(update={"job_id": job_id})
+            return await self.backend.generate(request, who.user_words, on_progress)
+
+    async def _edit(self, who: Requester, request: EditRequest, image: bytes) -> list[RenderedImage]:
+        self._check_safety(who, request.prompt)
+        async with watching(who) as (job_id, on_progress):
+            request = request.model_copy(update={"job_id": job_id})
+            return await self.backend.edit(request, image, who.user_words, None, on_progress)
+
+    async def _run(self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]]) -> Outcome:
+        """Run a render within the user's caps, audit it, and type its outcome."""
+        started = time.monotonic()
+        try:
+            if self._limiter is None:
+                images = await work()
+            else:
+                async with self._limiter.slot(who.user_id, who.guild_id, who.guild_cap):
+                    images = await work()
+        except ValidationError as exc:
+            await self._audit(who, started, "invalid", [])
+            return Refused(str(exc.errors()[0]["msg"]), invalid=True)
+        except (WorkerRejected, UnknownImage, Blocked) as exc:
+            verdict = "blocked" if isinstance(exc, Blocked) else None
+            await self._audit(who, started, type(exc).__name__, [], verdict=verdict)
+            return Refused(str(exc))
+        except EgakuError as exc:
+            await self._audit(who, started, type(exc).__name__, [])
+            return Failed(exc)
+        await self._audit(who, started, "ok", images)
+        return Drawn(tuple(images))
+
+    async def _keep(
+        self, images: list[RenderedImage], who: Requester, kind: str, parent: str | None
+    ) -> list[RenderedImage]:
+        """Record images in the history (when there is one) and return them with their ids."""
+        if self.history is None:
+            return [replace(i, kind=kind, parent_id=parent) for i in images]
+        kept = []
+        for image in images:
+            record = await self.history.add(
+                image.png,
+                conversation=who.conversation,
+                user_id=who.user_id,
+                guild_id=who.guild_id,
+                channel_id=who.channel_id,
+                user_words=who.user_words,
+                prompt=image.prompt,
+                negative_prompt=image.negative_prompt,
+                seed=image.seed,
+                width=image.width,
+                height=image.height,
+                steps=image.steps,
+                model=image.model,
+                kind=kind,
+                parent_id=parent,
+            )
+            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent))
+        return kept
+
+    async def _audit(
+        self, who: Requester, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None
+    ) -> None:
+        """One audit record per job: who, where, their words, the final prompt, parameters, outcome, time."""
+        if self.history is None:
+            return
+        parameters = [
+            {"seed": i.seed, "width": i.width, "height": i.height, "steps": i.steps, "guidance": i.guidance,
+             "model": i.model, "negative_prompt": i.negative_prompt, "kind": i.kind, "parent_id": i.parent_id}
+            for i in images
+        ]  # fmt: skip
+        await self.history.audit(
+            AuditRecord(
+                user_id=who.user_id,
+                user_words=who.user_words,
+                parameters=json.dumps(parameters, ensure_ascii=False),
+                outcome=outcome,
+                seconds=round(time.monotonic() - started, 3),
+                guild_id=who.guild_id,
+                channel_id=who.channel_id,
+                source_id=who.source_id,
+                final_prompt=images[0].prompt if images else None,
+                verdict=verdict or ("checked" if self._blocked_words(who) else "nsfw-channel"),
+                image_ids=",".join(i.id for i in images if i.id),
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
+    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback.
+
+    Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
+    """
+    job_id = uuid.uuid4().hex[:16]
+    watch = who.watch
+    if watch is None:
+        yield job_id, None
+        return
+    await _quietly(watch.started(job_id), job_id)
+    try:
+        yield job_id, functools.partial(_report_progress, watch.progress, job_id)
+    finally:
+        await _quietly(watch.finished(job_id), job_id)
+
+
+async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:
+    await _quietly(progress(job_id, event), job_id)
+
+
+async def _quietly(call: Awaitable[None], job_id: str) -> None:
+    try:
+        await call
+    except Exception:
+        log.exception("progress reporting failed for job %s; the job goes on", job_id)
