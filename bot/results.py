@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from agent.service import TurnRequest, TurnResult
+from bot.progress import watch_for
 from tools.context import ImageOptions, JobWatch
 from tools.preferences import GuildPolicy, UserPrefs
 
@@ -131,6 +132,22 @@ def turn_request(
         nsfw=settings.nsfw,
         guild_cap=settings.policy.max_jobs,
         language=settings.prefs.language,
+    )
+
+
+def interaction_turn(
+    bot: EgakuBot, interaction: discord.Interaction, settings: Here, text: str, **more: Any
+) -> TurnRequest:
+    """The turn for a slash command, a button or a modal, with a status message in its channel."""
+    return turn_request(
+        settings,
+        interaction.user,
+        channel_id=interaction.channel_id,
+        guild_id=interaction.guild_id,
+        source_id=interaction.id,
+        text=text,
+        watch=watch_for(bot, interaction),
+        **more,
     )
 
 

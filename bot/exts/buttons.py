@@ -18,9 +18,8 @@ from discord import ui
 
 from agent.service import TurnResult
 from bot.deliver import followup
-from bot.progress import watch_for
 from bot.render import Outgoing, clip, compose
-from bot.results import here, missing_permissions, remember_shown, turn_request
+from bot.results import here, interaction_turn, missing_permissions, remember_shown
 from egaku.errors import failure_notice, report
 from tools.history import Generation
 from tools.service import Edit
@@ -185,15 +184,7 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     await interaction.response.defer(thinking=True)
     settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-    turn = turn_request(
-        settings,
-        interaction.user,
-        channel_id=interaction.channel_id,
-        guild_id=interaction.guild_id,
-        source_id=interaction.id,
-        text=generation.user_words,
-        watch=watch_for(bot, interaction),
-    )
+    turn = interaction_turn(bot, interaction, settings, generation.user_words)
     prompt = prompt or generation.prompt
     requests: dict[str, Edit] = {
         "reroll": Edit(generation.id, prompt, "regenerate", seed=secrets.randbelow(MAX_SEED + 1)),

@@ -10,8 +10,7 @@ from discord.ext import commands
 
 from agent.service import TurnResult
 from bot.exts.buttons import send_result
-from bot.progress import watch_for
-from bot.results import channel_refusal, conversation_id, here, missing_permissions, policy_for, turn_request
+from bot.results import channel_refusal, conversation_id, here, interaction_turn, missing_permissions, policy_for
 from tools.context import ImageOptions
 from tools.service import Draw
 from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
@@ -95,17 +94,7 @@ async def imagine_for(
     if choices.model is not None and known and choices.model not in known:
         await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
         return
-    turn = turn_request(
-        settings,
-        interaction.user,
-        channel_id=interaction.channel_id,
-        guild_id=interaction.guild_id,
-        source_id=interaction.id,
-        text=prompt,
-        watch=watch_for(bot, interaction),
-        chosen=choices,
-        must_draw=True,
-    )
+    turn = interaction_turn(bot, interaction, settings, prompt, chosen=choices, must_draw=True)
     if settings.prefs.raw if raw is None else raw:
         result = TurnResult.direct(await bot.services.images.draw(turn.requester(), Draw(prompt)))
     else:
