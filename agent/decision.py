@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 IMAGE_TOOL = "generate_image"
 EDIT_TOOL = "edit_image"
@@ -33,6 +33,14 @@ class Decision(BaseModel):
     ref: str | None = Field(default=None, max_length=200)
     mode: Literal["regenerate", "subtle", "strong", "region", "instruct"] | None = None
     target: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        """A draw or an edit needs a prompt, a reply needs text: `{"action": "reply"}` is no answer."""
+        needed = self.text if self.action == "reply" else self.prompt
+        if not clean_text(needed or ""):
+            raise ValueError(f"a {self.action} decision needs {'text' if self.action == 'reply' else 'a prompt'}")
+        return self
 
 
 class DecidingChatModel(BaseChatModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,16 +10,21 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, ToolCallLimitMiddleware
 from langchain.agents.middleware.types import hook_config
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 
 from agent.decision import IMAGE_TOOL
 from agent.prompts import SYSTEM_PROMPT
+from agent.replies import tidy_reply
 from egaku.config import AgentSettings
+from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear
 from tools.context import TurnContext
 from tools.history import Generation
 from tools.image_tool import image_tools
+
+log = logging.getLogger(__name__)
 
 CAP_MESSAGE_NAME = "egaku-turn-cap"
 CAP_TEXT = "I stopped here so I don't loop. Tell me what you'd like and I'll try again."
@@ -105,6 +111,111 @@ class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
         return await handler(request.override(messages=recent(request.messages, self.keep)))
 
 
+UNANSWERED_TEXT = "(no result: this call was interrupted and did not run to the end)"
+
+
+def answer_every_tool_call(messages: list[AnyMessage]) -> list[AnyMessage] | None:
+    """The conversation with every tool call answered and no stray tool result, or None if it already is.
+
+    OpenAI, and every server that checks message order, refuses a conversation in which an
+    assistant's tool call is not followed by its result: one such message would break every
+    later turn of the channel.
+    """
+    repaired: list[AnyMessage] = []
+    open_calls: dict[str, str] = {}  # call id -> tool name, for the latest assistant message
+
+    def close() -> None:
+        repaired.extend(
+            ToolMessage(content=UNANSWERED_TEXT, tool_call_id=call_id, name=name, status="error")
+            for call_id, name in open_calls.items()
+        )
+        open_calls.clear()
+
+    for message in messages:
+        if isinstance(message, ToolMessage):
+            if open_calls.pop(message.tool_call_id, None) is None:
+                continue  # a result with no call before it
+            repaired.append(message)
+            continue
+        close()
+        repaired.append(message)
+        if isinstance(message, AIMessage):
+            open_calls = {call["id"] or "": call["name"] for call in message.tool_calls}
+    close()
+    if len(repaired) == len(messages) and all(a is b for a, b in zip(repaired, messages, strict=True)):
+        return None
+    return repaired
+
+
+class AnswerEveryToolCall(AgentMiddleware[Any, TurnContext, Any]):
+    """Repairs a saved conversation that a crash left with an unanswered tool call, when it is loaded."""
+
+    def before_agent(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
+        """Answer dangling tool calls and drop stray tool results before the model sees them."""
+        repaired = answer_every_tool_call(state["messages"])
+        if repaired is None:
+            return None
+        log.warning("repaired a saved conversation with unanswered tool calls")
+        return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]}
+
+
+def usable(message: AIMessage) -> bool:
+    """A tool call that parsed, or some text: anything else would reach the user as nothing."""
+    if message.invalid_tool_calls:
+        return False
+    return bool(message.tool_calls) or bool(message.text.strip())
+
+
+class CheckedAnswers(AgentMiddleware[Any, TurnContext, Any]):
+    """The boundary around every model call.
+
+    - Whatever the call raises (an HTTP error, a body that is not JSON, an HTML page) is the
+      language model not answering: `LLMUnavailable`, never the catch-all.
+    - An answer with a cut-off tool call or no text is asked once more, logged raw, and then
+      becomes `LLMUnclear`, so the user is told plainly instead of getting an empty message.
+    - Text is cut at the first repeated sentence and capped in length, so a looping model
+      cannot flood the channel or the saved conversation.
+    """
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[TurnContext],
+        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        """Call the model (at most twice), check and tidy its answer."""
+        for attempt in (1, 2):
+            try:
+                response = await handler(request)
+            except EgakuError:
+                raise
+            except Exception as exc:
+                raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+            if isinstance(response, AIMessage):
+                response = ModelResponse(result=[response])
+            answer = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
+            if answer is None or usable(answer):
+                return tidied(response, answer)
+            log.warning(
+                "unusable model answer (attempt %d): content=%r invalid_tool_calls=%r",
+                attempt, answer.content, answer.invalid_tool_calls,
+            )  # fmt: skip
+        raise LLMUnclear("the model's answer was unusable twice")
+
+
+def tidied(response: ModelResponse, answer: AIMessage | None) -> ModelResponse:
+    """The response with its text answer cut at loops and capped (tool calls untouched)."""
+    if answer is None or answer.tool_calls or not isinstance(answer.content, str):
+        return response
+    text = tidy_reply(answer.content)
+    if text == answer.content:
+        return response
+    fixed = answer.model_copy(update={"content": text})
+    return ModelResponse(
+        result=[fixed if m is answer else m for m in response.result],
+        structured_response=response.structured_response,
+    )
+
+
 HISTORY_LIMIT = 10
 
 
@@ -135,11 +246,13 @@ class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):
 def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None, settings: AgentSettings) -> Any:
     """The compiled agent graph."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
+        AnswerEveryToolCall(),
         TurnCap(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
         CompactHistory(settings.history_messages),
         TrimHistory(settings.history_messages),
         HistoryNote(),
+        CheckedAnswers(),  # innermost: it wraps the model call itself
     ]
     return create_agent(
         model,

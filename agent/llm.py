@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +18,10 @@ from agent.decision import EDIT_TOOL, IMAGE_TOOL, DecidingChatModel, Decision, c
 from egaku.config import LLMSettings, read_secret
 from egaku.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 OLLAMA_URL = "http://127.0.0.1:11434"
+OPENAI_HOST = "api.openai.com"
 
 JSON_INSTRUCTIONS = (
     "Answer with ONE JSON object and nothing else. To draw something new: "
@@ -26,6 +32,20 @@ JSON_INSTRUCTIONS = (
     "To answer in text: "
     '{"action": "reply", "text": "<your answer in the user\'s language>"}.'
 )
+
+
+_PLACEHOLDERS = tuple(p.casefold() for p in re.findall(r"<[^<>]+>", JSON_INSTRUCTIONS))
+_INSTRUCTION_WORDS = re.findall(r"\w+", JSON_INSTRUCTIONS.casefold())
+_INSTRUCTION_RUNS = {tuple(_INSTRUCTION_WORDS[i : i + 6]) for i in range(len(_INSTRUCTION_WORDS) - 5)}
+
+
+def leaks_instructions(text: str) -> bool:
+    """Whether text copies egaku's hidden JSON instructions: a placeholder, or six of their words in a row."""
+    folded = text.casefold()
+    if any(p in folded for p in _PLACEHOLDERS) or re.search(r"<your [^<>]*>", folded):
+        return True
+    words = re.findall(r"\w+", folded)
+    return any(tuple(words[i : i + 6]) in _INSTRUCTION_RUNS for i in range(len(words) - 5))
 
 
 def _as_text(message: BaseMessage) -> BaseMessage:
@@ -43,7 +63,6 @@ class JsonToolAdapter(DecidingChatModel):
     """Gives a model without native tool calling the same tool calls, via validated JSON."""
 
     inner: BaseChatModel
-    attempts: int = 2
 
     @property
     def _llm_type(self) -> str:
@@ -54,19 +73,21 @@ class JsonToolAdapter(DecidingChatModel):
             return messages
         return [*map(_as_text, messages), SystemMessage(content=JSON_INSTRUCTIONS)]
 
-    def _judge(self, raw: str) -> ChatResult | None:
-        """A result for raw output, or None when it should be asked again."""
+    def _judge(self, raw: str) -> ChatResult:
+        """The decision in raw output, strictly validated; an empty answer when there is none.
+
+        An empty answer is unusable: the agent asks once more, then tells the user plainly
+        (`agent.graph.CheckedAnswers`). Hidden instructions and placeholders never pass.
+        """
         decision = parse_decision(raw)
         if decision is None and "{" not in raw and clean_text(raw):
-            # Plain prose is a usable reply; broken JSON is not.
-            decision = Decision(action="reply", text=raw)
+            decision = Decision(action="reply", text=raw)  # plain prose is a usable reply; broken JSON is not
+        if decision is not None and leaks_instructions(" ".join(filter(None, (decision.text, decision.prompt)))):
+            decision = None
         if decision is None:
-            return None
+            log.warning("unusable JSON decision from the model: %r", raw[:2000])
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=""))])
         return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
-
-    def _give_up(self) -> ChatResult:
-        fallback = Decision(action="reply", text="Sorry, I got confused. Could you say that again?")
-        return ChatResult(generations=[ChatGeneration(message=to_message(fallback))])
 
     def _generate(
         self,
@@ -75,12 +96,7 @@ class JsonToolAdapter(DecidingChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        prepared = self._prepare(messages)
-        for _ in range(self.attempts):
-            result = self._judge(str(self.inner.invoke(prepared).content))
-            if result is not None:
-                return result
-        return self._give_up()
+        return self._judge(str(self.inner.invoke(self._prepare(messages)).content))
 
     async def _agenerate(
         self,
@@ -89,12 +105,7 @@ class JsonToolAdapter(DecidingChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        prepared = self._prepare(messages)
-        for _ in range(self.attempts):
-            result = self._judge(str((await self.inner.ainvoke(prepared)).content))
-            if result is not None:
-                return result
-        return self._give_up()
+        return self._judge(str((await self.inner.ainvoke(self._prepare(messages))).content))
 
 
 def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseChatModel:
@@ -118,12 +129,17 @@ def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseC
             raise ConfigError(
                 f"llm.api_key_env: set the environment variable {settings.api_key_env or 'OPENAI_API_KEY'}"
             )
+    # OpenAI reads `max_completion_tokens` (and refuses `max_tokens` for its reasoning models);
+    # llama.cpp's server, Ollama and LM Studio read only `max_tokens`; vLLM reads either.
+    # Anything that is not OpenAI's own API gets both, so the cap holds everywhere.
+    official = settings.provider == "openai" and urlsplit(base_url or f"https://{OPENAI_HOST}").hostname == OPENAI_HOST
     model: BaseChatModel = ChatOpenAI(
         model=settings.model,
         base_url=base_url,
         api_key=api_key,  # type: ignore[arg-type]
         temperature=settings.temperature,
         max_completion_tokens=settings.max_tokens,
+        extra_body=None if official else {"max_tokens": settings.max_tokens},
         timeout=settings.timeout_s,
         max_retries=settings.max_retries,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
@@ -12,8 +13,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agent.graph import history_note
+from agent.replies import MAX_INPUT_CHARS, normalise_input
 from egaku.config import AgentSettings
-from egaku.errors import LLMUnavailable
+from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong
 from tools.context import ImageOptions, JobWatch, Requester, TurnContext
 from tools.image_tool import ToolOutcome
 from tools.service import Drawn, Failed, ImageService, Outcome, Refused
@@ -106,13 +108,23 @@ class Agent:
         return TurnContext(images=self.images, who=turn.requester(), history_note=note)
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
-        """Let the model decide: draw (through the tool) or reply in text."""
+        """Let the model decide: draw (through the tool) or reply in text.
+
+        A turn that fails is not saved: the conversation goes back to where it was before it,
+        so a failure can never leave a tool call unanswered in the channel's memory.
+        """
+        text = normalise_input(turn.text)
+        if not text:
+            raise EmptyMessage("nothing but whitespace or format characters")
+        if len(text) > MAX_INPUT_CHARS:
+            raise MessageTooLong(len(text), MAX_INPUT_CHARS)
+        turn = replace(turn, text=text)
         context = await self.context_for(turn)
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
         if turn.language:
             replying += f" (reply in {turn.language})"
-        message = HumanMessage(content=f"[{turn.user_name}]{replying} {command}{turn.text}")
+        message = HumanMessage(content=f"[{turn.user_name}]{replying} {command}{turn.text}", id=uuid.uuid4().hex)
         config = {
             "configurable": {"thread_id": turn.conversation_id},
             "recursion_limit": 4 * self._settings.max_model_calls + 4,
@@ -139,11 +151,32 @@ class Agent:
 
         try:
             await asyncio.wait_for(run(), timeout=self._settings.turn_timeout_s)
-        except TimeoutError as exc:
-            raise LLMUnavailable(f"turn in {turn.conversation_id} ran past {self._settings.turn_timeout_s}s") from exc
-        except openai.OpenAIError as exc:
-            raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+        except Exception as exc:
+            await self._forget_turn(config, message.id)
+            if isinstance(exc, TimeoutError):
+                raise LLMUnavailable(
+                    f"turn in {turn.conversation_id} ran past {self._settings.turn_timeout_s}s"
+                ) from exc
+            if isinstance(exc, openai.OpenAIError):
+                raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+            raise
         return TurnResult.of(outcomes, reply=final_reply(state.get("messages", [])))
+
+    async def _forget_turn(self, config: dict[str, Any], message_id: str | None) -> None:
+        """Make the saved conversation what it was before the turn that carried `message_id`."""
+        if self._checkpointer is None:
+            return
+        try:
+            async for snapshot in self._graph.aget_state_history(config):
+                if any(m.id == message_id for m in snapshot.values.get("messages", [])):
+                    continue
+                # The newest checkpoint without this turn: copy it forward as the latest.
+                await self._graph.aupdate_state(snapshot.config, None, as_node="__copy__")
+                return
+            await self._checkpointer.adelete_thread(config["configurable"]["thread_id"])
+        except Exception:
+            # The repair at load (AnswerEveryToolCall) still keeps the conversation valid.
+            log.exception("could not roll back a failed turn in %s", config["configurable"]["thread_id"])
 
     async def reset(self, conversation_id: str) -> None:
         """Forget a conversation's memory."""

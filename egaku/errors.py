@@ -7,7 +7,13 @@
     ├── WorkerBusy           the worker or its GPU is saturated (503, out of memory)
     ├── WorkerUnavailable    the worker cannot be reached or is starting
     ├── WorkerFailed         the worker failed (5xx)
-    └── LLMUnavailable       the language model failed or timed out
+    │   └── WorkerLost       the connection broke mid-job (reset, cut stream, malformed events)
+    ├── JobCancelled         the user cancelled the job
+    ├── LLMUnavailable       the language model failed, timed out, or sent a body that is not an answer
+    ├── LLMUnclear           the model's answer was unusable twice (cut-off tool call, empty, leaked instructions)
+    ├── EmptyMessage         nothing to answer: only whitespace or zero-width characters
+    ├── MessageTooLong       the user's message is over the input cap
+    └── PostFailed           the result was made but Discord would not take the message
 
 Users only ever see the fixed texts below plus a short error id; the details
 (and any traceback) stay in the log under that id.
@@ -65,6 +71,12 @@ class WorkerFailed(EgakuError):
     user_text = "The image service failed on that picture."
 
 
+class WorkerLost(WorkerFailed):
+    """The connection to the worker broke while it worked: reset, cut mid-stream, or unreadable events."""
+
+    user_text = "The image service stopped while drawing your picture. Please try again."
+
+
 class JobCancelled(EgakuError):
     """The user cancelled the job."""
 
@@ -76,6 +88,35 @@ class LLMUnavailable(EgakuError):
     """The language model failed, timed out or answered nothing usable."""
 
     user_text = "My language model is not answering right now. Please try again shortly."
+
+
+class LLMUnclear(EgakuError):
+    """The model answered twice with nothing usable: a cut-off tool call, empty text, or leaked instructions."""
+
+    user_text = "Sorry, I couldn't make sense of that request. Could you say it another way?"
+
+
+class EmptyMessage(EgakuError):
+    """The message has no words once whitespace and zero-width characters are gone."""
+
+    user_text = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
+    with_error_id = False
+
+
+class MessageTooLong(EgakuError):
+    """The user's message is longer than the bot reads."""
+
+    with_error_id = False
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"message of {length} characters, over the cap of {limit}")
+        self.user_text = f"That message is too long for me ({length} characters). Please keep it under {limit}."
+
+
+class PostFailed(EgakuError):
+    """The result was made, but Discord refused the message that carries it."""
+
+    user_text = "I made your picture, but I couldn't post it here. It is saved in my history: ask me to show it again."
 
 
 def new_error_id() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -12,7 +11,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerLost, WorkerRejected, WorkerUnavailable
 from tools.context import ProgressCallback
 from tools.types import RenderedImage
 from worker.protocol import (
@@ -118,8 +117,12 @@ class WorkerClient:
                     status, raw = await _read_stream(resp, on_progress)
                 else:
                     status, raw = resp.status, await resp.read()
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectorError, TimeoutError) as exc:
             raise WorkerUnavailable(f"worker at {url} unreachable: {exc!r}") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            # Reset, cut mid-stream (ClientPayloadError), or bytes that are not events: the worker
+            # took the job and then went away. An image-service failure, never the catch-all.
+            raise WorkerLost(f"connection to the worker at {url} broke: {exc!r}") from exc
         if status != 200:
             raise _error_for(status, raw)
         return raw
@@ -162,16 +165,41 @@ async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallba
             if event == "completed":
                 return 200, data.encode()
             if event == "error":
-                body = json.loads(data)
-                error = body["error"]
+                error = _stream_error(data)
                 codes = {"cancelled": 409, "timeout": 504, "out_of_memory": 503, "queue_full": 503}
                 status = 400 if error.get("type") == "invalid_request_error" else 500
-                return codes.get(error.get("code"), status), data.encode()
+                return codes.get(str(error.get("code")), status), data.encode()
             if on_progress is not None:
-                with contextlib.suppress(ValidationError):
-                    await on_progress(ProgressEvent.model_validate({"kind": event, **json.loads(data)}))
+                progress = _progress_event(event, data)
+                if progress is not None:
+                    await on_progress(progress)
             event, data = "", ""
-    raise WorkerFailed("the progress stream ended without a result")
+    raise WorkerLost("the progress stream ended without a result")
+
+
+def _progress_event(event: str, data: str) -> ProgressEvent | None:
+    """A progress event; None for a kind this client does not know; a body that is not JSON breaks the stream."""
+    try:
+        fields = json.loads(data)
+    except ValueError as exc:
+        raise WorkerLost(f"malformed {event} event: {data[:200]!r}") from exc
+    if not isinstance(fields, dict):
+        raise WorkerLost(f"malformed {event} event: {data[:200]!r}")
+    try:
+        return ProgressEvent.model_validate({"kind": event, **fields})
+    except ValidationError:
+        return None  # a newer worker's event: progress is a courtesy
+
+
+def _stream_error(data: str) -> dict[str, Any]:
+    """The `error` object of an error event; a malformed one is a broken stream."""
+    try:
+        error = json.loads(data)["error"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WorkerLost(f"malformed error event: {data[:200]!r}") from exc
+    if not isinstance(error, dict):
+        raise WorkerLost(f"malformed error event: {data[:200]!r}")
+    return error
 
 
 def _error_for(status: int, raw: bytes) -> Exception:

@@ -63,7 +63,8 @@ async def test_tool_call_arguments_reach_the_worker_exactly(
     # The model saw the user's words and the tool schema, and never any image bytes.
     first = fake_openai.requests[0]
     assert first["model"] == "fake-model"
-    assert first["max_completion_tokens"] == app_config.llm.max_tokens  # every call is bounded (denial of GPU/LLM)
+    # Every call is bounded, in both spellings: llama.cpp's server, Ollama and LM Studio read only `max_tokens`.
+    assert (first["max_completion_tokens"], first["max_tokens"]) == (app_config.llm.max_tokens,) * 2
     assert first["messages"][-1] == {"role": "user", "content": "[alice] リスの王を描いて"}
     assert [t["function"]["name"] for t in first["tools"]] == ["generate_image", "edit_image"]
     tool_result = fake_openai.requests[1]["messages"][-1]

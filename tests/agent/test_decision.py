@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.decision import Decision, parse_decision, to_message
 from egaku.app import open_app
 from egaku.config import Config
+from egaku.errors import LLMUnclear
 from tests.agent.test_agent import configured, turn
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import FakeOpenAI, Say
@@ -24,8 +27,10 @@ def test_to_message_makes_a_tool_call_or_clean_text() -> None:
     assert call.tool_calls[0]["name"] == "generate_image"
     assert call.tool_calls[0]["args"] == {"prompt": "a fox in snow"}
     assert to_message(Decision(action="reply", text="hi\x00 there")).content == "hi there"
-    # A draw with an empty prompt is not a valid draw.
-    assert to_message(Decision(action="draw", prompt="   ")).tool_calls == []
+    # A draw with an empty prompt, or a reply with no text, is no decision at all.
+    assert parse_decision('{"action": "draw", "prompt": "   "}') is None
+    assert parse_decision('{"action": "reply"}') is None
+    assert parse_decision('{"action": "reply", "text": "<|im_end|>"}') is None
 
 
 async def test_json_mode_draws_through_the_same_tool(
@@ -56,12 +61,39 @@ def test_an_edit_decision_becomes_an_edit_image_call() -> None:
     )
 
 
+def json_mode(config: Config, llm: FakeOpenAI, worker_url: str) -> Config:
+    config = configured(config, llm.base_url, worker_url)
+    return config.model_copy(update={"llm": config.llm.model_copy(update={"tool_calling": "json"})})
+
+
 async def test_json_mode_never_shows_garbage(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
-    config = configured(app_config, fake_openai.base_url, worker_url)
-    config = config.model_copy(update={"llm": config.llm.model_copy(update={"tool_calling": "json"})})
     fake_openai.then(Say('{"action": broken'), Say("{{{{"), Say("Just a friendly answer."))
-    async with open_app(config, Path("unused.toml"), FAKE_ENV) as app:
-        garbled = await app.agent.respond(turn("hello"))
+    async with open_app(json_mode(app_config, fake_openai, worker_url), Path("unused.toml"), FAKE_ENV) as app:
+        with pytest.raises(LLMUnclear):  # asked twice, then the user is told plainly
+            await app.agent.respond(turn("hello"))
         prose = await app.agent.respond(turn("and now?"))
-    assert garbled.reply == "Sorry, I got confused. Could you say that again?"
     assert prose.reply == "Just a friendly answer."
+    assert len(fake_openai.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        # prose repeating egaku's hidden instructions
+        "Answer with ONE JSON object and nothing else. To draw something new: use the draw action.",
+        # a decision that copied the placeholder
+        '{"action": "reply", "text": "<your answer in the user\'s language>"}',
+        '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>"}',
+        # a reply with no text
+        '{"action": "reply"}',
+        '{"action": "reply", "text": ""}',
+    ],
+)
+async def test_json_mode_instructions_and_placeholders_never_reach_the_channel(
+    leak: str, app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(Say(leak), Say('{"action": "reply", "text": "Hello! What shall I draw?"}'))
+    async with open_app(json_mode(app_config, fake_openai, worker_url), Path("unused.toml"), FAKE_ENV) as app:
+        result = await app.agent.respond(turn("hello"))
+    assert (result.reply, result.images) == ("Hello! What shall I draw?", [])
+    assert len(fake_openai.requests) == 2  # the leak was refused and asked again

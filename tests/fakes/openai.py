@@ -3,6 +3,11 @@
 The real `ChatOpenAI` client talks to it over HTTP on 127.0.0.1. Each request
 takes the next scripted answer: a text reply, tool calls, or an HTTP error.
 Requests are recorded with their JSON bodies for exact assertions.
+
+It is as strict as OpenAI about the conversation: an assistant message with
+`tool_calls` must be followed by a tool message for each call, and a tool message
+must answer such a call. A request that breaks this gets OpenAI's own 400, and
+is recorded in `rejected`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,48 @@ class Fail:
     message: str = "upstream exploded"
 
 
-Script = Say | Call | Fail
+@dataclass
+class Cut:
+    """Answer with a tool call whose arguments are cut off (not JSON), as at a token cap."""
+
+    name: str
+    arguments: str
+
+
+@dataclass
+class Raw:
+    """Answer with this body as it is: a broken JSON body, an HTML error page..."""
+
+    body: str
+    content_type: str = "application/json"
+    status: int = 200
+
+
+Script = Say | Call | Fail | Cut | Raw
+
+
+def order_error(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's 400 text for a conversation whose tool calls and results do not pair up, else None."""
+    waiting: list[str] = []
+    for message in messages:
+        if message.get("role") == "tool":
+            if message.get("tool_call_id") not in waiting:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                    "message with 'tool_calls'."
+                )
+            waiting.remove(message["tool_call_id"])
+            continue
+        if waiting:
+            break
+        if message.get("role") == "assistant":
+            waiting = [call["id"] for call in message.get("tool_calls") or []]
+    if waiting:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(waiting)}"
+        )
+    return None
 
 
 class FakeOpenAI:
@@ -58,6 +104,7 @@ class FakeOpenAI:
     ) -> None:
         self.script: list[Script] = []
         self.requests: list[dict[str, Any]] = []
+        self.rejected: list[str] = []  # the 400s sent for conversations OpenAI would refuse
         self.default = default
         # Answers by looking at each request, for concurrent conversations a script cannot order.
         self.responder = responder
@@ -103,6 +150,11 @@ class FakeOpenAI:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        problem = order_error(body.get("messages") or [])
+        if problem is not None:
+            self.rejected.append(problem)
+            error = {"message": problem, "type": "invalid_request_error", "param": "messages", "code": None}
+            return web.json_response({"error": error}, status=400)
         if self.script:
             item = self.script.pop(0)
         elif self.responder is not None:
@@ -111,10 +163,18 @@ class FakeOpenAI:
             item = Say(self.default)
         if isinstance(item, Fail):
             return web.json_response({"error": {"message": item.message, "type": "server_error"}}, status=item.status)
+        if isinstance(item, Raw):
+            headers = {"Content-Type": item.content_type}
+            return web.Response(body=item.body.encode(), status=item.status, headers=headers)
         message: dict[str, Any] = {"role": "assistant", "content": None}
         finish = "stop"
         if isinstance(item, Say):
             message["content"] = item.text
+        elif isinstance(item, Cut):
+            call = {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+                    "function": {"name": item.name, "arguments": item.arguments}}  # fmt: skip
+            message["tool_calls"] = [call]
+            finish = "length"
         else:
             calls = [(item.name, item.args), *item.more]
             message["tool_calls"] = [

@@ -6,10 +6,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from egaku.errors import WorkerBusy, WorkerFailed, WorkerLost, WorkerRejected, WorkerUnavailable
 from tests.conftest import serve
+from tests.fakes.broken_worker import Break, BrokenWorker
 from tools.worker_client import WorkerClient
-from worker.protocol import GenerationRequest
+from worker.protocol import GenerationRequest, ProgressEvent
 
 
 def answering(status: int, body: object) -> web.Application:
@@ -70,3 +71,24 @@ async def test_request_body_and_token_are_sent_exactly() -> None:
             "Bearer tkn",
         )
     ]
+
+
+@pytest.mark.parametrize("how", ["reset", "cut", "malformed", "garbage"])
+async def test_a_connection_that_breaks_is_an_image_service_failure(how: Break) -> None:
+    worker = BrokenWorker(how)
+    await worker.start()
+    seen: list[ProgressEvent] = []
+
+    async def progress(event: ProgressEvent) -> None:
+        seen.append(event)
+
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(WorkerLost) as caught:
+                await WorkerClient(session, worker.url).generate(GenerationRequest(prompt="a fox"), "a fox", progress)
+    finally:
+        await worker.stop()
+    assert caught.value.user_text == "The image service stopped while drawing your picture. Please try again."
+    assert worker.calls == 1
+    if how != "reset":
+        assert [e.kind for e in seen] == ["queued"]

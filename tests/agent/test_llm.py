@@ -1,0 +1,33 @@
+"""The chat model [llm] builds: the token cap in a form every supported server reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.llm import build_chat_model, leaks_instructions
+from egaku.config import LLMSettings
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url", "extra"),
+    [
+        ("openai", None, None),
+        ("openai", "https://api.openai.com/v1", None),
+        ("openai", "http://127.0.0.1:8080/v1", {"max_tokens": 321}),  # llama.cpp's server, vLLM, LM Studio
+        ("ollama", None, {"max_tokens": 321}),
+    ],
+)
+def test_the_cap_is_sent_as_max_tokens_to_every_server_but_openais_own(
+    provider: str, base_url: str | None, extra: dict[str, int] | None
+) -> None:
+    settings = LLMSettings(provider=provider, base_url=base_url, api_key_env="K", max_tokens=321)  # type: ignore[arg-type]
+    model = build_chat_model(settings, {"K": "sk-not-a-secret"})
+    assert model.max_tokens == 321  # type: ignore[attr-defined]  # sent as max_completion_tokens
+    assert model.extra_body == extra  # type: ignore[attr-defined]
+
+
+def test_instruction_leaks_are_recognised() -> None:
+    assert leaks_instructions("<your answer in the user's language>")
+    assert leaks_instructions("OK! I will answer with one JSON object and nothing else.")
+    assert not leaks_instructions("Here is your fox, drawn in the snow at dawn!")
+    assert not leaks_instructions("リスの王様を描きました！")
