@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -21,6 +25,12 @@ from tools.service import ImageService
 from tools.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
+
+SYNC_FAILED = (
+    "could not sync the slash commands; carrying on without them (mentions, replies and DMs still work). "
+    "They will be synced at the next start."
+)
+CRASH_BACKOFF_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class EgakuBot(commands.Bot):
         *,
         message_content: bool = True,
         guild_ready_timeout: float = 2.0,
+        crash_backoff_s: float = 1.0,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -71,6 +82,7 @@ class EgakuBot(commands.Bot):
         self.seen = SeenOnce()
         self.jobs = JobRegistry()
         self.message_content = message_content
+        self.crash_backoff_s = crash_backoff_s
 
     async def setup_hook(self) -> None:
         """Load extensions and, if configured, sync slash commands."""
@@ -88,12 +100,45 @@ class EgakuBot(commands.Bot):
         await self.add_cog(Settings(self))
         self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands; a failure is logged, and mentions and DMs still work."""
+        try:
             for guild_id in self.settings.sync_guild_ids:
                 guild = discord.Object(id=guild_id)
                 self.tree.copy_global_to(guild=guild)
                 await self.tree.sync(guild=guild)
             if not self.settings.sync_guild_ids:
                 await self.tree.sync()
+        except Exception:
+            log.exception(SYNC_FAILED)
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """discord.py's gateway loop, restarted with backoff when something in it crashes.
+
+        discord.py rides out closes and network errors itself, but an exception from parsing a
+        payload (a server that speaks Discord imperfectly) ends its loop, and with it the bot.
+        """
+        delay = self.crash_backoff_s
+        while not self.is_closed():
+            started = time.monotonic()
+            try:
+                await super().connect(reconnect=reconnect)
+                return
+            except discord.DiscordException:
+                raise  # closes, refused intents and bad tokens are discord.py's to handle
+            except Exception:
+                if self.is_closed():
+                    return
+                if time.monotonic() - started > 60:
+                    delay = self.crash_backoff_s  # it ran well for a while: start the backoff again
+                log.exception("the gateway connection crashed; reconnecting in %.1f s", delay)
+                if self.ws is not None:
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(code=4000)
+                await asyncio.sleep(delay * random.uniform(1.0, 1.25))
+                delay = min(CRASH_BACKOFF_MAX_S, delay * 2)
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: the Chat extension reads messages."""

@@ -11,6 +11,7 @@ from typing import Any
 import discord
 
 from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
+from egaku.errors import PostFailed, report
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +93,17 @@ async def _send(send: Send, out: Outgoing, limit: int) -> discord.Message:
             return await _with_retries(send, {"content": text})
 
 
-async def reply_to(message: discord.Message, outgoing: list[Outgoing]) -> list[discord.Message]:
+async def reply_to(message: discord.Message, outgoing: list[Outgoing], where: str = "chat") -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them."""
     limit = message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT
 
     async def send(**kwargs: Any) -> discord.Message:
         return await message.reply(**kwargs, mention_author=False)
 
-    return _sent(outgoing, [await _send(send, out, limit) for out in outgoing])
+    return await _post_or_explain(send, outgoing, limit, where)
 
 
-async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -> list[discord.Message]:
+async def followup(interaction: discord.Interaction, outgoing: list[Outgoing], where: str) -> list[discord.Message]:
     """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel."""
     expired = False
 
@@ -120,7 +121,23 @@ async def followup(interaction: discord.Interaction, outgoing: list[Outgoing]) -
                     file.reset()
         return await channel_fallback(interaction, kwargs)
 
-    return _sent(outgoing, [await _send(send, out, interaction.filesize_limit) for out in outgoing])
+    return await _post_or_explain(send, outgoing, interaction.filesize_limit, where)
+
+
+async def _post_or_explain(send: Send, outgoing: list[Outgoing], limit: int, where: str) -> list[discord.Message]:
+    """Post the messages; if Discord will not take one, say so plainly instead of going silent.
+
+    The pictures are already in the history (the image service keeps them before anything is
+    posted), so the user can ask for them again; the cause is logged under the error id.
+    """
+    sent: list[discord.Message] = []
+    try:
+        for out in outgoing:
+            sent.append(await _send(send, out, limit))
+    except Exception as exc:
+        text = report(PostFailed(f"Discord refused the result: {exc!r}"), where)
+        sent.append(await _with_retries(send, {"content": text}))
+    return _sent(outgoing, sent)
 
 
 async def channel_fallback(interaction: discord.Interaction, kwargs: dict[str, Any]) -> discord.Message:

@@ -142,8 +142,10 @@ class StatusReporter:
                 await self._message.edit(content=self._latest, attachments=files)
             else:
                 await self._message.edit(content=self._latest)
-        except discord.HTTPException:
-            log.warning("could not update the status message for job %s", job_id)
+        except Exception:
+            # Progress is a courtesy: a refused edit, or an answer discord.py cannot parse (a
+            # server that speaks Discord imperfectly), must never take the turn down.
+            log.warning("could not update the status message for job %s", job_id, exc_info=True)
 
     async def finished(self, job_id: str) -> None:
         """Unregister the job and remove the status message."""
@@ -154,8 +156,8 @@ class StatusReporter:
         if self._message is not None:
             try:
                 await self._message.delete()
-            except discord.HTTPException:
-                log.warning("could not delete the status message for job %s", job_id)
+            except Exception:
+                log.warning("could not delete the status message for job %s", job_id, exc_info=True)
             self._message, self._shown, self._preview, self._preview_shown = None, "", None, None
 
 

@@ -204,5 +204,6 @@ async def run_action(interaction: discord.Interaction, generation: Generation, a
 async def send_result(bot: EgakuBot, interaction: discord.Interaction, result: TurnResult, where: str) -> None:
     """Post a result as a followup, with its own buttons, and remember which message shows it."""
     notice = failure_notice(result.failures, where)
-    sent = await followup(interaction, with_buttons(compose(result.reply, result.images, notice), result.images))
+    outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
+    sent = await followup(interaction, outgoing, where)
     await remember_shown(bot, result, sent)

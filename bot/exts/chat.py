@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from agent.replies import normalise_input
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import compose
 from bot.results import conversation_id, here, missing_permissions, remember_shown, turn_request
-from egaku.errors import failure_notice, report
+from egaku.errors import EmptyMessage, LLMUnclear, failure_notice, report
 from tools.uploads import BadUpload, fetch_attachment
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ NO_CONTENT_TEXT = (
     "**Message Content** intent (Discord Developer Portal → Bot → Privileged Gateway Intents). "
     "Meanwhile, `/imagine` works."
 )
-EMPTY_TEXT = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
+EMPTY_TEXT = EmptyMessage.user_text
 UPLOAD_ONLY_TEXT = "Got your image! Tell me what to change, for example: `make this a watercolour`."
 
 
@@ -50,12 +51,12 @@ class Chat(commands.Cog):
         return isinstance(ref, discord.Message) and ref.author.id == me.id
 
     def words(self, message: discord.Message) -> str:
-        """The message text without the bot's mention."""
+        """The message text without the bot's mention, zero-width and format characters, or extra spaces."""
         me = self.bot.user
         text = message.content
         if me is not None:
             text = re.sub(rf"<@!?{me.id}>", "", text)
-        return text.strip()
+        return normalise_input(text)
 
     async def take_upload(self, message: discord.Message, text: str) -> str | None:
         """Record the first image attachment as an upload; the model then sees it in the history."""
@@ -146,8 +147,11 @@ class Chat(commands.Cog):
             await message.reply(report(exc, "chat"), mention_author=False)
             return
         notice = failure_notice(result.failures, "chat")
-        reply = result.reply or ("" if result.images or notice else "…")
-        sent = await reply_to(message, with_buttons(compose(reply, result.images, notice), result.images))
+        if not (result.reply or result.images or notice):
+            # Never an empty or "…" message: an answer with nothing in it is an unclear request.
+            notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
+        outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
+        sent = await reply_to(message, outgoing, "chat")
         await remember_shown(self.bot, result, sent)
 
 

@@ -58,7 +58,7 @@ class Describe(commands.Cog):
         except Exception as exc:
             await interaction.followup.send(report(exc, "/describe"), ephemeral=True)
             return
-        await followup(interaction, [described(prompt, image.url)])
+        await followup(interaction, [described(prompt, image.url)], "/describe")
 
 
 def described(prompt: str, image_url: str) -> Outgoing:

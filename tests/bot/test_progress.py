@@ -19,7 +19,7 @@ from tests.agent.test_agent import configured
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import channel_post
 from tests.conftest import FAKE_ENV, serve, tiny_worker_settings
-from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
+from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord, Fault
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from worker.engine import Engine
 from worker.server import WorkerServer
@@ -133,3 +133,24 @@ async def test_status_shows_step_percent_and_a_preview_at_a_polite_rate(
     assert steps and all(re.fullmatch(r"🎨 Drawing… \d{1,3}%( · about \d+ s left)?", text) for text in steps)
     gaps = [b.at - a.at for a, b in itertools.pairwise(patched)]
     assert min(gaps) >= edit_s * 0.9  # never faster than the configured edit rate
+
+
+async def test_a_status_edit_discord_py_cannot_parse_never_takes_the_turn_down(
+    app_config: Config, fake_openai: FakeOpenAI, slow_worker: str, fake_discord: FakeDiscord
+) -> None:
+    # A server that answers an edit with a body discord.py cannot read: a KeyError, not an HTTPException.
+    fake_discord.faults.append(Fault("PATCH", f"/channels/{CHANNEL_ID}/messages/", 200, {}))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Stopped."))
+
+    def edits() -> list[Captured]:
+        return [r for r in fake_discord.requests if r.method == "PATCH" and "/messages/" in r.path]
+
+    async with watched_bot(app_config, fake_openai, slow_worker, fake_discord, edit_s=0.05):
+        await fake_discord.user_message(f"<@{BOT_ID}> draw a fox")
+        await fake_discord.wait_for_requests(lambda r: r in edits(), 2, timeout=60)  # the broken one, then more
+        await fake_discord.user_message(f"<@{BOT_ID}> cancel")
+        final = await fake_discord.wait_for_request(
+            lambda r: channel_post(r) and (r.json.get("content") or "").startswith("Stopped."), timeout=60
+        )
+    assert fake_discord.faults[0].times == 0  # the unreadable answer was given
+    assert final.json["content"] == "Stopped.\n\nCancelled."

@@ -5,6 +5,14 @@ GUILD_CREATE, heartbeats, RESUME, messages (JSON and multipart), typing,
 interactions, followups and command sync. Every REST call is captured with its
 parsed JSON and files so that tests can assert exact payloads. Faults are
 scripted per route (status + body) to test 429s, 5xx, 404/10062, 413...
+
+It refuses what Discord refuses, so that a bug of that kind fails a test:
+- an interaction callback more than 3 s after the interaction was sent (404, 10062);
+- a message over Discord's limits: content over 2000 characters, more than 10 embeds, an embed
+  title over 256, description over 4096, more than 25 fields, a field name over 256 or value over
+  1024, a footer over 2048, more than 6000 characters of embeds in all, more than 5 rows of
+  components or 5 buttons in a row, a custom_id over 100 or a label over 80 (400, 50035);
+- a message with nothing in it (400, 50006).
 """
 
 from __future__ import annotations
@@ -29,6 +37,55 @@ NSFW_CHANNEL_ID = 2001
 OWNER_ID = 1
 ALL_PERMISSIONS = str((1 << 53) - 1)
 TIMESTAMP = "2026-11-21T12:00:00.000000+00:00"
+ACK_DEADLINE_S = 3.0  # Discord forgets an interaction that is not acknowledged within 3 s
+
+
+def limit_problems(body: dict[str, Any]) -> dict[str, str]:
+    """Discord's 50035 field errors for a message body over its limits (empty when within them)."""
+    problems: dict[str, str] = {}
+    if len(body.get("content") or "") > 2000:
+        problems["content"] = "Must be 2000 or fewer in length."
+    embeds = body.get("embeds") or []
+    if len(embeds) > 10:
+        problems["embeds"] = "Must be 10 or fewer in length."
+    total = 0
+    for n, embed in enumerate(embeds):
+        texts = {
+            "title": (embed.get("title") or "", 256),
+            "description": (embed.get("description") or "", 4096),
+            "footer.text": ((embed.get("footer") or {}).get("text") or "", 2048),
+            "author.name": ((embed.get("author") or {}).get("name") or "", 256),
+        }
+        fields = embed.get("fields") or []
+        if len(fields) > 25:
+            problems[f"embeds.{n}.fields"] = "Must be 25 or fewer in length."
+        for i, f in enumerate(fields):
+            texts[f"fields.{i}.name"] = (f.get("name") or "", 256)
+            texts[f"fields.{i}.value"] = (f.get("value") or "", 1024)
+        for key, (text, limit) in texts.items():
+            total += len(text)
+            if len(text) > limit:
+                problems[f"embeds.{n}.{key}"] = f"Must be {limit} or fewer in length."
+    if total > 6000:
+        problems["embeds"] = "Embed size exceeds maximum size of 6000"
+    rows = body.get("components") or []
+    if len(rows) > 5:
+        problems["components"] = "Must be 5 or fewer in length."
+    for r, row in enumerate(rows):
+        items = row.get("components") or []
+        if len(items) > 5:
+            problems[f"components.{r}.components"] = "Must be 5 or fewer in length."
+        for i, item in enumerate(items):
+            if len(item.get("custom_id") or "") > 100:
+                problems[f"components.{r}.components.{i}.custom_id"] = "Must be 100 or fewer in length."
+            if len(item.get("label") or "") > 80:
+                problems[f"components.{r}.components.{i}.label"] = "Must be 80 or fewer in length."
+    return problems
+
+
+def is_empty_message(body: dict[str, Any], files: list[Any]) -> bool:
+    """Discord refuses a new message with no content, embeds, files, components, stickers or poll."""
+    return not (files or any(body.get(k) for k in ("content", "embeds", "components", "sticker_ids", "poll")))
 
 
 @dataclass
@@ -133,6 +190,10 @@ class FakeDiscord:
         }
         self.messages: dict[int, dict[str, Any]] = {}
         self.late_interactions: set[str] = set()
+        # When each interaction was sent; a callback after ACK_DEADLINE_S is refused (10062).
+        self.interactions_sent: dict[str, float] = {}
+        self.clock = time.monotonic  # tests may move it on instead of sleeping
+        self.refused: list[tuple[str, int]] = []  # (path, Discord error code) of each refusal
         # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
         self.refuse_message_content = False
         self.files: dict[str, bytes] = {}
@@ -398,7 +459,7 @@ class FakeDiscord:
             interaction_id=interaction_id,
         )  # fmt: skip
         data["app_permissions"] = app_permissions
-        await self.dispatch("INTERACTION_CREATE", data)
+        await self._dispatch_interaction(data)
         return data
 
     def _interaction(self, kind: int, data: dict[str, Any], user_id: int, user_name: str, channel_id: int,
@@ -436,15 +497,19 @@ class FakeDiscord:
             3, {"custom_id": custom_id, "component_type": 2}, user_id, user_name,
             int(message["channel_id"]), permissions, message=message,
         )  # fmt: skip
-        await self.dispatch("INTERACTION_CREATE", data)
+        await self._dispatch_interaction(data)
         return data
 
     async def submit_modal(self, custom_id: str, values: dict[str, str], *, user_id: int = 20) -> dict[str, Any]:
         """Dispatch a modal submission with text input values by custom_id."""
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
         data = self._interaction(5, {"custom_id": custom_id, "components": rows}, user_id, "alice", CHANNEL_ID)
-        await self.dispatch("INTERACTION_CREATE", data)
+        await self._dispatch_interaction(data)
         return data
+
+    async def _dispatch_interaction(self, data: dict[str, Any]) -> None:
+        self.interactions_sent[data["id"]] = self.clock()
+        await self.dispatch("INTERACTION_CREATE", data)
 
     # -- REST ------------------------------------------------------------
     def _json(self, data: Any, status: int = 200) -> web.Response:
@@ -475,6 +540,30 @@ class FakeDiscord:
             text = await request.text()
             body = json.loads(text) if text else None
         return Captured(request.method, request.path, body, files, dict(request.query))
+
+    def _refusal(self, method: str, parts: list[str], captured: Captured) -> dict[str, Any] | None:
+        """Discord's error body for a request it would refuse (late ack, over a limit, empty), else None."""
+        body: dict[str, Any] = captured.json if isinstance(captured.json, dict) else {}
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            sent = self.interactions_sent.get(parts[1])
+            if parts[1] in self.late_interactions or (sent is not None and self.clock() - sent > ACK_DEADLINE_S):
+                return {"message": "Unknown interaction", "code": 10062}
+            body = body.get("data") or {} if body.get("type") in (4, 7) else {}
+        sends = method == "POST" and (
+            (parts[0] == "channels" and parts[-1] == "messages") or (parts[0] == "webhooks" and len(parts) == 3)
+        )
+        edits = method == "PATCH" and parts[0] in ("channels", "webhooks")
+        if not (sends or edits or body):
+            return None
+        problems = limit_problems(body)
+        if problems:
+            errors = {
+                key: {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": text}]} for key, text in problems.items()
+            }
+            return {"message": "Invalid Form Body", "code": 50035, "errors": errors}
+        if sends and is_empty_message(body, captured.files):
+            return {"message": "Cannot send an empty message", "code": 50006}
+        return None
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -551,6 +640,10 @@ class FakeDiscord:
             return response
         parts = path.strip("/").split("/")
         method = request.method
+        refusal = self._refusal(method, parts, captured)
+        if refusal is not None:
+            self.refused.append((path, refusal["code"]))
+            return self._json(refusal, status=404 if refusal["code"] == 10062 else 400)
         if path == "/users/@me":
             return self._json(user_payload(BOT_ID, "egaku", bot=True))
         if path == "/oauth2/applications/@me":
@@ -583,8 +676,6 @@ class FakeDiscord:
             self.messages.pop(int(parts[3]), None)
             return web.Response(status=204)
         if parts[0] == "interactions" and parts[-1] == "callback":
-            if parts[1] in self.late_interactions:
-                return self._json({"message": "Unknown interaction", "code": 10062}, status=404)
             response: dict[str, Any] = {
                 "interaction": {
                     "id": parts[1],
