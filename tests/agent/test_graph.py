@@ -122,6 +122,42 @@ async def test_a_turn_that_fails_after_a_tool_call_is_not_saved(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        Call("edit_image", {"ref": "no-such-image", "prompt": PROMPT}),  # refused: unknown image
+        Call("generate_image", {"prompt": PROMPT, "seed": -1}),  # invalid arguments
+        Call("generate_image", {"prompt": PROMPT}, more=[("generate_image", {"prompt": PROMPT})]),  # over the cap
+    ],
+    ids=["refused", "invalid", "over-the-tool-cap"],
+)
+async def test_every_tool_call_is_answered_when_a_tool_refuses(
+    call: Call, app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(call, Say("Sorry, I can't."), Say("still here"))
+    config = configured(app_config, fake_openai.base_url, worker_url, max_tool_calls=1)
+    async with running(config) as app:
+        await app.agent.respond(turn("draw it"))
+        later = await app.agent.respond(turn("are you there?"))
+        kept = await saved(app)
+    assert later.reply == "still here"
+    assert fake_openai.rejected == []
+    assert order_error(openai_shape(kept)) is None
+
+
+async def test_a_turn_that_times_out_after_a_tool_call_is_not_saved(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT}), Say("too late", delay_s=5.0), Say("on time"))
+    config = configured(app_config, fake_openai.base_url, worker_url, turn_timeout_s=2.0)
+    async with running(config) as app:
+        with pytest.raises(LLMUnavailable, match="ran past"):
+            await app.agent.respond(turn("draw a squirrel king"))
+        assert await saved(app) == []
+        later = await app.agent.respond(turn("hello"))
+    assert later.reply == "on time" and fake_openai.rejected == []
+
+
 async def test_a_first_turn_that_fails_leaves_no_conversation(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str
 ) -> None:

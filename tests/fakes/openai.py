@@ -27,9 +27,10 @@ from tests.fakes.serving import serve
 
 @dataclass
 class Say:
-    """Answer with text."""
+    """Answer with text (after `delay_s`, a slow model)."""
 
     text: str
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -169,6 +170,7 @@ class FakeOpenAI:
         message: dict[str, Any] = {"role": "assistant", "content": None}
         finish = "stop"
         if isinstance(item, Say):
+            await asyncio.sleep(item.delay_s)
             message["content"] = item.text
         elif isinstance(item, Cut):
             call = {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
