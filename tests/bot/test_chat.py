@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from bot.exts.chat import EMPTY_TEXT, NO_CONTENT_TEXT
+from bot.render import compose
 from egaku.app import App, open_app
 from egaku.config import Config
 from tests.agent.test_agent import PROMPT, configured
@@ -96,17 +97,26 @@ async def test_reply_to_the_bot_and_dm_are_addressed(
     ]
 
 
-async def test_mentions_in_llm_output_ping_no_one_and_long_text_is_split(
+async def test_mentions_in_llm_output_ping_no_one_and_long_text_is_capped(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
     long = "@everyone <@&123> " + " ".join(["word"] * 900)  # ~4500 characters
     fake_openai.then(Say(long))
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         await fake_discord.user_message(f"<@{BOT_ID}> say a lot")
-        posts = await fake_discord.wait_for_requests(channel_post, 3)
-    assert [len(p.json["content"]) <= 2000 for p in posts] == [True, True, True]
-    assert " ".join(p.json["content"] for p in posts) == long
-    assert all(p.json["allowed_mentions"] == {"parse": [], "replied_user": False} for p in posts)
+        post = await fake_discord.wait_for_request(channel_post)
+    content = post.json["content"]
+    assert long.startswith(content.removesuffix("…")) and content.endswith("…")  # capped at a word boundary
+    assert 1400 < len(content) <= 1500
+    assert post.json["allowed_mentions"] == {"parse": [], "replied_user": False}
+    assert fake_discord.refused == []
+
+
+def test_long_text_is_split_within_discords_limit() -> None:
+    long = "@everyone <@&123> " + " ".join(["word"] * 900)
+    parts = compose(long, [], None)
+    assert [len(p.content) <= 2000 for p in parts] == [True, True, True]
+    assert " ".join(p.content for p in parts) == long
 
 
 async def test_empty_mention_gets_a_hint(
