@@ -66,7 +66,7 @@ class WorkerClient:
         """POST /v1/images/generations (streamed when on_progress is given) and decode the images."""
         body = request.model_dump(exclude_none=True, exclude_unset=True)
         if on_progress is not None:
-            body["stream"] = True
+            body.update(stream=True, stream_format="egaku")  # egaku's progress events, not OpenAI's
         return await self._call("/v1/images/generations", user_words, on_progress, json=body)
 
     async def edit(
@@ -80,11 +80,12 @@ class WorkerClient:
         """POST /v1/images/edits (multipart) and decode the images."""
         form = aiohttp.FormData()
         form.add_field("image", image, filename="image.png", content_type="image/png")
+        fields = request.model_dump(exclude_none=True, exclude_unset=True)
         if mask is not None:
             form.add_field("mask", mask, filename="mask.png", content_type="image/png")
-        fields = request.model_dump(exclude_none=True, exclude_unset=True)
+            fields["mask_format"] = "luminance"  # egaku's masks are white where to paint, not OpenAI's alpha
         if on_progress is not None:
-            fields["stream"] = True
+            fields.update(stream=True, stream_format="egaku")
         for key, value in fields.items():
             form.add_field(key, json.dumps(value) if isinstance(value, list | dict | bool) else str(value))
         return await self._call("/v1/images/edits", user_words, on_progress, data=form)
@@ -137,7 +138,7 @@ class WorkerClient:
             raise WorkerFailed(f"worker sent an unreadable response: {exc}") from exc
         return [
             RenderedImage(
-                png=base64.b64decode(item.b64_json, validate=True),
+                png=base64.b64decode(item.b64_json or "", validate=True),
                 prompt=item.revised_prompt or "",
                 negative_prompt=item.parameters.negative_prompt,
                 seed=item.parameters.seed,

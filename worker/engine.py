@@ -14,7 +14,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,12 +22,12 @@ import torch
 from PIL import Image
 
 from worker.errors import BadRequest, ContentBlocked, OutOfMemory, WorkerError
-from worker.images import encode_image, read_image
+from worker.images import encode_image, read_image, read_with_alpha
 from worker.pipelines import Placement, choose_placement, load_pipeline
-from worker.prompting import encode_long, windows_needed
+from worker.prompting import encode_long, window_ids, windows_needed
 from worker.protocol import (
     MAX_SEED,
-    STYLES,
+    QUALITY_TIER,
     AdapterChoice,
     DescriptionResponse,
     EditRequest,
@@ -35,9 +35,13 @@ from worker.protocol import (
     GenerationResponse,
     ImageData,
     Size,
+    Usage,
     UsedParameters,
+    image_tokens,
     parse_size,
     size_for_aspect,
+    steps_for_quality,
+    with_style,
 )
 from worker.scheduler import Job, Progress
 from worker.settings import ModelPreset, WorkerSettings
@@ -60,15 +64,25 @@ _LATENT_RGB = {
 }
 
 
-def latent_preview(latents: torch.Tensor, family: str) -> bytes:
-    """A small PNG approximating one sample's latents [4, h, w]."""
+def latent_picture(latents: torch.Tensor, family: str) -> Image.Image:
+    """A small picture approximating one sample's latents [4, h, w] (no VAE)."""
     weights, bias = _LATENT_RGB[family.split("-")[0]]
     w = torch.tensor(weights, dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", latents.float().cpu(), w) + torch.tensor(bias)
     pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+    return Image.fromarray(pixels, mode="RGB")
+
+
+def latent_preview(latents: torch.Tensor, family: str) -> bytes:
+    """A small PNG approximating one sample's latents [4, h, w]."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG")
+    latent_picture(latents, family).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def partial_steps(total: int, count: int) -> list[int]:
+    """The steps (1-based, before the last) after which OpenAI's partial images are sent, evenly spread."""
+    return sorted({round(total * (i + 1) / (count + 1)) for i in range(count)} & set(range(1, total)))
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,10 @@ class Plan:
     style: str | None = None
     safety_check: bool = False
     job_id: str = ""
+    quality: str = "medium"  # the tier reported back (OpenAI's `quality`)
+    compression: int | None = None  # JPEG / WebP quality (OpenAI's `output_compression`)
+    partial_images: int = 0  # OpenAI's partial images, sent while streaming
+    input_images: int = 0  # uploads read (for `usage`)
 
     @property
     def key(self) -> Hashable:
@@ -164,15 +182,15 @@ class Engine:
 
     # -- planning (cheap, on the event loop) --------------------------------
     def _preset(self, request: GenerationRequest) -> tuple[str, ModelPreset]:
-        name = request.model or self._settings.default_model
-        preset = self._settings.models.get(name)
-        if preset is None:
-            raise BadRequest(f"unknown model {name!r}; available: {self.model_names}", param="model")
-        return name, preset
+        name = self._settings.resolve(request.model)
+        if name is None:
+            known = self._settings.served_names
+            raise BadRequest(f"unknown model {request.model!r}; available: {known}", param="model")
+        return name, self._settings.models[name]
 
     def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
         try:
-            if request.size is not None:
+            if request.size is not None and request.size != "auto":
                 size = parse_size(request.size)
             elif request.aspect is not None:
                 size = size_for_aspect(request.aspect, preset.base_size)
@@ -191,6 +209,12 @@ class Engine:
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
         if request.safety_check and not self._settings.safety_checker:
             raise BadRequest("this worker has no safety checker configured", param="safety_check")
+        if request.background == "transparent":
+            raise BadRequest(
+                f"model {name!r} cannot make transparent backgrounds; use background=opaque or auto", param="background"
+            )
+        # OpenAI's moderation=auto is the safety checker where one is configured; low skips it.
+        safety = request.safety_check or (request.moderation == "auto" and bool(self._settings.safety_checker))
         for choice in request.adapters:
             if choice.name not in self._settings.adapters:
                 known = sorted(self._settings.adapters)
@@ -202,7 +226,7 @@ class Engine:
             model=name,
             preset=preset,
             size=size,
-            steps=request.steps or preset.steps,
+            steps=request.steps or steps_for_quality(preset.steps, request.quality),
             guidance=request.guidance if request.guidance is not None else preset.guidance,
             seeds=tuple((seed + i) % (MAX_SEED + 1) for i in range(request.n)),
             prompt=prompt,
@@ -210,44 +234,66 @@ class Engine:
             output_format=request.output_format,
             adapters=tuple(request.adapters),
             style=request.style,
-            safety_check=request.safety_check,
+            safety_check=safety,
             job_id=job_id,
+            quality=QUALITY_TIER.get(request.quality or "auto", request.quality or "medium"),
+            compression=request.output_compression,
+            partial_images=(request.partial_images or 0) if request.stream else 0,
         )
 
-    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> Plan:
-        """Check an edit: the upload is decoded safely and fitted to the preset."""
+    def plan_edit(
+        self,
+        request: EditRequest,
+        image: bytes,
+        mask: bytes | None,
+        job_id: str = "",
+        *,
+        extra_images: Sequence[bytes] = (),
+    ) -> Plan:
+        """Check an edit: the upload is decoded safely and fitted to the preset; the mask follows OpenAI.
+
+        OpenAI's mask paints where its alpha is 0; with no mask, where the image itself is
+        transparent. `mask_format="luminance"` (egaku's own client) paints where a greyscale mask is white.
+        """
         base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
         name, preset = base.model, base.preset
-        picture = read_image(image)
+        if extra_images:
+            # No family here takes several pictures at once; say so rather than drop them.
+            count = 1 + len(extra_images)
+            raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
+        picture, alpha = read_with_alpha(image)
         default = fit_size(picture.size, preset.max_pixels)
         size = self._size(request, preset, name, default)
-        picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
         mask_image = None
-        if mask is not None:
-            mask_image = read_image(mask, mode="L").resize(picture.size, Image.Resampling.BILINEAR)
+        if mask is not None and request.mask_format == "luminance":
+            mask_image = read_image(mask, mode="L")
+        elif mask is not None:
+            mask_image = paint_where_transparent(read_with_alpha(mask)[1], picture.size, "mask")
+        elif alpha is not None and alpha.getextrema()[0] == 0:
+            mask_image = paint_where_transparent(alpha, picture.size, "image")
+        if picture.size != (size.width, size.height):
+            picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
+        if mask_image is not None and mask_image.size != picture.size:
+            # A hard (OpenAI) mask stays hard; a greyscale one is smoothed.
+            hard = request.mask_format == "alpha"
+            resample = Image.Resampling.NEAREST if hard else Image.Resampling.BILINEAR
+            mask_image = mask_image.resize(picture.size, resample)
         inpaint = mask_image is not None or request.mask_prompt is not None
         prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         mode: Mode = "instruct" if preset.family.endswith("-instruct") else "inpaint" if inpaint else "img2img"
-        return Plan(
-            model=name,
-            preset=preset,
+        return replace(
+            base,
             size=size,
             # img2img runs steps * strength steps; never let that round down to none.
             steps=max(base.steps, math.ceil(1 / request.strength)) if mode != "instruct" else base.steps,
-            guidance=base.guidance,
-            seeds=base.seeds,
             prompt=prompt,
             negative=negative,
-            output_format=request.output_format,
             mode=mode,
-            style=request.style,
             strength=None if mode == "instruct" else request.strength,
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
-            adapters=base.adapters,
-            safety_check=request.safety_check,
-            job_id=job_id,
+            input_images=1,
         )
 
     # -- rendering (blocking, in the executor thread) -----------------------
@@ -361,18 +407,23 @@ class Engine:
                 kwargs.update(mask_image=[mask] * len(prompts), width=first.size.width, height=first.size.height)
         with torch.inference_mode():
             result = pipe(**kwargs)
+        images = list(result.images)
+        if first.mode == "inpaint":
+            # The VAE round trip shifts every pixel a little: keep the original outside the mask, exactly.
+            assert first.image is not None
+            images = [Image.composite(out, first.image, kwargs["mask_image"][0]) for out in images]
         rendered = time.perf_counter()
-        flags = self._safety_flags(plans, result.images)
+        flags = self._safety_flags(plans, images)
         outcomes: list[GenerationResponse | BaseException] = []
         cursor = 0
         for plan in plans:
-            images = result.images[cursor : cursor + len(plan.seeds)]
+            own = images[cursor : cursor + len(plan.seeds)]
             flagged = any(flags[cursor : cursor + len(plan.seeds)])
             cursor += len(plan.seeds)
             if flagged:
                 outcomes.append(ContentBlocked("the safety checker blocked this picture", param="prompt"))
             else:
-                outcomes.append(self._response(plan, images, started, rendered))
+                outcomes.append(self._response(plan, own, started, rendered, text_tokens(pipe, plan.prompt)))
         return outcomes
 
     def _safety_flags(self, plans: list[Plan], images: list[Image.Image]) -> list[bool]:
@@ -396,6 +447,7 @@ class Engine:
         report: Callable[[Job[GenerationResponse], Progress], None],
     ) -> Callable[..., dict[str, Any]]:
         every = self._settings.preview_every
+        partials: dict[int, list[int]] = {}
 
         def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             done = step + 1
@@ -409,13 +461,38 @@ class Engine:
                     sample = owners.index(index)
                     preview = latent_preview(tensors["latents"][sample], plan.preset.family)
                     report(job, Progress("preview", {"step": done, "b64_png": base64.b64encode(preview).decode()}))
+            for index, job in enumerate(jobs):
+                wanted = job.plan.partial_images
+                if not wanted or "latents" not in tensors:
+                    continue
+                at = partials.setdefault(index, partial_steps(total, wanted))
+                if done in at:
+                    latents = tensors["latents"][owners.index(index)]
+                    report(job, Progress("partial", self._partial(job.plan, latents, at.index(done))))
             if all(job.cancel_flag.is_set() for job in jobs):
                 pipe._interrupt = True  # diffusers stops before the next step
             return tensors
 
         return on_step_end
 
-    def _response(self, plan: Plan, images: list[Image.Image], started: float, rendered: float) -> GenerationResponse:
+    def _partial(self, plan: Plan, latents: torch.Tensor, index: int) -> dict[str, Any]:
+        """One OpenAI partial image: the latent preview at the output's size and format."""
+        picture = latent_picture(latents, plan.preset.family).resize(
+            (plan.size.width, plan.size.height), Image.Resampling.BILINEAR
+        )
+        encoded = encode_image(picture, plan.output_format, plan.compression or 90)
+        return {
+            "partial_image_index": index,
+            "b64_json": base64.b64encode(encoded).decode("ascii"),
+            "background": "opaque",
+            "output_format": plan.output_format,
+            "quality": plan.quality,
+            "size": f"{plan.size.width}x{plan.size.height}",
+        }
+
+    def _response(
+        self, plan: Plan, images: list[Image.Image], started: float, rendered: float, prompt_tokens: int
+    ) -> GenerationResponse:
         data = []
         for seed, image in zip(plan.seeds, images, strict=True):
             used = UsedParameters(
@@ -432,12 +509,20 @@ class Engine:
                 style=plan.style,
                 safety_checked=plan.safety_check,
             )
-            encoded = base64.b64encode(encode_image(image, plan.output_format)).decode("ascii")
-            data.append(ImageData(b64_json=encoded, revised_prompt=plan.prompt, seed=seed, parameters=used))
+            encoded = encode_image(image, plan.output_format, plan.compression or 90)
+            data.append(
+                ImageData(b64_json=base64.b64encode(encoded).decode("ascii"), revised_prompt=plan.prompt, seed=seed,
+                          parameters=used)
+            )  # fmt: skip
+        given = image_tokens(plan.size.width, plan.size.height) * plan.input_images
+        made = sum(image_tokens(image.width, image.height) for image in images)
         return GenerationResponse(
             created=int(time.time()),
             data=data,
             output_format=plan.output_format,  # type: ignore[arg-type]
+            quality=plan.quality,  # type: ignore[arg-type]
+            size=f"{plan.size.width}x{plan.size.height}",
+            usage=Usage.of(prompt_tokens, given, made),
             job_id=plan.job_id or None,
             timings={"render_s": rendered - started, "encode_s": time.perf_counter() - rendered},
         )
@@ -468,13 +553,26 @@ class Engine:
             torch.cuda.empty_cache()
 
 
-def with_style(prompt: str, negative: str | None, style: str | None) -> tuple[str, str | None]:
-    """The prompt and negative prompt with a style preset's words added."""
-    if style is None:
-        return prompt, negative
-    extra, avoid = STYLES[style]
-    joined = ", ".join(part for part in (prompt, extra) if part)
-    return joined, ", ".join(part for part in (negative, avoid) if part)
+def text_tokens(pipe: Any, prompt: str) -> int:
+    """The prompt's length in the (first) text encoder's tokens, for `usage`."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None:
+        return 0
+    return sum(len(window) for window in window_ids(tokenizer, prompt))
+
+
+def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], param: str) -> Image.Image:
+    """OpenAI's mask: an "L" image, white (paint) where alpha is 0 and black (keep) elsewhere."""
+    if alpha is None:
+        raise BadRequest(
+            "the mask needs an alpha channel: transparent pixels (alpha 0) mark where to paint", param=param
+        )
+    if alpha.size != size:
+        raise BadRequest(f"the mask is {alpha.size[0]}x{alpha.size[1]}; it must match the image's size", param=param)
+    paint = alpha.point(lambda a: 255 if a == 0 else 0)
+    if paint.getextrema()[1] == 0:
+        raise BadRequest("the mask has no transparent pixels, so there is nothing to edit", param=param)
+    return paint
 
 
 def load_textual_inversion(pipe: Any, source: str, token: str) -> None:

@@ -14,8 +14,8 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_INPUT_PIXELS = 4096 * 4096  # far below Pillow's own bomb limit
 
 
-def read_image(data: bytes, *, max_pixels: int = MAX_INPUT_PIXELS, mode: str = "RGB") -> Image.Image:
-    """Decode an upload: explicit formats, size checked before pixels are decoded."""
+def read_image(data: bytes, *, max_pixels: int = MAX_INPUT_PIXELS, mode: str | None = "RGB") -> Image.Image:
+    """Decode an upload: explicit formats, size checked before pixels are decoded (mode None: as stored)."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadRequest(f"the image is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB", param="image")
     try:
@@ -35,7 +35,16 @@ def read_image(data: bytes, *, max_pixels: int = MAX_INPUT_PIXELS, mode: str = "
         raise BadRequest("couldn't read that image (PNG, JPEG, WebP or GIF)", param="image") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadRequest("couldn't read that image: the file is damaged or truncated", param="image") from exc
-    return ImageOps.exif_transpose(image).convert(mode)
+    upright = ImageOps.exif_transpose(image)
+    return upright.convert(mode) if mode else upright
+
+
+def read_with_alpha(data: bytes, *, max_pixels: int = MAX_INPUT_PIXELS) -> tuple[Image.Image, Image.Image | None]:
+    """An upload as RGB, plus its alpha channel ("L") when it has one; None when it is opaque by format."""
+    image = read_image(data, max_pixels=max_pixels, mode=None)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    alpha = image.convert("RGBA").getchannel("A") if has_alpha else None
+    return image.convert("RGB"), alpha
 
 
 def encode_image(image: Image.Image, fmt: str = "png", quality: int = 90) -> bytes:

@@ -2,15 +2,17 @@
 
 Both sides import this module: `tools/` validates a request with these models
 before it leaves the bot, and the worker validates it again when it arrives.
-The shape is OpenAI's Images API (`POST /v1/images/generations`, `b64_json`)
-plus egaku's extensions (`negative_prompt`, `seed`, `steps`, `guidance`,
-`aspect`). Every response carries back the parameters actually used.
+The shape is OpenAI's Images API (`POST /v1/images/generations`, every documented
+parameter: mapped, ignored or refused, as the README's table says) plus egaku's
+extensions (`negative_prompt`, `seed`, `steps`, `guidance`, `aspect`...). Every
+response carries back the parameters actually used.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +39,23 @@ ASPECT_RATIOS: dict[str, tuple[int, int]] = {
 }
 
 OutputFormat = Literal["png", "webp", "jpeg"]
+# OpenAI's documented formats; gif and svg are refused with a clear message (no family makes them).
+RequestedFormat = Literal["png", "webp", "jpeg", "gif", "svg"]
+
+# OpenAI's `quality` as a multiple of the preset's steps ("standard" and "hd" are DALL-E's names).
+QUALITY_STEPS: dict[str, float] = {
+    "low": 0.5,
+    "medium": 1.0,
+    "standard": 1.0,
+    "auto": 1.0,
+    "high": 1.5,
+    "hd": 1.5,
+    "xhigh": 2.0,
+    "max": 2.5,
+}
+Quality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"]
+# What a response reports: the tier actually rendered (OpenAI's response literal has no "auto").
+QUALITY_TIER: dict[str, str] = {"standard": "medium", "auto": "medium", "hd": "high"}
 
 # Style presets: words added to the prompt and the negative prompt. Shared with the bot's choices.
 STYLES: dict[str, tuple[str, str]] = {
@@ -47,8 +66,11 @@ STYLES: dict[str, tuple[str, str]] = {
     "ukiyoe": ("ukiyo-e woodblock print, flat colours, bold outlines, Edo period", "photo, 3d render"),
     "pixel": ("pixel art, 16-bit, limited palette, crisp pixels", "blurry, photo, smooth gradients"),
     "3d": ("3d render, octane, soft global illumination, studio lighting", "flat, sketch, painting"),
+    # OpenAI's DALL-E 3 styles, as presets like the others.
+    "vivid": ("vivid saturated colours, dramatic lighting, hyper-detailed, striking composition", "dull, washed out"),
+    "natural": ("natural colours, soft realistic lighting, understated, true to life", "oversaturated, hdr, cartoon"),
 }
-Style = Literal["photo", "anime", "watercolor", "oil", "ukiyoe", "pixel", "3d"]
+Style = Literal["photo", "anime", "watercolor", "oil", "ukiyoe", "pixel", "3d", "vivid", "natural"]
 
 _SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
@@ -63,6 +85,26 @@ class Size(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.width}x{self.height}"
+
+
+def steps_for_quality(steps: int, quality: str | None) -> int:
+    """A preset's steps scaled by OpenAI's `quality` (low halves them, high adds half)."""
+    scale = QUALITY_STEPS[quality or "auto"]
+    return min(MAX_STEPS, max(1, math.ceil(steps * scale)))
+
+
+def with_style(prompt: str, negative: str | None, style: str | None) -> tuple[str, str | None]:
+    """The prompt and negative prompt with a style preset's words added."""
+    if style is None:
+        return prompt, negative
+    extra, avoid = STYLES[style]
+    joined = ", ".join(part for part in (prompt, extra) if part)
+    return joined, ", ".join(part for part in (negative, avoid) if part)
+
+
+def image_tokens(width: int, height: int) -> int:
+    """What `usage` counts for one image: one token per 16x16-pixel cell (4096 for 1024x1024)."""
+    return math.ceil(width / 16) * math.ceil(height / 16)
 
 
 def parse_size(text: str) -> Size:
@@ -116,24 +158,42 @@ class AdapterChoice(BaseModel):
 
 
 class GenerationRequest(BaseModel):
-    """POST /v1/images/generations: OpenAI's fields plus egaku's extensions."""
+    """POST /v1/images/generations: OpenAI's fields plus egaku's extensions.
+
+    Every parameter OpenAI documents is accepted; what each one does here (mapped,
+    ignored or refused with a 400) is in the README's table.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     model: str | None = Field(default=None, max_length=128)
     n: int = Field(default=1, ge=1, le=MAX_N)
-    size: str | None = Field(default=None, description="WxH; overrides aspect")
-    response_format: Literal["b64_json"] = "b64_json"
+    size: str | None = Field(default=None, description="WxH or auto; overrides aspect")
+    # None: `url` for DALL-E model names (OpenAI's default there), `b64_json` otherwise.
+    response_format: Literal["url", "b64_json"] | None = None
     user: str | None = Field(default=None, max_length=128)
+    safety_identifier: str | None = Field(default=None, max_length=128)
+    quality: Quality | None = None
+    background: Literal["transparent", "opaque", "auto"] | None = None
+    moderation: Literal["low", "auto"] | None = None
+    output_format: RequestedFormat = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+    complexity: Literal["low", "medium", "high"] | None = None  # ignored: no planning stage here
+    frame_count: int | None = None  # refused: GIF output only
+    frame_duration_ms: int | None = None  # refused: GIF output only
+    svg: dict[str, Any] | None = None  # refused: SVG output only
+    stream: bool = False
     # egaku extensions
     negative_prompt: str | None = Field(default=None, max_length=MAX_NEGATIVE_CHARS)
     aspect: Aspect | None = None
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     guidance: float | None = Field(default=None, ge=0.0, le=MAX_GUIDANCE, allow_inf_nan=False)
-    output_format: OutputFormat = "png"
-    stream: bool = False
+    # "egaku": the progress stream egaku's client reads (queue, steps, previews);
+    # "openai": OpenAI's partial_image / completed events.
+    stream_format: Literal["openai", "egaku"] = "openai"
     job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     priority: int = Field(default=0, ge=0, le=9)
     adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
@@ -150,21 +210,64 @@ class GenerationRequest(BaseModel):
     @field_validator("size")
     @classmethod
     def _size_in_bounds(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value is not None and value != "auto":
             parse_size(value)
         return value
 
+    @field_validator("output_format")
+    @classmethod
+    def _format_we_make(cls, value: str) -> str:
+        if value in ("gif", "svg"):
+            raise ValueError(f"{value} output is not supported here: use png, webp or jpeg")
+        return value
+
+    @field_validator("frame_count", "frame_duration_ms")
+    @classmethod
+    def _no_frames(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError("animated (GIF) output is not supported here")
+        return value
+
+    @field_validator("svg")
+    @classmethod
+    def _no_svg(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise ValueError("SVG output is not supported here")
+        return value
+
+    @property
+    def wants_url(self) -> bool:
+        """Whether images go back as short-lived URLs (OpenAI's default for DALL-E models)."""
+        if self.response_format is not None:
+            return self.response_format == "url"
+        return (self.model or "").startswith("dall-e")
+
+    @property
+    def requester(self) -> str | None:
+        """Who asked, for fairness: OpenAI's safety_identifier wins over the deprecated `user`."""
+        return self.safety_identifier or self.user
+
 
 class EditRequest(GenerationRequest):
-    """The form fields of POST /v1/images/edits and /v1/images/variations (the image is a file part).
+    """The form fields of POST /v1/images/edits (the image is a file part; `prompt` is required).
 
-    With a mask file or a `mask_prompt` ("the squirrel king"), the masked region is
-    repainted (inpaint); without, the whole image is redrawn with `strength` (img2img).
+    A mask file follows OpenAI: paint where its alpha is 0. Without a mask, an image
+    with transparent pixels is painted there. `mask_format="luminance"` (egaku's own
+    client) reads a greyscale mask instead: white is painted. A `mask_prompt`
+    ("the squirrel king") makes the mask from words. With none of these, the whole
+    image is redrawn with `strength` (img2img).
     """
 
-    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     strength: float = Field(default=0.6, gt=0.0, le=1.0, allow_inf_nan=False)
     mask_prompt: str | None = Field(default=None, min_length=1, max_length=200)
+    mask_format: Literal["alpha", "luminance"] = "alpha"
+    input_fidelity: Literal["high", "low"] | None = None  # ignored: strength says how much changes
+
+
+class VariationRequest(EditRequest):
+    """The form fields of POST /v1/images/variations: OpenAI sends no prompt (egaku may)."""
+
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
 
     @field_validator("prompt")
     @classmethod
@@ -192,10 +295,40 @@ class UsedParameters(BaseModel):
 class ImageData(BaseModel):
     """One image in a response (OpenAI's shape, plus the parameters used)."""
 
-    b64_json: str
+    b64_json: str | None = None
+    url: str | None = None  # instead of b64_json for response_format="url"
     revised_prompt: str | None = None
     seed: int
     parameters: UsedParameters
+
+
+class TokenDetails(BaseModel):
+    """Tokens by kind."""
+
+    image_tokens: int = 0
+    text_tokens: int = 0
+
+
+class Usage(BaseModel):
+    """OpenAI's `usage`: prompt tokens (the text encoder's), image tokens (one per 16x16 cell)."""
+
+    input_tokens: int
+    input_tokens_details: TokenDetails
+    output_tokens: int
+    output_tokens_details: TokenDetails
+    total_tokens: int
+
+    @classmethod
+    def of(cls, text_tokens: int, input_image_tokens: int, output_image_tokens: int) -> Usage:
+        """A usage record from its three counts."""
+        given = text_tokens + input_image_tokens
+        return cls(
+            input_tokens=given,
+            input_tokens_details=TokenDetails(image_tokens=input_image_tokens, text_tokens=text_tokens),
+            output_tokens=output_image_tokens,
+            output_tokens_details=TokenDetails(image_tokens=output_image_tokens),
+            total_tokens=given + output_image_tokens,
+        )
 
 
 class GenerationResponse(BaseModel):
@@ -204,6 +337,11 @@ class GenerationResponse(BaseModel):
     created: int
     data: list[ImageData]
     output_format: OutputFormat = "png"
+    background: Literal["opaque"] = "opaque"
+    quality: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    size: str | None = None
+    usage: Usage | None = None
+    safety_identifier: str | None = None
     job_id: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
@@ -242,6 +380,26 @@ class ProgressEvent(BaseModel):
     steps: int | None = None
     eta_s: float | None = None
     b64_png: str | None = None
+
+
+class OpenAIStreamEvent(BaseModel):
+    """One event of OpenAI's image stream (`stream: true` without `stream_format: "egaku"`)."""
+
+    type: Literal[
+        "image_generation.partial_image",
+        "image_generation.completed",
+        "image_edit.partial_image",
+        "image_edit.completed",
+    ]
+    b64_json: str
+    background: Literal["transparent", "opaque", "auto"]
+    created_at: int
+    output_format: OutputFormat
+    quality: Literal["low", "medium", "high", "xhigh", "max", "auto"]
+    size: str
+    partial_image_index: int | None = None  # partial images only
+    usage: Usage | None = None  # completed only
+    safety_identifier: str | None = None
 
 
 class HealthResponse(BaseModel):

@@ -6,19 +6,25 @@ POST   /v1/images/variations    multipart: image, strength...
 POST   /v1/images/descriptions  multipart: image; answers an English prompt for it (/describe)
 GET    /v1/images/jobs/{id}     queue position and ETA
 DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
-GET    /v1/models, /healthz, /metrics
+GET    /v1/images/files/{name}  an image behind a signed, expiring link (response_format="url"; no token)
+GET    /v1/models, /v1/models/{id}, /healthz, /metrics
+
+Every answer that is not an image or a stream is JSON, unknown routes and methods included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
@@ -26,6 +32,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from worker.errors import BadRequest, JobCancelled, NotFound, QueueBusy, RenderTimeout, Unauthorized, WorkerError
+from worker.files import CONTENT_TYPES, ImageStore
 from worker.protocol import (
     EditRequest,
     ErrorDetail,
@@ -33,6 +40,10 @@ from worker.protocol import (
     GenerationRequest,
     GenerationResponse,
     HealthResponse,
+    OpenAIStreamEvent,
+    Usage,
+    VariationRequest,
+    image_tokens,
 )
 from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
 from worker.settings import WorkerSettings
@@ -53,7 +64,15 @@ class Renderer(Protocol):
 
     def plan(self, request: GenerationRequest, job_id: str = "") -> Any: ...
 
-    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> Any: ...
+    def plan_edit(
+        self,
+        request: EditRequest,
+        image: bytes,
+        mask: bytes | None,
+        job_id: str = "",
+        *,
+        extra_images: Sequence[bytes] = (),
+    ) -> Any: ...
 
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
@@ -118,6 +137,7 @@ class WorkerServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._ready = asyncio.Event()
         self._scheduler: Scheduler[GenerationResponse] | None = None
+        self._files: ImageStore | None = None
 
     @property
     def scheduler(self) -> Scheduler[GenerationResponse]:
@@ -131,6 +151,8 @@ class WorkerServer:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model}", self.model)
+        app.router.add_get("/v1/images/files/{name}", self.image_file)
         app.router.add_post("/v1/images/generations", self.generations)
         app.router.add_post("/v1/images/edits", self.edits)
         app.router.add_post("/v1/images/variations", self.variations)
@@ -149,6 +171,8 @@ class WorkerServer:
             batch_window_s=s.batch_window_s,
         )  # fmt: skip
         app[SCHEDULER] = self._scheduler
+        self._files = ImageStore(s.url_ttl_s)
+        self._sweeper = asyncio.create_task(self._sweep())
 
         async def load() -> None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
@@ -164,6 +188,22 @@ class WorkerServer:
 
     async def _stop(self, _app: web.Application) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._files is not None:
+            self._sweeper.cancel()
+            self._files.close()
+
+    async def _sweep(self) -> None:
+        """Delete expired link files now and then, off the loop."""
+        assert self._files is not None
+        while True:
+            await asyncio.sleep(min(60.0, self._settings.url_ttl_s))
+            await asyncio.to_thread(self._files.sweep)
+
+    @property
+    def files(self) -> ImageStore:
+        """The images kept behind links (exists once the app has started)."""
+        assert self._files is not None
+        return self._files
 
     # -- middleware ----------------------------------------------------------
     @web.middleware
@@ -172,15 +212,19 @@ class WorkerServer:
             return await handler(request)
         except WorkerError as exc:
             return error_answer(exc)
-        except web.HTTPException:
-            raise
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return http_error_answer(request, exc)
         except Exception as exc:
             # The traceback stays in the worker's log; the client gets an id to quote.
             return error_answer(as_worker_error(exc))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token and request.path not in ("/healthz", "/metrics"):
+        # Image links carry their own signature: a browser or a chat client fetches them without the token.
+        public = request.path in ("/healthz", "/metrics") or request.path.startswith("/v1/images/files/")
+        if self._token and not public:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
                 raise Unauthorized("missing or wrong bearer token")
@@ -193,9 +237,25 @@ class WorkerServer:
         return json_answer(HealthResponse(status=status, models=self._engine.model_names))
 
     async def models(self, _request: web.Request) -> web.Response:
-        """GET /v1/models in OpenAI's list shape."""
-        data = [{"id": n, "object": "model", "created": 0, "owned_by": "egaku"} for n in self._engine.model_names]
+        """GET /v1/models in OpenAI's list shape: the presets, their aliases and OpenAI's model names."""
+        data = [_model_object(name) for name in self._settings.served_names]
         return web.Response(text=json.dumps({"object": "list", "data": data}), content_type="application/json")
+
+    async def model(self, request: web.Request) -> web.Response:
+        """GET /v1/models/{id}: one served model name."""
+        name = request.match_info["model"]
+        if self._settings.resolve(name) is None:
+            raise ModelNotFound(f"the model {name!r} does not exist here", param="model")
+        return web.Response(text=json.dumps(_model_object(name)), content_type="application/json")
+
+    async def image_file(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1/images/files/{name}?expires=..&sig=..: an image behind a signed, expiring link."""
+        name = request.match_info["name"]
+        path = self.files.open(name, request.query.get("expires", ""), request.query.get("sig", ""))
+        if path is None:
+            raise NotFound("no such image, or its link has expired", param="url")
+        fmt = name.rsplit(".", 1)[1]
+        return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[fmt], "Cache-Control": "private"})
 
     async def generations(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/images/generations."""
@@ -208,7 +268,7 @@ class WorkerServer:
         job_request = _validate(GenerationRequest, body)
         job_id = job_request.job_id or secrets.token_hex(8)
         plan = self._engine.plan(job_request, job_id)  # bounds checked before the job waits
-        return await self._run(request, job_request, job_id, plan)
+        return await self._run(request, job_request, job_id, plan, "image_generation")
 
     async def edits(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/images/edits (multipart)."""
@@ -221,7 +281,7 @@ class WorkerServer:
     async def descriptions(self, request: web.Request) -> web.Response:
         """POST /v1/images/descriptions (multipart `image`): an English prompt for the picture."""
         files, _fields = await _image_form(request)
-        image = files["image"].file.read()
+        image = files["image"][0].file.read()
         # On the render thread: the captioner shares the GPU with the batches, one at a time
         # (and, while the model loads, waits behind the load like any job).
         loop = asyncio.get_running_loop()
@@ -238,20 +298,27 @@ class WorkerServer:
                 parsed["adapters"] = json.loads(parsed["adapters"])
             except json.JSONDecodeError as exc:
                 raise BadRequest("adapters must be a JSON list", param="adapters") from exc
-        job_request = _validate(EditRequest, parsed)
+        if any(key.startswith("svg[") for key in fields):
+            raise BadRequest("svg: SVG output is not supported here", param="svg")
+        if "markup" in files:
+            raise BadRequest("markup overlays are not supported here: send a mask", param="markup")
+        job_request = _validate(VariationRequest if variation else EditRequest, parsed)
         job_id = job_request.job_id or secrets.token_hex(8)
-        image = files["image"].file.read()
-        mask = files["mask"].file.read() if "mask" in files and not variation else None
+        image, *others = [part.file.read() for part in files["image"]]
+        masks = files.get("mask", [])
+        mask = masks[0].file.read() if masks and not variation else None
         # Decoding an upload is CPU work: keep it off the loop (and off the render thread).
-        plan = await asyncio.to_thread(self._engine.plan_edit, job_request, image, mask, job_id)
-        return await self._run(request, job_request, job_id, plan)
+        plan = await asyncio.to_thread(
+            functools.partial(self._engine.plan_edit, job_request, image, mask, job_id, extra_images=others)
+        )
+        return await self._run(request, job_request, job_id, plan, "image_edit")
 
     async def _run(
-        self, request: web.Request, job_request: GenerationRequest, job_id: str, plan: Any
+        self, request: web.Request, job_request: GenerationRequest, job_id: str, plan: Any, stream_kind: str
     ) -> web.StreamResponse:
         events: asyncio.Queue[Progress] | None = asyncio.Queue() if job_request.stream else None
         job: Job[GenerationResponse] = Job(
-            id=job_id, user=job_request.user or request.remote or "", plan=plan, key=plan.key,
+            id=job_id, user=job_request.requester or request.remote or "", plan=plan, key=plan.key,
             priority=job_request.priority, events=events,
         )  # fmt: skip
         try:
@@ -259,8 +326,23 @@ class WorkerServer:
         except QueueFull as exc:
             raise QueueBusy(str(exc), exc.retry_after_s) from exc
         if events is not None and job.events is events:
-            return await self._stream(request, job)
-        return json_answer(await self._outcome(job))
+            if job_request.stream_format == "egaku":
+                return await self._stream(request, job, EgakuEvents(self.scheduler))
+            return await self._stream(request, job, OpenAIEvents(stream_kind, job_request.requester))
+        outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
+        if job_request.wants_url:
+            outcome = await self._as_links(request, outcome)
+        return json_answer(outcome)
+
+    async def _as_links(self, request: web.Request, outcome: GenerationResponse) -> GenerationResponse:
+        """The response with each image moved behind a signed link instead of inline base64."""
+        base = self._settings.public_url or f"{request.scheme}://{request.host}"
+        data = []
+        for item in outcome.data:
+            assert item.b64_json is not None
+            stored = await asyncio.to_thread(self.files.put, base64.b64decode(item.b64_json), outcome.output_format)
+            data.append(item.model_copy(update={"b64_json": None, "url": self.files.link(base, stored)}))
+        return outcome.model_copy(update={"data": data})
 
     async def _outcome(self, job: Job[GenerationResponse]) -> GenerationResponse:
         assert job.future is not None
@@ -272,7 +354,9 @@ class WorkerServer:
         except Cancelled as exc:
             raise as_worker_error(exc) from exc
 
-    async def _stream(self, request: web.Request, job: Job[GenerationResponse]) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, job: Job[GenerationResponse], shape: StreamShape
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         outcome = asyncio.ensure_future(self._outcome(job))
@@ -282,19 +366,15 @@ class WorkerServer:
                 getter = asyncio.ensure_future(job.events.get())
                 done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    event = getter.result()
-                    if event.kind == "queued":
-                        event.data["eta_s"] = round(self.scheduler.eta_s(event.data["position"]), 3)
-                    await _sse(response, event.kind, event.data)
+                    await _send(response, shape.progress(getter.result()))
                     continue
                 getter.cancel()
                 while not job.events.empty():
-                    event = job.events.get_nowait()
-                    await _sse(response, event.kind, event.data)
+                    await _send(response, shape.progress(job.events.get_nowait()))
                 try:
-                    await _sse(response, "completed", outcome.result().model_dump())
-                except WorkerError as exc:
-                    await _sse(response, "error", error_body(exc).model_dump())
+                    await _send(response, shape.completed(outcome.result()))
+                except Exception as exc:  # the headers are sent: a failure can only be an event now
+                    await _send(response, shape.error(as_worker_error(exc)))
                 break
         except ConnectionResetError:
             # The client went away: nobody will see the image, so stop rendering it.
@@ -353,15 +433,20 @@ class WorkerServer:
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 
-async def _image_form(request: web.Request) -> tuple[dict[str, web.FileField], dict[str, str]]:
-    """A multipart form's files and fields; it must hold an `image` file."""
+async def _image_form(request: web.Request) -> tuple[dict[str, list[web.FileField]], dict[str, str]]:
+    """A multipart form's files (by name; `image[]` counts as `image`) and fields; it must hold an image."""
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("send multipart/form-data with an `image` file")
     form = await request.post()
-    files = {k: v for k, v in form.items() if isinstance(v, web.FileField)}
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    files: dict[str, list[web.FileField]] = {}
+    fields: dict[str, str] = {}
+    for key, value in form.items():
+        if isinstance(value, web.FileField):
+            files.setdefault(key.removesuffix("[]"), []).append(value)
+        elif isinstance(value, str):
+            fields[key] = value
     if "image" not in files:
-        raise BadRequest("an `image` file is required", param="image")
+        raise BadRequest("an `image` file is required (or several as `image[]`)", param="image")
     return files, fields
 
 
@@ -376,8 +461,112 @@ def _not_found(job_id: str) -> WorkerError:
     return NotFound(f"no queued or running job {job_id!r}", param="job_id")
 
 
-async def _sse(response: web.StreamResponse, event: str, data: dict[str, Any]) -> None:
-    await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "egaku"}
+
+
+class ModelNotFound(NotFound):
+    """No such model name (OpenAI's code for it)."""
+
+    code = "model_not_found"
+
+
+def http_error_answer(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no route, wrong method, too large) in OpenAI's JSON error shape."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        message, code = f"{request.method} is not allowed on {request.path}; use {allowed}", "method_not_allowed"
+    elif isinstance(exc, web.HTTPNotFound):
+        message, code = f"no route {request.method} {request.path}", "not_found"
+    else:
+        message, code = exc.reason, exc.reason.lower().replace(" ", "_")
+    body = ErrorResponse(error=ErrorDetail(message=message, type="invalid_request_error", code=code))
+    response = json_answer(body, status=exc.status)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+SSE = tuple[str, dict[str, Any]]
+
+
+class StreamShape(Protocol):
+    """How a job's progress and outcome are written as Server-Sent Events."""
+
+    def progress(self, event: Progress) -> list[SSE]: ...
+
+    def completed(self, outcome: GenerationResponse) -> list[SSE]: ...
+
+    def error(self, exc: WorkerError) -> list[SSE]: ...
+
+
+class EgakuEvents:
+    """egaku's progress stream: queued, started, step, preview, then completed (the whole body) or error."""
+
+    def __init__(self, scheduler: Scheduler[GenerationResponse]) -> None:
+        self._scheduler = scheduler
+
+    def progress(self, event: Progress) -> list[SSE]:
+        """Queue position (with an ETA), steps and previews; OpenAI's partial images are not for this stream."""
+        if event.kind == "partial":
+            return []
+        if event.kind == "queued":
+            event.data["eta_s"] = round(self._scheduler.eta_s(event.data["position"]), 3)
+        return [(event.kind, event.data)]
+
+    def completed(self, outcome: GenerationResponse) -> list[SSE]:
+        """The 200 body as one event."""
+        return [("completed", outcome.model_dump())]
+
+    def error(self, exc: WorkerError) -> list[SSE]:
+        """The error body as one event."""
+        return [("error", error_body(exc).model_dump())]
+
+
+class OpenAIEvents:
+    """OpenAI's stream: `<kind>.partial_image` events, then one `<kind>.completed` per image."""
+
+    def __init__(self, kind: str, safety_identifier: str | None) -> None:
+        self._kind = kind  # "image_generation" or "image_edit"
+        self._safety_identifier = safety_identifier
+
+    def progress(self, event: Progress) -> list[SSE]:
+        """Only the partial images the request asked for."""
+        if event.kind != "partial":
+            return []
+        body = OpenAIStreamEvent(type=f"{self._kind}.partial_image", created_at=int(time.time()), **event.data)  # type: ignore[arg-type]
+        return [(body.type, body.model_dump(exclude_none=True))]
+
+    def completed(self, outcome: GenerationResponse) -> list[SSE]:
+        """One completed event per image, each with its own usage."""
+        events: list[SSE] = []
+        text = outcome.usage.input_tokens_details.text_tokens if outcome.usage else 0
+        given = outcome.usage.input_tokens_details.image_tokens if outcome.usage else 0
+        for item in outcome.data:
+            assert item.b64_json is not None
+            used = item.parameters
+            body = OpenAIStreamEvent(
+                type=f"{self._kind}.completed",  # type: ignore[arg-type]
+                b64_json=item.b64_json,
+                background="opaque",
+                created_at=outcome.created,
+                output_format=outcome.output_format,
+                quality=outcome.quality or "auto",
+                size=f"{used.width}x{used.height}",
+                usage=Usage.of(text, given, image_tokens(used.width, used.height)),
+                safety_identifier=self._safety_identifier,
+            )
+            events.append((body.type, body.model_dump(exclude_none=True)))
+        return events
+
+    def error(self, exc: WorkerError) -> list[SSE]:
+        """OpenAI's stream error: the official client raises it as an APIError."""
+        return [("error", {"type": "error", **error_body(exc).model_dump()})]
+
+
+async def _send(response: web.StreamResponse, events: list[SSE]) -> None:
+    for event, data in events:
+        await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
 
 
 def check_exposure(settings: WorkerSettings, token: str | None) -> None:

@@ -70,6 +70,31 @@ class AdapterSpec(BaseModel):
         return self
 
 
+# OpenAI's image model names. Those the config does not alias itself serve the default preset,
+# so that a client written for OpenAI works unchanged.
+OPENAI_MODEL_NAMES = (
+    "dall-e-2",
+    "dall-e-3",
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "chatgpt-image-latest",
+)
+
+
+class OpenAIBackendSettings(BaseModel):
+    """[worker.openai]: OpenAI's own Images API as the bot's image backend (`mode = "openai"`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-image-1"  # every request goes to this model; egaku's preset names mean nothing there
+    quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
+    moderation: Literal["low", "auto"] | None = None  # gpt-image models only
+
+
 def _default_presets() -> dict[str, ModelPreset]:
     return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
 
@@ -79,7 +104,8 @@ class WorkerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["embedded", "remote"] = "embedded"
+    # embedded: a worker subprocess; remote: an egaku worker at `url`; openai: OpenAI's Images API ([worker.openai])
+    mode: Literal["embedded", "remote", "openai"] = "embedded"
     url: str = "http://127.0.0.1:7861"
     host: str = "127.0.0.1"
     port: int = Field(default=7861, ge=0, le=65535)
@@ -108,7 +134,14 @@ class WorkerSettings(BaseModel):
     # "CompVis/stable-diffusion-safety-checker"); unset, such requests are refused.
     safety_checker: str | None = None
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
+    # Other names for presets, e.g. "dall-e-3" = "sdxl". OpenAI's model names not listed serve default_model.
+    aliases: dict[str, str] = Field(default_factory=dict)
     adapters: dict[str, AdapterSpec] = Field(default_factory=dict)
+    # response_format="url": images are kept this long behind signed links that need no bearer token.
+    url_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    # The address clients reach this worker at, for those links; unset, the request's own Host.
+    public_url: str | None = None
+    openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:
@@ -116,4 +149,25 @@ class WorkerSettings(BaseModel):
             raise ValueError(
                 f"default_model {self.default_model!r} is not one of [worker.models]: {sorted(self.models)}"
             )
+        for alias, target in self.aliases.items():
+            if target not in self.models:
+                raise ValueError(f"aliases.{alias}: {target!r} is not one of [worker.models]: {sorted(self.models)}")
+            if alias in self.models:
+                raise ValueError(f"aliases.{alias}: already the name of a preset")
         return self
+
+    def resolve(self, name: str | None) -> str | None:
+        """The preset a requested model name means (a preset, an alias, or one of OpenAI's names); None if none."""
+        name = name or self.default_model
+        if name in self.models:
+            return name
+        if name in self.aliases:
+            return self.aliases[name]
+        if name in OPENAI_MODEL_NAMES:
+            return self.default_model
+        return None
+
+    @property
+    def served_names(self) -> list[str]:
+        """Every model name a client may send: the presets, the aliases and OpenAI's names."""
+        return sorted({*self.models, *self.aliases, *OPENAI_MODEL_NAMES})

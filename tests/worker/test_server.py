@@ -87,7 +87,8 @@ async def test_aspect_and_model_choice(worker_url: str) -> None:
         ({"prompt": "a fox", "seed": -5}, "seed"),
         ({"prompt": "a fox", "model": "nope"}, "model"),
         ({"prompt": ""}, "prompt"),
-        ({"prompt": "a fox", "response_format": "url"}, "response_format"),
+        ({"prompt": "a fox", "response_format": "link"}, "response_format"),
+        ({"prompt": "a fox", "frame_count": 4}, "frame_count"),
     ],
 )
 async def test_bounds_answer_400_with_a_clear_message(worker_url: str, body: dict, param: str) -> None:
@@ -108,7 +109,7 @@ async def test_invalid_json_is_a_400(worker_url: str) -> None:
 async def test_models_and_health(worker_url: str) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(worker_url + "/v1/models") as resp:
-            assert [m["id"] for m in (await resp.json())["data"]] == ["tiny", "tiny-alt"]
+            assert {"tiny", "tiny-alt", "dall-e-3"} <= {m["id"] for m in (await resp.json())["data"]}
         async with session.get(worker_url + "/healthz") as resp:
             assert await resp.json() == {"status": "ok", "models": ["tiny", "tiny-alt"]}
 
@@ -200,8 +201,10 @@ class _Gated:
     def plan(self, request: GenerationRequest, job_id: str = "") -> object:
         return self.real.plan(request, job_id)
 
-    def plan_edit(self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "") -> object:
-        return self.real.plan_edit(request, image, mask, job_id)
+    def plan_edit(
+        self, request: EditRequest, image: bytes, mask: bytes | None, job_id: str = "", **extra: object
+    ) -> object:
+        return self.real.plan_edit(request, image, mask, job_id, **extra)  # type: ignore[arg-type]
 
     def run_batch(self, jobs: object, report: object) -> list[object]:
         self.gate.wait(30)
@@ -220,12 +223,15 @@ async def test_official_openai_client_generates_and_edits(worker_url: str) -> No
     edited = await client.images.edit(image=("in.png", upload.getvalue(), "image/png"), prompt="make it night", n=1)
     assert edited.data[0].b64_json
     models = await client.models.list()
-    assert [m.id async for m in models] == ["tiny", "tiny-alt"]
+    assert [m.id async for m in models] == [
+        "chatgpt-image-latest", "dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5",
+        "gpt-image-2", "tiny", "tiny-alt",
+    ]  # fmt: skip
     await client.close()
 
 
 async def test_progress_stream_order(worker_url: str) -> None:
-    body = {"prompt": "a fox", "seed": 4, "steps": 3, "stream": True, "job_id": "stream-1"}
+    body = {"prompt": "a fox", "seed": 4, "steps": 3, "stream": True, "stream_format": "egaku", "job_id": "stream-1"}
     events: list[tuple[str, dict]] = []
     async with (
         aiohttp.ClientSession() as session,
