@@ -19,10 +19,10 @@ from bot.progress import JobRegistry
 from bot.results import SeenOnce
 from egaku.config import DiscordSettings
 from egaku.errors import report
+from tools.backends import ImageWorker
 from tools.history import History
 from tools.preferences import Preferences
 from tools.service import ImageService
-from tools.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class BotServices:
     session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
     upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
     models: tuple[str, ...] = ()  # the worker presets users may pick
-    worker: WorkerClient | None = None  # for cancelling jobs and /describe
+    worker: ImageWorker | None = None  # for cancelling jobs and /describe
     status_after_s: float = 2.0  # jobs shorter than this get no status message
     status_edit_s: float = 1.5  # at most one status edit per this long (Discord allows ~5 per 5 s)
     preferences: Preferences | None = None  # /settings

@@ -14,9 +14,12 @@ from agent.graph import build_graph
 from agent.llm import build_chat_model
 from agent.service import Agent
 from egaku.config import Config, read_secret
+from egaku.errors import ConfigError
+from tools.backends import ImageWorker
 from tools.embedded import EmbeddedWorker
 from tools.history import History
 from tools.limits import JobLimiter
+from tools.openai_images import OpenAIImages
 from tools.preferences import Preferences
 from tools.service import ImageService
 from tools.worker_client import WorkerClient
@@ -30,7 +33,7 @@ class App:
     images: ImageService  # the one image service: the agent's tools, the buttons, /imagine raw, the CLI
     history: History
     preferences: Preferences
-    worker: WorkerClient
+    worker: ImageWorker
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
 
@@ -44,7 +47,15 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         embedded: EmbeddedWorker | None = None
-        if config.worker.mode == "embedded":
+        worker: ImageWorker
+        if config.worker.mode == "openai":
+            # No GPU here: OpenAI's Images API draws ([worker.openai]).
+            key_env = config.worker.openai.api_key_env
+            key = read_secret(key_env, environ)
+            if key is None:
+                raise ConfigError(f"worker.openai.api_key_env: set the environment variable {key_env}")
+            worker = OpenAIImages(session, config.worker.openai, key, timeout_s=config.worker.request_timeout_s)
+        elif config.worker.mode == "embedded":
             embedded = EmbeddedWorker(
                 config_path,
                 session,
