@@ -11,7 +11,9 @@ mapped or dropped here, never sent:
   (OpenAI moderates every request itself);
 - a region edit by words (`mask_prompt`) becomes a whole-image edit with the full new description;
   a greyscale mask (white = paint) becomes OpenAI's alpha mask (transparent = paint);
-- the user's id goes as a hashed `safety_identifier`, as OpenAI asks.
+- the user's id goes as a hashed `safety_identifier`, as OpenAI asks;
+- progress, when someone watches, is OpenAI's stream with partial images (gpt-image models, one
+  image per request): each partial image becomes a small preview for the status message.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import logging
 import secrets
 from typing import Any
@@ -52,6 +55,9 @@ SIZES: dict[str, tuple[str, ...]] = {
     "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
     "gpt-image": ("1024x1024", "1536x1024", "1024x1536"),
 }
+
+
+PREVIEW_SIDE = 256  # partial images are full size; the status message shows a small preview
 
 
 class _Item(BaseModel):
@@ -143,7 +149,10 @@ class OpenAIImages:
         """POST /images/generations; several calls of one image each where the model takes only one."""
         body = self._common(request)
         await _started(request, on_progress)
-        if self._model == "dall-e-3" and request.n > 1:
+        if self._streams(request, on_progress):
+            stream = {**body, "stream": True, "partial_images": self._settings.partial_images}
+            items = (await self._post("/images/generations", on_progress, json=stream)).data
+        elif self._model == "dall-e-3" and request.n > 1:
             answers = await asyncio.gather(*(self._post("/images/generations", json=body) for _ in range(request.n)))
             items = [item for answer in answers for item in answer.data]
         else:
@@ -162,6 +171,9 @@ class OpenAIImages:
         if self._model == "dall-e-3":
             raise WorkerRejected("dall-e-3 cannot edit images; set [worker.openai] model to a gpt-image model")
         fields = {**self._common(request), "n": request.n}
+        streams = self._streams(request, on_progress)
+        if streams:
+            fields.update(stream="true", partial_images=self._settings.partial_images)
         form = aiohttp.FormData()
         form.add_field("image", image, filename="image.png", content_type="image/png")
         if mask is not None:
@@ -170,7 +182,7 @@ class OpenAIImages:
         for key, value in fields.items():
             form.add_field(key, str(value))
         await _started(request, on_progress)
-        answer = await self._post("/images/edits", data=form)
+        answer = await self._post("/images/edits", on_progress if streams else None, data=form)
         return await self._rendered(answer.data, request, fields["prompt"], user_words)
 
     async def cancel(self, job_id: str) -> bool:
@@ -193,10 +205,17 @@ class OpenAIImages:
             raise WorkerUnavailable(f"OpenAI answered {resp.status} for model {self._model!r}")
         return HealthResponse(status="ok", models=[self._model])
 
-    async def _post(self, path: str, **body: Any) -> _Answer:
+    def _streams(self, request: GenerationRequest, on_progress: ProgressCallback | None) -> bool:
+        """Stream when someone watches and the model can: gpt-image models, one image per request."""
+        wanted = on_progress is not None and self._settings.partial_images > 0
+        return wanted and not self._model.startswith("dall-e") and request.n == 1
+
+    async def _post(self, path: str, on_progress: ProgressCallback | None = None, **body: Any) -> _Answer:
         url = self._base + path
         try:
             async with self._session.post(url, headers=self._headers, timeout=self._timeout, **body) as resp:
+                if resp.status == 200 and resp.content_type == "text/event-stream":
+                    return await _read_stream(resp, on_progress)
                 status, raw = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WorkerUnavailable(f"OpenAI at {url} unreachable: {exc!r}") from exc
@@ -231,6 +250,37 @@ class OpenAIImages:
                 )
             )
         return images
+
+
+async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallback | None) -> _Answer:
+    """OpenAI's image stream: partial images become previews; the completed events are the answer."""
+    items: list[_Item] = []
+    async for raw_line in resp.content:
+        line = raw_line.decode("utf-8").strip()
+        if not line.startswith("data: "):
+            continue  # `event:` lines repeat the data's own `type`
+        event = json.loads(line[6:])
+        kind = str(event.get("type", ""))
+        if kind.endswith(".partial_image") and on_progress is not None:
+            preview = await asyncio.to_thread(_preview, base64.b64decode(event["b64_json"]))
+            await on_progress(ProgressEvent(kind="preview", b64_png=base64.b64encode(preview).decode("ascii")))
+        elif kind.endswith(".completed"):
+            items.append(_Item(b64_json=event["b64_json"]))
+        elif "error" in event:
+            status = 400 if event["error"].get("type") == "invalid_request_error" else 500
+            raise _error_for(status, json.dumps({"error": event["error"]}).encode())
+    if not items:
+        raise WorkerFailed("OpenAI's image stream ended without an image")
+    return _Answer(created=0, data=items)
+
+
+def _preview(data: bytes) -> bytes:
+    """A partial image shrunk for the status message, as PNG."""
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _as_png(data: bytes) -> tuple[bytes, tuple[int, int]]:

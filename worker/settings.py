@@ -93,6 +93,8 @@ class OpenAIBackendSettings(BaseModel):
     model: str = "gpt-image-1"  # every request goes to this model; egaku's preset names mean nothing there
     quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
     moderation: Literal["low", "auto"] | None = None  # gpt-image models only
+    # While someone watches: partial images streamed as progress previews (gpt-image models; 0: none).
+    partial_images: int = Field(default=2, ge=0, le=3)
 
 
 def _default_presets() -> dict[str, ModelPreset]:

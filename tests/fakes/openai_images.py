@@ -112,7 +112,7 @@ class FakeOpenAIImages:
             raise Refused(400, "Unknown parameter: 'style'.", param="style", code="unknown_parameter")
         if body.get("moderation") is not None and model.startswith("dall-e"):
             raise Refused(400, "Unknown parameter: 'moderation'.", param="moderation", code="unknown_parameter")
-        return _answer(model, body)
+        return await _answer(request, model, body, "image_generation")
 
     async def _edits(self, request: web.Request) -> web.Response:
         if not request.content_type.startswith("multipart/"):
@@ -140,7 +140,7 @@ class FakeOpenAIImages:
                 raise Refused(400, f"Invalid mask: format must be in ['RGBA', 'LA'], got {mask.mode}.", "mask")
             if mask.size != base.size:
                 raise Refused(400, "Invalid mask: the mask and the image must have the same dimensions.", "mask")
-        return _answer(model, fields)
+        return await _answer(request, model, fields, "image_edit")
 
 
 def _check(body: dict[str, Any], known: set[str]) -> None:
@@ -169,20 +169,31 @@ def _model_of(body: dict[str, Any]) -> str:
     return model
 
 
-def _answer(model: str, body: dict[str, Any]) -> web.Response:
+def _picture(width: int, height: int, shade: int) -> str:
+    """A flat PNG of the size OpenAI would send, as base64."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 90, 160)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+async def _answer(request: web.Request, model: str, body: dict[str, Any], kind: str) -> web.Response:
     size = str(body.get("size", "1024x1024"))
     width, height = (1024, 1024) if size == "auto" else (int(side) for side in size.split("x"))
+    stream = str(body.get("stream", "false")).lower() == "true"
+    partials = int(body.get("partial_images", 0))
+    if not 0 <= partials <= 3:
+        raise Refused(400, "Invalid 'partial_images': expected a value between 0 and 3.", param="partial_images")
+    if stream:
+        if model.startswith("dall-e"):
+            raise Refused(400, "Streaming is not supported for this model.", param="stream", code="unsupported_value")
+        return await _stream(request, kind, width, height, partials)  # type: ignore[return-value]
     data = []
     for index in range(int(body.get("n", 1))):
-        # A small picture stands for the real one; its header carries the size OpenAI would send.
-        picture = Image.new("RGB", (width // 16, height // 16), (40 * index, 90, 160)).resize((width, height))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
         item: dict[str, Any] = {}
         if model.startswith("dall-e") and body.get("response_format", "url") == "url":
             item["url"] = f"https://oaidalleapiprodscus.blob.core.windows.net/private/img-{index}.png"
         else:
-            item["b64_json"] = base64.b64encode(buffer.getvalue()).decode()
+            item["b64_json"] = _picture(width, height, 40 * index)
         if model == "dall-e-3":
             item["revised_prompt"] = f"Revised: {body['prompt']}"
         data.append(item)
@@ -193,3 +204,23 @@ def _answer(model: str, body: dict[str, Any]) -> web.Response:
             "output_tokens": 4160, "total_tokens": 4210,
         }  # fmt: skip
     return web.Response(text=json.dumps(answer), content_type="application/json")
+
+
+async def _stream(request: web.Request, kind: str, width: int, height: int, partials: int) -> web.StreamResponse:
+    """OpenAI's image stream: `partials` partial images, then the completed image."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    common = {"background": "opaque", "created_at": int(time.time()), "output_format": "png", "quality": "medium",
+              "size": f"{width}x{height}"}  # fmt: skip
+    events = [
+        {"type": f"{kind}.partial_image", "b64_json": _picture(width, height, 60 * i), "partial_image_index": i,
+         **common}
+        for i in range(partials)
+    ]  # fmt: skip
+    usage = {"input_tokens": 50, "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+             "output_tokens": 4160, "total_tokens": 4210}  # fmt: skip
+    events.append({"type": f"{kind}.completed", "b64_json": _picture(width, height, 200), "usage": usage, **common})
+    for event in events:
+        await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+    await response.write_eof()
+    return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
@@ -87,6 +88,31 @@ async def test_a_generation_sends_only_documented_fields_mapped_from_egakus(imag
     assert [(e.kind, e.job_id, e.batch_size) for e in events] == [("started", "job-1", 2)]
 
 
+async def test_progress_is_openais_stream_with_partial_images_as_previews(images_api: FakeOpenAIImages) -> None:
+    events: list[ProgressEvent] = []
+
+    async def progress(event: ProgressEvent) -> None:
+        events.append(event)
+
+    async with aiohttp.ClientSession() as session:
+        api = backend(session, images_api, "gpt-image-1")
+        (drawn,) = await api.generate(GenerationRequest(prompt="a fox", job_id="j1"), "fox", progress)
+        (edited,) = await api.edit(EditRequest(prompt="a fox at night"), png((32, 32)), "night", None, progress)
+        await backend(session, images_api, "dall-e-3").generate(GenerationRequest(prompt="a fox"), "fox", progress)
+    generation, edit, dalle = images_api.seen
+    assert generation.fields == {
+        "model": "gpt-image-1", "prompt": "a fox", "size": "1024x1024", "stream": True, "partial_images": 2,
+    }  # fmt: skip
+    assert (edit.fields["stream"], edit.fields["partial_images"]) == ("true", "2")
+    assert "stream" not in dalle.fields  # DALL-E does not stream
+    kinds = [e.kind for e in events]
+    assert kinds == ["started", "preview", "preview", "started", "preview", "preview", "started"]
+    preview = Image.open(io.BytesIO(base64.b64decode(events[1].b64_png or "")))
+    assert preview.size == (256, 256)  # shrunk for the status message
+    assert Image.open(io.BytesIO(drawn.png)).getpixel((0, 0)) == (200, 90, 160)  # the completed image, not a partial
+    assert (edited.width, edited.height) == (1024, 1024)
+
+
 async def test_dall_e_3_gets_one_image_per_call_b64_and_its_revised_prompt(images_api: FakeOpenAIImages) -> None:
     async with aiohttp.ClientSession() as session:
         images = await backend(session, images_api, "dall-e-3").generate(
@@ -170,8 +196,11 @@ async def test_egaku_chat_draws_through_openai_images(
 
     fake_openai.then(Call("generate_image", {"prompt": "a red fox in snow", "aspect": "16:9"}), Say("Here it is."))
     text = (
-        config_text(tmp_path, worker_cache, llm=fake_openai).replace('mode = "embedded"', 'mode = "openai"')
-        + f'\n[worker.openai]\nbase_url = "{images_api.url}"\napi_key_env = "FAKE_IMAGES_KEY"\nmodel = "dall-e-3"\n'
+        config_text(tmp_path, worker_cache, llm=fake_openai)
+        .replace('mode = "embedded"', 'mode = "openai"')
+        .replace('base_url = "https://api.openai.com/v1"', f'base_url = "{images_api.url}"')
+        .replace('api_key_env = "OPENAI_API_KEY"', 'api_key_env = "FAKE_IMAGES_KEY"')
+        .replace('model = "gpt-image-1"', 'model = "dall-e-3"')
     )
     path = tmp_path / "egaku.toml"
     path.write_text(text, encoding="utf-8")
@@ -188,6 +217,6 @@ async def test_egaku_chat_draws_through_openai_images(
         "response_format": "b64_json",
         "n": 1,
     }
-    (line,) = [line for line in out.splitlines() if line.startswith("image: ")]
-    assert Image.open(line.removeprefix("image: ").strip()).size == (1792, 1024)
+    (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("image: ")]
+    assert Image.open(line.removeprefix("image: ")).size == (1792, 1024)
     assert "Revised: a red fox in snow" in out
