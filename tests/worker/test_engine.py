@@ -117,11 +117,23 @@ def test_img2img_keeps_size_and_strength(engine: Engine) -> None:
 
 
 def test_inpaint_with_a_mask_file(engine: Engine) -> None:
+    grey = Image.new("L", (64, 64), 0)
+    grey.paste(255, (0, 0, 32, 32))  # egaku's own masks: white = paint, asked for explicitly
     mask = io.BytesIO()
-    Image.new("L", (64, 64), 0).save(mask, format="PNG")
-    plan = engine.plan_edit(EditRequest(prompt="a crown", seed=5, steps=2), png(), mask.getvalue())
-    assert plan.mode == "inpaint"
+    grey.save(mask, format="PNG")
+    request = EditRequest(prompt="a crown", seed=5, steps=2, mask_format="luminance")
+    plan = engine.plan_edit(request, png(), mask.getvalue())
+    assert plan.mode == "inpaint" and plan.mask is not None and plan.mask.getpixel((0, 0)) == 255
     assert engine.render(plan).data[0].parameters.mode == "inpaint"
+    # The same greyscale file read as OpenAI's mask has no alpha channel: refused, not guessed.
+    with pytest.raises(BadRequest, match="alpha channel"):
+        engine.plan_edit(EditRequest(prompt="a crown"), png(), mask.getvalue())
+    alpha = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    alpha.paste((0, 0, 0, 0), (32, 32, 64, 64))
+    openai_mask = io.BytesIO()
+    alpha.save(openai_mask, format="PNG")
+    plan = engine.plan_edit(EditRequest(prompt="a crown"), png(), openai_mask.getvalue())
+    assert plan.mask is not None and (plan.mask.getpixel((0, 0)), plan.mask.getpixel((40, 40))) == (0, 255)
 
 
 def test_inpaint_with_a_mask_from_words(engine: Engine) -> None:
