@@ -1,4 +1,4 @@
-"""The `egaku` command as users run it, in real subprocesses."""
+"""The `egaku` command as users run it, in real subprocesses; `imagine --raw` also in process, against the fakes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from egaku.cli import _imagine
+from egaku.config import Config
+from tests.agent.test_agent import configured
+from tests.conftest import FAKE_ENV
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
+from tests.fakes.recording_worker import RecordingWorker
 from tools.embedded import free_port
 
 ROOT = Path(__file__).parent.parent.parent
@@ -142,3 +147,18 @@ async def test_chat_on_embedded_defaults_writes_a_png(tmp_path: Path, worker_cac
     assert png.parent == tmp_path / "data" / "images"
     assert Image.open(png).format == "PNG"
     assert any(line.startswith("prompt: ") and "fox" in line.lower() for line in lines), out
+
+
+async def test_imagine_raw_draws_through_the_image_service_without_the_llm(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, tmp_path: Path
+) -> None:
+    config = configured(app_config, fake_openai.base_url, recorder.url)
+    out = io.StringIO()
+    code = await _imagine(config, Path("unused.toml"), FAKE_ENV, tmp_path / "out", "描く: a fox, ukiyo-e", True, out)
+    assert code == 0
+    assert fake_openai.requests == []
+    (received,) = recorder.received
+    assert (received.path, received.fields["prompt"]) == ("/v1/images/generations", "描く: a fox, ukiyo-e")
+    lines = out.getvalue().splitlines()
+    (png,) = [Path(line.strip().removeprefix("image: ")) for line in lines if line.strip().startswith("image: ")]
+    assert Image.open(png).format == "PNG" and png.parent == tmp_path / "out"
