@@ -101,6 +101,10 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) ->
         if preset.family not in tiny:
             raise ValueError(f"there is no tiny {preset.family} model")
         source = str(tiny[preset.family](cache_dir))
+    elif source == "world":
+        from worker.world.model import world_model_dir
+
+        source = str(world_model_dir())  # the shipped, trained shape-world pipeline (sd15)
     cls = pipeline_class(preset.family)
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):

@@ -22,8 +22,8 @@ class ModelPreset(BaseModel):
     """One model the worker can serve.
 
     `source` is a hub id ("stabilityai/sdxl-turbo"), a local `save_pretrained`
-    directory, a single `.safetensors`/`.ckpt` file, or "tiny" for the built-in
-    random test pipeline.
+    directory, a single `.safetensors`/`.ckpt` file, "tiny" for the built-in
+    random test pipeline, or "world" for the shipped shape-world model (sd15, 64x64).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -95,6 +95,14 @@ class OpenAIBackendSettings(BaseModel):
     moderation: Literal["low", "auto"] | None = None  # gpt-image models only
     # While someone watches: partial images streamed as progress previews (gpt-image models; 0: none).
     partial_images: int = Field(default=2, ge=0, le=3)
+
+
+def world_preset() -> ModelPreset:
+    """The shipped shape-world model (worker/world), trained here on its synthetic scenes."""
+    return ModelPreset(
+        source="world", family="sd15", steps=12, guidance=4.0, width=64, height=64, max_pixels=128 * 128,
+        licence="Apache-2.0 (trained by egaku on its synthetic shape world)",
+    )  # fmt: skip
 
 
 def _default_presets() -> dict[str, ModelPreset]:

@@ -1,0 +1,49 @@
+"""The shipped weights, judged on the 100 held-back captions: a regression below the recorded figures fails.
+
+The floors are docs/benchmarks.md's figures (benchmarks/world.py, the same functions) less a small
+margin for platform-dependent float rounding; they are records to defend, not the goals.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from worker.pipelines import choose_placement, load_pipeline
+from worker.settings import world_preset
+from worker.world.evaluate import edit_coherence, prompt_fidelity
+from worker.world.scenes import held_out_scenes
+
+MARGIN = 0.03
+# docs/benchmarks.md, 2026-11-22 (the step-600 weights: far below the 90% goals, see docs/notes.md).
+RECORDED = {"colour": 0.5991, "shape": 0.3113, "size": 0.5566, "position": 0.2453, "background": 0.12}
+RECORDED_EDIT_RATIO = 0.6946
+RECORDED_RECOLOURED = 0.1
+EDITS = 20
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Any:
+    with tempfile.TemporaryDirectory() as cache:
+        return load_pipeline(world_preset(), choose_placement("cpu"), Path(cache))
+
+
+def test_prompt_fidelity_stays_at_the_recorded_figures(pipe: Any) -> None:
+    preset = world_preset()
+    torch.manual_seed(0)
+    measured = prompt_fidelity(pipe, held_out_scenes(), preset.steps, preset.guidance)
+    assert measured.objects == sum(len(s.shapes) for s in held_out_scenes())
+    for attribute, floor in RECORDED.items():
+        assert getattr(measured, attribute) >= floor - MARGIN, (attribute, measured)
+
+
+def test_a_single_object_edit_stays_coherent(pipe: Any) -> None:
+    preset = world_preset()
+    measured = edit_coherence(pipe, held_out_scenes()[:EDITS], preset.steps, preset.guidance)
+    assert measured.edits == EDITS
+    assert measured.ratio <= RECORDED_EDIT_RATIO + MARGIN, measured
+    assert measured.recoloured >= RECORDED_RECOLOURED - MARGIN, measured

@@ -1,0 +1,174 @@
+"""The shape world's SD1.5-architecture pipeline: its tokenizer, component configs and shipped weights.
+
+The components are stock diffusers and transformers classes (AutoencoderKL, UNet2DConditionModel,
+CLIPTextModel, CLIPTokenizer) with small configs, so the saved folder loads through
+`StableDiffusionPipeline.from_pretrained` like any model id.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from worker.tiny import tiny_clip_vocab
+from worker.world.scenes import vocabulary
+
+# The trained pipeline ships inside the package (see [tool.setuptools.package-data]).
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+TEXT_WIDTH = 64
+LATENT_CHANNELS = 4
+
+
+def bpe_merges(words: list[str]) -> list[tuple[str, str]]:
+    """Train byte-pair merges until every word is one token.
+
+    Applying merges in rank order replays training exactly, so each vocabulary word always
+    tokenises to itself; any other text falls back to one token per character.
+    """
+    pieces = {w: [*w[:-1], w[-1] + "</w>"] for w in words}
+    merges: list[tuple[str, str]] = []
+    while True:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for seq in pieces.values():
+            pairs.update(itertools.pairwise(seq))
+        if not pairs:
+            return merges
+        # Most frequent first; ties broken by the pair itself, so the result is deterministic.
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(best)
+        for word, seq in pieces.items():
+            merged: list[str] = []
+            i = 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
+                    merged.append(seq[i] + seq[i + 1])
+                    i += 2
+                else:
+                    merged.append(seq[i])
+                    i += 1
+            pieces[word] = merged
+
+
+def world_tokenizer() -> Any:
+    """A CLIP tokenizer whose vocabulary holds every byte plus one token per world word."""
+    from transformers import CLIPTokenizer
+
+    merges = bpe_merges(vocabulary())
+    base = tiny_clip_vocab()
+    specials = [t for t in base if t.startswith("<|")]
+    tokens = [t for t in base if t not in specials]
+    known = set(tokens)
+    for merge in merges:
+        joined = "".join(merge)
+        if joined not in known:
+            known.add(joined)
+            tokens.append(joined)
+    vocab = {tok: i for i, tok in enumerate([*tokens, *specials])}
+    # The fast backend takes merges as pairs; the annotation names only the string forms.
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # type: ignore[arg-type]
+
+
+def build_vae() -> Any:
+    """A three-block VAE: 64x64 pixels to 16x16x4 latents."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[16, 32, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        latent_channels=LATENT_CHANNELS,
+        layers_per_block=1,
+        # Groups of several channels: a group of one channel is instance norm, which erases the
+        # colour of a flat region (most of every picture here) and stalls training.
+        norm_num_groups=4,
+        sample_size=64,
+        mid_block_add_attention=False,  # flat shapes need no global attention; it would double the cost
+    )
+
+
+def build_text_encoder(vocab_size: int) -> Any:
+    """A small CLIP text encoder over the world tokenizer (trained with the UNet)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+            hidden_size=TEXT_WIDTH,
+            intermediate_size=4 * TEXT_WIDTH,
+            num_attention_heads=4,
+            num_hidden_layers=3,
+            vocab_size=vocab_size,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=TEXT_WIDTH,
+        )
+    )
+
+
+def build_unet() -> Any:
+    """A small UNet over 16x16 latents; cross-attention at 8x8 and 4x4, where a 3x3 grid of positions binds."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
+def training_scheduler() -> Any:
+    """SD1.5's noise schedule, for training."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+    )  # fmt: skip
+
+
+def inference_scheduler() -> Any:
+    """The sampler the shipped pipeline uses: the same schedule, DPM-Solver++ for few steps."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    return DPMSolverMultistepScheduler.from_config(training_scheduler().config)
+
+
+def save_pipeline(directory: Path, vae: Any, text_encoder: Any, tokenizer: Any, unet: Any) -> Path:
+    """Assemble the trained parts as a StableDiffusionPipeline and save it (safetensors)."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=inference_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory, safe_serialization=True)  # type: ignore[attr-defined]
+    return directory
+
+
+def world_model_dir() -> Path:
+    """The shipped, trained pipeline folder."""
+    if not (WEIGHTS_DIR / "model_index.json").exists():
+        raise FileNotFoundError(
+            f"the world model's weights are missing from {WEIGHTS_DIR}; train them with "
+            "`python -m worker.world.train --out worker/world/weights`"
+        )
+    return WEIGHTS_DIR
