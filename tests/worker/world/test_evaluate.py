@@ -7,6 +7,7 @@ margin for platform-dependent float rounding; they are records to defend, not th
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,19 @@ RECORDED = {"colour": 0.5991, "shape": 0.3113, "size": 0.5566, "position": 0.245
 RECORDED_EDIT_RATIO = 0.6946
 RECORDED_RECOLOURED = 0.1
 EDITS = 20
+# 100 pictures and 20 edits: about a minute on one idle core, several on a loaded machine.
+pytestmark = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")
-def pipe() -> Any:
+def pipe() -> Iterator[Any]:
+    # One thread, as the benchmark measured: two threads on a busy 2-core machine run several times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as cache:
-        return load_pipeline(world_preset(), choose_placement("cpu"), Path(cache))
+        loaded = load_pipeline(world_preset(), choose_placement("cpu"), Path(cache))
+    yield loaded
+    torch.set_num_threads(threads)
 
 
 def test_prompt_fidelity_stays_at_the_recorded_figures(pipe: Any) -> None:
