@@ -69,6 +69,20 @@ def _caption(scene: Scene, rng: random.Random) -> str:
     return scene.paraphrases(rng, count=1)[0]
 
 
+def _update(optimiser: Any, loss: Any, log: tuple[list[dict[str, float]], Any] | None, step: int, mse: Any) -> None:
+    """One optimiser step; with `log` (the curve and the bar), a point on the curve."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    if log is not None:
+        log[0].append({"step": step, "mse": round(mse.item(), 5)})
+        log[1].set_postfix(mse=f"{mse.item():.4f}")
+
+
+def _logs(step: int, last: int, config: TrainConfig) -> bool:
+    return step % config.log_every == 0 or step == last
+
+
 def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
     """Phase 1: reconstruct scenes (MSE + a small KL, as SD's VAE)."""
     import torch
@@ -89,12 +103,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
         recon = vae.decode(posterior.mode()).sample
         mse = torch.nn.functional.mse_loss(recon, batch)
         loss = mse + 1e-6 * posterior.kl().mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if step % config.log_every == 0 or step == config.vae_steps - 1:
-            curve.append({"step": step, "mse": round(mse.item(), 5)})
-            bar.set_postfix(mse=f"{mse.item():.4f}")
+        _update(optimiser, loss, (curve, bar) if _logs(step, config.vae_steps - 1, config) else None, step, mse)
     return vae.eval().requires_grad_(False)
 
 
@@ -119,12 +128,7 @@ def finetune_decoder(
         recon = vae.decode(latents[idx]).sample
         mse = torch.nn.functional.mse_loss(recon, data[idx])
         loss = mse + torch.nn.functional.l1_loss(recon, data[idx])
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        if step % config.log_every == 0 or step == config.decoder_steps - 1:
-            curve.append({"step": step, "mse": round(mse.item(), 5)})
-            bar.set_postfix(mse=f"{mse.item():.4f}")
+        _update(optimiser, loss, (curve, bar) if _logs(step, config.decoder_steps - 1, config) else None, step, mse)
     return vae.eval().requires_grad_(False)
 
 
