@@ -120,7 +120,8 @@ def test_img2img_and_inpaint_run_on_it(world: Engine) -> None:
     assert varied.data[0].parameters.mode == "img2img"
     mask = png_of((SCENE.masks()[0] * 255).astype(np.uint8))
     green = Scene(background="white", shapes=(Shape("circle", "green", "large", (1, 1)),))
-    edited = world.render(world.plan_edit(EditRequest(prompt=green.caption(), seed=5), source, mask))
+    request = EditRequest(prompt=green.caption(), seed=5, mask_format="luminance")
+    edited = world.render(world.plan_edit(request, source, mask))
     assert edited.data[0].parameters.mode == "inpaint"
     after = pixels(edited).astype(np.uint8)
     outside = ~SCENE.masks()[0]
