@@ -184,6 +184,11 @@ class Agent:
             await self._checkpointer.adelete_thread(conversation_id)
 
 
+def with_attachment(text: str, upload_id: str) -> str:
+    """The user's words with an attached image's history id, as the model sees them."""
+    return f"{text}\n(attached image: id={upload_id})"
+
+
 def final_reply(messages: list[Any]) -> str:
     """The text of the turn's last model message."""
     for message in reversed(messages):

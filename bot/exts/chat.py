@@ -10,6 +10,7 @@ import discord
 from discord.ext import commands
 
 from agent.replies import normalise_input
+from agent.service import with_attachment
 from bot.deliver import reply_to
 from bot.exts.buttons import with_buttons
 from bot.progress import cancel_jobs, is_cancel, reporter
@@ -129,7 +130,7 @@ class Chat(commands.Cog):
             await message.reply("Cancelling your picture.", mention_author=False)
             return
         if upload_id:
-            text = f"{text}\n(attached image: id={upload_id})"
+            text = with_attachment(text, upload_id)
         turn = turn_request(
             settings,
             message.author,
