@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Self
 
+from langchain_core.messages import HumanMessage
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -323,12 +324,16 @@ async def evaluate(
     label: str | None = None,
     only: Callable[[EvalTurn], bool] = lambda _turn: True,
     progress: Callable[[Scored], None] = lambda _scored: None,
+    warm_up: bool = False,
 ) -> Report:
     """Run the evaluation set through the agent that `config` describes; the history lives in workdir."""
     eval_set = eval_set or load_eval_set()
     history = await History.open(workdir / "history.sqlite", workdir / "files")
     try:
         model = build_chat_model(config.llm, environ)
+        if warm_up:
+            # Loading a local model (or a server's first request) is not a turn's time.
+            await model.ainvoke([HumanMessage(content="hello")])
         agent = Agent(
             build_graph(model, None, config.agent),
             InstantImages(),
@@ -411,7 +416,10 @@ def config_for(args: argparse.Namespace) -> tuple[Config, dict[str, str]]:
     for key in ("model", "tool_calling", "temperature", "max_tokens"):
         if getattr(args, key) is not None:
             llm[key] = getattr(args, key)
-    return config.model_copy(update={"llm": config.llm.model_copy(update=llm)}), environ
+    agent = {"turn_timeout_s": args.turn_timeout} if args.turn_timeout else {}
+    return config.model_copy(
+        update={"llm": config.llm.model_copy(update=llm), "agent": config.agent.model_copy(update=agent)}
+    ), environ
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -425,32 +433,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tool-calling", choices=["native", "json"])
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--turn-timeout", type=float, help="seconds per turn (a slow local model needs more)")
     parser.add_argument("--only", help="run only the turns whose id contains this text")
     parser.add_argument("--label", help="the model's name in the table")
     parser.add_argument("--write", type=Path, help="write the table into this markdown file")
     args = parser.parse_args(argv)
     config, environ = config_for(args)
 
+    done: list[Scored] = []
+
     def show(scored: Scored) -> None:
+        done.append(scored)
         mark = "ok  " if scored.passed else "FAIL"
         print(f"{mark} {scored.turn.id:28} {scored.outcome.seconds:6.1f}s {', '.join(scored.failed())}", flush=True)
 
+    label = args.label or default_label(config.llm)
     with tempfile.TemporaryDirectory(prefix="egaku-eval-") as workdir:
-        report = asyncio.run(
-            evaluate(
-                config,
-                environ,
-                Path(workdir),
-                label=args.label,
-                only=lambda turn: args.only is None or args.only in turn.id,
-                progress=show,
+        try:
+            report = asyncio.run(
+                evaluate(
+                    config,
+                    environ,
+                    Path(workdir),
+                    label=label,
+                    only=lambda turn: args.only is None or args.only in turn.id,
+                    progress=show,
+                    warm_up=True,
+                )
             )
-        )
+        except KeyboardInterrupt:
+            # A slow model stopped part way still leaves honest figures for the turns it finished.
+            report = Report(f"{label}, stopped after {len(done)} turns", done)
     command = "python -m benchmarks.agent_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = markdown(report, command)
     print(text)
     if args.write:
-        slug = re.sub(r"[^a-z0-9]+", "-", report.label.lower()).strip("-")
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         write_section(args.write, f"agent_eval:{slug}", text)
 
 
