@@ -215,10 +215,19 @@ def swatch(name: str) -> bytes:
 
 
 class InstantImages:
-    """The image backend: answers every request at once with a small PNG (the GPU is not evaluated)."""
+    """The image backend and captioner: answers at once (the GPU is not evaluated).
 
-    def __init__(self) -> None:
+    Its captions are the evaluation set's own, so a turn is scored on what the model does
+    with a good caption, not on the captioner.
+    """
+
+    def __init__(self, images: Mapping[str, EvalImage]) -> None:
         self.png = swatch("result")
+        self.captions = {swatch(name): image.caption or image.prompt for name, image in images.items()}
+
+    async def describe(self, image: bytes) -> str:
+        """The caption of a seeded image."""
+        return self.captions.get(image, "a small square of one colour")
 
     def _image(self, prompt: str, negative: str | None, seed: int | None, user_words: str) -> list[RenderedImage]:
         return [
@@ -334,12 +343,15 @@ async def evaluate(
         if warm_up:
             # Loading a local model (or a server's first request) is not a turn's time.
             await model.ainvoke([HumanMessage(content="hello")])
+        images = InstantImages(eval_set.images)
         agent = Agent(
             build_graph(model, None, config.agent),
-            InstantImages(),
+            images,
             config.agent,
             history=history,
             blocklist=tuple(config.safety.blocklist),
+            captioner=images,
+            vision=config.llm.vision,
         )
         report = Report(label or default_label(config.llm))
         for turn in eval_set.turn:
@@ -440,35 +452,36 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config, environ = config_for(args)
 
+    label = args.label or default_label(config.llm)
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    command = "python -m benchmarks.agent_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
+    total = sum(args.only is None or args.only in turn.id for turn in load_eval_set().turn)
     done: list[Scored] = []
 
     def show(scored: Scored) -> None:
         done.append(scored)
         mark = "ok  " if scored.passed else "FAIL"
         print(f"{mark} {scored.turn.id:28} {scored.outcome.seconds:6.1f}s {', '.join(scored.failed())}", flush=True)
-
-    label = args.label or default_label(config.llm)
-    with tempfile.TemporaryDirectory(prefix="egaku-eval-") as workdir:
-        try:
-            report = asyncio.run(
-                evaluate(
-                    config,
-                    environ,
-                    Path(workdir),
-                    label=label,
-                    only=lambda turn: args.only is None or args.only in turn.id,
-                    progress=show,
-                    warm_up=True,
-                )
-            )
-        except KeyboardInterrupt:
+        if args.write and len(done) < total:
             # A slow model stopped part way still leaves honest figures for the turns it finished.
-            report = Report(f"{label}, stopped after {len(done)} turns", done)
-    command = "python -m benchmarks.agent_eval " + shlex.join(sys.argv[1:] if argv is None else argv)
+            partial = Report(f"{label} ({len(done)} of {total} turns so far)", list(done))
+            write_section(args.write, f"agent_eval:{slug}", markdown(partial, command))
+
+    with tempfile.TemporaryDirectory(prefix="egaku-eval-") as workdir:
+        report = asyncio.run(
+            evaluate(
+                config,
+                environ,
+                Path(workdir),
+                label=label,
+                only=lambda turn: args.only is None or args.only in turn.id,
+                progress=show,
+                warm_up=True,
+            )
+        )
     text = markdown(report, command)
     print(text)
     if args.write:
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         write_section(args.write, f"agent_eval:{slug}", text)
 
 
