@@ -354,7 +354,7 @@ async def evaluate(
             vision=config.llm.vision,
         )
         report = Report(label or default_label(config.llm))
-        for turn in eval_set.turn:
+        for turn in interleaved(eval_set.turn):
             if only(turn):
                 scored = await run_turn(agent, history, turn, eval_set.images)
                 report.scored.append(scored)
@@ -362,6 +362,15 @@ async def evaluate(
         return report
     finally:
         await history.close()
+
+
+def interleaved(turns: Sequence[EvalTurn]) -> list[EvalTurn]:
+    """The turns with the languages taking turns, so that a run stopped part way is still balanced."""
+    queues = [[t for t in turns if t.language == language] for language in LANGUAGES]
+    order: list[EvalTurn] = []
+    while any(queues):
+        order += [queue.pop(0) for queue in queues if queue]
+    return order
 
 
 def default_label(llm: LLMSettings) -> str:
