@@ -219,12 +219,18 @@ def tidied(response: ModelResponse, answer: AIMessage | None) -> ModelResponse:
 HISTORY_LIMIT = 10
 
 
-def history_note(mine: list[Generation]) -> str:
-    """The compact history the model sees: ids and short prompts, never pixels."""
-    if not mine:
-        return "This user has no images here yet."
+def history_note(mine: list[Generation], replied: Generation | None = None) -> str:
+    """The compact history the model sees: ids, short prompts and captions, never pixels."""
     lines = [g.line(n) for n, g in enumerate(mine, start=1)][-HISTORY_LIMIT:]
-    return "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
+    text = (
+        "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
+        if lines
+        else "This user has no images here yet."
+    )
+    if replied is not None:
+        shown = replied.line(0).split(" ", 1)[1]  # without the ordinal: it may not be one of theirs
+        text += f"\nThe user replied to the message showing this image (ref 'reply'): {shown}"
+    return text
 
 
 class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):

@@ -12,8 +12,8 @@ import openai
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from agent.graph import history_note
 from agent.replies import MAX_INPUT_CHARS, normalise_input
+from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
 from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong
 from tools.context import ImageOptions, JobWatch, Requester, TurnContext
@@ -95,17 +95,22 @@ class Agent:
         images: ImageService,
         settings: AgentSettings,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
+        *,
+        captioner: Captioner | None = None,
+        vision: bool = False,
     ) -> None:
         self._graph = graph
         self.images = images  # the one image service, shared with the buttons, /imagine raw and the CLI
         self._settings = settings
         self._checkpointer = checkpointer
+        history = images.history
+        self._eyes = Eyes(history, captioner, vision) if history is not None else None
 
-    async def context_for(self, turn: TurnRequest) -> TurnContext:
-        """The tools' context for one turn (input only)."""
-        history = self.images.history
-        note = history_note(await history.mine(turn.conversation_id, turn.user_id)) if history else ""
-        return TurnContext(images=self.images, who=turn.requester(), history_note=note)
+    async def seen(self, turn: TurnRequest) -> Seen:
+        """What the model is told about this user's images (captions, or thumbnails with vision)."""
+        if self._eyes is None:
+            return Seen(note="")
+        return await self._eyes.look(turn.conversation_id, turn.user_id, turn.source_id, turn.reply_to)
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
         """Let the model decide: draw (through the tool) or reply in text.
@@ -119,12 +124,17 @@ class Agent:
         if len(text) > MAX_INPUT_CHARS:
             raise MessageTooLong(len(text), MAX_INPUT_CHARS)
         turn = replace(turn, text=text)
-        context = await self.context_for(turn)
+        seen = await self.seen(turn)
+        context = TurnContext(images=self.images, who=turn.requester(), history_note=seen.note)
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
         if turn.language:
             replying += f" (reply in {turn.language})"
-        message = HumanMessage(content=f"[{turn.user_name}]{replying} {command}{turn.text}", id=uuid.uuid4().hex)
+        words = f"[{turn.user_name}]{replying} {command}{turn.text}"
+        pictures = [{"type": "image_url", "image_url": {"url": url}} for url in seen.thumbnails]
+        message = HumanMessage(
+            content=[{"type": "text", "text": words}, *pictures] if pictures else words, id=uuid.uuid4().hex
+        )
         config = {
             "configurable": {"thread_id": turn.conversation_id},
             "recursion_limit": 4 * self._settings.max_model_calls + 4,

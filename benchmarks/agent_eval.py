@@ -43,6 +43,7 @@ from egaku.config import Config, LLMSettings, load_config
 from egaku.errors import EgakuError
 from tools.context import ProgressCallback
 from tools.history import History
+from tools.service import ImageService
 from tools.types import RenderedImage
 from worker.protocol import EditRequest, GenerationRequest
 
@@ -344,15 +345,9 @@ async def evaluate(
             # Loading a local model (or a server's first request) is not a turn's time.
             await model.ainvoke([HumanMessage(content="hello")])
         images = InstantImages(eval_set.images)
-        agent = Agent(
-            build_graph(model, None, config.agent),
-            images,
-            config.agent,
-            history=history,
-            blocklist=tuple(config.safety.blocklist),
-            captioner=images,
-            vision=config.llm.vision,
-        )
+        service = ImageService(images, history=history, blocklist=tuple(config.safety.blocklist))
+        graph = build_graph(model, None, config.agent)
+        agent = Agent(graph, service, config.agent, captioner=images, vision=config.llm.vision)
         report = Report(label or default_label(config.llm))
         for turn in interleaved(eval_set.turn):
             if only(turn):

@@ -85,7 +85,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             blocklist=tuple(config.safety.blocklist),
             safety_check=config.safety.worker_check,
         )
-        agent = Agent(graph, images, config.agent, saver)
+        agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(
             agent=agent,
             images=images,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from egaku.errors import ConfigError
 from worker.settings import WorkerSettings
@@ -43,6 +43,15 @@ class LLMSettings(_Section):
     max_tokens: int = Field(default=600, ge=16, le=8192)
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=1, ge=0, le=5)
+    # The model reads images: it sees uploads (and the image a user replies to) as small thumbnails
+    # instead of the worker captioner's words. Only then do pixels go to the LLM.
+    vision: bool = False
+
+    @model_validator(mode="after")
+    def _vision_needs_a_vision_model(self) -> Self:
+        if self.vision and self.provider == "embedded":
+            raise ValueError("vision: the embedded SmolLM2 reads no images; use an endpoint whose model does")
+        return self
 
 
 class AgentSettings(_Section):

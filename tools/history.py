@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS generations (
     parent_id TEXT,
     kind TEXT NOT NULL,
     file TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    caption TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
 CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
@@ -116,17 +117,23 @@ class Generation:
     channel_id: str | None = None
     message_id: str | None = None
     created: float = 0.0
+    caption: str | None = None  # what the captioner saw in it (made once, for uploads and edited images)
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
         parent = f", edit of {self.parent_id}" if self.parent_id else ""
-        prompt = self.prompt if len(self.prompt) <= 90 else self.prompt[:89] + "…"
-        return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}"
+        prompt = _clip(self.prompt, 90)
+        seen = f"; it shows: {_clip(self.caption, 300)}" if self.caption else ""
+        return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}{seen}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _COLUMNS = (
     "id, conversation, user_id, user_words, prompt, negative_prompt, seed, width, height, steps, model, kind, "
-    "file, parent_id, guild_id, channel_id, message_id, created"
+    "file, parent_id, guild_id, channel_id, message_id, created, caption"
 )
 
 
@@ -143,6 +150,10 @@ class History:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path)
         await db.executescript(SCHEMA)
+        async with db.execute("PRAGMA table_info(generations)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "caption" not in columns:  # a history written before captions existed
+            await db.execute("ALTER TABLE generations ADD COLUMN caption TEXT")
         await db.commit()
         return cls(db, images_dir)
 
@@ -173,6 +184,11 @@ class History:
         await self._db.execute(f"INSERT INTO generations ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
         await self._db.commit()
         return record
+
+    async def set_caption(self, generation_id: str, caption: str) -> None:
+        """Remember what the captioner saw in an image, so that it is described only once."""
+        await self._db.execute("UPDATE generations SET caption = ? WHERE id = ?", (caption, generation_id))
+        await self._db.commit()
 
     async def audit(self, record: AuditRecord) -> None:
         """Append one audit record."""
@@ -266,7 +282,8 @@ def _best_match(text: str, candidates: list[Generation]) -> Generation:
     wanted |= {part for w in wanted for part in w.split("-") if part not in _STOP}
     best, best_score = None, 0.0
     for candidate in candidates:
-        words = set(re.findall(r"[\w-]+", f"{candidate.prompt} {candidate.user_words}".lower()))
+        said = f"{candidate.prompt} {candidate.user_words} {candidate.caption or ''}"
+        words = set(re.findall(r"[\w-]+", said.lower()))
         score = len(wanted & words) / max(1, len(wanted))
         if score >= best_score and score > 0:
             best, best_score = candidate, score

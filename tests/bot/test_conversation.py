@@ -43,7 +43,14 @@ async def live(config: Config, llm: FakeOpenAI, recorder: RecordingWorker, fake:
 
 
 def posts(fake: FakeDiscord) -> list[Captured]:
-    return [r for r in fake.requests if r.method == "POST" and r.path.endswith(f"/channels/{CHANNEL_ID}/messages")]
+    """The bot's answers in the channel; status messages (a slow GPU, a loaded machine) are not answers."""
+    return [
+        r
+        for r in fake.requests
+        if r.method == "POST"
+        and r.path.endswith(f"/channels/{CHANNEL_ID}/messages")
+        and "egaku:cancel:" not in str((r.json or {}).get("components", ""))
+    ]
 
 
 async def say(fake: FakeDiscord, text: str, **kwargs: object) -> Captured:
@@ -83,7 +90,7 @@ async def test_four_turns_of_edits_across_a_restart(
         history = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
         audit = await app.history.audit_log("20")
 
-    generate, regenerate, strong, subtle = recorder.received
+    generate, regenerate, strong, described, subtle = recorder.received
     # 1. generate: the model's English prompt and seed, as sent.
     assert generate.path == "/v1/images/generations"
     assert (generate.fields["prompt"], generate.fields["seed"]) == (KING, 101)
@@ -96,7 +103,8 @@ async def test_four_turns_of_edits_across_a_restart(
     assert strong.path == "/v1/images/edits"
     assert strong.files == {"image": sha(first_png)}
     assert (strong.fields["prompt"], strong.fields["seed"], strong.fields["strength"]) == (WATERCOLOUR, "101", "0.7")
-    # 4. a reply to the second image edits the second image.
+    # 4. a reply to the second image: the captioner describes it for the model first, then it is edited.
+    assert (described.path, described.files) == ("/v1/images/descriptions", {"image": sha(second_png)})
     assert subtle.files == {"image": sha(second_png)}
     assert (subtle.fields["prompt"], subtle.fields["strength"]) == (GOLD, "0.35")
     # The history links each edit to its parent, and survived the restart.
@@ -117,6 +125,11 @@ async def test_four_turns_of_edits_across_a_restart(
     system = fake_openai.requests[4]["messages"][0]["content"]
     assert f"#1 id={mine[0].id} (generate): A regal red squirrel king" in system
     assert f"#2 id={mine[1].id} (regenerate, edit of {mine[0].id})" in system
+    replied = fake_openai.requests[6]["messages"][0]["content"]
+    assert replied.endswith(
+        f"The user replied to the message showing this image (ref 'reply'): id={mine[1].id} (regenerate, edit of "
+        f"{mine[0].id}): {NIGHT[:89]}…; it shows: {described.answer['prompt']}"
+    )
     assert "iVBOR" not in str(fake_openai.requests)
 
 
@@ -158,9 +171,15 @@ async def test_upload_then_edit_it(
     assert (edit.kind, edit.parent_id) == ("strong", upload.id)
     stored = Image.open(io.BytesIO(app.history.png(upload)))
     assert stored.format == "PNG" and "exif" not in stored.info  # re-encoded from pixels
-    (received,) = recorder.received
+    described, received = recorder.received
+    # The captioner described the upload before the model wrote the edit, and the model saw its words.
+    assert (described.path, described.files) == ("/v1/images/descriptions", {"image": sha(app.history.png(upload))})
     assert received.path == "/v1/images/edits" and received.fields["size"] == "96x64"
     assert f"(attached image: id={upload.id})" in fake_openai.requests[0]["messages"][-1]["content"]
+    caption = described.answer["prompt"]
+    assert fake_openai.requests[0]["messages"][0]["content"].endswith(
+        f"#1 id={upload.id} (upload): (uploaded image cat.jpg); it shows: {caption}"
+    )
     assert answer.json["content"] == "Watercolour!"
 
 

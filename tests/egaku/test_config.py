@@ -28,6 +28,7 @@ def test_the_example_config_is_valid() -> None:
         ('[worker]\ndefault_model = "nope"', "worker"),
         ("[worker.models.big]\nsource = 'x'\nwidth = 4096", "worker.models.big"),
         ("[discord]\ntoken = 'abc'", "discord.token"),
+        ("[llm]\nvision = true", "llm: Value error, vision: the embedded SmolLM2 reads no images"),
     ],
 )
 def test_errors_name_the_key(text: str, key: str) -> None:

@@ -59,3 +59,40 @@ async def test_files_are_stored_once_by_content_hash(tmp_path: Path) -> None:
     assert len(list((tmp_path / "files").rglob("*.png"))) == 1
     assert a.line(1).startswith(f"#1 id={a.id} (generate): same")
     await history.close()
+
+
+async def test_a_caption_is_kept_shown_to_the_model_and_matched(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    upload = await add(history, "alice", "(uploaded image cat.jpg)", kind="upload", steps=0, model="")
+    await history.set_caption(upload.id, "a grey tabby cat sleeping on a windowsill")
+    await history.close()
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    [kept] = await history.mine("c", "alice")
+    assert kept.caption == "a grey tabby cat sleeping on a windowsill"
+    assert kept.line(1) == (
+        f"#1 id={upload.id} (upload): (uploaded image cat.jpg); it shows: a grey tabby cat sleeping on a windowsill"
+    )
+    assert (await history.resolve("the tabby one", "c", "alice")).id == upload.id
+    await history.close()
+
+
+async def test_a_history_from_before_captions_gains_the_column(tmp_path: Path) -> None:
+    import aiosqlite
+
+    from tools.history import SCHEMA
+
+    old_schema = SCHEMA.replace(",\n    caption TEXT\n", "\n")
+    assert "caption" not in old_schema
+    async with aiosqlite.connect(tmp_path / "h.sqlite") as db:
+        await db.executescript(old_schema)
+        await db.execute(
+            "INSERT INTO generations VALUES ('abcd', 'c', 'alice', NULL, NULL, NULL, 'a fox', 'a fox', NULL, 7, 64, 64,"
+            " 2, 'tiny', NULL, 'generate', 'x.png', 1.0)"
+        )
+        await db.commit()
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    [old] = await history.mine("c", "alice")
+    assert (old.id, old.caption) == ("abcd", None)
+    await history.set_caption("abcd", "a fox")
+    assert (await history.get("abcd")).caption == "a fox"  # type: ignore[union-attr]
+    await history.close()
