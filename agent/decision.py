@@ -33,6 +33,7 @@ class Decision(BaseModel):
     ref: str | None = Field(default=None, max_length=200)
     mode: Literal["regenerate", "subtle", "strong", "region", "instruct"] | None = None
     target: str | None = Field(default=None, max_length=200)
+    reply: str | None = Field(default=None, max_length=1000)  # a draw's or an edit's words to the user
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
@@ -68,10 +69,12 @@ def to_message(decision: Decision) -> AIMessage:
     """The AIMessage a native tool-calling model would have produced."""
     prompt = clean_text(decision.prompt or "")
     call_id = f"call_{uuid.uuid4().hex[:12]}"
+    reply = {"reply": clean_text(decision.reply)} if decision.reply and clean_text(decision.reply) else {}
     if decision.action == "draw" and prompt:
-        return AIMessage(content="", tool_calls=[{"name": IMAGE_TOOL, "args": {"prompt": prompt}, "id": call_id}])
+        args: dict[str, str] = {"prompt": prompt, **reply}
+        return AIMessage(content="", tool_calls=[{"name": IMAGE_TOOL, "args": args, "id": call_id}])
     if decision.action == "edit" and prompt:
-        args = {"ref": decision.ref or "last", "prompt": prompt, "mode": decision.mode or "regenerate"}
+        args = {"ref": decision.ref or "last", "prompt": prompt, "mode": decision.mode or "regenerate", **reply}
         if decision.target:
             args["target"] = decision.target
         return AIMessage(content="", tool_calls=[{"name": EDIT_TOOL, "args": args, "id": call_id}])

@@ -40,8 +40,36 @@ def calls_this_turn(messages: list[AnyMessage]) -> int:
     return count
 
 
-class TurnCap(AgentMiddleware[Any, TurnContext, Any]):
-    """Ends a turn after max_calls model calls with a fixed, polite reply."""
+def drawing_done(messages: list[AnyMessage]) -> list[AIMessage] | None:
+    """How a turn ends once its pictures are posted, or None when the model must speak again.
+
+    The model writes its short reply inside the image tool call, so a drawing turn needs
+    one model call, not two: once every call of its last message has been answered with a
+    picture, the reply it wrote becomes the turn's last message. A failure of the image
+    service ends the turn too; the bot tells the user with a fixed text
+    (`egaku.errors.report`). A refusal, or a picture without a reply, goes back to the model.
+    """
+    results: list[ToolMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            results.append(message)
+            continue
+        if not (isinstance(message, AIMessage) and message.tool_calls and results):
+            return None
+        outcomes = {r.tool_call_id: r.artifact.get("outcome") for r in results if isinstance(r.artifact, dict)}
+        calls = [(outcomes.get(c["id"] or ""), c["args"]) for c in message.tool_calls]
+        if any(r.status == "error" for r in results) or any(outcome is None for outcome, _ in calls):
+            return None
+        replies = [str(args.get("reply") or "").strip() for outcome, args in calls if outcome == "drawn"]
+        if "failed" not in outcomes.values() and not all(replies):
+            return None
+        text = tidy_reply(" ".join(dict.fromkeys(r for r in replies if r)))
+        return [AIMessage(content=text)] if text else []
+    return None
+
+
+class TurnEnd(AgentMiddleware[Any, TurnContext, Any]):
+    """Ends a turn before another model call: when its pictures are posted, or after max_calls calls."""
 
     def __init__(self, max_calls: int) -> None:
         super().__init__()
@@ -49,7 +77,10 @@ class TurnCap(AgentMiddleware[Any, TurnContext, Any]):
 
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
-        """Jump to the end once the cap is reached."""
+        """Jump to the end with the reply written in the tool call, or with the cap's fixed reply."""
+        done = drawing_done(state["messages"])
+        if done is not None:
+            return {"jump_to": "end", "messages": done}
         if calls_this_turn(state["messages"]) >= self.max_calls:
             return {"jump_to": "end", "messages": [AIMessage(content=CAP_TEXT, name=CAP_MESSAGE_NAME)]}
         return None
@@ -253,7 +284,7 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
     """The compiled agent graph."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
         AnswerEveryToolCall(),
-        TurnCap(settings.max_model_calls),
+        TurnEnd(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
         CompactHistory(settings.history_messages),
         TrimHistory(settings.history_messages),

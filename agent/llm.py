@@ -25,10 +25,12 @@ OPENAI_HOST = "api.openai.com"
 
 JSON_INSTRUCTIONS = (
     "Answer with ONE JSON object and nothing else. To draw something new: "
-    '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>"}. '
+    '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>", '
+    '"reply": "<one short sentence to the user, in their language>"}. '
     "To change an earlier image: "
     '{"action": "edit", "ref": "<id, last, reply, second...>", "mode": "regenerate|subtle|strong|region", '
-    '"prompt": "<the whole new English description>", "target": "<region mode: the part to change>"}. '
+    '"prompt": "<the whole new English description>", "target": "<region mode: the part to change>", '
+    '"reply": "<one short sentence to the user, in their language>"}. '
     "To answer in text: "
     '{"action": "reply", "text": "<your answer in the user\'s language>"}.'
 )
@@ -82,7 +84,8 @@ class JsonToolAdapter(DecidingChatModel):
         decision = parse_decision(raw)
         if decision is None and "{" not in raw and clean_text(raw):
             decision = Decision(action="reply", text=raw)  # plain prose is a usable reply; broken JSON is not
-        if decision is not None and leaks_instructions(" ".join(filter(None, (decision.text, decision.prompt)))):
+        said = " ".join(filter(None, (decision.text, decision.prompt, decision.reply))) if decision else ""
+        if decision is not None and leaks_instructions(said):
             decision = None
         if decision is None:
             log.warning("unusable JSON decision from the model: %r", raw[:2000])

@@ -182,7 +182,9 @@ class EmbeddedChatModel(DecidingChatModel):
             # The model cannot translate; an empty or non-Latin answer falls back to the user's words.
             if not re.search(r"[A-Za-z]{3}", prompt):
                 prompt = text
-            return Decision(action="draw", prompt=prompt)
+            # The reply goes with the tool call: the turn ends when the picture is posted.
+            done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
+            return Decision(action="draw", prompt=prompt, reply=first_sentences(done, 30) or "Here is your picture!")
         reply = first_sentences(self.runtime.complete(_REPLY_SYSTEM, text, max_new_tokens=60), 50)
         return Decision(action="reply", text=reply or "I'm here! Ask me to draw something.")
 

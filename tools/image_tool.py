@@ -37,6 +37,16 @@ AspectChoice = Annotated[
     Aspect, Field(description="Aspect ratio: 1:1 square, 3:2 or 16:9 landscape, 2:3 or 9:16 portrait.")
 ]
 SeedNumber = Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Only when the user asks for a specific seed.")]
+ReplyText = Annotated[
+    str | None,
+    Field(
+        max_length=1000,
+        description=(
+            "Your reply to the user, posted with the picture: one or two short sentences in the language "
+            "they wrote in. Do not repeat the prompt."
+        ),
+    ),
+]
 
 
 class GenerateImageArgs(BaseModel):
@@ -61,11 +71,13 @@ class ToolOutcome:
 FAILED_TEXT = "The image could not be made (service problem). Apologise in one short sentence; do not retry."
 
 
-def for_model(outcome: Outcome, runtime: ToolRuntime[Any]) -> tuple[str, dict[str, object]]:
+def for_model(outcome: Outcome, runtime: ToolRuntime[Any], reply: str | None) -> tuple[str, dict[str, object]]:
     """Hand the typed outcome to the agent, and answer the model in a few words.
 
     A refusal raises a ToolException: the model reads it as the tool's error and may
     fix its arguments; a failure is not the model's to fix, so it is told to stop.
+    The artifact's `outcome` tells the graph whether the turn is over (`agent.graph.TurnEnd`):
+    after a picture with a reply, or a failure, no second model call is made.
     """
     runtime.stream_writer(ToolOutcome(runtime.tool_call_id, outcome))
     if isinstance(outcome, Refused):
@@ -73,15 +85,19 @@ def for_model(outcome: Outcome, runtime: ToolRuntime[Any]) -> tuple[str, dict[st
             raise ToolException(f"Invalid arguments: {outcome.reason}. Fix them and call again.")
         raise ToolException(f"Refused: {outcome.reason}. Adjust the arguments once, or ask the user.")
     if isinstance(outcome, Failed):
-        return FAILED_TEXT, {}
+        return FAILED_TEXT, {"outcome": "failed"}
     images = outcome.images
     first = images[0]
     ids = ", ".join(i.id for i in images if i.id)
-    text = (
-        f"Done: {len(images)} image(s) drawn ({first.summary()}{', id ' + ids if ids else ''}) and attached to your "
-        "reply. Reply in one or two short sentences in the user's language; do not repeat the prompt or describe files."
-    )
-    return text, {"seeds": [i.seed for i in images], "ids": [i.id for i in images]}
+    done = f"Done: {len(images)} image(s) drawn ({first.summary()}{', id ' + ids if ids else ''})"
+    if reply and reply.strip():
+        text = f"{done} and posted with your reply."
+    else:
+        text = (
+            f"{done} and attached to your reply. Reply in one or two short sentences in the user's language; "
+            "do not repeat the prompt or describe files."
+        )
+    return text, {"outcome": "drawn", "seeds": [i.seed for i in images], "ids": [i.id for i in images]}
 
 
 @tool("generate_image", response_format="content_and_artifact")
@@ -91,17 +107,19 @@ async def generate_image(
     negative_prompt: NegativeText = None,
     aspect: AspectChoice = "1:1",
     seed: SeedNumber = None,
+    reply: ReplyText = None,
 ) -> tuple[str, dict[str, object]]:
     """Draw a NEW picture. Call this only when the user asks for an image, drawing, photo,
     painting or illustration (in any language). Write `prompt` as one detailed English
     description (about 40-80 words) of the whole picture: subject, setting, composition,
     lighting, colours, medium and style. Translate other languages into English, keep text
     the user quoted verbatim, and never name artists who worked after 1912: describe the
-    movement, era and medium instead. Call it once per request."""
+    movement, era and medium instead. Call it once per request, with your short `reply` to the
+    user: the turn ends when the picture is posted."""
     args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed)
     context = cast(TurnContext, runtime.context)
     outcome = await context.images.draw(context.who, Draw(**args.model_dump()))
-    return for_model(outcome, runtime)
+    return for_model(outcome, runtime, reply)
 
 
 RefText = Annotated[
@@ -138,14 +156,16 @@ async def edit_image(
     mode: ModeChoice = "regenerate",
     target: TargetText = None,
     seed: SeedNumber = None,
+    reply: ReplyText = None,
 ) -> tuple[str, dict[str, object]]:
     """Change an EARLIER image (an edit, not a new picture): "make it night", "the second one, but
     as a watercolour", "change the squirrel king into a queen", or a reply to an image. Write
     `prompt` as the WHOLE new English description with the change applied, not just the change.
-    The image keeps its seed, size and model unless the user asks otherwise."""
+    The image keeps its seed, size and model unless the user asks otherwise. Give your short
+    `reply` to the user: the turn ends when the picture is posted."""
     context = cast(TurnContext, runtime.context)
     request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed)
-    return for_model(await context.images.edit(context.who, request), runtime)
+    return for_model(await context.images.edit(context.who, request), runtime, reply)
 
 
 # A ToolException (a refusal the model can act on) becomes the tool's answer to the model, not a crash.

@@ -48,13 +48,17 @@ PROMPT = (
 async def test_tool_call_arguments_reach_the_worker_exactly(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str
 ) -> None:
-    fake_openai.then(
-        Call("generate_image", {"prompt": PROMPT, "negative_prompt": "blurry", "aspect": "16:9", "seed": 1234}),
-        Say("リスの王様を描きました！"),
-    )
+    args = {"prompt": PROMPT, "negative_prompt": "blurry", "aspect": "16:9", "seed": 1234, "reply": "描きました！"}
+    fake_openai.then(Call("generate_image", args), Say("a second call nobody should make"))
     async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
         result = await app.agent.respond(turn("リスの王を描いて"))
-    assert result.reply == "リスの王様を描きました！"
+        saved = (await app.agent._graph.aget_state({"configurable": {"thread_id": "c1"}})).values["messages"]
+    # One model call: the reply was written in the tool call, and the turn ended when the picture was made.
+    assert len(fake_openai.requests) == 1
+    assert result.reply == "描きました！"
+    assert [type(m).__name__ for m in saved] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+    assert saved[-1].content == "描きました！"
+    assert saved[2].content.startswith("Done: 1 image(s) drawn (seed 1234, 80x48, model tiny, id ")
     assert len(result.images) == 1
     image = result.images[0]
     assert (image.prompt, image.negative_prompt, image.seed) == (PROMPT, "blurry", 1234)
@@ -67,10 +71,31 @@ async def test_tool_call_arguments_reach_the_worker_exactly(
     assert (first["max_completion_tokens"], first["max_tokens"]) == (app_config.llm.max_tokens,) * 2
     assert first["messages"][-1] == {"role": "user", "content": "[alice] リスの王を描いて"}
     assert [t["function"]["name"] for t in first["tools"]] == ["generate_image", "edit_image"]
-    tool_result = fake_openai.requests[1]["messages"][-1]
-    assert tool_result["role"] == "tool"
-    assert tool_result["content"].startswith("Done: 1 image(s) drawn (seed 1234, 80x48, model tiny, id ")
+    assert "reply" in first["tools"][0]["function"]["parameters"]["properties"]
     assert "iVBOR" not in str(fake_openai.requests)  # no base64 PNG anywhere in the LLM traffic
+
+
+async def test_a_drawing_without_a_reply_asks_the_model_for_one(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT}), Say("Here it is."))
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.respond(turn("draw a squirrel king"))
+    assert (result.reply, len(result.images), len(fake_openai.requests)) == ("Here it is.", 1, 2)
+    tool_result = fake_openai.requests[1]["messages"][-1]
+    assert tool_result["role"] == "tool" and "Reply in one or two short sentences" in tool_result["content"]
+
+
+async def test_a_refusal_goes_back_to_the_model_even_with_a_reply(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    fake_openai.then(
+        Call("edit_image", {"ref": "the dragon one", "prompt": PROMPT, "reply": "Done!"}),
+        Say("I can't find that picture."),
+    )
+    async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
+        result = await app.agent.respond(turn("make the dragon one blue"))
+    assert (result.reply, result.images, len(fake_openai.requests)) == ("I can't find that picture.", [], 2)
 
 
 async def test_chat_without_drawing_gets_text_only(
@@ -133,12 +158,12 @@ async def test_injected_arguments_become_a_tool_error_and_a_plain_answer(
 
 
 async def test_worker_down_is_reported_not_raised(app_config: Config, fake_openai: FakeOpenAI) -> None:
-    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Sorry!"))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow", "reply": "Here!"}), Say("Sorry!"))
     async with running(configured(app_config, fake_openai.base_url, "http://127.0.0.1:9")) as app:
         result = await app.agent.respond(turn("draw a fox"))
-    assert result.images == []
+    # The turn ends at the failure, with no second model call; the bot posts the fixed text for it.
+    assert (result.images, result.reply, len(fake_openai.requests)) == ([], "", 1)
     assert [type(f) for f in result.failures] == [WorkerUnavailable]
-    assert "do not retry" in fake_openai.requests[1]["messages"][-1]["content"]
 
 
 async def test_llm_failure_becomes_llm_unavailable(

@@ -60,7 +60,7 @@ async def test_a_worker_dying_mid_render_is_told_and_the_channel_keeps_working(
 ) -> None:
     dying = BrokenWorker("cut")
     await dying.start()
-    fake_openai.then(Call("generate_image", {"prompt": PROMPT}), Say("Sorry, that failed."), Say("Hello again!"))
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT, "reply": "Here it is!"}), Say("Hello again!"))
     try:
         async with running(configured(app_config, fake_openai.base_url, dying.url)) as app:
             failed = await app.agent.respond(turn("draw a squirrel king"))
@@ -69,7 +69,8 @@ async def test_a_worker_dying_mid_render_is_told_and_the_channel_keeps_working(
     finally:
         await dying.stop()
     assert [type(f) for f in failed.failures] == [WorkerLost]
-    assert (failed.reply, failed.images) == ("Sorry, that failed.", [])
+    # The turn ended at the failure (no second model call); the bot tells the user with a fixed text.
+    assert (failed.reply, failed.images, len(fake_openai.requests)) == ("", [], 2)
     assert later.reply == "Hello again!"
     assert fake_openai.rejected == []
     assert order_error(openai_shape(kept)) is None

@@ -64,7 +64,7 @@ def status_posts(fake: FakeDiscord) -> list:
 async def test_status_chat_meanwhile_and_cancel_by_message(
     app_config: Config, fake_openai: FakeOpenAI, slow_worker: str, fake_discord: FakeDiscord
 ) -> None:
-    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("hi bob"), Say("Stopped."))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow", "reply": "A fox!"}), Say("hi bob"))
     async with watched_bot(app_config, fake_openai, slow_worker, fake_discord):
         await fake_discord.user_message(f"<@{BOT_ID}> draw a fox")
         status = await fake_discord.wait_for_request(lambda r: r in status_posts(fake_discord))
@@ -72,12 +72,12 @@ async def test_status_chat_meanwhile_and_cancel_by_message(
         bob = await fake_discord.wait_for_request(lambda r: channel_post(r) and r.json.get("content") == "hi bob")
         await fake_discord.user_message(f"<@{BOT_ID}> やめて")
         final = await fake_discord.wait_for_request(
-            lambda r: channel_post(r) and (r.json.get("content") or "").startswith("Stopped."), timeout=60
+            lambda r: channel_post(r) and r.json.get("content") == "Cancelled.", timeout=60
         )
         deleted = await fake_discord.wait_for_request(lambda r: r.method == "DELETE")
     assert status.json["content"].startswith(("⏳", "🎨"))
     assert bob.json["content"] == "hi bob"  # the chat answered while the GPU worked
-    assert final.json["content"] == "Stopped.\n\nCancelled."  # no image, no error id
+    assert final.json["content"] == "Cancelled."  # no image, no error id, no second model call
     assert final.files == []
     assert any(r.json and r.json.get("content") == "Cancelling your picture." for r in fake_discord.requests)
     assert deleted.path.startswith(f"/api/v10/channels/{CHANNEL_ID}/messages/")  # the status message went away
@@ -86,7 +86,7 @@ async def test_status_chat_meanwhile_and_cancel_by_message(
 async def test_cancel_button_is_for_the_owner(
     app_config: Config, fake_openai: FakeOpenAI, slow_worker: str, fake_discord: FakeDiscord
 ) -> None:
-    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Stopped."))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow", "reply": "A fox!"}))
     async with watched_bot(app_config, fake_openai, slow_worker, fake_discord):
         await fake_discord.user_message(f"<@{BOT_ID}> draw a fox")
         status = await fake_discord.wait_for_request(lambda r: r in status_posts(fake_discord))
@@ -96,19 +96,19 @@ async def test_cancel_button_is_for_the_owner(
         refused = await fake_discord.wait_for_request(lambda r: r.path.endswith(f"/{bob['token']}/callback"))
         await fake_discord.press(custom_id, message_id)
         final = await fake_discord.wait_for_request(
-            lambda r: channel_post(r) and (r.json.get("content") or "").startswith("Stopped."), timeout=60
+            lambda r: channel_post(r) and r.json.get("content") == "Cancelled.", timeout=60
         )
     data = refused.json["data"]
     assert (data["content"], data["flags"], data["allowed_mentions"]) == (
         "Only the person who asked can cancel it.", 64, {"parse": []},
     )  # fmt: skip
-    assert final.json["content"].endswith("Cancelled.")
+    assert final.json["content"] == "Cancelled."
 
 
 async def test_status_shows_step_percent_and_a_preview_at_a_polite_rate(
     app_config: Config, fake_openai: FakeOpenAI, slow_worker: str, fake_discord: FakeDiscord
 ) -> None:
-    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Stopped."))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow", "reply": "A fox!"}))
     edit_s = 0.3
 
     def edits() -> list[Captured]:
@@ -140,7 +140,7 @@ async def test_a_status_edit_discord_py_cannot_parse_never_takes_the_turn_down(
 ) -> None:
     # A server that answers an edit with a body discord.py cannot read: a KeyError, not an HTTPException.
     fake_discord.faults.append(Fault("PATCH", f"/channels/{CHANNEL_ID}/messages/", 200, {}))
-    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow"}), Say("Stopped."))
+    fake_openai.then(Call("generate_image", {"prompt": "a fox in the snow", "reply": "A fox!"}))
 
     def edits() -> list[Captured]:
         return [r for r in fake_discord.requests if r.method == "PATCH" and "/messages/" in r.path]
@@ -150,7 +150,7 @@ async def test_a_status_edit_discord_py_cannot_parse_never_takes_the_turn_down(
         await fake_discord.wait_for_requests(lambda r: r in edits(), 2, timeout=60)  # the broken one, then more
         await fake_discord.user_message(f"<@{BOT_ID}> cancel")
         final = await fake_discord.wait_for_request(
-            lambda r: channel_post(r) and (r.json.get("content") or "").startswith("Stopped."), timeout=60
+            lambda r: channel_post(r) and r.json.get("content") == "Cancelled.", timeout=60
         )
     assert fake_discord.faults[0].times == 0  # the unreadable answer was given
-    assert final.json["content"] == "Stopped.\n\nCancelled."
+    assert final.json["content"] == "Cancelled."
