@@ -26,6 +26,7 @@ import torch
 from benchmarks._markdown import device, write_section
 from tests.fakes.serving import serve
 from worker.engine import Engine
+from worker.jobs import LocalJobs
 from worker.server import WorkerServer
 from worker.settings import ModelPreset, WorkerSettings
 
@@ -93,7 +94,8 @@ async def run(size: int, steps: int, runs: int) -> dict[str, Any]:
             settings = settings_for(cache, size, steps, max_batch)
             engine = Engine(settings)
             engine.load()
-            server = WorkerServer(engine, settings, token=None)
+            jobs = LocalJobs(engine, settings)
+            server = WorkerServer(engine, settings, token=None, jobs=jobs)
             runner, port = await serve(server.app())
             url = f"http://127.0.0.1:{port}/v1/images/generations"
             await server._ready.wait()
@@ -101,12 +103,10 @@ async def run(size: int, steps: int, runs: int) -> dict[str, Any]:
                 await http_ms(url, 2)  # warm-up
                 # The direct calls run on the worker's own render thread, as the requests do.
                 loop = asyncio.get_running_loop()
-                results["direct_ms"] = await loop.run_in_executor(
-                    server._executor, direct_ms, engine, size, steps, runs
-                )
+                results["direct_ms"] = await loop.run_in_executor(jobs.executor, direct_ms, engine, size, steps, runs)
                 results["http_ms"] = await http_ms(url, runs)
                 results["direct_ms_after"] = await loop.run_in_executor(
-                    server._executor, direct_ms, engine, size, steps, runs
+                    jobs.executor, direct_ms, engine, size, steps, runs
                 )
             for concurrency in (1, 2, 4, 8):
                 results["curve"][(max_batch, concurrency)] = await curve(url, concurrency, max(2, runs // concurrency))

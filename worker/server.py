@@ -25,7 +25,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from aiohttp import web
@@ -33,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from worker.errors import BadRequest, JobCancelled, NotFound, QueueBusy, RenderTimeout, Unauthorized, WorkerError
 from worker.files import CONTENT_TYPES, ImageStore
+from worker.jobs import JobQueue, Jobs, LocalJobs
 from worker.protocol import (
     EditRequest,
     ErrorDetail,
@@ -45,13 +45,12 @@ from worker.protocol import (
     VariationRequest,
     image_tokens,
 )
-from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
+from worker.scheduler import Cancelled, Job, Progress, QueueFull
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-SCHEDULER: web.AppKey[Scheduler[GenerationResponse]] = web.AppKey("scheduler", Scheduler)
 
 
 class Renderer(Protocol):
@@ -129,21 +128,26 @@ def as_worker_error(exc: BaseException) -> WorkerError:
 class WorkerServer:
     """Routes and state of one worker process."""
 
-    def __init__(self, engine: Renderer, settings: WorkerSettings, token: str | None) -> None:
+    def __init__(self, engine: Renderer, settings: WorkerSettings, token: str | None, jobs: Jobs | None = None) -> None:
         self._engine = engine
         self._settings = settings
         self._token = token
-        # One render thread: batches reach the GPU one at a time and never block the loop.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        # Where jobs run: this process by default, or Ray Serve replicas (worker.serve).
+        self._jobs: Jobs = jobs if jobs is not None else LocalJobs(engine, settings)
         self._ready = asyncio.Event()
-        self._scheduler: Scheduler[GenerationResponse] | None = None
+        self._scheduler: JobQueue | None = None
         self._files: ImageStore | None = None
 
     @property
-    def scheduler(self) -> Scheduler[GenerationResponse]:
+    def scheduler(self) -> JobQueue:
         """The queue (exists once the app has started)."""
         assert self._scheduler is not None
         return self._scheduler
+
+    @property
+    def jobs(self) -> Jobs:
+        """Where this server's jobs run."""
+        return self._jobs
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
@@ -164,20 +168,14 @@ class WorkerServer:
         app.on_cleanup.append(self._stop)
         return app
 
-    async def _start(self, app: web.Application) -> None:
-        s = self._settings
-        self._scheduler = Scheduler(
-            self._engine.run_batch, self._executor, max_queue=s.max_queue, max_batch=s.max_batch,
-            batch_window_s=s.batch_window_s,
-        )  # fmt: skip
-        app[SCHEDULER] = self._scheduler
-        self._files = ImageStore(s.url_ttl_s)
+    async def _start(self, _app: web.Application) -> None:
+        self._scheduler = self._jobs.open()
+        self._files = ImageStore(self._settings.url_ttl_s)
         self._sweeper = asyncio.create_task(self._sweep())
 
         async def load() -> None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
+            await self._jobs.load()
             self._ready.set()
-            self.scheduler.start()
 
         self._loader = asyncio.create_task(load())
 
@@ -187,7 +185,7 @@ class WorkerServer:
                 await asyncio.wait_for(self._scheduler.drain(), self._settings.drain_timeout_s)
 
     async def _stop(self, _app: web.Application) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._jobs.close()
         if self._files is not None:
             self._sweeper.cancel()
             self._files.close()
@@ -282,11 +280,7 @@ class WorkerServer:
         """POST /v1/images/descriptions (multipart `image`): an English prompt for the picture."""
         files, _fields = await _image_form(request)
         image = files["image"][0].file.read()
-        # On the render thread: the captioner shares the GPU with the batches, one at a time
-        # (and, while the model loads, waits behind the load like any job).
-        loop = asyncio.get_running_loop()
-        described = await loop.run_in_executor(self._executor, self._engine.describe, image)
-        return json_answer(described)
+        return json_answer(await self._jobs.describe(image))
 
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
         files, fields = await _image_form(request)
@@ -503,7 +497,7 @@ class StreamShape(Protocol):
 class EgakuEvents:
     """egaku's progress stream: queued, started, step, preview, then completed (the whole body) or error."""
 
-    def __init__(self, scheduler: Scheduler[GenerationResponse]) -> None:
+    def __init__(self, scheduler: JobQueue) -> None:
         self._scheduler = scheduler
 
     def progress(self, event: Progress) -> list[SSE]:
