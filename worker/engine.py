@@ -167,6 +167,19 @@ class Engine:
                 pipe(prompt="warm-up", num_inference_steps=1, width=preset.width, height=preset.height, **extra)
         log.info("loaded %s in %.1fs on %s", name, time.perf_counter() - started, self._placement)
 
+    @property
+    def loaded(self) -> list[str]:
+        """The presets whose pipelines are in memory now."""
+        return sorted({name for name, _mode in self._pipes})
+
+    def unload(self, name: str) -> None:
+        """Drop a preset's pipelines and adapters (Serve evicted it); it loads again on its next use."""
+        for key in [k for k in self._pipes if k[0] == name]:
+            del self._pipes[key]
+        self._adapters_loaded = {(m, a) for m, a in self._adapters_loaded if m != name}
+        self._free_memory()
+        log.info("unloaded %s", name)
+
     def _pipe(self, name: str, mode: Mode) -> Any:
         self.load(name)
         if mode == "instruct":

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -91,6 +91,26 @@ class SchedulerStats:
     step_seconds: float = 0.0
 
 
+def eta_estimate(last_batch_s: float, position: int, max_batch: int) -> float:
+    """Seconds until a job at `position` is done, from the last batch's time."""
+    return (last_batch_s or 5.0) * (1 + position // max(1, max_batch))
+
+
+async def follow(job: Job[R]) -> AsyncIterator[Progress]:
+    """A job's progress events as they come, until its outcome is settled (then await job.future)."""
+    assert job.future is not None and job.events is not None
+    while not job.future.done():
+        getter = asyncio.ensure_future(job.events.get())
+        waiters: set[asyncio.Future[Any]] = {getter, job.future}
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            yield getter.result()
+        else:
+            getter.cancel()
+    while not job.events.empty():
+        yield job.events.get_nowait()
+
+
 class Scheduler(Generic[R]):
     """The queue and its single dispatcher task."""
 
@@ -146,8 +166,7 @@ class Scheduler(Generic[R]):
 
     def eta_s(self, position: int) -> float:
         """A rough wait estimate from recent batch times."""
-        per_batch = self.stats.last_batch_seconds or 5.0
-        return per_batch * (1 + position // max(1, self._max_batch))
+        return eta_estimate(self.stats.last_batch_seconds, position, self._max_batch)
 
     def submit(self, job: Job[R]) -> Job[R]:
         """Queue a job, or attach to the identical job id already queued (idempotency)."""

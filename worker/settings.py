@@ -105,6 +105,28 @@ def world_preset() -> ModelPreset:
     )  # fmt: skip
 
 
+class ServeSettings(BaseModel):
+    """[worker.serve]: the worker on Ray Serve (`egaku serve`), one replica per GPU behind one gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A Ray cluster to join ("auto", "ray://head:10001"); unset, `egaku serve` starts one on this machine.
+    address: str | None = None
+    replicas: int = Field(default=1, ge=1, le=1024)
+    num_gpus: float = Field(default=1.0, ge=0.0)  # per replica: one GPU each
+    num_cpus: float = Field(default=1.0, ge=0.0)
+    gateway_cpus: float = Field(default=0.5, ge=0.0)
+    # Presets (serve.multiplexed model ids) one replica keeps loaded; the least recently used goes first.
+    max_models_per_replica: int = Field(default=2, ge=1, le=64)
+    # Requests Serve's router may hold back when every replica is at max_queue + max_batch; past it, 503.
+    max_queued_requests: int = Field(default=16, ge=0, le=100_000)
+    # How many replica deaths one job survives (it runs again elsewhere, under the same job id).
+    retries: int = Field(default=3, ge=0, le=20)
+    # torch threads per replica; on a small CPU box 1 avoids the replicas fighting over cores.
+    torch_threads: int | None = Field(default=None, ge=1, le=256)
+    health_check_period_s: float = Field(default=5.0, gt=0.0)
+
+
 def _default_presets() -> dict[str, ModelPreset]:
     return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
 
@@ -152,6 +174,7 @@ class WorkerSettings(BaseModel):
     # The address clients reach this worker at, for those links; unset, the request's own Host.
     public_url: str | None = None
     openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:
