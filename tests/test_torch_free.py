@@ -1,4 +1,4 @@
-"""With a remote worker and an HTTP LLM, the bot process never imports torch."""
+"""With a remote worker and an HTTP LLM, the bot process never imports torch (nor ray, the scale-out extra)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
 
     class NoHeavyImports(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"torch", "diffusers", "transformers"}:
+            if name.split(".")[0] in {"torch", "diffusers", "transformers", "ray"}:
                 raise ImportError(f"the bot process imported {name}")
             return None
 
@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(
         config = Config.model_validate_json(sys.argv[1])
         async with open_app(config, Path("unused.toml"), {"FAKE_OPENAI_KEY": "x"}) as app:
             result = await app.agent.respond(TurnRequest("c", "u", "amy", "draw a fox"))
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "diffusers", "transformers"})
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "diffusers", "transformers", "ray"})
         print(json.dumps({"images": len(result.images), "heavy": heavy}))
 
     asyncio.run(main())

@@ -39,6 +39,8 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+APP_NAME = "egaku"
+
 # What a replica's death looks like to a handle caller; only these are retried.
 REPLICA_DIED = (ActorDiedError, ActorUnavailableError, ReplicaUnavailableError)
 
@@ -388,3 +390,31 @@ def build_app(settings: WorkerSettings) -> Any:
         name="Gateway", num_replicas=1, max_ongoing_requests=4, ray_actor_options={"num_cpus": s.gateway_cpus}
     )(Gateway)
     return gateway.bind(renderer.bind(settings), settings)
+
+
+def deploy(settings: WorkerSettings, num_cpus: int | None = None) -> str:
+    """Join (or start, on this machine, on 127.0.0.1 only) a Ray cluster and deploy egaku; the front's URL."""
+    import ray
+
+    token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+    check_exposure(settings, token)  # before anything starts: a front on the network needs a token
+    address = settings.serve.address
+    # Ray otherwise binds its own ports to the machine's network address. The front binds [worker] host.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    local = {} if address else {"_node_ip_address": "127.0.0.1", "num_cpus": num_cpus}
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)  # type: ignore[arg-type]
+    # The gateway serves HTTP itself: Serve's own proxy is not needed.
+    serve.start(proxy_location="Disabled")
+    serve.run(build_app(settings), name=APP_NAME, route_prefix=None)
+    return f"http://{settings.host}:{settings.port}"
+
+
+def undeploy(settings: WorkerSettings) -> None:
+    """Remove the app and leave the cluster; a cluster `deploy` started stops with it."""
+    import ray
+
+    serve.delete(APP_NAME)
+    if not settings.serve.address:
+        serve.shutdown()
+    ray.shutdown()

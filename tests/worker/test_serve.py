@@ -20,16 +20,12 @@ from typing import Any
 import aiohttp
 import pytest
 from PIL import Image
+from ray import serve
 
 from tests.conftest import tiny_worker_settings
+from worker.serve import APP_NAME, deploy, undeploy
 from worker.settings import ServeSettings, WorkerSettings
 
-ray = pytest.importorskip("ray", reason="the egaku[serve] extra is not installed")
-from ray import serve  # noqa: E402
-
-from worker.serve import build_app  # noqa: E402
-
-APP = "egaku"
 HOG, LIGHT = "hog", ("ann", "bob", "cy", "dee")
 
 
@@ -57,17 +53,11 @@ def serve_settings(cache: Path) -> WorkerSettings:
 @pytest.fixture(scope="module")
 def gateway(worker_cache: Path) -> Iterator[str]:
     """A local Ray cluster on 127.0.0.1 with the egaku app deployed; yields the gateway's URL."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     settings = serve_settings(worker_cache)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
-        serve.start(proxy_location="Disabled")
-        serve.run(build_app(settings), name=APP, route_prefix=None)
-        yield f"http://127.0.0.1:{settings.port}"
+        yield deploy(settings, num_cpus=2)
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        undeploy(settings)
 
 
 async def stream(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[tuple[str, dict]]:
@@ -93,7 +83,7 @@ async def wait_for(predicate: Any, interval_s: float = 0.05) -> None:
 
 async def replica_pids(expected: int) -> dict[str, int]:
     """Replica id → process id, asking until `expected` replicas have answered."""
-    handle = serve.get_deployment_handle("Renderer", app_name=APP)
+    handle = serve.get_deployment_handle("Renderer", app_name=APP_NAME)
     seen: dict[str, int] = {}
     while len(seen) < expected:
         replica, pid = await handle.whoami.remote()
@@ -214,6 +204,6 @@ async def test_two_presets_multiplexed_each_served_by_its_own_model(gateway: str
             used = body["data"][0]["parameters"]
             assert (used["model"], used["steps"]) == (model, {"tiny": 2, "tiny-alt": 3}[model])
     # Each replica holds at most max_models_per_replica (1) presets; between them, both are served.
-    handle = serve.get_deployment_handle("Renderer", app_name=APP)
+    handle = serve.get_deployment_handle("Renderer", app_name=APP_NAME)
     held = [await handle.models.remote() for _ in range(8)]
     assert all(len(models) <= 1 for models in held), held
