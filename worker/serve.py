@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -100,14 +100,19 @@ class LoadedModel:
 class Renderer:
     """One replica: an Engine and the fair scheduler, as in a single-box worker (one GPU each)."""
 
-    async def __init__(self, settings: WorkerSettings) -> None:  # type: ignore[misc]  # Serve awaits it
-        import torch
-
-        from worker.engine import Engine
-
+    async def __init__(  # type: ignore[misc]  # Serve awaits it
+        self, settings: WorkerSettings, make_engine: Callable[[WorkerSettings], Any] | None = None
+    ) -> None:
         if settings.serve.torch_threads:
+            import torch
+
             torch.set_num_threads(settings.serve.torch_threads)
-        self._engine = Engine(settings)
+        if make_engine is None:
+            from worker.engine import Engine
+
+            make_engine = Engine
+        # The real Engine; the scaling benchmark gives a fixed-cost one (simulated GPU time).
+        self._engine = make_engine(settings)
         self._jobs = LocalJobs(self._engine, settings)
         self._queue = self._jobs.open()
         await self._jobs.load()
@@ -373,7 +378,7 @@ class Gateway:
             raise RuntimeError("the gateway's HTTP site is down")
 
 
-def build_app(settings: WorkerSettings) -> Any:
+def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], Any] | None = None) -> Any:
     """The Serve application: N Renderer replicas behind one Gateway."""
     s = settings.serve
     renderer = serve.deployment(
@@ -389,10 +394,12 @@ def build_app(settings: WorkerSettings) -> Any:
     gateway = serve.deployment(
         name="Gateway", num_replicas=1, max_ongoing_requests=4, ray_actor_options={"num_cpus": s.gateway_cpus}
     )(Gateway)
-    return gateway.bind(renderer.bind(settings), settings)
+    return gateway.bind(renderer.bind(settings, make_engine), settings)
 
 
-def deploy(settings: WorkerSettings, num_cpus: int | None = None) -> str:
+def deploy(
+    settings: WorkerSettings, num_cpus: int | None = None, make_engine: Callable[[WorkerSettings], Any] | None = None
+) -> str:
     """Join (or start, on this machine, on 127.0.0.1 only) a Ray cluster and deploy egaku; the front's URL."""
     import ray
 
@@ -406,7 +413,7 @@ def deploy(settings: WorkerSettings, num_cpus: int | None = None) -> str:
     ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)  # type: ignore[arg-type]
     # The gateway serves HTTP itself: Serve's own proxy is not needed.
     serve.start(proxy_location="Disabled")
-    serve.run(build_app(settings), name=APP_NAME, route_prefix=None)
+    serve.run(build_app(settings, make_engine), name=APP_NAME, route_prefix=None)
     return f"http://{settings.host}:{settings.port}"
 
 
