@@ -91,6 +91,21 @@ class SchedulerStats:
     step_seconds: float = 0.0
 
 
+def settle(job: Job[R], outcome: R | BaseException, stats: SchedulerStats) -> None:
+    """Give a job its outcome (once) and count it."""
+    if job.future is None or job.future.done():
+        return
+    if isinstance(outcome, Cancelled):
+        stats.cancelled += 1
+        job.future.set_exception(outcome)
+    elif isinstance(outcome, BaseException):
+        stats.failed += 1
+        job.future.set_exception(outcome)
+    else:
+        stats.completed += 1
+        job.future.set_result(outcome)
+
+
 def eta_estimate(last_batch_s: float, position: int, max_batch: int) -> float:
     """Seconds until a job at `position` is done, from the last batch's time."""
     return (last_batch_s or 5.0) * (1 + position // max(1, max_batch))
@@ -253,17 +268,7 @@ class Scheduler(Generic[R]):
         self._by_id.pop(job.id, None)
         if not self._by_id:
             self._idle.set()
-        if job.future is None or job.future.done():
-            return
-        if isinstance(outcome, Cancelled):
-            self.stats.cancelled += 1
-            job.future.set_exception(outcome)
-        elif isinstance(outcome, BaseException):
-            self.stats.failed += 1
-            job.future.set_exception(outcome)
-        else:
-            self.stats.completed += 1
-            job.future.set_result(outcome)
+        settle(job, outcome, self.stats)
 
     def _reporter(self, loop: asyncio.AbstractEventLoop, batch: list[Job[R]]) -> Callable[[Job[R], Progress], None]:
         """Forwards progress to each job's stream (from the render thread) and times the steps."""

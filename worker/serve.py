@@ -33,7 +33,7 @@ from ray.serve.handle import DeploymentHandle
 from worker.errors import QueueBusy, WorkerError
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
-from worker.scheduler import Cancelled, Job, Progress, QueueFull, SchedulerStats, eta_estimate, follow
+from worker.scheduler import Cancelled, Job, Progress, QueueFull, SchedulerStats, eta_estimate, follow, settle
 from worker.server import WorkerServer, as_worker_error, check_exposure, error_body
 from worker.settings import WorkerSettings
 
@@ -307,17 +307,7 @@ class ServeQueue:
     def _finish(self, job: Job[GenerationResponse], outcome: GenerationResponse | BaseException) -> None:
         self._jobs.pop(job.id, None)
         self._positions.pop(job.id, None)
-        if job.future is None or job.future.done():
-            return
-        if isinstance(outcome, Cancelled):
-            self.stats.cancelled += 1
-            job.future.set_exception(outcome)
-        elif isinstance(outcome, BaseException):
-            self.stats.failed += 1
-            job.future.set_exception(outcome)
-        else:
-            self.stats.completed += 1
-            job.future.set_result(outcome)
+        settle(job, outcome, self.stats)
 
 
 class ServeJobs:

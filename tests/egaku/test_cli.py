@@ -162,3 +162,13 @@ async def test_imagine_raw_draws_through_the_image_service_without_the_llm(
     lines = out.getvalue().splitlines()
     (png,) = [Path(line.strip().removeprefix("image: ")) for line in lines if line.strip().startswith("image: ")]
     assert Image.open(png).format == "PNG" and png.parent == tmp_path / "out"
+
+
+async def test_serve_refuses_an_exposed_front_without_a_token(tmp_path: Path, worker_cache: Path) -> None:
+    """`egaku serve` checks the front's exposure before it starts any Ray process."""
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
+    code, _out, err = await egaku("serve", "--config", str(path), "--host", "0.0.0.0", "--replicas", "2")
+    assert code == 1
+    assert "refusing to bind the worker to 0.0.0.0 without a token" in err
+    assert "Traceback" not in err and "Started a local Ray instance" not in err

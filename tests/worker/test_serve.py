@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from PIL import Image
 from ray import serve
 
 from tests.conftest import tiny_worker_settings
+from tools.worker_client import WorkerClient
+from worker.protocol import GenerationRequest, ProgressEvent
 from worker.serve import APP_NAME, deploy, undeploy
 from worker.settings import ServeSettings, WorkerSettings
 
@@ -60,19 +62,22 @@ def gateway(worker_cache: Path) -> Iterator[str]:
         undeploy(settings)
 
 
+async def sse(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict]]:
+    """The (event, data) pairs of a Server-Sent Events answer, as they arrive."""
+    assert resp.status == 200, await resp.text()
+    kind = ""
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
+
+
 async def stream(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[tuple[str, dict]]:
     """POST a streamed generation; every (event, data) in order."""
-    events: list[tuple[str, dict]] = []
     async with session.post(url + "/v1/images/generations", json={**body, "stream": True}) as resp:
-        assert resp.status == 200, await resp.text()
-        kind = ""
-        async for raw in resp.content:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[6:])))
-    return events
+        return [event async for event in sse(resp)]
 
 
 async def wait_for(predicate: Any, interval_s: float = 0.05) -> None:
@@ -110,19 +115,12 @@ async def test_replica_killed_mid_batch_every_job_answered_once_and_fairly(gatew
         body = {"prompt": f"a fox for {user}", "user": user, "job_id": job_id, "seed": 1, "steps": 3}
         events: list[tuple[str, dict]] = []
         async with session.post(gateway + "/v1/images/generations", json={**body, "stream": True}) as resp:
-            assert resp.status == 200
-            kind = ""
-            async for raw in resp.content:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    events.append((kind, data))
-                    if kind == "queued":
-                        queued.add(job_id)
-                    elif kind == "started":
-                        starts.append((job_id, data["replica"]))
+            async for kind, data in sse(resp):
+                events.append((kind, data))
+                if kind == "queued":
+                    queued.add(job_id)
+                elif kind == "started":
+                    starts.append((job_id, data["replica"]))
         results[job_id] = events
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=240)) as session:
@@ -174,19 +172,15 @@ async def test_progress_with_previews_and_cancel_by_id_through_serve(gateway: st
 
         # A long job, cancelled by id through the gateway while a replica renders it.
         body = {"prompt": "a slow fox", "user": "amy", "job_id": "cancel-me", "steps": 150, "stream": True}
+        seen: list[tuple[str, dict]] = []
         async with session.post(gateway + "/v1/images/generations", json=body) as resp:
-            kind, seen = "", []
-            async for raw in resp.content:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    seen.append((kind, json.loads(line[6:])))
-                    if kind == "step" and seen[-1][1]["step"] == 2:
-                        async with session.get(gateway + "/v1/images/jobs/cancel-me") as status:
-                            assert (await status.json())["position"] == 0
-                        async with session.delete(gateway + "/v1/images/jobs/cancel-me") as cancelled:
-                            assert cancelled.status == 200
+            async for kind, data in sse(resp):
+                seen.append((kind, data))
+                if kind == "step" and data["step"] == 2:
+                    async with session.get(gateway + "/v1/images/jobs/cancel-me") as status:
+                        assert (await status.json())["position"] == 0
+                    async with session.delete(gateway + "/v1/images/jobs/cancel-me") as cancelled:
+                        assert cancelled.status == 200
         final_kind, final = seen[-1]
         assert final_kind == "error" and final["error"]["code"] == "cancelled"
         assert max(d["step"] for k, d in seen if k == "step") < 150
@@ -207,3 +201,20 @@ async def test_two_presets_multiplexed_each_served_by_its_own_model(gateway: str
     handle = serve.get_deployment_handle("Renderer", app_name=APP_NAME)
     held = [await handle.models.remote() for _ in range(8)]
     assert all(len(models) <= 1 for models in held), held
+
+
+async def test_the_bots_worker_client_needs_only_the_url(gateway: str) -> None:
+    """The bot's own client, pointed at the gateway: images, progress, health, cancel of an unknown id."""
+    kinds: list[str] = []
+
+    async def on_progress(event: ProgressEvent) -> None:
+        kinds.append(event.kind)
+
+    async with aiohttp.ClientSession() as session:
+        client = WorkerClient(session, gateway)
+        request = GenerationRequest(prompt="a fox", seed=5, user="bot", job_id="bot-1")
+        (image,) = await client.generate(request, "draw a fox", on_progress)
+        assert (image.seed, image.model, image.width, image.user_words) == (5, "tiny", 64, "draw a fox")
+        assert kinds[0] == "queued" and "started" in kinds and "step" in kinds
+        assert (await client.health()).status == "ok"
+        assert await client.cancel("no-such-job") is False
