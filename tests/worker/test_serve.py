@@ -76,7 +76,9 @@ async def sse(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict]]:
 
 async def stream(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[tuple[str, dict]]:
     """POST a streamed generation; every (event, data) in order."""
-    async with session.post(url + "/v1/images/generations", json={**body, "stream": True}) as resp:
+    async with session.post(
+        url + "/v1/images/generations", json={**body, "stream": True, "stream_format": "egaku"}
+    ) as resp:
         return [event async for event in sse(resp)]
 
 
@@ -114,7 +116,9 @@ async def test_replica_killed_mid_batch_every_job_answered_once_and_fairly(gatew
     async def one(session: aiohttp.ClientSession, user: str, job_id: str) -> None:
         body = {"prompt": f"a fox for {user}", "user": user, "job_id": job_id, "seed": 1, "steps": 3}
         events: list[tuple[str, dict]] = []
-        async with session.post(gateway + "/v1/images/generations", json={**body, "stream": True}) as resp:
+        async with session.post(
+            gateway + "/v1/images/generations", json={**body, "stream": True, "stream_format": "egaku"}
+        ) as resp:
             async for kind, data in sse(resp):
                 events.append((kind, data))
                 if kind == "queued":
@@ -171,7 +175,14 @@ async def test_progress_with_previews_and_cancel_by_id_through_serve(gateway: st
         assert Image.open(io.BytesIO(base64.b64decode(previews[0]["b64_png"]))).format == "PNG"
 
         # A long job, cancelled by id through the gateway while a replica renders it.
-        body = {"prompt": "a slow fox", "user": "amy", "job_id": "cancel-me", "steps": 150, "stream": True}
+        body = {
+            "prompt": "a slow fox",
+            "user": "amy",
+            "job_id": "cancel-me",
+            "steps": 150,
+            "stream": True,
+            "stream_format": "egaku",
+        }
         seen: list[tuple[str, dict]] = []
         async with session.post(gateway + "/v1/images/generations", json=body) as resp:
             async for kind, data in sse(resp):
