@@ -99,49 +99,6 @@ def recent(messages: list[AnyMessage], keep: int) -> list[AnyMessage]:
     return messages[last_human:]
 
 
-class CompactHistory(AgentMiddleware[Any, TurnContext, Any]):
-    """Drops what the model will never see again from the saved conversation.
-
-    Without this a channel's state grows with every turn, and every checkpoint write
-    serialises all of it: a busy channel would get slower and bigger forever. Images are
-    not lost: they live in the image history, which the model sees as a compact note.
-    """
-
-    def __init__(self, keep: int) -> None:
-        super().__init__()
-        self.keep = keep
-
-    def before_agent(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
-        """At the start of a turn, remove messages older than the recent window."""
-        messages = state["messages"]
-        kept = recent(messages, self.keep)
-        if len(kept) == len(messages):
-            return None
-        return {"messages": [RemoveMessage(id=m.id) for m in messages[: len(messages) - len(kept)] if m.id]}
-
-
-class TrimHistory(AgentMiddleware[Any, TurnContext, Any]):
-    """Shows the model only recent history (within a long turn too)."""
-
-    def __init__(self, keep: int) -> None:
-        super().__init__()
-        self.keep = keep
-
-    def wrap_model_call(
-        self, request: ModelRequest[TurnContext], handler: Callable[[ModelRequest[TurnContext]], ModelResponse]
-    ) -> ModelResponse:
-        """Trim, then call the model."""
-        return handler(request.override(messages=recent(request.messages, self.keep)))
-
-    async def awrap_model_call(
-        self,
-        request: ModelRequest[TurnContext],
-        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
-    ) -> ModelResponse:
-        """Trim, then call the model."""
-        return await handler(request.override(messages=recent(request.messages, self.keep)))
-
-
 UNANSWERED_TEXT = "(no result: this call was interrupted and did not run to the end)"
 
 
@@ -178,16 +135,34 @@ def answer_every_tool_call(messages: list[AnyMessage]) -> list[AnyMessage] | Non
     return repaired
 
 
-class AnswerEveryToolCall(AgentMiddleware[Any, TurnContext, Any]):
-    """Repairs a saved conversation that a crash left with an unanswered tool call, when it is loaded."""
+class LoadedConversation(AgentMiddleware[Any, TurnContext, Any]):
+    """Makes the saved conversation fit to continue, once, when a turn starts.
+
+    - It repairs a conversation that a crash left with an unanswered tool call (or a stray
+      tool result), which every later turn would otherwise send to a server that refuses it.
+    - It drops what the model will never see again. Without this a channel's state grows with
+      every turn, and every checkpoint write serialises all of it: a busy channel would get
+      slower and bigger forever. Images are not lost: they live in the image history, which
+      the model sees as a compact note.
+
+    One hook does both: every middleware hook is a graph step, and this runs on every turn.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
 
     def before_agent(self, state: Any, runtime: Runtime[TurnContext]) -> dict[str, Any] | None:
-        """Answer dangling tool calls and drop stray tool results before the model sees them."""
-        repaired = answer_every_tool_call(state["messages"])
-        if repaired is None:
+        """Answer dangling tool calls, drop stray tool results, then keep only the recent window."""
+        messages = state["messages"]
+        repaired = answer_every_tool_call(messages)
+        if repaired is not None:
+            log.warning("repaired a saved conversation with unanswered tool calls")
+            return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *recent(repaired, self.keep)]}
+        kept = recent(messages, self.keep)
+        if len(kept) == len(messages):
             return None
-        log.warning("repaired a saved conversation with unanswered tool calls")
-        return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]}
+        return {"messages": [RemoveMessage(id=m.id) for m in messages[: len(messages) - len(kept)] if m.id]}
 
 
 def usable(message: AIMessage) -> bool:
@@ -197,23 +172,33 @@ def usable(message: AIMessage) -> bool:
     return bool(message.tool_calls) or bool(message.text.strip())
 
 
-class CheckedAnswers(AgentMiddleware[Any, TurnContext, Any]):
+class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
     """The boundary around every model call.
 
+    - The model sees only the recent history (within a long turn too), and the turn's
+      history note appended to the system message (read once per turn, not once per call).
     - Whatever the call raises (an HTTP error, a body that is not JSON, an HTML page) is the
       language model not answering: `LLMUnavailable`, never the catch-all.
     - An answer with a cut-off tool call or no text is asked once more, logged raw, and then
       becomes `LLMUnclear`, so the user is told plainly instead of getting an empty message.
     - Text is cut at the first repeated sentence and capped in length, so a looping model
       cannot flood the channel or the saved conversation.
+
+    One middleware, not three: langchain traces each wrapping middleware, at two thread hops
+    per call, which cost about a third of the bot's CPU per turn (docs/benchmarks.md).
     """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
 
     async def awrap_model_call(
         self,
         request: ModelRequest[TurnContext],
         handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
     ) -> ModelResponse:
-        """Call the model (at most twice), check and tidy its answer."""
+        """Trim and annotate the request, call the model (at most twice), check and tidy its answer."""
+        request = self.shown(request)
         for attempt in (1, 2):
             try:
                 response = await handler(request)
@@ -231,6 +216,15 @@ class CheckedAnswers(AgentMiddleware[Any, TurnContext, Any]):
                 attempt, answer.content, answer.invalid_tool_calls,
             )  # fmt: skip
         raise LLMUnclear("the model's answer was unusable twice")
+
+    def shown(self, request: ModelRequest[TurnContext]) -> ModelRequest[TurnContext]:
+        """What the model is shown: the recent messages, and the system message with the history note."""
+        changes: dict[str, Any] = {"messages": recent(request.messages, self.keep)}
+        note = getattr(request.runtime.context, "history_note", None)
+        if note:
+            base = request.system_message.content if request.system_message else ""
+            changes["system_message"] = SystemMessage(content=f"{base}\n\n{note}")
+        return request.override(**changes)
 
 
 def tidied(response: ModelResponse, answer: AIMessage | None) -> ModelResponse:
@@ -264,32 +258,13 @@ def history_note(mine: list[Generation], replied: Generation | None = None) -> s
     return text
 
 
-class HistoryNote(AgentMiddleware[Any, TurnContext, Any]):
-    """Shows the model the turn's history note (read once per turn, not once per model call)."""
-
-    async def awrap_model_call(
-        self,
-        request: ModelRequest[TurnContext],
-        handler: Callable[[ModelRequest[TurnContext]], Awaitable[ModelResponse]],
-    ) -> ModelResponse:
-        """Append the compact history to the system message."""
-        note = getattr(request.runtime.context, "history_note", None)
-        if not note:
-            return await handler(request)
-        base = request.system_message.content if request.system_message else ""
-        return await handler(request.override(system_message=SystemMessage(content=f"{base}\n\n{note}")))
-
-
 def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | None, settings: AgentSettings) -> Any:
     """The compiled agent graph."""
     middleware: list[AgentMiddleware[Any, Any, Any]] = [
-        AnswerEveryToolCall(),
+        LoadedConversation(settings.history_messages),
         TurnEnd(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
-        CompactHistory(settings.history_messages),
-        TrimHistory(settings.history_messages),
-        HistoryNote(),
-        CheckedAnswers(),  # innermost: it wraps the model call itself
+        ModelCall(settings.history_messages),
     ]
     return create_agent(
         model,

@@ -79,7 +79,7 @@ class JsonToolAdapter(DecidingChatModel):
         """The decision in raw output, strictly validated; an empty answer when there is none.
 
         An empty answer is unusable: the agent asks once more, then tells the user plainly
-        (`agent.graph.CheckedAnswers`). Hidden instructions and placeholders never pass.
+        (`agent.graph.ModelCall`). Hidden instructions and placeholders never pass.
         """
         decision = parse_decision(raw)
         if decision is None and "{" not in raw and clean_text(raw):

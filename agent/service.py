@@ -185,7 +185,7 @@ class Agent:
                 return
             await self._checkpointer.adelete_thread(config["configurable"]["thread_id"])
         except Exception:
-            # The repair at load (AnswerEveryToolCall) still keeps the conversation valid.
+            # The repair at load (LoadedConversation) still keeps the conversation valid.
             log.exception("could not roll back a failed turn in %s", config["configurable"]["thread_id"])
 
     async def reset(self, conversation_id: str) -> None:
