@@ -140,12 +140,18 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
     from aiohttp import web
 
     from worker.engine import Engine
+    from worker.errors import ModelUnavailable
     from worker.server import WorkerServer, check_exposure
 
     settings = worker_settings(config, host, port)
     token = read_secret(settings.token_env, environ)
     check_exposure(settings, token)
-    server = WorkerServer(Engine(settings), settings, token)
+    engine = Engine(settings)
+    try:
+        engine.check()
+    except ModelUnavailable as exc:
+        raise SystemExit(f"the worker cannot start: {exc.message}") from exc
+    server = WorkerServer(engine, settings, token)
     log.info("worker listening on http://%s:%s", settings.host, settings.port)
     web.run_app(server.app(), host=settings.host, port=settings.port, print=None, access_log=None)
     return 0

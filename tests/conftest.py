@@ -39,11 +39,16 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 @pytest.fixture(scope="session")
 def worker_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder in which the tiny SDXL pipeline has been built once."""
-    from worker.pipelines import tiny_model_dir
-
     cache = tmp_path_factory.mktemp("worker-cache")
     tiny_model_dir(cache)
     return cache
+
+
+def tiny_model_dir(cache: Path) -> Path:
+    """The tiny SDXL pipeline folder (the default "tiny" preset), built on first use."""
+    from worker.pipelines import tiny_dir
+
+    return tiny_dir(cache, "sdxl")
 
 
 def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:

@@ -8,7 +8,6 @@ one batch at a time.
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import math
 import secrets
@@ -16,15 +15,15 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from PIL import Image
 
-from worker.errors import BadRequest, ContentBlocked, OutOfMemory, WorkerError
+from worker.errors import BadRequest, ContentBlocked, ModelUnavailable, OutOfMemory, WorkerError
+from worker.families import Family, family_for
 from worker.images import encode_image, read_image, read_with_alpha
-from worker.pipelines import Placement, choose_placement, load_pipeline
-from worker.prompting import encode_long, window_ids, windows_needed
+from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
 from worker.protocol import (
     MAX_SEED,
     QUALITY_TIER,
@@ -34,6 +33,7 @@ from worker.protocol import (
     GenerationRequest,
     GenerationResponse,
     ImageData,
+    Mode,
     Size,
     Usage,
     UsedParameters,
@@ -43,41 +43,16 @@ from worker.protocol import (
     steps_for_quality,
     with_style,
 )
-from worker.scheduler import Job, Progress
+from worker.scheduler import Cancelled, Job, Progress
 from worker.settings import ModelPreset, WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[ModelPreset, Placement, Path], Any]
-Mode = Literal["generate", "img2img", "inpaint", "instruct"]
-
-# Linear latent -> RGB approximations (no VAE needed) for cheap progress previews.
-_LATENT_RGB = {
-    "sdxl": (
-        [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]],
-        [0.1084, -0.0175, -0.0011],
-    ),
-    "sd15": (
-        [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]],
-        [0.0, 0.0, 0.0],
-    ),
-}
 
 
-def latent_picture(latents: torch.Tensor, family: str) -> Image.Image:
-    """A small picture approximating one sample's latents [4, h, w] (no VAE)."""
-    weights, bias = _LATENT_RGB[family.split("-")[0]]
-    w = torch.tensor(weights, dtype=torch.float32)
-    rgb = torch.einsum("chw,cr->hwr", latents.float().cpu(), w) + torch.tensor(bias)
-    pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
-    return Image.fromarray(pixels, mode="RGB")
-
-
-def latent_preview(latents: torch.Tensor, family: str) -> bytes:
-    """A small PNG approximating one sample's latents [4, h, w]."""
-    buffer = io.BytesIO()
-    latent_picture(latents, family).save(buffer, format="PNG")
-    return buffer.getvalue()
+class _StopRender(Exception):
+    """Raised from the step callback to cancel a pipeline that cannot be interrupted."""
 
 
 def partial_steps(total: int, count: int) -> list[int]:
@@ -113,6 +88,11 @@ class Plan:
     input_images: int = 0  # uploads read (for `usage`)
 
     @property
+    def family(self) -> Family:
+        """The model family that renders this plan."""
+        return family_for(self.preset.family)
+
+    @property
     def key(self) -> Hashable:
         """Plans with equal keys can share one batch."""
         if self.mode != "generate":
@@ -143,28 +123,32 @@ class Engine:
         """Where built-in test models are built."""
         return Path(self._settings.cache_dir).expanduser()
 
+    def check(self) -> None:
+        """Refuse to start, naming the preset, when a preset's class, package or family is wrong."""
+        for name, preset in self._settings.models.items():
+            check_preset(name, preset)
+
     def load(self, name: str | None = None) -> None:
         """Load one preset (the default unless named), and warm it up if configured."""
         name = name or self._settings.default_model
-        if (name, "generate") in self._pipes:
+        preset = self._settings.models[name]
+        family = family_for(preset.family)
+        if (name, family.base) in self._pipes:
             return
         started = time.perf_counter()
-        preset = self._settings.models[name]
-        pipe = self._loader(preset, self._placement, self.cache_dir)
+        try:
+            pipe = self._loader(preset, self._placement, self.cache_dir)
+        except ModelUnavailable as exc:
+            raise ModelUnavailable(f"model preset {name!r}: {exc.message}") from exc
         if self._settings.channels_last:
-            pipe.unet.to(memory_format=torch.channels_last)
+            getattr(pipe, family.denoiser).to(memory_format=torch.channels_last)
         if self._settings.compile:
-            pipe.unet = torch.compile(pipe.unet, fullgraph=True)
-        self._pipes[(name, "generate")] = pipe
+            setattr(pipe, family.denoiser, torch.compile(getattr(pipe, family.denoiser), fullgraph=True))
+        self._pipes[(name, family.base)] = pipe
         if self._settings.warmup:
             # The first call pays for kernel selection (and compilation); users should not.
-            extra = (
-                {"image": Image.new("RGB", (preset.width, preset.height))}
-                if preset.family.endswith("-instruct")
-                else {}
-            )
             with torch.inference_mode():
-                pipe(prompt="warm-up", num_inference_steps=1, width=preset.width, height=preset.height, **extra)
+                pipe(**family.warmup_kwargs(preset))
         log.info("loaded %s in %.1fs on %s", name, time.perf_counter() - started, self._placement)
 
     @property
@@ -182,15 +166,10 @@ class Engine:
 
     def _pipe(self, name: str, mode: Mode) -> Any:
         self.load(name)
-        if mode == "instruct":
-            return self._pipes[(name, "generate")]  # an instruction-edit model's own pipeline
         if (name, mode) not in self._pipes:
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
-
-            base = self._pipes[(name, "generate")]
-            auto = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
+            family = family_for(self._settings.models[name].family)
             # from_pipe shares the loaded weights: no second copy in GPU memory.
-            self._pipes[(name, mode)] = auto.from_pipe(base)
+            self._pipes[(name, mode)] = family.derive(self._pipes[(name, family.base)], mode)
         return self._pipes[(name, mode)]
 
     # -- planning (cheap, on the event loop) --------------------------------
@@ -213,12 +192,18 @@ class Engine:
             raise BadRequest(str(exc), param="size") from exc
         if size.width * size.height > preset.max_pixels:
             raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
+        multiple = family_for(preset.family).size_multiple
+        if size.width % multiple or size.height % multiple:
+            if request.size is not None:
+                raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
+            size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
         return size
 
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request)
-        if preset.family.endswith("-instruct") and not isinstance(request, EditRequest):
+        family = family_for(preset.family)
+        if "generate" not in family.modes and not isinstance(request, EditRequest):
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
         if request.safety_check and not self._settings.safety_checker:
             raise BadRequest("this worker has no safety checker configured", param="safety_check")
@@ -232,9 +217,13 @@ class Engine:
             if choice.name not in self._settings.adapters:
                 known = sorted(self._settings.adapters)
                 raise BadRequest(f"unknown adapter {choice.name!r}; available: {known}", param="adapters")
+            kind = self._settings.adapters[choice.name].kind
+            if kind not in family.adapter_kinds:
+                message = f"model {name!r} ({family.name}) cannot use the {kind} {choice.name!r}"
+                raise BadRequest(message, param="adapters")
         size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
+        prompt, negative = prompts_for(request, family)
         return Plan(
             model=name,
             preset=preset,
@@ -275,7 +264,8 @@ class Engine:
             count = 1 + len(extra_images)
             raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
-        default = fit_size(picture.size, preset.max_pixels)
+        family = base.family
+        default = fit_size(picture.size, preset.max_pixels, family.size_multiple)
         size = self._size(request, preset, name, default)
         mask_image = None
         if mask is not None and request.mask_format == "luminance":
@@ -292,8 +282,8 @@ class Engine:
             resample = Image.Resampling.NEAREST if hard else Image.Resampling.BILINEAR
             mask_image = mask_image.resize(picture.size, resample)
         inpaint = mask_image is not None or request.mask_prompt is not None
-        prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
-        mode: Mode = "instruct" if preset.family.endswith("-instruct") else "inpaint" if inpaint else "img2img"
+        prompt, negative = prompts_for(request, family)
+        mode = family.edit_mode(masked=inpaint)
         return replace(
             base,
             size=size,
@@ -352,7 +342,7 @@ class Engine:
         groups: dict[int, list[int]] = {}
         for index, job in enumerate(jobs):
             try:
-                groups.setdefault(self._windows(job.plan), []).append(index)
+                groups.setdefault(self._prompt_group(job.plan), []).append(index)
             except Exception as exc:
                 outcomes[index] = exc
         for indices in groups.values():
@@ -361,11 +351,10 @@ class Engine:
                 outcomes[i] = outcome
         return [outcomes[i] for i in range(len(jobs))]
 
-    def _windows(self, plan: Plan) -> int:
+    def _prompt_group(self, plan: Plan) -> int:
+        """Plans whose prompts encode alike share a group; a prompt past the model's limit is a 400."""
         pipe = self._pipe(plan.model, plan.mode)
-        tokenizers = [t for t in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None)) if t is not None]
-        texts = [plan.prompt, plan.negative or ""]
-        return max(windows_needed(t, texts) for t in tokenizers)
+        return plan.family.prompt_group(pipe, [plan.prompt, plan.negative or ""], plan.preset)
 
     def _run_group(
         self, jobs: Sequence[Job[GenerationResponse]], report: Callable[[Job[GenerationResponse], Progress], None]
@@ -380,6 +369,8 @@ class Engine:
             return [OutOfMemory("out of GPU memory; try a smaller size or fewer images")]
         except BadRequest as exc:
             return [exc] * len(jobs)
+        except _StopRender:
+            return [Cancelled(f"job {job.id} was cancelled") for job in jobs]
 
     def _render_group(
         self, jobs: Sequence[Job[GenerationResponse]], report: Callable[[Job[GenerationResponse], Progress], None]
@@ -387,6 +378,7 @@ class Engine:
         started = time.perf_counter()
         plans: list[Plan] = [job.plan for job in jobs]
         first = plans[0]
+        family = first.family
         pipe = self._pipe(first.model, first.mode)
         self._use_adapters(pipe, first)
         prompts = [p.prompt for p in plans for _ in p.seeds]
@@ -398,26 +390,13 @@ class Engine:
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance,
             "generator": generators,
+            **family.callback_kwargs(pipe, on_step_end),
+            **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
         }
-        if first.mode == "instruct":
-            # InstructPix2Pix pipelines still take the legacy per-step callback (and cannot stop early).
-            kwargs["callback"] = lambda step, timestep, latents: on_step_end(pipe, step, timestep, {"latents": latents})
-        else:
-            kwargs["callback_on_step_end"] = on_step_end
-        if self._windows(first) > 1:
-            kwargs.update(encode_long(pipe, prompts, negatives))
-        else:
-            kwargs["prompt"] = prompts
-            kwargs["negative_prompt"] = None if all(n is None for n in negatives) else [n or "" for n in negatives]
-        if first.mode == "generate":
-            kwargs.update(width=first.size.width, height=first.size.height)
-        elif first.mode == "instruct":
-            kwargs.update(image=[first.image] * len(prompts), image_guidance_scale=1.5)
-        else:
-            kwargs.update(image=[first.image] * len(prompts), strength=first.strength)
-            if first.mode == "inpaint":
-                mask = first.mask if first.mask is not None else self.masker().mask(first.image, first.mask_prompt)
-                kwargs.update(mask_image=[mask] * len(prompts), width=first.size.width, height=first.size.height)
+        mask = first.mask
+        if first.mode == "inpaint" and mask is None:
+            mask = self.masker().mask(first.image, first.mask_prompt)
+        kwargs.update(family.mode_kwargs(first.mode, first.size, len(prompts), first.image, mask, first.strength))
         with torch.inference_mode():
             result = pipe(**kwargs)
         images = list(result.images)
@@ -436,7 +415,8 @@ class Engine:
             if flagged:
                 outcomes.append(ContentBlocked("the safety checker blocked this picture", param="prompt"))
             else:
-                outcomes.append(self._response(plan, own, started, rendered, text_tokens(pipe, plan.prompt)))
+                tokens = plan.family.text_tokens(pipe, plan.prompt)
+                outcomes.append(self._response(plan, own, started, rendered, tokens))
         return outcomes
 
     def _safety_flags(self, plans: list[Plan], images: list[Image.Image]) -> list[bool]:
@@ -472,7 +452,7 @@ class Engine:
             if every and done % every == 0 and done < total and "latents" in tensors:
                 for index, job in enumerate(jobs):
                     sample = owners.index(index)
-                    preview = latent_preview(tensors["latents"][sample], plan.preset.family)
+                    preview = plan.family.preview(tensors["latents"][sample], plan.size)
                     report(job, Progress("preview", {"step": done, "b64_png": base64.b64encode(preview).decode()}))
             for index, job in enumerate(jobs):
                 wanted = job.plan.partial_images
@@ -483,6 +463,8 @@ class Engine:
                     latents = tensors["latents"][owners.index(index)]
                     report(job, Progress("partial", self._partial(job.plan, latents, at.index(done))))
             if all(job.cancel_flag.is_set() for job in jobs):
+                if not plan.family.interruptible:
+                    raise _StopRender  # the loop has no interrupt check: leave it from here
                 pipe._interrupt = True  # diffusers stops before the next step
             return tensors
 
@@ -490,7 +472,7 @@ class Engine:
 
     def _partial(self, plan: Plan, latents: torch.Tensor, index: int) -> dict[str, Any]:
         """One OpenAI partial image: the latent preview at the output's size and format."""
-        picture = latent_picture(latents, plan.preset.family).resize(
+        picture = plan.family.preview_picture(latents, plan.size).resize(
             (plan.size.width, plan.size.height), Image.Resampling.BILINEAR
         )
         encoded = encode_image(picture, plan.output_format, plan.compression or 90)
@@ -550,7 +532,7 @@ class Engine:
                 if spec.kind == "lora":
                     pipe.load_lora_weights(spec.source, weight_name=spec.weight_name, adapter_name=choice.name)
                 else:
-                    load_textual_inversion(pipe, spec.source, spec.token or "")
+                    plan.family.load_textual_inversion(pipe, spec.source, spec.token or "")
                 self._adapters_loaded.add((plan.model, choice.name))
             if spec.kind == "lora":
                 loras.append(choice)
@@ -566,12 +548,10 @@ class Engine:
             torch.cuda.empty_cache()
 
 
-def text_tokens(pipe: Any, prompt: str) -> int:
-    """The prompt's length in the (first) text encoder's tokens, for `usage`."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None:
-        return 0
-    return sum(len(window) for window in window_ids(tokenizer, prompt))
+def prompts_for(request: GenerationRequest, family: Family) -> tuple[str, str | None]:
+    """The request's prompt and negative prompt with its style; no negative for a model that ignores it."""
+    prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
+    return prompt, negative if family.negative_prompts else None
 
 
 def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], param: str) -> Image.Image:
@@ -588,23 +568,12 @@ def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], pa
     return paint
 
 
-def load_textual_inversion(pipe: Any, source: str, token: str) -> None:
-    """Add a textual-inversion word to the pipeline's text encoder(s)."""
-    if getattr(pipe, "text_encoder_2", None) is None:
-        pipe.load_textual_inversion(source, token=token)
-        return
-    # SDXL embeddings carry one vector set per text encoder.
-    from safetensors.torch import load_file
-
-    state = load_file(source)
-    pipe.load_textual_inversion(state["clip_l"], token=token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
-    pipe.load_textual_inversion(
-        state["clip_g"], token=token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
-    )
-
-
-def fit_size(size: tuple[int, int], max_pixels: int) -> Size:
-    """An upload's size scaled down to max_pixels and to multiples of 8."""
+def fit_size(size: tuple[int, int], max_pixels: int, multiple: int = 8) -> Size:
+    """An upload's size scaled down to max_pixels and to multiples of `multiple` (8 or the family's)."""
     width, height = size
     scale = min(1.0, (max_pixels / (width * height)) ** 0.5)
-    return Size(width=max(32, int(width * scale) // 8 * 8), height=max(32, int(height * scale) // 8 * 8))
+    least = max(32, multiple)
+    return Size(
+        width=max(least, int(width * scale) // multiple * multiple),
+        height=max(least, int(height * scale) // multiple * multiple),
+    )

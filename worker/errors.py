@@ -4,7 +4,8 @@ WorkerError
 ├── BadRequest      400 invalid_request_error  (bounds, unknown model)
 ├── Unauthorized    401 authentication_error   (missing or wrong bearer token)
 ├── OutOfMemory     503 server_error           (this job only; the next one runs)
-└── RenderTimeout   504 server_error           (the per-job time limit passed)
+├── RenderTimeout   504 server_error           (the per-job time limit passed)
+└── ModelUnavailable 503 server_error          (a preset cannot load: missing class or package, wrong family)
 """
 
 from __future__ import annotations
@@ -82,3 +83,13 @@ class RenderTimeout(WorkerError):
 
     status = 504
     code = "timeout"
+
+
+class ModelUnavailable(WorkerError):
+    """A preset cannot be loaded: its class or an optional package is missing, or its family is wrong.
+
+    Raised at start-up; the message names the preset and what to change.
+    """
+
+    status = 503
+    code = "model_unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+from worker.errors import ModelUnavailable
+from worker.families import family_for
 from worker.settings import ModelPreset
-from worker.tiny import save_tiny_sd15, save_tiny_sdxl
 
 log = logging.getLogger(__name__)
 
@@ -66,46 +67,57 @@ def built_once(target: Path, build: Callable[[Path], object], marker: str) -> Pa
     return target
 
 
-def tiny_model_dir(cache_dir: Path) -> Path:
-    """The tiny SDXL preset's pipeline folder, built on first use."""
-    return built_once(cache_dir / "tiny-sdxl", save_tiny_sdxl, "model_index.json")
+def tiny_dir(cache_dir: Path, family: str) -> Path:
+    """A family's tiny pipeline folder, built on first use ("tiny" presets load from it)."""
+    return built_once(cache_dir / f"tiny-{family}", family_for(family).build_tiny, "model_index.json")
 
 
-def tiny_instruct_dir(cache_dir: Path) -> Path:
-    """A tiny SDXL InstructPix2Pix pipeline folder, built on first use."""
-    return built_once(cache_dir / "tiny-sdxl-instruct", lambda d: save_tiny_sdxl(d, instruct=True), "model_index.json")
+def shipped(source: str) -> str:
+    """The folder of a model shipped with egaku ("world": the trained shape-world pipeline); other sources as given."""
+    if source == "world":
+        from worker.world.model import world_model_dir
+
+        return str(world_model_dir())
+    return source
 
 
-def tiny_sd15_dir(cache_dir: Path) -> Path:
-    """The tiny SD1.5 preset's pipeline folder, built on first use."""
-    return built_once(cache_dir / "tiny-sd15", save_tiny_sd15, "model_index.json")
+def _saved_class(source: str) -> str | None:
+    """The pipeline class a local folder's model_index.json names (None when there is none to read)."""
+    index = Path(source).expanduser() / "model_index.json"
+    if not index.is_file():
+        return None
+    name = json.loads(index.read_text()).get("_class_name")
+    return str(name) if name else None
 
 
-def pipeline_class(family: str) -> type[Any]:
-    """The diffusers pipeline class for a preset's family."""
-    from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionXLInstructPix2PixPipeline
+def check_preset(name: str, preset: ModelPreset) -> None:
+    """Refuse, naming the preset, a model that cannot load: a class or package missing, or the wrong family.
 
-    return {
-        "sdxl": StableDiffusionXLPipeline,
-        "sd15": StableDiffusionPipeline,
-        "sdxl-instruct": StableDiffusionXLInstructPix2PixPipeline,
-        "sd15-instruct": StableDiffusionInstructPix2PixPipeline,
-    }[family]
+    Cheap (no weights are read), so the worker runs it for every preset before it serves.
+    """
+    family = family_for(preset.family)
+    try:
+        family.check_requirements()
+        family.pipeline_class(family.base)
+        saved = _saved_class(shipped(preset.source)) if preset.source != "tiny" else None
+        if saved is not None and saved not in family.class_names():
+            from worker.families import FAMILIES
+
+            fits = [f for f in FAMILIES if saved in family_for(f).class_names()]
+            hint = f"set family = {fits[0]!r}" if fits else "no family here serves it"
+            raise ModelUnavailable(f"{preset.source} holds a {saved}, not a {preset.family} model: {hint}")
+    except ModelUnavailable as exc:
+        raise ModelUnavailable(f"model preset {name!r}: {exc.message}") from exc
 
 
 def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) -> Any:
     """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
+    family = family_for(preset.family)
     source = preset.source
     if source == "tiny":
-        tiny = {"sdxl": tiny_model_dir, "sd15": tiny_sd15_dir, "sdxl-instruct": tiny_instruct_dir}
-        if preset.family not in tiny:
-            raise ValueError(f"there is no tiny {preset.family} model")
-        source = str(tiny[preset.family](cache_dir))
-    elif source == "world":
-        from worker.world.model import world_model_dir
-
-        source = str(world_model_dir())  # the shipped, trained shape-world pipeline (sd15)
-    cls = pipeline_class(preset.family)
+        source = str(tiny_dir(cache_dir, preset.family))
+    source = shipped(source)
+    cls = family.pipeline_class(family.base)
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):
         log.info("loading single file %s", source)

@@ -56,6 +56,8 @@ QUALITY_STEPS: dict[str, float] = {
 Quality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"]
 # What a response reports: the tier actually rendered (OpenAI's response literal has no "auto").
 QUALITY_TIER: dict[str, str] = {"standard": "medium", "auto": "medium", "hd": "high"}
+# How a job renders: text to image, image to image, a masked repaint, or an instruction-edit model.
+Mode = Literal["generate", "img2img", "inpaint", "instruct"]
 
 # Style presets: words added to the prompt and the negative prompt. Shared with the bot's choices.
 STYLES: dict[str, tuple[str, str]] = {
@@ -286,7 +288,7 @@ class UsedParameters(BaseModel):
     seed: int
     negative_prompt: str | None = None
     strength: float | None = None
-    mode: Literal["generate", "img2img", "inpaint", "instruct"] = "generate"
+    mode: Mode = "generate"
     adapters: list[AdapterChoice] = Field(default_factory=list)
     style: str | None = None
     safety_checked: bool = False

@@ -174,7 +174,12 @@ class WorkerServer:
         self._sweeper = asyncio.create_task(self._sweep())
 
         async def load() -> None:
-            await self._jobs.load()
+            try:
+                await self._jobs.load()
+            except Exception:
+                # Nobody awaits this task: say why the worker never becomes ready.
+                log.exception("the default model could not be loaded; the worker stays unready")
+                raise
             self._ready.set()
 
         self._loader = asyncio.create_task(load())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worker.families.registry import FAMILIES
 from worker.protocol import MAX_PIXELS, MAX_STEPS, Size, check_size
 
 SchedulerName = Literal[
@@ -29,8 +30,9 @@ class ModelPreset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str
-    # "-instruct" families are instruction-edit models (InstructPix2Pix): they only edit images.
-    family: Literal["sdxl", "sd15", "sdxl-instruct", "sd15-instruct"] = "sdxl"
+    # One of worker/families/registry.py: the model's architecture ("sdxl", "flux", ...). Instruction-edit
+    # families ("sdxl-instruct", InstructPix2Pix) only edit images.
+    family: str = "sdxl"
     steps: int = Field(default=30, ge=1, le=MAX_STEPS)
     guidance: float = Field(default=6.0, ge=0.0, le=30.0)
     width: int = 1024
@@ -46,6 +48,13 @@ class ModelPreset(BaseModel):
     def _size_in_bounds(self) -> ModelPreset:
         check_size(self.base_size)
         return self
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if value not in FAMILIES:
+            raise ValueError(f"unknown family {value!r}; known: {sorted(FAMILIES)}")
+        return value
 
     @property
     def base_size(self) -> Size:

@@ -1,8 +1,11 @@
-"""A tiny, randomly initialised SDXL-architecture pipeline built in code.
+"""Tiny, randomly initialised models built in code, and the parts they share.
 
-It exists so that everything runs offline: tests, demos and CI have no hub.
+They exist so that everything runs offline: tests, demos and CI have no hub.
 The images are noise; the code path (save_pretrained, from_pretrained, the
-SDXL denoising loop) is the one real model ids take.
+denoising loop) is the one real model ids take. Each model family builds its
+own tiny pipeline in its module (worker/families/); the helpers here build the
+CLIP vocabulary, encoders and VAE those builders share, and the tiny
+segmenter, safety checker and captioner.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def tiny_clip_vocab() -> dict[str, int]:
 TINY_VOCAB_SIZE = 2 * 256 + len(_SPECIAL)
 
 
-def _tiny_vae() -> Any:
+def tiny_vae() -> Any:
     """A two-block VAE (downsamples by 2): the tiny pipelines' decoder."""
     from diffusers import AutoencoderKL
 
@@ -56,7 +59,7 @@ def _tiny_vae() -> Any:
     )
 
 
-def _tiny_text_config() -> Any:
+def tiny_text_config() -> Any:
     """A two-layer CLIP text encoder over the byte-level vocabulary."""
     from transformers import CLIPTextConfig
 
@@ -74,67 +77,6 @@ def _tiny_text_config() -> Any:
         hidden_act="gelu",
         projection_dim=32,
     )
-
-
-def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Path:
-    """Build a tiny random SDXL pipeline (or an InstructPix2Pix one) and save it with save_pretrained."""
-    import torch
-    from diffusers import (
-        EulerDiscreteScheduler,
-        StableDiffusionXLInstructPix2PixPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import (
-        CLIPTextModel,
-        CLIPTextModelWithProjection,
-        CLIPTokenizer,
-    )
-
-    torch.manual_seed(seed)
-    # The shapes follow diffusers' own SDXL test components, scaled down.
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=8 if instruct else 4,  # InstructPix2Pix also reads the source image's latents
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        transformer_layers_per_block=(1, 1),
-        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
-        cross_attention_dim=64,
-        norm_num_groups=16,
-    )
-    vae = _tiny_vae()
-    text_config = _tiny_text_config()
-    text_encoder = CLIPTextModel(text_config)
-    text_encoder_2 = CLIPTextModelWithProjection(text_config)
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        timestep_spacing="leading",
-        steps_offset=1,
-    )
-    tokenizer = CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77)
-    cls = StableDiffusionXLInstructPix2PixPipeline if instruct else StableDiffusionXLPipeline
-    pipe = cls(
-        vae=vae,
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        add_watermarker=False,
-    )
-    pipe.save_pretrained(directory)  # type: ignore[attr-defined,union-attr]
-    return directory
 
 
 def save_tiny_clipseg(directory: Path, seed: int = 0) -> Path:
@@ -184,40 +126,6 @@ def save_tiny_clipseg(directory: Path, seed: int = 0) -> Path:
         tokenizer=CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77),
     )
     processor.save_pretrained(directory)
-    return directory
-
-
-def save_tiny_sd15(directory: Path, seed: int = 0) -> Path:
-    """A tiny random SD1.5-architecture pipeline, saved with save_pretrained."""
-    import torch
-    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=16,
-    )
-    vae = _tiny_vae()
-    text_encoder = CLIPTextModel(_tiny_text_config())
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77),
-        unet=unet,
-        scheduler=PNDMScheduler(skip_prk_steps=True, steps_offset=1),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(directory)  # type: ignore[attr-defined]
     return directory
 
 

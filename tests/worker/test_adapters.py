@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from tests.conftest import tiny_worker_settings
+from tests.conftest import tiny_model_dir, tiny_worker_settings
 from tests.worker.test_engine import pixels, png
 from worker.engine import Engine
 from worker.errors import BadRequest
-from worker.pipelines import tiny_model_dir
 from worker.protocol import AdapterChoice, EditRequest, GenerationRequest
 from worker.settings import AdapterSpec, ModelPreset
 

@@ -74,7 +74,7 @@ def test_every_prompt_token_reaches_the_encoders(engine: Engine) -> None:
 
 
 def test_short_prompts_take_diffusers_own_path(engine: Engine) -> None:
-    from worker.prompting import windows_needed
+    from worker.families.clip import windows_needed
 
     plan = engine.plan(GenerationRequest(prompt="a fox", seed=1))
     assert windows_needed(engine._pipe(plan.model, plan.mode).tokenizer, ["a fox"]) == 1

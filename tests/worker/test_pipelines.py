@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 
-from worker.pipelines import Placement, load_pipeline, tiny_model_dir
+from tests.conftest import tiny_model_dir
+from worker.families.sdxl import save_tiny_sdxl
+from worker.pipelines import Placement, load_pipeline
 from worker.settings import ModelPreset
-from worker.tiny import save_tiny_sdxl
 
 
 def test_saved_pipeline_loads_through_the_user_loader(tmp_path: Path) -> None:

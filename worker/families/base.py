@@ -1,0 +1,190 @@
+"""What a model family declares, with the behaviour most families share.
+
+A family is a stateless description of one kind of model: which diffusers
+pipeline classes serve each mode, how prompts are encoded (and how long they
+may be), which denoiser and callback tensors it has, how its latents become a
+preview, which adapters it takes and how to build a tiny random copy of it for
+tests. The engine asks the family and never branches on a family's name.
+
+Family
+├── ClipFamily   UNet + CLIP encoders, long prompts in 77-token windows (worker/families/clip.py)
+│   ├── SD15, SD15InstructPix2Pix
+│   └── SDXL, SDXLInstructPix2Pix
+└── (transformer families declare their own encoding, e.g. T5 with a hard limit)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from worker.errors import ModelUnavailable
+from worker.protocol import Mode, Size
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from worker.settings import ModelPreset
+
+StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
+RGBFactors = tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]
+
+
+class Family:
+    """One model family. Subclasses fill in the class attributes and override what differs."""
+
+    name: ClassVar[str] = ""
+    # diffusers pipeline class names by mode; `base` is the one loaded, the others share its weights.
+    pipelines: ClassVar[Mapping[Mode, str]] = {}
+    base: ClassVar[Mode] = "generate"
+    # The denoising network's attribute on the pipeline (compile and channels_last apply to it).
+    denoiser: ClassVar[str] = "unet"
+    # Tensors the step callback receives; "latents" feeds the previews.
+    callback_tensors: ClassVar[tuple[str, ...]] = ("latents",)
+    # Pipelines with only the legacy per-step callback (SDXL InstructPix2Pix).
+    legacy_callback: ClassVar[bool] = False
+    # Whether the pipeline's loop honours `_interrupt`; if not, a cancel aborts the call instead.
+    interruptible: ClassVar[bool] = True
+    adapter_kinds: ClassVar[frozenset[str]] = frozenset({"lora"})
+    # Whether the model reads a negative prompt at the guidance the presets use.
+    negative_prompts: ClassVar[bool] = True
+    # Width and height must be multiples of this (VAE factor times patch size).
+    size_multiple: ClassVar[int] = 8
+    # Optional Python packages (import names) the family needs beyond the worker's own.
+    requires: ClassVar[tuple[str, ...]] = ()
+    # Linear latent -> RGB approximation for cheap previews: per-channel weights and a bias.
+    latent_rgb: ClassVar[RGBFactors] = ((), (0.0, 0.0, 0.0))
+
+    # -- pipelines -----------------------------------------------------------
+    @property
+    def modes(self) -> frozenset[Mode]:
+        """The modes this family can render."""
+        return frozenset(self.pipelines)
+
+    def edit_mode(self, masked: bool) -> Mode:
+        """How an edit runs: inpaint for a masked region, else the family's edit model or img2img."""
+        if masked and "inpaint" in self.pipelines:
+            return "inpaint"
+        return "instruct" if "instruct" in self.pipelines else "img2img"
+
+    def pipeline_class(self, mode: Mode) -> type[Any]:
+        """The diffusers class for a mode; a clear error when the installed diffusers lacks it."""
+        import diffusers
+
+        name = self.pipelines[mode]
+        cls = getattr(diffusers, name, None)
+        if cls is None:
+            raise ModelUnavailable(
+                f"family {self.name!r} needs diffusers' {name}, which the installed diffusers "
+                f"{diffusers.__version__} lacks: upgrade diffusers"
+            )
+        return cls  # type: ignore[no-any-return]
+
+    def class_names(self) -> frozenset[str]:
+        """Pipeline classes a saved model of this family may name in its model_index.json."""
+        return frozenset(self.pipelines.values())
+
+    def check_requirements(self) -> None:
+        """Raise ModelUnavailable naming any optional package the family needs that is missing."""
+        missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ModelUnavailable(
+                f"family {self.name!r} needs the Python package(s) {', '.join(missing)}: "
+                "install the worker extra (pip install 'egaku[worker]')"
+            )
+
+    def derive(self, base: Any, mode: Mode) -> Any:
+        """The pipeline for another mode, sharing the loaded weights (no second copy in memory)."""
+        return self.pipeline_class(mode).from_pipe(base)
+
+    # -- prompts -------------------------------------------------------------
+    def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
+        """A number batches must share to be encoded together; raises BadRequest past the token limit."""
+        return 0
+
+    def prompt_kwargs(
+        self, pipe: Any, prompts: list[str], negatives: list[str | None], group: int, preset: ModelPreset
+    ) -> dict[str, Any]:
+        """The pipeline arguments carrying the prompts (text, or embeddings for long ones)."""
+        kwargs: dict[str, Any] = {"prompt": prompts}
+        if self.negative_prompts:
+            kwargs["negative_prompt"] = None if all(n is None for n in negatives) else [n or "" for n in negatives]
+        return kwargs
+
+    def text_tokens(self, pipe: Any, prompt: str) -> int:
+        """The prompt's length in the (first) text encoder's tokens, for OpenAI's `usage`."""
+        tokenizer = getattr(pipe, "tokenizer", None)
+        if tokenizer is None:
+            return 0
+        return len(tokenizer(prompt, add_special_tokens=False).input_ids)
+
+    # -- per-mode arguments --------------------------------------------------
+    def mode_kwargs(
+        self,
+        mode: Mode,
+        size: Size,
+        count: int,
+        image: Image.Image | None = None,
+        mask: Image.Image | None = None,
+        strength: float | None = None,
+    ) -> dict[str, Any]:
+        """The pipeline arguments a mode needs for `count` images."""
+        if mode == "generate":
+            return {"width": size.width, "height": size.height}
+        kwargs: dict[str, Any] = {"image": [image] * count}
+        if mode in ("img2img", "inpaint"):
+            kwargs["strength"] = strength
+        if mode == "inpaint":
+            kwargs.update(mask_image=[mask] * count, width=size.width, height=size.height)
+        return kwargs
+
+    def warmup_kwargs(self, preset: ModelPreset) -> dict[str, Any]:
+        """One cheap call of the base pipeline at the preset's size."""
+        from PIL import Image
+
+        blank = Image.new("RGB", (preset.width, preset.height))
+        mask = Image.new("L", (preset.width, preset.height))
+        extra = self.mode_kwargs(self.base, preset.base_size, 1, image=blank, mask=mask, strength=1.0)
+        return {"prompt": "warm-up", "num_inference_steps": 1, **extra}
+
+    def callback_kwargs(self, pipe: Any, on_step_end: StepCallback) -> dict[str, Any]:
+        """How the pipeline reports each step to `on_step_end`."""
+        if self.legacy_callback:
+            return {"callback": lambda step, timestep, latents: on_step_end(pipe, step, timestep, {"latents": latents})}
+        return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": list(self.callback_tensors)}
+
+    # -- previews ------------------------------------------------------------
+    def latent_image(self, latents: torch.Tensor, size: Size) -> torch.Tensor:
+        """One sample's callback latents as a [channels, h, w] grid."""
+        return latents
+
+    def preview_picture(self, latents: torch.Tensor, size: Size) -> Image.Image:
+        """A small picture approximating one sample's latents, without the VAE (previews, OpenAI partials)."""
+        import torch
+        from PIL import Image
+
+        weights, bias = self.latent_rgb
+        grid = self.latent_image(latents, size).float().cpu()
+        rgb = torch.einsum("chw,cr->hwr", grid, torch.tensor(weights)) + torch.tensor(bias)
+        pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
+        return Image.fromarray(pixels, mode="RGB")
+
+    def preview(self, latents: torch.Tensor, size: Size) -> bytes:
+        """A small PNG approximating one sample's latents, without the VAE."""
+        buffer = io.BytesIO()
+        self.preview_picture(latents, size).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    # -- adapters ------------------------------------------------------------
+    def load_textual_inversion(self, pipe: Any, source: str, token: str) -> None:
+        """Add a textual-inversion word to the pipeline's text encoder."""
+        pipe.load_textual_inversion(source, token=token)
+
+    # -- tests ---------------------------------------------------------------
+    def build_tiny(self, directory: Path) -> Path:
+        """Build a tiny random pipeline of this family and save it with save_pretrained."""
+        raise ModelUnavailable(f"there is no tiny {self.name} model")

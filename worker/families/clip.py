@@ -1,0 +1,131 @@
+"""UNet families with CLIP text encoders (SD1.5, SDXL, InstructPix2Pix): long prompts in windows.
+
+diffusers truncates at 77 tokens (75 plus BOS/EOS), so an upsampled 80-word
+prompt silently loses its tail. Here each 75-token window is encoded with
+BOS/EOS and padding of its own and the windows are concatenated along the
+sequence axis, which both SD1.5's and SDXL's cross-attention accept. SDXL's
+pooled embedding comes from the first window, as with a short prompt. Short
+prompts never come here: they take diffusers' own path unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from worker.families.base import Family
+
+if TYPE_CHECKING:
+    import torch
+
+    from worker.settings import ModelPreset
+
+
+def window_ids(tokenizer: Any, text: str) -> list[list[int]]:
+    """The prompt's token ids (no specials) in windows of model_max_length - 2."""
+    size = tokenizer.model_max_length - 2
+    ids: list[int] = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or [[]]
+
+
+def windows_needed(tokenizer: Any, texts: list[str]) -> int:
+    """How many windows the longest text needs."""
+    return max(len(window_ids(tokenizer, t)) for t in texts)
+
+
+def _window_tensor(tokenizer: Any, text: str, count: int) -> torch.Tensor:
+    """[count, 77] ids: each window with BOS, EOS and the tokenizer's own padding."""
+    import torch
+
+    length = tokenizer.model_max_length
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    windows = window_ids(tokenizer, text)
+    windows += [[]] * (count - len(windows))
+    rows = []
+    for window in windows:
+        row = [tokenizer.bos_token_id, *window, tokenizer.eos_token_id]
+        rows.append(row + [pad] * (length - len(row)))
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def _encode(encoder: Any, ids: torch.Tensor, penultimate: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hidden states for each window, concatenated: [1, count*77, dim], plus the first window's pooled output."""
+    out = encoder(ids.to(encoder.device), output_hidden_states=True)
+    hidden = out.hidden_states[-2] if penultimate else out[0]
+    pooled = out[0][:1] if out[0].ndim == 2 else None
+    return hidden.reshape(1, -1, hidden.shape[-1]), pooled
+
+
+def _expand(pipe: Any, text: str, tokenizer: Any) -> str:
+    """Textual-inversion tokens with several vectors, spelled out as diffusers does."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    return str(convert(text, tokenizer)) if convert is not None else text
+
+
+class ClipFamily(Family):
+    """A UNet family conditioned on one CLIP encoder (SD1.5) or two (SDXL: `dual`)."""
+
+    dual: ClassVar[bool] = False
+    adapter_kinds = frozenset({"lora", "textual_inversion"})
+
+    def tokenizers(self, pipe: Any) -> list[Any]:
+        """The pipeline's CLIP tokenizers, in encoder order."""
+        return [pipe.tokenizer, pipe.tokenizer_2] if self.dual else [pipe.tokenizer]
+
+    def windows(self, pipe: Any, texts: list[str]) -> int:
+        """The number of 77-token windows the longest text needs, over every tokenizer."""
+        return max(windows_needed(t, [_expand(pipe, x, t) for x in texts]) for t in self.tokenizers(pipe))
+
+    def text_tokens(self, pipe: Any, prompt: str) -> int:
+        """The prompt's CLIP tokens across its 77-token windows (read whole, so all of them count)."""
+        tokenizer = getattr(pipe, "tokenizer", None)
+        if tokenizer is None:
+            return 0
+        return sum(len(window) for window in window_ids(tokenizer, prompt))
+
+    def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
+        """The windows the longest text needs: there is no upper limit, nothing is cut."""
+        return self.windows(pipe, texts)
+
+    def prompt_kwargs(
+        self, pipe: Any, prompts: list[str], negatives: list[str | None], group: int, preset: ModelPreset
+    ) -> dict[str, Any]:
+        """Plain text for short prompts (diffusers' own path); windowed embeddings for long ones."""
+        if group > 1:
+            return self.encode_long(pipe, prompts, negatives)
+        return super().prompt_kwargs(pipe, prompts, negatives, group, preset)
+
+    def encode_long(self, pipe: Any, prompts: list[str], negatives: list[str | None]) -> dict[str, torch.Tensor]:
+        """prompt_embeds (and SDXL's pooled ones) for a batch of possibly long prompts."""
+        import torch
+
+        dual = self.dual
+        tokenizers = self.tokenizers(pipe)
+        encoders = [pipe.text_encoder, pipe.text_encoder_2] if dual else [pipe.text_encoder]
+        texts = [*prompts, *(n or "" for n in negatives)]
+        count = self.windows(pipe, texts)
+        zero_negative = dual and all(n is None for n in negatives) and pipe.config.force_zeros_for_empty_prompt
+
+        def embed(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+            parts, pooled = [], None
+            for tokenizer, encoder in zip(tokenizers, encoders, strict=True):
+                ids = _window_tensor(tokenizer, _expand(pipe, text, tokenizer), count)
+                hidden, pool = _encode(encoder, ids, penultimate=dual)
+                parts.append(hidden)
+                pooled = pool if pool is not None else pooled
+            return torch.cat(parts, dim=-1), pooled
+
+        with torch.no_grad():
+            positive = [embed(p) for p in prompts]
+            result = {"prompt_embeds": torch.cat([e for e, _ in positive])}
+            if dual:
+                result["pooled_prompt_embeds"] = torch.cat([p for _, p in positive if p is not None])
+            if zero_negative:
+                result["negative_prompt_embeds"] = torch.zeros_like(result["prompt_embeds"])
+                result["negative_pooled_prompt_embeds"] = torch.zeros_like(result["pooled_prompt_embeds"])
+            else:
+                negative = [embed(n or "") for n in negatives]
+                result["negative_prompt_embeds"] = torch.cat([e for e, _ in negative])
+                if dual:
+                    result["negative_pooled_prompt_embeds"] = torch.cat([p for _, p in negative if p is not None])
+        dtype = getattr(pipe, self.denoiser).dtype
+        return {k: v.to(dtype) for k, v in result.items()}

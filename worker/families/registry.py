@@ -1,0 +1,15 @@
+"""The family registry: every model family the worker knows, by the name presets use.
+
+Torch-free on purpose: the bot validates presets against these names without
+importing the worker's heavy libraries. Each entry names the module and class
+that declares the family; adding a family is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+FAMILIES: dict[str, str] = {
+    "sdxl": "worker.families.sdxl:SDXL",
+    "sd15": "worker.families.sd15:SD15",
+    "sdxl-instruct": "worker.families.sdxl:SDXLInstructPix2Pix",
+    "sd15-instruct": "worker.families.sd15:SD15InstructPix2Pix",
+}

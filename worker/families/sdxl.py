@@ -1,0 +1,127 @@
+"""Stable Diffusion XL, and its InstructPix2Pix edit model: a UNet with two CLIP encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from worker.families.clip import ClipFamily
+from worker.protocol import Mode, Size
+from worker.tiny import tiny_clip_vocab, tiny_text_config, tiny_vae
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class SDXL(ClipFamily):
+    """SDXL base and its fine-tunes: text to image, img2img and inpaint."""
+
+    name = "sdxl"
+    pipelines: ClassVar[Mapping[Mode, str]] = {
+        "generate": "StableDiffusionXLPipeline",
+        "img2img": "StableDiffusionXLImg2ImgPipeline",
+        "inpaint": "StableDiffusionXLInpaintPipeline",
+    }
+    dual = True
+    latent_rgb = (
+        ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
+        (0.1084, -0.0175, -0.0011),
+    )
+
+    def load_textual_inversion(self, pipe: Any, source: str, token: str) -> None:
+        """SDXL embeddings carry one vector set per text encoder (clip_l, clip_g)."""
+        from safetensors.torch import load_file
+
+        state = load_file(source)
+        pipe.load_textual_inversion(
+            state["clip_l"], token=token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer
+        )
+        pipe.load_textual_inversion(
+            state["clip_g"], token=token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
+        )
+
+    def build_tiny(self, directory: Path) -> Path:
+        """A tiny random SDXL pipeline, saved with save_pretrained."""
+        return save_tiny_sdxl(directory)
+
+
+class SDXLInstructPix2Pix(SDXL):
+    """SDXL InstructPix2Pix: edits an image by an instruction; it cannot draw from text alone."""
+
+    name = "sdxl-instruct"
+    pipelines: ClassVar[Mapping[Mode, str]] = {"instruct": "StableDiffusionXLInstructPix2PixPipeline"}
+    base = "instruct"
+    # The SDXL InstructPix2Pix pipeline still takes only the legacy per-step callback.
+    legacy_callback = True
+    interruptible = False  # its loop has no interrupt check
+
+    def mode_kwargs(
+        self,
+        mode: Mode,
+        size: Size,
+        count: int,
+        image: Image.Image | None = None,
+        mask: Image.Image | None = None,
+        strength: float | None = None,
+    ) -> dict[str, Any]:
+        """The source image, held to by a fixed image guidance."""
+        return {"image": [image] * count, "image_guidance_scale": 1.5}
+
+    def build_tiny(self, directory: Path) -> Path:
+        """A tiny random SDXL InstructPix2Pix pipeline, saved with save_pretrained."""
+        return save_tiny_sdxl(directory, instruct=True)
+
+
+def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Path:
+    """Build a tiny random SDXL pipeline (or an InstructPix2Pix one) and save it with save_pretrained."""
+    import torch
+    from diffusers import (
+        EulerDiscreteScheduler,
+        StableDiffusionXLInstructPix2PixPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    # The shapes follow diffusers' own SDXL test components, scaled down.
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=8 if instruct else 4,  # InstructPix2Pix also reads the source image's latents
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+        cross_attention_dim=64,
+        norm_num_groups=16,
+    )
+    text_config = tiny_text_config()
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+    tokenizer = CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77)
+    cls = StableDiffusionXLInstructPix2PixPipeline if instruct else StableDiffusionXLPipeline
+    pipe = cls(
+        vae=tiny_vae(),
+        text_encoder=CLIPTextModel(text_config),
+        text_encoder_2=CLIPTextModelWithProjection(text_config),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
+    )
+    pipe.save_pretrained(directory)  # type: ignore[attr-defined,union-attr]
+    return directory
