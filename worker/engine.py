@@ -22,6 +22,7 @@ from PIL import Image
 
 from worker.errors import BadRequest, ContentBlocked, ModelUnavailable, OutOfMemory, WorkerError
 from worker.families import Family, family_for
+from worker.families.base import ModeInputs
 from worker.images import encode_image, read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
 from worker.protocol import (
@@ -396,14 +397,15 @@ class Engine:
         mask = first.mask
         if first.mode == "inpaint" and mask is None:
             mask = self.masker().mask(first.image, first.mask_prompt)
-        kwargs.update(family.mode_kwargs(first.mode, first.size, len(prompts), first.image, mask, first.strength))
+        inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
+        kwargs.update(family.mode_kwargs(first.mode, inputs))
         with torch.inference_mode():
             result = pipe(**kwargs)
         images = list(result.images)
         if first.mode == "inpaint":
             # The VAE round trip shifts every pixel a little: keep the original outside the mask, exactly.
-            assert first.image is not None
-            images = [Image.composite(out, first.image, kwargs["mask_image"][0]) for out in images]
+            assert first.image is not None and mask is not None
+            images = [Image.composite(out, first.image, mask) for out in images]
         rendered = time.perf_counter()
         flags = self._safety_flags(plans, images)
         outcomes: list[GenerationResponse | BaseException] = []

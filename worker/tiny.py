@@ -43,19 +43,73 @@ def tiny_clip_vocab() -> dict[str, int]:
 TINY_VOCAB_SIZE = 2 * 256 + len(_SPECIAL)
 
 
-def tiny_vae() -> Any:
-    """A two-block VAE (downsamples by 2): the tiny pipelines' decoder."""
+def tiny_vae(latent_channels: int = 4, **config: Any) -> Any:
+    """A two-block VAE (downsamples by 2): the tiny pipelines' decoder.
+
+    Transformer families pass their real latent channels (16) and shift/scale, and no quant convs, as theirs have.
+    """
     from diffusers import AutoencoderKL
 
+    if latent_channels != 4:
+        config = {"use_quant_conv": False, "use_post_quant_conv": False, **config}
     return AutoencoderKL(
         block_out_channels=[16, 32],
         in_channels=3,
         out_channels=3,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-        latent_channels=4,
+        latent_channels=latent_channels,
         norm_num_groups=16,
         sample_size=64,
+        **config,
+    )
+
+
+# T5's SentencePiece marks a word start with "▁". A Unigram vocabulary of the printable
+# ASCII characters, alone and word-initial, tokenises any English text without unknowns.
+_T5_CHARS = [chr(c) for c in range(33, 127)]
+
+
+def tiny_t5_tokenizer() -> Any:
+    """A character-level T5 tokenizer built in code (no SentencePiece model file)."""
+    from transformers import T5Tokenizer
+
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -1.0)]
+    vocab += [(c, -2.0) for c in _T5_CHARS] + [("▁" + c, -1.5) for c in _T5_CHARS]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def tiny_t5(hidden_size: int) -> tuple[Any, Any]:
+    """A two-layer T5 encoder of width `hidden_size`, and its tokenizer."""
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = tiny_t5_tokenizer()
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=hidden_size,
+        d_kv=8,
+        d_ff=37,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+    )
+    return T5EncoderModel(config), tokenizer
+
+
+def tiny_unet(in_channels: int = 4, **config: Any) -> Any:
+    """A two-level UNet after diffusers' own test components; families add their conditioning config."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=in_channels,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=16,
+        **config,
     )
 
 

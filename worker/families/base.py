@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,18 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from worker.settings import ModelPreset
+
+
+@dataclass(frozen=True)
+class ModeInputs:
+    """What a mode's pipeline arguments are made from: the size, the image count and the edit's inputs."""
+
+    size: Size
+    count: int
+    image: Image.Image | None = None
+    mask: Image.Image | None = None
+    strength: float | None = None
+
 
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 RGBFactors = tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]
@@ -99,6 +112,8 @@ class Family:
 
     def derive(self, base: Any, mode: Mode) -> Any:
         """The pipeline for another mode, sharing the loaded weights (no second copy in memory)."""
+        if self.pipelines[mode] == self.pipelines[self.base]:
+            return base
         return self.pipeline_class(mode).from_pipe(base)
 
     # -- prompts -------------------------------------------------------------
@@ -123,23 +138,16 @@ class Family:
         return len(tokenizer(prompt, add_special_tokens=False).input_ids)
 
     # -- per-mode arguments --------------------------------------------------
-    def mode_kwargs(
-        self,
-        mode: Mode,
-        size: Size,
-        count: int,
-        image: Image.Image | None = None,
-        mask: Image.Image | None = None,
-        strength: float | None = None,
-    ) -> dict[str, Any]:
-        """The pipeline arguments a mode needs for `count` images."""
+    def mode_kwargs(self, mode: Mode, inputs: ModeInputs) -> dict[str, Any]:
+        """The pipeline arguments a mode needs."""
+        size, count = inputs.size, inputs.count
         if mode == "generate":
             return {"width": size.width, "height": size.height}
-        kwargs: dict[str, Any] = {"image": [image] * count}
+        kwargs: dict[str, Any] = {"image": [inputs.image] * count}
         if mode in ("img2img", "inpaint"):
-            kwargs["strength"] = strength
+            kwargs["strength"] = inputs.strength
         if mode == "inpaint":
-            kwargs.update(mask_image=[mask] * count, width=size.width, height=size.height)
+            kwargs.update(mask_image=[inputs.mask] * count, width=size.width, height=size.height)
         return kwargs
 
     def warmup_kwargs(self, preset: ModelPreset) -> dict[str, Any]:
@@ -148,7 +156,7 @@ class Family:
 
         blank = Image.new("RGB", (preset.width, preset.height))
         mask = Image.new("L", (preset.width, preset.height))
-        extra = self.mode_kwargs(self.base, preset.base_size, 1, image=blank, mask=mask, strength=1.0)
+        extra = self.mode_kwargs(self.base, ModeInputs(preset.base_size, 1, blank, mask, 1.0))
         return {"prompt": "warm-up", "num_inference_steps": 1, **extra}
 
     def callback_kwargs(self, pipe: Any, on_step_end: StepCallback) -> dict[str, Any]:

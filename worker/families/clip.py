@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from worker.families.base import Family
+from worker.families.base import Family, ModeInputs
+from worker.protocol import Mode
 
 if TYPE_CHECKING:
     import torch
@@ -129,3 +130,17 @@ class ClipFamily(Family):
                     result["negative_pooled_prompt_embeds"] = torch.cat([p for _, p in negative if p is not None])
         dtype = getattr(pipe, self.denoiser).dtype
         return {k: v.to(dtype) for k, v in result.items()}
+
+
+class InstructPix2Pix(ClipFamily):
+    """An InstructPix2Pix edit model: edits an image by an instruction; it cannot draw from text alone.
+
+    Mixed in before the base family (`class SDXLInstructPix2Pix(InstructPix2Pix, SDXL)`).
+    """
+
+    base = "instruct"
+    interruptible = False  # its loop has no interrupt check
+
+    def mode_kwargs(self, mode: Mode, inputs: ModeInputs) -> dict[str, Any]:
+        """The source image, held to by a fixed image guidance."""
+        return {"image": [inputs.image] * inputs.count, "image_guidance_scale": 1.5}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from worker.families.clip import ClipFamily
-from worker.protocol import Mode, Size
-from worker.tiny import tiny_clip_vocab, tiny_text_config, tiny_vae
+from worker.families.clip import ClipFamily, InstructPix2Pix
+from worker.protocol import Mode
+from worker.tiny import tiny_clip_vocab, tiny_text_config, tiny_unet, tiny_vae
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 
 class SD15(ClipFamily):
@@ -33,25 +33,11 @@ class SD15(ClipFamily):
         return save_tiny_sd15(directory)
 
 
-class SD15InstructPix2Pix(SD15):
+class SD15InstructPix2Pix(InstructPix2Pix, SD15):
     """timbrooks/instruct-pix2pix: edits an image by an instruction; it cannot draw from text alone."""
 
     name = "sd15-instruct"
     pipelines: ClassVar[Mapping[Mode, str]] = {"instruct": "StableDiffusionInstructPix2PixPipeline"}
-    base = "instruct"
-    interruptible = False  # its loop has no interrupt check
-
-    def mode_kwargs(
-        self,
-        mode: Mode,
-        size: Size,
-        count: int,
-        image: Image.Image | None = None,
-        mask: Image.Image | None = None,
-        strength: float | None = None,
-    ) -> dict[str, Any]:
-        """The source image, held to by a fixed image guidance."""
-        return {"image": [image] * count, "image_guidance_scale": 1.5}
 
     def build_tiny(self, directory: Path) -> Path:
         """A tiny random SD1.5 InstructPix2Pix pipeline, saved with save_pretrained."""
@@ -65,22 +51,12 @@ def save_tiny_sd15(directory: Path, seed: int = 0, instruct: bool = False) -> Pa
         PNDMScheduler,
         StableDiffusionInstructPix2PixPipeline,
         StableDiffusionPipeline,
-        UNet2DConditionModel,
     )
     from transformers import CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=8 if instruct else 4,  # InstructPix2Pix also reads the source image's latents
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=16,
-    )
+    # InstructPix2Pix also reads the source image's latents.
+    unet = tiny_unet(in_channels=8 if instruct else 4, cross_attention_dim=32)
     cls = StableDiffusionInstructPix2PixPipeline if instruct else StableDiffusionPipeline
     pipe = cls(
         vae=tiny_vae(),

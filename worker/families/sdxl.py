@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from worker.families.clip import ClipFamily
-from worker.protocol import Mode, Size
-from worker.tiny import tiny_clip_vocab, tiny_text_config, tiny_vae
+from worker.families.clip import ClipFamily, InstructPix2Pix
+from worker.protocol import Mode
+from worker.tiny import tiny_clip_vocab, tiny_text_config, tiny_unet, tiny_vae
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 
 class SDXL(ClipFamily):
@@ -46,27 +46,13 @@ class SDXL(ClipFamily):
         return save_tiny_sdxl(directory)
 
 
-class SDXLInstructPix2Pix(SDXL):
+class SDXLInstructPix2Pix(InstructPix2Pix, SDXL):
     """SDXL InstructPix2Pix: edits an image by an instruction; it cannot draw from text alone."""
 
     name = "sdxl-instruct"
     pipelines: ClassVar[Mapping[Mode, str]] = {"instruct": "StableDiffusionXLInstructPix2PixPipeline"}
-    base = "instruct"
     # The SDXL InstructPix2Pix pipeline still takes only the legacy per-step callback.
     legacy_callback = True
-    interruptible = False  # its loop has no interrupt check
-
-    def mode_kwargs(
-        self,
-        mode: Mode,
-        size: Size,
-        count: int,
-        image: Image.Image | None = None,
-        mask: Image.Image | None = None,
-        strength: float | None = None,
-    ) -> dict[str, Any]:
-        """The source image, held to by a fixed image guidance."""
-        return {"image": [image] * count, "image_guidance_scale": 1.5}
 
     def build_tiny(self, directory: Path) -> Path:
         """A tiny random SDXL InstructPix2Pix pipeline, saved with save_pretrained."""
@@ -80,20 +66,13 @@ def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Pa
         EulerDiscreteScheduler,
         StableDiffusionXLInstructPix2PixPipeline,
         StableDiffusionXLPipeline,
-        UNet2DConditionModel,
     )
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
     # The shapes follow diffusers' own SDXL test components, scaled down.
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
+    unet = tiny_unet(
         in_channels=8 if instruct else 4,  # InstructPix2Pix also reads the source image's latents
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
         use_linear_projection=True,
         addition_embed_type="text_time",
@@ -101,7 +80,6 @@ def save_tiny_sdxl(directory: Path, seed: int = 0, instruct: bool = False) -> Pa
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
         cross_attention_dim=64,
-        norm_num_groups=16,
     )
     text_config = tiny_text_config()
     scheduler = EulerDiscreteScheduler(
