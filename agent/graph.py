@@ -16,7 +16,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 
 from agent.decision import IMAGE_TOOL
-from agent.prompts import SYSTEM_PROMPT
+from agent.prompts import INSTRUCT_NOTE, SYSTEM_PROMPT
 from agent.replies import tidy_reply
 from egaku.config import AgentSettings
 from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear
@@ -269,7 +269,7 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
     return create_agent(
         model,
         tools=image_tools(),
-        system_prompt=SYSTEM_PROMPT,
+        system_prompt=f"{SYSTEM_PROMPT}\n\n{INSTRUCT_NOTE}" if settings.instruct_model else SYSTEM_PROMPT,
         middleware=middleware,
         context_schema=TurnContext,
         checkpointer=checkpointer,

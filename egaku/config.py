@@ -10,6 +10,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from egaku.errors import ConfigError
+from worker.families import family_for
 from worker.settings import WorkerSettings
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -61,7 +62,8 @@ class AgentSettings(_Section):
     max_tool_calls: int = Field(default=2, ge=1, le=10)
     turn_timeout_s: float = Field(default=300.0, gt=0)
     history_messages: int = Field(default=20, ge=2, le=200)
-    # A worker preset of an instruction-edit family, offered to the model as edit mode "instruct".
+    # A worker preset of an instruction-edit family (FLUX.1 Kontext, InstructPix2Pix), offered to the model as
+    # edit mode "instruct" and made the default for edits. Unset, the first such preset in [worker.models] is used.
     instruct_model: str | None = None
 
 
@@ -119,6 +121,18 @@ class Config(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @model_validator(mode="after")
+    def _instruction_edits(self) -> Config:
+        """Edits default to an instruction-edit preset when one is configured; a named one must be one."""
+        editors = [name for name, p in self.worker.models.items() if "instruct" in family_for(p.family).modes]
+        chosen = self.agent.instruct_model
+        if chosen is None and editors:
+            self.agent = self.agent.model_copy(update={"instruct_model": editors[0]})
+        elif chosen is not None and chosen not in editors:
+            raise ValueError(f"agent.instruct_model {chosen!r} is not an instruction-edit preset of [worker.models]: "
+                             f"{editors or 'there is none'}")  # fmt: skip
+        return self
 
 
 def _describe(exc: ValidationError) -> str:

@@ -133,12 +133,17 @@ RefText = Annotated[
     ),
 ]
 ModeChoice = Annotated[
-    EditMode,
+    EditMode | None,
     Field(
         description=(
-            "regenerate: same seed, new description (changes to the whole scene: 'make it night'). "
+            "Leave out for the default: 'instruct' where instruction edits are available, else 'regenerate'. "
+            "instruct: the edit model redraws from your whole new description and keeps the subject; the best "
+            "choice, when available, for changes to part of the scene ('make it night', 'as a watercolour', "
+            "'the king into a queen'). "
+            "regenerate: a fresh picture from the same seed and the new description (for 'make it night' where "
+            "instruct is not available). "
             "subtle / strong: keep the picture, vary it a little / a lot (e.g. 'as a watercolour'). "
-            "region: repaint only `target`, keep everything else. instruct: an instruction-following edit."
+            "region: repaint only `target`, keep everything else."
         )
     ),
 ]
@@ -153,7 +158,7 @@ async def edit_image(
     ref: RefText,
     prompt: PromptText,
     runtime: ToolRuntime[Any],
-    mode: ModeChoice = "regenerate",
+    mode: ModeChoice = None,
     target: TargetText = None,
     seed: SeedNumber = None,
     reply: ReplyText = None,

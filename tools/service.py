@@ -58,7 +58,8 @@ class Edit:
 
     ref: str
     prompt: str
-    mode: EditMode = "regenerate"
+    # None: the instruction-edit model when the worker has one (a Kontext preset), else "regenerate".
+    mode: EditMode | None = None
     target: str | None = None  # region mode: the part to repaint, in words
     seed: int | None = None  # None keeps the parent's seed
     scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
@@ -131,7 +132,7 @@ class ImageService:
             if self.history is None:
                 raise UnknownImage("there is no image history here")
             parent = await self.history.resolve(request.ref, who.conversation, who.user_id, who.reply_to)
-            mode = request.mode
+            mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:

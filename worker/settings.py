@@ -40,6 +40,8 @@ class ModelPreset(BaseModel):
     max_pixels: int = Field(default=MAX_PIXELS, ge=64 * 64, le=MAX_PIXELS)
     # A diffusers scheduler class to use instead of the model's own, e.g. "DPMSolverMultistepScheduler".
     scheduler: SchedulerName | None = None
+    # The most prompt tokens the model reads when lower than its family's limit (FLUX.1-schnell: 256).
+    prompt_tokens: int | None = Field(default=None, ge=1, le=4096)
     # For single-file checkpoints: a local folder or hub id holding the diffusers config.
     config: str | None = None
     licence: str = ""

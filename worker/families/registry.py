@@ -12,4 +12,7 @@ FAMILIES: dict[str, str] = {
     "sd15": "worker.families.sd15:SD15",
     "sdxl-instruct": "worker.families.sdxl:SDXLInstructPix2Pix",
     "sd15-instruct": "worker.families.sd15:SD15InstructPix2Pix",
+    "flux": "worker.families.flux:Flux",
+    "flux-kontext": "worker.families.flux_kontext:FluxKontext",
+    "sd3": "worker.families.sd3:SD3",
 }

@@ -1,0 +1,54 @@
+"""Engines over the tiny transformer families (FLUX.1, Kontext, SD3), each with a LoRA of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import tiny_worker_settings
+from worker.engine import Engine
+from worker.families import family_for
+from worker.pipelines import tiny_dir
+from worker.settings import AdapterSpec, ModelPreset
+
+TRANSFORMER_FAMILIES = ("flux", "flux-kontext", "sd3")
+
+
+def tiny_transformer_lora(family: str, cache: Path, folder: Path) -> Path:
+    """A random (non-zero) LoRA for a tiny family's transformer, saved the way trainers save them."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(0)
+    cls = family_for(family).pipeline_class(family_for(family).base)
+    pipe = cls.from_pretrained(tiny_dir(cache, family))
+    config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    pipe.transformer.add_adapter(config)
+    cls.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def family_engine(family: str, cache: Path, folder: Path, **preset: object) -> Engine:
+    """An engine serving one tiny preset of `family` (named after it) with a LoRA "ink" and a textual inversion."""
+    tiny = ModelPreset.model_validate(
+        {"source": "tiny", "family": family, "steps": 2, "guidance": 3.5, "width": 64, "height": 64,
+         "max_pixels": 128 * 128, **preset}
+    )  # fmt: skip
+    settings = tiny_worker_settings(
+        cache,
+        warmup=False,
+        models={family: tiny},
+        default_model=family,
+        adapters={
+            "ink": AdapterSpec(kind="lora", source=str(tiny_transformer_lora(family, cache, folder))),
+            "mycat": AdapterSpec(kind="textual_inversion", source=str(folder / "unused.safetensors"), token="<c>"),
+        },
+    )
+    return Engine(settings)
+
+
+@pytest.fixture(scope="module", params=TRANSFORMER_FAMILIES)
+def t5_engine(request: pytest.FixtureRequest, worker_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """An engine per transformer family, built once per module."""
+    return family_engine(request.param, worker_cache, tmp_path_factory.mktemp(request.param))

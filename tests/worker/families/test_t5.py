@@ -1,0 +1,114 @@
+"""FLUX.1, Kontext and SD3.5 on tiny real pipelines: generate, batches, progress, cancel, LoRA, long prompts."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.worker.test_engine import as_job, pixels
+from worker.engine import Engine
+from worker.errors import BadRequest
+from worker.protocol import AdapterChoice, GenerationRequest, GenerationResponse
+from worker.scheduler import Job, Progress
+
+
+def render(engine: Engine, **fields: object) -> np.ndarray:
+    return pixels(engine.render(engine.plan(GenerationRequest.model_validate({"seed": 3, **fields}))))
+
+
+def test_generate_batched_equals_unbatched(t5_engine: Engine) -> None:
+    plans = [
+        t5_engine.plan(GenerationRequest(prompt="a red fox", seed=11), "a"),
+        t5_engine.plan(GenerationRequest(prompt="a blue heron in the reeds", seed=22, n=2), "b"),
+    ]
+    assert plans[0].key == plans[1].key
+    batched = t5_engine.run_batch([as_job(p, p.job_id) for p in plans], lambda j, e: None)
+    alone = [t5_engine.render(p) for p in plans]
+    for together, single in zip(batched, alone, strict=True):
+        assert isinstance(together, GenerationResponse)
+        assert [d.seed for d in together.data] == [d.seed for d in single.data]
+        for i in range(len(single.data)):
+            assert pixels(together, i).shape == (64, 64, 3)
+            assert np.abs(pixels(together, i) - pixels(single, i)).max() <= 2
+    name = t5_engine.model_names[0]
+    pipe = t5_engine._pipe(name, "generate")
+    assert type(pipe).__name__ == plans[0].family.pipelines["generate"]
+
+
+def test_progress_events_with_previews(t5_engine: Engine) -> None:
+    plan = t5_engine.plan(GenerationRequest(prompt="a fox", seed=3, steps=3))
+    events: list[Progress] = []
+    t5_engine.run_batch([as_job(plan, "p")], lambda _job, event: events.append(event))
+    assert [e.data["step"] for e in events if e.kind == "step"] == [1, 2, 3]
+    previews = [e for e in events if e.kind == "preview"]
+    assert [e.data["step"] for e in previews] == [1, 2]
+    image = Image.open(io.BytesIO(base64.b64decode(previews[0].data["b64_png"])))
+    assert (image.mode, image.size) == ("RGB", (32, 32))  # the latent grid: the tiny VAE downsamples by 2
+
+
+def test_cancel_stops_at_the_next_step(t5_engine: Engine) -> None:
+    plan = t5_engine.plan(GenerationRequest(prompt="a fox", seed=3, steps=10))
+    job = as_job(plan, "c")
+    steps: list[int] = []
+
+    def report(_job: Job[GenerationResponse], event: Progress) -> None:
+        if event.kind == "step":
+            steps.append(event.data["step"])
+            if event.data["step"] == 2:
+                job.cancel_flag.set()
+
+    t5_engine.run_batch([job], report)
+    assert steps == [1, 2]
+
+
+def test_lora_per_request(t5_engine: Engine) -> None:
+    plain = render(t5_engine, prompt="a fox")
+    inked = render(t5_engine, prompt="a fox", adapters=[{"name": "ink", "scale": 1.0}])
+    plain_again = render(t5_engine, prompt="a fox")
+    assert np.abs(plain - inked).max() > 0
+    assert np.abs(plain - plain_again).max() <= 1  # switched off again for requests without it
+    with_lora = t5_engine.plan(GenerationRequest(prompt="a", adapters=[AdapterChoice(name="ink")]))
+    assert with_lora.key != t5_engine.plan(GenerationRequest(prompt="a")).key
+
+
+def test_textual_inversion_is_refused_clearly(t5_engine: Engine) -> None:
+    name = t5_engine.model_names[0]
+    with pytest.raises(BadRequest, match=f"model '{name}' \\({name}\\) cannot use the textual_inversion 'mycat'"):
+        t5_engine.plan(GenerationRequest(prompt="a <c>", adapters=[AdapterChoice(name="mycat")]))
+
+
+def prompt_of(tokenizer: object, tokens: int) -> str:
+    """An English prompt that is exactly `tokens` T5 tokens long, end token included."""
+    words = " ".join(f"word{i}" for i in range(400))
+    ids = tokenizer(words, add_special_tokens=False).input_ids  # type: ignore[operator]
+    text = tokenizer.decode(ids[: tokens - 1])  # type: ignore[attr-defined]
+    assert len(tokenizer(text).input_ids) == tokens  # type: ignore[operator]
+    return str(text)
+
+
+def test_every_token_up_to_512_reaches_t5_and_513_is_a_clear_400(t5_engine: Engine) -> None:
+    plan = t5_engine.plan(GenerationRequest(prompt="x", seed=1))
+    pipe = t5_engine._pipe(plan.model, plan.mode)
+    tokenizer = getattr(pipe, plan.family.t5_tokenizer)  # type: ignore[attr-defined]
+    encoder = pipe.text_encoder_3 if hasattr(pipe, "text_encoder_3") else pipe.text_encoder_2
+    longest = prompt_of(tokenizer, 512)
+    seen: list[torch.Tensor] = []
+    hook = encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    try:
+        t5_engine.render(t5_engine.plan(GenerationRequest(prompt=longest, seed=1)))
+    finally:
+        hook.remove()
+    assert seen[0].shape[-1] == 512
+    assert [int(t) for t in seen[0][0]] == tokenizer(longest).input_ids  # all 512, in order, none cut
+    over = t5_engine.plan(GenerationRequest(prompt=longest + " z", seed=1))
+    (outcome,) = t5_engine.run_batch([as_job(over, "long")], lambda j, e: None)
+    assert isinstance(outcome, BadRequest)
+    assert outcome.message == (
+        f"the prompt is 513 tokens long; this {plan.family.name} model reads at most 512 (its T5 limit): shorten it"
+    )
+    assert outcome.param == "prompt"
