@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from worker.errors import ModelUnavailable
-from worker.families import family_for
+from worker.families import Family, family_for
 from worker.settings import ModelPreset
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,32 @@ def check_preset(name: str, preset: ModelPreset) -> None:
         raise ModelUnavailable(f"model preset {name!r}: {exc.message}") from exc
 
 
+def _from_single_file(cls: type[Any], family: Family, source: str, config: str | None, kwargs: dict[str, Any]) -> Any:
+    """A whole-pipeline checkpoint (SDXL, SD1.5), or one holding only the denoiser (FLUX, SD3 files).
+
+    The latter is how FLUX and SD3.5 checkpoints are usually shared: the transformer
+    alone. Its other components (encoders, VAE) then come from `config`, the hub id or
+    folder of the full model.
+    """
+    import diffusers
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
+    try:
+        return cls.from_single_file(source, **kwargs, **({"config": config} if config else {}))
+    except (SingleFileComponentError, OSError) as exc:
+        # Without `config`, diffusers guesses the model from the keys and fetches that guess's config.
+        if not config:
+            raise ModelUnavailable(
+                f"{source} could not load as a whole {family.name} pipeline ({type(exc).__name__}): set config = "
+                "the hub id or folder of the full model, for its text encoders and VAE"
+            ) from exc
+        if not isinstance(exc, SingleFileComponentError):
+            raise
+    model = getattr(diffusers, family.denoiser_class)
+    denoiser = model.from_single_file(source, config=config, subfolder=family.denoiser, **kwargs)
+    return cls.from_pretrained(config, **{family.denoiser: denoiser}, **kwargs)
+
+
 def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) -> Any:
     """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
     family = family_for(preset.family)
@@ -121,9 +147,7 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) ->
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if source.endswith(SINGLE_FILE_SUFFIXES):
         log.info("loading single file %s", source)
-        if preset.config:
-            kwargs["config"] = preset.config
-        pipe = cls.from_single_file(source, **kwargs)
+        pipe = _from_single_file(cls, family, source, preset.config, kwargs)
     else:
         log.info("loading pretrained %s", source)
         pipe = cls.from_pretrained(source, **kwargs)

@@ -56,6 +56,8 @@ class Family:
     base: ClassVar[Mode] = "generate"
     # The denoising network's attribute on the pipeline (compile and channels_last apply to it).
     denoiser: ClassVar[str] = "unet"
+    # Its diffusers model class: a single-file checkpoint holding only the denoiser loads into it.
+    denoiser_class: ClassVar[str] = "UNet2DConditionModel"
     # Tensors the step callback receives; "latents" feeds the previews.
     callback_tensors: ClassVar[tuple[str, ...]] = ("latents",)
     # Pipelines with only the legacy per-step callback (SDXL InstructPix2Pix).

@@ -29,6 +29,7 @@ class Flux(T5Family):
         "img2img": "FluxImg2ImgPipeline",
         "inpaint": "FluxInpaintPipeline",
     }
+    denoiser_class = "FluxTransformer2DModel"
     negative_prompts = False
     latent_rgb = (
         (

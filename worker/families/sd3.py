@@ -21,6 +21,7 @@ class SD3(T5Family):
         "inpaint": "StableDiffusion3InpaintPipeline",
     }
     t5_tokenizer = "tokenizer_3"
+    denoiser_class = "SD3Transformer2DModel"
     latent_rgb = (
         (
             (-0.0922, -0.0175, 0.0749), (0.0311, 0.0633, 0.0954), (0.1994, 0.0927, 0.0458),
