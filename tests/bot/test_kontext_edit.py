@@ -89,8 +89,10 @@ async def test_a_reply_make_it_night_reaches_kontext_with_the_parent_and_a_whole
             history = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
     finally:
         hook.remove()
-    generate, edit = recorder.received
+    generate, described, edit = recorder.received
     assert generate.path == "/v1/images/generations"
+    # The replied-to picture was captioned once, before the model wrote the edit.
+    assert (described.path, described.files) == ("/v1/images/descriptions", {"image": sha(first.files[0].data)})
     # The edit went to the Kontext preset, with the parent image and the whole new description.
     assert edit.path == "/v1/images/edits"
     assert edit.files == {"image": sha(first.files[0].data)}
