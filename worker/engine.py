@@ -389,7 +389,7 @@ class Engine:
         on_step_end = self._progress(jobs, owners, first, started, report)
         kwargs: dict[str, Any] = {
             "num_inference_steps": first.steps,
-            "guidance_scale": first.guidance,
+            family.guidance_argument: first.guidance,
             "generator": generators,
             **family.callback_kwargs(pipe, on_step_end),
             **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),

@@ -65,6 +65,8 @@ class Family:
     # Whether the pipeline's loop honours `_interrupt`; if not, a cancel aborts the call instead.
     interruptible: ClassVar[bool] = True
     adapter_kinds: ClassVar[frozenset[str]] = frozenset({"lora"})
+    # The pipeline argument the guidance goes to (Qwen-Image's real CFG is `true_cfg_scale`).
+    guidance_argument: ClassVar[str] = "guidance_scale"
     # Whether the model reads a negative prompt at the guidance the presets use.
     negative_prompts: ClassVar[bool] = True
     # Width and height must be multiples of this (VAE factor times patch size).

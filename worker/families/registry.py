@@ -15,4 +15,5 @@ FAMILIES: dict[str, str] = {
     "flux": "worker.families.flux:Flux",
     "flux-kontext": "worker.families.flux_kontext:FluxKontext",
     "sd3": "worker.families.sd3:SD3",
+    "qwen-image": "worker.families.qwen_image:QwenImage",
 }

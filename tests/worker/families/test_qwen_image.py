@@ -1,0 +1,180 @@
+"""Qwen-Image on a tiny real pipeline: generate, img2img, inpaint, batches, progress, cancel, LoRA, long prompts."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import tiny_worker_settings
+from tests.worker.test_engine import as_job, pixels, png
+from worker.engine import Engine
+from worker.errors import BadRequest
+from worker.families import family_for
+from worker.families.qwen_image import QwenImage
+from worker.pipelines import tiny_dir
+from worker.protocol import AdapterChoice, EditRequest, GenerationRequest, GenerationResponse, Size
+from worker.scheduler import Job, Progress
+from worker.settings import AdapterSpec, ModelPreset
+
+
+def tiny_transformer_lora(family: str, cache: Path, folder: Path) -> Path:
+    """A random (non-zero) LoRA for a tiny family's transformer, saved the way trainers save them."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(0)
+    cls = family_for(family).pipeline_class(family_for(family).base)
+    pipe = cls.from_pretrained(tiny_dir(cache, family))
+    config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    pipe.transformer.add_adapter(config)
+    cls.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def qwen_engine(family: str, cache: Path, folder: Path, **preset: object) -> Engine:
+    """An engine serving one tiny preset of `family` (named after it) with a LoRA "ink"."""
+    tiny = ModelPreset.model_validate(
+        {"source": "tiny", "family": family, "steps": 2, "guidance": 4.0, "width": 64, "height": 64,
+         "max_pixels": 128 * 128, **preset}
+    )  # fmt: skip
+    lora = AdapterSpec(kind="lora", source=str(tiny_transformer_lora(family, cache, folder)))
+    settings = tiny_worker_settings(
+        cache, warmup=False, models={family: tiny}, default_model=family, adapters={"ink": lora}
+    )
+    return Engine(settings)
+
+
+@pytest.fixture(scope="module")
+def qwen(worker_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return qwen_engine("qwen-image", worker_cache, tmp_path_factory.mktemp("qwen"))
+
+
+def render(engine: Engine, **fields: object) -> np.ndarray:
+    return pixels(engine.render(engine.plan(GenerationRequest.model_validate({"seed": 3, **fields}))))
+
+
+def test_generate_batched_equals_unbatched(qwen: Engine) -> None:
+    plans = [
+        qwen.plan(GenerationRequest(prompt="a red fox", seed=11), "a"),
+        qwen.plan(GenerationRequest(prompt="一只在芦苇中的蓝鹭", seed=22, n=2), "b"),
+    ]
+    assert plans[0].key == plans[1].key
+    batched = qwen.run_batch([as_job(p, p.job_id) for p in plans], lambda j, e: None)
+    alone = [qwen.render(p) for p in plans]
+    for together, single in zip(batched, alone, strict=True):
+        assert isinstance(together, GenerationResponse)
+        assert [d.seed for d in together.data] == [d.seed for d in single.data]
+        for i in range(len(single.data)):
+            assert pixels(together, i).shape == (64, 64, 3)
+            assert np.abs(pixels(together, i) - pixels(single, i)).max() <= 2
+    assert type(qwen._pipe("qwen-image", "generate")).__name__ == "QwenImagePipeline"
+
+
+def test_img2img_and_inpaint_keep_the_size(qwen: Engine) -> None:
+    img2img = qwen.plan_edit(EditRequest(prompt="a fox at night", seed=5, strength=0.5, steps=4), png((80, 48)), None)
+    inpaint = qwen.plan_edit(EditRequest(prompt="a crown", mask_prompt="the fox", seed=5, steps=2), png(), None)
+    for plan, mode, size in ((img2img, "img2img", (80, 48)), (inpaint, "inpaint", (64, 64))):
+        response = qwen.render(plan)
+        used = response.data[0].parameters
+        assert (used.mode, used.width, used.height) == (mode, *size)
+        assert pixels(response).shape == (size[1], size[0], 3)
+        assert type(qwen._pipe("qwen-image", mode)).__name__ == QwenImage.pipelines[mode]
+
+
+def test_guidance_is_true_cfg(qwen: Engine) -> None:
+    seen: list[dict[str, object]] = []
+    pipe = qwen._pipe("qwen-image", "generate")
+    call = type(pipe).__call__
+    original = pipe.__class__
+
+    class Spy(original):  # type: ignore[misc, valid-type]
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            seen.append(kwargs)
+            return call(self, *args, **kwargs)
+
+    pipe.__class__ = Spy
+    try:
+        qwen.render(qwen.plan(GenerationRequest(prompt="a fox", seed=1, guidance=2.5)))
+    finally:
+        pipe.__class__ = original
+    assert (seen[0]["true_cfg_scale"], seen[0]["negative_prompt"]) == (2.5, [""])
+    assert "guidance_scale" not in seen[0]
+
+
+def test_progress_events_with_previews(qwen: Engine) -> None:
+    plan = qwen.plan(GenerationRequest(prompt="a fox", seed=3, steps=3))
+    events: list[Progress] = []
+    qwen.run_batch([as_job(plan, "p")], lambda _job, event: events.append(event))
+    assert [e.data["step"] for e in events if e.kind == "step"] == [1, 2, 3]
+    previews = [e for e in events if e.kind == "preview"]
+    assert [e.data["step"] for e in previews] == [1, 2]
+    image = Image.open(io.BytesIO(base64.b64decode(previews[0].data["b64_png"])))
+    assert (image.mode, image.size) == ("RGB", (16, 16))  # the latent grid: the VAE downsamples by 4
+
+
+def test_packed_latents_unpack_as_diffusers_does() -> None:
+    from diffusers import QwenImagePipeline
+
+    packed = torch.randn(1, 4 * 6, 64)  # 4x6 tokens of 2x2 patches of 16 channels
+    expected = QwenImagePipeline._unpack_latents(packed, height=64, width=96, vae_scale_factor=8)[0, :, 0]
+    assert torch.equal(QwenImage().latent_image(packed[0], Size(width=96, height=64)), expected)
+
+
+def test_cancel_stops_at_the_next_step(qwen: Engine) -> None:
+    plan = qwen.plan(GenerationRequest(prompt="a fox", seed=3, steps=10))
+    job = as_job(plan, "c")
+    steps: list[int] = []
+
+    def report(_job: Job[GenerationResponse], event: Progress) -> None:
+        if event.kind == "step":
+            steps.append(event.data["step"])
+            if event.data["step"] == 2:
+                job.cancel_flag.set()
+
+    qwen.run_batch([job], report)
+    assert steps == [1, 2]
+
+
+def test_lora_per_request(qwen: Engine) -> None:
+    plain = render(qwen, prompt="a fox")
+    inked = render(qwen, prompt="a fox", adapters=[{"name": "ink", "scale": 1.0}])
+    plain_again = render(qwen, prompt="a fox")
+    assert np.abs(plain - inked).max() > 0
+    assert np.abs(plain - plain_again).max() <= 1  # switched off again for requests without it
+    with_lora = qwen.plan(GenerationRequest(prompt="a", adapters=[AdapterChoice(name="ink")]))
+    assert with_lora.key != qwen.plan(GenerationRequest(prompt="a")).key
+
+
+def test_every_token_up_to_the_limit_reaches_the_encoder_and_one_more_is_a_clear_400(qwen: Engine) -> None:
+    plan = qwen.plan(GenerationRequest(prompt="x", seed=1))
+    pipe = qwen._pipe(plan.model, plan.mode)
+    template = pipe.prompt_template_encode
+    before = len(pipe.tokenizer(template[: template.index("{}")]).input_ids)
+    frame = len(pipe.tokenizer(template.format("")).input_ids)
+    room = 1024 + 34 - frame  # diffusers keeps 1024 tokens after dropping the template's first 34
+    assert QwenImage().room(pipe, plan.preset) == room
+    longest = "狐" * (room // 3) + "a" * (room % 3)  # 3 bytes, so 3 tokens, per character
+    seen: list[torch.Tensor] = []
+    hook = pipe.text_encoder.register_forward_pre_hook(lambda _m, args, kw: seen.append(kw["input_ids"].clone()),
+                                                       with_kwargs=True)  # fmt: skip
+    try:
+        qwen.render(qwen.plan(GenerationRequest(prompt=longest, seed=1)))
+    finally:
+        hook.remove()
+    expected = pipe.tokenizer(template.format(longest)).input_ids
+    assert len(expected) == 34 + 1024
+    assert [int(t) for t in seen[0][0]] == expected  # the whole templated prompt, in order, none cut
+    assert pipe.tokenizer.decode(seen[0][0][before : before + room]) == longest
+    over = qwen.plan(GenerationRequest(prompt=longest + "z", seed=1))
+    (outcome,) = qwen.run_batch([as_job(over, "long")], lambda j, e: None)
+    assert isinstance(outcome, BadRequest)
+    assert outcome.message == (
+        f"the prompt is {room + 1} tokens long; this qwen-image model reads at most {room} "
+        "(its Qwen2.5-VL limit): shorten it"
+    )
+    assert outcome.param == "prompt"
