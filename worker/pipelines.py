@@ -136,15 +136,18 @@ def _from_single_file(cls: type[Any], family: Family, source: str, config: str |
     return cls.from_pretrained(config, **{family.denoiser: denoiser}, **kwargs)
 
 
-def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path) -> Any:
-    """Load a preset the way users' model ids load: from_pretrained or from_single_file."""
+def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path, **components: Any) -> Any:
+    """Load a preset the way users' model ids load: from_pretrained or from_single_file.
+
+    `components` are parts built by the caller instead of read from the model (diffusers' own keyword).
+    """
     family = family_for(preset.family)
     source = preset.source
     if source == "tiny":
         source = str(tiny_dir(cache_dir, preset.family))
     source = shipped(source)
     cls = family.pipeline_class(family.base)
-    kwargs: dict[str, Any] = {"dtype": placement.dtype}
+    kwargs: dict[str, Any] = {"dtype": placement.dtype, **components}
     if source.endswith(SINGLE_FILE_SUFFIXES):
         log.info("loading single file %s", source)
         pipe = _from_single_file(cls, family, source, preset.config, kwargs)

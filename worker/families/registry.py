@@ -16,4 +16,5 @@ FAMILIES: dict[str, str] = {
     "flux-kontext": "worker.families.flux_kontext:FluxKontext",
     "sd3": "worker.families.sd3:SD3",
     "qwen-image": "worker.families.qwen_image:QwenImage",
+    "qwen-image-edit": "worker.families.qwen_image_edit:QwenImageEdit",
 }
