@@ -92,19 +92,24 @@ def test_progress_events_in_order_with_previews(engine: Engine) -> None:
     assert preview.size == (32, 32)  # latent resolution: the tiny VAE downsamples by 2
 
 
-def test_cancelling_a_running_job_stops_at_the_next_step(engine: Engine) -> None:
-    plan = engine.plan(GenerationRequest(prompt="a fox", seed=3, steps=10))
+def steps_until_cancelled(engine: Engine, plan: Plan, at: int) -> list[int]:
+    """Run a plan, cancelling it when step `at` is reported; the steps that were reported."""
     job = as_job(plan, "c")
     steps: list[int] = []
 
     def report(_job: Job[GenerationResponse], event: Progress) -> None:
         if event.kind == "step":
             steps.append(event.data["step"])
-            if event.data["step"] == 2:
+            if event.data["step"] == at:
                 job.cancel_flag.set()
 
     engine.run_batch([job], report)
-    assert steps == [1, 2]
+    return steps
+
+
+def test_cancelling_a_running_job_stops_at_the_next_step(engine: Engine) -> None:
+    plan = engine.plan(GenerationRequest(prompt="a fox", seed=3, steps=10))
+    assert steps_until_cancelled(engine, plan, at=2) == [1, 2]
 
 
 def test_img2img_keeps_size_and_strength(engine: Engine) -> None:

@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from tests.conftest import tiny_worker_settings
-from tests.worker.test_engine import as_job, pixels, png
+from tests.worker.test_engine import as_job, pixels, png, steps_until_cancelled
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.families import family_for
 from worker.families.qwen_image import QwenImage
 from worker.pipelines import tiny_dir
 from worker.protocol import AdapterChoice, EditRequest, GenerationRequest, GenerationResponse, Size
-from worker.scheduler import Job, Progress
+from worker.scheduler import Progress
 from worker.settings import AdapterSpec, ModelPreset
 
 
@@ -127,17 +127,7 @@ def test_packed_latents_unpack_as_diffusers_does() -> None:
 
 def test_cancel_stops_at_the_next_step(qwen: Engine) -> None:
     plan = qwen.plan(GenerationRequest(prompt="a fox", seed=3, steps=10))
-    job = as_job(plan, "c")
-    steps: list[int] = []
-
-    def report(_job: Job[GenerationResponse], event: Progress) -> None:
-        if event.kind == "step":
-            steps.append(event.data["step"])
-            if event.data["step"] == 2:
-                job.cancel_flag.set()
-
-    qwen.run_batch([job], report)
-    assert steps == [1, 2]
+    assert steps_until_cancelled(qwen, plan, at=2) == [1, 2]
 
 
 def test_lora_per_request(qwen: Engine) -> None:
