@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ class Family:
     requires: ClassVar[tuple[str, ...]] = ()
     # Linear latent -> RGB approximation for cheap previews: per-channel weights and a bias.
     latent_rgb: ClassVar[RGBFactors] = ((), (0.0, 0.0, 0.0))
+    # Whether the callback's latents are packed in 2x2 patches (FLUX, Qwen-Image), one token per patch.
+    packed_latents: ClassVar[bool] = False
 
     # -- pipelines -----------------------------------------------------------
     @property
@@ -171,8 +174,15 @@ class Family:
 
     # -- previews ------------------------------------------------------------
     def latent_image(self, latents: torch.Tensor, size: Size) -> torch.Tensor:
-        """One sample's callback latents as a [channels, h, w] grid."""
-        return latents
+        """One sample's callback latents as a [channels, h, w] grid, unpacked first if the family packs them."""
+        if not self.packed_latents:
+            return latents
+        # [tokens, 4*channels] -> [channels, h, w]; the token grid has the image's aspect.
+        tokens, width = latents.shape
+        rows = round(math.sqrt(tokens * size.height / size.width))
+        cols = tokens // rows
+        grid = latents.reshape(rows, cols, width // 4, 2, 2).permute(2, 0, 3, 1, 4)
+        return grid.reshape(width // 4, rows * 2, cols * 2)
 
     def preview_picture(self, latents: torch.Tensor, size: Size) -> Image.Image:
         """A small picture approximating one sample's latents, without the VAE (previews, OpenAI partials)."""

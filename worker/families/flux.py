@@ -7,17 +7,13 @@ about 3.5; schnell ignores it), and it reads no negative prompt.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from worker.families.t5 import T5Family
-from worker.protocol import Mode, Size
+from worker.protocol import Mode
 from worker.tiny import tiny_clip_vocab, tiny_t5, tiny_text_config, tiny_vae
-
-if TYPE_CHECKING:
-    import torch
 
 
 class Flux(T5Family):
@@ -30,6 +26,7 @@ class Flux(T5Family):
         "inpaint": "FluxInpaintPipeline",
     }
     denoiser_class = "FluxTransformer2DModel"
+    packed_latents = True
     negative_prompts = False
     latent_rgb = (
         (
@@ -42,14 +39,6 @@ class Flux(T5Family):
         ),
         (-0.0329, -0.0718, -0.0851),
     )  # fmt: skip
-
-    def latent_image(self, latents: torch.Tensor, size: Size) -> torch.Tensor:
-        """Unpack [tokens, 4*channels] into [channels, h, w]; the token grid has the image's aspect."""
-        tokens, width = latents.shape
-        rows = round(math.sqrt(tokens * size.height / size.width))
-        cols = tokens // rows
-        grid = latents.reshape(rows, cols, width // 4, 2, 2).permute(2, 0, 3, 1, 4)
-        return grid.reshape(width // 4, rows * 2, cols * 2)
 
     def build_tiny(self, directory: Path) -> Path:
         """A tiny random FLUX.1 pipeline, saved with save_pretrained."""

@@ -11,18 +11,15 @@ its VAE is the Wan video VAE, one frame long.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worker.errors import BadRequest
 from worker.families.base import Family, ModeInputs
-from worker.protocol import Mode, Size
+from worker.protocol import Mode
 
 if TYPE_CHECKING:
-    import torch
-
     from worker.settings import ModelPreset
 
 # diffusers' own bound on `max_sequence_length` for every Qwen-Image pipeline.
@@ -46,6 +43,7 @@ class QwenImage(Family):
     }
     denoiser = "transformer"
     guidance_argument = "true_cfg_scale"
+    packed_latents = True
     size_multiple = 16  # an 8x VAE and 2x2 patches
     # Wan 2.1 VAE's latent -> RGB factors (its 16 channels), as ComfyUI previews Qwen-Image.
     latent_rgb = (
@@ -110,13 +108,6 @@ class QwenImage(Family):
         return {**super().mode_kwargs(mode, inputs), "width": size.width, "height": size.height}
 
     # -- previews ------------------------------------------------------------
-    def latent_image(self, latents: torch.Tensor, size: Size) -> torch.Tensor:
-        """Unpack [tokens, 4*channels] into [channels, h, w]; the token grid has the image's aspect."""
-        tokens, width = latents.shape
-        rows = round(math.sqrt(tokens * size.height / size.width))
-        cols = tokens // rows
-        grid = latents.reshape(rows, cols, width // 4, 2, 2).permute(2, 0, 3, 1, 4)
-        return grid.reshape(width // 4, rows * 2, cols * 2)
 
     # -- adapters ------------------------------------------------------------
     def load_textual_inversion(self, pipe: Any, source: str, token: str) -> None:
