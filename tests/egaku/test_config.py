@@ -51,22 +51,20 @@ def test_secrets_are_read_from_the_named_variable() -> None:
 
 
 def test_every_preset_in_the_example_config_is_valid() -> None:
-    """The commented-out presets are real: uncommented, each validates (Qwen's families land separately)."""
+    """The commented-out presets are real: uncommented, each validates."""
     import re
     import tomllib
 
-    from worker.families import FAMILIES
     from worker.settings import ModelPreset
 
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     blocks = re.findall(r"^# \[worker\.models\.([\w-]+)\]\n((?:# \w+ = .*\n)+)", text, flags=re.M)
     presets = {name: tomllib.loads(body.replace("# ", "")) for name, body in blocks}
-    pending = {name for name, p in presets.items() if p["family"] not in FAMILIES}
-    assert pending <= {"qwen", "qwen-edit"}
-    valid = {name: ModelPreset.model_validate(p) for name, p in presets.items() if name not in pending}
+    valid = {name: ModelPreset.model_validate(p) for name, p in presets.items()}
     assert {n: p.family for n, p in valid.items()} == {
         "turbo": "sdxl", "edit": "sdxl-instruct", "sdxl": "sdxl", "schnell": "flux", "flux": "flux",
-        "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3",
+        "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3", "qwen": "qwen-image",
+        "qwen-edit": "qwen-image-edit",
     }  # fmt: skip
-    assert all(p.licence for p in valid.values() if p.family in ("flux", "flux-kontext", "sd3"))
+    assert all(p.licence for p in valid.values() if p.family != "sdxl-instruct")
     assert "Non-Commercial" in valid["flux"].licence and valid["schnell"].licence == "Apache-2.0"
