@@ -11,12 +11,13 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain.agents.middleware.types import hook_config
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 
 from agent.decision import IMAGE_TOOL
-from agent.prompts import INSTRUCT_NOTE, SYSTEM_PROMPT
+from agent.prompts import system_prompt
 from agent.replies import tidy_reply
 from egaku.config import AgentSettings
 from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear
@@ -188,9 +189,12 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
     per call, which cost about a third of the bot's CPU per turn (docs/benchmarks.md).
     """
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, instruct: bool = False) -> None:
         super().__init__()
         self.keep = keep
+        self.instruct = instruct
+        # The system prompt and tools per set of prompt languages (made once each, not once per call).
+        self._said: dict[tuple[str, ...], tuple[str, list[BaseTool | dict[str, Any]]]] = {}
 
     async def awrap_model_call(
         self,
@@ -218,13 +222,19 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
         raise LLMUnclear("the model's answer was unusable twice")
 
     def shown(self, request: ModelRequest[TurnContext]) -> ModelRequest[TurnContext]:
-        """What the model is shown: the recent messages, and the system message with the history note."""
-        changes: dict[str, Any] = {"messages": recent(request.messages, self.keep)}
-        note = getattr(request.runtime.context, "history_note", None)
-        if note:
-            base = request.system_message.content if request.system_message else ""
-            changes["system_message"] = SystemMessage(content=f"{base}\n\n{note}")
-        return request.override(**changes)
+        """What the model is shown: the recent messages; the system prompt and tools for the drawing
+        model's languages; and the history note."""
+        context = request.runtime.context
+        languages = getattr(context, "prompt_languages", ("en",))
+        if languages not in self._said:
+            self._said[languages] = (system_prompt(languages, self.instruct), [*image_tools(languages)])
+        system, tools = self._said[languages]
+        note = getattr(context, "history_note", None)
+        return request.override(
+            messages=recent(request.messages, self.keep),
+            system_message=SystemMessage(content=f"{system}\n\n{note}" if note else system),
+            tools=list(tools),
+        )
 
 
 def tidied(response: ModelResponse, answer: AIMessage | None) -> ModelResponse:
@@ -264,12 +274,12 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
         LoadedConversation(settings.history_messages),
         TurnEnd(settings.max_model_calls),
         ToolCallLimitMiddleware(tool_name=IMAGE_TOOL, run_limit=settings.max_tool_calls, exit_behavior="continue"),
-        ModelCall(settings.history_messages),
+        ModelCall(settings.history_messages, instruct=settings.instruct_model is not None),
     ]
     return create_agent(
         model,
         tools=image_tools(),
-        system_prompt=f"{SYSTEM_PROMPT}\n\n{INSTRUCT_NOTE}" if settings.instruct_model else SYSTEM_PROMPT,
+        system_prompt=system_prompt(instruct=settings.instruct_model is not None),
         middleware=middleware,
         context_schema=TurnContext,
         checkpointer=checkpointer,

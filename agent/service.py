@@ -125,7 +125,10 @@ class Agent:
             raise MessageTooLong(len(text), MAX_INPUT_CHARS)
         turn = replace(turn, text=text)
         seen = await self.seen(turn)
-        context = TurnContext(images=self.images, who=turn.requester(), history_note=seen.note)
+        who = turn.requester()
+        context = TurnContext(
+            images=self.images, who=who, history_note=seen.note, prompt_languages=self.images.languages_for(who)
+        )
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""
         if turn.language:

@@ -18,6 +18,7 @@ from egaku.errors import ConfigError
 from tools.backends import ImageWorker
 from tools.embedded import EmbeddedWorker
 from tools.history import History
+from tools.languages import PromptLanguages
 from tools.limits import JobLimiter
 from tools.openai_images import OpenAIImages
 from tools.preferences import Preferences
@@ -36,6 +37,12 @@ class App:
     worker: ImageWorker
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
+
+
+def prompt_languages(config: Config) -> PromptLanguages:
+    """The languages each configured preset reads, for the agent's prompts and their check."""
+    by_model = {name: tuple(preset.prompt_language) for name, preset in config.worker.models.items()}
+    return PromptLanguages(by_model, by_model.get(config.worker.default_model, ("en",)))
 
 
 @contextlib.asynccontextmanager
@@ -84,6 +91,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             limiter=limiter,
             blocklist=tuple(config.safety.blocklist),
             safety_check=config.safety.worker_check,
+            languages=prompt_languages(config),
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(

@@ -109,3 +109,5 @@ class TurnContext:
     images: ImageService
     who: Requester
     history_note: str = ""  # the user's images here, as the model sees them (read once per turn)
+    # The languages the model drawing this turn's pictures reads: the model writes its prompt in one of them.
+    prompt_languages: tuple[str, ...] = ("en",)

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS generations (
     kind TEXT NOT NULL,
     file TEXT NOT NULL,
     created REAL NOT NULL,
-    caption TEXT
+    caption TEXT,
+    prompt_language TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
 CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
@@ -118,6 +119,7 @@ class Generation:
     message_id: str | None = None
     created: float = 0.0
     caption: str | None = None  # what the captioner saw in it (made once, for uploads and edited images)
+    prompt_language: str | None = None  # the final prompt's language ("en", "ja"...; tools.languages)
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
@@ -133,8 +135,11 @@ def _clip(text: str, limit: int) -> str:
 
 _COLUMNS = (
     "id, conversation, user_id, user_words, prompt, negative_prompt, seed, width, height, steps, model, kind, "
-    "file, parent_id, guild_id, channel_id, message_id, created, caption"
+    "file, parent_id, guild_id, channel_id, message_id, created, caption, prompt_language"
 )
+
+# Columns added after the first release, added in place to older history files when opened.
+ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT"}
 
 
 class History:
@@ -152,8 +157,9 @@ class History:
         await db.executescript(SCHEMA)
         async with db.execute("PRAGMA table_info(generations)") as cur:
             columns = {row[1] for row in await cur.fetchall()}
-        if "caption" not in columns:  # a history written before captions existed
-            await db.execute("ALTER TABLE generations ADD COLUMN caption TEXT")
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in columns:  # a history written before this column existed
+                await db.execute(f"ALTER TABLE generations ADD COLUMN {column} {kind}")
         await db.commit()
         return cls(db, images_dir)
 

@@ -8,27 +8,31 @@ from typing import Annotated, Any, cast
 
 from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, ToolException, tool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tools.context import TurnContext
+from tools.languages import ENGLISH, detect_language, prompt_language_rule
 from tools.service import Draw, Edit, EditMode, Failed, Outcome, Refused
 from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect
 
 log = logging.getLogger(__name__)
 
 
-PromptText = Annotated[
-    str,
-    Field(
-        min_length=3,
-        max_length=MAX_PROMPT_CHARS,
-        description=(
-            "ONE detailed description of the picture, in English, about 40-80 words: "
-            "subject, setting, composition, lighting, colours, medium and style. "
-            "Translate the user's words into English; keep any text they quoted verbatim."
-        ),
-    ),
-]
+# The prompt's language follows the drawing model (`in_languages`): these read "{language}".
+PROMPT_DESCRIPTION = (
+    "ONE detailed description of the picture, {language}, about 40-80 words: "
+    "subject, setting, composition, lighting, colours, medium and style. "
+    "Keep any text the user quoted verbatim."
+)
+
+
+def prompt_field(languages: tuple[str, ...]) -> Any:
+    """The `prompt` argument for a drawing model reading `languages`."""
+    description = PROMPT_DESCRIPTION.format(language=prompt_language_rule(languages))
+    return Field(min_length=3, max_length=MAX_PROMPT_CHARS, description=description)
+
+
+PromptText = Annotated[str, prompt_field((ENGLISH,))]
 NegativeText = Annotated[
     str | None,
     Field(max_length=MAX_NEGATIVE_CHARS, description="Things to keep out of the picture, in English, comma-separated."),
@@ -100,7 +104,19 @@ def for_model(outcome: Outcome, runtime: ToolRuntime[Any], reply: str | None) ->
     return text, {"outcome": "drawn", "seeds": [i.seed for i in images], "ids": [i.id for i in images]}
 
 
-@tool("generate_image", response_format="content_and_artifact")
+GENERATE_DESCRIPTION = """Draw a NEW picture. Call this only when the user asks for an image, drawing, photo,
+painting or illustration (in any language). Write `prompt` as one detailed description of the
+whole picture {language} (about 40-80 words): subject, setting, composition, lighting, colours,
+medium and style. Keep text the user quoted verbatim, and never name artists who worked after
+1912: describe the movement, era and medium instead. Call it once per request, with your short
+`reply` to the user: the turn ends when the picture is posted."""
+
+
+@tool(
+    "generate_image",
+    response_format="content_and_artifact",
+    description=GENERATE_DESCRIPTION.format(language=prompt_language_rule((ENGLISH,))),
+)
 async def generate_image(
     prompt: PromptText,
     runtime: ToolRuntime[Any],
@@ -109,16 +125,10 @@ async def generate_image(
     seed: SeedNumber = None,
     reply: ReplyText = None,
 ) -> tuple[str, dict[str, object]]:
-    """Draw a NEW picture. Call this only when the user asks for an image, drawing, photo,
-    painting or illustration (in any language). Write `prompt` as one detailed English
-    description (about 40-80 words) of the whole picture: subject, setting, composition,
-    lighting, colours, medium and style. Translate other languages into English, keep text
-    the user quoted verbatim, and never name artists who worked after 1912: describe the
-    movement, era and medium instead. Call it once per request, with your short `reply` to the
-    user: the turn ends when the picture is posted."""
+    """Draw a new picture (the model reads GENERATE_DESCRIPTION)."""
     args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed)
     context = cast(TurnContext, runtime.context)
-    outcome = await context.images.draw(context.who, Draw(**args.model_dump()))
+    outcome = await context.images.draw(context.who, Draw(**args.model_dump(), language=detect_language(prompt)))
     return for_model(outcome, runtime, reply)
 
 
@@ -153,7 +163,18 @@ TargetText = Annotated[
 ]
 
 
-@tool("edit_image", response_format="content_and_artifact")
+EDIT_DESCRIPTION = """Change an EARLIER image (an edit, not a new picture): "make it night", "the second one, but
+as a watercolour", "change the squirrel king into a queen", or a reply to an image. Write
+`prompt` as the WHOLE new description with the change applied, not just the change, {language}.
+The image keeps its seed, size and model unless the user asks otherwise. Give your short
+`reply` to the user: the turn ends when the picture is posted."""
+
+
+@tool(
+    "edit_image",
+    response_format="content_and_artifact",
+    description=EDIT_DESCRIPTION.format(language=prompt_language_rule((ENGLISH,))),
+)
 async def edit_image(
     ref: RefText,
     prompt: PromptText,
@@ -163,13 +184,9 @@ async def edit_image(
     seed: SeedNumber = None,
     reply: ReplyText = None,
 ) -> tuple[str, dict[str, object]]:
-    """Change an EARLIER image (an edit, not a new picture): "make it night", "the second one, but
-    as a watercolour", "change the squirrel king into a queen", or a reply to an image. Write
-    `prompt` as the WHOLE new English description with the change applied, not just the change.
-    The image keeps its seed, size and model unless the user asks otherwise. Give your short
-    `reply` to the user: the turn ends when the picture is posted."""
+    """Change an earlier image (the model reads EDIT_DESCRIPTION)."""
     context = cast(TurnContext, runtime.context)
-    request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed)
+    request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt))
     return for_model(await context.images.edit(context.who, request), runtime, reply)
 
 
@@ -178,6 +195,23 @@ generate_image.handle_tool_error = True
 edit_image.handle_tool_error = True
 
 
-def image_tools() -> list[BaseTool]:
-    """The tools the agent gets."""
-    return [generate_image, edit_image]
+DESCRIPTIONS = {"generate_image": GENERATE_DESCRIPTION, "edit_image": EDIT_DESCRIPTION}
+
+
+def image_tools(languages: tuple[str, ...] = (ENGLISH,)) -> list[BaseTool]:
+    """The tools the agent gets, telling the model to write prompts in a language the drawing model reads.
+
+    Only the schema the model sees differs by language; the calls run the same tools.
+    """
+    tools: list[BaseTool] = [generate_image, edit_image]
+    if languages == (ENGLISH,):
+        return tools
+    return [in_languages(t, languages) for t in tools]
+
+
+def in_languages(image_tool: BaseTool, languages: tuple[str, ...]) -> BaseTool:
+    """A copy of an image tool whose description and `prompt` field ask for a prompt in `languages`."""
+    base = cast(type[BaseModel], image_tool.args_schema)
+    schema = create_model(base.__name__, __base__=base, prompt=(str, prompt_field(languages)))
+    description = DESCRIPTIONS[image_tool.name].format(language=prompt_language_rule(languages))
+    return image_tool.model_copy(update={"description": description, "args_schema": schema})

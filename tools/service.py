@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from egaku.errors import EgakuError, WorkerRejected
 from tools.context import ImageBackend, ProgressCallback, Requester
 from tools.history import AuditRecord, History, UnknownImage
+from tools.languages import PromptLanguages, detect_language, language_refusal
 from tools.limits import JobLimiter
 from tools.types import RenderedImage
 from worker.protocol import EditRequest, GenerationRequest
@@ -50,6 +51,8 @@ class Draw:
     negative_prompt: str | None = None
     aspect: str | None = None
     seed: int | None = None
+    # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Edit:
     target: str | None = None  # region mode: the part to repaint, in words
     seed: int | None = None  # None keeps the parent's seed
     scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
+    language: str | None = None  # as Draw.language
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ class Blocked(EgakuError):
     """The final prompt breaks this channel's safety policy."""
 
 
+class WrongLanguage(EgakuError):
+    """The LLM wrote the prompt in a language the drawing model does not read (it is asked to rewrite it)."""
+
+
 class ImageService:
     """Draws and edits for anyone who asks, within their caps, and records what it made."""
 
@@ -107,6 +115,7 @@ class ImageService:
         limiter: JobLimiter | None = None,
         blocklist: tuple[str, ...] = (),
         safety_check: bool = False,
+        languages: PromptLanguages | None = None,
     ) -> None:
         self.backend = backend
         self.history = history
@@ -115,12 +124,15 @@ class ImageService:
         self._limiter = limiter
         self._blocklist = blocklist
         self._safety_check = safety_check
+        self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture."""
 
         async def work() -> list[RenderedImage]:
-            images = await self._generate(who, self.generation_request(who, request))
+            generation = self.generation_request(who, request)
+            self._check_language(request.language, generation.model)
+            images = await self._generate(who, generation)
             return await self._keep(images, who, "generate", None)
 
         return await self._run(who, work)
@@ -148,6 +160,7 @@ class ImageService:
                 "safety_check": self._checks(who) or None,
             }
             model = parent.model if parent.kind != "upload" else self._model_for(who)
+            self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
                 generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
@@ -180,6 +193,20 @@ class ImageService:
 
     def _model_for(self, who: Requester) -> str | None:
         return who.options.model or self.model
+
+    def prompt_languages(self, model: str | None) -> tuple[str, ...]:
+        """The languages a preset's text encoder reads (English when unknown, e.g. a remote worker's default)."""
+        return self._languages.of(model or self.model)
+
+    def languages_for(self, who: Requester) -> tuple[str, ...]:
+        """The languages the model drawing this user's new pictures reads."""
+        return self.prompt_languages(self._model_for(who))
+
+    def _check_language(self, language: str | None, model: str | None) -> None:
+        """Refuse an LLM-written prompt the model cannot read; the LLM is told which language to write."""
+        languages = self.prompt_languages(model)
+        if language is not None and language not in languages:
+            raise WrongLanguage(language_refusal(language, languages, model or self.model or "default"))
 
     def _checks(self, who: Requester) -> bool:
         return self._safety_check and not who.nsfw
@@ -217,6 +244,9 @@ class ImageService:
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc.errors()[0]["msg"]), invalid=True)
+        except WrongLanguage as exc:
+            await self._audit(who, started, "invalid", [])
+            return Refused(str(exc), invalid=True)
         except (WorkerRejected, UnknownImage, Blocked) as exc:
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, type(exc).__name__, [], verdict=verdict)
@@ -251,6 +281,7 @@ class ImageService:
                 model=image.model,
                 kind=kind,
                 parent_id=parent,
+                prompt_language=detect_language(image.prompt),
             )
             kept.append(replace(image, id=record.id, kind=kind, parent_id=parent))
         return kept

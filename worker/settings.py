@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -45,6 +45,9 @@ class ModelPreset(BaseModel):
     # For single-file checkpoints: a local folder or hub id holding the diffusers config.
     config: str | None = None
     licence: str = ""
+    # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
+    # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
+    prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)
 
     @model_validator(mode="after")
     def _size_in_bounds(self) -> ModelPreset:

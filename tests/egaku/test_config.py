@@ -68,3 +68,7 @@ def test_every_preset_in_the_example_config_is_valid() -> None:
     }  # fmt: skip
     assert all(p.licence for p in valid.values() if p.family != "sdxl-instruct")
     assert "Non-Commercial" in valid["flux"].licence and valid["schnell"].licence == "Apache-2.0"
+    # Qwen's encoder reads Chinese and English: prompts in either are not translated.
+    assert {n: p.prompt_language for n, p in valid.items() if p.prompt_language != ["en"]} == {
+        "qwen": ["zh", "en"], "qwen-edit": ["zh", "en"],
+    }  # fmt: skip

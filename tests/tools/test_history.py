@@ -76,13 +76,13 @@ async def test_a_caption_is_kept_shown_to_the_model_and_matched(tmp_path: Path) 
     await history.close()
 
 
-async def test_a_history_from_before_captions_gains_the_column(tmp_path: Path) -> None:
+async def test_a_history_from_before_captions_gains_the_added_columns(tmp_path: Path) -> None:
     import aiosqlite
 
     from tools.history import SCHEMA
 
-    old_schema = SCHEMA.replace(",\n    caption TEXT\n", "\n")
-    assert "caption" not in old_schema
+    old_schema = SCHEMA.replace(",\n    caption TEXT,\n    prompt_language TEXT\n", "\n")
+    assert "caption" not in old_schema and "prompt_language" not in old_schema
     async with aiosqlite.connect(tmp_path / "h.sqlite") as db:
         await db.executescript(old_schema)
         await db.execute(
@@ -92,7 +92,7 @@ async def test_a_history_from_before_captions_gains_the_column(tmp_path: Path) -
         await db.commit()
     history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
     [old] = await history.mine("c", "alice")
-    assert (old.id, old.caption) == ("abcd", None)
+    assert (old.id, old.caption, old.prompt_language) == ("abcd", None, None)
     await history.set_caption("abcd", "a fox")
     assert (await history.get("abcd")).caption == "a fox"  # type: ignore[union-attr]
     await history.close()

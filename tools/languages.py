@@ -1,0 +1,128 @@
+"""Which language a prompt is written in, and how to name the languages a model reads.
+
+A model preset says which languages its text encoder reads well (`prompt_language`,
+English by default; Qwen-Image reads Chinese and English). The agent keeps the user's
+language when the model reads it, and translates into English otherwise; the prompt's
+language is checked against the model before it is drawn, and kept in the history.
+
+Detection is by script, which is what matters to a text encoder's vocabulary: kana mean
+Japanese, Hangul Korean, Han characters without kana Chinese, and so on. Latin-script
+text counts as English: the encoders told apart here read Latin script the same way.
+Text in quotes does not count: quoted words stay verbatim in their own language inside
+an English prompt (the text to render on a sign, for example).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ENGLISH = "en"
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "ko": "Korean",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "ar": "Arabic",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "th": "Thai",
+    "el": "Greek",
+}
+
+
+@dataclass(frozen=True)
+class PromptLanguages:
+    """The languages each model preset reads, and those of the worker's default model."""
+
+    by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    default: tuple[str, ...] = (ENGLISH,)
+
+    def of(self, model: str | None) -> tuple[str, ...]:
+        """The languages `model` reads (None: the default model; an unknown preset: English)."""
+        if model is None:
+            return self.default
+        return self.by_model.get(model, (ENGLISH,))
+
+
+# Quoted spans, in the quote marks people use across these languages.
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|「[^」]*」|『[^』]*』|«[^»]*»|„[^“”]*[“”]|《[^》]*》')
+
+# Unicode character-name prefixes -> the language their script stands for here.
+_SCRIPTS = (
+    ("HIRAGANA", "ja"),
+    ("KATAKANA", "ja"),
+    ("HALFWIDTH KATAKANA", "ja"),
+    ("HANGUL", "ko"),
+    ("CJK", "zh"),
+    ("CYRILLIC", "ru"),
+    ("ARABIC", "ar"),
+    ("HEBREW", "he"),
+    ("DEVANAGARI", "hi"),
+    ("THAI", "th"),
+    ("GREEK", "el"),
+    ("LATIN", ENGLISH),
+)
+
+
+def _script(char: str) -> str | None:
+    name = unicodedata.name(char, "")
+    return next((language for prefix, language in _SCRIPTS if name.startswith(prefix)), None)
+
+
+def detect_language(text: str) -> str:
+    """The language of `text` outside quotes, by script ("en" for Latin script or no letters)."""
+    counts = Counter(s for c in _QUOTED.sub(" ", text) if c.isalpha() and (s := _script(c)) is not None)
+    if not counts:
+        return ENGLISH
+    if counts["ja"]:
+        # Japanese mixes kana with Han characters: any real share of kana makes it Japanese.
+        han, kana = counts.pop("zh", 0), counts["ja"]
+        if kana * 5 >= han:
+            counts["ja"] += han
+        else:
+            counts["zh"] = han
+    return counts.most_common(1)[0][0]
+
+
+def name_of(language: str) -> str:
+    """A language's English name ("ja" -> "Japanese"); the code itself when unknown."""
+    return LANGUAGE_NAMES.get(language, language)
+
+
+def names_of(languages: tuple[str, ...]) -> str:
+    """Languages joined for a sentence: "Chinese or English"."""
+    names = [name_of(language) for language in languages]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def target_language(languages: tuple[str, ...]) -> str:
+    """The language to translate into when the user's is not read: English if the model reads it."""
+    return ENGLISH if ENGLISH in languages else languages[0]
+
+
+def prompt_language_rule(languages: tuple[str, ...]) -> str:
+    """How to choose the prompt's language, for the system prompt and the tools' schema."""
+    into = name_of(target_language(languages))
+    if languages == (ENGLISH,):
+        return "in English (translate other languages into English)"
+    if len(languages) == 1:
+        return f"in {into} (the drawing model reads only {into}: translate other languages into {into})"
+    return (
+        f"in the user's own language when it is {names_of(languages)} (the drawing model reads these natively: "
+        f"do not translate them), otherwise translated into {into}"
+    )
+
+
+def language_refusal(language: str, languages: tuple[str, ...], model: str) -> str:
+    """Why a prompt in `language` is refused for a model reading `languages` (the LLM reads it and rewrites)."""
+    return (
+        f"the {model} model reads {names_of(languages).replace(' or ', ' and ')}, not {name_of(language)}: "
+        f"write `prompt` in {name_of(target_language(languages))}"
+    )
