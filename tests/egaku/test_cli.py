@@ -40,13 +40,15 @@ def config_text(
     return text
 
 
-async def egaku(*args: str, env: dict[str, str] | None = None, stdin: bytes = b"") -> tuple[int, str, str]:
+async def egaku(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes = b"", timeout_s: float = 280
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "egaku", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=280)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=timeout_s)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -138,7 +140,8 @@ async def test_chat_on_embedded_defaults_writes_a_png(tmp_path: Path, worker_cac
     """The quick start: the bundled SmolLM2 and the tiny preset, offline, on CPU."""
     path = tmp_path / "egaku.toml"
     path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
-    code, out, err = await egaku("chat", "--config", str(path), stdin=b"draw a red fox\n")
+    # A hang guard, not a timing: the 135M model's turn takes 10 s on an idle core, minutes on a loaded one.
+    code, out, err = await egaku("chat", "--config", str(path), stdin=b"draw a red fox\n", timeout_s=1200)
     assert code == 0, err[-3000:]
     lines = [line.strip() for line in out.splitlines()]
     image_lines = [line for line in lines if line.startswith("image: ")]
