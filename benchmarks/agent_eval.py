@@ -43,6 +43,7 @@ from egaku.config import Config, LLMSettings, load_config
 from egaku.errors import EgakuError
 from tools.context import ProgressCallback
 from tools.history import History
+from tools.languages import detect_language
 from tools.service import ImageService
 from tools.types import RenderedImage
 from worker.protocol import EditRequest, GenerationRequest
@@ -126,27 +127,6 @@ def load_eval_set(path: Path = EVAL_SET) -> EvalSet:
 
 # -- scoring -----------------------------------------------------------------
 
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-
-
-def language_of(text: str) -> Language | None:
-    """The language a text is written in, by its script (enough to tell these four apart)."""
-    kana, hangul, han = len(_KANA.findall(text)), len(_HANGUL.findall(text)), len(_HAN.findall(text))
-    latin_words = len(_LATIN_WORD.findall(text))
-    cjk = kana + hangul + han
-    if cjk == 0 and latin_words == 0:
-        return None
-    # One CJK character carries about as much as half a Latin word: a few quoted English words
-    # in a Japanese reply (or a quoted 「名前」 in an English one) do not change its language.
-    if cjk < 2 * latin_words:
-        return "en"
-    if hangul >= kana + han:
-        return "ko"
-    return "ja" if kana else "zh"
-
 
 def without(text: str, quoted: Sequence[str]) -> str:
     """The text with the quoted strings taken out (they keep their own language)."""
@@ -189,11 +169,11 @@ def score(turn: EvalTurn, outcome: Outcome, ids: Mapping[str, str]) -> Scored:
     """The checks that apply to a turn, each passed or not."""
     checks = {
         "action": outcome.action == turn.expect,
-        "language": language_of(without(outcome.reply, turn.quoted)) == turn.language,
+        "language": detect_language(without(outcome.reply, turn.quoted)) == turn.language,
     }
     if turn.expect != "reply":
         prompt = outcome.prompt or ""
-        checks["english prompt"] = bool(prompt) and language_of(without(prompt, turn.quoted)) == "en"
+        checks["english prompt"] = bool(prompt) and detect_language(without(prompt, turn.quoted)) == "en"
     if turn.quoted:
         checks["quoted verbatim"] = all(q in (outcome.prompt or "") for q in turn.quoted)
     if turn.ref is not None:

@@ -69,6 +69,9 @@ _SCRIPTS = (
     ("GREEK", "el"),
     ("LATIN", ENGLISH),
 )
+# Scripts written without spaces: each character counts, not each word.
+_CHARACTER_SCRIPTS = frozenset({"ja", "ko", "zh"})
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def _script(char: str) -> str | None:
@@ -76,19 +79,30 @@ def _script(char: str) -> str | None:
     return next((language for prefix, language in _SCRIPTS if name.startswith(prefix)), None)
 
 
-def detect_language(text: str) -> str:
-    """The language of `text` outside quotes, by script ("en" for Latin script or no letters)."""
-    counts = Counter(s for c in _QUOTED.sub(" ", text) if c.isalpha() and (s := _script(c)) is not None)
-    if not counts:
-        return ENGLISH
-    if counts["ja"]:
-        # Japanese mixes kana with Han characters: any real share of kana makes it Japanese.
-        han, kana = counts.pop("zh", 0), counts["ja"]
-        if kana * 5 >= han:
-            counts["ja"] += han
-        else:
-            counts["zh"] = han
-    return counts.most_common(1)[0][0]
+def detect_language(text: str) -> str | None:
+    """The language of `text` outside quotes, by script; None when it has no letters.
+
+    Japanese, Chinese and Korean characters count one each, and a word of another script
+    (two letters or more) counts as two such characters: a few English words in a Japanese
+    prompt ("cyberpunk", a brand) do not make it English, nor a name in an English one.
+    Any kana make Han text Japanese; Latin script is English.
+    """
+    characters: Counter[str] = Counter()
+    words: Counter[str] = Counter()
+    for run in _LETTERS.findall(_QUOTED.sub(" ", text)):
+        scripts = [_script(char) for char in run]
+        characters.update(s for s in scripts if s in _CHARACTER_SCRIPTS)
+        spelled = [s for s in scripts if s is not None and s not in _CHARACTER_SCRIPTS]
+        if len(spelled) >= 2:
+            words[Counter(spelled).most_common(1)[0][0]] += 1
+    total = sum(characters.values())
+    if not total and not words:
+        return None
+    if total < 2 * sum(words.values()):
+        return words.most_common(1)[0][0]
+    if characters["ko"] >= characters["ja"] + characters["zh"]:
+        return "ko"
+    return "ja" if characters["ja"] else "zh"
 
 
 def name_of(language: str) -> str:

@@ -7,9 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from benchmarks.agent_eval import KINDS, LANGUAGES, EvalSet, EvalTurn, evaluate, language_of, load_eval_set, markdown
+from benchmarks.agent_eval import KINDS, LANGUAGES, EvalSet, EvalTurn, evaluate, load_eval_set, markdown
 from egaku.config import Config
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
@@ -63,21 +61,6 @@ def test_the_set_covers_every_language_and_kind() -> None:
     # Edits refer to images every way a user does: "it", an ordinal, words, a reply, an upload.
     assert {bool(t.reply_to) for t in eval_set.turn if t.kind == "edit"} == {True, False}
     assert any(t.upload for t in eval_set.turn if t.kind == "edit")
-
-
-@pytest.mark.parametrize(
-    ("text", "language"),
-    [
-        ("はい、「OPEN」の看板を描きました！", "ja"),
-        ("好的，我画了一张写着 OPEN 的招牌。", "zh"),
-        ("네, 그렸어요!", "ko"),
-        ("Here is your sign saying 「営業中」.", "en"),
-        ("漢字", "zh"),
-        ("…", None),
-    ],
-)
-def test_language_of(text: str, language: str | None) -> None:
-    assert language_of(text) == language
 
 
 async def test_a_model_that_does_everything_right_scores_full_marks(

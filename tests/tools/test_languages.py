@@ -19,11 +19,18 @@ from worker.settings import ModelPreset
         ("Белая кошка под красным фонарём", "ru"),
         ("A white cat under a red lantern, watercolour.", "en"),
         ('A shop sign that reads "営業中" and 「いらっしゃいませ」 in neon, at night.', "en"),  # quotes stay verbatim
-        ("1234 !!", "en"),
-        ("", "en"),
+        ("夜の東京の路地裏、cyberpunk な雰囲気の猫", "ja"),  # an English word does not make it English
+        ("A portrait of 山田 in a garden", "en"),
+        ("はい、「OPEN」の看板を描きました！", "ja"),
+        ("好的，我画了一张写着 OPEN 的招牌。", "zh"),
+        ("네, 그렸어요!", "ko"),
+        ("漢字", "zh"),
+        ("1234 !!", None),
+        ("…", None),
+        ("", None),
     ],
 )
-def test_the_language_is_told_by_script_outside_quotes(text: str, language: str) -> None:
+def test_the_language_is_told_by_script_outside_quotes(text: str, language: str | None) -> None:
     assert detect_language(text) == language
 
 
