@@ -149,8 +149,9 @@ async def test_every_tool_call_is_answered_when_a_tool_refuses(
 async def test_a_turn_that_times_out_after_a_tool_call_is_not_saved(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str
 ) -> None:
-    fake_openai.then(Call("generate_image", {"prompt": PROMPT}), Say("too late", delay_s=5.0), Say("on time"))
-    config = configured(app_config, fake_openai.base_url, worker_url, turn_timeout_s=2.0)
+    # The timeout must outlast the drawing on a loaded machine, and the slow answer must outlast the timeout.
+    fake_openai.then(Call("generate_image", {"prompt": PROMPT}), Say("too late", delay_s=40.0), Say("on time"))
+    config = configured(app_config, fake_openai.base_url, worker_url, turn_timeout_s=8.0)
     async with running(config) as app:
         with pytest.raises(LLMUnavailable, match="ran past"):
             await app.agent.respond(turn("draw a squirrel king"))
