@@ -9,7 +9,6 @@ tool's schema asks for, as a model following its instructions does.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,11 @@ from agent.prompts import system_prompt
 from agent.service import TurnRequest
 from egaku.config import Config
 from tests.agent.test_agent import configured, running
-from tests.conftest import serve, tiny_worker_settings
+from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.openai import Call, FakeOpenAI, Script
 from tests.fakes.recording_worker import RecordingWorker
 from tools.context import ImageOptions
 from worker.engine import Engine
-from worker.server import WorkerServer
 from worker.settings import ModelPreset, WorkerSettings
 
 JAPANESE = "夜の東京の路地裏で、赤い提灯の下に座る白い猫。水彩画、柔らかな光、静かな雰囲気。"
@@ -59,15 +57,8 @@ def two_presets(worker_cache: Path) -> WorkerSettings:
 @pytest.fixture
 async def worker(two_presets: WorkerSettings) -> AsyncIterator[tuple[Engine, RecordingWorker]]:
     """The real worker with both presets loaded, behind a recorder."""
-    engine = Engine(two_presets)
-    await asyncio.to_thread(engine.load, "ja")
-    await asyncio.to_thread(engine.load, "tiny")
-    runner, url = await serve(WorkerServer(engine, two_presets, token=None).app())
-    recorder = RecordingWorker(url)
-    await recorder.start()
-    yield engine, recorder
-    await recorder.stop()
-    await runner.cleanup()
+    async with recorded_worker(two_presets, "ja", "tiny") as (engine, recorder):
+        yield engine, recorder
 
 
 def ask(model: str | None) -> TurnRequest:

@@ -6,12 +6,10 @@ first picture) and a tiny Kontext preset (for the edit), behind a recorder.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 import torch
 from PIL import Image
@@ -19,12 +17,11 @@ from PIL import Image
 from agent.prompts import INSTRUCT_NOTE
 from egaku.config import Config
 from tests.bot.test_conversation import KING, NIGHT, live, posts, sha
-from tests.conftest import serve, tiny_worker_settings
+from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
 from worker.engine import Engine
-from worker.server import WorkerServer
 from worker.settings import ModelPreset, WorkerSettings
 
 
@@ -44,20 +41,8 @@ def kontext_settings(worker_cache: Path) -> WorkerSettings:
 @pytest.fixture
 async def kontext_worker(kontext_settings: WorkerSettings) -> AsyncIterator[tuple[Engine, RecordingWorker]]:
     """The real worker with the Kontext preset loaded, behind a recorder."""
-    engine = Engine(kontext_settings)
-    await asyncio.to_thread(engine.load, "kontext")
-    runner, url = await serve(WorkerServer(engine, kontext_settings, token=None).app())
-    async with aiohttp.ClientSession() as session:
-        for _ in range(1200):  # the default preset loads at start-up: slow on a busy 2-core machine
-            async with session.get(url + "/healthz") as resp:
-                if (await resp.json())["status"] == "ok":
-                    break
-            await asyncio.sleep(0.05)
-    recorder = RecordingWorker(url)
-    await recorder.start()
-    yield engine, recorder
-    await recorder.stop()
-    await runner.cleanup()
+    async with recorded_worker(kontext_settings, "kontext") as (engine, recorder):
+        yield engine, recorder
 
 
 async def test_a_reply_make_it_night_reaches_kontext_with_the_parent_and_a_whole_new_description(

@@ -33,10 +33,11 @@ def png(size: tuple[int, int] = (64, 64), colour: str = "orange") -> bytes:
     return buffer.getvalue()
 
 
-def test_batched_output_equals_unbatched(engine: Engine) -> None:
+def assert_batched_equals_unbatched(engine: Engine, first: str, second: str) -> list[Plan]:
+    """Two requests (of 1 and 2 images) share a batch, and every image equals the one made alone; the plans."""
     plans = [
-        engine.plan(GenerationRequest(prompt="a red fox", seed=11), "a"),
-        engine.plan(GenerationRequest(prompt="a blue heron", seed=22, n=2), "b"),
+        engine.plan(GenerationRequest(prompt=first, seed=11), "a"),
+        engine.plan(GenerationRequest(prompt=second, seed=22, n=2), "b"),
     ]
     assert plans[0].key == plans[1].key
     batched = engine.run_batch([as_job(p, p.job_id) for p in plans], lambda j, e: None)
@@ -45,7 +46,13 @@ def test_batched_output_equals_unbatched(engine: Engine) -> None:
         assert isinstance(together, GenerationResponse)
         assert [d.seed for d in together.data] == [d.seed for d in single.data]
         for i in range(len(single.data)):
+            assert pixels(together, i).shape == (64, 64, 3)
             assert np.abs(pixels(together, i) - pixels(single, i)).max() <= 2
+    return plans
+
+
+def test_batched_output_equals_unbatched(engine: Engine) -> None:
+    assert_batched_equals_unbatched(engine, "a red fox", "a blue heron")
 
 
 def test_every_prompt_token_reaches_the_encoders(engine: Engine) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from worker.errors import ModelUnavailable
+from worker.errors import BadRequest, ModelUnavailable
 from worker.protocol import Mode, Size
 
 if TYPE_CHECKING:
@@ -127,6 +127,14 @@ class Family:
     def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
         """A number batches must share to be encoded together; raises BadRequest past the token limit."""
         return 0
+
+    def too_long(self, count: int, limit: int, encoder: str) -> BadRequest:
+        """The refusal of a prompt past the encoder's limit: a 400 that names the limit (never a silent cut)."""
+        return BadRequest(
+            f"the prompt is {count} tokens long; this {self.name} model reads at most {limit} "
+            f"(its {encoder} limit): shorten it",
+            param="prompt",
+        )
 
     def prompt_kwargs(
         self, pipe: Any, prompts: list[str], negatives: list[str | None], group: int, preset: ModelPreset

@@ -84,11 +84,7 @@ class QwenImage(Family):
         for text in texts:
             count = self.count(pipe, text)
             if count > room:
-                raise BadRequest(
-                    f"the prompt is {count} tokens long; this {self.name} model reads at most {room} "
-                    "(its Qwen2.5-VL limit): shorten it",
-                    param="prompt",
-                )
+                raise self.too_long(count, room, "Qwen2.5-VL")
         return 0
 
     def prompt_kwargs(

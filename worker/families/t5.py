@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from worker.errors import BadRequest
 from worker.families.base import Family, ModeInputs
 from worker.protocol import Mode
 
@@ -41,11 +40,7 @@ class T5Family(Family):
         for text in texts:
             count = len(tokenizer(text, truncation=False).input_ids)
             if count > limit:
-                raise BadRequest(
-                    f"the prompt is {count} tokens long; this {self.name} model reads at most {limit} "
-                    "(its T5 limit): shorten it",
-                    param="prompt",
-                )
+                raise self.too_long(count, limit, "T5")
         return 0
 
     def prompt_kwargs(

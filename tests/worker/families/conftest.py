@@ -16,13 +16,16 @@ from worker.settings import AdapterSpec, ModelPreset
 TRANSFORMER_FAMILIES = ("flux", "flux-kontext", "sd3")
 
 
-def tiny_transformer_lora(family: str, cache: Path, folder: Path) -> Path:
-    """A random (non-zero) LoRA for a tiny family's transformer, saved the way trainers save them."""
+def tiny_transformer_lora(family: str, cache: Path, folder: Path, **components: object) -> Path:
+    """A random (non-zero) LoRA for a tiny family's transformer, saved the way trainers save them.
+
+    `components` are pipeline parts the loader cannot build here (Qwen-Image-Edit's processor).
+    """
     from peft import LoraConfig, get_peft_model_state_dict
 
     torch.manual_seed(0)
     cls = family_for(family).pipeline_class(family_for(family).base)
-    pipe = cls.from_pretrained(tiny_dir(cache, family))
+    pipe = cls.from_pretrained(tiny_dir(cache, family), **components)
     config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
     pipe.transformer.add_adapter(config)
     cls.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer))

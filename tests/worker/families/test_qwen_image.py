@@ -11,47 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import tiny_worker_settings
-from tests.worker.test_engine import as_job, pixels, png, steps_until_cancelled
+from tests.worker.families.conftest import family_engine
+from tests.worker.test_engine import as_job, assert_batched_equals_unbatched, pixels, png, steps_until_cancelled
 from worker.engine import Engine
 from worker.errors import BadRequest
-from worker.families import family_for
 from worker.families.qwen_image import QwenImage
-from worker.pipelines import tiny_dir
-from worker.protocol import AdapterChoice, EditRequest, GenerationRequest, GenerationResponse, Size
+from worker.protocol import AdapterChoice, EditRequest, GenerationRequest, Size
 from worker.scheduler import Progress
-from worker.settings import AdapterSpec, ModelPreset
-
-
-def tiny_transformer_lora(family: str, cache: Path, folder: Path, **components: object) -> Path:
-    """A random (non-zero) LoRA for a tiny family's transformer, saved the way trainers save them."""
-    from peft import LoraConfig, get_peft_model_state_dict
-
-    torch.manual_seed(0)
-    cls = family_for(family).pipeline_class(family_for(family).base)
-    pipe = cls.from_pretrained(tiny_dir(cache, family), **components)
-    config = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
-    pipe.transformer.add_adapter(config)
-    cls.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer))
-    return folder / "pytorch_lora_weights.safetensors"
-
-
-def qwen_engine(family: str, cache: Path, folder: Path, **preset: object) -> Engine:
-    """An engine serving one tiny preset of `family` (named after it) with a LoRA "ink"."""
-    tiny = ModelPreset.model_validate(
-        {"source": "tiny", "family": family, "steps": 2, "guidance": 4.0, "width": 64, "height": 64,
-         "max_pixels": 128 * 128, **preset}
-    )  # fmt: skip
-    lora = AdapterSpec(kind="lora", source=str(tiny_transformer_lora(family, cache, folder)))
-    settings = tiny_worker_settings(
-        cache, warmup=False, models={family: tiny}, default_model=family, adapters={"ink": lora}
-    )
-    return Engine(settings)
 
 
 @pytest.fixture(scope="module")
 def qwen(worker_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    return qwen_engine("qwen-image", worker_cache, tmp_path_factory.mktemp("qwen"))
+    return family_engine("qwen-image", worker_cache, tmp_path_factory.mktemp("qwen"), guidance=4.0)
 
 
 def render(engine: Engine, **fields: object) -> np.ndarray:
@@ -59,19 +30,7 @@ def render(engine: Engine, **fields: object) -> np.ndarray:
 
 
 def test_generate_batched_equals_unbatched(qwen: Engine) -> None:
-    plans = [
-        qwen.plan(GenerationRequest(prompt="a red fox", seed=11), "a"),
-        qwen.plan(GenerationRequest(prompt="一只在芦苇中的蓝鹭", seed=22, n=2), "b"),
-    ]
-    assert plans[0].key == plans[1].key
-    batched = qwen.run_batch([as_job(p, p.job_id) for p in plans], lambda j, e: None)
-    alone = [qwen.render(p) for p in plans]
-    for together, single in zip(batched, alone, strict=True):
-        assert isinstance(together, GenerationResponse)
-        assert [d.seed for d in together.data] == [d.seed for d in single.data]
-        for i in range(len(single.data)):
-            assert pixels(together, i).shape == (64, 64, 3)
-            assert np.abs(pixels(together, i) - pixels(single, i)).max() <= 2
+    assert_batched_equals_unbatched(qwen, "a red fox", "一只在芦苇中的蓝鹭")
     assert type(qwen._pipe("qwen-image", "generate")).__name__ == "QwenImagePipeline"
 
 

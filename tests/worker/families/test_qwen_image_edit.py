@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_worker_settings
-from tests.worker.families.test_qwen_image import tiny_transformer_lora
+from tests.worker.families.conftest import tiny_transformer_lora
 from tests.worker.test_engine import as_job, pixels, png
 from worker.engine import Engine
 from worker.errors import BadRequest, ModelUnavailable

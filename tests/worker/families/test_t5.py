@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.worker.test_engine import as_job, pixels
+from tests.worker.test_engine import as_job, assert_batched_equals_unbatched, pixels
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.protocol import AdapterChoice, GenerationRequest, GenerationResponse
@@ -22,19 +22,7 @@ def render(engine: Engine, **fields: object) -> np.ndarray:
 
 
 def test_generate_batched_equals_unbatched(t5_engine: Engine) -> None:
-    plans = [
-        t5_engine.plan(GenerationRequest(prompt="a red fox", seed=11), "a"),
-        t5_engine.plan(GenerationRequest(prompt="a blue heron in the reeds", seed=22, n=2), "b"),
-    ]
-    assert plans[0].key == plans[1].key
-    batched = t5_engine.run_batch([as_job(p, p.job_id) for p in plans], lambda j, e: None)
-    alone = [t5_engine.render(p) for p in plans]
-    for together, single in zip(batched, alone, strict=True):
-        assert isinstance(together, GenerationResponse)
-        assert [d.seed for d in together.data] == [d.seed for d in single.data]
-        for i in range(len(single.data)):
-            assert pixels(together, i).shape == (64, 64, 3)
-            assert np.abs(pixels(together, i) - pixels(single, i)).max() <= 2
+    plans = assert_batched_equals_unbatched(t5_engine, "a red fox", "a blue heron in the reeds")
     name = t5_engine.model_names[0]
     pipe = t5_engine._pipe(name, "generate")
     assert type(pipe).__name__ == plans[0].family.pipelines["generate"]
