@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -128,13 +128,15 @@ class Family:
         """A number batches must share to be encoded together; raises BadRequest past the token limit."""
         return 0
 
-    def too_long(self, count: int, limit: int, encoder: str) -> BadRequest:
-        """The refusal of a prompt past the encoder's limit: a 400 that names the limit (never a silent cut)."""
-        return BadRequest(
-            f"the prompt is {count} tokens long; this {self.name} model reads at most {limit} "
-            f"(its {encoder} limit): shorten it",
-            param="prompt",
-        )
+    def refuse_long_prompts(self, counts: Iterable[int], room: int, encoder: str) -> None:
+        """A 400 naming the limit for a prompt longer than `encoder` reads whole: no prompt is ever cut."""
+        for count in counts:
+            if count > room:
+                raise BadRequest(
+                    f"the prompt is {count} tokens long; this {self.name} model reads at most {room} "
+                    f"(its {encoder} limit): shorten it",
+                    param="prompt",
+                )
 
     def prompt_kwargs(
         self, pipe: Any, prompts: list[str], negatives: list[str | None], group: int, preset: ModelPreset

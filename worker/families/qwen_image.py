@@ -80,11 +80,7 @@ class QwenImage(Family):
 
     def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
         """Every text must fit the encoder whole; all such prompts batch together."""
-        room = self.room(pipe, preset)
-        for text in texts:
-            count = self.count(pipe, text)
-            if count > room:
-                raise self.too_long(count, room, "Qwen2.5-VL")
+        self.refuse_long_prompts([self.count(pipe, t) for t in texts], self.room(pipe, preset), "Qwen2.5-VL")
         return 0
 
     def prompt_kwargs(

@@ -35,12 +35,9 @@ class T5Family(Family):
 
     def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
         """Every text must fit the limit (end token included); all such prompts batch together."""
-        limit = self.limit(preset)
         tokenizer = getattr(pipe, self.t5_tokenizer)
-        for text in texts:
-            count = len(tokenizer(text, truncation=False).input_ids)
-            if count > limit:
-                raise self.too_long(count, limit, "T5")
+        counts = [len(tokenizer(text, truncation=False).input_ids) for text in texts]
+        self.refuse_long_prompts(counts, self.limit(preset), "T5")
         return 0
 
     def prompt_kwargs(
