@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -14,6 +16,18 @@ from worker.pipelines import tiny_dir
 from worker.settings import AdapterSpec, ModelPreset
 
 TRANSFORMER_FAMILIES = ("flux", "flux-kontext", "sd3")
+
+T = TypeVar("T")
+
+
+def keyword_inputs(module: torch.nn.Module, run: Callable[[], T]) -> tuple[T, list[dict[str, Any]]]:
+    """What `run` returns, and the keyword arguments `module` (an encoder, a denoiser) got, call by call."""
+    seen: list[dict[str, Any]] = []
+    hook = module.register_forward_pre_hook(lambda _m, _args, kwargs: seen.append(dict(kwargs)), with_kwargs=True)
+    try:
+        return run(), seen
+    finally:
+        hook.remove()
 
 
 def tiny_transformer_lora(family: str, cache: Path, folder: Path, **components: object) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.worker.families.conftest import family_engine
+from tests.worker.families.conftest import family_engine, keyword_inputs
 from tests.worker.test_engine import as_job, assert_batched_equals_unbatched, pixels, png, steps_until_cancelled
 from worker.engine import Engine
 from worker.errors import BadRequest
@@ -108,17 +108,13 @@ def test_every_token_up_to_the_limit_reaches_the_encoder_and_one_more_is_a_clear
     room = 1024 + 34 - frame  # diffusers keeps 1024 tokens after dropping the template's first 34
     assert QwenImage().room(pipe, plan.preset) == room
     longest = "狐" * (room // 3) + "a" * (room % 3)  # 3 bytes, so 3 tokens, per character
-    seen: list[torch.Tensor] = []
-    hook = pipe.text_encoder.register_forward_pre_hook(lambda _m, args, kw: seen.append(kw["input_ids"].clone()),
-                                                       with_kwargs=True)  # fmt: skip
-    try:
-        qwen.render(qwen.plan(GenerationRequest(prompt=longest, seed=1)))
-    finally:
-        hook.remove()
+    plan = qwen.plan(GenerationRequest(prompt=longest, seed=1))
+    _, seen = keyword_inputs(pipe.text_encoder, lambda: qwen.render(plan))
+    read = seen[0]["input_ids"][0]
     expected = pipe.tokenizer(template.format(longest)).input_ids
     assert len(expected) == 34 + 1024
-    assert [int(t) for t in seen[0][0]] == expected  # the whole templated prompt, in order, none cut
-    assert pipe.tokenizer.decode(seen[0][0][before : before + room]) == longest
+    assert [int(t) for t in read] == expected  # the whole templated prompt, in order, none cut
+    assert pipe.tokenizer.decode(read[before : before + room]) == longest
     over = qwen.plan(GenerationRequest(prompt=longest + "z", seed=1))
     (outcome,) = qwen.run_batch([as_job(over, "long")], lambda j, e: None)
     assert isinstance(outcome, BadRequest)

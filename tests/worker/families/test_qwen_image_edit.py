@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from tests.conftest import tiny_worker_settings
-from tests.worker.families.conftest import tiny_transformer_lora
+from tests.worker.families.conftest import keyword_inputs, tiny_transformer_lora
 from tests.worker.test_engine import as_job, pixels, png
 from worker.engine import Engine
 from worker.errors import BadRequest, ModelUnavailable
@@ -56,15 +55,10 @@ def test_without_torchvision_the_worker_refuses_to_start_naming_the_preset_and_p
 
 
 def test_an_edit_without_a_mask_is_an_instruction_edit_with_the_parent_image(edit: Engine) -> None:
-    seen: list[dict[str, Any]] = []
     plan = edit.plan_edit(EditRequest(prompt="make it night", seed=5), png((64, 64), "orange"), None)
     assert plan.mode == "instruct"
     pipe = edit._pipe("edit", "instruct")
-    hook = pipe.transformer.register_forward_pre_hook(lambda _m, args, kw: seen.append(kw), with_kwargs=True)
-    try:
-        response = edit.render(plan)
-    finally:
-        hook.remove()
+    response, seen = keyword_inputs(pipe.transformer, lambda: edit.render(plan))
     assert type(pipe).__name__ == "QwenImageEditPipeline"
     assert (response.data[0].parameters.mode, pixels(response).shape) == ("instruct", (64, 64, 3))
     # The parent image's latents ride beside the noise: twice the 8x8 tokens of a 64² image (4x VAE, 2x2 patches).
@@ -110,14 +104,9 @@ def test_lora_per_request(edit: Engine) -> None:
 def test_every_instruction_token_up_to_1024_reaches_the_encoder_and_one_more_is_a_clear_400(edit: Engine) -> None:
     pipe = edit._pipe("edit", "instruct")
     longest = "夜" * 341 + "a"  # 3 tokens (bytes) per character: 1024 tokens
-    seen: list[torch.Tensor] = []
-    hook = pipe.text_encoder.register_forward_pre_hook(lambda _m, args, kw: seen.append(kw["input_ids"].clone()),
-                                                       with_kwargs=True)  # fmt: skip
-    try:
-        edit.render(edit.plan_edit(EditRequest(prompt=longest, seed=1), png(), None))
-    finally:
-        hook.remove()
-    assert longest in pipe.tokenizer.decode(seen[0][0])  # whole, in order, after the image's tokens
+    plan = edit.plan_edit(EditRequest(prompt=longest, seed=1), png(), None)
+    _, seen = keyword_inputs(pipe.text_encoder, lambda: edit.render(plan))
+    assert longest in pipe.tokenizer.decode(seen[0]["input_ids"][0])  # whole, in order, after the image's tokens
     over = edit.plan_edit(EditRequest(prompt=longest + "z", seed=1), png(), None)
     (outcome,) = edit.run_batch([as_job(over, "long")], lambda j, e: None)
     assert isinstance(outcome, BadRequest)
