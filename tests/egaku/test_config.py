@@ -64,7 +64,7 @@ def test_every_preset_in_the_example_config_is_valid() -> None:
     assert {n: p.family for n, p in valid.items()} == {
         "turbo": "sdxl", "edit": "sdxl-instruct", "sdxl": "sdxl", "schnell": "flux", "flux": "flux",
         "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3", "qwen": "qwen-image",
-        "qwen-edit": "qwen-image-edit",
+        "qwen-edit": "qwen-image-edit", "klein": "flux2-klein",
     }  # fmt: skip
     assert all(p.licence for p in valid.values() if p.family != "sdxl-instruct")
     assert "Non-Commercial" in valid["flux"].licence and valid["schnell"].licence == "Apache-2.0"

@@ -17,4 +17,5 @@ FAMILIES: dict[str, str] = {
     "sd3": "worker.families.sd3:SD3",
     "qwen-image": "worker.families.qwen_image:QwenImage",
     "qwen-image-edit": "worker.families.qwen_image_edit:QwenImageEdit",
+    "flux2-klein": "worker.families.flux2_klein:Flux2Klein",
 }

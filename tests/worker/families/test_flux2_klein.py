@@ -1,0 +1,134 @@
+"""FLUX.2 [klein] on a tiny real pipeline: generate, reference edits, inpaint, batches, progress, cancel, LoRA,
+long prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.worker.families.conftest import family_engine, keyword_inputs
+from tests.worker.families.test_flux_kontext import encoded_images, png_of
+
+# The transformer families' shared tests run here unchanged, on Klein: they take the fixture `t5_engine`,
+# which this module binds to its Klein engine (the name is theirs; Klein reads prompts with Qwen3).
+from tests.worker.families.test_t5 import (  # noqa: F401
+    test_cancel_stops_at_the_next_step,
+    test_generate_batched_equals_unbatched,
+    test_lora_per_request,
+    test_progress_events_with_previews,
+    test_textual_inversion_is_refused_clearly,
+)
+from tests.worker.test_engine import as_job, png
+from worker.engine import Engine
+from worker.errors import BadRequest
+from worker.families.flux2_klein import Flux2Klein
+from worker.protocol import EditRequest, GenerationRequest, Size
+
+
+@pytest.fixture(scope="module")
+def klein(worker_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    # Distilled, as the 4B is: guidance 1.0 is what its presets use (it ignores guidance anyway).
+    return family_engine("flux2-klein", worker_cache, tmp_path_factory.mktemp("klein"), guidance=1.0)
+
+
+@pytest.fixture(scope="module")
+def t5_engine(klein: Engine) -> Engine:
+    return klein
+
+
+def test_packed_latents_unpack_as_diffusers_does() -> None:
+    from diffusers import Flux2KleinPipeline
+
+    packed = torch.randn(1, 4 * 6, 128)  # 4x6 tokens of 2x2 patches of 32 channels
+    grid = torch.zeros(1, 128, 4, 6)
+    ids = Flux2KleinPipeline._prepare_latent_ids(grid)
+    expected = Flux2KleinPipeline._unpatchify_latents(Flux2KleinPipeline._unpack_latents_with_ids(packed, ids, 4, 6))
+    assert expected.shape == (1, 32, 8, 12)
+    assert torch.equal(Flux2Klein().latent_image(packed[0], Size(width=96, height=64)), expected[0])
+
+
+def test_an_edit_without_a_mask_reads_the_source_as_one_reference_at_its_own_size(klein: Engine) -> None:
+    source = Image.new("RGB", (96, 64), "orange")
+    source.paste(Image.new("RGB", (48, 32), "navy"), (0, 0))
+    plan = klein.plan_edit(EditRequest(prompt="a fox in an orange field at night", seed=2, n=2), png_of(source), None)
+    assert (plan.mode, plan.strength, plan.size.width, plan.size.height) == ("instruct", None, 96, 64)
+    pipe = klein._pipe("flux2-klein", "instruct")
+    assert pipe is klein._pipe("flux2-klein", "generate")  # one pipeline draws and edits
+    seen, hook = encoded_images(pipe)
+    try:
+        result, steps = keyword_inputs(pipe.transformer, lambda: klein.render(plan))
+    finally:
+        hook.remove()  # type: ignore[attr-defined]
+    assert [(d.parameters.mode, d.parameters.width, d.parameters.height) for d in result.data] == [
+        ("instruct", 96, 64)
+    ] * 2
+    expected = pipe.image_processor.preprocess(source, 64, 96, resize_mode="crop")
+    assert [tuple(t.shape) for t in seen] == [(1, 3, 64, 96)]  # encoded once, shared by both samples
+    assert torch.allclose(seen[0], expected, atol=1e-5)  # the source itself is the reference
+    # Noise and reference side by side: twice the 24x16 tokens of a 96x64 picture (2x VAE, 2x2 patches).
+    assert [step["hidden_states"].shape[1] for step in steps] == [2 * 24 * 16] * 2
+
+
+def test_a_reference_smaller_than_klein_reads_is_a_clear_400(klein: Engine) -> None:
+    plan = klein.plan_edit(EditRequest(prompt="night", seed=1), png((48, 48)), None)
+    (outcome,) = klein.run_batch([as_job(plan, "small")], lambda j, e: None)
+    assert isinstance(outcome, BadRequest)
+    assert outcome.message == "flux2-klein edits pictures at least 64 px a side and at most 8:1; this one is 48x48"
+    assert outcome.param == "image"
+
+
+def test_a_region_edit_by_words_uses_klein_inpaint(klein: Engine) -> None:
+    request = EditRequest(prompt="a fox wearing a golden crown", mask_prompt="the fox", seed=5, steps=2, strength=0.9)
+    plan = klein.plan_edit(request, png((96, 64)), None)
+    assert plan.mode == "inpaint"
+    used = klein.render(plan).data[0].parameters
+    assert (used.mode, used.width, used.height, used.strength) == ("inpaint", 96, 64, 0.9)
+    assert type(klein._pipe("flux2-klein", "inpaint")).__name__ == "Flux2KleinInpaintPipeline"
+
+
+def test_the_negative_prompt_is_dropped_and_says_so(klein: Engine) -> None:
+    plan = klein.plan(GenerationRequest(prompt="a fox", negative_prompt="blurry", style="watercolor", seed=1))
+    assert plan.negative is None
+    assert klein.render(plan).data[0].parameters.negative_prompt is None
+
+
+def chat(pipe: Any, text: str) -> list[int]:
+    """The token ids diffusers gives Qwen3 for `text`, before padding."""
+    messages = [{"role": "user", "content": text}]
+    rendered = pipe.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                  enable_thinking=False)  # fmt: skip
+    return list(pipe.tokenizer(rendered).input_ids)
+
+
+def test_every_token_up_to_the_limit_reaches_qwen3_and_one_more_is_a_clear_400(klein: Engine) -> None:
+    pipe = klein._pipe("flux2-klein", "generate")
+    frame = len(chat(pipe, ""))
+    # "<|im_start|>user\n" before the prompt, "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" after it.
+    assert frame == 25
+    room = 512 - frame
+    longest = "狐" * (room // 3) + "a" * (room % 3)  # 3 bytes, so 3 tokens, per character
+    plan = klein.plan(GenerationRequest(prompt=longest, seed=1))
+    _, seen = keyword_inputs(pipe.text_encoder, lambda: klein.render(plan))
+    expected = chat(pipe, longest)
+    assert len(expected) == 512
+    assert [int(t) for t in seen[0]["input_ids"][0]] == expected  # the whole templated prompt, in order, none cut
+    over = as_job(klein.plan(GenerationRequest(prompt=longest + "z")), "long")
+    (outcome,) = klein.run_batch([over], lambda j, e: None)
+    assert isinstance(outcome, BadRequest) and (outcome.param, outcome.message) == (
+        "prompt",
+        f"the prompt is {room + 1} tokens long; this flux2-klein model reads at most {room} (its Qwen3 limit): "
+        "shorten it",
+    )
+
+
+def test_a_preset_may_read_fewer_tokens(worker_cache: Path, tmp_path: Path) -> None:
+    short = family_engine("flux2-klein", worker_cache, tmp_path, guidance=1.0, prompt_tokens=64)
+    room = 64 - 25
+    short.render(short.plan(GenerationRequest(prompt="a" * room, seed=1)))
+    over = short.plan(GenerationRequest(prompt="a" * (room + 1), seed=1))
+    (outcome,) = short.run_batch([as_job(over, "o")], lambda j, e: None)
+    assert isinstance(outcome, BadRequest) and f"reads at most {room} (its Qwen3 limit)" in outcome.message
