@@ -68,6 +68,7 @@ def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:
         "device": "cpu",
         "segmenter": "tiny",
         "captioner": "tiny",
+        "scorer": "tiny",
         "batch_window_s": 0.01,
         "preview_every": 1,
     }

@@ -45,6 +45,7 @@ from worker.protocol import (
     with_style,
 )
 from worker.scheduler import Cancelled, Job, Progress
+from worker.scoring import check_scorer
 from worker.settings import ModelPreset, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Plan:
     compression: int | None = None  # JPEG / WebP quality (OpenAI's `output_compression`)
     partial_images: int = 0  # OpenAI's partial images, sent while streaming
     input_images: int = 0  # uploads read (for `usage`)
+    best_of: int = 1  # > 1: the seeds are candidates, scored against the prompt; the best is marked
 
     @property
     def family(self) -> Family:
@@ -112,6 +114,7 @@ class Engine:
         self._masker: Any = None
         self._checker: Any = None
         self._captioner: Any = None
+        self._scorer: Any = None
         self._adapters_loaded: set[tuple[str, str]] = set()
 
     @property
@@ -128,6 +131,9 @@ class Engine:
         """Refuse to start, naming the preset, when a preset's class, package or family is wrong."""
         for name, preset in self._settings.models.items():
             check_preset(name, preset)
+        check_scorer(self._settings.scorer)
+        if self._settings.scorer_processor:
+            check_scorer(self._settings.scorer_processor)
 
     def load(self, name: str | None = None) -> None:
         """Load one preset (the default unless named), and warm it up if configured."""
@@ -222,6 +228,11 @@ class Engine:
             if kind not in family.adapter_kinds:
                 message = f"model {name!r} ({family.name}) cannot use the {kind} {choice.name!r}"
                 raise BadRequest(message, param="adapters")
+        if request.best_of > self._settings.max_best_of:
+            raise BadRequest(
+                f"best_of is {request.best_of}; this worker renders at most {self._settings.max_best_of} candidates",
+                param="best_of",
+            )
         size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
@@ -231,7 +242,7 @@ class Engine:
             size=size,
             steps=request.steps or steps_for_quality(preset.steps, request.quality),
             guidance=request.guidance if request.guidance is not None else preset.guidance,
-            seeds=tuple((seed + i) % (MAX_SEED + 1) for i in range(request.n)),
+            seeds=tuple((seed + i) % (MAX_SEED + 1) for i in range(max(request.n, request.best_of))),
             prompt=prompt,
             negative=negative,
             output_format=request.output_format,
@@ -242,6 +253,7 @@ class Engine:
             quality=QUALITY_TIER.get(request.quality or "auto", request.quality or "medium"),
             compression=request.output_compression,
             partial_images=(request.partial_images or 0) if request.stream else 0,
+            best_of=request.best_of,
         )
 
     def plan_edit(
@@ -258,6 +270,8 @@ class Engine:
         OpenAI's mask paints where its alpha is 0; with no mask, where the image itself is
         transparent. `mask_format="luminance"` (egaku's own client) paints where a greyscale mask is white.
         """
+        if request.best_of > 1:
+            raise BadRequest("best_of is for new pictures (/v1/images/generations), not edits", param="best_of")
         base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
         name, preset = base.model, base.preset
         if extra_images:
@@ -416,10 +430,31 @@ class Engine:
             cursor += len(plan.seeds)
             if flagged:
                 outcomes.append(ContentBlocked("the safety checker blocked this picture", param="prompt"))
-            else:
-                tokens = plan.family.text_tokens(pipe, plan.prompt)
-                outcomes.append(self._response(plan, own, started, rendered, tokens))
+                continue
+            try:
+                scores = self._scores(plan, own)
+            except WorkerError as exc:
+                outcomes.append(exc)  # only this request needed the scorer
+                continue
+            tokens = plan.family.text_tokens(pipe, plan.prompt)
+            outcomes.append(self._response(plan, own, started, rendered, tokens, scores))
         return outcomes
+
+    def _scores(self, plan: Plan, images: list[Image.Image]) -> list[float] | None:
+        """Best-of-N: each candidate's score against the final prompt; None for an ordinary request."""
+        if plan.best_of < 2:
+            return None
+        if self._scorer is None:
+            from worker.scoring import Scorer
+
+            s = self._settings
+            try:
+                self._scorer = Scorer(s.scorer, s.scorer_processor, self._placement, self.cache_dir)
+            except (OSError, ValueError) as exc:  # not on disk, no hub, or not a CLIP model: name the setting
+                log.error("could not load the scorer %r", s.scorer, exc_info=exc)
+                raise WorkerError(f"the best-of scorer {s.scorer!r} could not be loaded") from exc
+        scores: list[float] = self._scorer.scores(images, plan.prompt)
+        return scores
 
     def _safety_flags(self, plans: list[Plan], images: list[Image.Image]) -> list[bool]:
         """Per image: flagged by the checker (only for plans that asked for the check)."""
@@ -488,10 +523,16 @@ class Engine:
         }
 
     def _response(
-        self, plan: Plan, images: list[Image.Image], started: float, rendered: float, prompt_tokens: int
+        self,
+        plan: Plan,
+        images: list[Image.Image],
+        started: float,
+        rendered: float,
+        prompt_tokens: int,
+        scores: list[float] | None = None,
     ) -> GenerationResponse:
         data = []
-        for seed, image in zip(plan.seeds, images, strict=True):
+        for index, (seed, image) in enumerate(zip(plan.seeds, images, strict=True)):
             used = UsedParameters(
                 model=plan.model,
                 width=image.width,
@@ -509,7 +550,7 @@ class Engine:
             encoded = encode_image(image, plan.output_format, plan.compression or 90)
             data.append(
                 ImageData(b64_json=base64.b64encode(encoded).decode("ascii"), revised_prompt=plan.prompt, seed=seed,
-                          parameters=used)
+                          parameters=used, score=None if scores is None else scores[index])
             )  # fmt: skip
         given = image_tokens(plan.size.width, plan.size.height) * plan.input_images
         made = sum(image_tokens(image.width, image.height) for image in images)
@@ -522,6 +563,7 @@ class Engine:
             usage=Usage.of(prompt_tokens, given, made),
             job_id=plan.job_id or None,
             timings={"render_s": rendered - started, "encode_s": time.perf_counter() - rendered},
+            chosen=None if scores is None else max(range(len(scores)), key=scores.__getitem__),
         )
 
     def _use_adapters(self, pipe: Any, plan: Plan) -> None:

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Hard bounds, the same on both sides of the wire. A preset may lower them.
 MAX_PROMPT_CHARS = 4000  # OpenAI's limit for dall-e-3
@@ -24,6 +24,7 @@ MIN_SIDE = 32
 MAX_PIXELS = 2048 * 2048
 MAX_STEPS = 150
 MAX_N = 4
+MAX_BEST_OF = 8  # best-of-N candidates in one batch; a worker's `max_best_of` may lower it
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
 
@@ -201,6 +202,9 @@ class GenerationRequest(BaseModel):
     adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
     style: Style | None = None
     safety_check: bool = False  # run the worker's safety checker on the outputs
+    # Best-of-N: render this many candidates in one batch, score each against the final prompt,
+    # and mark the best (`chosen`). Every candidate comes back, in seed order, with its `score`.
+    best_of: int = Field(default=1, ge=1, le=MAX_BEST_OF)
 
     @field_validator("prompt")
     @classmethod
@@ -208,6 +212,12 @@ class GenerationRequest(BaseModel):
         if not value.strip():
             raise ValueError("prompt is empty")
         return value
+
+    @model_validator(mode="after")
+    def _one_pick(self) -> GenerationRequest:
+        if self.best_of > 1 and self.n > 1:
+            raise ValueError(f"best_of picks one picture: leave n at 1 (got n={self.n}, best_of={self.best_of})")
+        return self
 
     @field_validator("size")
     @classmethod
@@ -302,6 +312,7 @@ class ImageData(BaseModel):
     revised_prompt: str | None = None
     seed: int
     parameters: UsedParameters
+    score: float | None = None  # best-of-N: how well the image matches the prompt (higher is better)
 
 
 class TokenDetails(BaseModel):
@@ -346,6 +357,7 @@ class GenerationResponse(BaseModel):
     safety_identifier: str | None = None
     job_id: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    chosen: int | None = None  # best-of-N: the index in `data` of the best-scoring candidate
 
 
 class DescriptionResponse(BaseModel):

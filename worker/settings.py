@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.families.registry import FAMILIES
-from worker.protocol import MAX_PIXELS, MAX_STEPS, Size, check_size
+from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, Size, check_size
 
 SchedulerName = Literal[
     "EulerDiscreteScheduler",
@@ -179,6 +179,13 @@ class WorkerSettings(BaseModel):
     # The safety checker requests with "safety_check" get (a hub id or folder, e.g.
     # "CompVis/stable-diffusion-safety-checker"); unset, such requests are refused.
     safety_checker: str | None = None
+    # Best-of-N: the model that scores candidates against the prompt, loaded with transformers' CLIPModel on
+    # first use: a hub id, a local folder, or "tiny". PickScore works too: scorer = "yuvalkirstain/PickScore_v1"
+    # with scorer_processor = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" (its repository has no processor).
+    scorer: str = "openai/clip-vit-large-patch14"
+    scorer_processor: str | None = None
+    # The most candidates one request may ask for (best_of); past it, a 400 naming the limit.
+    max_best_of: int = Field(default=4, ge=1, le=MAX_BEST_OF)
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
     # Other names for presets, e.g. "dall-e-3" = "sdxl". OpenAI's model names not listed serve default_model.
     aliases: dict[str, str] = Field(default_factory=dict)

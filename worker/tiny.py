@@ -246,3 +246,25 @@ def save_tiny_blip(directory: Path, seed: int = 0) -> Path:
     images = BlipImageProcessorPil(size={"height": 32, "width": 32})
     BlipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(directory)
     return directory
+
+
+def save_tiny_clip(directory: Path, seed: int = 0) -> Path:
+    """A tiny random CLIP (CLIPModel + CLIPProcessor), saved like openai/clip-vit-large-patch14: the best-of scorer."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    text = tiny_text_config().to_dict()
+    config = CLIPConfig(
+        text_config=text,
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=32,
+    )  # fmt: skip
+    CLIPModel(config).save_pretrained(directory)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=CLIPTokenizer(vocab=tiny_clip_vocab(), merges=[], model_max_length=77),
+    )
+    processor.save_pretrained(directory)
+    return directory
