@@ -41,6 +41,7 @@ class TurnRequest:
     watch: JobWatch | None = None  # who shows progress while the GPU works (the bot's status message)
     nsfw: bool = False  # NSFW allowed here: the server allows it and the channel is marked NSFW
     guild_cap: int | None = None
+    best_of: int | None = None  # the server's default best-of (/settings server)
     language: str | None = None  # the user's preferred reply language (/settings me)
 
     def requester(self) -> Requester:
@@ -57,6 +58,7 @@ class TurnRequest:
             watch=self.watch,
             nsfw=self.nsfw,
             guild_cap=self.guild_cap,
+            best_of=self.best_of,
         )
 
 

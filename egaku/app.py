@@ -92,6 +92,8 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             blocklist=tuple(config.safety.blocklist),
             safety_check=config.safety.worker_check,
             languages=prompt_languages(config),
+            best_of=config.best_of.default,
+            max_best_of=config.best_of.max,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from egaku.errors import ConfigError
 from worker.families import family_for
+from worker.protocol import MAX_BEST_OF
 from worker.settings import WorkerSettings
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -87,6 +88,21 @@ class SafetySettings(_Section):
     worker_check: bool = False
 
 
+class BestOfSettings(_Section):
+    """[best_of]: best-of-N, the worker renders several candidates and the best-scoring one is posted."""
+
+    # Candidates per new picture when neither the user, the model nor the server (/settings server) says.
+    default: int = Field(default=1, ge=1, le=MAX_BEST_OF)
+    # The most a user, the model or a server may ask for.
+    max: int = Field(default=4, ge=1, le=MAX_BEST_OF)
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> Self:
+        if self.default > self.max:
+            raise ValueError(f"default ({self.default}) is above max ({self.max})")
+        return self
+
+
 class StorageSettings(_Section):
     """[storage]"""
 
@@ -121,6 +137,7 @@ class Config(_Section):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    best_of: BestOfSettings = Field(default_factory=BestOfSettings)
 
     @model_validator(mode="after")
     def _instruction_edits(self) -> Config:
@@ -132,6 +149,16 @@ class Config(_Section):
         elif chosen is not None and chosen not in editors:
             raise ValueError(f"agent.instruct_model {chosen!r} is not an instruction-edit preset of [worker.models]: "
                              f"{editors or 'there is none'}")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _best_of_fits_the_worker(self) -> Config:
+        """The bot's best-of cap within what its own worker renders; none at all on OpenAI's API."""
+        if self.worker.mode == "embedded" and self.best_of.max > self.worker.max_best_of:
+            raise ValueError(f"best_of.max ({self.best_of.max}) is above worker.max_best_of "
+                             f"({self.worker.max_best_of}), the most this worker renders")  # fmt: skip
+        if self.worker.mode == "openai" and self.best_of.default > 1:
+            raise ValueError("best_of.default: OpenAI's Images API has no scorer; best-of needs egaku's worker")
         return self
 
 

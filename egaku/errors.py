@@ -3,6 +3,7 @@
     EgakuError
     ├── ConfigError          the config file is wrong (names the key)
     ├── InvalidImageRequest  tool arguments broke a bound (the model is told and may retry)
+    │   └── TooManyCandidates  best_of above this bot's cap, or below 1
     ├── WorkerRejected       the worker refused the request (4xx)
     ├── WorkerBusy           the worker or its GPU is saturated (503, out of memory)
     ├── WorkerUnavailable    the worker cannot be reached or is starting
@@ -45,6 +46,16 @@ class InvalidImageRequest(EgakuError):
     """An image request broke a bound (size, steps, seed...)."""
 
     user_text = "That image request is outside what I can draw."
+
+
+class TooManyCandidates(InvalidImageRequest):
+    """best_of asked for more candidates than this bot renders (or fewer than one)."""
+
+    with_error_id = False
+
+    def __init__(self, asked: int, cap: int) -> None:
+        super().__init__(f"best_of {asked} is outside 1..{cap}")
+        self.user_text = f"I can pick the best of 1 to {cap} pictures here; you asked for {asked}."
 
 
 class WorkerRejected(EgakuError):

@@ -63,6 +63,7 @@ class ImageOptions:
     style: str | None = None
     count: int | None = None
     model: str | None = None
+    best_of: int | None = None
 
     def apply(self, fields: dict[str, object]) -> dict[str, object]:
         """Request fields with the user's explicit choices laid over them."""
@@ -73,6 +74,7 @@ class ImageOptions:
             "style": self.style,
             "n": self.count,
             "model": self.model,
+            "best_of": self.best_of,
         }
         return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
 
@@ -96,6 +98,7 @@ class Requester:
     watch: JobWatch | None = None
     nsfw: bool = False  # NSFW allowed here: no blocklist, no worker safety check
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
+    best_of: int | None = None  # the server's default number of best-of candidates (/settings server)
 
 
 @dataclass(frozen=True)

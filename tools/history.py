@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS generations (
     file TEXT NOT NULL,
     created REAL NOT NULL,
     caption TEXT,
-    prompt_language TEXT
+    prompt_language TEXT,
+    score REAL,
+    candidate_of TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
 CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
@@ -120,6 +122,9 @@ class Generation:
     created: float = 0.0
     caption: str | None = None  # what the captioner saw in it (made once, for uploads and edited images)
     prompt_language: str | None = None  # the final prompt's language ("en", "ja"...; tools.languages)
+    score: float | None = None  # best-of-N: the scorer's verdict on it (higher matched the prompt better)
+    # best-of-N: the chosen image this candidate lost to; None for the chosen one and for every ordinary image
+    candidate_of: str | None = None
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
@@ -135,11 +140,11 @@ def _clip(text: str, limit: int) -> str:
 
 _COLUMNS = (
     "id, conversation, user_id, user_words, prompt, negative_prompt, seed, width, height, steps, model, kind, "
-    "file, parent_id, guild_id, channel_id, message_id, created, caption, prompt_language"
+    "file, parent_id, guild_id, channel_id, message_id, created, caption, prompt_language, score, candidate_of"
 )
 
 # Columns added after the first release, added in place to older history files when opened.
-ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT"}
+ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT", "score": "REAL", "candidate_of": "TEXT"}
 
 
 class History:
@@ -160,6 +165,7 @@ class History:
         for column, kind in ADDED_COLUMNS.items():
             if column not in columns:  # a history written before this column existed
                 await db.execute(f"ALTER TABLE generations ADD COLUMN {column} {kind}")
+        await db.execute("CREATE INDEX IF NOT EXISTS generations_candidates ON generations (candidate_of)")
         await db.commit()
         return cls(db, images_dir)
 
@@ -240,8 +246,13 @@ class History:
         return await self._query("message_id = ? ORDER BY created", (message_id,))
 
     async def mine(self, conversation: str, user_id: str) -> list[Generation]:
-        """This user's images in this conversation, oldest first."""
-        return await self._query("conversation = ? AND user_id = ? ORDER BY created, rowid", (conversation, user_id))
+        """This user's images in this conversation, oldest first; best-of candidates that lost are not among them."""
+        where = "conversation = ? AND user_id = ? AND candidate_of IS NULL ORDER BY created, rowid"
+        return await self._query(where, (conversation, user_id))
+
+    async def candidates(self, generation_id: str) -> list[Generation]:
+        """The best-of candidates a chosen image was picked over, best score first (none for other images)."""
+        return await self._query("candidate_of = ? ORDER BY score DESC, rowid", (generation_id,))
 
     async def resolve(
         self, ref: str, conversation: str, user_id: str, replied_message_id: str | None = None

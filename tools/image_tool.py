@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from tools.context import TurnContext
 from tools.languages import ENGLISH, detect_language, prompt_language_rule
 from tools.service import Draw, Edit, EditMode, Failed, Outcome, Refused
-from worker.protocol import MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect
+from worker.protocol import MAX_BEST_OF, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ AspectChoice = Annotated[
     Aspect, Field(description="Aspect ratio: 1:1 square, 3:2 or 16:9 landscape, 2:3 or 9:16 portrait.")
 ]
 SeedNumber = Annotated[int | None, Field(ge=0, le=MAX_SEED, description="Only when the user asks for a specific seed.")]
+BestOfCount = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_BEST_OF,
+        description=(
+            "Only when the user wants the best of several tries ('give me the best one', 'try a few and pick', "
+            "'best of 4'): how many candidates to draw; only the best-matching one is posted. Leave out otherwise."
+        ),
+    ),
+]
 ReplyText = Annotated[
     str | None,
     Field(
@@ -62,6 +73,7 @@ class GenerateImageArgs(BaseModel):
     negative_prompt: NegativeText = None
     aspect: AspectChoice = "1:1"
     seed: SeedNumber = None
+    best_of: BestOfCount = None
 
 
 @dataclass(frozen=True)
@@ -108,8 +120,10 @@ GENERATE_DESCRIPTION = """Draw a NEW picture. Call this only when the user asks 
 painting or illustration (in any language). Write `prompt` as one detailed description of the
 whole picture {language} (about 40-80 words): subject, setting, composition, lighting, colours,
 medium and style. Keep text the user quoted verbatim, and never name artists who worked after
-1912: describe the movement, era and medium instead. Call it once per request, with your short
-`reply` to the user: the turn ends when the picture is posted."""
+1912: describe the movement, era and medium instead. When the user asks for the best of several
+tries ("give me the best one", "draw a few and pick"), set `best_of` to the number of candidates
+(4 if they name none): they are drawn at once and the best match is posted. Call it once per
+request, with your short `reply` to the user: the turn ends when the picture is posted."""
 
 
 @tool(
@@ -123,10 +137,11 @@ async def generate_image(
     negative_prompt: NegativeText = None,
     aspect: AspectChoice = "1:1",
     seed: SeedNumber = None,
+    best_of: BestOfCount = None,
     reply: ReplyText = None,
 ) -> tuple[str, dict[str, object]]:
     """Draw a new picture (the model reads GENERATE_DESCRIPTION)."""
-    args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed)
+    args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed, best_of=best_of)
     context = cast(TurnContext, runtime.context)
     outcome = await context.images.draw(context.who, Draw(**args.model_dump(), language=detect_language(prompt)))
     return for_model(outcome, runtime, reply)

@@ -131,6 +131,8 @@ class OpenAIImages:
         """The documented fields every call carries, mapped from egaku's request."""
         if request.adapters:
             raise WorkerRejected("LoRA adapters need egaku's own worker; OpenAI's API has none")
+        if request.best_of > 1:
+            raise WorkerRejected("best-of needs egaku's own worker, which scores the candidates; OpenAI's API has none")
         prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         if negative:
             prompt = f"{prompt}. Avoid: {negative}"

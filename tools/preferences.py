@@ -9,7 +9,7 @@ from pathlib import Path
 import aiosqlite
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.protocol import Aspect, Style
+from worker.protocol import MAX_BEST_OF, Aspect, Style
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS user_prefs (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
@@ -37,6 +37,7 @@ class GuildPolicy(BaseModel):
     channels: list[str] = Field(default_factory=list)  # where the bot draws; empty: everywhere
     max_jobs: int | None = Field(default=None, ge=1, le=1024)  # images in flight for the whole server
     model: str | None = Field(default=None, max_length=128)
+    best_of: int | None = Field(default=None, ge=1, le=MAX_BEST_OF)  # candidates per picture; None: the bot's
 
     def allows(self, channel_id: int) -> bool:
         """Whether the bot may draw in this channel."""

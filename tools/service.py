@@ -28,13 +28,13 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from egaku.errors import EgakuError, WorkerRejected
+from egaku.errors import EgakuError, InvalidImageRequest, TooManyCandidates, WorkerRejected
 from tools.context import ImageBackend, ProgressCallback, Requester
-from tools.history import AuditRecord, History, UnknownImage
+from tools.history import AuditRecord, Generation, History, UnknownImage
 from tools.languages import PromptLanguages, detect_language, language_refusal
 from tools.limits import JobLimiter
 from tools.types import RenderedImage
-from worker.protocol import EditRequest, GenerationRequest
+from worker.protocol import MAX_BEST_OF, EditRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Draw:
     seed: int | None = None
     # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
     language: str | None = None
+    best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class ImageService:
         blocklist: tuple[str, ...] = (),
         safety_check: bool = False,
         languages: PromptLanguages | None = None,
+        best_of: int = 1,
+        max_best_of: int = MAX_BEST_OF,
     ) -> None:
         self.backend = backend
         self.history = history
@@ -125,6 +128,8 @@ class ImageService:
         self._blocklist = blocklist
         self._safety_check = safety_check
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
+        self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
+        self.max_best_of = max_best_of
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture."""
@@ -188,8 +193,18 @@ class ImageService:
             "user": who.user_id,
             "safety_check": self._checks(who) or None,
         }
+        # The user's explicit choice, the model's, the server's default, the bot's default.
+        best_of = who.options.best_of or request.best_of or who.best_of or self._best_of
+        self.check_best_of(best_of)
+        if best_of > 1:  # 1 is the worker's default: such a request stays what it was before best-of
+            fields["best_of"] = best_of
         fields = who.options.apply(fields)
         return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+
+    def check_best_of(self, asked: int) -> None:
+        """Refuse, with the user's text, a best_of outside 1..this bot's cap (the worker checks its own again)."""
+        if not 1 <= asked <= self.max_best_of:
+            raise TooManyCandidates(asked, self.max_best_of)
 
     def _model_for(self, who: Requester) -> str | None:
         return who.options.model or self.model
@@ -247,6 +262,9 @@ class ImageService:
         except WrongLanguage as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc), invalid=True)
+        except InvalidImageRequest as exc:
+            await self._audit(who, started, "invalid", [])
+            return Refused(exc.user_text, invalid=True)
         except (WorkerRejected, UnknownImage, Blocked) as exc:
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, type(exc).__name__, [], verdict=verdict)
@@ -265,26 +283,40 @@ class ImageService:
             return [replace(i, kind=kind, parent_id=parent) for i in images]
         kept = []
         for image in images:
-            record = await self.history.add(
-                image.png,
-                conversation=who.conversation,
-                user_id=who.user_id,
-                guild_id=who.guild_id,
-                channel_id=who.channel_id,
-                user_words=who.user_words,
-                prompt=image.prompt,
-                negative_prompt=image.negative_prompt,
-                seed=image.seed,
-                width=image.width,
-                height=image.height,
-                steps=image.steps,
-                model=image.model,
-                kind=kind,
-                parent_id=parent,
-                prompt_language=detect_language(image.prompt),
+            record = await self._record(image, who, kind, parent)
+            # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
+            losers = [await self._record(c, who, kind, parent, candidate_of=record.id) for c in image.candidates]
+            candidates = tuple(
+                replace(c, id=r.id, kind=kind, parent_id=parent) for c, r in zip(image.candidates, losers, strict=True)
             )
-            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent))
+            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent, candidates=candidates))
         return kept
+
+    async def _record(
+        self, image: RenderedImage, who: Requester, kind: str, parent: str | None, candidate_of: str | None = None
+    ) -> Generation:
+        """One image into the history."""
+        assert self.history is not None
+        return await self.history.add(
+            image.png,
+            conversation=who.conversation,
+            user_id=who.user_id,
+            guild_id=who.guild_id,
+            channel_id=who.channel_id,
+            user_words=who.user_words,
+            prompt=image.prompt,
+            negative_prompt=image.negative_prompt,
+            seed=image.seed,
+            width=image.width,
+            height=image.height,
+            steps=image.steps,
+            model=image.model,
+            kind=kind,
+            parent_id=parent,
+            prompt_language=detect_language(image.prompt),
+            score=image.score,
+            candidate_of=candidate_of,
+        )
 
     async def _audit(
         self, who: Requester, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None

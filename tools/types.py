@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class RenderedImage:
     id: str | None = None
     parent_id: str | None = None
     kind: str = "generate"
+    score: float | None = None  # best-of-N: how well it matched the prompt (the worker's scorer)
+    # best-of-N: the candidates this image was chosen over (it is the best of them all); kept, not posted
+    candidates: tuple[RenderedImage, ...] = field(default=(), repr=False)
 
     def summary(self) -> str:
         """A short line for the model's context: parameters, never pixels."""

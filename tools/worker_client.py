@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -136,7 +137,7 @@ class WorkerClient:
             parsed = GenerationResponse.model_validate_json(raw)
         except ValidationError as exc:
             raise WorkerFailed(f"worker sent an unreadable response: {exc}") from exc
-        return [
+        images = [
             RenderedImage(
                 png=base64.b64decode(item.b64_json or "", validate=True),
                 prompt=item.revised_prompt or "",
@@ -148,9 +149,17 @@ class WorkerClient:
                 guidance=item.parameters.guidance,
                 model=item.parameters.model,
                 user_words=user_words,
+                score=item.score,
             )
             for item in parsed.data
         ]
+        if parsed.chosen is None:
+            return images
+        if not 0 <= parsed.chosen < len(images):
+            raise WorkerFailed(f"worker chose candidate {parsed.chosen} of {len(images)}")
+        # Best-of-N: the worker's pick is the one image; the others travel with it.
+        best = images[parsed.chosen]
+        return [replace(best, candidates=tuple(i for n, i in enumerate(images) if n != parsed.chosen))]
 
 
 async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallback | None) -> tuple[int, bytes]:

@@ -29,6 +29,11 @@ def test_the_example_config_is_valid() -> None:
         ("[worker.models.big]\nsource = 'x'\nwidth = 4096", "worker.models.big"),
         ("[discord]\ntoken = 'abc'", "discord.token"),
         ("[llm]\nvision = true", "llm: Value error, vision: the embedded SmolLM2 reads no images"),
+        ("[best_of]\ndefault = 3\nmax = 2", "best_of: Value error, default (3) is above max (2)"),
+        ("[best_of]\nmax = 9", "best_of.max"),
+        ("[best_of]\nmax = 6", ": Value error, best_of.max (6) is above worker.max_best_of (4)"),
+        ('[best_of]\ndefault = 2\n[worker]\nmode = "openai"', ": Value error, best_of.default: OpenAI's Images API"),
+        ("[worker]\nmax_best_of = 9", "worker.max_best_of"),
     ],
 )
 def test_errors_name_the_key(text: str, key: str) -> None:

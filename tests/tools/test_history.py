@@ -76,13 +76,15 @@ async def test_a_caption_is_kept_shown_to_the_model_and_matched(tmp_path: Path) 
     await history.close()
 
 
-async def test_a_history_from_before_captions_gains_the_added_columns(tmp_path: Path) -> None:
+async def test_a_history_from_before_captions_and_best_of_gains_the_columns(tmp_path: Path) -> None:
     import aiosqlite
 
-    from tools.history import SCHEMA
+    from tools.history import ADDED_COLUMNS, SCHEMA
 
-    old_schema = SCHEMA.replace(",\n    caption TEXT,\n    prompt_language TEXT\n", "\n")
-    assert "caption" not in old_schema and "prompt_language" not in old_schema
+    old_schema = SCHEMA
+    for column, kind in ADDED_COLUMNS.items():
+        old_schema = old_schema.replace(f",\n    {column} {kind}", "")
+    assert not any(column in old_schema for column in ADDED_COLUMNS)
     async with aiosqlite.connect(tmp_path / "h.sqlite") as db:
         await db.executescript(old_schema)
         await db.execute(
@@ -95,4 +97,26 @@ async def test_a_history_from_before_captions_gains_the_added_columns(tmp_path: 
     assert (old.id, old.caption, old.prompt_language) == ("abcd", None, None)
     await history.set_caption("abcd", "a fox")
     assert (await history.get("abcd")).caption == "a fox"  # type: ignore[union-attr]
+    assert (old.score, old.candidate_of, await history.candidates("abcd")) == (None, None, [])  # an ordinary image
+    best = await add(history, "alice", "a fox, best of 2", score=30.5)  # the new columns take writes
+    await add(history, "alice", "a fox, best of 2", score=12.0, candidate_of=best.id)
+    assert [g.id for g in await history.mine("c", "alice")] == ["abcd", best.id]
+    await history.close()
+
+
+async def test_best_of_candidates_are_kept_marked_and_out_of_the_users_list(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    chosen = await add(history, "alice", "a fox", score=31.0, seed=12)
+    low = await add(history, "alice", "a fox", score=9.5, seed=10, candidate_of=chosen.id)
+    high = await add(history, "alice", "a fox", score=27.25, seed=11, candidate_of=chosen.id)
+    plain = await add(history, "alice", "a lighthouse")
+    await history.close()
+
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")  # a restart
+    assert [(g.id, g.score) for g in await history.candidates(chosen.id)] == [(high.id, 27.25), (low.id, 9.5)]
+    assert await history.candidates(plain.id) == [] and await history.candidates(low.id) == []
+    # "last", "the first one" and the model's list mean the posted pictures, never the candidates that lost.
+    assert [g.id for g in await history.mine("c", "alice")] == [chosen.id, plain.id]
+    assert (await history.resolve("first", "c", "alice")).id == chosen.id
+    assert (await history.resolve(low.id, "c", "alice")).candidate_of == chosen.id  # an id still finds one
     await history.close()

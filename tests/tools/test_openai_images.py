@@ -177,6 +177,10 @@ async def test_a_wrong_key_an_unreachable_api_and_unsupported_asks(images_api: F
         assert await api.cancel("job-1") is False
         with pytest.raises(WorkerRejected, match="egaku's own worker"):
             await api.describe(png((8, 8)))
+        seen = len(images_api.seen)
+        with pytest.raises(WorkerRejected, match="best-of needs egaku's own worker"):
+            await api.generate(GenerationRequest(prompt="a fox", best_of=2), "fox")
+    assert len(images_api.seen) == seen  # refused before any call
 
 
 def test_sizes_follow_the_shape_asked_for() -> None:
