@@ -34,6 +34,8 @@ def send_kwargs(out: Outgoing) -> dict[str, Any]:
         kwargs["files"] = out.files
     if out.view is not None:
         kwargs["view"] = out.view
+    if out.ephemeral:
+        kwargs["ephemeral"] = True
     return kwargs
 
 
@@ -146,6 +148,7 @@ async def channel_fallback(interaction: discord.Interaction, kwargs: dict[str, A
     if not isinstance(channel, discord.abc.Messageable):
         raise discord.ClientException("no channel to fall back to")
     mention = interaction.user.mention
+    kwargs.pop("ephemeral", None)  # a channel message is seen by all
     content = f"{mention} {kwargs.pop('content', '')}".strip()
     return await channel.send(
         content=content[:2000], allowed_mentions=discord.AllowedMentions(users=[interaction.user]), **kwargs

@@ -28,6 +28,7 @@ class Outgoing:
     files: list[discord.File] = field(default_factory=list)
     view: discord.ui.View | None = None
     images: list[RenderedImage] = field(default_factory=list)
+    ephemeral: bool = False  # only the presser sees it (an interaction followup)
 
 
 def clip(text: str, limit: int) -> str:
@@ -57,7 +58,10 @@ def image_embed(image: RenderedImage, filename: str, budget: int = MAX_EMBEDS_TO
 
     `budget` is this embed's share of the 6000 characters all embeds of a message may use.
     """
-    footer = clip(f"seed {image.seed} · {image.width}×{image.height} · {image.steps} steps · {image.model}", MAX_FOOTER)
+    score = f" · score {image.score:.2f}" if image.score is not None else ""
+    footer = clip(
+        f"seed {image.seed} · {image.width}×{image.height} · {image.steps} steps · {image.model}{score}", MAX_FOOTER
+    )
     words = clip(image.user_words or "—", min(MAX_FIELD, budget // 4))
     negative = clip(image.negative_prompt, min(MAX_FIELD, budget // 8)) if image.negative_prompt else ""
     title = "Prompt"
@@ -114,5 +118,5 @@ def shrink(out: Outgoing, limit: int) -> Outgoing:
             picture.save(buffer, format="JPEG", quality=quality)
             encoded.append((f"egaku_{image.seed}_{index}.jpg", buffer.getvalue()))
         if sum(len(data) for _, data in encoded) <= limit or scale < 0.2:
-            return attach(Outgoing(content=out.content, view=out.view), out.images, encoded)
+            return attach(Outgoing(content=out.content, view=out.view, ephemeral=out.ephemeral), out.images, encoded)
         scale, quality = scale * 0.7, max(70, quality - 5)

@@ -131,6 +131,7 @@ def turn_request(
         watch=watch,
         nsfw=settings.nsfw,
         guild_cap=settings.policy.max_jobs,
+        best_of=settings.policy.best_of,
         language=settings.prefs.language,
     )
 

@@ -1,4 +1,5 @@
-"""Buttons under every result: reroll, vary, upscale, edit (remix), show prompt, delete.
+"""Buttons under every result: reroll, vary, upscale, edit (remix), show prompt, delete, and after a
+best-of-N render, the other candidates with their scores.
 
 Each button is a DynamicItem whose custom_id carries the action and the image's
 history id ("egaku:reroll:k3m9"), so buttons keep working after a restart: the
@@ -9,6 +10,7 @@ image, or a press by someone else, gets a polite ephemeral refusal.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,7 +31,7 @@ from worker.protocol import MAX_PROMPT_CHARS, MAX_SEED
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-Action = Literal["reroll", "subtle", "strong", "upscale", "edit", "prompt", "delete"]
+Action = Literal["reroll", "subtle", "strong", "upscale", "edit", "prompt", "delete", "candidates"]
 LABELS: dict[str, tuple[str, str]] = {
     "reroll": ("🎲", "Reroll"),
     "subtle": ("🔹", "Vary (subtle)"),
@@ -38,10 +40,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "edit": ("✏️", "Edit"),
     "prompt": ("📝", "Show prompt"),
     "delete": ("🗑️", "Delete"),
+    "candidates": ("🏅", "Show the other candidates"),
 }
 OWNER_ONLY = {"reroll", "subtle", "strong", "upscale", "edit"}
 NOT_YOURS = "Only the person who asked for this image can change it. Ask for your own with `/imagine`!"
 GONE = "I can't find that image in my history any more."
+NO_CANDIDATES = "This picture was drawn alone: there are no other candidates."
 
 
 def result_view(images: list[RenderedImage]) -> ui.View | None:
@@ -56,7 +60,12 @@ def result_view(images: list[RenderedImage]) -> ui.View | None:
         return None
     view = ui.View(timeout=None)
     if len(ids) == 1:
-        rows: tuple[tuple[Action, ...], ...] = (("reroll", "subtle", "strong", "upscale", "edit"), ("prompt", "delete"))
+        # Best-of-N: the candidates the posted picture beat stay behind one more button.
+        extra: tuple[Action, ...] = ("candidates",) if images[0].candidates else ()
+        rows: tuple[tuple[Action, ...], ...] = (
+            ("reroll", "subtle", "strong", "upscale", "edit"),
+            ("prompt", "delete", *extra),
+        )
         for row, actions in enumerate(rows):
             for action in actions:
                 view.add_item(ResultButton(action, ids[0], row=row))
@@ -129,6 +138,8 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
             return
         if self.action == "prompt":
             await interaction.response.send_message(describe(generation), ephemeral=True)
+        elif self.action == "candidates":
+            await show_candidates(interaction, generation)
         elif self.action == "delete":
             await self.delete(interaction, owner)
         elif self.action == "edit":
@@ -154,6 +165,38 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         await interaction.response.defer(ephemeral=True, thinking=False)
         if interaction.message is not None:
             await interaction.message.delete()
+
+
+async def show_candidates(interaction: discord.Interaction, generation: Generation) -> None:
+    """The best-of candidates a posted picture was chosen over, each with its score, for the presser only."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    history = bot.services.history
+    assert history is not None  # the button found its picture there
+    losers = await history.candidates(generation.id)
+    if not losers:
+        await interaction.followup.send(NO_CANDIDATES, ephemeral=True)
+        return
+    pngs = await asyncio.to_thread(lambda: [history.png(g) for g in losers])  # disk reads: not on the loop
+    images = [shown(g, png) for g, png in zip(losers, pngs, strict=True)]
+    text = (
+        f"The posted picture (`{generation.id}`) scored **{generation.score:.2f}**, the best of {len(losers) + 1}. "
+        "The others, best first:\n" + "\n".join(f"`{g.id}` · seed {g.seed} · score **{g.score:.2f}**" for g in losers)
+    )
+    outgoing = compose(text, images)
+    for out in outgoing:
+        out.ephemeral = True
+    await followup(interaction, outgoing, "button candidates")
+
+
+def shown(generation: Generation, png: bytes) -> RenderedImage:
+    """A history entry as an image to post again."""
+    return RenderedImage(
+        png=png, prompt=generation.prompt, negative_prompt=generation.negative_prompt, seed=generation.seed,
+        width=generation.width, height=generation.height, steps=generation.steps, guidance=0.0,
+        model=generation.model, user_words=generation.user_words, id=generation.id, kind=generation.kind,
+        score=generation.score,
+    )  # fmt: skip
 
 
 class RemixModal(ui.Modal, title="Edit the prompt"):

@@ -11,9 +11,10 @@ from discord.ext import commands
 from agent.service import TurnResult
 from bot.exts.buttons import send_result
 from bot.results import channel_refusal, conversation_id, here, interaction_turn, missing_permissions, policy_for
+from egaku.errors import TooManyCandidates
 from tools.context import ImageOptions
 from tools.service import Draw
-from worker.protocol import MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
+from worker.protocol import MAX_BEST_OF, MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
 ASPECTS = {"1:1": "square", "3:2": "landscape", "16:9": "wide", "2:3": "portrait", "9:16": "tall"}
 
@@ -37,6 +38,7 @@ class Imagine(commands.Cog):
         count="How many pictures (1-4)",
         model="Which model to draw with",
         raw="Draw your words exactly as written, without the English rewrite",
+        best_of="Draw this many candidates and post the one that matches best",
     )
     @app_commands.choices(
         aspect=[app_commands.Choice(name=f"{label} ({value})", value=value) for value, label in ASPECTS.items()],
@@ -53,12 +55,13 @@ class Imagine(commands.Cog):
         count: app_commands.Range[int, 1, MAX_N] | None = None,
         model: str | None = None,
         raw: bool | None = None,
+        best_of: app_commands.Range[int, 1, MAX_BEST_OF] | None = None,
     ) -> None:
         """Defer at once, then draw and post a followup."""
         if not self.bot.seen.first_time(f"interaction:{interaction.id}"):
             return  # a replay: the first delivery is already being answered
         choices = ImageOptions(
-            negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model
+            negative_prompt=negative, aspect=aspect, seed=seed, style=style, count=count, model=model, best_of=best_of
         )
         await imagine_for(self.bot, interaction, prompt, choices, raw=raw)
 
@@ -93,6 +96,11 @@ async def imagine_for(
     known = bot.services.models
     if choices.model is not None and known and choices.model not in known:
         await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
+        return
+    try:
+        bot.services.images.check_best_of(choices.best_of or 1)
+    except TooManyCandidates as exc:
+        await interaction.followup.send(exc.user_text)  # before any LLM or GPU work
         return
     turn = interaction_turn(bot, interaction, settings, prompt, chosen=choices, must_draw=True)
     if settings.prefs.raw if raw is None else raw:

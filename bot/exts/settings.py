@@ -9,8 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.exts.imagine import ASPECTS
+from egaku.errors import TooManyCandidates
 from tools.preferences import GuildPolicy, UserPrefs
-from worker.protocol import STYLES
+from worker.protocol import MAX_BEST_OF, STYLES
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -33,7 +34,8 @@ def show_guild(policy: GuildPolicy) -> str:
     return (
         "**Server settings**\n"
         f"NSFW in NSFW-marked channels: {'allowed' if policy.nsfw else 'not allowed'} · channels: {channels} · "
-        f"images in flight: {policy.max_jobs or 'bot default'} · default model: {policy.model or 'bot default'}"
+        f"images in flight: {policy.max_jobs or 'bot default'} · default model: {policy.model or 'bot default'} · "
+        f"best of: {policy.best_of or 'bot default'}"
     )
 
 
@@ -89,6 +91,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
         everywhere="Draw in every channel again",
         max_jobs="How many pictures may be in flight for the whole server",
         model="Default model for this server ('none' for the bot's default)",
+        best_of="Candidates drawn per picture; the best-matching one is posted (1: off)",
     )
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
@@ -100,6 +103,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
         everywhere: bool | None = None,
         max_jobs: app_commands.Range[int, 1, 1024] | None = None,
         model: app_commands.Range[str, 1, 128] | None = None,
+        best_of: app_commands.Range[int, 1, MAX_BEST_OF] | None = None,
     ) -> None:
         """Show or change the server's rules; Manage Server permission required."""
         store = self.bot.services.preferences
@@ -125,6 +129,13 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
             changes["max_jobs"] = max_jobs
         if model is not None:
             changes["model"] = None if model.lower() == CLEAR else model
+        if best_of is not None:
+            try:
+                self.bot.services.images.check_best_of(best_of)
+            except TooManyCandidates as exc:
+                await interaction.response.send_message(exc.user_text, ephemeral=True)
+                return
+            changes["best_of"] = best_of
         if changes:
             policy = GuildPolicy.model_validate({**policy.model_dump(), **changes})
             await store.set_guild(str(interaction.guild_id), policy)

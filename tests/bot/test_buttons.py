@@ -145,3 +145,55 @@ async def test_a_grid_gets_per_image_upscale_and_vary_buttons(
     edit = recorder.received[-1]
     assert (edit.path, edit.fields["seed"], edit.fields["strength"]) == ("/v1/images/edits", "11", "0.7")
     assert edit.files["image"] == hashlib.sha256(grid.files[1].data).hexdigest()  # the second picture
+
+
+async def test_best_of_posts_the_chosen_picture_and_its_candidates_button_survives_a_restart(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    options = [
+        {"name": "prompt", "type": 3, "value": KING},
+        {"name": "best_of", "type": 4, "value": 3},
+        {"name": "seed", "type": 4, "value": 20},
+        {"name": "raw", "type": 5, "value": True},
+    ]
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        interaction = await fake_discord.slash_command("imagine", options)
+        posted = await fake_discord.wait_for_request(followup_of(interaction))
+    answer = recorder.received[0].answer
+    data, chosen = answer["data"], answer["chosen"]
+    assert [hashlib.sha256(f.data).hexdigest() for f in posted.files] == [data[chosen]["sha256"]]  # the best, alone
+    assert posted.json["embeds"][0]["footer"]["text"] == (
+        f"seed {20 + chosen} · 64×64 · 2 steps · tiny · score {data[chosen]['score']:.2f}"
+    )
+    gid = custom_ids(posted)[0].rsplit(":", 1)[1]
+    assert custom_ids(posted)[-1] == f"egaku:candidates:{gid}"
+    message_id = next(m for m in fake_discord.messages.values() if m["components"] == posted.json["components"])["id"]
+
+    async with live(app_config, fake_openai, recorder, fake_discord):  # a new process, the same history
+        press = await fake_discord.press(f"egaku:candidates:{gid}", int(message_id), user_id=21, user_name="bob")
+        shown = await fake_discord.wait_for_request(followup_of(press))
+    assert (await fake_discord.wait_for_request(callback_of(press))).json == {"type": 5, "data": {"flags": 64}}
+    others = sorted((item for n, item in enumerate(data) if n != chosen), key=lambda item: -item["score"])
+    assert shown.json["flags"] == 64  # only the presser sees them
+    assert [hashlib.sha256(f.data).hexdigest() for f in shown.files] == [item["sha256"] for item in others]
+    footers = [embed["footer"]["text"] for embed in shown.json["embeds"]]
+    assert footers == [f"seed {item['seed']} · 64×64 · 2 steps · tiny · score {item['score']:.2f}" for item in others]
+    assert shown.json["content"].startswith(
+        f"The posted picture (`{gid}`) scored **{data[chosen]['score']:.2f}**, the best of 3. The others, best first:"
+    )
+    assert len(recorder.received) == 1  # showing them drew nothing
+
+
+async def test_a_picture_drawn_alone_has_no_candidates_button(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        post, message_id, gid = await first_image(fake_discord, fake_openai)
+        assert not any(c.startswith("egaku:candidates:") for c in custom_ids(post))
+        # An old or tampered message may carry the button anyway: the answer is polite.
+        odd = [{"type": 2, "style": 2, "label": "?", "custom_id": f"egaku:candidates:{gid}"}]
+        fake_discord.messages[message_id]["components"].append({"type": 1, "components": odd})
+        press = await fake_discord.press(f"egaku:candidates:{gid}", message_id)
+        answer = await fake_discord.wait_for_request(followup_of(press))
+    assert answer.json["content"] == "This picture was drawn alone: there are no other candidates."
+    assert answer.json["flags"] == 64

@@ -88,11 +88,12 @@ async def test_commands_are_synced_with_their_options(
     options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}
     assert options == {
         "prompt": (3, True), "negative": (3, False), "aspect": (3, False), "seed": (4, False),
-        "style": (3, False), "count": (4, False), "model": (3, False), "raw": (5, False),
+        "style": (3, False), "count": (4, False), "model": (3, False), "raw": (5, False), "best_of": (4, False),
     }  # fmt: skip
     by_name = {o["name"]: o for o in imagine["options"]}
     assert by_name["prompt"]["max_length"] == 4000
     assert (by_name["count"]["min_value"], by_name["count"]["max_value"]) == (1, 4)
+    assert (by_name["best_of"]["min_value"], by_name["best_of"]["max_value"]) == (1, 8)  # the config's cap: later
     assert [c["value"] for c in by_name["aspect"]["choices"]] == ["1:1", "3:2", "16:9", "2:3", "9:16"]
     assert "watercolor" in [c["value"] for c in by_name["style"]["choices"]]
     assert by_name["model"]["autocomplete"] is True
@@ -136,3 +137,14 @@ async def test_imagine_unknown_model_is_answered_clearly(
             followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
     assert followup.json["content"] == "I don't know the model `sd9`. Choose one of: tiny, tiny-alt."
     assert fake_openai.requests == []
+
+
+async def test_imagine_best_of_past_the_cap_is_refused_before_any_work(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "best_of", "type": 4, "value": 6}]
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
+        interaction = await fake_discord.slash_command("imagine", options)
+        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    assert followup.json["content"] == "I can pick the best of 1 to 4 pictures here; you asked for 6."
+    assert fake_openai.requests == [] and not followup.files

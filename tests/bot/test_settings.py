@@ -58,7 +58,7 @@ async def test_server_rules_are_for_administrators_and_limit_channels(
     assert refused["data"]["content"] == "Only members with the Manage Server permission can change these."
     assert saved["data"]["content"] == (
         f"**Server settings**\nNSFW in NSFW-marked channels: not allowed · channels: <#{CHANNEL_ID}> · "
-        "images in flight: 3 · default model: bot default"
+        "images in flight: 3 · default model: bot default · best of: bot default"
     )
     assert elsewhere.json["content"] == f"I don't draw in this channel on this server. Try <#{CHANNEL_ID}>."
     assert here.json["content"] == "hello"
@@ -79,3 +79,19 @@ async def test_reply_language_reaches_the_model(
         await settings(fake_discord, "me", language="日本語")
         await say(fake_discord, f"<@{BOT_ID}> draw a fox")
     assert fake_openai.requests[0]["messages"][-1]["content"] == "[alice] (reply in 日本語) draw a fox"
+
+
+async def test_a_servers_best_of_default_applies_within_the_bots_cap(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        too_many = await settings(fake_discord, "server", best_of=5)
+        saved = await settings(fake_discord, "server", best_of=2)
+    async with live(app_config, fake_openai, recorder, fake_discord):  # a restart
+        options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "raw", "type": 5, "value": True}]
+        interaction = await fake_discord.slash_command("imagine", options)
+        await fake_discord.wait_for_request(followup_of(interaction))
+    assert too_many["data"]["content"] == "I can pick the best of 1 to 4 pictures here; you asked for 5."
+    assert saved["data"]["content"].endswith("default model: bot default · best of: 2")
+    (received,) = recorder.received
+    assert received.fields["best_of"] == 2
