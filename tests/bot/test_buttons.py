@@ -26,6 +26,14 @@ def followup_of(interaction: dict[str, Any]) -> Any:
     return lambda r: r.method == "POST" and r.path == f"/api/v10/webhooks/{APP_ID}/{interaction['token']}"
 
 
+async def raw_imagine(fake: FakeDiscord, **numbers: int) -> Captured:
+    """/imagine of the squirrel king, drawn as written, with these whole-number options; its followup."""
+    options = [{"name": "prompt", "type": 3, "value": KING}, {"name": "raw", "type": 5, "value": True}]
+    options += [{"name": name, "type": 4, "value": value} for name, value in numbers.items()]
+    interaction = await fake.slash_command("imagine", options)
+    return await fake.wait_for_request(followup_of(interaction))
+
+
 async def first_image(fake: FakeDiscord, llm: FakeOpenAI) -> tuple[Captured, int, str]:
     llm.then(Call("generate_image", {"prompt": KING, "seed": 77}), Say("Here."))
     post = await say(fake, f"<@{BOT_ID}> draw a squirrel king")
@@ -120,15 +128,8 @@ async def test_edit_opens_a_prefilled_modal_that_remixes(
 async def test_a_grid_gets_per_image_upscale_and_vary_buttons(
     app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
 ) -> None:
-    options = [
-        {"name": "prompt", "type": 3, "value": KING},
-        {"name": "count", "type": 4, "value": 2},
-        {"name": "seed", "type": 4, "value": 10},
-        {"name": "raw", "type": 5, "value": True},
-    ]
     async with live(app_config, fake_openai, recorder, fake_discord):
-        interaction = await fake_discord.slash_command("imagine", options)
-        grid = await fake_discord.wait_for_request(followup_of(interaction))
+        grid = await raw_imagine(fake_discord, count=2, seed=10)
     rows = [[(c["label"], c["custom_id"]) for c in row["components"]] for row in grid.json["components"]]
     ids = [custom_id.rsplit(":", 1)[1] for _, custom_id in rows[0]]
     assert len(set(ids)) == 2  # one history id per image
@@ -150,15 +151,8 @@ async def test_a_grid_gets_per_image_upscale_and_vary_buttons(
 async def test_best_of_posts_the_chosen_picture_and_its_candidates_button_survives_a_restart(
     app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
 ) -> None:
-    options = [
-        {"name": "prompt", "type": 3, "value": KING},
-        {"name": "best_of", "type": 4, "value": 3},
-        {"name": "seed", "type": 4, "value": 20},
-        {"name": "raw", "type": 5, "value": True},
-    ]
     async with live(app_config, fake_openai, recorder, fake_discord):
-        interaction = await fake_discord.slash_command("imagine", options)
-        posted = await fake_discord.wait_for_request(followup_of(interaction))
+        posted = await raw_imagine(fake_discord, best_of=3, seed=20)
     answer = recorder.received[0].answer
     data, chosen = answer["data"], answer["chosen"]
     assert [hashlib.sha256(f.data).hexdigest() for f in posted.files] == [data[chosen]["sha256"]]  # the best, alone
