@@ -193,8 +193,11 @@ class ImageService:
             "user": who.user_id,
             "safety_check": self._checks(who) or None,
         }
-        # The user's explicit choice, the model's, the server's default, the bot's default.
-        best_of = who.options.best_of or request.best_of or who.best_of or self._best_of
+        # The user's explicit choice, the model's, the server's default, the bot's default; a default
+        # gives way to a grid the user asked for (best-of posts one picture).
+        asked = who.options.best_of or request.best_of
+        default = 1 if (who.options.count or 1) > 1 else who.best_of or self._best_of
+        best_of = asked or default
         self.check_best_of(best_of)
         if best_of > 1:  # 1 is the worker's default: such a request stays what it was before best-of
             fields["best_of"] = best_of

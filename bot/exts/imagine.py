@@ -16,6 +16,7 @@ from tools.context import ImageOptions
 from tools.service import Draw
 from worker.protocol import MAX_BEST_OF, MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
+ONE_OR_THE_OTHER = "Choose `count` (several pictures) or `best_of` (the best of several), not both."
 ASPECTS = {"1:1": "square", "3:2": "landscape", "16:9": "wide", "2:3": "portrait", "9:16": "tall"}
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ async def imagine_for(
         bot.services.images.check_best_of(choices.best_of or 1)
     except TooManyCandidates as exc:
         await interaction.followup.send(exc.user_text)  # before any LLM or GPU work
+        return
+    if (choices.best_of or 1) > 1 and (choices.count or 1) > 1:
+        await interaction.followup.send(ONE_OR_THE_OTHER)
         return
     turn = interaction_turn(bot, interaction, settings, prompt, chosen=choices, must_draw=True)
     if settings.prefs.raw if raw is None else raw:

@@ -142,9 +142,16 @@ async def test_imagine_unknown_model_is_answered_clearly(
 async def test_imagine_best_of_past_the_cap_is_refused_before_any_work(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
-    options = [{"name": "prompt", "type": 3, "value": "a fox"}, {"name": "best_of", "type": 4, "value": 6}]
+    fox = {"name": "prompt", "type": 3, "value": "a fox"}
+    too_many = [fox, {"name": "best_of", "type": 4, "value": 6}]
+    both = [fox, {"name": "best_of", "type": 4, "value": 2}, {"name": "count", "type": 4, "value": 2}]
+    answers: list[Captured] = []
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
-        interaction = await fake_discord.slash_command("imagine", options)
-        followup: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
-    assert followup.json["content"] == "I can pick the best of 1 to 4 pictures here; you asked for 6."
-    assert fake_openai.requests == [] and not followup.files
+        for options in (too_many, both):
+            interaction = await fake_discord.slash_command("imagine", options)
+            answers.append(await fake_discord.wait_for_request(followup_of(interaction)))  # type: ignore[arg-type]
+    assert [a.json["content"] for a in answers] == [
+        "I can pick the best of 1 to 4 pictures here; you asked for 6.",
+        "Choose `count` (several pictures) or `best_of` (the best of several), not both.",
+    ]
+    assert fake_openai.requests == [] and not any(a.files for a in answers)

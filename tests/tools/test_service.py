@@ -29,6 +29,7 @@ async def test_the_users_choice_then_the_models_then_the_servers_then_the_bots(
         (ImageOptions(), Draw(FOX, best_of=3), 4),  # then the model's
         (ImageOptions(), Draw(FOX), 4),  # then the server's default
         (ImageOptions(), Draw(FOX), None),  # then the bot's ([best_of] default)
+        (ImageOptions(count=2), Draw(FOX), 4),  # a default gives way to the grid the user asked for
     ]
     async with aiohttp.ClientSession() as session:
         service = ImageService(WorkerClient(session, recorder.url), best_of=2, max_best_of=4)
@@ -37,7 +38,8 @@ async def test_the_users_choice_then_the_models_then_the_servers_then_the_bots(
             assert isinstance(await service.draw(who, draw), Drawn)
         alone = ImageService(WorkerClient(session, recorder.url))  # best-of off: the request is as it always was
         await alone.draw(Requester(user_id="alice", user_words=FOX), Draw(FOX))
-    assert [r.fields.get("best_of") for r in recorder.received] == [2, 3, 4, 2, None]
+    assert [r.fields.get("best_of") for r in recorder.received] == [2, 3, 4, 2, None, None]
+    assert [r.fields.get("n") for r in recorder.received] == [None, None, None, None, 2, None]
 
 
 async def test_past_the_cap_is_refused_before_the_worker_with_the_users_text(recorder: RecordingWorker) -> None:
