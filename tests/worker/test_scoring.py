@@ -33,9 +33,10 @@ def independent_scores(folder: Path, images: list[Image.Image], prompt: str) -> 
     with torch.inference_mode():
         image = model.get_image_features(pixel_values=pixels).pooler_output
         text = model.get_text_features(**tokens).pooler_output
+        scale = model.logit_scale.exp()
     image = image / image.norm(dim=-1, keepdim=True)
     text = text / text.norm(dim=-1, keepdim=True)
-    return [float(v) for v in (image @ text[0]) * model.logit_scale.exp()]
+    return [float(v) for v in (image @ text[0]) * scale]
 
 
 def decoded(response: GenerationResponse) -> list[Image.Image]:
