@@ -8,11 +8,14 @@ one batch at a time.
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
+import hashlib
 import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,11 @@ from worker.images import encode_image, read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
 from worker.protocol import (
     MAX_SEED,
+    MAX_TEACH_IMAGES,
+    MIN_TEACH_IMAGES,
     QUALITY_TIER,
     AdapterChoice,
+    ConceptChoice,
     DescriptionResponse,
     EditRequest,
     GenerationRequest,
@@ -36,6 +42,7 @@ from worker.protocol import (
     ImageData,
     Mode,
     Size,
+    TeachRequest,
     Usage,
     UsedParameters,
     image_tokens,
@@ -47,6 +54,7 @@ from worker.protocol import (
 from worker.scheduler import Cancelled, Job, Progress
 from worker.scoring import check_scorer
 from worker.settings import ModelPreset, WorkerSettings
+from worker.teach import TeachPlan, Trainer, fit_picture
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,7 @@ class Plan:
     mask: Image.Image | None = field(default=None, compare=False)
     mask_prompt: str | None = None
     adapters: tuple[AdapterChoice, ...] = ()
+    concepts: tuple[ConceptChoice, ...] = ()  # taught words, loaded for this batch only
     style: str | None = None
     safety_check: bool = False
     job_id: str = ""
@@ -100,7 +109,7 @@ class Plan:
         """Plans with equal keys can share one batch."""
         if self.mode != "generate":
             return ("edit", self.job_id)
-        return (self.model, self.size, self.steps, self.guidance, self.negative is None, self.adapters)
+        return (self.model, self.size, self.steps, self.guidance, self.negative is None, self.adapters, self.concepts)
 
 
 class Engine:
@@ -180,11 +189,11 @@ class Engine:
         return self._pipes[(name, mode)]
 
     # -- planning (cheap, on the event loop) --------------------------------
-    def _preset(self, request: GenerationRequest) -> tuple[str, ModelPreset]:
-        name = self._settings.resolve(request.model)
+    def _preset(self, model: str | None) -> tuple[str, ModelPreset]:
+        name = self._settings.resolve(model)
         if name is None:
             known = self._settings.served_names
-            raise BadRequest(f"unknown model {request.model!r}; available: {known}", param="model")
+            raise BadRequest(f"unknown model {model!r}; available: {known}", param="model")
         return name, self._settings.models[name]
 
     def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
@@ -208,7 +217,7 @@ class Engine:
 
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
-        name, preset = self._preset(request)
+        name, preset = self._preset(request.model)
         family = family_for(preset.family)
         if "generate" not in family.modes and not isinstance(request, EditRequest):
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
@@ -233,6 +242,7 @@ class Engine:
                 f"best_of is {request.best_of}; this worker renders at most {self._settings.max_best_of} candidates",
                 param="best_of",
             )
+        self._check_concepts(request.concepts, name, family)
         size = self._size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
@@ -247,6 +257,7 @@ class Engine:
             negative=negative,
             output_format=request.output_format,
             adapters=tuple(request.adapters),
+            concepts=tuple(request.concepts),
             style=request.style,
             safety_check=safety,
             job_id=job_id,
@@ -313,6 +324,86 @@ class Engine:
             mask_prompt=request.mask_prompt,
             input_images=1,
         )
+
+    def _check_concepts(self, concepts: Sequence[ConceptChoice], name: str, family: Family) -> None:
+        """Taught words need a family that reads textual inversions, distinct tokens and a file in base64."""
+        if not concepts:
+            return
+        if "textual_inversion" not in family.adapter_kinds:
+            raise BadRequest(f"model {name!r} ({family.name}) cannot use taught words", param="concepts")
+        if len({c.token for c in concepts}) < len(concepts):
+            raise BadRequest("each taught word may be given once", param="concepts")
+        for concept in concepts:
+            try:
+                base64.b64decode(concept.embedding, validate=True)
+            except binascii.Error as exc:
+                raise BadRequest(f"the file of {concept.token} is not base64", param="concepts") from exc
+
+    def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> TeachPlan:
+        """Check a training request: 3-10 readable pictures, a family that can learn words, bounded steps."""
+        if not MIN_TEACH_IMAGES <= len(images) <= MAX_TEACH_IMAGES:
+            raise BadRequest(
+                f"teaching a word takes {MIN_TEACH_IMAGES} to {MAX_TEACH_IMAGES} pictures; got {len(images)}",
+                param="image",
+            )
+        name, preset = self._preset(request.model)
+        family = family_for(preset.family)
+        if family.teach_refusal is not None:
+            raise BadRequest(f"model {name!r} ({family.name}) cannot learn new words: {family.teach_refusal}",
+                             param="model")  # fmt: skip
+        teach = self._settings.teach
+        steps = request.steps or teach.steps
+        if steps > teach.max_steps:
+            raise BadRequest(f"steps: at most {teach.max_steps} training steps here", param="steps")
+        size = fit_size((preset.width, preset.height), min(preset.max_pixels, teach.max_side**2), family.size_multiple)
+        pictures = tuple(fit_picture(read_image(data), size) for data in images)  # the worker trusts no client
+        return TeachPlan(
+            model=name,
+            preset=preset,
+            token=request.token,
+            init_word=request.init_word,
+            pictures=pictures,
+            size=size,
+            steps=steps,
+            learning_rate=request.learning_rate or teach.learning_rate,
+            seed=request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1),
+            max_seconds=teach.max_seconds,
+            job_id=job_id,
+        )
+
+    def trainer(self, plan: TeachPlan) -> Trainer:
+        """A textual-inversion run on the preset's loaded pipeline (blocking: the render thread calls it)."""
+        return Trainer(self._pipe(plan.model, plan.family.base), plan)
+
+    @contextlib.contextmanager
+    def _taught_words(self, pipe: Any, plan: Plan) -> Iterator[None]:
+        """The plan's taught words loaded into the pipeline while its batch renders, and out again after."""
+        loaded: list[str] = []
+        try:
+            for concept in plan.concepts:
+                path = self._concept_file(base64.b64decode(concept.embedding))
+                try:
+                    plan.family.load_textual_inversion(pipe, str(path), concept.token)
+                except (ValueError, KeyError, OSError) as exc:  # a file for another model, or not one at all
+                    with contextlib.suppress(ValueError):  # SDXL: the first encoder may have taken it
+                        plan.family.unload_textual_inversion(pipe, concept.token)
+                    raise BadRequest(f"the file of {concept.token} does not fit model {plan.model!r}: {exc}",
+                                     param="concepts") from exc  # fmt: skip
+                loaded.append(concept.token)
+            yield
+        finally:
+            for token in loaded:
+                plan.family.unload_textual_inversion(pipe, token)
+
+    def _concept_file(self, data: bytes) -> Path:
+        """A taught word's file on disk, by content hash (the family's loader reads files)."""
+        path = self.cache_dir / "concepts" / f"{hashlib.sha256(data).hexdigest()}.safetensors"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".part")
+            partial.write_bytes(data)
+            partial.replace(path)
+        return path
 
     # -- rendering (blocking, in the executor thread) -----------------------
     def masker(self) -> Any:
@@ -401,20 +492,21 @@ class Engine:
         generators = [torch.Generator(device="cpu").manual_seed(s) for p in plans for s in p.seeds]
         owners = [index for index, p in enumerate(plans) for _ in p.seeds]
         on_step_end = self._progress(jobs, owners, first, started, report)
-        kwargs: dict[str, Any] = {
-            "num_inference_steps": first.steps,
-            family.guidance_argument: first.guidance,
-            "generator": generators,
-            **family.callback_kwargs(pipe, on_step_end),
-            **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
-        }
         mask = first.mask
         if first.mode == "inpaint" and mask is None:
             mask = self.masker().mask(first.image, first.mask_prompt)
-        inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
-        kwargs.update(family.mode_kwargs(first.mode, inputs))
-        with torch.inference_mode():
-            result = pipe(**kwargs)
+        with self._taught_words(pipe, first):
+            kwargs: dict[str, Any] = {
+                "num_inference_steps": first.steps,
+                family.guidance_argument: first.guidance,
+                "generator": generators,
+                **family.callback_kwargs(pipe, on_step_end),
+                **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
+            }
+            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
+            kwargs.update(family.mode_kwargs(first.mode, inputs))
+            with torch.inference_mode():
+                result = pipe(**kwargs)
         images = list(result.images)
         if first.mode == "inpaint":
             # The VAE round trip shifts every pixel a little: keep the original outside the mask, exactly.
@@ -544,6 +636,7 @@ class Engine:
                 strength=plan.strength,
                 mode=plan.mode,
                 adapters=list(plan.adapters),
+                concepts=[c.token for c in plan.concepts],
                 style=plan.style,
                 safety_checked=plan.safety_check,
             )

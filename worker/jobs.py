@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from worker.protocol import DescriptionResponse, GenerationResponse
 from worker.scheduler import Job, Scheduler, SchedulerStats
 from worker.settings import WorkerSettings
+from worker.training import TrainingLane
 
 
 class JobQueue(Protocol):
@@ -72,6 +73,10 @@ class Jobs(Protocol):
         """An English prompt for an uploaded picture (/describe)."""
         ...
 
+    def training(self) -> TrainingLane | None:
+        """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
+        ...
+
     def close(self) -> None:
         """Release what `open` and `load` took."""
         ...
@@ -86,6 +91,8 @@ class LocalRenderer(Protocol):
 
     def describe(self, image: bytes) -> Any: ...
 
+    def trainer(self, plan: Any) -> Any: ...
+
 
 class LocalJobs:
     """Jobs in this process: the fair scheduler over one render thread."""
@@ -96,6 +103,7 @@ class LocalJobs:
         # One render thread: batches reach the GPU one at a time and never block the loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._scheduler: Scheduler[GenerationResponse] | None = None
+        self._training: TrainingLane | None = None
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -109,7 +117,14 @@ class LocalJobs:
             self._engine.run_batch, self._executor, max_queue=s.max_queue, max_batch=s.max_batch,
             batch_window_s=s.batch_window_s,
         )  # fmt: skip
+        # Training runs in chunks on the same render thread, only while no picture waits.
+        self._training = TrainingLane(self._engine, s.teach, wake=self._scheduler.wake)
+        self._scheduler.set_background(self._training)
         return self._scheduler
+
+    def training(self) -> TrainingLane | None:
+        """The training lane (exists once `open` ran)."""
+        return self._training
 
     async def load(self) -> None:
         """Load the default model on the render thread, then start dispatching."""
@@ -126,5 +141,7 @@ class LocalJobs:
         return described
 
     def close(self) -> None:
-        """Stop the render thread."""
+        """Stop the render thread (and tell waiting /teach jobs)."""
+        if self._training is not None:
+            self._training.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -27,6 +27,13 @@ MAX_N = 4
 MAX_BEST_OF = 8  # best-of-N candidates in one batch; a worker's `max_best_of` may lower it
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**32 - 1
+# Teaching a word (textual inversion): a few pictures, a bounded run, a small file.
+MIN_TEACH_IMAGES = 3
+MAX_TEACH_IMAGES = 10
+MAX_TEACH_STEPS = 5000
+MAX_CONCEPTS = 4  # taught words one request may use
+MAX_EMBEDDING_B64 = 256 * 1024  # a word is one vector per text encoder: a few KB; anything near this is not one
+TOKEN_PATTERN = r"^<[a-z0-9][a-z0-9_-]{0,30}>$"  # how a taught word is written in prompts: <our-mascot>
 
 Aspect = Literal["1:1", "3:2", "2:3", "16:9", "9:16", "4:3", "3:4"]
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -160,6 +167,19 @@ class AdapterChoice(BaseModel):
     scale: float = Field(default=1.0, ge=0.0, le=2.0, allow_inf_nan=False)
 
 
+class ConceptChoice(BaseModel):
+    """A taught word a request uses: its token as written in the prompt, and its embedding file.
+
+    The bot owns taught words (per server) and sends the file with every request that uses
+    one; the worker loads it for that request only and keeps nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str = Field(pattern=TOKEN_PATTERN)
+    embedding: str = Field(min_length=4, max_length=MAX_EMBEDDING_B64, description="base64 of a safetensors file")
+
+
 class GenerationRequest(BaseModel):
     """POST /v1/images/generations: OpenAI's fields plus egaku's extensions.
 
@@ -200,6 +220,7 @@ class GenerationRequest(BaseModel):
     job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     priority: int = Field(default=0, ge=0, le=9)
     adapters: list[AdapterChoice] = Field(default_factory=list, max_length=4)
+    concepts: list[ConceptChoice] = Field(default_factory=list, max_length=MAX_CONCEPTS)
     style: Style | None = None
     safety_check: bool = False  # run the worker's safety checker on the outputs
     # Best-of-N: render this many candidates in one batch, score each against the final prompt,
@@ -300,6 +321,7 @@ class UsedParameters(BaseModel):
     strength: float | None = None
     mode: Mode = "generate"
     adapters: list[AdapterChoice] = Field(default_factory=list)
+    concepts: list[str] = Field(default_factory=list)  # the taught words loaded for this image
     style: str | None = None
     safety_checked: bool = False
 
@@ -394,6 +416,54 @@ class ProgressEvent(BaseModel):
     steps: int | None = None
     eta_s: float | None = None
     b64_png: str | None = None
+    loss: float | None = None  # training steps only
+
+
+class TeachRequest(BaseModel):
+    """The form fields of POST /v1/concepts/train (the pictures are `image[]` file parts, 3 to 10).
+
+    A textual-inversion run: one new word (`token`), started from `init_word`'s embedding,
+    trained for `steps` (the worker's default and cap apply) on the preset's frozen model.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(pattern=TOKEN_PATTERN)
+    init_word: str = Field(default="object", min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z -]*$")
+    model: str | None = Field(default=None, max_length=128)
+    steps: int | None = Field(default=None, ge=1, le=MAX_TEACH_STEPS)
+    learning_rate: float | None = Field(default=None, gt=0.0, le=0.1, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    user: str | None = Field(default=None, max_length=128)
+    job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    stream: bool = False
+
+
+class TeachSettingsUsed(BaseModel):
+    """How a word was trained, returned with it (the bot stores it with the word)."""
+
+    model: str
+    family: str
+    init_word: str
+    steps: int  # steps run (fewer than asked when the time bound stopped it)
+    steps_asked: int
+    learning_rate: float
+    seed: int
+    width: int
+    height: int
+    images: int
+    stopped_by: Literal["steps", "time"] = "steps"
+
+
+class TeachResponse(BaseModel):
+    """The response to POST /v1/concepts/train: the learned word, as a safetensors file in base64."""
+
+    token: str
+    embedding: str  # base64 of the safetensors file the family's load_textual_inversion reads
+    loss: float | None = None  # the mean loss of the last steps
+    settings: TeachSettingsUsed
+    job_id: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
 
 
 class OpenAIStreamEvent(BaseModel):

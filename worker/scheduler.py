@@ -75,6 +75,18 @@ class BatchRunner(Protocol[R]):
         ...
 
 
+class Background(Protocol):
+    """Work below every render job (training): it runs in short chunks only while no render job waits."""
+
+    def pending(self) -> bool:
+        """Whether there is work to do."""
+        ...
+
+    def run_chunk(self) -> None:
+        """Do one short piece of it, blocking, on the render thread; never raises."""
+        ...
+
+
 @dataclass
 class SchedulerStats:
     """Counters for /metrics."""
@@ -152,12 +164,21 @@ class Scheduler(Generic[R]):
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._seq = itertools.count()
+        self._background: Background | None = None
         self.stats = SchedulerStats()
 
     # -- public ------------------------------------------------------------
     def start(self) -> None:
         """Start dispatching."""
         self._task = asyncio.create_task(self._dispatch(), name="scheduler")
+
+    def set_background(self, background: Background) -> None:
+        """Run this work whenever no render job waits (see `Background`)."""
+        self._background = background
+
+    def wake(self) -> None:
+        """Look for work now (background work arrived)."""
+        self._wakeup.set()
 
     @property
     def depth(self) -> int:
@@ -290,6 +311,10 @@ class Scheduler(Generic[R]):
         while True:
             first = self._next_job()
             if first is None:
+                if self._background is not None and self._background.pending():
+                    # One chunk, then the render queue is looked at again: drawing never waits longer.
+                    await loop.run_in_executor(self._executor, self._background.run_chunk)
+                    continue
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue

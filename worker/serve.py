@@ -344,6 +344,10 @@ class ServeJobs:
             return answer
         raise WorkerError("the captioner's replicas kept dying")
 
+    def training(self) -> None:
+        """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""
+        return None
+
     def close(self) -> None:
         """Nothing to release: the replicas belong to Serve."""
 

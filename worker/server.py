@@ -7,6 +7,8 @@ POST   /v1/images/descriptions  multipart: image; answers an English prompt for 
 GET    /v1/images/jobs/{id}     queue position and ETA
 DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
 GET    /v1/images/files/{name}  an image behind a signed, expiring link (response_format="url"; no token)
+POST   /v1/concepts/train       multipart: image[] (3-10), token, init_word...; teaches a word (below rendering)
+DELETE /v1/concepts/jobs/{id}   cancel a training job (DELETE /v1/images/jobs/{id} finds it too)
 GET    /v1/models, /v1/models/{id}, /healthz, /metrics
 
 Every answer that is not an image or a stream is JSON, unknown routes and methods included.
@@ -41,6 +43,8 @@ from worker.protocol import (
     GenerationResponse,
     HealthResponse,
     OpenAIStreamEvent,
+    TeachRequest,
+    TeachResponse,
     Usage,
     VariationRequest,
     image_tokens,
@@ -76,6 +80,10 @@ class Renderer(Protocol):
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
     def describe(self, image: bytes) -> Any: ...
+
+    def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> Any: ...
+
+    def trainer(self, plan: Any) -> Any: ...
 
 
 def json_answer(model: BaseModel, status: int = 200) -> web.Response:
@@ -163,6 +171,8 @@ class WorkerServer:
         app.router.add_post("/v1/images/descriptions", self.descriptions)
         app.router.add_get("/v1/images/jobs/{job_id}", self.job_status)
         app.router.add_delete("/v1/images/jobs/{job_id}", self.cancel)
+        app.router.add_post("/v1/concepts/train", self.teach)
+        app.router.add_delete("/v1/concepts/jobs/{job_id}", self.cancel)
         app.on_startup.append(self._start)
         app.on_shutdown.append(self._drain)
         app.on_cleanup.append(self._stop)
@@ -287,6 +297,37 @@ class WorkerServer:
         image = files["image"][0].file.read()
         return json_answer(await self._jobs.describe(image))
 
+    async def teach(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/concepts/train (multipart `image[]`): learn a word from 3-10 pictures, below rendering."""
+        lane = self._jobs.training()
+        if lane is None:
+            raise BadRequest("this worker cannot train: /teach needs a single-box worker (egaku worker)")
+        files, fields = await _image_form(request)
+        lesson_request: TeachRequest = _validate(TeachRequest, dict(fields))
+        job_id = lesson_request.job_id or secrets.token_hex(8)
+        images = [part.file.read() for part in files["image"]]
+        # Counted and decoded (format, size, bombs) before anything queues; off the loop.
+        plan = await asyncio.to_thread(self._engine.plan_teach, lesson_request, images, job_id)
+        events: asyncio.Queue[Progress] | None = asyncio.Queue() if lesson_request.stream else None
+        lesson: Job[TeachResponse] = Job(
+            id=job_id, user=lesson_request.user or request.remote or "", plan=plan, key=None, events=events
+        )
+        try:
+            lesson = lane.submit(lesson)
+        except QueueFull as exc:
+            raise QueueBusy(str(exc), exc.retry_after_s) from exc
+        if events is not None and lesson.events is events:
+            return await self._stream(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
+        return json_answer(await self._settled(lesson))
+
+    async def _settled(self, job: Job[Any]) -> Any:
+        """A training job's outcome: it is bounded by its own step and time limits, not request_timeout_s."""
+        assert job.future is not None
+        try:
+            return await asyncio.shield(job.future)
+        except Cancelled as exc:
+            raise as_worker_error(exc) from exc
+
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
         files, fields = await _image_form(request)
         if variation:
@@ -325,9 +366,12 @@ class WorkerServer:
         except QueueFull as exc:
             raise QueueBusy(str(exc), exc.retry_after_s) from exc
         if events is not None and job.events is events:
-            if job_request.stream_format == "egaku":
-                return await self._stream(request, job, EgakuEvents(self.scheduler))
-            return await self._stream(request, job, OpenAIEvents(stream_kind, job_request.requester))
+            shape: StreamShape = (
+                EgakuEvents(self.scheduler)
+                if job_request.stream_format == "egaku"
+                else OpenAIEvents(stream_kind, job_request.requester)
+            )
+            return await self._stream(request, job, shape, self._outcome(job), self.scheduler.cancel)
         outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
         if job_request.wants_url:
             outcome = await self._as_links(request, outcome)
@@ -354,11 +398,17 @@ class WorkerServer:
             raise as_worker_error(exc) from exc
 
     async def _stream(
-        self, request: web.Request, job: Job[GenerationResponse], shape: StreamShape
+        self,
+        request: web.Request,
+        job: Job[Any],
+        shape: StreamShape,
+        settled: Awaitable[Any],
+        cancel: Callable[[str], bool],
     ) -> web.StreamResponse:
+        """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        outcome = asyncio.ensure_future(self._outcome(job))
+        outcome = asyncio.ensure_future(settled)
         assert job.events is not None
         try:
             while True:
@@ -376,8 +426,8 @@ class WorkerServer:
                     await _send(response, shape.error(as_worker_error(exc)))
                 break
         except ConnectionResetError:
-            # The client went away: nobody will see the image, so stop rendering it.
-            self.scheduler.cancel(job.id)
+            # The client went away: nobody will see the result, so stop working on it.
+            cancel(job.id)
         finally:
             outcome.cancel()
         await response.write_eof()
@@ -393,9 +443,10 @@ class WorkerServer:
         return web.Response(text=json.dumps(body), content_type="application/json")
 
     async def cancel(self, request: web.Request) -> web.Response:
-        """DELETE /v1/images/jobs/{id}."""
+        """DELETE /v1/images/jobs/{id} (a render or a training job) and /v1/concepts/jobs/{id}."""
         job_id = request.match_info["job_id"]
-        if not self.scheduler.cancel(job_id):
+        lane = self._jobs.training()
+        if not self.scheduler.cancel(job_id) and not (lane is not None and lane.cancel(job_id)):
             raise _not_found(job_id)
         return web.Response(text=json.dumps({"id": job_id, "cancelled": True}), content_type="application/json")
 
@@ -449,7 +500,7 @@ async def _image_form(request: web.Request) -> tuple[dict[str, list[web.FileFiel
     return files, fields
 
 
-def _validate(model: type[GenerationRequest], body: dict[str, Any]) -> Any:
+def _validate(model: type[BaseModel], body: dict[str, Any]) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -494,7 +545,7 @@ class StreamShape(Protocol):
 
     def progress(self, event: Progress) -> list[SSE]: ...
 
-    def completed(self, outcome: GenerationResponse) -> list[SSE]: ...
+    def completed(self, outcome: Any) -> list[SSE]: ...
 
     def error(self, exc: WorkerError) -> list[SSE]: ...
 
@@ -509,11 +560,11 @@ class EgakuEvents:
         """Queue position (with an ETA), steps and previews; OpenAI's partial images are not for this stream."""
         if event.kind == "partial":
             return []
-        if event.kind == "queued":
+        if event.kind == "queued" and "eta_s" not in event.data:  # a training job brings its own
             event.data["eta_s"] = round(self._scheduler.eta_s(event.data["position"]), 3)
         return [(event.kind, event.data)]
 
-    def completed(self, outcome: GenerationResponse) -> list[SSE]:
+    def completed(self, outcome: BaseModel) -> list[SSE]:
         """The 200 body as one event."""
         return [("completed", outcome.model_dump())]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.families.registry import FAMILIES
-from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, Size, check_size
+from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, MAX_TEACH_STEPS, Size, check_size
 
 SchedulerName = Literal[
     "EulerDiscreteScheduler",
@@ -141,6 +141,23 @@ class ServeSettings(BaseModel):
     health_check_period_s: float = Field(default=5.0, gt=0.0)
 
 
+class TeachSettings(BaseModel):
+    """[worker.teach]: textual-inversion training (/teach), queued below rendering and bounded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=300, ge=1, le=MAX_TEACH_STEPS)  # when the request names none
+    max_steps: int = Field(default=1000, ge=1, le=MAX_TEACH_STEPS)
+    # A run stops here and keeps what it learned so far (the answer says `stopped_by: "time"`).
+    max_seconds: float = Field(default=900.0, gt=0.0)
+    learning_rate: float = Field(default=5e-3, gt=0.0, le=0.1)
+    # Training pictures are cropped and scaled to the preset's size, never larger than this side.
+    max_side: int = Field(default=1024, ge=32, le=2048)
+    # Training steps run between render batches in chunks of this many: a waiting picture waits at most one chunk.
+    chunk_steps: int = Field(default=4, ge=1, le=100)
+    max_queue: int = Field(default=4, ge=1, le=100)  # training jobs waiting or running; past it, 503
+
+
 def _default_presets() -> dict[str, ModelPreset]:
     return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
 
@@ -196,6 +213,7 @@ class WorkerSettings(BaseModel):
     public_url: str | None = None
     openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    teach: TeachSettings = Field(default_factory=TeachSettings)
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:

@@ -49,6 +49,7 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "strength": None,
         "mode": "generate",
         "adapters": [],
+        "concepts": [],
         "style": None,
         "safety_checked": False,
     }

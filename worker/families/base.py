@@ -44,6 +44,17 @@ class ModeInputs:
     strength: float | None = None
 
 
+@dataclass(frozen=True)
+class TeachPart:
+    """One text encoder a taught word gets a vector in: the vector's key in the embedding file, its tokenizer
+    and encoder, and whether the model reads that encoder's penultimate layer (SDXL) or its last (SD1.5)."""
+
+    key: str
+    tokenizer: Any
+    encoder: Any
+    penultimate: bool = False
+
+
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 RGBFactors = tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]
 
@@ -78,6 +89,10 @@ class Family:
     latent_rgb: ClassVar[RGBFactors] = ((), (0.0, 0.0, 0.0))
     # Whether the callback's latents are packed in 2x2 patches (FLUX, Qwen-Image), one token per patch.
     packed_latents: ClassVar[bool] = False
+    # Why the family cannot learn a new word from pictures (/teach); None where it can (the CLIP families).
+    teach_refusal: ClassVar[str | None] = (
+        "its prompts are read by a text encoder that is not CLIP; textual inversion works on the sd15 and sdxl families"
+    )
 
     # -- pipelines -----------------------------------------------------------
     @property
@@ -215,6 +230,19 @@ class Family:
     def load_textual_inversion(self, pipe: Any, source: str, token: str) -> None:
         """Add a textual-inversion word to the pipeline's text encoder."""
         pipe.load_textual_inversion(source, token=token)
+
+    def unload_textual_inversion(self, pipe: Any, token: str) -> None:
+        """Take a word added by `load_textual_inversion` out again (a taught word serves one request)."""
+        pipe.unload_textual_inversion(token)
+
+    # -- teaching (textual inversion, worker/teach.py) -------------------------
+    def teach_parts(self, pipe: Any) -> list[TeachPart]:
+        """The text encoders a taught word gets a vector in (only families without a `teach_refusal`)."""
+        raise NotImplementedError(f"family {self.name!r} cannot learn words: {self.teach_refusal}")
+
+    def teach_condition(self, pipe: Any, hidden: list[Any], pooled: Any, size: Size) -> dict[str, Any]:
+        """The denoiser's conditioning arguments from the encoded training prompt (one tensor per part)."""
+        raise NotImplementedError(f"family {self.name!r} cannot learn words: {self.teach_refusal}")
 
     # -- tests ---------------------------------------------------------------
     def build_tiny(self, directory: Path) -> Path:

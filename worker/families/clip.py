@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from worker.families.base import Family, ModeInputs
-from worker.protocol import Mode
+from worker.families.base import Family, ModeInputs, TeachPart
+from worker.protocol import Mode, Size
 
 if TYPE_CHECKING:
     import torch
@@ -67,6 +67,28 @@ class ClipFamily(Family):
 
     dual: ClassVar[bool] = False
     adapter_kinds = frozenset({"lora", "textual_inversion"})
+    teach_refusal: ClassVar[str | None] = None
+
+    def teach_parts(self, pipe: Any) -> list[TeachPart]:
+        """SD1.5: one vector for its CLIP encoder; SDXL: one for each of its two (clip_l, clip_g), both trained."""
+        if not self.dual:
+            return [TeachPart("emb_params", pipe.tokenizer, pipe.text_encoder)]
+        return [
+            TeachPart("clip_l", pipe.tokenizer, pipe.text_encoder, penultimate=True),
+            TeachPart("clip_g", pipe.tokenizer_2, pipe.text_encoder_2, penultimate=True),
+        ]
+
+    def teach_condition(self, pipe: Any, hidden: list[Any], pooled: Any, size: Size) -> dict[str, Any]:
+        """The UNet's text conditioning, as the pipeline builds it (SDXL adds the pooled vector and size ids)."""
+        import torch
+
+        states = torch.cat(hidden, dim=-1)
+        if not self.dual:
+            return {"encoder_hidden_states": states}
+        # original size, crop corner, target size: an uncropped picture at the training size.
+        time_ids = torch.tensor([[size.height, size.width, 0, 0, size.height, size.width]] * states.shape[0])
+        added = {"text_embeds": pooled, "time_ids": time_ids.to(states.device, states.dtype)}
+        return {"encoder_hidden_states": states, "added_cond_kwargs": added}
 
     def tokenizers(self, pipe: Any) -> list[Any]:
         """The pipeline's CLIP tokenizers, in encoder order."""
@@ -140,6 +162,7 @@ class InstructPix2Pix(ClipFamily):
 
     base = "instruct"
     interruptible = False  # its loop has no interrupt check
+    teach_refusal = "an instruction-edit model draws nothing from words alone: teach the word on a drawing model"
 
     def mode_kwargs(self, mode: Mode, inputs: ModeInputs) -> dict[str, Any]:
         """The source image, held to by a fixed image guidance."""

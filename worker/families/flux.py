@@ -28,6 +28,13 @@ class Flux(T5Family):
     denoiser_class = "FluxTransformer2DModel"
     packed_latents = True
     negative_prompts = False
+    # diffusers can load a CLIP-L word into FLUX, but FLUX reads a prompt's meaning through T5: CLIP gives only
+    # the pooled vector, so a word learned there barely moves the picture. A T5 vector is not textual inversion
+    # as diffusers loads it, so /teach refuses FLUX rather than train a word that does not show.
+    teach_refusal = (
+        "FLUX reads a prompt's meaning through T5, and its CLIP encoder gives only one pooled vector, so a word "
+        "learned for CLIP would barely change the picture; teach the word on an sd15 or sdxl model"
+    )
     latent_rgb = (
         (
             (-0.0346, 0.0244, 0.0681), (0.0034, 0.0210, 0.0687), (0.0275, -0.0668, -0.0433),

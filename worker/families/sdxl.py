@@ -41,6 +41,11 @@ class SDXL(ClipFamily):
             state["clip_g"], token=token, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2
         )
 
+    def unload_textual_inversion(self, pipe: Any, token: str) -> None:
+        """Out of both encoders again."""
+        pipe.unload_textual_inversion(token, tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder)
+        pipe.unload_textual_inversion(token, tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2)
+
     def build_tiny(self, directory: Path) -> Path:
         """A tiny random SDXL pipeline, saved with save_pretrained."""
         return save_tiny_sdxl(directory)
