@@ -128,8 +128,10 @@ class Agent:
         turn = replace(turn, text=text)
         seen = await self.seen(turn)
         who = turn.requester()
+        words = await self.images.words.note(turn.guild_id) if self.images.words is not None else ""
+        note = "\n\n".join(part for part in (seen.note, words) if part)
         context = TurnContext(
-            images=self.images, who=who, history_note=seen.note, prompt_languages=self.images.languages_for(who)
+            images=self.images, who=who, history_note=note, prompt_languages=self.images.languages_for(who)
         )
         command = "/imagine " if turn.must_draw else ""
         replying = " (replying to your message)" if turn.reply_to else ""

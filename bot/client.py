@@ -20,6 +20,7 @@ from bot.results import SeenOnce
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.backends import ImageWorker
+from tools.concepts import Concepts
 from tools.history import History
 from tools.preferences import Preferences
 from tools.service import ImageService
@@ -47,6 +48,7 @@ class BotServices:
     status_after_s: float = 2.0  # jobs shorter than this get no status message
     status_edit_s: float = 1.5  # at most one status edit per this long (Discord allows ~5 per 5 s)
     preferences: Preferences | None = None  # /settings
+    concepts: Concepts | None = None  # /teach and /concepts
 
 
 def intents_for(message_content: bool) -> discord.Intents:
@@ -91,6 +93,7 @@ class EgakuBot(commands.Bot):
         from bot.exts.describe import Describe, ImagineThis
         from bot.exts.imagine import Imagine
         from bot.exts.settings import Settings
+        from bot.exts.teach import Teach
         from bot.progress import CancelButton
 
         self.add_dynamic_items(ResultButton, CancelButton, ImagineThis)
@@ -98,6 +101,7 @@ class EgakuBot(commands.Bot):
         await self.add_cog(Describe(self))
         await self.add_cog(Imagine(self))
         await self.add_cog(Settings(self))
+        await self.add_cog(Teach(self))
         self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
             await self.sync_commands()

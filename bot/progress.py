@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,8 +95,10 @@ class StatusReporter:
         *,
         show_after_s: float = SHOW_AFTER_S,
         edit_interval_s: float = EDIT_INTERVAL_S,
+        describe: Callable[[ProgressEvent], str] = describe,
     ) -> None:
         self._bot = bot
+        self._describe = describe
         self._channel = channel
         self._owner = Owner(user_id, channel_id)
         self._show_after_s = show_after_s
@@ -124,7 +127,7 @@ class StatusReporter:
                 with contextlib.suppress(ValueError):
                     self._preview = base64.b64decode(event.b64_png, validate=True)
         else:
-            self._latest = describe(event)
+            self._latest = self._describe(event)
         if self._message is not None and time.monotonic() - self._last_edit >= self._edit_interval_s:
             await self._render(job_id)
 

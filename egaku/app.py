@@ -16,6 +16,7 @@ from agent.service import Agent
 from egaku.config import Config, read_secret
 from egaku.errors import ConfigError
 from tools.backends import ImageWorker
+from tools.concepts import Concepts, ConceptStore
 from tools.embedded import EmbeddedWorker
 from tools.history import History
 from tools.languages import PromptLanguages
@@ -37,6 +38,7 @@ class App:
     worker: ImageWorker
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
+    concepts: Concepts | None = None  # the servers' taught words (/teach, /concepts)
 
 
 def prompt_languages(config: Config) -> PromptLanguages:
@@ -81,6 +83,10 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         stack.push_async_callback(history.close)
         preferences = await Preferences.open(history_dir / "settings.sqlite")
         stack.push_async_callback(preferences.close)
+        words = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
+        stack.push_async_callback(words.close)
+        # Words are trained on the egaku worker's default preset; OpenAI's API cannot learn them.
+        concepts = Concepts(words, worker if isinstance(worker, WorkerClient) else None)
         model = build_chat_model(config.llm, environ)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
@@ -94,6 +100,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             languages=prompt_languages(config),
             best_of=config.best_of.default,
             max_best_of=config.best_of.max,
+            words=concepts,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(
@@ -104,4 +111,5 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             worker=worker,
             session=session,
             embedded=embedded,
+            concepts=concepts,
         )

@@ -203,6 +203,7 @@ async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: st
             models=tuple(config.worker.models),
             worker=app.worker,
             preferences=app.preferences,
+            concepts=app.concepts,
         )
         await run_bot(services, config.discord, token)
     return 0

@@ -114,6 +114,20 @@ async def worker_url(engine: object, worker_cache: Path) -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+def teach_settings(cache: Path) -> WorkerSettings:
+    """Tiny worker settings whose /teach runs are short: 4 steps in chunks of 2."""
+    from worker.settings import TeachSettings
+
+    return tiny_worker_settings(cache, teach=TeachSettings(steps=4, chunk_steps=2))
+
+
+@pytest.fixture
+async def teach_worker(worker_cache: Path) -> AsyncIterator[RecordingWorker]:
+    """The real worker with short /teach runs, behind the recording proxy."""
+    async with recorded_worker(teach_settings(worker_cache), "tiny") as (_engine, recorder):
+        yield recorder
+
+
 @contextlib.asynccontextmanager
 async def recorded_worker(settings: WorkerSettings, *presets: str) -> AsyncIterator[tuple[Engine, RecordingWorker]]:
     """A real worker serving `settings` with `presets` loaded first, behind a recorder; its engine and recorder."""

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -34,7 +34,7 @@ from tools.history import AuditRecord, Generation, History, UnknownImage
 from tools.languages import PromptLanguages, detect_language, language_refusal
 from tools.limits import JobLimiter
 from tools.types import RenderedImage
-from worker.protocol import MAX_BEST_OF, EditRequest, GenerationRequest
+from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,18 @@ class WrongLanguage(EgakuError):
     """The LLM wrote the prompt in a language the drawing model does not read (it is asked to rewrite it)."""
 
 
+class TaughtWords(Protocol):
+    """A server's taught words (tools.concepts.Concepts): the ones a prompt uses, with their files."""
+
+    async def words_in(self, guild_id: str | None, prompt: str) -> list[ConceptChoice]:
+        """Only the asker's server's words: another server's are plain text."""
+        ...
+
+    async def note(self, guild_id: str | None) -> str:
+        """What the model is told about the server's words (empty when it has none)."""
+        ...
+
+
 class ImageService:
     """Draws and edits for anyone who asks, within their caps, and records what it made."""
 
@@ -119,9 +131,11 @@ class ImageService:
         languages: PromptLanguages | None = None,
         best_of: int = 1,
         max_best_of: int = MAX_BEST_OF,
+        words: TaughtWords | None = None,
     ) -> None:
         self.backend = backend
         self.history = history
+        self.words = words
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
         self._limiter = limiter
@@ -241,14 +255,21 @@ class ImageService:
     async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
         self._check_safety(who, request.prompt)
         async with watching(who) as (job_id, on_progress):
-            request = request.model_copy(update={"job_id": job_id})
+            request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
             return await self.backend.generate(request, who.user_words, on_progress)
 
     async def _edit(self, who: Requester, request: EditRequest, image: bytes) -> list[RenderedImage]:
         self._check_safety(who, request.prompt)
         async with watching(who) as (job_id, on_progress):
-            request = request.model_copy(update={"job_id": job_id})
+            request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
             return await self.backend.edit(request, image, who.user_words, None, on_progress)
+
+    async def _taught(self, who: Requester, request: GenerationRequest) -> dict[str, object]:
+        """The asker's server's words the prompt uses, for the worker to load for this request only."""
+        if self.words is None:
+            return {}
+        words = await self.words.words_in(who.guild_id, request.prompt)
+        return {"concepts": words} if words else {}
 
     async def _run(self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]]) -> Outcome:
         """Run a render within the user's caps, audit it, and type its outcome."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,8 @@ from worker.protocol import (
     GenerationResponse,
     HealthResponse,
     ProgressEvent,
+    TeachRequest,
+    TeachResponse,
 )
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,24 @@ class WorkerClient:
         for key, value in fields.items():
             form.add_field(key, json.dumps(value) if isinstance(value, list | dict | bool) else str(value))
         return await self._call("/v1/images/edits", user_words, on_progress, data=form)
+
+    async def train(
+        self, request: TeachRequest, images: Sequence[bytes], on_progress: ProgressCallback | None = None
+    ) -> TeachResponse:
+        """POST /v1/concepts/train (multipart, streamed when on_progress is given): a word learned from pictures."""
+        form = aiohttp.FormData()
+        for n, image in enumerate(images):
+            form.add_field("image[]", image, filename=f"picture-{n}.png", content_type="image/png")
+        fields = request.model_dump(exclude_none=True, exclude_unset=True)
+        if on_progress is not None:
+            fields["stream"] = True
+        for key, value in fields.items():
+            form.add_field(key, json.dumps(value) if isinstance(value, bool) else str(value))
+        raw = await self._post("/v1/concepts/train", on_progress, data=form)
+        try:
+            return TeachResponse.model_validate_json(raw)
+        except ValidationError as exc:
+            raise WorkerFailed(f"worker sent an unreadable training result: {exc}") from exc
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when the worker no longer has it."""

@@ -333,11 +333,12 @@ class WorkerServer:
         if variation:
             fields.pop("mask_prompt", None)
         parsed: dict[str, Any] = dict(fields)
-        if "adapters" in parsed:
-            try:
-                parsed["adapters"] = json.loads(parsed["adapters"])
-            except json.JSONDecodeError as exc:
-                raise BadRequest("adapters must be a JSON list", param="adapters") from exc
+        for listed in ("adapters", "concepts"):
+            if listed in parsed:
+                try:
+                    parsed[listed] = json.loads(parsed[listed])
+                except json.JSONDecodeError as exc:
+                    raise BadRequest(f"{listed} must be a JSON list", param=listed) from exc
         if any(key.startswith("svg[") for key in fields):
             raise BadRequest("svg: SVG output is not supported here", param="svg")
         if "markup" in files:

@@ -15,6 +15,7 @@ from bot.client import BotServices, EgakuBot
 from bot.run import point_at, upload_hosts
 from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
+from tools.concepts import Concepts
 from tools.history import History
 from tools.preferences import Preferences
 from tools.worker_client import WorkerClient
@@ -37,6 +38,7 @@ async def running_bot(
     reconnect: bool = False,
     preferences: Preferences | None = None,
     worker: WorkerClient | None = None,
+    concepts: Concepts | None = None,
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
@@ -51,6 +53,7 @@ async def running_bot(
         upload_hosts=upload_hosts(settings),
         preferences=preferences,
         worker=worker,
+        concepts=concepts,
         # No status messages unless a test asks for them (tests/bot/test_progress.py): on a loaded
         # machine a render can pass the 2 s mark, and its status post would race the result.
         status_after_s=3600.0,

@@ -50,7 +50,8 @@ class RecordingWorker:
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        received = await self._parse(request, body) if request.path.startswith("/v1/images/") else None
+        recorded = request.path.startswith(("/v1/images/", "/v1/concepts/train"))
+        received = await self._parse(request, body) if recorded else None
         async with (
             aiohttp.ClientSession() as session,
             session.request(request.method, self.target + request.path_qs, data=body, headers=headers) as resp,
