@@ -36,7 +36,12 @@ async def live(config: Config, llm: FakeOpenAI, recorder: RecordingWorker, fake:
     async with (
         open_app(config, Path("unused.toml"), FAKE_ENV) as app,
         running_bot(
-            fake, app.agent, history=app.history, session=app.session, preferences=app.preferences, worker=app.worker,
+            fake,
+            app.agent,
+            history=app.history,
+            session=app.session,
+            preferences=app.preferences,
+            worker=app.worker,
             concepts=app.concepts,
         ),
     ):
