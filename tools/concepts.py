@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosqlite
+from pydantic import ValidationError
 
 from egaku.errors import EgakuError, WorkerRejected
 from tools.context import ProgressCallback, Requester
@@ -241,7 +242,10 @@ class Concepts:
         if len(known) >= MAX_WORDS_PER_SERVER:
             return Refused(f"this server has {MAX_WORDS_PER_SERVER} words already; delete one first (/concepts)")
         fields = {"token": f"<{name}>", "model": self._model, "user": who.user_id, "init_word": init_word}
-        request = TeachRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        try:
+            request = TeachRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError:
+            return Refused("`like` is one everyday English word for what it is, such as toy, cat or logo", invalid=True)
         images = [picture.png for picture in pictures]
         try:
             async with watching(who) as (job_id, on_progress):

@@ -92,13 +92,15 @@ async def test_teach_trains_on_the_worker_and_keeps_the_word_with_its_owner_pict
         ("mascot", UPLOADS[:2], "100", "teaching a word takes 3 to 10 pictures; got 2"),
         ("mascot", UPLOADS * 4, "100", "teaching a word takes 3 to 10 pictures; got 12"),
         ("mascot", UPLOADS, None, "words are taught to a server: use /teach in a server"),
+        ("mascot", UPLOADS, "100", "`like` is one everyday English word for what it is, such as toy, cat or logo"),
     ],
 )  # fmt: skip
 async def test_teach_refuses_before_any_training(
     words: tuple[Concepts, RecordingWorker, Path], name: str, pictures: list[Upload], guild: str | None, reason: str
 ) -> None:
     concepts, worker, _ = words
-    outcome = await concepts.teach(alice(guild), name, pictures)
+    like = "猫" if reason.startswith("`like`") else None
+    outcome = await concepts.teach(alice(guild), name, pictures, like)
     assert isinstance(outcome, Refused) and outcome.reason == reason
     assert worker.received == []  # nothing reached the worker
 
