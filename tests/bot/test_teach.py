@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from egaku.config import Config
 from tests.bot.test_buttons import callback_of, followup_of
 from tests.bot.test_conversation import live, say
-from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
+from tests.conftest import serving_worker, tiny_worker_settings
+from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
 from tests.worker.test_teach import PICTURES
 from tools.concepts import Taught
 from tools.context import Requester
 from tools.uploads import check_image
+from worker.engine import Engine
 from worker.protocol import ProgressEvent
+from worker.settings import TeachSettings
 
 MOON = "a photo of <our-mascot> standing on the moon, earth in the black sky, soft rim light"
 
@@ -53,11 +59,7 @@ async def test_teach_learns_a_word_with_a_status_message_and_the_chat_uses_it_in
     assert done.json["content"].endswith(
         "Use it in any request here, in any language: `draw <our-mascot> on the moon`."
     )
-    (status,) = [
-        r for r in fake_discord.requests
-        if r.method == "POST" and r.path.endswith(f"/channels/{CHANNEL_ID}/messages")
-        and "egaku:cancel:" in str((r.json or {}).get("components", ""))
-    ]  # fmt: skip
+    (status,) = [r for r in fake_discord.requests if is_status(r)]
     assert status.json["allowed_mentions"] == {"parse": []}
     assert any(r.method == "DELETE" and "/messages/" in r.path for r in fake_discord.requests)  # gone when done
     (trained,) = [r for r in teach_worker.received if r.path == "/v1/concepts/train"]
@@ -96,6 +98,47 @@ async def test_a_bad_upload_is_refused_before_any_training(
     }  # fmt: skip
     assert refused_name.json["data"]["content"].startswith("I can't use that name: a word's name is 1 to 31")
     assert [r for r in teach_worker.received if r.path == "/v1/concepts/train"] == []  # no training started
+
+
+@pytest.fixture
+async def long_lessons(worker_cache: Path) -> AsyncIterator[RecordingWorker]:
+    """The real worker whose training runs are long (1000 steps in chunks of 2), behind the recorder."""
+    settings = tiny_worker_settings(worker_cache, teach=TeachSettings(steps=1000, chunk_steps=2))
+    engine = Engine(settings)
+    async with serving_worker(engine, settings) as url:
+        proxy = RecordingWorker(url)
+        await proxy.start()
+        yield proxy
+        await proxy.stop()
+
+
+async def test_the_cancel_button_stops_the_training_and_no_word_is_kept(
+    app_config: Config, fake_openai: FakeOpenAI, long_lessons: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    async with live(app_config, fake_openai, long_lessons, fake_discord) as app:
+        interaction = await teach(fake_discord, PICTURES)
+        status = await fake_discord.wait_for_request(is_status)
+        (button,) = status.json["components"][0]["components"]
+        message_id = max(fake_discord.messages)
+        other = await fake_discord.press(button["custom_id"], message_id, user_id=21, user_name="bob")
+        refused = await fake_discord.wait_for_request(callback_of(other))
+        press = await fake_discord.press(button["custom_id"], message_id)
+        pressed = await fake_discord.wait_for_request(callback_of(press))
+        done = await fake_discord.wait_for_request(followup_of(interaction), timeout=120)
+        assert app.concepts is not None
+        kept = await app.concepts.store.of("1000")
+    assert refused.json["data"]["content"] == "Only the person who asked can cancel it."
+    assert pressed.json["data"]["content"] == "Cancelling…"
+    assert (done.json["content"], done.json["flags"]) == ("Cancelled.", 64)
+    assert kept == []
+
+
+def is_status(request: Captured) -> bool:
+    """The status message: posted in the channel with a cancel button."""
+    return (
+        request.method == "POST" and request.path.endswith(f"/channels/{CHANNEL_ID}/messages")
+        and "egaku:cancel:" in str((request.json or {}).get("components", ""))
+    )  # fmt: skip
 
 
 def bomb_png() -> bytes:

@@ -50,7 +50,7 @@ class RecordingWorker:
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        recorded = request.path.startswith(("/v1/images/", "/v1/concepts/train"))
+        recorded = request.method == "POST" and request.path.startswith(("/v1/images/", "/v1/concepts/train"))
         received = await self._parse(request, body) if recorded else None
         async with (
             aiohttp.ClientSession() as session,
