@@ -25,7 +25,7 @@ import aiohttp
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
-from tests.fakes.serving import serve
+from tests.fakes.serving import serving_worker
 from tools.concepts import Concepts, ConceptStore, Taught
 from tools.context import Requester
 from tools.service import Draw, Drawn, ImageService
@@ -33,7 +33,6 @@ from tools.uploads import check_image
 from tools.worker_client import WorkerClient
 from worker.engine import Engine
 from worker.protocol import TeachRequest
-from worker.server import WorkerServer
 from worker.settings import ModelPreset, TeachSettings, WorkerSettings
 
 PROMPT = "a photo of <our-mascot> on the moon"
@@ -78,18 +77,10 @@ def per_step(cache: Path, family: str, steps: int) -> tuple[float, float, float]
 
 async def end_to_end(cache: Path, steps: int) -> tuple[float, float, float]:
     """Seconds: /teach's training call, storing, and the first drawing that uses the word."""
-    engine = Engine(settings_for(cache, "sdxl", steps))
-    server = WorkerServer(engine, settings_for(cache, "sdxl", steps), token=None)
-    runner, port = await serve(server.app())
-    url = f"http://127.0.0.1:{port}"
+    settings = settings_for(cache, "sdxl", steps)
     store = await ConceptStore.open(cache / "concepts.sqlite", cache / "concepts")
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                async with session.get(url + "/healthz") as resp:
-                    if (await resp.json())["status"] == "ok":
-                        break
-                await asyncio.sleep(0.05)
+        async with serving_worker(Engine(settings), settings) as url, aiohttp.ClientSession() as session:
             client = WorkerClient(session, url)
             concepts = Concepts(store, client)
             uploads = [check_image(data, f"p{n}.png") for n, data in enumerate(pictures())]
@@ -103,7 +94,6 @@ async def end_to_end(cache: Path, steps: int) -> tuple[float, float, float]:
             assert isinstance(drawn, Drawn), drawn
     finally:
         await store.close()
-        await runner.cleanup()
     return learned - started, done - learned, done - started
 
 

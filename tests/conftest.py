@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from tests.fakes.discord import FakeDiscord  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 from tests.fakes.recording_worker import RecordingWorker  # noqa: E402
 from tests.fakes.serving import serve as serve_on_port  # noqa: E402
+from tests.fakes.serving import serving_worker  # noqa: E402
 from worker.settings import ModelPreset, WorkerSettings  # noqa: E402
 
 if TYPE_CHECKING:
@@ -92,26 +92,11 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-async def wait_until_ready(url: str) -> None:
-    """Wait until the worker at url says it is ready (the default preset loads at start-up: slow when loaded)."""
-    async with aiohttp.ClientSession() as session:
-        for _ in range(1200):
-            async with session.get(url + "/healthz") as resp:
-                if (await resp.json())["status"] == "ok":
-                    return
-            await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def worker_url(engine: object, worker_cache: Path) -> AsyncIterator[str]:
     """The real worker HTTP server over the tiny pipeline."""
-    from worker.server import WorkerServer
-
-    server = WorkerServer(engine, tiny_worker_settings(worker_cache), token=None)  # type: ignore[arg-type]
-    runner, url = await serve(server.app())
-    await wait_until_ready(url)
-    yield url
-    await runner.cleanup()
+    async with serving_worker(engine, tiny_worker_settings(worker_cache)) as url:
+        yield url
 
 
 def teach_settings(cache: Path) -> WorkerSettings:
@@ -132,20 +117,17 @@ async def teach_worker(worker_cache: Path) -> AsyncIterator[RecordingWorker]:
 async def recorded_worker(settings: WorkerSettings, *presets: str) -> AsyncIterator[tuple[Engine, RecordingWorker]]:
     """A real worker serving `settings` with `presets` loaded first, behind a recorder; its engine and recorder."""
     from worker.engine import Engine
-    from worker.server import WorkerServer
 
     engine = Engine(settings)
     for name in presets:
         await asyncio.to_thread(engine.load, name)
-    runner, url = await serve(WorkerServer(engine, settings, token=None).app())
-    await wait_until_ready(url)
-    recorder = RecordingWorker(url)
-    await recorder.start()
-    try:
-        yield engine, recorder
-    finally:
-        await recorder.stop()
-        await runner.cleanup()
+    async with serving_worker(engine, settings) as url:
+        recorder = RecordingWorker(url)
+        await recorder.start()
+        try:
+            yield engine, recorder
+        finally:
+            await recorder.stop()
 
 
 @pytest.fixture

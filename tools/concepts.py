@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from egaku.errors import EgakuError, WorkerRejected
 from tools.context import ProgressCallback, Requester
 from tools.files import write_once
+from tools.history import open_sqlite
 from tools.service import Failed, Refused, watching
 from tools.uploads import Upload
 from worker.protocol import (
@@ -129,11 +130,7 @@ class ConceptStore:
     @classmethod
     async def open(cls, path: Path, folder: Path) -> ConceptStore:
         """Open (and create) the store."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.executescript(SCHEMA)
-        await db.commit()
-        return cls(db, folder)
+        return cls(await open_sqlite(path, SCHEMA), folder)
 
     async def close(self) -> None:
         """Close the database."""

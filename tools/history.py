@@ -147,6 +147,15 @@ _COLUMNS = (
 ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT", "score": "REAL", "candidate_of": "TEXT"}
 
 
+async def open_sqlite(path: Path, schema: str) -> aiosqlite.Connection:
+    """A store's database, its folder and tables created when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path)
+    await db.executescript(schema)
+    await db.commit()
+    return db
+
+
 class History:
     """The history store. Open with `await History.open(db, images_dir)`; close with `close()`."""
 
@@ -157,9 +166,7 @@ class History:
     @classmethod
     async def open(cls, path: Path, images_dir: Path) -> History:
         """Open (and create) the history database."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.executescript(SCHEMA)
+        db = await open_sqlite(path, SCHEMA)
         async with db.execute("PRAGMA table_info(generations)") as cur:
             columns = {row[1] for row in await cur.fetchall()}
         for column, kind in ADDED_COLUMNS.items():

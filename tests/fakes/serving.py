@@ -1,7 +1,14 @@
-"""Serving an aiohttp app on a free loopback port, for every fake."""
+"""Serving an aiohttp app on a free loopback port, for every fake; the real worker served; reading its events."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
 from aiohttp import web
 
 
@@ -14,3 +21,40 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
     await site.start()
     port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
     return runner, port
+
+
+async def wait_until_ready(url: str) -> None:
+    """Wait until the worker at url says it is ready (the default preset loads at start-up: slow when loaded)."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(1200):
+            async with session.get(url + "/healthz") as resp:
+                if (await resp.json())["status"] == "ok":
+                    return
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def serving_worker(engine: object, settings: Any) -> AsyncIterator[str]:
+    """The real worker HTTP server over an engine, once it says it is ready; its base URL."""
+    from worker.server import WorkerServer
+
+    server = WorkerServer(engine, settings, token=None)  # type: ignore[arg-type]
+    runner, port = await serve(server.app())
+    url = f"http://127.0.0.1:{port}"
+    await wait_until_ready(url)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+async def sse(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """The (event, data) pairs of a Server-Sent Events answer, as they arrive."""
+    assert resp.status == 200, await resp.text()
+    kind = ""
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])

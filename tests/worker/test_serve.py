@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from PIL import Image
 from ray import serve
 
 from tests.conftest import tiny_worker_settings
+from tests.fakes.serving import sse
 from tools.worker_client import WorkerClient
 from worker.protocol import GenerationRequest, ProgressEvent
 from worker.serve import APP_NAME, deploy, undeploy
@@ -60,18 +60,6 @@ def gateway(worker_cache: Path) -> Iterator[str]:
         yield deploy(settings, num_cpus=2)
     finally:
         undeploy(settings)
-
-
-async def sse(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict]]:
-    """The (event, data) pairs of a Server-Sent Events answer, as they arrive."""
-    assert resp.status == 200, await resp.text()
-    kind = ""
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\r\n")
-        if line.startswith("event: "):
-            kind = line[7:]
-        elif line.startswith("data: "):
-            yield kind, json.loads(line[6:])
 
 
 async def stream(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> list[tuple[str, dict]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.fakes.serving import sse
 from tests.worker.test_teach import PICTURES, TOKEN
 from worker.protocol import TeachResponse, TeachSettingsUsed
 from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
@@ -209,22 +209,11 @@ def training_form(pictures: list[bytes], **fields: str) -> aiohttp.FormData:
     return form
 
 
-async def read_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
-    events, event = [], ""
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            events.append((event, json.loads(line[6:])))
-    return events
-
-
 async def test_training_over_http_streams_steps_with_the_loss_then_the_word(worker_url: str) -> None:
     form = training_form(PICTURES, steps="6", stream="true", job_id="lesson-1", init_word="toy")
     async with aiohttp.ClientSession() as session, session.post(worker_url + "/v1/concepts/train", data=form) as resp:
         assert resp.headers["Content-Type"] == "text/event-stream"
-        events = await read_events(resp)
+        events = [event async for event in sse(resp)]
     kinds = [kind for kind, _ in events]
     assert kinds == ["queued", "started", "step", "step", "completed"]  # 4-step chunks: 4, then 6
     assert [data["step"] for kind, data in events if kind == "step"] == [4, 6]
@@ -240,18 +229,13 @@ async def test_training_over_http_is_cancelled_by_its_job_id(worker_url: str) ->
     async with aiohttp.ClientSession() as session:
         async with session.post(worker_url + "/v1/concepts/train", data=form) as resp:
             events: list[tuple[str, dict[str, Any]]] = []
-            event = ""
-            async for raw in resp.content:
-                line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    events.append((event, json.loads(line[6:])))
-                    if event == "step" and len(events) == 3:
-                        async with session.delete(worker_url + "/v1/concepts/jobs/lesson-2") as cancelled:
-                            assert (cancelled.status, await cancelled.json()) == (
-                                200, {"id": "lesson-2", "cancelled": True},
-                            )  # fmt: skip
+            async for event, data in sse(resp):
+                events.append((event, data))
+                if event == "step" and len(events) == 3:
+                    async with session.delete(worker_url + "/v1/concepts/jobs/lesson-2") as cancelled:
+                        assert (cancelled.status, await cancelled.json()) == (
+                            200, {"id": "lesson-2", "cancelled": True},
+                        )  # fmt: skip
         async with session.delete(worker_url + "/v1/images/jobs/lesson-2") as gone:
             assert gone.status == 404
     assert events[-1] == (
