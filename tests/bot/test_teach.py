@@ -11,9 +11,11 @@ import pytest
 from PIL import Image
 
 from egaku.config import Config
+from tests.bot.harness import running_bot
 from tests.bot.test_buttons import callback_of, followup_of
+from tests.bot.test_chat import app_for
 from tests.bot.test_conversation import live, say
-from tests.conftest import serving_worker, tiny_worker_settings
+from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
@@ -21,7 +23,6 @@ from tests.worker.test_teach import PICTURES
 from tools.concepts import Taught
 from tools.context import Requester
 from tools.uploads import check_image
-from worker.engine import Engine
 from worker.protocol import ProgressEvent
 from worker.settings import TeachSettings
 
@@ -104,12 +105,8 @@ async def test_a_bad_upload_is_refused_before_any_training(
 async def long_lessons(worker_cache: Path) -> AsyncIterator[RecordingWorker]:
     """The real worker whose training runs are long (1000 steps in chunks of 2), behind the recorder."""
     settings = tiny_worker_settings(worker_cache, teach=TeachSettings(steps=1000, chunk_steps=2))
-    engine = Engine(settings)
-    async with serving_worker(engine, settings) as url:
-        proxy = RecordingWorker(url)
-        await proxy.start()
-        yield proxy
-        await proxy.stop()
+    async with recorded_worker(settings, "tiny") as (_engine, recorder):
+        yield recorder
 
 
 async def test_the_cancel_button_stops_the_training_and_no_word_is_kept(
@@ -183,3 +180,19 @@ def test_the_status_line_shows_step_loss_and_eta() -> None:
     assert lesson_line("<our-mascot>", queued) == (
         "📚 Waiting to learn <our-mascot> (position 2, about 150 s); pictures are drawn first…"
     )
+
+
+async def test_teach_and_concepts_are_synced_with_their_options(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
+        sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+    by_name = {c["name"]: c for c in sync.json}
+    teach_options = [(o["name"], o["type"], o["required"]) for o in by_name["teach"]["options"]]
+    assert teach_options == [
+        ("name", 3, True), ("image1", 11, True), ("image2", 11, True), ("image3", 11, True),
+        *((f"image{n}", 11, False) for n in range(4, 11)), ("like", 3, False),
+    ]  # fmt: skip
+    words = by_name["concepts"]
+    assert words["default_member_permissions"] == 1 << 5  # Manage Server
+    assert [o["name"] for o in words["options"]] == ["list", "rename", "delete"]
