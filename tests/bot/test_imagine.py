@@ -81,8 +81,8 @@ async def test_commands_are_synced_with_their_options(
         sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
     assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
     names = [c["name"] for c in sync.json]
-    assert names == ["concepts", "describe", "imagine", "reset", "settings", "teach"]
-    _concepts, describe, imagine, _reset, settings, _teach = sync.json
+    assert names == ["describe", "imagine", "reset", "settings", "concepts", "teach"]
+    describe, imagine, _reset, settings, _concepts, _teach = sync.json
     assert [(o["name"], o["type"], o["required"]) for o in describe["options"]] == [("image", 11, True)]
     assert [o["name"] for o in settings["options"]] == ["me", "server"]
     options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}
