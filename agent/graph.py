@@ -24,7 +24,6 @@ from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear
 from tools.context import TurnContext
 from tools.history import Generation
 from tools.image_tool import image_tools
-from tools.languages import ENGLISH
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +225,7 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
         """What the model is shown: the recent messages; the system prompt and tools for the drawing
         model's languages; and the history note."""
         context = request.runtime.context
-        languages = getattr(context, "prompt_languages", (ENGLISH,))
+        languages = getattr(context, "prompt_languages", ("en",))
         if languages not in self._said:
             self._said[languages] = (system_prompt(languages, self.instruct), [*image_tools(languages)])
         system, tools = self._said[languages]
@@ -234,7 +233,7 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
         return request.override(
             messages=recent(request.messages, self.keep),
             system_message=SystemMessage(content=f"{system}\n\n{note}" if note else system),
-            tools=tools,
+            tools=list(tools),
         )
 
 

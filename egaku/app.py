@@ -44,7 +44,7 @@ class App:
 def prompt_languages(config: Config) -> PromptLanguages:
     """The languages each configured preset reads, for the agent's prompts and their check."""
     by_model = {name: tuple(preset.prompt_language) for name, preset in config.worker.models.items()}
-    return PromptLanguages(by_model, config.worker.default_model)
+    return PromptLanguages(by_model, by_model.get(config.worker.default_model, ("en",)))
 
 
 @contextlib.asynccontextmanager

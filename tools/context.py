@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from tools.languages import ENGLISH
 from tools.types import RenderedImage
 from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
 
@@ -114,4 +113,4 @@ class TurnContext:
     who: Requester
     history_note: str = ""  # the user's images here, as the model sees them (read once per turn)
     # The languages the model drawing this turn's pictures reads: the model writes its prompt in one of them.
-    prompt_languages: tuple[str, ...] = (ENGLISH,)
+    prompt_languages: tuple[str, ...] = ("en",)

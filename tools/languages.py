@@ -39,14 +39,16 @@ LANGUAGE_NAMES = {
 
 @dataclass(frozen=True)
 class PromptLanguages:
-    """The languages each model preset reads, and which preset the worker draws with by default."""
+    """The languages each model preset reads, and those of the worker's default model."""
 
     by_model: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    default_model: str | None = None
+    default: tuple[str, ...] = (ENGLISH,)
 
     def of(self, model: str | None) -> tuple[str, ...]:
-        """The languages `model` reads (None: the default model's; an unknown preset: English)."""
-        return self.by_model.get(model or self.default_model or "", (ENGLISH,))
+        """The languages `model` reads (None: the default model; an unknown preset: English)."""
+        if model is None:
+            return self.default
+        return self.by_model.get(model, (ENGLISH,))
 
 
 # Quoted spans, in the quote marks people use across these languages.

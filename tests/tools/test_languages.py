@@ -53,7 +53,7 @@ def test_a_refusal_names_what_the_model_reads() -> None:
 
 
 def test_languages_are_looked_up_per_preset_with_the_default_for_none() -> None:
-    languages = PromptLanguages({"qwen": ("zh", "en"), "sdxl": ("en",)}, default_model="qwen")
+    languages = PromptLanguages({"qwen": ("zh", "en"), "sdxl": ("en",)}, default=("zh", "en"))
     assert languages.of("qwen") == ("zh", "en")
     assert languages.of("sdxl") == ("en",)
     assert languages.of(None) == ("zh", "en")
