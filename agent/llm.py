@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -17,6 +17,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agent.decision import EDIT_TOOL, IMAGE_TOOL, DecidingChatModel, Decision, clean_text, parse_decision, to_message
 from egaku.config import LLMSettings, read_secret
 from egaku.errors import ConfigError
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +114,15 @@ class JsonToolAdapter(DecidingChatModel):
         return self._judge(str((await self.inner.ainvoke(self._prepare(messages))).content))
 
 
-def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseChatModel:
-    """The chat model [llm] describes. Imports only what that provider needs."""
+def build_chat_model(
+    settings: LLMSettings, environ: Mapping[str, str], http_client: openai.DefaultAsyncHttpxClient | None = None
+) -> BaseChatModel:
+    """The chat model [llm] describes. Imports only what that provider needs.
+
+    Pass `http_client` (owned and closed by the caller) wherever more than one event loop may run in
+    the process: without it, langchain-openai shares one cached client per base URL, whose
+    connections stay bound to the first loop that used them ("Event loop is closed" in the next).
+    """
     if settings.provider == "embedded":
         from agent.smol import EmbeddedChatModel, SmolRuntime
 
@@ -145,6 +155,7 @@ def build_chat_model(settings: LLMSettings, environ: Mapping[str, str]) -> BaseC
         extra_body=None if official else {"max_tokens": settings.max_tokens},
         timeout=settings.timeout_s,
         max_retries=settings.max_retries,
+        http_async_client=http_client,
     )
     if settings.tool_calling == "json":
         model = JsonToolAdapter(inner=model)

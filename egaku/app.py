@@ -87,7 +87,13 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         stack.push_async_callback(words.close)
         # Words are trained on the egaku worker's default preset; OpenAI's API cannot learn them.
         concepts = Concepts(words, worker if isinstance(worker, WorkerClient) else None)
-        model = build_chat_model(config.llm, environ)
+        http_client = None
+        if config.llm.provider != "embedded":
+            import openai
+
+            # This app's own LLM connections, closed with it (see build_chat_model).
+            http_client = await stack.enter_async_context(openai.DefaultAsyncHttpxClient())
+        model = build_chat_model(config.llm, environ, http_client)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
         images = ImageService(

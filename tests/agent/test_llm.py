@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from agent.llm import build_chat_model, leaks_instructions
-from egaku.config import LLMSettings
+from egaku.app import open_app
+from egaku.config import Config, LLMSettings
+from tests.agent.test_agent import turn
+from tests.conftest import FAKE_ENV
+from tests.fakes.openai import FakeOpenAI, Say
 
 
 @pytest.mark.parametrize(
@@ -31,3 +38,26 @@ def test_instruction_leaks_are_recognised() -> None:
     assert leaks_instructions("OK! I will answer with one JSON object and nothing else.")
     assert not leaks_instructions("Here is your fox, drawn in the snow at dawn!")
     assert not leaks_instructions("リスの王様を描きました！")
+
+
+def test_each_app_owns_its_llm_connections_so_a_second_event_loop_reaches_the_same_server(
+    app_config: Config,
+) -> None:
+    """Two event loops, one base URL: langchain-openai's cached client would carry the first loop's
+    connections into the second ("Event loop is closed"), as in a test suite or an embedding process."""
+
+    async def one_turn(port: int, text: str) -> tuple[int, str]:
+        fake = FakeOpenAI()
+        fake.then(Say(text))
+        await fake.start(port)
+        try:
+            llm = app_config.llm.model_copy(update={"base_url": fake.base_url})
+            async with open_app(app_config.model_copy(update={"llm": llm}), Path("unused.toml"), FAKE_ENV) as app:
+                result = await app.agent.respond(turn("hello"))
+        finally:
+            await fake.stop()
+        return fake.port, result.reply
+
+    port, first = asyncio.run(one_turn(0, "Hello from the first loop!"))
+    again, second = asyncio.run(one_turn(port, "Hello from the second loop!"))
+    assert (again, first, second) == (port, "Hello from the first loop!", "Hello from the second loop!")

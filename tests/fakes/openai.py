@@ -124,12 +124,12 @@ class FakeOpenAI:
         self.script.extend(items)
         return self
 
-    async def start(self) -> None:
-        """Serve on a free loopback port."""
+    async def start(self, port: int = 0) -> None:
+        """Serve on a loopback port (0: a free one)."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
-        self._runner, self.port = await serve(app)
+        self._runner, self.port = await serve(app, port)
 
     async def stop(self) -> None:
         """Stop serving."""
