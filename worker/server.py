@@ -133,6 +133,34 @@ def as_worker_error(exc: BaseException) -> WorkerError:
     return WorkerError(f"internal error (id {error_id})")
 
 
+class EarlyCancels:
+    """Cancels of job ids this worker does not have (yet).
+
+    A client names its job's id before the job arrives (the bot shows its Cancel button, and
+    `/teach` its status message, at once), so a DELETE can overtake the very request it cancels
+    while that request is still uploading or being checked. The id is kept for a while, bounded,
+    and the job that later arrives under it is refused as cancelled instead of running unseen.
+    """
+
+    def __init__(self, keep_s: float = 300.0, limit: int = 1024, clock: Callable[[], float] = time.monotonic) -> None:
+        self._keep_s = keep_s
+        self._limit = limit
+        self._clock = clock
+        self._ids: dict[str, float] = {}  # job id -> when its cancel came, oldest first
+
+    def remember(self, job_id: str) -> None:
+        """Note a cancel for an id not (yet) known; the oldest notes go past the limit."""
+        self._ids.pop(job_id, None)
+        self._ids[job_id] = self._clock()
+        while len(self._ids) > self._limit:
+            del self._ids[next(iter(self._ids))]
+
+    def claim(self, job_id: str) -> bool:
+        """Whether a job arriving under this id was cancelled in the last keep_s (the note is used up)."""
+        when = self._ids.pop(job_id, None)
+        return when is not None and self._clock() - when <= self._keep_s
+
+
 class WorkerServer:
     """Routes and state of one worker process."""
 
@@ -145,6 +173,7 @@ class WorkerServer:
         self._ready = asyncio.Event()
         self._scheduler: JobQueue | None = None
         self._files: ImageStore | None = None
+        self._early_cancels = EarlyCancels()
 
     @property
     def scheduler(self) -> JobQueue:
@@ -312,6 +341,7 @@ class WorkerServer:
         lesson: Job[TeachResponse] = Job(
             id=job_id, user=lesson_request.user or request.remote or "", plan=plan, key=None, events=events
         )
+        self._refuse_if_cancelled(job_id)
         try:
             lesson = lane.submit(lesson)
         except QueueFull as exc:
@@ -319,6 +349,11 @@ class WorkerServer:
         if events is not None and lesson.events is events:
             return await self._stream(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
         return json_answer(await self._settled(lesson))
+
+    def _refuse_if_cancelled(self, job_id: str) -> None:
+        """A job whose cancel overtook it (see EarlyCancels) ends as cancelled before it queues."""
+        if self._early_cancels.claim(job_id):
+            raise as_worker_error(Cancelled(f"job {job_id} was cancelled before it arrived"))
 
     async def _settled(self, job: Job[Any]) -> Any:
         """A training job's outcome: it is bounded by its own step and time limits, not request_timeout_s."""
@@ -362,6 +397,7 @@ class WorkerServer:
             id=job_id, user=job_request.requester or request.remote or "", plan=plan, key=plan.key,
             priority=job_request.priority, events=events,
         )  # fmt: skip
+        self._refuse_if_cancelled(job_id)
         try:
             job = self.scheduler.submit(job)
         except QueueFull as exc:
@@ -448,6 +484,8 @@ class WorkerServer:
         job_id = request.match_info["job_id"]
         lane = self._jobs.training()
         if not self.scheduler.cancel(job_id) and not (lane is not None and lane.cancel(job_id)):
+            # Unknown now, but it may be on its way: the job that arrives under this id is refused.
+            self._early_cancels.remember(job_id)
             raise _not_found(job_id)
         return web.Response(text=json.dumps({"id": job_id, "cancelled": True}), content_type="application/json")
 

@@ -19,7 +19,7 @@ from tests.conftest import serve, tiny_worker_settings
 from worker.engine import Engine
 from worker.pipelines import Placement, load_pipeline
 from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
-from worker.server import WorkerServer, check_exposure
+from worker.server import EarlyCancels, WorkerServer, check_exposure
 from worker.settings import ModelPreset
 from worker.tiny import TINY_CAPTION_WORDS
 
@@ -302,6 +302,29 @@ async def test_cancel_and_status_by_job_id(engine: Engine, worker_cache: Path) -
     finally:
         gated.gate.set()
         await runner.cleanup()
+
+
+async def test_a_cancel_that_overtakes_its_job_still_cancels_it(worker_url: str) -> None:
+    """The bot shows Cancel before its request reaches the worker; a press in that gap must not be lost."""
+    async with aiohttp.ClientSession() as session, session.delete(worker_url + "/v1/images/jobs/early-1") as resp:
+        assert resp.status == 404  # not here yet
+    status, body = await post(worker_url + "/v1/images/generations", {"prompt": "a fox", "job_id": "early-1"})
+    assert (status, body["error"]["code"]) == (409, "cancelled")
+    status, again = await post(worker_url + "/v1/images/generations", {"prompt": "a fox", "job_id": "early-1"})
+    assert (status, again["job_id"]) == (200, "early-1")  # the note is used once
+
+
+def test_early_cancels_are_kept_a_while_and_bounded() -> None:
+    now = [0.0]
+    early = EarlyCancels(keep_s=60.0, limit=2, clock=lambda: now[0])
+    for job_id in ("a", "b", "c"):
+        early.remember(job_id)
+    assert not early.claim("a")  # the oldest went past the limit
+    now[0] = 60.0
+    assert early.claim("b")
+    now[0] = 60.1
+    assert not early.claim("c")  # too old: a job under this id now is not the one cancelled
+    assert not early.claim("b")  # used up
 
 
 async def test_edit_endpoints_take_multipart_and_refuse_bad_images(worker_url: str) -> None:
