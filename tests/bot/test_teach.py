@@ -114,7 +114,8 @@ async def test_the_cancel_button_stops_the_training_and_no_word_is_kept(
 ) -> None:
     async with live(app_config, fake_openai, long_lessons, fake_discord) as app:
         interaction = await teach(fake_discord, PICTURES)
-        status = await fake_discord.wait_for_request(is_status)
+        # Pressed at once: the cancel may reach the worker before the lesson does, and must still stop it.
+        status = await fake_discord.wait_for_request(is_status, timeout=120)
         (button,) = status.json["components"][0]["components"]
         message_id = max(fake_discord.messages)
         other = await fake_discord.press(button["custom_id"], message_id, user_id=21, user_name="bob")
