@@ -28,7 +28,7 @@ from PIL import Image
 from benchmarks._markdown import device, write_section
 from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
-from worker.world.evaluate import draw, edit_coherence, prompt_fidelity
+from worker.world.evaluate import draw, edit_coherence, prompt_fidelity, round_trip_fidelity
 from worker.world.model import world_model_dir
 from worker.world.scenes import held_out_scenes
 
@@ -84,6 +84,7 @@ def main() -> None:
     started = time.perf_counter()
     fid = prompt_fidelity(pipe, scenes, preset.steps, preset.guidance)
     fidelity_s = time.perf_counter() - started
+    ceiling = round_trip_fidelity(pipe, scenes)
     edits = edit_coherence(pipe, scenes[: args.edits], preset.steps, preset.guidance)
     per_image = seconds_per_image(pipe, preset.steps, preset.guidance)
     if args.picture:
@@ -94,7 +95,7 @@ def main() -> None:
     body = f"""## The shape-world model on CPU (issue: a built-in model that really draws)
 
 Device: {device()}, torch {torch.__version__}, {args.threads} thread(s). Date: {dt.date.today().isoformat()}.
-Load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores (the machine was shared; timings are upper bounds).
+Load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores.
 Command: `python -m benchmarks.world --edits {args.edits} --write docs/benchmarks.md`.
 Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 
@@ -106,6 +107,8 @@ Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 | size right | {fid.size:.1%} | |
 | all four right | {fid.all_four:.1%} | |
 | background right (100 pictures) | {fid.background:.1%} | |
+| the VAE's round trip alone (the scenes themselves encoded and decoded): colour / shape / position right \
+| {ceiling.colour:.1%} / {ceiling.shape:.1%} / {ceiling.position:.1%} | |
 | edit: mean change outside / inside the object ({edits.edits} inpaint edits, 0..255) \
 | {edits.outside:.1f} / {edits.inside:.1f} = {edits.ratio:.3f} | < 0.2 |
 | edit: the judge reads the new colour on the object | {edits.recoloured:.1%} | |
@@ -113,17 +116,18 @@ Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 | 100 held-back pictures, batches of 25 | {fidelity_s:.1f} s | |
 
 Training (`python -m worker.world.train --out worker/world/weights`, seed {record["config"]["seed"]},
-{record["threads"]} thread under `nice -n 10` on the shared 2-core machine, torch {record["torch"]}):
+{record["threads"]} thread(s) on the 2-core machine, torch {record["torch"]}):
 {record["total_seconds"] / 60:.1f} min in all. Phases: VAE {secs["vae"] / 60:.1f} min
 ({record["config"]["vae_steps"]} steps of {record["config"]["vae_batch"]}), encoding the
-{record["config"]["scenes"]} training scenes {secs["encode"] / 60:.1f} min, decoder fine-tune
-{secs["decoder"] / 60:.1f} min ({record["config"]["decoder_steps"]} steps), UNet and text encoder
-{secs["unet"] / 60:.1f} min ({record["config"]["unet_stop"] or record["config"]["unet_steps"]} steps of
+{record["config"]["scenes"]} training scenes {secs["encode"] / 60:.1f} min, text encoder
+{secs["text"] / 60:.1f} min ({record["config"]["text_steps"]} steps of {record["config"]["text_batch"]} captions),
+UNet {secs["unet"] / 60:.1f} min ({len(record["unet_curve"]) and record["unet_curve"][-1]["step"] + 1} steps of
 {record["config"]["batch"]}, of a {record["config"]["unet_steps"]}-step cosine schedule).
 
 - VAE reconstruction MSE (pixels in -1..1), step: value: {curve_points(record["vae_curve"], "mse")}
-- Decoder fine-tune MSE, step: value: {curve_points(record["decoder_curve"], "mse")}
-- Denoiser loss (epsilon MSE, min-SNR weighted), step: value: {curve_points(record["unet_curve"], "loss")}
+- Text encoder: cross-entropy of its cell reader, step: value: {curve_points(record["text_curve"], "loss")};
+  share of cells read right at the last step: {record["text_curve"][-1]["cells_right"]:.1%}
+- Denoiser loss (v-prediction MSE, min-SNR weighted), step: value: {curve_points(record["unet_curve"], "loss")}
 """
     if args.write:
         write_section(args.write, "world", body)

@@ -40,6 +40,18 @@ def prompt_fidelity(pipe: Any, scenes: list[Scene], steps: int, guidance: float,
     return fidelity(draw(pipe, [s.caption() for s in scenes], seeds, steps, guidance), scenes)
 
 
+def round_trip_fidelity(pipe: Any, scenes: list[Scene]) -> Fidelity:
+    """The scenes' own pictures through the VAE and back, judged: the ceiling the VAE puts on drawing."""
+    import torch
+
+    pictures = np.stack([s.render() for s in scenes])
+    with torch.inference_mode():
+        x = torch.from_numpy(pictures).permute(0, 3, 1, 2).to(pipe.vae.dtype).div(127.5).sub(1.0)
+        back = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample
+    out = back.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return fidelity(list(out), scenes)
+
+
 def recoloured(scene: Scene) -> tuple[Scene, Shape]:
     """The scene with its first object in a colour the scene does not use ("make the circle green")."""
     target = scene.shapes[0]

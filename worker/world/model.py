@@ -126,21 +126,37 @@ def build_unet() -> Any:
         cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=8,
         norm_num_groups=8,
+        # The caption, pooled, also joins the timestep embedding (diffusers' "text" addition
+        # embedding, as in Kandinsky/DeepFloyd): a direct path for what the whole picture is (the
+        # background, which shapes), which cross-attention alone learned only slowly.
+        addition_embed_type="text",
+        addition_embed_type_num_heads=4,
     )
 
 
 def training_scheduler() -> Any:
-    """SD1.5's noise schedule, for training."""
+    """SD1.5's noise schedule rescaled to zero terminal SNR, with v-prediction (Lin et al., 2023).
+
+    SD1.5's last step still leaks the picture's low frequencies: a flat background, averaged over
+    a few hundred latent pixels, is readable through the noise even at t=900. So training never
+    needed the caption for the background or the layout (measured: 5% lower loss with the right
+    captions than with shuffled ones), and sampling took both from the starting noise. At zero
+    terminal SNR the first step sees pure noise, and only the caption can tell what to draw;
+    v-prediction is what makes that step trainable.
+    """
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        prediction_type="epsilon",
+        prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
     )  # fmt: skip
 
 
 def inference_scheduler() -> Any:
-    """The sampler the shipped pipeline uses: the same schedule, DPM-Solver++ for few steps."""
+    """The sampler the shipped pipeline uses: the same schedule, DPM-Solver++ for few steps.
+
+    "trailing" spacing starts sampling at the last, pure-noise step, as zero terminal SNR needs.
+    """
     from diffusers import DPMSolverMultistepScheduler
 
     return DPMSolverMultistepScheduler.from_config(training_scheduler().config)

@@ -1,14 +1,15 @@
 """Train the shape world's pipeline from nothing: `python -m worker.world.train --out DIR`.
 
-Two phases, both seeded, with a progress bar each:
-1. the VAE, as a deterministic autoencoder on whole rendered scenes, then its decoder alone on
-   the frozen encoder's latents (SD's "ft-MSE" recipe: sharper edges, same latent space);
-2. the UNet and the text encoder together, on cached latents, with SD1.5's noise schedule, the
-   epsilon loss, min-SNR weighting and an EMA (diffusers' own training pieces), dropping 10% of
-   captions so that classifier-free guidance works.
+Three phases, all seeded, with a progress bar each:
+1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
+2. the text encoder alone, taught through a throw-away reader to say which object each of the nine
+   cells holds and what the background is, from captions and paraphrases of fresh random scenes;
+3. the UNet, with the encoder fixed, on cached latents, with SD1.5's noise schedule rescaled to
+   zero terminal SNR, SD 2's v-prediction loss, min-SNR weighting and an EMA (diffusers' own
+   training pieces), dropping 10% of captions so that classifier-free guidance works.
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
-the same settings resumes after the phases it has (`--until decoder` stops after the autoencoder).
+the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).
 Every `--checkpoint-every` steps the EMA weights are also saved as whole pipelines under
 `WORK/checkpoints/step-N`, so that a long run can be judged while it trains. WORK defaults to
 `DIR.work`, next to DIR, so that the shipped folder holds only the pipeline.
@@ -27,7 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from worker.world.scenes import Scene, held_out_scenes, training_scenes
+from worker.world.model import TEXT_WIDTH
+from worker.world.scenes import (
+    BACKGROUNDS,
+    GRID,
+    OBJECT_COLOURS,
+    SHAPES,
+    SIZES,
+    Scene,
+    held_out_scenes,
+    sample_scene,
+    training_scenes,
+)
 
 
 @dataclass(frozen=True)
@@ -35,25 +47,31 @@ class TrainConfig:
     """Everything that decides the weights (with the code itself)."""
 
     seed: int = 0
-    scenes: int = 6_000
-    vae_steps: int = 800
-    vae_batch: int = 4
-    vae_lr: float = 1e-3
-    decoder_steps: int = 800
-    decoder_lr: float = 1e-3
-    unet_steps: int = 1_200
-    # Stop phase 2 after this many steps of the unet_steps schedule (0: run it all). The shipped
-    # weights stop early: on the shared 2-core machine the whole schedule did not fit the time.
-    unet_stop: int = 600
-    batch: int = 16
+    scenes: int = 12_000
+    vae_steps: int = 1_200
+    vae_batch: int = 16
+    vae_lr: float = 2e-3
+    # Extra loss weight on the pixels next to an edge: small shapes are told apart by their corners
+    # alone, a handful of pixels that a plain MSE lets blur into discs.
+    vae_edge_weight: float = 4.0
+    text_steps: int = 700
+    text_batch: int = 128
+    text_lr: float = 2e-3
+    unet_steps: int = 2_500
+    # Stop phase 3 after this many steps of the unet_steps schedule (0: run it all), to judge a
+    # shorter run on the same learning-rate curve.
+    unet_stop: int = 0
+    batch: int = 32
     lr: float = 1e-3
+    # The text encoder's learning rate in phase 3; 0 keeps it as phase 2 left it.
+    encoder_lr: float = 0.0
     warmup: int = 100
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
     ema_decay: float = 0.999
-    threads: int = 1
+    threads: int = 2
     log_every: int = 25
-    checkpoint_every: int = 300
+    checkpoint_every: int = 500
 
 
 def _to_tensor(images: np.ndarray) -> Any:
@@ -69,22 +87,43 @@ def _caption(scene: Scene, rng: random.Random) -> str:
     return scene.paraphrases(rng, count=1)[0]
 
 
-def _update(optimiser: Any, loss: Any, log: tuple[list[dict[str, float]], Any] | None, step: int, mse: Any) -> None:
-    """One optimiser step; with `log` (the curve and the bar), a point on the curve."""
+def _update(optimiser: Any, loss: Any, params: list[Any]) -> None:
+    """One clipped optimiser step."""
+    import torch
+
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimiser.step()
-    if log is not None:
-        log[0].append({"step": step, "mse": round(mse.item(), 5)})
-        log[1].set_postfix(mse=f"{mse.item():.4f}")
+
+
+def _one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
+    """A short warm-up, then a cosine decay to nothing: at a constant rate the losses kept jumping."""
+    import torch
+
+    return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05)
 
 
 def _logs(step: int, last: int, config: TrainConfig) -> bool:
     return step % config.log_every == 0 or step == last
 
 
+def edge_weights(data: Any, weight: float) -> Any:
+    """1 everywhere, 1 + `weight` on the pixels within one pixel of a colour edge."""
+    import torch
+
+    edges = torch.zeros_like(data[:, :1], dtype=torch.bool)
+    dx = (data[:, :, :, 1:] - data[:, :, :, :-1]).abs().sum(1, keepdim=True) > 0
+    dy = (data[:, :, 1:] - data[:, :, :-1]).abs().sum(1, keepdim=True) > 0
+    edges[:, :, :, 1:] |= dx
+    edges[:, :, :, :-1] |= dx
+    edges[:, :, 1:] |= dy
+    edges[:, :, :-1] |= dy
+    return 1 + weight * torch.nn.functional.max_pool2d(edges.float(), 3, 1, 1)
+
+
 def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
-    """Phase 1: reconstruct scenes (MSE + a small KL, as SD's VAE)."""
+    """Phase 1: reconstruct scenes, MSE + L1 with the edges weighted up (and a small KL, as SD's VAE)."""
     import torch
     from tqdm import tqdm
 
@@ -92,56 +131,139 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
 
     gen = torch.Generator().manual_seed(config.seed)
     vae = build_vae()
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
+    params = list(vae.parameters())
+    optimiser = torch.optim.AdamW(params, lr=config.vae_lr, weight_decay=0.0)
+    schedule = _one_cycle(optimiser, config.vae_lr, config.vae_steps)
     data = _to_tensor(images)
+    weights = edge_weights(data, config.vae_edge_weight)
     bar = tqdm(range(config.vae_steps), desc="vae", unit="step")
     for step in bar:
-        batch = data[torch.randint(0, len(data), (config.vae_batch,), generator=gen)]
+        idx = torch.randint(0, len(data), (config.vae_batch,), generator=gen)
+        batch, w = data[idx], weights[idx]
         posterior = vae.encode(batch).latent_dist
         # The posterior's mean, not a sample: a deterministic autoencoder learns edges in far fewer
-        # steps, and phase 2 trains on the same means.
-        recon = vae.decode(posterior.mode()).sample
-        mse = torch.nn.functional.mse_loss(recon, batch)
-        loss = mse + 1e-6 * posterior.kl().mean()
-        _update(optimiser, loss, (curve, bar) if _logs(step, config.vae_steps - 1, config) else None, step, mse)
-    return vae.eval().requires_grad_(False)
-
-
-def finetune_decoder(
-    vae: Any, latents: Any, images: np.ndarray, config: TrainConfig, curve: list[dict[str, float]]
-) -> Any:
-    """Phase 1b: the decoder alone, from the frozen encoder's latents back to the scenes (MSE + L1)."""
-    import torch
-    from tqdm import tqdm
-
-    gen = torch.Generator().manual_seed(config.seed + 3)
-    parts = [vae.post_quant_conv, vae.decoder]
-    params = [p for part in parts for p in part.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    vae.decoder.train()
-    optimiser = torch.optim.AdamW(params, lr=config.decoder_lr, weight_decay=0.0)
-    data = _to_tensor(images)
-    bar = tqdm(range(config.decoder_steps), desc="decoder", unit="step")
-    for step in bar:
-        idx = torch.randint(0, len(data), (config.vae_batch,), generator=gen)
-        recon = vae.decode(latents[idx]).sample
-        mse = torch.nn.functional.mse_loss(recon, data[idx])
-        loss = mse + torch.nn.functional.l1_loss(recon, data[idx])
-        _update(optimiser, loss, (curve, bar) if _logs(step, config.decoder_steps - 1, config) else None, step, mse)
+        # steps, and phase 3 trains on the same means.
+        error = vae.decode(posterior.mode()).sample - batch
+        loss = (error.pow(2) * w).mean() + (error.abs() * w).mean() + 1e-6 * posterior.kl().mean()
+        _update(optimiser, loss, params)
+        schedule.step()
+        if _logs(step, config.vae_steps - 1, config):
+            mse = error.pow(2).mean().item()
+            curve.append({"step": step, "mse": round(mse, 5)})
+            bar.set_postfix(mse=f"{mse:.4f}")
     return vae.eval().requires_grad_(False)
 
 
 def encode_all(vae: Any, images: np.ndarray) -> Any:
-    """Every scene's latent (the posterior's mean), once, so that phase 2 never runs the encoder."""
+    """Every scene's latent (the posterior's mean), once, so that phase 3 never runs the encoder."""
     import torch
     from tqdm import tqdm
 
     means = []
     with torch.no_grad():
-        for start in tqdm(range(0, len(images), 256), desc="encode", unit="batch"):
-            means.append(vae.encode(_to_tensor(images[start : start + 256])).latent_dist.mean)
+        for start in tqdm(range(0, len(images), 500), desc="encode", unit="batch"):
+            means.append(vae.encode(_to_tensor(images[start : start + 500])).latent_dist.mean)
     return torch.cat(means)
+
+
+CELLS = GRID * GRID
+# A cell holds nothing (0) or one object: 5 colours x 3 shapes x 2 sizes.
+CELL_CLASSES = 1 + len(OBJECT_COLOURS) * len(SHAPES) * len(SIZES)
+
+
+def scene_targets(scene: Scene) -> tuple[list[int], int]:
+    """What a caption says, as labels: each cell's object class (0: empty) and the background."""
+    cells = [0] * CELLS
+    for s in scene.shapes:
+        index = (OBJECT_COLOURS.index(s.colour) * len(SHAPES) + SHAPES.index(s.shape)) * len(SIZES)
+        cells[s.cell[0] * GRID + s.cell[1]] = 1 + index + SIZES.index(s.size)
+    return cells, BACKGROUNDS.index(scene.background)
+
+
+def _slot_reader(width: int) -> Any:
+    """Ten learned queries (nine cells and the background) attending over the encoder's tokens.
+
+    It reads the caption the way the UNet's cross-attention will: a place asks what the tokens say
+    about it. Training the encoder through it lays each object's colour, shape and size out where
+    a query for its cell finds them; the reader itself is thrown away.
+    """
+    import torch
+    from torch import nn
+
+    class SlotReader(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.queries = nn.Parameter(torch.randn(CELLS + 1, width) * 0.5)
+            self.attention = nn.MultiheadAttention(width, 4, batch_first=True)
+            self.mlp = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU())
+            self.cell = nn.Linear(2 * width, CELL_CLASSES)
+            self.background = nn.Linear(2 * width, len(BACKGROUNDS))
+
+        def forward(self, hidden: Any) -> tuple[Any, Any]:
+            read, _ = self.attention(self.queries.expand(hidden.shape[0], -1, -1), hidden, hidden)
+            read = self.mlp(read)
+            return self.cell(read[:, :-1]), self.background(read[:, -1])
+
+    return SlotReader()
+
+
+def _caption_pool(tokenizer: Any, count: int, seed: int, exclude: set[tuple[object, ...]]) -> tuple[Any, Any, Any]:
+    """`count` captions of fresh random scenes (never a held-back one): token ids, cell and background labels."""
+    import torch
+
+    rng = random.Random(seed)
+    captions: list[str] = []
+    cells: list[list[int]] = []
+    backgrounds: list[int] = []
+    while len(captions) < count:
+        scene = sample_scene(rng)
+        if scene.key in exclude:
+            continue
+        captions.append(_caption(scene, rng))
+        c, b = scene_targets(scene)
+        cells.append(c)
+        backgrounds.append(b)
+    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids  # fmt: skip
+    return ids, torch.tensor(cells), torch.tensor(backgrounds)
+
+
+def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
+    """Phase 2: the text encoder alone, taught to say which object each cell holds (cross-entropy).
+
+    Trained jointly with the UNet from nothing, the encoder collapsed: two captions' outputs grew
+    closer than at random initialisation, and the UNet learned to draw without reading them. Here
+    it learns the caption's layout first, in a minute, from text alone; phase 3 keeps it fixed.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from worker.world.model import build_text_encoder
+
+    torch.manual_seed(config.seed + 4)
+    encoder, reader = build_text_encoder(len(tokenizer)), _slot_reader(TEXT_WIDTH)
+    exclude = {s.key for s in held_out_scenes()}
+    # Up to 30k captions, tokenised once (fewer for a short run, whose steps would not reach them all).
+    pool = min(30_000, config.text_steps * config.text_batch)
+    ids, cells, backgrounds = _caption_pool(tokenizer, pool, config.seed + 5, exclude)
+    params = [*encoder.parameters(), *reader.parameters()]
+    optimiser = torch.optim.AdamW(params, lr=config.text_lr, weight_decay=1e-2)
+    schedule = _one_cycle(optimiser, config.text_lr, config.text_steps)
+    gen = torch.Generator().manual_seed(config.seed + 6)
+    bar = tqdm(range(config.text_steps), desc="text", unit="step")
+    for step in bar:
+        idx = torch.randint(0, len(ids), (config.text_batch,), generator=gen)
+        cell_logits, background_logits = reader(encoder(ids[idx], return_dict=False)[0])
+        loss = torch.nn.functional.cross_entropy(
+            cell_logits.reshape(-1, CELL_CLASSES), cells[idx].reshape(-1)
+        ) + torch.nn.functional.cross_entropy(background_logits, backgrounds[idx])
+        _update(optimiser, loss, params)
+        schedule.step()
+        if _logs(step, config.text_steps - 1, config):
+            right = (cell_logits.argmax(-1) == cells[idx]).float().mean().item()
+            curve.append({"step": step, "loss": round(loss.item(), 5), "cells_right": round(right, 4)})
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    return encoder.eval().requires_grad_(False)
 
 
 def train_denoiser(
@@ -149,24 +271,32 @@ def train_denoiser(
     latents_all: Any,
     scaling: float,
     tokenizer: Any,
+    text_encoder: Any,
     config: TrainConfig,
     curve: list[dict[str, float]],
     checkpoint: Any = None,
 ) -> tuple[Any, Any]:
-    """Phase 2: the UNet and the text encoder, on noised latents (epsilon loss, min-SNR weights, EMA)."""
+    """Phase 3: the UNet on noised latents (v-prediction, min-SNR weights, EMA); the encoder fixed unless encoder_lr."""
     import torch
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel, compute_snr
     from tqdm import tqdm
 
-    from worker.world.model import build_text_encoder, build_unet, training_scheduler
+    from worker.world.model import build_unet, training_scheduler
 
     gen = torch.Generator().manual_seed(config.seed + 1)
     rng = random.Random(config.seed + 2)
-    unet, text_encoder = build_unet(), build_text_encoder(len(tokenizer))
+    torch.manual_seed(config.seed + 7)
+    unet = build_unet()
     noise_scheduler = training_scheduler()
-    params = [*unet.parameters(), *text_encoder.parameters()]
-    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
+    text_trains = config.encoder_lr > 0
+    text_encoder.requires_grad_(text_trains)
+    text_params = list(text_encoder.parameters()) if text_trains else []
+    params = [*unet.parameters(), *text_params]
+    groups: list[dict[str, Any]] = [{"params": list(unet.parameters()), "lr": config.lr}]
+    if text_trains:
+        groups.append({"params": text_params, "lr": config.encoder_lr})
+    optimiser = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-2)
     schedule = get_scheduler("cosine", optimiser, num_warmup_steps=config.warmup, num_training_steps=config.unet_steps)
     ema_unet = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
     ema_text = EMAModel(text_encoder.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
@@ -182,36 +312,40 @@ def train_denoiser(
         noise = torch.randn(latents.shape, generator=gen)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-        hidden = text_encoder(ids, return_dict=False)[0]
+        with torch.set_grad_enabled(text_trains):
+            hidden = text_encoder(ids, return_dict=False)[0]
         pred = unet(noisy, timesteps, hidden, return_dict=False)[0]
-        snr = compute_snr(noise_scheduler, timesteps)
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+        # Min-SNR weighting in its v-prediction form (diffusers' train_text_to_image): SNR + 1, so
+        # that the pure-noise step (SNR 0), where the caption alone decides, keeps its full weight.
+        snr = compute_snr(noise_scheduler, timesteps) + 1
         weights = torch.clamp(snr, max=config.snr_gamma) / snr
-        per_sample = torch.nn.functional.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        per_sample = torch.nn.functional.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         loss = (per_sample * weights).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimiser.step()
+        _update(optimiser, loss, params)
         schedule.step()
         ema_unet.step(unet.parameters())
-        ema_text.step(text_encoder.parameters())
+        if text_trains:
+            ema_text.step(text_encoder.parameters())
         if step % config.log_every == 0 or step == config.unet_steps - 1:
             curve.append({"step": step, "loss": round(loss.item(), 5), "mse": round(per_sample.mean().item(), 5)})
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             snapshot_unet, snapshot_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
             ema_unet.copy_to(snapshot_unet.parameters())
-            ema_text.copy_to(snapshot_text.parameters())
+            if text_trains:
+                ema_text.copy_to(snapshot_text.parameters())
             checkpoint(step + 1, snapshot_unet.eval(), snapshot_text.eval())
         if step + 1 == config.unet_stop:
             break
     ema_unet.copy_to(unet.parameters())
-    ema_text.copy_to(text_encoder.parameters())
-    return unet.eval(), text_encoder.eval()
+    if text_trains:
+        ema_text.copy_to(text_encoder.parameters())
+    return unet.eval(), text_encoder.eval().requires_grad_(False)
 
 
 def train(out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet") -> dict[str, Any]:
-    """Run both phases and save the pipeline (fp16 weights) and its training record into `out`."""
+    """Run the three phases and save the pipeline (fp16 weights) and its training record into `out`."""
     import torch
 
     from worker.world.model import save_pipeline, world_tokenizer
@@ -245,7 +379,6 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
 
     folder, wanted, found = stage("vae", ("vae",))
     if found:
-        # Building it draws the same random numbers a fresh run does, so the UNet starts identically.
         vae = build_vae()
         vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
         vae = vae.eval().requires_grad_(False)
@@ -255,32 +388,35 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         vae = train_vae(images, config, vae_curve)
         vae.save_pretrained(folder)
         seconds["vae"] = finish(folder, wanted, vae_curve, began)
+    if until == "vae":
+        return {"seconds": seconds}
     began = time.perf_counter()
     latents = encode_all(vae, images)
     seconds["encode"] = time.perf_counter() - began
     # SD's latent scaling factor: unit-variance latents for the noise schedule.
     scaling = float(1.0 / latents.std())
-
-    folder, wanted, found = stage("decoder", ("vae", "decoder"))
-    if found:
-        vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
-        decoder_curve, seconds["decoder"] = found["curve"], found["seconds"]
-    else:
-        began, decoder_curve = time.perf_counter(), []
-        vae = finetune_decoder(vae, latents, images, config, decoder_curve)
-        vae.save_pretrained(folder)
-        seconds["decoder"] = finish(folder, wanted, decoder_curve, began)
     vae.register_to_config(scaling_factor=scaling)
-    if until == "decoder":
-        return {"seconds": seconds}
     tokenizer = world_tokenizer()
+
+    folder, wanted, found = stage("text", ("text_",))
+    if found:
+        text_encoder = CLIPTextModel.from_pretrained(folder).eval().requires_grad_(False)
+        text_curve, seconds["text"] = found["curve"], found["seconds"]
+    else:
+        began, text_curve = time.perf_counter(), []
+        text_encoder = train_text(tokenizer, config, text_curve)
+        text_encoder.save_pretrained(folder)
+        seconds["text"] = finish(folder, wanted, text_curve, began)
+    if until == "text":
+        return {"seconds": seconds}
 
     def save(folder: Path, unet: Any, text_encoder: Any) -> None:
         # fp16 on disk halves the download; loading casts back to the worker's dtype.
         parts = [copy.deepcopy(m).to(torch.float16) for m in (vae, text_encoder, unet)]
         save_pipeline(folder, parts[0], parts[1], tokenizer, parts[2])
 
-    folder, wanted, found = stage("unet", ("vae", "unet", "batch", "lr", "warmup", "caption", "snr", "ema"))
+    keys = ("vae", "text_", "unet", "batch", "lr", "encoder", "warmup", "caption", "snr", "ema")
+    folder, wanted, found = stage("unet", keys)
     if found:
         unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
         text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
@@ -288,7 +424,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
     else:
         began, unet_curve = time.perf_counter(), []
         unet, text_encoder = train_denoiser(
-            scenes, latents, scaling, tokenizer, config, unet_curve,
+            scenes, latents, scaling, tokenizer, text_encoder, config, unet_curve,
             checkpoint=lambda step, u, t: save(work / "checkpoints" / f"step-{step}", u, t),
         )  # fmt: skip
         unet.save_pretrained(folder / "unet")
@@ -304,7 +440,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         "total_seconds": round(sum(seconds.values()) + setup_s, 1),
         "scaling_factor": scaling,
         "vae_curve": vae_curve,
-        "decoder_curve": decoder_curve,
+        "text_curve": text_curve,
         "unet_curve": unet_curve,
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -317,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write the pipeline into")
     parser.add_argument("--work", type=Path, help="folder for the stages and checkpoints (default: OUT.work)")
-    parser.add_argument("--until", choices=["decoder", "unet"], default="unet", help="the last phase to run")
+    parser.add_argument("--until", choices=["vae", "text", "unet"], default="unet", help="the last phase to run")
     for field, value in asdict(defaults).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args(argv))

@@ -10,14 +10,14 @@ import pytest
 
 from worker.world.train import main
 
-TINY = ["--scenes", "40", "--vae-steps", "2", "--decoder-steps", "2", "--unet-steps", "3", "--unet-stop", "0",
+TINY = ["--scenes", "40", "--vae-steps", "2", "--text-steps", "2", "--unet-steps", "3", "--unet-stop", "0",
         "--checkpoint-every", "2", "--log-every", "1"]  # fmt: skip
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(autouse=True)
 def _threads_restored() -> Iterator[None]:
-    """The command sets torch's thread count (to 1, as recorded); later tests get theirs back."""
+    """The command sets torch's thread count (as recorded); later tests get theirs back."""
     import torch
 
     threads = torch.get_num_threads()
@@ -45,3 +45,32 @@ def test_two_runs_give_the_same_weights_and_a_rerun_resumes(tmp_path: Path) -> N
     ).read_bytes()
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "a")
     assert pipe.tokenizer.tokenize("a red circle") == ["a</w>", "red</w>", "circle</w>"]
+
+
+def test_the_encoder_stays_as_phase_two_left_it_unless_given_a_learning_rate(tmp_path: Path) -> None:
+    main(["--out", str(tmp_path / "three"), *TINY])
+    main(["--out", str(tmp_path / "one"), *TINY, "--unet-stop", "1"])
+    same = "text_encoder/model.safetensors"
+    assert (tmp_path / "three" / same).read_bytes() == (tmp_path / "one" / same).read_bytes()
+    moved = "unet/diffusion_pytorch_model.safetensors"
+    assert (tmp_path / "three" / moved).read_bytes() != (tmp_path / "one" / moved).read_bytes()
+    main(["--out", str(tmp_path / "tuned"), *TINY, "--encoder-lr", "1e-3"])
+    assert (tmp_path / "tuned" / same).read_bytes() != (tmp_path / "three" / same).read_bytes()
+
+
+def test_the_text_phase_learns_each_cell_from_captions(tmp_path: Path) -> None:
+    """Phase 2 alone, briefly: its loss falls by more than a quarter."""
+    main(["--out", str(tmp_path / "t"), *TINY, "--text-steps", "60", "--text-batch", "32", "--until", "text"])
+    curve = json.loads((tmp_path / "t.work" / "stage-text" / "stage.json").read_text())["curve"]
+    assert curve[-1]["loss"] < curve[0]["loss"] * 0.7
+
+
+def test_the_text_phase_labels_each_cell_and_the_background() -> None:
+    from worker.world.scenes import Scene, Shape
+    from worker.world.train import CELL_CLASSES, scene_targets
+
+    scene = Scene("white", (Shape("circle", "red", "small", (0, 0)), Shape("triangle", "purple", "large", (2, 2))))
+    cells, background = scene_targets(scene)
+    assert background == 5  # BACKGROUNDS: red green blue yellow purple white ...
+    assert cells == [1, 0, 0, 0, 0, 0, 0, 0, CELL_CLASSES - 1]  # purple, triangle, large: the last of each
+    assert CELL_CLASSES == 31
