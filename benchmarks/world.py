@@ -96,7 +96,8 @@ def main() -> None:
 
 Device: {device()}, torch {torch.__version__}, {args.threads} thread(s). Date: {dt.date.today().isoformat()}.
 Load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores.
-Command: `python -m benchmarks.world --edits {args.edits} --write docs/benchmarks.md`.
+Command: `python -m benchmarks.world --threads {args.threads} --edits {args.edits} --write docs/benchmarks.md \
+--picture docs/world-example.png`.
 Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 
 | measure | figure | goal |
