@@ -15,7 +15,7 @@ from tests.fakes.openai import Call, FakeOpenAI, Say
 from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
 from worker.world.evaluate import draw
-from worker.world.judge import judge
+from worker.world.judge import Verdict, judge
 from worker.world.scenes import Scene, Shape
 
 ASKED = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
@@ -52,4 +52,6 @@ async def test_chat_draws_the_scene_it_was_asked_for(
     assert posted.shape == (64, 64, 3)
     assert np.abs(posted.astype(np.int16) - direct.astype(np.int16)).max() <= 2
     assert judge(posted, ASKED) == judge(direct, ASKED)
+    # And the picture is the scene asked for: a white background with a large red circle in the centre.
+    assert judge(posted, ASKED) == (True, [Verdict(colour=True, shape=True, size=True, position=True)])
     assert fake_openai.requests[0]["messages"][-1]["content"].endswith("draw a big red circle in the middle, on white")
