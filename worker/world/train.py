@@ -207,6 +207,13 @@ def _slot_reader(width: int) -> Any:
     return SlotReader()
 
 
+def _token_ids(tokenizer: Any, captions: list[str]) -> Any:
+    """Captions as the pipeline feeds them to the encoder: padded to the tokenizer's length."""
+    return tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
 def _caption_pool(tokenizer: Any, count: int, seed: int, exclude: set[tuple[object, ...]]) -> tuple[Any, Any, Any]:
     """`count` captions of fresh random scenes (never a held-back one): token ids, cell and background labels."""
     import torch
@@ -223,9 +230,7 @@ def _caption_pool(tokenizer: Any, count: int, seed: int, exclude: set[tuple[obje
         c, b = scene_targets(scene)
         cells.append(c)
         backgrounds.append(b)
-    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids  # fmt: skip
-    return ids, torch.tensor(cells), torch.tensor(backgrounds)
+    return _token_ids(tokenizer, captions), torch.tensor(cells), torch.tensor(backgrounds)
 
 
 def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
@@ -299,16 +304,14 @@ def train_denoiser(
     optimiser = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-2)
     schedule = get_scheduler("cosine", optimiser, num_warmup_steps=config.warmup, num_training_steps=config.unet_steps)
     ema_unet = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
-    ema_text = EMAModel(text_encoder.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
+    # The encoder's EMA only when it trains: a fixed encoder is already its own average.
+    ema_text = EMAModel(text_params, decay=config.ema_decay, use_ema_warmup=True, power=2 / 3) if text_trains else None
     bar = tqdm(range(config.unet_steps), desc="unet", unit="step")
     for step in bar:
         idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
         latents = latents_all[idx] * scaling
         captions = ["" if rng.random() < config.caption_dropout else _caption(scenes[int(i)], rng) for i in idx]
-        ids = tokenizer(
-            captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-            return_tensors="pt",
-        ).input_ids  # fmt: skip
+        ids = _token_ids(tokenizer, captions)
         noise = torch.randn(latents.shape, generator=gen)
         timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
         noisy = noise_scheduler.add_noise(latents, noise, timesteps)
@@ -325,7 +328,7 @@ def train_denoiser(
         _update(optimiser, loss, params)
         schedule.step()
         ema_unet.step(unet.parameters())
-        if text_trains:
+        if ema_text is not None:
             ema_text.step(text_encoder.parameters())
         if step % config.log_every == 0 or step == config.unet_steps - 1:
             curve.append({"step": step, "loss": round(loss.item(), 5), "mse": round(per_sample.mean().item(), 5)})
@@ -333,13 +336,13 @@ def train_denoiser(
         if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             snapshot_unet, snapshot_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
             ema_unet.copy_to(snapshot_unet.parameters())
-            if text_trains:
+            if ema_text is not None:
                 ema_text.copy_to(snapshot_text.parameters())
             checkpoint(step + 1, snapshot_unet.eval(), snapshot_text.eval())
         if step + 1 == config.unet_stop:
             break
     ema_unet.copy_to(unet.parameters())
-    if text_trains:
+    if ema_text is not None:
         ema_text.copy_to(text_encoder.parameters())
     return unet.eval(), text_encoder.eval().requires_grad_(False)
 
