@@ -3,7 +3,9 @@
 1. Prompt fidelity: the 100 held-back captions (seed i for caption i), each object's colour,
    shape, size and position read back from the picture.
 2. Edit coherence: each of the first `--edits` held-back scenes drawn, then its first object
-   inpainted in a new colour through its mask (same seed); change inside against outside.
+   repainted in a new colour through its mask (same seed); change inside against outside. Twice:
+   through the worker's own edit (the engine, as /v1/images/edits and the bot run it), and through
+   diffusers' inpaint pipeline alone.
 3. CPU time per image: one 64x64 picture at the preset's steps, batch 1, median of 7.
 4. The training record shipped next to the weights (time, loss curve).
 
@@ -26,9 +28,17 @@ import torch
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
+from worker.engine import Engine
 from worker.pipelines import choose_placement, load_pipeline
-from worker.settings import world_preset
-from worker.world.evaluate import draw, edit_coherence, prompt_fidelity, round_trip_fidelity
+from worker.settings import WorkerSettings, world_preset
+from worker.world.evaluate import (
+    draw,
+    edit_coherence,
+    pipeline_inpaint,
+    prompt_fidelity,
+    round_trip_fidelity,
+    worker_inpaint,
+)
 from worker.world.model import world_model_dir
 from worker.world.scenes import held_out_scenes
 
@@ -80,18 +90,25 @@ def main() -> None:
     preset = world_preset()
     with tempfile.TemporaryDirectory() as cache:
         pipe = load_pipeline(preset, choose_placement("cpu"), Path(cache))
+        settings = WorkerSettings(cache_dir=cache, device="cpu", default_model="world", models={"world": preset})
+        engine = Engine(settings)
+        engine.load()
     scenes = held_out_scenes()
     started = time.perf_counter()
     fid = prompt_fidelity(pipe, scenes, preset.steps, preset.guidance)
     fidelity_s = time.perf_counter() - started
     ceiling = round_trip_fidelity(pipe, scenes)
-    edits = edit_coherence(pipe, scenes[: args.edits], preset.steps, preset.guidance)
+    edit_scenes = scenes[: args.edits]
+    edits = edit_coherence(pipe, edit_scenes, preset.steps, preset.guidance, worker_inpaint(engine))
+    raw = edit_coherence(
+        pipe, edit_scenes, preset.steps, preset.guidance, pipeline_inpaint(pipe, preset.steps, preset.guidance)
+    )
     per_image = seconds_per_image(pipe, preset.steps, preset.guidance)
     if args.picture:
         example_sheet(pipe, preset.steps, preset.guidance, args.picture)
     record = json.loads((world_model_dir() / "training.json").read_text())
     secs = record["seconds"]
-    print(fid, edits, f"{per_image:.3f} s/image", sep="\n")
+    print(fid, edits, raw, f"{per_image:.3f} s/image", sep="\n")
     body = f"""## The shape-world model on CPU (issue: a built-in model that really draws)
 
 Device: {device()}, torch {torch.__version__}, {args.threads} thread(s). Date: {dt.date.today().isoformat()}.
@@ -110,9 +127,12 @@ Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 | background right (100 pictures) | {fid.background:.1%} | |
 | the VAE's round trip alone (the scenes themselves encoded and decoded): colour / shape / position right \
 | {ceiling.colour:.1%} / {ceiling.shape:.1%} / {ceiling.position:.1%} | |
-| edit: mean change outside / inside the object ({edits.edits} inpaint edits, 0..255) \
-| {edits.outside:.1f} / {edits.inside:.1f} = {edits.ratio:.3f} | < 0.2 |
-| edit: the judge reads the new colour on the object | {edits.recoloured:.1%} | |
+| edit through the worker: mean change outside / inside the object ({edits.edits} edits, 0..255) \
+| {edits.outside:.2f} / {edits.inside:.1f} = {edits.ratio:.3f} | < 0.2 |
+| edit through the worker: the judge reads the new colour on the object | {edits.recoloured:.1%} | |
+| edit through diffusers' inpaint pipeline alone: outside / inside \
+| {raw.outside:.1f} / {raw.inside:.1f} = {raw.ratio:.3f} | |
+| edit through diffusers' inpaint pipeline alone: new colour read | {raw.recoloured:.1%} | |
 | one picture, batch 1 | {per_image:.3f} s | < 0.5 s |
 | 100 held-back pictures, batches of 25 | {fidelity_s:.1f} s | |
 

@@ -6,10 +6,14 @@ recorded figures and the tests that guard them can never measure different thing
 
 from __future__ import annotations
 
+import base64
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from worker.world.judge import EditChange, Fidelity, edit_change, fidelity, read
 from worker.world.scenes import OBJECT_COLOURS, Scene, Shape
@@ -84,17 +88,57 @@ class EditCoherence:
     recoloured: float  # share of edits where the judge reads the new colour on the object
 
 
-def edit_coherence(pipe: Any, scenes: list[Scene], steps: int, guidance: float, seed: int = 0) -> EditCoherence:
-    """Draw each scene, then inpaint its first object in a new colour through the object's mask.
+# One edit: (the picture, the mask to paint, the new caption, the seed) -> the edited picture.
+Inpaint = Callable[[np.ndarray, np.ndarray, str, int], np.ndarray]
 
-    Both passes use the same seed. The mask is the object's exact mask grown by 2 pixels, as a
-    user's brush (or a segmenter) would give it.
-    """
+
+def png(picture: np.ndarray) -> bytes:
+    """An RGB or greyscale uint8 array as PNG bytes, as a client uploads it."""
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pipeline_inpaint(pipe: Any, steps: int, guidance: float) -> Inpaint:
+    """Diffusers' inpaint pipeline alone, on the same components (it re-decodes the whole picture)."""
     import torch
     from diffusers import AutoPipelineForInpainting
-    from PIL import Image
 
     inpaint = AutoPipelineForInpainting.from_pipe(pipe)
+
+    def edit(picture: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        with torch.inference_mode():
+            result = inpaint(
+                prompt=prompt, image=Image.fromarray(picture), mask_image=Image.fromarray(mask),
+                num_inference_steps=steps, guidance_scale=guidance, strength=1.0, width=64, height=64,
+                generator=torch.Generator().manual_seed(seed),
+            ).images[0]  # fmt: skip
+        return np.asarray(result.convert("RGB"))
+
+    return edit
+
+
+def worker_inpaint(engine: Any) -> Inpaint:
+    """The worker's own edit (what /v1/images/edits and the bot return): the engine, a luminance mask."""
+    from worker.protocol import EditRequest
+
+    def edit(picture: np.ndarray, mask: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        request = EditRequest(prompt=prompt, seed=seed, mask_format="luminance", strength=1.0)
+        response = engine.render(engine.plan_edit(request, png(picture), png(mask)))
+        data = base64.b64decode(response.data[0].b64_json)
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    return edit
+
+
+def edit_coherence(
+    pipe: Any, scenes: list[Scene], steps: int, guidance: float, inpaint: Inpaint, seed: int = 0
+) -> EditCoherence:
+    """Draw each scene, then repaint its first object in a new colour through the object's mask.
+
+    Both passes use the same seed. The mask is the object's exact mask grown by 2 pixels, as a
+    user's brush (or a segmenter) would give it; "inside" is that mask, "outside" the rest.
+    """
     seeds = [seed + i for i in range(len(scenes))]
     before = draw(pipe, [s.caption() for s in scenes], seeds, steps, guidance)
     changes: list[EditChange] = []
@@ -102,13 +146,7 @@ def edit_coherence(pipe: Any, scenes: list[Scene], steps: int, guidance: float, 
     for picture, scene, s in zip(before, scenes, seeds, strict=True):
         edited, target = recoloured(scene)
         mask = _dilate(scene.masks()[0], 2)
-        with torch.inference_mode():
-            result = inpaint(
-                prompt=edited.caption(), image=Image.fromarray(picture), mask_image=Image.fromarray(mask),
-                num_inference_steps=steps, guidance_scale=guidance, strength=1.0, width=64, height=64,
-                generator=torch.Generator().manual_seed(s),
-            ).images[0]  # fmt: skip
-        after = np.asarray(result.convert("RGB"))
+        after = inpaint(picture, (mask * 255).astype(np.uint8), edited.caption(), s)
         changes.append(edit_change(picture, after, mask))
         reading = read(after)
         cx, cy = target.centre

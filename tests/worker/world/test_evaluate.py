@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import torch
 
+from tests.conftest import tiny_worker_settings
+from worker.engine import Engine
 from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
-from worker.world.evaluate import edit_coherence, prompt_fidelity
+from worker.world.evaluate import edit_coherence, pipeline_inpaint, prompt_fidelity, worker_inpaint
 from worker.world.scenes import held_out_scenes
 
 MARGIN = 0.03
@@ -24,6 +26,7 @@ MARGIN = 0.03
 RECORDED = {"colour": 0.9387, "shape": 0.4434, "size": 0.9434, "position": 0.9858, "background": 1.0}
 RECORDED_EDIT_RATIO = 0.3645
 RECORDED_RECOLOURED = 1.0
+RECORDED_WORKER_RECOLOURED = 1.0
 EDITS = 20
 # 100 pictures and 20 edits: about a minute on one idle core, several on a loaded machine.
 pytestmark = pytest.mark.timeout(1200)
@@ -40,6 +43,14 @@ def pipe() -> Iterator[Any]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def engine(pipe: Any, worker_cache: Path) -> Engine:
+    """The worker's engine serving the same shipped preset (one thread, from the pipe fixture)."""
+    world = Engine(tiny_worker_settings(worker_cache, models={"world": world_preset()}, default_model="world"))
+    world.load()
+    return world
+
+
 def test_prompt_fidelity_stays_at_the_recorded_figures(pipe: Any) -> None:
     preset = world_preset()
     torch.manual_seed(0)
@@ -49,9 +60,20 @@ def test_prompt_fidelity_stays_at_the_recorded_figures(pipe: Any) -> None:
         assert getattr(measured, attribute) >= floor - MARGIN, (attribute, measured)
 
 
-def test_a_single_object_edit_stays_coherent(pipe: Any) -> None:
+def test_a_single_object_edit_through_the_worker_leaves_everything_else_alone(pipe: Any, engine: Engine) -> None:
+    """The edit users get (/v1/images/edits, the bot's "make the circle green"): nothing outside the mask moves."""
     preset = world_preset()
-    measured = edit_coherence(pipe, held_out_scenes()[:EDITS], preset.steps, preset.guidance)
+    measured = edit_coherence(pipe, held_out_scenes()[:EDITS], preset.steps, preset.guidance, worker_inpaint(engine))
+    assert measured.edits == EDITS
+    assert measured.outside == 0.0 and measured.inside > 30, measured
+    assert measured.ratio < 0.2, measured
+    assert measured.recoloured >= RECORDED_WORKER_RECOLOURED - MARGIN, measured
+
+
+def test_diffusers_inpaint_alone_stays_at_its_recorded_coherence(pipe: Any) -> None:
+    preset = world_preset()
+    inpaint = pipeline_inpaint(pipe, preset.steps, preset.guidance)
+    measured = edit_coherence(pipe, held_out_scenes()[:EDITS], preset.steps, preset.guidance, inpaint)
     assert measured.edits == EDITS
     assert measured.ratio <= RECORDED_EDIT_RATIO + MARGIN, measured
     assert measured.recoloured >= RECORDED_RECOLOURED - MARGIN, measured

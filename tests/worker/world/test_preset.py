@@ -17,7 +17,7 @@ from worker.engine import Engine
 from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
 from worker.scheduler import Progress
 from worker.settings import AdapterSpec, world_preset
-from worker.world.evaluate import draw
+from worker.world.evaluate import draw, png
 from worker.world.judge import judge
 from worker.world.model import world_model_dir
 from worker.world.scenes import Scene, Shape
@@ -54,12 +54,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, worker_cache: Path) -> Engin
     engine = Engine(settings)
     engine.load()
     return engine
-
-
-def png_of(picture: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_loads_from_the_shipped_folder_as_a_stock_sd15_pipeline(world: Engine) -> None:
@@ -115,10 +109,10 @@ def test_progress_with_previews_and_cancel(world: Engine) -> None:
 
 
 def test_img2img_and_inpaint_run_on_it(world: Engine) -> None:
-    source = png_of(SCENE.render())
+    source = png(SCENE.render())
     varied = world.render(world.plan_edit(EditRequest(prompt=SCENE.caption(), seed=5, strength=0.5), source, None))
     assert varied.data[0].parameters.mode == "img2img"
-    mask = png_of((SCENE.masks()[0] * 255).astype(np.uint8))
+    mask = png((SCENE.masks()[0] * 255).astype(np.uint8))
     green = Scene(background="white", shapes=(Shape("circle", "green", "large", (1, 1)),))
     request = EditRequest(prompt=green.caption(), seed=5, mask_format="luminance")
     edited = world.render(world.plan_edit(request, source, mask))
@@ -131,7 +125,7 @@ def test_img2img_and_inpaint_run_on_it(world: Engine) -> None:
 
 def test_inpaint_with_a_mask_from_words(world: Engine) -> None:
     request = EditRequest(prompt=SCENE.caption(), mask_prompt="the circle", seed=5, steps=2)
-    plan = world.plan_edit(request, png_of(SCENE.render()), None)
+    plan = world.plan_edit(request, png(SCENE.render()), None)
     assert world.render(plan).data[0].parameters.mode == "inpaint"
 
 
