@@ -12,7 +12,8 @@ import io
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from worker.serve import APP_NAME, deploy, undeploy
 from worker.settings import ServeSettings, WorkerSettings
 
 HOG, LIGHT = "hog", ("ann", "bob", "cy", "dee")
-STEPS_LONG = 60  # a render that outlasts the other 22 requests reaching the replicas
+STEPS_LONG = 100  # a render that outlasts the other 22 requests reaching the replicas
 
 
 def free_port() -> int:
@@ -89,21 +90,51 @@ async def replica_pids(expected: int) -> dict[str, int]:
 
 async def test_health_and_models_on_the_front(gateway: str) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get(gateway + "/healthz") as resp:
-            assert await resp.json() == {"status": "ok", "models": ["tiny", "tiny-alt"]}
+        # "loading" until a replica first answers (Serve may report the app running a moment earlier),
+        # then "ok": a readiness probe polls it the same way.
+        while True:
+            async with session.get(gateway + "/healthz") as resp:
+                health = await resp.json()
+            assert health in ({"status": status, "models": ["tiny", "tiny-alt"]} for status in ("loading", "ok"))
+            if health["status"] == "ok":
+                break
+            await asyncio.sleep(0.05)
         async with session.get(gateway + "/metrics") as resp:
             assert "egaku_ready 1" in await resp.text()
 
 
-async def test_replica_killed_mid_batch_every_job_answered_once_and_fairly(gateway: str) -> None:
-    """24 jobs from 5 users; one replica is SIGKILLed while it renders. Nothing lost, nothing twice."""
-    pids = await replica_pids(2)
-    results: dict[str, list[tuple[str, dict]]] = {}
-    starts: list[tuple[str, str]] = []  # (job id, replica) in the order the starts arrive
-    queued: set[str] = set()
+@dataclass
+class Crowd:
+    """What 24 jobs from 5 users saw: each job's events, and the starts in the order they arrived."""
+
+    hog_ids: list[str]
+    light_ids: list[str]
+    results: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
+    starts: list[tuple[str, str]] = field(default_factory=list)  # (job id, replica)
+    queued: set[str] = field(default_factory=set)
+    waiting_hog: set[str] = field(default_factory=set)  # the hog's jobs not started once all 24 were queued
+
+
+async def crowd(
+    gateway: str,
+    prefix: str,
+    during: Callable[[Crowd], Awaitable[None]] | None = None,
+    model: str = "tiny",
+    blockers: int = 2,
+) -> Crowd:
+    """The hog queues 12 jobs, then four people ask for 3 each; `during` runs once all 24 are queued.
+
+    The hog's first `blockers` jobs are long, so that the replicas are busy while everyone else
+    queues: the order in which the rest start is then the schedulers' choice, not a race between clients.
+    """
+    seen = Crowd(
+        hog_ids=[f"{prefix}{HOG}-{i}" for i in range(12)],
+        light_ids=[f"{prefix}{user}-{i}" for i in range(3) for user in LIGHT],
+    )
 
     async def one(session: aiohttp.ClientSession, user: str, job_id: str, steps: int = 3) -> None:
         body = {"prompt": f"a fox for {user}", "user": user, "job_id": job_id, "seed": 1, "steps": steps}
+        body["model"] = model
         events: list[tuple[str, dict]] = []
         async with session.post(
             gateway + "/v1/images/generations", json={**body, "stream": True, "stream_format": "egaku"}
@@ -111,57 +142,109 @@ async def test_replica_killed_mid_batch_every_job_answered_once_and_fairly(gatew
             async for kind, data in sse(resp):
                 events.append((kind, data))
                 if kind == "queued":
-                    queued.add(job_id)
+                    seen.queued.add(job_id)
                 elif kind == "started":
-                    starts.append((job_id, data["replica"]))
-        results[job_id] = events
+                    seen.starts.append((job_id, data["replica"]))
+        seen.results[job_id] = events
+
+    def user_of(job_id: str) -> str:
+        return job_id.removeprefix(prefix).split("-")[0]
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=240)) as session:
-        # The hog queues 12 jobs first; then four people ask for 3 each. The hog's first two are long,
-        # so that both replicas are busy while everyone else queues: the order in which the rest start
-        # is then the scheduler's choice, not a race with the clients.
-        hog_ids = [f"{HOG}-{i}" for i in range(12)]
-        tasks = [asyncio.create_task(one(session, HOG, job_id, steps=STEPS_LONG)) for job_id in hog_ids[:2]]
-        await wait_for(lambda: len(starts) == 2)
-        tasks += [asyncio.create_task(one(session, HOG, job_id)) for job_id in hog_ids[2:]]
-        await wait_for(lambda: len(queued) == len(hog_ids))
-        light_ids = [f"{user}-{i}" for i in range(3) for user in LIGHT]
-        tasks += [asyncio.create_task(one(session, job_id.split("-")[0], job_id)) for job_id in light_ids]
-        await wait_for(lambda: len(queued) == 24)
-        waiting_hog = set(hog_ids) - {job_id for job_id, _replica in starts}
-        # Kill a replica while it renders a job (its start has arrived, its answer has not).
-        await wait_for(lambda: len(starts) >= 4)
-        victim_job, victim = starts[-1]
-        os.kill(pids[victim], signal.SIGKILL)
+        hog = seen.hog_ids
+        tasks = [asyncio.create_task(one(session, HOG, job_id, steps=STEPS_LONG)) for job_id in hog[:blockers]]
+        await wait_for(lambda: len(seen.starts) == blockers)
+        tasks += [asyncio.create_task(one(session, HOG, job_id)) for job_id in hog[blockers:]]
+        await wait_for(lambda: len(seen.queued) == len(hog))
+        tasks += [asyncio.create_task(one(session, user_of(job_id), job_id)) for job_id in seen.light_ids]
+        await wait_for(lambda: len(seen.queued) == 24)
+        seen.waiting_hog = set(hog) - {job_id for job_id, _replica in seen.starts}
+        if during is not None:
+            await during(seen)
         await asyncio.gather(*tasks)
+    return seen
 
+
+async def completed_jobs(gateway: str) -> int:
+    """The gateway's count of completed jobs (its /metrics), after checking that none failed."""
+    async with aiohttp.ClientSession() as session, session.get(gateway + "/metrics") as resp:
+        metrics = await resp.text()
+    assert 'egaku_jobs_total{outcome="failed"} 0' in metrics
+    line = next(x for x in metrics.splitlines() if x.startswith('egaku_jobs_total{outcome="completed"}'))
+    return int(float(line.split()[-1]))
+
+
+async def test_replica_killed_mid_batch_every_job_answered_once(gateway: str) -> None:
+    """24 jobs from 5 users; one replica is SIGKILLed while it renders. Nothing lost, nothing twice."""
+    pids = await replica_pids(2)
+    before = await completed_jobs(gateway)
+    killed: list[tuple[str, str]] = []
+
+    async def kill_one(seen: Crowd) -> None:
+        # Kill a replica while it renders a job (its start has arrived, its answer has not).
+        await wait_for(lambda: len(seen.starts) >= 4)
+        killed.append(seen.starts[-1])
+        os.kill(pids[seen.starts[-1][1]], signal.SIGKILL)
+
+    seen = await crowd(gateway, "k-", during=kill_one)
+    [(victim_job, victim)] = killed
     # Every job answered exactly once, with its own id, and nothing failed.
-    assert sorted(results) == sorted(hog_ids + light_ids)
-    for job_id, events in results.items():
+    assert sorted(seen.results) == sorted(seen.hog_ids + seen.light_ids)
+    for job_id, events in seen.results.items():
         finals = [(kind, data) for kind, data in events if kind in ("completed", "error")]
         assert len(finals) == 1 and finals[0][0] == "completed", (job_id, finals)
         assert finals[0][1]["job_id"] == job_id and len(finals[0][1]["data"]) == 1
         assert events[-1][0] == "completed"
     # The killed replica's jobs ran again elsewhere: they were queued again after their start.
-    rerun = [j for j, events in results.items() if [k for k, _ in events].count("queued") > 1]
+    rerun = [j for j, events in seen.results.items() if [k for k, _ in events].count("queued") > 1]
     assert victim_job in rerun
-    # Fairness across users: the four people with 3 jobs each did not wait behind the hog's 12.
-    # First come, first served would start all the hog's waiting jobs before any of theirs; the fair
-    # queue gives each user a turn in every round, so theirs start earlier on average and the hog's last.
-    last_start = {job_id: index for index, (job_id, _replica) in enumerate(starts)}
-    order = sorted(last_start, key=last_start.__getitem__)
-    assert len(waiting_hog) >= 8, order
-    light_mean = sum(last_start[j] for j in light_ids) / len(light_ids)
-    hog_mean = sum(last_start[j] for j in waiting_hog) / len(waiting_hog)
-    assert light_mean < hog_mean - 3, (order, sorted(waiting_hog))
-    assert order[-1].startswith(HOG), order
     # A replacement replica comes up, and the dead one is gone.
     replaced = await replica_pids(2)
     assert victim not in replaced and len(set(replaced.values()) - set(pids.values())) == 1
-    async with aiohttp.ClientSession() as session, session.get(gateway + "/metrics") as resp:
-        metrics = await resp.text()
-    assert 'egaku_jobs_total{outcome="completed"} 24' in metrics
-    assert 'egaku_jobs_total{outcome="failed"} 0' in metrics
+    assert await completed_jobs(gateway) == before + 24
+
+
+async def test_fair_across_users_through_serve(gateway: str) -> None:
+    """The four people with 3 jobs each do not wait behind the hog's queue, on either replica.
+
+    Each replica runs its own fair queue: every user who has a job waiting there gets one turn a
+    round. So on its replica, someone's n-th job (counting from 0) starts after at most n + 1 of the
+    hog's waiting jobs; first come, first served would put all of them ahead. Every job here asks for
+    the second model, so Serve's multiplexing mostly sends them to the replica that has it loaded. In
+    some runs Serve still puts all the light jobs on one replica and the hog's on the other, which
+    leaves nothing to judge; the crowd then comes again. (Fairness under a replica's death is not
+    asserted: its jobs come back to the others half a second later, behind whatever they started
+    meanwhile.)
+    """
+    await replica_pids(2)
+    for attempt in range(4):
+        seen = await crowd(gateway, f"f{attempt}-", model="tiny-alt", blockers=1)
+        if fair_on_every_replica(seen) >= 4:
+            return
+    pytest.fail("in 4 runs Serve never put the light users' jobs beside the hog's waiting ones")
+
+
+def fair_on_every_replica(seen: Crowd) -> int:
+    """Check the one-turn-a-round rule on each replica; how many light jobs it had something to judge."""
+    assert all(events[-1][0] == "completed" for events in seen.results.values())
+    assert sorted(job_id for job_id, _replica in seen.starts) == sorted(seen.hog_ids + seen.light_ids)
+    on: dict[str, list[str]] = {}  # replica → its jobs, in the order they started
+    for job_id, replica in seen.starts:
+        on.setdefault(replica, []).append(job_id)
+    judged = 0
+    for replica, jobs in on.items():
+        earlier: dict[str, int] = {}  # user → their jobs started on this replica so far
+        hog_ahead = 0
+        for job_id in jobs:
+            if job_id in seen.waiting_hog:
+                hog_ahead += 1
+            elif job_id in seen.light_ids:
+                user = job_id.split("-")[1]
+                assert hog_ahead <= earlier.get(user, 0) + 1, (replica, jobs, sorted(seen.waiting_hog))
+                earlier[user] = earlier.get(user, 0) + 1
+                # Judged: the hog still had jobs waiting here, which first come, first served would start first.
+                judged += hog_ahead < sum(j in seen.waiting_hog for j in jobs)
+    return judged
 
 
 async def test_progress_with_previews_and_cancel_by_id_through_serve(gateway: str) -> None:
