@@ -107,12 +107,17 @@ async def test_health_and_models_on_the_front(gateway: str) -> None:
 class Crowd:
     """What 24 jobs from 5 users saw: each job's events, and the starts in the order they arrived."""
 
+    prefix: str  # of every job id in this crowd
     hog_ids: list[str]
     light_ids: list[str]
     results: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
     starts: list[tuple[str, str]] = field(default_factory=list)  # (job id, replica)
     queued: set[str] = field(default_factory=set)
     waiting_hog: set[str] = field(default_factory=set)  # the hog's jobs not started once all 24 were queued
+
+    def user_of(self, job_id: str) -> str:
+        """The user a job id belongs to ("f0-ann-2" -> "ann")."""
+        return job_id.removeprefix(self.prefix).split("-")[0]
 
 
 async def crowd(
@@ -128,6 +133,7 @@ async def crowd(
     queues: the order in which the rest start is then the schedulers' choice, not a race between clients.
     """
     seen = Crowd(
+        prefix=prefix,
         hog_ids=[f"{prefix}{HOG}-{i}" for i in range(12)],
         light_ids=[f"{prefix}{user}-{i}" for i in range(3) for user in LIGHT],
     )
@@ -147,16 +153,13 @@ async def crowd(
                     seen.starts.append((job_id, data["replica"]))
         seen.results[job_id] = events
 
-    def user_of(job_id: str) -> str:
-        return job_id.removeprefix(prefix).split("-")[0]
-
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=240)) as session:
         hog = seen.hog_ids
         tasks = [asyncio.create_task(one(session, HOG, job_id, steps=STEPS_LONG)) for job_id in hog[:blockers]]
         await wait_for(lambda: len(seen.starts) == blockers)
         tasks += [asyncio.create_task(one(session, HOG, job_id)) for job_id in hog[blockers:]]
         await wait_for(lambda: len(seen.queued) == len(hog))
-        tasks += [asyncio.create_task(one(session, user_of(job_id), job_id)) for job_id in seen.light_ids]
+        tasks += [asyncio.create_task(one(session, seen.user_of(job_id), job_id)) for job_id in seen.light_ids]
         await wait_for(lambda: len(seen.queued) == 24)
         seen.waiting_hog = set(hog) - {job_id for job_id, _replica in seen.starts}
         if during is not None:
@@ -239,7 +242,7 @@ def fair_on_every_replica(seen: Crowd) -> int:
             if job_id in seen.waiting_hog:
                 hog_ahead += 1
             elif job_id in seen.light_ids:
-                user = job_id.split("-")[1]
+                user = seen.user_of(job_id)
                 assert hog_ahead <= earlier.get(user, 0) + 1, (replica, jobs, sorted(seen.waiting_hog))
                 earlier[user] = earlier.get(user, 0) + 1
                 # Judged: the hog still had jobs waiting here, which first come, first served would start first.
