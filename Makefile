@@ -24,10 +24,12 @@ run: install
 	else echo "DISCORD_TOKEN is not set: starting a terminal chat instead (egaku chat)"; \
 	$(VENV)/bin/egaku chat --config $(CONFIG); fi
 
+# pytest runs in a network namespace with only loopback (tests/guard/loopback-only): nothing it
+# starts can reach, or be reached on, the machine's own address. The install above needs the network.
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	tests/guard/loopback-only $(PY) -m pytest -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from benchmarks.bot_overhead import Fakes, bot_process, pct
 
 
@@ -59,6 +60,7 @@ async def run(commands: int) -> dict[str, float]:
 
 
 def main() -> None:
+    loopback_only("benchmarks.ack_latency")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--commands", type=int, default=200)
     parser.add_argument("--write", type=Path)

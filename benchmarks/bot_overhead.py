@@ -32,6 +32,7 @@ from aiohttp import web
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from tests.fakes.discord import BOT_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
 from tests.fakes.serving import serve
@@ -332,6 +333,7 @@ system time per turn, from /proc.
 
 
 def main() -> None:
+    loopback_only("benchmarks.bot_overhead")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this markdown file (docs/benchmarks.md)")

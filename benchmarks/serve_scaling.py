@@ -37,6 +37,7 @@ import aiohttp
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve as serve_locally
 from tools.embedded import free_port
 from worker.jobs import LocalJobs
@@ -283,6 +284,7 @@ def table(results: dict[str, Any], cost_s: float, command: str) -> str:
 
 def main() -> None:
     """Run the scaling benchmark."""
+    loopback_only("benchmarks.serve_scaling")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cost", type=float, default=0.25, help="seconds per job on a replica (simulated GPU)")
     parser.add_argument("--jobs", type=int, default=40, help="jobs per replica per throughput run")

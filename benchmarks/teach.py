@@ -26,6 +26,7 @@ import aiohttp
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from tests.fakes.serving import serving_worker
 from tools.concepts import Concepts, ConceptStore, Taught
 from tools.context import Requester
@@ -103,6 +104,7 @@ async def end_to_end(cache: Path, steps: int) -> tuple[float, float, float]:
 
 def main() -> None:
     """Measure, print, and optionally write the section."""
+    loopback_only("benchmarks.teach")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--write", type=Path)

@@ -24,6 +24,7 @@ import aiohttp
 import torch
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve
 from worker.engine import Engine
 from worker.jobs import LocalJobs
@@ -115,6 +116,7 @@ async def run(size: int, steps: int, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    loopback_only("benchmarks.worker_cpu")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)

@@ -27,6 +27,7 @@ import aiohttp
 import torch
 
 from benchmarks._markdown import device, write_section
+from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve
 from worker.engine import Engine
 from worker.pipelines import Placement, load_pipeline
@@ -201,6 +202,7 @@ async def scenario(
 
 
 def main() -> None:
+    loopback_only("benchmarks.worker_gpu")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiny", action="store_true", help="smoke-test on CPU with the tiny pipeline")
     parser.add_argument("--model", choices=("sdxl", "flux"), default="sdxl", help="the architecture to measure")
