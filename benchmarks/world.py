@@ -28,10 +28,7 @@ import torch
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
-from worker.engine import Engine
-from worker.pipelines import choose_placement, load_pipeline
-from worker.settings import WorkerSettings, world_preset
-from worker.world.evaluate import (
+from training.world.evaluate import (
     draw,
     edit_coherence,
     pipeline_inpaint,
@@ -39,8 +36,11 @@ from worker.world.evaluate import (
     round_trip_fidelity,
     worker_inpaint,
 )
-from worker.world.model import world_model_dir
-from worker.world.scenes import held_out_scenes
+from training.world.scenes import held_out_scenes
+from worker.engine import Engine
+from worker.pipelines import choose_placement, load_pipeline
+from worker.settings import WorkerSettings, world_preset
+from worker.world import world_model_dir
 
 EXAMPLES = (
     "a large red circle in the center, on a white background",
@@ -136,7 +136,7 @@ Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 | one picture, batch 1 | {per_image:.3f} s | < 0.5 s |
 | 100 held-back pictures, batches of 25 | {fidelity_s:.1f} s | |
 
-Training (`python -m worker.world.train --out worker/world/weights`, seed {record["config"]["seed"]},
+Training (`python -m training.world.train --out worker/world/weights`, seed {record["config"]["seed"]},
 {record["threads"]} thread(s) on the 2-core machine, torch {record["torch"]}):
 {record["total_seconds"] / 60:.1f} min in all. Phases: VAE {secs["vae"] / 60:.1f} min
 ({record["config"]["vae_steps"]} steps of {record["config"]["vae_batch"]}), encoding the

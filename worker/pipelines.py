@@ -75,7 +75,7 @@ def tiny_dir(cache_dir: Path, family: str) -> Path:
 def shipped(source: str) -> str:
     """The folder of a model shipped with egaku ("world": the trained shape-world pipeline); other sources as given."""
     if source == "world":
-        from worker.world.model import world_model_dir
+        from worker.world import world_model_dir
 
         return str(world_model_dir())
     return source

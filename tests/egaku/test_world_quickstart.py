@@ -12,11 +12,11 @@ from PIL import Image
 from egaku.config import load_config
 from tests.egaku.test_cli import ROOT, config_text, egaku
 from tests.fakes.openai import Call, FakeOpenAI, Say
+from training.world.evaluate import draw
+from training.world.judge import Verdict, judge
+from training.world.scenes import Scene, Shape
 from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
-from worker.world.evaluate import draw
-from worker.world.judge import Verdict, judge
-from worker.world.scenes import Scene, Shape
 
 ASKED = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
 SEED = 0

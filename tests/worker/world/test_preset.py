@@ -13,14 +13,14 @@ from PIL import Image
 
 from tests.conftest import tiny_worker_settings
 from tests.worker.test_engine import as_job, pixels
+from training.world.evaluate import draw, png
+from training.world.judge import judge
+from training.world.scenes import Scene, Shape
 from worker.engine import Engine
 from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
 from worker.scheduler import Progress
 from worker.settings import AdapterSpec, world_preset
-from worker.world.evaluate import draw, png
-from worker.world.judge import judge
-from worker.world.model import world_model_dir
-from worker.world.scenes import Scene, Shape
+from worker.world import world_model_dir
 
 SCENE = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
 

@@ -1,4 +1,4 @@
-"""Train the shape world's pipeline from nothing: `python -m worker.world.train --out DIR`.
+"""Train the shape world's pipeline from nothing: `python -m training.world.train --out DIR`.
 
 Three phases, all seeded, with a progress bar each:
 1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.world.model import TEXT_WIDTH
-from worker.world.scenes import (
+from training.world.model import TEXT_WIDTH
+from training.world.scenes import (
     BACKGROUNDS,
     GRID,
     OBJECT_COLOURS,
@@ -127,7 +127,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
     import torch
     from tqdm import tqdm
 
-    from worker.world.model import build_vae
+    from training.world.model import build_vae
 
     gen = torch.Generator().manual_seed(config.seed)
     vae = build_vae()
@@ -243,7 +243,7 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
     import torch
     from tqdm import tqdm
 
-    from worker.world.model import build_text_encoder
+    from training.world.model import build_text_encoder
 
     torch.manual_seed(config.seed + 4)
     encoder, reader = build_text_encoder(len(tokenizer)), _slot_reader(TEXT_WIDTH)
@@ -287,7 +287,7 @@ def train_denoiser(
     from diffusers.training_utils import EMAModel, compute_snr
     from tqdm import tqdm
 
-    from worker.world.model import build_unet, training_scheduler
+    from training.world.model import build_unet, training_scheduler
 
     gen = torch.Generator().manual_seed(config.seed + 1)
     rng = random.Random(config.seed + 2)
@@ -351,7 +351,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
     """Run the three phases and save the pipeline (fp16 weights) and its training record into `out`."""
     import torch
 
-    from worker.world.model import save_pipeline, world_tokenizer
+    from training.world.model import save_pipeline, world_tokenizer
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -364,7 +364,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from worker.world.model import build_vae
+    from training.world.model import build_vae
 
     fields = asdict(config)
     seconds: dict[str, float] = {}

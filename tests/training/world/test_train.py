@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.world.train import main
+from training.world.train import main
 
 TINY = ["--scenes", "40", "--vae-steps", "2", "--text-steps", "2", "--unet-steps", "3", "--unet-stop", "0",
         "--checkpoint-every", "2", "--log-every", "1"]  # fmt: skip
@@ -66,8 +66,8 @@ def test_the_text_phase_learns_each_cell_from_captions(tmp_path: Path) -> None:
 
 
 def test_the_text_phase_labels_each_cell_and_the_background() -> None:
-    from worker.world.scenes import Scene, Shape
-    from worker.world.train import CELL_CLASSES, scene_targets
+    from training.world.scenes import Scene, Shape
+    from training.world.train import CELL_CLASSES, scene_targets
 
     scene = Scene("white", (Shape("circle", "red", "small", (0, 0)), Shape("triangle", "purple", "large", (2, 2))))
     cells, background = scene_targets(scene)

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from worker.world.scenes import (
+from training.world.scenes import (
     PALETTE,
     SIZE,
     Scene,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worker.world.scenes import GRID, PALETTE, SIZE, Scene, Shape
+from training.world.scenes import GRID, PALETTE, SIZE, Scene, Shape
 
 _NAMES = tuple(PALETTE)
 _RGB = np.array([PALETTE[n] for n in _NAMES], dtype=np.float64)

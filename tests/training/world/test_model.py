@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.world.model import bpe_merges, world_tokenizer
-from worker.world.scenes import held_out_scenes, vocabulary
+from training.world.model import bpe_merges, world_tokenizer
+from training.world.scenes import held_out_scenes, vocabulary
 
 
 def test_every_world_word_is_one_token() -> None:

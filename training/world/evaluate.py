@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from worker.world.judge import EditChange, Fidelity, edit_change, fidelity, read
-from worker.world.scenes import OBJECT_COLOURS, Scene, Shape
+from training.world.judge import EditChange, Fidelity, edit_change, fidelity, read
+from training.world.scenes import OBJECT_COLOURS, Scene, Shape
 
 BATCH = 25
 

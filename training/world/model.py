@@ -12,11 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from training.world.scenes import vocabulary
 from worker.tiny import tiny_clip_vocab
-from worker.world.scenes import vocabulary
 
-# The trained pipeline ships inside the package (see [tool.setuptools.package-data]).
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 TEXT_WIDTH = 64
 LATENT_CHANNELS = 4
 
@@ -178,13 +176,3 @@ def save_pipeline(directory: Path, vae: Any, text_encoder: Any, tokenizer: Any, 
     )
     pipe.save_pretrained(directory, safe_serialization=True)  # type: ignore[attr-defined]
     return directory
-
-
-def world_model_dir() -> Path:
-    """The shipped, trained pipeline folder."""
-    if not (WEIGHTS_DIR / "model_index.json").exists():
-        raise FileNotFoundError(
-            f"the world model's weights are missing from {WEIGHTS_DIR}; train them with "
-            "`python -m worker.world.train --out worker/world/weights`"
-        )
-    return WEIGHTS_DIR

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.world.judge import Verdict, edit_change, fidelity, judge, read
-from worker.world.scenes import PALETTE, Scene, Shape, held_out_scenes
+from training.world.judge import Verdict, edit_change, fidelity, judge, read
+from training.world.scenes import PALETTE, Scene, Shape, held_out_scenes
 
 CIRCLE = Shape(shape="circle", colour="red", size="small", cell=(0, 0))
 SQUARE = Shape(shape="square", colour="blue", size="large", cell=(2, 2))
