@@ -16,12 +16,11 @@ grammar (`agent.worldtalk`).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,16 +127,12 @@ class SmolRuntime:
         if self._adapter is not None:
             from peft import PeftModel
 
+            # Merged into the weights: decoding costs what the plain model costs. A runtime with an
+            # adapter answers only in the adapter's format (EmbeddedChatModel.world_decision).
             log.info("with the adapter %s", self._adapter)
-            model = PeftModel.from_pretrained(model, str(self._adapter))
+            model = PeftModel.from_pretrained(model, str(self._adapter)).merge_and_unload()
         model.eval()
         self._model = model
-
-    @contextlib.contextmanager
-    def _plain(self) -> Iterator[None]:
-        """The general model: the adapter (if any) switched off."""
-        with self._model.disable_adapter() if self._adapter is not None else contextlib.nullcontext():
-            yield
 
     def _encode(self, messages: list[dict[str, str]]) -> Any:
         ids = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
@@ -153,7 +148,7 @@ class SmolRuntime:
             for question, answer in shots:
                 messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
             messages.append({"role": "user", "content": text})
-            with torch.inference_mode(), self._plain():
+            with torch.inference_mode():
                 logits = self._model(self._encode(messages)).logits[0, -1]
             yes = max(float(logits[self._tokenizer.encode(w, add_special_tokens=False)[0]]) for w in ("yes", "Yes"))
             no = max(float(logits[self._tokenizer.encode(w, add_special_tokens=False)[0]]) for w in ("no", "No"))
@@ -166,7 +161,7 @@ class SmolRuntime:
         with self._lock:
             self._ensure_loaded()
             ids = self._encode([{"role": "system", "content": system}, {"role": "user", "content": text}])
-            with torch.inference_mode(), self._plain():
+            with torch.inference_mode():
                 out = self._model.generate(
                     ids,
                     max_new_tokens=max_new_tokens or self._max_new_tokens,

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.offline_world import cells_mask
 from egaku.config import load_config
 from tests.egaku.test_cli import ROOT, config_text, egaku
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from training.world.evaluate import draw
-from training.world.judge import Verdict, judge
+from training.world.judge import Verdict, edit_change, judge
 from training.world.scenes import Scene, Shape
 from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
@@ -55,3 +56,40 @@ async def test_chat_draws_the_scene_it_was_asked_for(
     # And the picture is the scene asked for: a white background with a large red circle in the centre.
     assert judge(posted, ASKED) == (True, [Verdict(colour=True, shape=True, size=True, position=True)])
     assert fake_openai.requests[0]["messages"][-1]["content"].endswith("draw a big red circle in the middle, on white")
+
+
+RED_CENTRE = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
+BLUE_TOP_LEFT = Scene(background="black", shapes=(Shape("circle", "blue", "large", (0, 0)),))
+YELLOW_TOP_LEFT = Scene(background="black", shapes=(Shape("circle", "yellow", "large", (0, 0)),))
+
+
+async def test_the_bundled_model_draws_and_edits_what_it_is_told(tmp_path: Path, worker_cache: Path) -> None:
+    """`egaku chat` on the example config as it ships: the bundled SmolLM2 with the world adapter, no script.
+
+    An English request, a Japanese one, then an edit in plain words: the model writes the world's exact
+    captions, and every posted picture is read back as the scene asked for.
+    """
+    path = tmp_path / "egaku.toml"
+    path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
+    lines = [
+        "draw a big red circle in the middle, on white",
+        "黒い背景の左上に大きい青い丸を描いて",
+        "make the circle yellow",
+    ]
+    code, out, err = await egaku("chat", "--config", str(path), stdin="\n".join(lines).encode() + b"\n")
+    assert code == 0, err[-3000:]
+    replies = [line.removeprefix("egaku> ") for line in out.splitlines() if line.startswith("egaku> ")]
+    prompts = [
+        line.strip().removeprefix("prompt: ") for line in out.splitlines() if line.strip().startswith("prompt: ")
+    ]
+    files = [line.strip().removeprefix("image: ") for line in out.splitlines() if line.strip().startswith("image: ")]
+    assert replies == ["Here it is!", "描きました！", "Done, here is the change."], out
+    assert prompts == [RED_CENTRE.caption(), BLUE_TOP_LEFT.caption(), YELLOW_TOP_LEFT.caption()]
+    pictures = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    right = (True, [Verdict(colour=True, shape=True, size=True, position=True)])
+    assert [judge(p, s) for p, s in zip(pictures, (RED_CENTRE, BLUE_TOP_LEFT, YELLOW_TOP_LEFT), strict=True)] == [
+        right
+    ] * 3
+    # The edit changed the circle and left the rest of the picture as it was.
+    change = edit_change(pictures[1], pictures[2], cells_mask(list(BLUE_TOP_LEFT.shapes)))
+    assert change.ratio < 0.2
