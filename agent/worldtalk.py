@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -127,6 +127,15 @@ def parse_answer(raw: str) -> Answer | None:
 
 
 @dataclass(frozen=True)
+class Thing:
+    """One canonical object phrase, with what no other object of its scene may share."""
+
+    phrase: str
+    colour: str
+    place: str
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     """The world's closed vocabulary, canonical words only (written by the trainer from training/world/scenes.py)."""
 
@@ -144,13 +153,13 @@ class Vocabulary:
 
     def as_json(self) -> str:
         """world.json's text."""
-        return json.dumps(self.__dict__, indent=1) + "\n"
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, indent=1) + "\n"
 
     @cached_property
-    def objects(self) -> tuple[str, ...]:
+    def objects(self) -> tuple[Thing, ...]:
         """Every canonical object phrase: 'a large red circle in the center'."""
         return tuple(
-            f"a {size} {colour} {shape} {where}"
+            Thing(f"a {size} {colour} {shape} {where}", colour, where)
             for size in self.sizes
             for colour in self.colours
             for shape in self.shapes
@@ -158,38 +167,57 @@ class Vocabulary:
         )
 
     @cached_property
-    def tails(self) -> tuple[str, ...]:
-        """Every canonical ending: ', on a white background'."""
-        return tuple(f", on a {b} background" for b in self.backgrounds)
-
-    @cached_property
     def targets(self) -> tuple[str, ...]:
         """What an edit may name as its target."""
         return (BACKGROUND_TARGET, *(f"the {c} {s}" for c in self.colours for s in self.shapes))
 
 
-def _walk(text: str, pieces: list[tuple[str, ...]], complete: bool) -> bool:
-    """Whether text is a prefix (or, if complete, the whole) of a concatenation of one choice per piece."""
-    if not pieces:
-        return not text
-    for choice in pieces[0]:
-        if text.startswith(choice) and _walk(text[len(choice) :], pieces[1:], complete):
-            return True
-        if not complete and len(text) < len(choice) and choice.startswith(text):
+def caption_fits(vocabulary: Vocabulary, text: str, complete: bool) -> bool:
+    """Whether text is (the start of) a canonical caption of a scene of the world.
+
+    One to three objects joined as training.world.scenes joins them ('A', 'A and B', 'A, B and C'),
+    then the background; as in every scene of the world, no two objects share a colour or a place,
+    and the background is none of their colours.
+    """
+    return _objects(vocabulary, text, "first", frozenset(), frozenset(), complete)
+
+
+def _objects(
+    world: Vocabulary, text: str, state: str, colours: frozenset[str], places: frozenset[str], done: bool
+) -> bool:
+    """An object phrase starts text (state: which object of the caption it is: first, middle or last)."""
+    for thing in world.objects:
+        if thing.colour in colours or thing.place in places:
+            continue
+        if text.startswith(thing.phrase):
+            rest = text[len(thing.phrase) :]
+            if _after(world, rest, state, colours | {thing.colour}, places | {thing.place}, done):
+                return True
+        elif not done and thing.phrase.startswith(text):
             return True
     return False
 
 
-def caption_fits(vocabulary: Vocabulary, text: str, complete: bool) -> bool:
-    """Whether text is (the start of) a canonical caption: one to three objects joined like
-    training.world.scenes does ('A', 'A and B', 'A, B and C'), then the background."""
-    objects, tails = vocabulary.objects, vocabulary.tails
-    forms = [
-        [objects, tails],
-        [objects, (" and ",), objects, tails],
-        [objects, (", ",), objects, (" and ",), objects, tails],
-    ]
-    return any(_walk(text, form, complete) for form in forms)
+def _after(
+    world: Vocabulary, text: str, state: str, colours: frozenset[str], places: frozenset[str], done: bool
+) -> bool:
+    """What may follow an object: another object, or (not after the middle one) the background."""
+    joins = {"first": ((", ", "middle"), (" and ", "last")), "middle": ((" and ", "last"),), "last": ()}[state]
+    for join, following in joins:
+        if text.startswith(join):
+            if _objects(world, text[len(join) :], following, colours, places, done):
+                return True
+        elif not done and join.startswith(text):
+            return True
+    if state == "middle":
+        return False
+    for background in world.backgrounds:
+        if background in colours:
+            continue
+        tail = f", on a {background} background"
+        if text == tail or (not done and tail.startswith(text)):
+            return True
+    return False
 
 
 class AnswerGuide:

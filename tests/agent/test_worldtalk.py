@@ -101,8 +101,15 @@ def test_every_held_back_caption_is_in_the_grammar_and_paraphrases_are_not() -> 
     assert not caption_fits(WORLD, RED.removesuffix(", on a white background"), complete=True)
     assert not caption_fits(WORLD, RED + " and", complete=False)
     assert not caption_fits(WORLD, "a large orange circle", complete=False)
-    four = " and ".join(["a large red circle in the center"] * 4)
+    four = "a large red circle on the left, a large blue circle in the center, a large green circle on the right"
     assert not caption_fits(WORLD, four, complete=False)
+    # As in every scene of the world: no colour or place twice, and a background unlike the objects.
+    assert not caption_fits(WORLD, "a large red circle on the left and a small red square", complete=False)
+    assert not caption_fits(WORLD, "a large red circle on the left and a small blue square on the left", complete=False)
+    assert not caption_fits(WORLD, "a large red circle on the left, on a red", complete=False)
+    assert caption_fits(
+        WORLD, "a large red circle on the left, a small blue square at the top left and a", complete=False
+    )
 
 
 def test_the_guide_allows_only_answers_of_the_grammar() -> None:
@@ -126,4 +133,5 @@ def test_the_vocabulary_round_trips_through_its_file(tmp_path: object) -> None:
     path = Path(str(tmp_path)) / "world.json"
     path.write_text(WORLD.as_json(), encoding="utf-8")
     assert Vocabulary.load(path) == WORLD
-    assert len(WORLD.objects) == 2 * 5 * 3 * 9 and WORLD.tails[0] == ", on a red background"
+    assert len(WORLD.objects) == 2 * 5 * 3 * 9 and WORLD.objects[0].phrase == "a small red circle at the top left"
+    assert Vocabulary.load(path).objects == WORLD.objects
