@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from egaku.errors import ConfigError
+from tools.checks.blocklist import DEFAULT_BLOCKLIST
 from worker.families import family_for
 from worker.protocol import MAX_BEST_OF
 from worker.settings import WorkerSettings
@@ -84,9 +85,9 @@ class SafetySettings(_Section):
     """[safety]: what may be drawn outside channels marked NSFW (DMs count as not NSFW)."""
 
     # Words that block a request when its FINAL English prompt contains them (whole words, any case).
-    blocklist: list[str] = Field(
-        default_factory=lambda: ["nude", "naked", "nsfw", "porn", "pornographic", "explicit sex", "gore", "genitals"]
-    )
+    # Matched as the text encoder reads the prompt (tools/checks/blocklist.py): "nude_woman", "ｎｕｄｅ" and
+    # "nudes" all use "nude". Spaced words match whole words; an entry of 4+ letters also starts a longer word.
+    blocklist: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKLIST))
     # Also ask the worker to run its CLIP safety checker there ([worker] safety_checker must be set).
     worker_check: bool = False
 
