@@ -1,5 +1,7 @@
 """The render engine: plans requests against the presets and renders batches of them.
 
+About 400 lines on purpose: planning and the batch loop share the presets and the loaded pipelines.
+
 Everything here that touches torch is blocking. The scheduler calls `run_batch`
 from its single executor thread, so the event loop stays free and the GPU sees
 one batch at a time. The engine plans, batches and calls the pipeline; the rest lives

@@ -1,5 +1,8 @@
 """The worker on Ray Serve: renderer replicas (one per GPU) behind the worker's own HTTP front.
 
+Longer than most modules on purpose: it is the only module that imports Ray, so the replica,
+the gateway's view of the jobs and the deployment stay together behind that one import.
+
     client ─HTTP─► Gateway (1 replica: worker/http's aiohttp app, unchanged routes and validation)
                       │ ServeJobs: a job → one streaming handle call, model id = preset (serve.multiplexed)
                       ▼
