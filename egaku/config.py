@@ -126,6 +126,12 @@ class BestOfSettings(_Section):
     # The most a user, the model or a server may ask for; unset, the worker's own cap ([worker] max_best_of).
     max: int | None = Field(default=None, ge=1, le=MAX_BEST_OF)
 
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> Self:
+        if self.max is not None and self.default > self.max:
+            raise ValueError(f"default ({self.default}) is above max ({self.max})")
+        return self
+
 
 class StorageSettings(_Section):
     """[storage]"""
@@ -200,7 +206,8 @@ class Config(_Section):
     def _best_of_fits_the_worker(self) -> Config:
         """The bot's best-of default within its cap, the cap within what its own worker renders; none on OpenAI."""
         if self.best_of.default > self.best_of_cap:
-            raise ValueError(f"best_of.default ({self.best_of.default}) is above the cap ({self.best_of_cap})")
+            raise ValueError(f"best_of.default ({self.best_of.default}) is above worker.max_best_of "
+                             f"({self.worker.max_best_of}), the cap when best_of.max is unset")  # fmt: skip
         if self.backend.mode == "embedded" and self.best_of_cap > self.worker.max_best_of:
             raise ValueError(f"best_of.max ({self.best_of_cap}) is above worker.max_best_of "
                              f"({self.worker.max_best_of}), the most this worker renders")  # fmt: skip

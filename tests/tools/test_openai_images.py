@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from egaku.config import OpenAIBackendSettings
 from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.openai_images import FakeOpenAIImages
@@ -20,7 +21,6 @@ from tools.backends.base import ImageEdit
 from tools.backends.openai_images import OpenAIImages, alpha_mask, nearest_size
 from tools.backends.worker_client import WorkerClient
 from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
-from worker.settings import OpenAIBackendSettings
 
 
 @pytest.fixture
