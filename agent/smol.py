@@ -29,7 +29,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from agent.decision import DecidingChatModel, Decision, clean_text, to_message
+from agent.decision import REPLY, DecidingChatModel, Decision, clean_text, to_message
 from agent.worldtalk import AnswerGuide, Vocabulary, adapter_chat, parse_answer, pictures_in
 from egaku.errors import ConfigError, LLMUnavailable
 
@@ -256,7 +256,7 @@ class EmbeddedChatModel(DecidingChatModel):
     ) -> ChatResult:
         decision = self.decide(messages)
         # No answer at all is unusable: the agent asks once more, then tells the user plainly.
-        message = to_message(decision) if decision is not None else AIMessage(content="")
+        message = to_message(decision, self.tools) if decision is not None else AIMessage(content="")
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def decide(self, messages: list[BaseMessage]) -> Decision | None:
@@ -267,7 +267,7 @@ class EmbeddedChatModel(DecidingChatModel):
             return self.world_decision(messages, text, self.runtime.world)
         if isinstance(messages[-1], ToolMessage):
             done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
-            return Decision(action="reply", text=first_sentences(done, 30) or "Here is your picture!")
+            return Decision(action=REPLY, text=first_sentences(done, 30) or "Here is your picture!")
         forced = text.startswith("/imagine ")
         text = text.removeprefix("/imagine ").strip()
         if self.can_draw and (forced or self.wants_picture(text)):
@@ -277,9 +277,11 @@ class EmbeddedChatModel(DecidingChatModel):
                 prompt = text
             # The reply goes with the tool call: the turn ends when the picture is posted.
             done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
-            return Decision(action="draw", prompt=prompt, reply=first_sentences(done, 30) or "Here is your picture!")
+            return Decision.model_validate(
+                {"action": "draw", "prompt": prompt, "reply": first_sentences(done, 30) or "Here is your picture!"}
+            )
         reply = first_sentences(self.runtime.complete(_REPLY_SYSTEM, text, max_new_tokens=60), 50)
-        return Decision(action="reply", text=reply or "I'm here! Ask me to draw something.")
+        return Decision(action=REPLY, text=reply or "I'm here! Ask me to draw something.")
 
     def world_decision(self, messages: list[BaseMessage], text: str, world: Vocabulary) -> Decision | None:
         """The adapter's answer: the user's words and their recent pictures in, a whole decision out."""
@@ -287,7 +289,7 @@ class EmbeddedChatModel(DecidingChatModel):
         if isinstance(last, ToolMessage):
             # Only a refusal comes back here (a posted picture ends the turn): say why, as /imagine raw does.
             reason = str(last.content).split(": ", 1)[-1].split(". ")[0].rstrip(".")
-            return Decision(action="reply", text=f"I couldn't do that: {reason}.")
+            return Decision(action=REPLY, text=f"I couldn't do that: {reason}.")
         system = next((m for m in messages if isinstance(m, SystemMessage)), None)
         pictures = pictures_in(str(system.content) if system is not None else "")
         guide = AnswerGuide(world, tuple(p.id for p in pictures))
@@ -297,8 +299,8 @@ class EmbeddedChatModel(DecidingChatModel):
         if answer is None:
             log.warning("the world adapter wrote no whole answer: %r", raw[:500])
             return None
-        if answer.action != "reply" and not self.can_draw:
-            return Decision(action="reply", text=answer.text)
+        if answer.action != REPLY and not self.can_draw:
+            return Decision(action=REPLY, text=answer.text)
         return answer.decision()
 
     def wants_picture(self, text: str) -> bool:

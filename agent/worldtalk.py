@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from agent.decision import Decision
+from agent.decision import REPLY, Decision
 
 WORLD_SYSTEM = "egaku world"
 MAX_PICTURES = 4  # the most recent pictures the adapter is shown (each costs ~25 tokens)
@@ -38,7 +38,7 @@ LAST = "last"
 BACKGROUND_TARGET = "the background"
 MAX_OBJECTS = 3
 
-# The agent's history note (agent.graph.history_note, tools.history.Generation.line).
+# The agent's history note (agent.seeing.history_note, tools.stores.history.Generation.line).
 _NOTE_LINE = re.compile(r"^#(\d+) id=(\S+) \([^)]*\): (.*?)(?:; it shows: .*)?$")
 _NOTE_REPLY = re.compile(
     r"^The user replied to the message showing this image \(ref 'reply'\): "
@@ -47,7 +47,7 @@ _NOTE_REPLY = re.compile(
 
 
 @dataclass(frozen=True)
-class Picture:
+class PictureLine:
     """One of the user's pictures as the adapter sees it: '#3' (its ordinal) or 'reply', its id and prompt."""
 
     label: str
@@ -59,19 +59,19 @@ class Picture:
         return f"{self.label} {self.id}: {self.prompt}"
 
 
-def pictures_in(note: str, limit: int = MAX_PICTURES) -> list[Picture]:
+def pictures_in(note: str, limit: int = MAX_PICTURES) -> list[PictureLine]:
     """The pictures a history note lists: the last `limit` of the user's, then the one replied to."""
-    mine: list[Picture] = []
-    replied: list[Picture] = []
+    mine: list[PictureLine] = []
+    replied: list[PictureLine] = []
     for line in note.splitlines():
         if found := _NOTE_LINE.match(line):
-            mine.append(Picture(f"#{found[1]}", found[2], found[3]))
+            mine.append(PictureLine(f"#{found[1]}", found[2], found[3]))
         elif found := _NOTE_REPLY.match(line):
-            replied.append(Picture(REPLIED, found[1], found[2]))
+            replied.append(PictureLine(REPLIED, found[1], found[2]))
     return [*mine[-limit:], *replied[:1]]
 
 
-def adapter_chat(pictures: list[Picture], text: str) -> list[dict[str, str]]:
+def adapter_chat(pictures: list[PictureLine], text: str) -> list[dict[str, str]]:
     """The chat messages the adapter reads (before the chat template)."""
     system = "\n".join([WORLD_SYSTEM, *(p.line() for p in pictures)])
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
@@ -93,13 +93,13 @@ class Answer:
     def decision(self) -> Decision:
         """The agent's Decision: a world edit is always a region edit (the worker's world masker finds it)."""
         if self.action == "draw":
-            return Decision(action="draw", prompt=self.caption, reply=self.text or None)
+            return Decision.model_validate({"action": "draw", "prompt": self.caption, "reply": self.text})
         if self.action == "edit":
-            return Decision(
-                action="edit", prompt=self.caption, ref=self.ref, mode="region", target=self.target,
-                reply=self.text or None,
+            return Decision.model_validate(
+                {"action": "edit", "ref": self.ref, "prompt": self.caption, "mode": "region", "target": self.target,
+                 "reply": self.text}
             )  # fmt: skip
-        return Decision(action="reply", text=self.text)
+        return Decision(action=REPLY, text=self.text)
 
 
 def render_answer(answer: Answer) -> str:

@@ -1,5 +1,8 @@
 """The worker on Ray Serve: renderer replicas (one per GPU) behind the worker's own HTTP front.
 
+Longer than most modules on purpose: it is the only module that imports Ray, so the replica,
+the gateway's view of the jobs and the deployment stay together behind that one import.
+
     client ─HTTP─► Gateway (1 replica: worker/http's aiohttp app, unchanged routes and validation)
                       │ ServeJobs: a job → one streaming handle call, model id = preset (serve.multiplexed)
                       ▼
@@ -36,7 +39,7 @@ from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
 from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
-from worker.settings import WorkerSettings
+from worker.settings import WorkerSettings, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +362,7 @@ class Gateway:
     async def __init__(self, renderer: DeploymentHandle, settings: WorkerSettings) -> None:  # type: ignore[misc]
         from worker.engine import Engine  # plans requests against the presets; never loads a model here
 
-        token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+        token = read_secret(settings.token_env, os.environ)
         check_exposure(settings, token)
         self._server = WorkerServer(Engine(settings), settings, token, jobs=ServeJobs(renderer, settings))
         self._runner = web.AppRunner(self._server.app(), access_log=None)
@@ -383,7 +386,7 @@ def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], 
         # requests wait in the replica's Scheduler (fair) rather than in Serve's router (first come).
         max_ongoing_requests=settings.max_queue + settings.max_batch,
         max_queued_requests=s.max_queued_requests,
-        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus},
+        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus, "runtime_env": without_token(settings)},
         health_check_period_s=s.health_check_period_s,
     )(Renderer)
     gateway = serve.deployment(
@@ -392,13 +395,22 @@ def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], 
     return gateway.bind(renderer.bind(settings, make_engine), settings)
 
 
+def without_token(settings: WorkerSettings) -> dict[str, Any]:
+    """The renderers' runtime env: the token's variable blanked, since only the gateway answers HTTP.
+
+    Ray hands every worker process the driver's environment; a replica that never checks a
+    token should not hold one (nor show it to whoever can read its process environment).
+    """
+    return {"env_vars": {settings.token_env: ""}} if settings.token_env else {}
+
+
 def deploy(
     settings: WorkerSettings, num_cpus: int | None = None, make_engine: Callable[[WorkerSettings], Any] | None = None
 ) -> str:
     """Join (or start, on this machine, on 127.0.0.1 only) a Ray cluster and deploy egaku; the front's URL."""
     import ray
 
-    token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+    token = read_secret(settings.token_env, os.environ)
     check_exposure(settings, token)  # before anything starts: a front on the network needs a token
     address = settings.serve.address
     # Ray otherwise binds its own ports to the machine's network address. The front binds [worker] host.

@@ -8,16 +8,17 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agent.decision import Decision
-from agent.graph import build_graph, history_note
+from agent.graph import build_graph
 from agent.prompts import system_prompt
+from agent.seeing import history_note
 from agent.service import Agent, TurnRequest
 from agent.smol import EmbeddedChatModel, SmolRuntime, find_adapter, find_smollm2, first_sentences, speaker_free
 from egaku.config import AgentSettings
 from tests.agent.test_worldtalk import generation
 from tests.conftest import FAKE_ENV  # noqa: F401  (same fixtures module)
-from tools.image_tool import image_tools
-from tools.service import ImageService
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.image_tools import image_tools
+from tools.service.images import ImageService
 from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE
 
 
@@ -42,8 +43,8 @@ async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker
             ImageService(WorkerClient(session, worker_url)),
             AgentSettings(),
         )
-        drawn = await agent.respond(TurnRequest("t", "u", "amy", "draw a red fox in the snow"))
-        forced = await agent.respond(TurnRequest("t2", "u", "amy", "リスの王", must_draw=True))
+        drawn = await agent.respond(TurnRequest.of("t", "u", "amy", "draw a red fox in the snow"))
+        forced = await agent.respond(TurnRequest.of("t2", "u", "amy", "リスの王", must_draw=True))
     assert drawn.images or drawn.reply
     assert drawn.failures == []
     assert "<|" not in drawn.reply

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from agent.decision import to_message
-from agent.graph import history_note
+from agent.seeing import history_note
 from agent.worldtalk import (
     Answer,
     AnswerGuide,
-    Picture,
+    PictureLine,
     Vocabulary,
     adapter_chat,
     caption_fits,
@@ -19,7 +19,8 @@ from agent.worldtalk import (
     pictures_in,
     render_answer,
 )
-from tools.history import Generation
+from tools.image_tools import image_tools
+from tools.stores.history import Generation
 from training.agent.conversations import vocabulary
 from training.world.scenes import held_out_scenes
 
@@ -44,14 +45,17 @@ def test_the_pictures_are_read_from_the_agents_history_note() -> None:
     mine += [generation("k3mf", three, "region", parent="id3"), generation("x8pq", TWO)]
     note = history_note(mine, replied=replace(mine[1], caption="a red blob"))
     assert pictures_in(note) == [
-        Picture("#2", "id2", RED), Picture("#3", "id3", RED), Picture("#4", "k3mf", three), Picture("#5", "x8pq", TWO),
-        Picture("reply", "id2", RED),
-    ]  # fmt: skip
+        PictureLine("#2", "id2", RED),
+        PictureLine("#3", "id3", RED),
+        PictureLine("#4", "k3mf", three),
+        PictureLine("#5", "x8pq", TWO),
+        PictureLine("reply", "id2", RED),
+    ]
     assert pictures_in(history_note([])) == []
 
 
 def test_the_adapter_reads_one_line_of_system_then_the_pictures() -> None:
-    chat = adapter_chat([Picture("#1", "k3mf", RED), Picture("reply", "k3mf", RED)], "make the circle blue")
+    chat = adapter_chat([PictureLine("#1", "k3mf", RED), PictureLine("reply", "k3mf", RED)], "make the circle blue")
     assert chat == [
         {"role": "system", "content": f"egaku world\n#1 k3mf: {RED}\nreply k3mf: {RED}"},
         {"role": "user", "content": "make the circle blue"},
@@ -81,15 +85,15 @@ def test_a_broken_answer_is_none(raw: str) -> None:
 
 def test_an_edit_becomes_the_region_edit_the_world_masker_expects() -> None:
     answer = Answer("edit", "Done.", caption=RED.replace("red", "blue"), ref="last", target="the red circle")
-    call = to_message(answer.decision()).tool_calls[0]
+    call = to_message(answer.decision(), image_tools()).tool_calls[0]
     assert (call["name"], call["args"]) == (
         "edit_image",
         {"ref": "last", "prompt": RED.replace("red", "blue"), "mode": "region", "target": "the red circle",
          "reply": "Done."},
     )  # fmt: skip
-    draw = to_message(Answer("draw", "Here it is!", caption=RED).decision()).tool_calls[0]
+    draw = to_message(Answer("draw", "Here it is!", caption=RED).decision(), image_tools()).tool_calls[0]
     assert (draw["name"], draw["args"]) == ("generate_image", {"prompt": RED, "reply": "Here it is!"})
-    assert to_message(Answer("reply", "Hi!").decision()).content == "Hi!"
+    assert to_message(Answer("reply", "Hi!").decision(), image_tools()).content == "Hi!"
 
 
 def test_every_held_back_caption_is_in_the_grammar_and_paraphrases_are_not() -> None:

@@ -26,7 +26,7 @@ from agent.worldtalk import (
     MAX_PICTURES,
     REPLIED,
     Answer,
-    Picture,
+    PictureLine,
     Vocabulary,
     adapter_chat,
     render_answer,
@@ -52,7 +52,7 @@ EDITS = ("recolour", "reshape", "move", "resize", "add", "remove", "background")
 DEFAULT_BACKGROUND = "white"
 DEFAULT_SIZE = "large"
 DEFAULT_LAYOUT: dict[int, tuple[Cell, ...]] = {1: ((1, 1),), 2: ((1, 0), (1, 2)), 3: ((1, 0), (1, 1), (1, 2))}
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # tools.history's id alphabet
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # tools.stores.history's id alphabet
 REPLYING = "(replying to your message) "  # what agent.service puts before the words of a reply
 
 
@@ -68,7 +68,7 @@ class Example:
 
     kind: str  # "request", "edit:<kind>", "chat", "outside"
     language: str
-    pictures: tuple[Picture, ...]
+    pictures: tuple[PictureLine, ...]
     text: str
     answer: Answer
     scene: Scene | None = None  # requests and edits: the scene the answer's caption describes
@@ -175,12 +175,12 @@ class Writer:
         return text
 
     # -- turns -----------------------------------------------------------------
-    def request(self, scene: Scene, pictures: tuple[Picture, ...]) -> Example:
+    def request(self, scene: Scene, pictures: tuple[PictureLine, ...]) -> Example:
         """A new picture asked for."""
         answer = Answer("draw", self.t.drawn, caption=scene.caption())
         return Example("request", self.t.code, pictures, self.request_text(scene), answer, scene=scene)
 
-    def edit(self, kind: str, parent: Scene, pictures: tuple[Picture, ...], ref: str, how: str) -> Example:
+    def edit(self, kind: str, parent: Scene, pictures: tuple[PictureLine, ...], ref: str, how: str) -> Example:
         """A change to the parent picture (ref: what the answer names; how: how the user refers to it)."""
         child, target, sentence = self._change(kind, parent)
         number = next((int(p.label[1:]) for p in pictures if p.id == ref and p.label != REPLIED), 0)
@@ -263,12 +263,12 @@ class Writer:
             return self._noise(self._frame(self.t.id_ref).format(i=ref, e=sentence))
         return self._noise(self._frame(self.t.ordinal_ref).format(k=self.t.ordinals[number - 1], e=sentence))
 
-    def chat(self, category: str, pictures: tuple[Picture, ...]) -> Example:
+    def chat(self, category: str, pictures: tuple[PictureLine, ...]) -> Example:
         """A chat line and its reply."""
         text = self._frame(self.t.chat[category])
         return Example("chat", self.t.code, pictures, text, Answer("reply", self.t.chat_reply[category]))
 
-    def outside(self, pictures: tuple[Picture, ...]) -> Example:
+    def outside(self, pictures: tuple[PictureLine, ...]) -> Example:
         """A request the world cannot draw, and the polite explanation."""
         text = self._frame(self.t.outside)
         return Example("outside", self.t.code, pictures, text, Answer("reply", self.t.outside_reply))
@@ -298,12 +298,12 @@ class Generator:
         """An image id like the history's."""
         return "".join(self.rng.choice(_ID_ALPHABET) for _ in range(4))
 
-    def pictures(self, count: int, start: int, include: Scene | None = None) -> tuple[Picture, ...]:
+    def pictures(self, count: int, start: int, include: Scene | None = None) -> tuple[PictureLine, ...]:
         """`count` of the user's pictures numbered from `start`, one of them `include`'s (if given)."""
         scenes = [self.scene() for _ in range(count)]
         if include is not None:
             scenes[self.rng.randrange(count)] = include
-        return tuple(Picture(f"#{start + n}", self.new_id(), s.caption()) for n, s in enumerate(scenes))
+        return tuple(PictureLine(f"#{start + n}", self.new_id(), s.caption()) for n, s in enumerate(scenes))
 
     def writer(self, language: str) -> Writer:
         """A writer for one language."""
@@ -331,7 +331,7 @@ class Generator:
         count = self.rng.choices(range(1, MAX_PICTURES + 1), (4, 3, 2, 1))[0]
         if how == "reply":
             mine = self.pictures(count, self.rng.randint(1, 6))
-            replied = Picture(REPLIED, self.new_id(), parent.caption())
+            replied = PictureLine(REPLIED, self.new_id(), parent.caption())
             if self.rng.random() < 0.5:  # often it is one of theirs too
                 k = self.rng.randrange(count)
                 replied = replace(replied, id=mine[k].id)
@@ -340,7 +340,7 @@ class Generator:
         if how in ("implicit", "last"):
             mine = self.pictures(count - 1, self.rng.randint(1, 6))
             number = int(mine[-1].label[1:]) + 1 if mine else self.rng.randint(1, 6)
-            mine = (*mine, Picture(f"#{number}", self.new_id(), parent.caption()))
+            mine = (*mine, PictureLine(f"#{number}", self.new_id(), parent.caption()))
             return write.edit(kind, parent, mine, LAST, how)
         start = 1 if how == "ordinal" else self.rng.randint(1, 6)
         mine = self.pictures(count, start, include=parent)
