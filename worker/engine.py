@@ -29,7 +29,7 @@ from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
-from worker.plan import Plan, check_concepts, edit_mask, fit_size, prompts_for
+from worker.plan import Plan, check_concepts, edit_mask, fit_size, outpainted, prompts_for
 from worker.progress import Report, StopRender, step_reporter
 from worker.protocol import (
     MAX_SEED,
@@ -233,6 +233,8 @@ class Engine:
             count = 1 + len(extra_images)
             raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
+        if request.outpaints:
+            return outpainted(base, request, picture, alpha, mask_sent=mask is not None)
         family = base.family
         default = fit_size(picture.size, preset.max_pixels, family.size_multiple)
         size = self._size(request, preset, name, default)

@@ -246,6 +246,9 @@ class WorkerServer:
 
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
         files, fields = await image_form(request)
+        outpaint = next((name for name in ("zoom", "pan") if name in fields), None)
+        if variation and outpaint is not None:
+            raise BadRequest("zoom and pan are edits: use /v1/images/edits", param=outpaint)
         if variation:
             fields.pop("mask_prompt", None)
         parsed: dict[str, Any] = dict(fields)
