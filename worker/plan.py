@@ -22,6 +22,8 @@ from worker.protocol import (
     Mode,
     Outpainted,
     Size,
+    parse_size,
+    size_for_aspect,
     with_style,
 )
 from worker.settings import ModelPreset
@@ -74,6 +76,28 @@ def prompts_for(request: GenerationRequest, family: Family) -> tuple[str, str | 
     """The request's prompt and negative prompt with its style; no negative for a model that ignores it."""
     prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
     return prompt, negative if family.negative_prompts else None
+
+
+def size_for(request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
+    """The size a request renders at: its `size`, else its `aspect`, else `default`; within the preset's cap and
+    size step (an explicit size off the step is a 400; one made here is rounded down to it)."""
+    try:
+        if request.size is not None and request.size != "auto":
+            size = parse_size(request.size)
+        elif request.aspect is not None:
+            size = size_for_aspect(request.aspect, preset.base_size)
+        else:
+            size = default
+    except ValueError as exc:
+        raise BadRequest(str(exc), param="size") from exc
+    if size.width * size.height > preset.max_pixels:
+        raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
+    multiple = family_for(preset.family).size_multiple
+    if size.width % multiple or size.height % multiple:
+        if request.size is not None:
+            raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
+        size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
+    return size
 
 
 def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], param: str) -> Image.Image:
