@@ -443,7 +443,6 @@ class UpscaleRequest(BaseModel):
     scale: int = 2
     output_format: OutputFormat = "png"
     output_compression: int | None = Field(default=None, ge=0, le=100)
-    user: str | None = Field(default=None, max_length=128)
     job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
 
     @field_validator("scale")
