@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import statistics
 import tempfile
 import time
@@ -26,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from benchmarks._markdown import device, write_section
+from benchmarks._markdown import cpu_options, device, on_threads, write_section
 from tests.fakes.upscalers import esrgan_file
 from worker.engine import Engine
 from worker.protocol import EditRequest, UpscaleRequest
@@ -115,11 +113,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="the picture's side in pixels")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--full-rounds", type=int, default=1, help="rounds of the full-size network (slow on CPU)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on a shared box)")
-    parser.add_argument("--write", type=Path)
+    cpu_options(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
+    load = on_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         made = rows(Path(tmp), args.size, args.rounds, args.full_rounds)
         medians = measure(made)

@@ -188,32 +188,27 @@ def test_world_zoom_and_pan_keep_the_scene(world: Engine) -> None:
 
 
 # -- over HTTP ----------------------------------------------------------------------------
+async def post_form(url: str, picture: Image.Image, **fields: str) -> tuple[int, dict]:
+    """POST a multipart edit (the picture as `image`, the fields as given); the status and the JSON body."""
+    form = aiohttp.FormData()
+    form.add_field("image", as_png(picture), filename="x.png", content_type="image/png")
+    for name, value in fields.items():
+        form.add_field(name, value)
+    async with aiohttp.ClientSession() as session, session.post(url, data=form) as resp:
+        return resp.status, await resp.json()
+
+
 async def test_zoom_and_pan_over_http(worker_url: str) -> None:
     picture = noise_picture((64, 64))
-    async with aiohttp.ClientSession() as session:
-        form = aiohttp.FormData()
-        form.add_field("image", as_png(picture), filename="x.png", content_type="image/png")
-        form.add_field("prompt", "a wider view")
-        form.add_field("zoom", "1.5")
-        form.add_field("seed", "2")
-        async with session.post(worker_url + "/v1/images/edits", data=form) as resp:
-            body = await resp.json()
-        assert resp.status == 200, body
-        used = body["data"][0]["parameters"]
-        assert (used["width"], used["height"], used["mode"], used["strength"]) == (96, 96, "inpaint", 1.0)
-        assert used["outpaint"] == {"zoom": 1.5, "pan": None, "x": 16, "y": 16, "width": 64, "height": 64}
-        out = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"]))), dtype=np.int16)
-        assert np.array_equal(out[16:80, 16:80], np.asarray(picture, dtype=np.int16))
-        form = aiohttp.FormData()
-        form.add_field("image", as_png(picture), filename="x.png", content_type="image/png")
-        form.add_field("prompt", "a wider view")
-        form.add_field("zoom", "3")
-        async with session.post(worker_url + "/v1/images/edits", data=form) as resp:
-            body = await resp.json()
-        assert resp.status == 400 and body["error"]["param"] == "zoom"
-        form = aiohttp.FormData()
-        form.add_field("image", as_png(picture), filename="x.png", content_type="image/png")
-        form.add_field("pan", "left")
-        async with session.post(worker_url + "/v1/images/variations", data=form) as resp:
-            body = await resp.json()
-        assert resp.status == 400 and body["error"]["message"] == "zoom and pan are edits: use /v1/images/edits"
+    edits, variations = worker_url + "/v1/images/edits", worker_url + "/v1/images/variations"
+    status, body = await post_form(edits, picture, prompt="a wider view", zoom="1.5", seed="2")
+    assert status == 200, body
+    used = body["data"][0]["parameters"]
+    assert (used["width"], used["height"], used["mode"], used["strength"]) == (96, 96, "inpaint", 1.0)
+    assert used["outpaint"] == {"zoom": 1.5, "pan": None, "x": 16, "y": 16, "width": 64, "height": 64}
+    out = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"]))), dtype=np.int16)
+    assert np.array_equal(out[16:80, 16:80], np.asarray(picture, dtype=np.int16))
+    status, body = await post_form(edits, picture, prompt="a wider view", zoom="3")
+    assert (status, body["error"]["param"]) == (400, "zoom")
+    status, body = await post_form(variations, picture, pan="left")
+    assert (status, body["error"]["message"]) == (400, "zoom and pan are edits: use /v1/images/edits")
