@@ -181,6 +181,8 @@ class LocalJobs:
         """
         stop = threading.Event()
         running = asyncio.get_running_loop().run_in_executor(self._executor, self._engine.upscale, plan, stop)
+        # Stopped after a timeout, it ends with JobCancelled that nobody awaits any more: retrieve it here.
+        running.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             upscaled: UpscaleResponse = await asyncio.wait_for(
                 asyncio.shield(running), timeout=self._settings.request_timeout_s

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from worker.errors import JobCancelled, ModelUnavailable, WorkerError
+from worker.errors import JobCancelled, ModelUnavailable, OutOfMemory, WorkerError
 from worker.pipelines import Placement
 from worker.protocol import Size
 from worker.settings import check_weights_file
@@ -113,8 +113,13 @@ class Upscaler:
     def upscale(self, picture: Image.Image, size: Size, stop: threading.Event | None = None) -> Image.Image:
         """The picture at `size`: the network as often as needed, then scaled down to the exact size."""
         current = picture.convert("RGB")
-        for _ in range(self.passes(picture.size, size)):
-            current = self._once(current, stop)
+        try:
+            for _ in range(self.passes(picture.size, size)):
+                current = self._once(current, stop)
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise OutOfMemory("out of GPU memory while upscaling; a smaller [worker] upscale_tile needs less") from exc
         if current.size != (size.width, size.height):
             # A 4x network asked for 2x (or a capped result): its output scaled down, which keeps its detail.
             current = current.resize((size.width, size.height), Image.Resampling.LANCZOS)

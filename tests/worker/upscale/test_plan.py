@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from tests.conftest import tiny_worker_settings
 from tests.fakes.serving import serving_worker
 from tests.fakes.upscalers import esrgan_file, import_spandrel
 from worker.engine import Engine
-from worker.errors import BadRequest
+from worker.errors import BadRequest, JobCancelled, RenderTimeout
+from worker.jobs import LocalJobs
 from worker.pipelines import Placement
 from worker.protocol import Size, UpscaleRequest, UpscaleResponse
 from worker.upscale.network import Upscaler
@@ -109,3 +112,37 @@ async def test_without_an_upscaler_the_route_answers_400(worker_url: str) -> Non
     )
     async with aiohttp.ClientSession() as session, session.get(worker_url + "/healthz") as resp:
         assert (await resp.json())["upscaler"] is None
+
+
+class Recording:
+    """The real engine, keeping what each upscale ended with."""
+
+    def __init__(self, real: Engine) -> None:
+        self.real = real
+        self.ended: list[object] = []
+
+    def upscale(self, plan: object, stop: threading.Event | None = None) -> object:
+        try:
+            answer = self.real.upscale(plan, stop)  # type: ignore[arg-type]
+        except Exception as exc:
+            self.ended.append(exc)
+            raise
+        self.ended.append(answer)
+        return answer
+
+
+async def test_an_upscale_past_the_time_limit_answers_504_and_stops_at_its_next_tile(
+    worker_cache: Path, weights: Path
+) -> None:
+    settings = tiny_worker_settings(worker_cache, upscaler=str(weights), upscale_tile=16, request_timeout_s=0.05)
+    engine = Recording(Engine(settings))
+    jobs = LocalJobs(engine, settings)  # type: ignore[arg-type]
+    plan = plan_upscale(settings, UpscaleRequest(scale=4), png((256, 192)))  # 192 tiles: far past 0.05 s
+    try:
+        with pytest.raises(RenderTimeout, match="the upscale ran past 0s"):
+            await jobs.upscale(plan)
+        while not engine.ended:
+            await asyncio.sleep(0.05)
+        assert isinstance(engine.ended[0], JobCancelled)
+    finally:
+        jobs.close()
