@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -31,7 +32,7 @@ from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
-from worker.plan import Plan, check_concepts, edit_mask, fit_size, prompts_for
+from worker.plan import Plan, check_concepts, edit_mask, fit_size, outpainted, prompts_for, size_for
 from worker.progress import Report, StopRender, step_reporter
 from worker.protocol import (
     MAX_SEED,
@@ -43,10 +44,8 @@ from worker.protocol import (
     GenerationRequest,
     GenerationResponse,
     Mode,
-    Size,
     TeachRequest,
-    parse_size,
-    size_for_aspect,
+    UpscaleResponse,
     steps_for_quality,
 )
 from worker.responses import response_for
@@ -54,6 +53,8 @@ from worker.scheduler import Job
 from worker.scoring import check_scorer
 from worker.settings import ModelPreset, WorkerSettings
 from worker.teach import TeachPlan, Trainer, fit_picture
+from worker.upscale.network import check_upscaler
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Engine:
         check_scorer(self._settings.scorer)
         if self._settings.scorer_processor:
             check_scorer(self._settings.scorer_processor)
+        if self._settings.upscaler:
+            check_upscaler(self._settings.upscaler)
 
     def load(self, name: str | None = None) -> None:
         """Load one preset (the default unless named), and warm it up if configured."""
@@ -141,25 +144,6 @@ class Engine:
             raise BadRequest(f"unknown model {model!r}; available: {known}", param="model")
         return name, self._settings.models[name]
 
-    def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
-        try:
-            if request.size is not None and request.size != "auto":
-                size = parse_size(request.size)
-            elif request.aspect is not None:
-                size = size_for_aspect(request.aspect, preset.base_size)
-            else:
-                size = default
-        except ValueError as exc:
-            raise BadRequest(str(exc), param="size") from exc
-        if size.width * size.height > preset.max_pixels:
-            raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
-        multiple = family_for(preset.family).size_multiple
-        if size.width % multiple or size.height % multiple:
-            if request.size is not None:
-                raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
-            size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
-        return size
-
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request.model)
@@ -188,7 +172,7 @@ class Engine:
                 param="best_of",
             )
         check_concepts(request.concepts, name, family)
-        size = self._size(request, preset, name, preset.base_size)
+        size = size_for(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
         return Plan(
@@ -235,12 +219,14 @@ class Engine:
             count = 1 + len(extra_images)
             raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
+        if request.outpaints:
+            return outpainted(base, request, picture, alpha, mask_sent=mask is not None)
         family = base.family
         # Unless the request names a size, an edit is drawn within the preset's own size, never its cap:
         # a 16 MP upload must not hold the render thread at the model's largest size.
         budget = min(preset.max_pixels, preset.base_size.width * preset.base_size.height)
         default = fit_size(picture.size, budget, family.size_multiple)
-        size = self._size(request, preset, name, default)
+        size = size_for(request, preset, name, default)
         mask_image = edit_mask(request, mask, alpha, picture.size, (size.width, size.height))
         if picture.size != (size.width, size.height):
             picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
@@ -302,6 +288,10 @@ class Engine:
     def describe(self, image: bytes) -> DescriptionResponse:
         """An English prompt for an uploaded image (/describe); the captioner loads on first use."""
         return self.aux.describe(read_image(image))  # checked again here: the worker trusts no client
+
+    def upscale(self, plan: UpscalePlan, stop: threading.Event | None = None) -> UpscaleResponse:
+        """Enlarge a picture with the upscaler (loaded on first use); `stop` ends it between tiles."""
+        return self.aux.upscale(plan, stop)
 
     def render(self, plan: Plan) -> GenerationResponse:
         """Render one plan alone (no queue); raises on failure."""

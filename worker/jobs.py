@@ -10,14 +10,24 @@ once, whichever runs the jobs.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from worker.errors import RenderTimeout
 from worker.lessons import LessonLane
-from worker.protocol import DescriptionResponse, EditRequest, GenerationRequest, GenerationResponse, TeachRequest
+from worker.protocol import (
+    DescriptionResponse,
+    EditRequest,
+    GenerationRequest,
+    GenerationResponse,
+    TeachRequest,
+    UpscaleResponse,
+)
 from worker.scheduler import Job, Scheduler, SchedulerStats
 from worker.settings import WorkerSettings
+from worker.upscale.plan import UpscalePlan
 
 
 class JobQueue(Protocol):
@@ -74,6 +84,10 @@ class Jobs(Protocol):
         """An English prompt for an uploaded picture (/describe)."""
         ...
 
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """A picture enlarged by the upscaler network (POST /v1/images/upscales)."""
+        ...
+
     def lessons(self) -> LessonLane | None:
         """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
         ...
@@ -106,6 +120,8 @@ class RenderEngine(Protocol):
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
     def describe(self, image: bytes) -> Any: ...
+
+    def upscale(self, plan: Any, stop: threading.Event | None = None) -> Any: ...
 
     def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> Any: ...
 
@@ -157,6 +173,27 @@ class LocalJobs:
             self._executor, self._engine.describe, image
         )
         return described
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """Upscale on the render thread, between batches, like the other helper models.
+
+        Past `request_timeout_s`, or when the client leaves, it stops at its next tile.
+        """
+        stop = threading.Event()
+        running = asyncio.get_running_loop().run_in_executor(self._executor, self._engine.upscale, plan, stop)
+        # Stopped after a timeout, it ends with JobCancelled that nobody awaits any more: retrieve it here.
+        running.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            upscaled: UpscaleResponse = await asyncio.wait_for(
+                asyncio.shield(running), timeout=self._settings.request_timeout_s
+            )
+        except TimeoutError as exc:
+            stop.set()
+            raise RenderTimeout(f"the upscale ran past {self._settings.request_timeout_s:.0f}s") from exc
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        return upscaled
 
     def close(self) -> None:
         """Stop the render thread (and tell waiting /teach jobs)."""

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image
 
 from worker.errors import BadRequest
 from worker.families import Family, family_for
 from worker.images import read_image, read_with_alpha
-from worker.protocol import AdapterChoice, ConceptChoice, EditRequest, GenerationRequest, Mode, Size, with_style
+from worker.outpaint import described, layout, outpaint_inputs
+from worker.protocol import (
+    AdapterChoice,
+    ConceptChoice,
+    EditRequest,
+    GenerationRequest,
+    Mode,
+    Outpainted,
+    Size,
+    parse_size,
+    size_for_aspect,
+    with_style,
+)
 from worker.settings import ModelPreset
 
 
@@ -44,6 +57,7 @@ class Plan:
     partial_images: int = 0  # OpenAI's partial images, sent while streaming
     input_images: int = 0  # uploads read (for `usage`)
     best_of: int = 1  # > 1: the seeds are candidates, scored against the prompt; the best is marked
+    outpaint: Outpainted | None = None  # zoom and pan: where the picture sits on the canvas
 
     @property
     def family(self) -> Family:
@@ -62,6 +76,28 @@ def prompts_for(request: GenerationRequest, family: Family) -> tuple[str, str | 
     """The request's prompt and negative prompt with its style; no negative for a model that ignores it."""
     prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
     return prompt, negative if family.negative_prompts else None
+
+
+def size_for(request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
+    """The size a request renders at: its `size`, else its `aspect`, else `default`; within the preset's cap and
+    size step (an explicit size off the step is a 400; one made here is rounded down to it)."""
+    try:
+        if request.size is not None and request.size != "auto":
+            size = parse_size(request.size)
+        elif request.aspect is not None:
+            size = size_for_aspect(request.aspect, preset.base_size)
+        else:
+            size = default
+    except ValueError as exc:
+        raise BadRequest(str(exc), param="size") from exc
+    if size.width * size.height > preset.max_pixels:
+        raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
+    multiple = family_for(preset.family).size_multiple
+    if size.width % multiple or size.height % multiple:
+        if request.size is not None:
+            raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
+        size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
+    return size
 
 
 def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], param: str) -> Image.Image:
@@ -114,6 +150,40 @@ def edit_mask(
         resample = Image.Resampling.NEAREST if hard else Image.Resampling.BILINEAR
         mask_image = mask_image.resize(size, resample)
     return mask_image
+
+
+def outpainted(
+    base: Plan, request: EditRequest, picture: Image.Image, alpha: Image.Image | None, mask_sent: bool
+) -> Plan:
+    """A zoom or pan as an inpaint plan: the picture on its new canvas, the mask white on the new area only."""
+    family = base.family
+    if "inpaint" not in family.modes:
+        raise BadRequest(
+            f"model {base.model!r} ({family.name}) cannot zoom or pan: it has no inpaint pipeline", param="model"
+        )
+    if mask_sent or (alpha is not None and alpha.getextrema()[0] == 0):
+        raise BadRequest("zoom and pan paint the new area themselves: send an opaque picture and no mask", param="mask")
+    where = layout(
+        picture.size, zoom=request.zoom, pan=request.pan, max_pixels=base.preset.max_pixels,
+        multiple=family.size_multiple,
+    )  # fmt: skip
+    inputs = outpaint_inputs(picture, where)
+    # The new area is painted from noise unless the request asked for a strength of its own.
+    strength = request.strength if "strength" in request.model_fields_set else 1.0
+    prompt, negative = prompts_for(request, family)
+    return replace(
+        base,
+        size=where.canvas,
+        steps=max(base.steps, math.ceil(1 / strength)),
+        prompt=prompt,
+        negative=negative,
+        mode="inpaint",
+        strength=strength,
+        image=inputs.image,
+        mask=inputs.mask,
+        input_images=1,
+        outpaint=described(where, request.zoom, request.pan),
+    )
 
 
 def check_concepts(concepts: Sequence[ConceptChoice], name: str, family: Family) -> None:

@@ -69,6 +69,13 @@ Quality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "
 QUALITY_TIER: dict[str, str] = {"standard": "medium", "auto": "medium", "hd": "high"}
 # How a job renders: text to image, image to image, a masked repaint, or an instruction-edit model.
 Mode = Literal["generate", "img2img", "inpaint", "instruct"]
+# Outpainting (egaku's extension of /v1/images/edits): the picture on a larger canvas, or one shifted by a
+# third of its side. "right" moves the view right: the picture slides left and a new third appears on the right.
+Pan = Literal["left", "right", "up", "down"]
+MIN_ZOOM = 1.0
+MAX_ZOOM = 2.0
+# The dedicated upscaler (POST /v1/images/upscales): the factors a request may ask for.
+UPSCALE_FACTORS = (2, 4)
 
 # Style presets: words added to the prompt and the negative prompt. Shared with the bot's choices.
 STYLES: dict[str, tuple[str, str]] = {
@@ -298,6 +305,26 @@ class EditRequest(GenerationRequest):
     mask_prompt: str | None = Field(default=None, min_length=1, max_length=200)
     mask_format: Literal["alpha", "luminance"] = "alpha"
     input_fidelity: Literal["high", "low"] | None = None  # ignored: strength says how much changes
+    # Outpainting: `zoom` (1.0-2.0) puts the picture, centred, on a canvas that many times larger; `pan` shifts
+    # the view by a third. The new area is painted from noise (strength 1.0 unless given) and every pixel of
+    # the picture is kept; the size comes from the picture and the model's pixel cap.
+    zoom: float | None = Field(default=None, ge=MIN_ZOOM, le=MAX_ZOOM, allow_inf_nan=False)
+    pan: Pan | None = None
+
+    @model_validator(mode="after")
+    def _outpaint_alone(self) -> EditRequest:
+        if self.zoom is not None and self.pan is not None:
+            raise ValueError("zoom or pan: one at a time")
+        if self.outpaints and self.mask_prompt is not None:
+            raise ValueError("zoom and pan paint the new area themselves: leave out mask_prompt")
+        if self.outpaints and ((self.size not in (None, "auto")) or self.aspect is not None):
+            raise ValueError("zoom and pan decide the size from the picture: leave out size and aspect")
+        return self
+
+    @property
+    def outpaints(self) -> bool:
+        """Whether this edit extends the picture past its edges (zoom or pan)."""
+        return self.zoom is not None or self.pan is not None
 
 
 class VariationRequest(EditRequest):
@@ -309,6 +336,19 @@ class VariationRequest(EditRequest):
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
         return value
+
+
+class Outpainted(BaseModel):
+    """Where the picture sits in an outpainted result, in the result's pixels (a pan's may start off the canvas)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zoom: float | None = None
+    pan: Pan | None = None
+    x: int  # the picture's left edge on the canvas (negative: a pan cut off that much)
+    y: int
+    width: int  # the picture's size on the canvas (smaller than sent when the canvas met the pixel cap)
+    height: int
 
 
 class UsedParameters(BaseModel):
@@ -327,6 +367,7 @@ class UsedParameters(BaseModel):
     concepts: list[str] = Field(default_factory=list)  # the taught words loaded for this image
     style: str | None = None
     safety_checked: bool = False
+    outpaint: Outpainted | None = None  # zoom and pan: where the original picture went
 
 
 class ImageData(BaseModel):
@@ -390,6 +431,47 @@ class DescriptionResponse(BaseModel):
 
     prompt: str
     model: str
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class UpscaleRequest(BaseModel):
+    """The form fields of POST /v1/images/upscales (the picture is the `image` file part).
+
+    The worker's super-resolution network (`[worker] upscaler`) enlarges the picture 2x or 4x, faithfully:
+    nothing is redrawn. The result is capped at the worker's `upscale_max_pixels`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scale: int = 2
+    output_format: OutputFormat = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @field_validator("scale")
+    @classmethod
+    def _known_factor(cls, value: int) -> int:
+        if value not in UPSCALE_FACTORS:
+            raise ValueError(f"scale is {value}; the upscaler enlarges {' or '.join(map(str, UPSCALE_FACTORS))} times")
+        return value
+
+
+class UpscaledImage(BaseModel):
+    """One upscaled picture."""
+
+    b64_json: str
+
+
+class UpscaleResponse(BaseModel):
+    """The response to POST /v1/images/upscales."""
+
+    created: int
+    data: list[UpscaledImage]
+    output_format: OutputFormat = "png"
+    size: str  # the result's WxH (smaller than scale x the picture when the cap applied)
+    scale: int  # the factor asked for
+    model: str  # the upscaler's weights file, by name
+    job_id: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
 
@@ -494,3 +576,4 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "loading"]
     models: list[str]
+    upscaler: str | None = None  # the upscaler's weights file, by name, when one is configured

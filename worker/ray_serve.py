@@ -37,9 +37,10 @@ from worker.errors import JobCancelled, QueueBusy, WorkerError
 from worker.http import WorkerServer, check_exposure
 from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
-from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
+from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse, UpscaleResponse
 from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
 from worker.settings import WorkerSettings, read_secret
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,13 @@ class Renderer:
         """Caption an upload on this replica's render thread."""
         try:
             return await self._jobs.describe(image)
+        except Exception as exc:
+            return Failure.of(exc)
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse | Failure:
+        """Upscale a picture on this replica's render thread."""
+        try:
+            return await self._jobs.upscale(plan)
         except Exception as exc:
             return Failure.of(exc)
 
@@ -336,17 +344,28 @@ class ServeJobs:
 
     async def describe(self, image: bytes) -> DescriptionResponse:
         """Caption on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("describe", image, "the captioner")
+        assert isinstance(answer, DescriptionResponse)
+        return answer
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """Upscale on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("upscale", plan, "the upscaler")
+        assert isinstance(answer, UpscaleResponse)
+        return answer
+
+    async def _ask(self, method: str, argument: Any, what: str) -> Any:
+        """One call of a replica's helper model; its failure raised here, a dead replica's call sent again."""
         for _ in range(self._settings.serve.retries + 1):
             try:
-                answer = await self._renderer.describe.remote(image)
+                answer = await getattr(self._renderer, method).remote(argument)
             except REPLICA_DIED:
                 await asyncio.sleep(0.5)
                 continue
             if isinstance(answer, Failure):
                 raise answer.exception()
-            assert isinstance(answer, DescriptionResponse)
             return answer
-        raise WorkerError("the captioner's replicas kept dying")
+        raise WorkerError(f"{what}'s replicas kept dying")
 
     def lessons(self) -> None:
         """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""

@@ -37,6 +37,7 @@ def response_for(
             concepts=[c.token for c in plan.concepts],
             style=plan.style,
             safety_checked=plan.safety_check,
+            outpaint=plan.outpaint,
         )
         encoded = encode_image(image, plan.output_format, plan.compression or 90)
         data.append(

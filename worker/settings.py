@@ -10,6 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from worker.families.registry import FAMILIES
 from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, MAX_TEACH_STEPS, Size, check_size
 
+SAFE_WEIGHTS = (".safetensors",)
+PICKLED_WEIGHTS = (".pth", ".pt", ".ckpt")
+
+
+def check_weights_file(path: str, allow_pickle: bool) -> None:
+    """Raise ValueError unless `path` names a safetensors file, or a pickle the operator opted into."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix in SAFE_WEIGHTS or (allow_pickle and suffix in PICKLED_WEIGHTS):
+        return
+    if suffix in PICKLED_WEIGHTS:
+        raise ValueError(
+            f"upscaler {path!r} is a pickle, and loading one can run code: convert it to .safetensors, "
+            "or set upscaler_allow_pickle = true if you trust the file"
+        )
+    raise ValueError(f"upscaler {path!r} must be a .safetensors weights file")
+
+
 SchedulerName = Literal[
     "EulerDiscreteScheduler",
     "EulerAncestralDiscreteScheduler",
@@ -188,6 +205,17 @@ class WorkerSettings(BaseModel):
     scorer_processor: str | None = None
     # The most candidates one request may ask for (best_of); past it, a 400 naming the limit.
     max_best_of: int = Field(default=4, ge=1, le=MAX_BEST_OF)
+    # The super-resolution network behind POST /v1/images/upscales: a weights file spandrel reads (ESRGAN,
+    # Real-ESRGAN, SwinIR, HAT, DAT...; it detects the architecture). A .safetensors file; a pickled .pth, .pt or
+    # .ckpt only with upscaler_allow_pickle = true, since unpickling can run code. Unset: no upscaler.
+    upscaler: str | None = None
+    upscaler_allow_pickle: bool = False
+    # The network runs on tiles of this many input pixels a side, each with `upscale_overlap` pixels of its
+    # neighbours' context (cropped off again), so a large picture fits in memory without seams.
+    upscale_tile: int = Field(default=512, ge=16, le=4096)
+    upscale_overlap: int = Field(default=32, ge=0, le=512)
+    # The largest result, in pixels: a bigger one is scaled down to this (keeping its shape).
+    upscale_max_pixels: int = Field(default=4096 * 4096, ge=64 * 64, le=8192 * 8192)
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
     # Other names for presets, e.g. "dall-e-3" = "sdxl". OpenAI's model names not listed serve default_model.
     aliases: dict[str, str] = Field(default_factory=dict)
@@ -202,6 +230,12 @@ class WorkerSettings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     teach: TeachSettings = Field(default_factory=TeachSettings)
+
+    @model_validator(mode="after")
+    def _upscaler_file(self) -> WorkerSettings:
+        if self.upscaler is not None:
+            check_weights_file(self.upscaler, self.upscaler_allow_pickle)
+        return self
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:

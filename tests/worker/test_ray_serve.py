@@ -95,7 +95,10 @@ async def test_health_and_models_on_the_front(gateway: str) -> None:
         while True:
             async with session.get(gateway + "/healthz") as resp:
                 health = await resp.json()
-            assert health in ({"status": status, "models": ["tiny", "tiny-alt"]} for status in ("loading", "ok"))
+            expected = (
+                {"status": status, "models": ["tiny", "tiny-alt"], "upscaler": None} for status in ("loading", "ok")
+            )
+            assert health in expected
             if health["status"] == "ok":
                 break
             await asyncio.sleep(0.05)

@@ -53,6 +53,7 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "concepts": [],
         "style": None,
         "safety_checked": False,
+        "outpaint": None,
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))
@@ -113,7 +114,7 @@ async def test_models_and_health(worker_url: str) -> None:
         async with session.get(worker_url + "/v1/models") as resp:
             assert {"tiny", "tiny-alt", "dall-e-3"} <= {m["id"] for m in (await resp.json())["data"]}
         async with session.get(worker_url + "/healthz") as resp:
-            assert await resp.json() == {"status": "ok", "models": ["tiny", "tiny-alt"]}
+            assert await resp.json() == {"status": "ok", "models": ["tiny", "tiny-alt"], "upscaler": None}
 
 
 async def test_bearer_token_is_required_when_set(engine: object, worker_cache: Path) -> None:
