@@ -29,7 +29,18 @@ from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
-from worker.plan import Plan, check_concepts, edit_mask, fit_size, prompts_for
+from worker.plan import (
+    Plan,
+    check_concepts,
+    check_image_count,
+    drawn_from,
+    edit_mask,
+    fit_size,
+    plan_size,
+    prompts_for,
+    read_references,
+    reference_fields,
+)
 from worker.progress import Report, StopRender, step_reporter
 from worker.protocol import (
     MAX_SEED,
@@ -41,10 +52,7 @@ from worker.protocol import (
     GenerationRequest,
     GenerationResponse,
     Mode,
-    Size,
     TeachRequest,
-    parse_size,
-    size_for_aspect,
     steps_for_quality,
 )
 from worker.responses import response_for
@@ -139,25 +147,6 @@ class Engine:
             raise BadRequest(f"unknown model {model!r}; available: {known}", param="model")
         return name, self._settings.models[name]
 
-    def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
-        try:
-            if request.size is not None and request.size != "auto":
-                size = parse_size(request.size)
-            elif request.aspect is not None:
-                size = size_for_aspect(request.aspect, preset.base_size)
-            else:
-                size = default
-        except ValueError as exc:
-            raise BadRequest(str(exc), param="size") from exc
-        if size.width * size.height > preset.max_pixels:
-            raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
-        multiple = family_for(preset.family).size_multiple
-        if size.width % multiple or size.height % multiple:
-            if request.size is not None:
-                raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
-            size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
-        return size
-
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request.model)
@@ -186,9 +175,11 @@ class Engine:
                 param="best_of",
             )
         check_concepts(request.concepts, name, family)
-        size = self._size(request, preset, name, preset.base_size)
+        size = plan_size(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
+        # A new picture drawn from pictures: decoding is CPU work, so callers with references run this off the loop.
+        references = drawn_from(request, preset, name, family)
         return Plan(
             model=name,
             preset=preset,
@@ -208,6 +199,9 @@ class Engine:
             compression=request.output_compression,
             partial_images=(request.partial_images or 0) if request.stream else 0,
             best_of=request.best_of,
+            mode=family.reference_mode if references else "generate",
+            input_images=len(references),
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_edit(
@@ -228,20 +222,19 @@ class Engine:
             raise BadRequest("best_of is for new pictures (/v1/images/generations), not edits", param="best_of")
         base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
         name, preset = base.model, base.preset
-        if extra_images:
-            # No family here takes several pictures at once; say so rather than drop them.
-            count = 1 + len(extra_images)
-            raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
         family = base.family
         default = fit_size(picture.size, preset.max_pixels, family.size_multiple)
-        size = self._size(request, preset, name, default)
+        size = plan_size(request, preset, name, default)
         mask_image = edit_mask(request, mask, alpha, picture.size, (size.width, size.height))
         if picture.size != (size.width, size.height):
             picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
         inpaint = mask_image is not None or request.mask_prompt is not None
         prompt, negative = prompts_for(request, family)
         mode = family.edit_mode(masked=inpaint)
+        # Counted before any reference is decoded; the mask belongs to the first picture.
+        check_image_count(family, preset, name, mode, 1 + len(extra_images), editing=True)
+        references = read_references(extra_images, preset, family)
         return replace(
             base,
             size=size,
@@ -254,7 +247,8 @@ class Engine:
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
-            input_images=1,
+            input_images=1 + len(references),
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> TeachPlan:
@@ -370,8 +364,10 @@ class Engine:
                 **family.callback_kwargs(pipe, on_step_end),
                 **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
             }
-            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
+            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength, first.references,
+                                first.reference_role, first.reference_scale)  # fmt: skip
             kwargs.update(family.mode_kwargs(first.mode, inputs))
+            kwargs.update(family.reference_kwargs(pipe, first.mode, inputs, first.preset, first.guidance))
             with torch.inference_mode():
                 result = pipe(**kwargs)
         images = list(result.images)

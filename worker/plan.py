@@ -6,13 +6,25 @@ import base64
 import binascii
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
 from worker.errors import BadRequest
 from worker.families import Family, family_for
 from worker.images import read_image, read_with_alpha
-from worker.protocol import AdapterChoice, ConceptChoice, EditRequest, GenerationRequest, Mode, Size, with_style
+from worker.protocol import (
+    AdapterChoice,
+    ConceptChoice,
+    EditRequest,
+    GenerationRequest,
+    Mode,
+    ReferenceRole,
+    Size,
+    parse_size,
+    size_for_aspect,
+    with_style,
+)
 from worker.settings import ModelPreset
 
 
@@ -44,6 +56,10 @@ class Plan:
     partial_images: int = 0  # OpenAI's partial images, sent while streaming
     input_images: int = 0  # uploads read (for `usage`)
     best_of: int = 1  # > 1: the seeds are candidates, scored against the prompt; the best is marked
+    # Pictures the model reads beside the prompt, in the request's order (after the edited one, if any).
+    references: tuple[Image.Image, ...] = field(default=(), compare=False)
+    reference_role: ReferenceRole | None = None
+    reference_scale: float | None = None  # None: the model has no such control (the prompt says how)
 
     @property
     def family(self) -> Family:
@@ -53,7 +69,7 @@ class Plan:
     @property
     def key(self) -> Hashable:
         """Plans with equal keys can share one batch."""
-        if self.mode != "generate":
+        if self.mode != "generate" or self.references:
             return ("edit", self.job_id)
         return (self.model, self.size, self.steps, self.guidance, self.negative is None, self.adapters, self.concepts)
 
@@ -62,6 +78,27 @@ def prompts_for(request: GenerationRequest, family: Family) -> tuple[str, str | 
     """The request's prompt and negative prompt with its style; no negative for a model that ignores it."""
     prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
     return prompt, negative if family.negative_prompts else None
+
+
+def plan_size(request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
+    """The size to render: `size` wins over `aspect`, else `default`; within the preset's cap and the family's grid."""
+    try:
+        if request.size is not None and request.size != "auto":
+            size = parse_size(request.size)
+        elif request.aspect is not None:
+            size = size_for_aspect(request.aspect, preset.base_size)
+        else:
+            size = default
+    except ValueError as exc:
+        raise BadRequest(str(exc), param="size") from exc
+    if size.width * size.height > preset.max_pixels:
+        raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
+    multiple = family_for(preset.family).size_multiple
+    if size.width % multiple or size.height % multiple:
+        if request.size is not None:
+            raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
+        size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
+    return size
 
 
 def paint_where_transparent(alpha: Image.Image | None, size: tuple[int, int], param: str) -> Image.Image:
@@ -129,3 +166,58 @@ def check_concepts(concepts: Sequence[ConceptChoice], name: str, family: Family)
             base64.b64decode(concept.embedding, validate=True)
         except binascii.Error as exc:
             raise BadRequest(f"the file of {concept.token} is not base64", param="concepts") from exc
+
+
+def check_image_count(family: Family, preset: ModelPreset, name: str, mode: Mode, count: int, editing: bool) -> None:
+    """A 400 naming the limit when a request gives the model more pictures than it reads in `mode`."""
+    limit = family.image_limit(preset, mode, editing)
+    if count <= limit:
+        return
+    pictures = "picture" if limit == 1 else "pictures"
+    if editing:
+        message = f"model {name!r} ({family.name}) reads at most {limit} {pictures} in one edit, the edited one first"
+        raise BadRequest(f"{message}; got {count}", param="image")
+    if limit == 0:
+        raise BadRequest(f"model {name!r} ({family.name}) draws nothing from reference pictures", param="references")
+    message = f"model {name!r} ({family.name}) reads at most {limit} reference {pictures}; got {count}"
+    raise BadRequest(message, param="references")
+
+
+def decode_reference(text: str, index: int) -> bytes:
+    """A generation's reference picture from base64 or a data: URL (the worker decodes the image itself later)."""
+    data = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise BadRequest(f"reference {index + 1} is not base64 (or a data: URL)", param="references") from exc
+
+
+def drawn_from(request: GenerationRequest, preset: ModelPreset, name: str, family: Family) -> tuple[Image.Image, ...]:
+    """A new picture's reference pictures (egaku's `references`), counted before any is decoded."""
+    if not request.references:
+        return ()
+    check_image_count(family, preset, name, family.reference_mode, len(request.references), editing=False)
+    return read_references([decode_reference(text, i) for i, text in enumerate(request.references)], preset, family)
+
+
+def read_references(files: Sequence[bytes], preset: ModelPreset, family: Family) -> tuple[Image.Image, ...]:
+    """Reference pictures decoded safely, each scaled down to the preset's pixel budget (never up)."""
+    pictures = []
+    for data in files:
+        picture = read_image(data)
+        size = fit_size(picture.size, preset.max_pixels, family.size_multiple)
+        if picture.size != (size.width, size.height) and picture.width * picture.height > preset.max_pixels:
+            picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
+        pictures.append(picture)
+    return tuple(pictures)
+
+
+def reference_fields(
+    request: GenerationRequest, preset: ModelPreset, family: Family, references: tuple[Image.Image, ...]
+) -> dict[str, Any]:
+    """A plan's references with their role and strength (the family's control; None where it has none)."""
+    if not references:
+        return {}
+    fidelity = request.input_fidelity if isinstance(request, EditRequest) else None
+    scale = family.reference_scale(preset, request.reference_role, fidelity, request.reference_scale)
+    return {"references": references, "reference_role": request.reference_role, "reference_scale": scale}

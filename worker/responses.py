@@ -37,6 +37,9 @@ def response_for(
             concepts=[c.token for c in plan.concepts],
             style=plan.style,
             safety_checked=plan.safety_check,
+            references=len(plan.references),
+            reference_role=plan.reference_role,
+            reference_scale=plan.reference_scale,
         )
         encoded = encode_image(image, plan.output_format, plan.compression or 90)
         data.append(
