@@ -151,7 +151,7 @@ class Engine:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request.model)
         family = family_for(preset.family)
-        if "generate" not in family.modes and not isinstance(request, EditRequest):
+        if "generate" not in family.modes and not isinstance(request, EditRequest) and not request.references:
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
         if request.safety_check and not self._settings.safety_checker:
             raise BadRequest("this worker has no safety checker configured", param="safety_check")

@@ -4,7 +4,6 @@ progress, cancel, LoRA, long prompts."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.worker.families.conftest import family_engine, keyword_inputs
-from tests.worker.families.test_flux_kontext import encoded_images, png_of
+from tests.worker.families.conftest import encoded_images, family_engine, keyword_inputs, pictures, png_of, reached
 
 # The transformer families' shared tests run here unchanged, on Klein: they take the fixture `t5_engine`,
 # which this module binds to its Klein engine (the name is theirs; Klein reads prompts with Qwen3).
@@ -28,7 +26,7 @@ from tests.worker.test_engine import as_job, png
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.families.flux2_klein import Flux2Klein
-from worker.protocol import EditRequest, GenerationRequest, GenerationResponse, Size
+from worker.protocol import EditRequest, GenerationRequest, Size
 
 
 @pytest.fixture(scope="module")
@@ -85,25 +83,6 @@ def test_a_reference_smaller_than_klein_reads_is_a_clear_400(klein: Engine) -> N
     (outcome,) = klein.run_batch([as_job(plan, "small-reference")], lambda j, e: None)
     assert isinstance(outcome, BadRequest)
     assert outcome.message == "flux2-klein reads pictures at least 64 px a side and at most 8:1; picture 2 is 32x64"
-
-
-def pictures(*sizes: tuple[int, int]) -> list[Image.Image]:
-    """Distinct pictures of the given sizes (each its own colours), as references are."""
-    made = []
-    for index, size in enumerate(sizes):
-        picture = Image.new("RGB", size, (40 * index, 200 - 30 * index, 90))
-        picture.paste(Image.new("RGB", (16, 16), (255, 20 * index, 0)), (8 * index, 8))
-        made.append(picture)
-    return made
-
-
-def reached(pipe: Any, run: Callable[[], GenerationResponse]) -> tuple[GenerationResponse, list[torch.Tensor]]:
-    """What `run` returns, and each picture the VAE encoded while it ran."""
-    seen, hook = encoded_images(pipe)
-    try:
-        return run(), seen
-    finally:
-        hook.remove()  # type: ignore[attr-defined]
 
 
 def test_every_picture_of_an_edit_reaches_klein_in_order_and_a_fifth_is_a_400(klein: Engine) -> None:
