@@ -200,7 +200,6 @@ class Engine:
             partial_images=(request.partial_images or 0) if request.stream else 0,
             best_of=request.best_of,
             mode=family.reference_mode if references else "generate",
-            input_images=len(references),
             **reference_fields(request, preset, family, references),
         )
 
@@ -247,7 +246,6 @@ class Engine:
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
-            input_images=1 + len(references),
             **reference_fields(request, preset, family, references),
         )
 

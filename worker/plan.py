@@ -54,12 +54,16 @@ class Plan:
     quality: str = "medium"  # the tier reported back (OpenAI's `quality`)
     compression: int | None = None  # JPEG / WebP quality (OpenAI's `output_compression`)
     partial_images: int = 0  # OpenAI's partial images, sent while streaming
-    input_images: int = 0  # uploads read (for `usage`)
     best_of: int = 1  # > 1: the seeds are candidates, scored against the prompt; the best is marked
     # Pictures the model reads beside the prompt, in the request's order (after the edited one, if any).
     references: tuple[Image.Image, ...] = field(default=(), compare=False)
     reference_role: ReferenceRole | None = None
     reference_scale: float | None = None  # None: the model has no such control (the prompt says how)
+
+    @property
+    def input_images(self) -> int:
+        """The pictures the request gave: the edited one, if any, and the references."""
+        return (self.image is not None) + len(self.references)
 
     @property
     def family(self) -> Family:

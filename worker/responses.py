@@ -46,7 +46,9 @@ def response_for(
             ImageData(b64_json=base64.b64encode(encoded).decode("ascii"), revised_prompt=plan.prompt, seed=seed,
                       parameters=used, score=None if scores is None else scores[index])
         )  # fmt: skip
-    given = image_tokens(plan.size.width, plan.size.height) * plan.input_images
+    # Each picture given counts at the size the model read it: the edited one at the plan's, a reference at its own.
+    given_pictures = [*([plan.image] if plan.image is not None else []), *plan.references]
+    given = sum(image_tokens(picture.width, picture.height) for picture in given_pictures)
     made = sum(image_tokens(image.width, image.height) for image in images)
     return GenerationResponse(
         created=int(time.time()),
