@@ -193,7 +193,7 @@ def decode_reference(text: str, index: int) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except binascii.Error as exc:
-        raise BadRequest(f"reference {index + 1} is not base64 (or a data: URL)", param="references") from exc
+        raise BadRequest(f"picture {index + 1} is not base64 (or a data: URL)", param="references") from exc
 
 
 def drawn_from(request: GenerationRequest, preset: ModelPreset, name: str, family: Family) -> tuple[Image.Image, ...]:
@@ -201,16 +201,23 @@ def drawn_from(request: GenerationRequest, preset: ModelPreset, name: str, famil
     if not request.references:
         return ()
     check_image_count(family, preset, name, family.reference_mode, len(request.references), editing=False)
-    return read_references([decode_reference(text, i) for i, text in enumerate(request.references)], preset, family)
+    files = [decode_reference(text, i) for i, text in enumerate(request.references)]
+    return read_references(files, preset, family, first=1, param="references")
 
 
-def read_references(files: Sequence[bytes], preset: ModelPreset, family: Family) -> tuple[Image.Image, ...]:
-    """Reference pictures decoded safely, each scaled down to the preset's pixel budget (never up)."""
+def read_references(
+    files: Sequence[bytes], preset: ModelPreset, family: Family, first: int = 2, param: str = "image"
+) -> tuple[Image.Image, ...]:
+    """Reference pictures decoded safely (numbered from `first` in a 400), each scaled down to the preset's pixel
+    budget, never up."""
     pictures = []
-    for data in files:
-        picture = read_image(data)
+    for number, data in enumerate(files, start=first):
+        try:
+            picture = read_image(data)
+        except BadRequest as exc:
+            raise BadRequest(f"picture {number}: {exc.message}", param=param) from exc
         size = fit_size(picture.size, preset.max_pixels, family.size_multiple)
-        if picture.size != (size.width, size.height) and picture.width * picture.height > preset.max_pixels:
+        if picture.width * picture.height > preset.max_pixels:
             picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
         pictures.append(picture)
     return tuple(pictures)

@@ -95,3 +95,15 @@ def test_a_new_picture_from_references_alone(plus: Engine) -> None:
     result, seen = reached(pipe, lambda: plus.render(plan))
     assert all(torch.allclose(t, vae_input(pipe, p), atol=1e-5) for t, p in zip(seen, (cat, hat), strict=True))
     assert len(seen) == 2 and result.data[0].parameters.references == 2
+
+
+def test_an_unreadable_picture_is_a_400_naming_which(plus: Engine) -> None:
+    good = png_of(pictures((64, 64))[0])
+    with pytest.raises(BadRequest) as caught:
+        plus.plan_edit(EditRequest(prompt="merge"), good, None, extra_images=[good, b"not a picture"])
+    assert (caught.value.param, caught.value.message) == (
+        "image", "picture 3: couldn't read that image (PNG, JPEG, WebP or GIF)",
+    )  # fmt: skip
+    with pytest.raises(BadRequest) as caught:
+        plus.plan(GenerationRequest(prompt="merge", references=[base64.b64encode(good).decode(), "%%%"]))
+    assert (caught.value.param, caught.value.message) == ("references", "picture 2 is not base64 (or a data: URL)")
