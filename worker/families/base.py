@@ -7,10 +7,14 @@ preview, which adapters it takes and how to build a tiny random copy of it for
 tests. The engine asks the family and never branches on a family's name.
 
 Family
-├── ClipFamily   UNet + CLIP encoders, long prompts in 77-token windows (worker/families/clip.py)
+├── ClipFamily   UNet + CLIP encoders, long prompts in 77-token windows (clip.py); references by IP-Adapter
+│   │            (ip_adapter.py)
 │   ├── SD15, SD15InstructPix2Pix
 │   └── SDXL, SDXLInstructPix2Pix
-└── (transformer families declare their own encoding, e.g. T5 with a hard limit)
+├── ChatPromptFamily   an LLM encoder reading a chat template; prompts counted in it (chat.py)
+│   ├── Flux2Klein ── Flux2   every picture of a request is a reference
+│   └── ZImage
+└── (other transformer families declare their own encoding, e.g. T5 with a hard limit)
 """
 
 from __future__ import annotations
