@@ -15,14 +15,11 @@ import openai
 import pytest
 import torch
 
-from tests.conftest import tiny_worker_settings
 from tests.fakes.serving import serving_worker
 from tests.worker.families.conftest import encoded_images, pictures, png_of
-from tests.worker.families.test_qwen_image_edit import load_with_processor
-from tests.worker.families.test_qwen_image_edit_plus import CONDITION_AREA, PLUS, VAE_AREA, vae_input
+from tests.worker.families.test_qwen_image_edit_plus import capped_plus, vae_input
 from worker.engine import Engine
 from worker.protocol import image_tokens
-from worker.settings import ModelPreset
 
 
 @dataclass
@@ -37,13 +34,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def engine(worker_cache: Path) -> Iterator[Engine]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(f"{PLUS}.VAE_IMAGE_SIZE", VAE_AREA)
-        patch.setattr(f"{PLUS}.CONDITION_IMAGE_SIZE", CONDITION_AREA)
-        plus = ModelPreset(source="tiny", family="qwen-image-edit-plus", steps=2, guidance=4.0, width=64, height=64,
-                           max_pixels=128 * 128)  # fmt: skip
-        settings = tiny_worker_settings(worker_cache, warmup=False, models={"plus": plus}, default_model="plus")
-        engine = Engine(settings, loader=load_with_processor)
+    with capped_plus(worker_cache) as engine:
         engine.load()
         yield engine
 

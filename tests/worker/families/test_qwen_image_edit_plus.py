@@ -4,6 +4,7 @@ encoder in order; a fourth is a 400; a request's images are one call with a gene
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,15 +27,22 @@ PLUS = "diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus"
 VAE_AREA, CONDITION_AREA = 96 * 96, 96 * 96
 
 
-@pytest.fixture(scope="module")
-def plus(worker_cache: Path) -> Iterator[Engine]:
+@contextlib.contextmanager
+def capped_plus(cache: Path) -> Iterator[Engine]:
+    """An engine serving a tiny Qwen-Image-Edit Plus preset ("plus"), its pipeline's resizing capped meanwhile."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(f"{PLUS}.VAE_IMAGE_SIZE", VAE_AREA)
         patch.setattr(f"{PLUS}.CONDITION_IMAGE_SIZE", CONDITION_AREA)
         tiny = ModelPreset(source="tiny", family="qwen-image-edit-plus", steps=2, guidance=4.0, width=64, height=64,
                            max_pixels=128 * 128, prompt_language=["zh", "en"])  # fmt: skip
-        settings = tiny_worker_settings(worker_cache, warmup=False, models={"plus": tiny}, default_model="plus")
+        settings = tiny_worker_settings(cache, warmup=False, models={"plus": tiny}, default_model="plus")
         yield Engine(settings, loader=load_with_processor)
+
+
+@pytest.fixture(scope="module")
+def plus(worker_cache: Path) -> Iterator[Engine]:
+    with capped_plus(worker_cache) as engine:
+        yield engine
 
 
 def vae_input(pipe: object, picture: object) -> torch.Tensor:
