@@ -52,6 +52,12 @@ class Flux2(Flux2Klein):
         ids = rendered["input_ids"]
         return len(ids[0] if ids and isinstance(ids[0], list) else ids)
 
+    def text_tokens(self, pipe: Any, prompt: str) -> int:
+        """The prompt's own tokens, for `usage`: the real model's "tokenizer" is a Pixtral processor, whose first
+        argument is images, so its inner tokenizer counts."""
+        tokenizer = getattr(pipe.tokenizer, "tokenizer", pipe.tokenizer)
+        return len(tokenizer(prompt, add_special_tokens=False).input_ids)
+
     def build_tiny(self, directory: Path) -> Path:
         """A tiny random FLUX.2 [dev] pipeline (Mistral3 encoder, byte-level tokenizer), saved with save_pretrained."""
         from diffusers import Flux2Pipeline

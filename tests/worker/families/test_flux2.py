@@ -4,6 +4,7 @@ eleventh is a 400; prompts counted in Mistral's template with FLUX.2's system me
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from tests.worker.families.conftest import family_engine, keyword_inputs, pictur
 from tests.worker.test_engine import as_job, pixels
 from worker.engine import Engine
 from worker.errors import BadRequest
+from worker.families.flux2 import Flux2
 from worker.protocol import EditRequest, GenerationRequest
 
 
@@ -77,3 +79,18 @@ def test_every_token_up_to_the_limit_reaches_mistral_and_one_more_is_a_clear_400
         "prompt",
         f"the prompt is {room + 1} tokens long; this flux2 model reads at most {room} (its Mistral limit): shorten it",
     )
+
+
+def test_usage_counts_the_prompt_with_a_processors_own_tokenizer(dev: Engine) -> None:
+    pipe = dev._pipe("flux2", "generate")
+
+    class PixtralLike:
+        """The real model's "tokenizer" is a processor whose first argument is images."""
+
+        tokenizer = pipe.tokenizer
+
+        def __call__(self, images: object = None, text: object = None, **_: object) -> object:
+            raise AssertionError("a processor takes images first")
+
+    assert Flux2().text_tokens(SimpleNamespace(tokenizer=PixtralLike()), "a fox") == 5  # one byte, one token
+    assert dev.render(dev.plan(GenerationRequest(prompt="a fox", seed=1))).usage.input_tokens_details.text_tokens == 5  # type: ignore[union-attr]
