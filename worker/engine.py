@@ -32,7 +32,19 @@ from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
 from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
-from worker.plan import Plan, check_concepts, edit_mask, fit_size, outpainted, prompts_for, size_for
+from worker.plan import (
+    Plan,
+    check_concepts,
+    check_image_count,
+    drawn_from,
+    edit_mask,
+    fit_size,
+    outpainted,
+    prompts_for,
+    read_references,
+    reference_fields,
+    size_for,
+)
 from worker.progress import Report, StopRender, step_reporter
 from worker.protocol import (
     MAX_SEED,
@@ -148,7 +160,7 @@ class Engine:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request.model)
         family = family_for(preset.family)
-        if "generate" not in family.modes and not isinstance(request, EditRequest):
+        if "generate" not in family.modes and not isinstance(request, EditRequest) and not request.references:
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
         if request.safety_check and not self._settings.safety_checker:
             raise BadRequest("this worker has no safety checker configured", param="safety_check")
@@ -175,6 +187,8 @@ class Engine:
         size = size_for(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
+        # A new picture drawn from pictures: decoding is CPU work, so callers with references run this off the loop.
+        references = drawn_from(request, preset, name, family)
         return Plan(
             model=name,
             preset=preset,
@@ -194,6 +208,8 @@ class Engine:
             compression=request.output_compression,
             partial_images=(request.partial_images or 0) if request.stream else 0,
             best_of=request.best_of,
+            mode=family.reference_mode if references else "generate",
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_edit(
@@ -214,12 +230,10 @@ class Engine:
             raise BadRequest("best_of is for new pictures (/v1/images/generations), not edits", param="best_of")
         base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
         name, preset = base.model, base.preset
-        if extra_images:
-            # No family here takes several pictures at once; say so rather than drop them.
-            count = 1 + len(extra_images)
-            raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
         if request.outpaints:
+            if extra_images:
+                raise BadRequest("zoom and pan take one picture; send no references", param="image")
             return outpainted(base, request, picture, alpha, mask_sent=mask is not None)
         family = base.family
         # Unless the request names a size, an edit is drawn within the preset's own size, never its cap:
@@ -233,6 +247,9 @@ class Engine:
         inpaint = mask_image is not None or request.mask_prompt is not None
         prompt, negative = prompts_for(request, family)
         mode = family.edit_mode(masked=inpaint)
+        # Counted before any reference is decoded; the mask belongs to the first picture.
+        check_image_count(family, preset, name, mode, 1 + len(extra_images), editing=True)
+        references = read_references(extra_images, preset, family)
         return replace(
             base,
             size=size,
@@ -245,7 +262,7 @@ class Engine:
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
-            input_images=1,
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> TeachPlan:
@@ -365,8 +382,10 @@ class Engine:
                 **family.callback_kwargs(pipe, on_step_end),
                 **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
             }
-            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
+            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength, first.references,
+                                first.reference_role, first.reference_scale)  # fmt: skip
             kwargs.update(family.mode_kwargs(first.mode, inputs))
+            kwargs.update(family.reference_kwargs(pipe, first.mode, inputs, first.preset, first.guidance))
             with torch.inference_mode():
                 result = pipe(**kwargs)
         images = list(result.images)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from worker.errors import ModelUnavailable
-from worker.families import Family, family_for
+from worker.families import FAMILIES, Family, family_for
 from worker.settings import ModelPreset
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,11 @@ def check_preset(name: str, preset: ModelPreset) -> None:
     try:
         family.check_requirements()
         family.pipeline_class(family.base)
+        if preset.ip_adapter is not None and not family.ip_adapters:
+            takers = ", ".join(f for f in FAMILIES if family_for(f).ip_adapters)
+            raise ModelUnavailable(f"a {family.name} model takes no IP-Adapter (ip_adapter); these do: {takers}")
         saved = _saved_class(shipped(preset.source)) if preset.source != "tiny" else None
         if saved is not None and saved not in family.class_names():
-            from worker.families import FAMILIES
-
             fits = [f for f in FAMILIES if saved in family_for(f).class_names()]
             hint = f"set family = {fits[0]!r}" if fits else "no family here serves it"
             raise ModelUnavailable(f"{preset.source} holds a {saved}, not a {preset.family} model: {hint}")
@@ -158,6 +159,7 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path, **
         import diffusers
 
         pipe.scheduler = getattr(diffusers, preset.scheduler).from_config(pipe.scheduler.config)
+    family.attach(pipe, preset, cache_dir)
     pipe.to(placement.device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -7,6 +7,7 @@ import binascii
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from PIL import Image
 
@@ -21,6 +22,7 @@ from worker.protocol import (
     GenerationRequest,
     Mode,
     Outpainted,
+    ReferenceRole,
     Size,
     parse_size,
     size_for_aspect,
@@ -55,9 +57,17 @@ class Plan:
     quality: str = "medium"  # the tier reported back (OpenAI's `quality`)
     compression: int | None = None  # JPEG / WebP quality (OpenAI's `output_compression`)
     partial_images: int = 0  # OpenAI's partial images, sent while streaming
-    input_images: int = 0  # uploads read (for `usage`)
     best_of: int = 1  # > 1: the seeds are candidates, scored against the prompt; the best is marked
     outpaint: Outpainted | None = None  # zoom and pan: where the picture sits on the canvas
+    # Pictures the model reads beside the prompt, in the request's order (after the edited one, if any).
+    references: tuple[Image.Image, ...] = field(default=(), compare=False)
+    reference_role: ReferenceRole | None = None
+    reference_scale: float | None = None  # None: the model has no such control (the prompt says how)
+
+    @property
+    def input_images(self) -> int:
+        """The pictures the request gave: the edited one, if any, and the references."""
+        return (self.image is not None) + len(self.references)
 
     @property
     def family(self) -> Family:
@@ -67,7 +77,7 @@ class Plan:
     @property
     def key(self) -> Hashable:
         """Plans with equal keys can share one batch."""
-        if self.mode != "generate":
+        if self.mode != "generate" or self.references:
             return ("edit", self.job_id)
         return (self.model, self.size, self.steps, self.guidance, self.negative is None, self.adapters, self.concepts)
 
@@ -181,7 +191,6 @@ def outpainted(
         strength=strength,
         image=inputs.image,
         mask=inputs.mask,
-        input_images=1,
         outpaint=described(where, request.zoom, request.pan),
     )
 
@@ -199,3 +208,65 @@ def check_concepts(concepts: Sequence[ConceptChoice], name: str, family: Family)
             base64.b64decode(concept.embedding, validate=True)
         except binascii.Error as exc:
             raise BadRequest(f"the file of {concept.token} is not base64", param="concepts") from exc
+
+
+def check_image_count(family: Family, preset: ModelPreset, name: str, mode: Mode, count: int, editing: bool) -> None:
+    """A 400 naming the limit when a request gives the model more pictures than it reads in `mode`."""
+    limit = family.image_limit(preset, mode, editing)
+    if count <= limit:
+        return
+    pictures = "picture" if limit == 1 else "pictures"
+    if editing:
+        message = f"model {name!r} ({family.name}) reads at most {limit} {pictures} in one edit, the edited one first"
+        raise BadRequest(f"{message}; got {count}", param="image")
+    if limit == 0:
+        raise BadRequest(f"model {name!r} ({family.name}) draws nothing from reference pictures", param="references")
+    message = f"model {name!r} ({family.name}) reads at most {limit} reference {pictures}; got {count}"
+    raise BadRequest(message, param="references")
+
+
+def decode_reference(text: str, index: int) -> bytes:
+    """A generation's reference picture from base64 or a data: URL (the worker decodes the image itself later)."""
+    data = text.split(",", 1)[1] if text.startswith("data:") else text
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise BadRequest(f"picture {index + 1} is not base64 (or a data: URL)", param="references") from exc
+
+
+def drawn_from(request: GenerationRequest, preset: ModelPreset, name: str, family: Family) -> tuple[Image.Image, ...]:
+    """A new picture's reference pictures (egaku's `references`), counted before any is decoded."""
+    if not request.references:
+        return ()
+    check_image_count(family, preset, name, family.reference_mode, len(request.references), editing=False)
+    files = [decode_reference(text, i) for i, text in enumerate(request.references)]
+    return read_references(files, preset, family, first=1, param="references")
+
+
+def read_references(
+    files: Sequence[bytes], preset: ModelPreset, family: Family, first: int = 2, param: str = "image"
+) -> tuple[Image.Image, ...]:
+    """Reference pictures decoded safely (numbered from `first` in a 400), each scaled down to the preset's pixel
+    budget, never up."""
+    pictures = []
+    for number, data in enumerate(files, start=first):
+        try:
+            picture = read_image(data)
+        except BadRequest as exc:
+            raise BadRequest(f"picture {number}: {exc.message}", param=param) from exc
+        size = fit_size(picture.size, preset.max_pixels, family.size_multiple)
+        if picture.width * picture.height > preset.max_pixels:
+            picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
+        pictures.append(picture)
+    return tuple(pictures)
+
+
+def reference_fields(
+    request: GenerationRequest, preset: ModelPreset, family: Family, references: tuple[Image.Image, ...]
+) -> dict[str, Any]:
+    """A plan's references with their role and strength (the family's control; None where it has none)."""
+    if not references:
+        return {}
+    fidelity = request.input_fidelity if isinstance(request, EditRequest) else None
+    scale = family.reference_scale(preset, request.reference_role, fidelity, request.reference_scale)
+    return {"references": references, "reference_role": request.reference_role, "reference_scale": scale}

@@ -37,6 +37,10 @@ MAX_TEACH_STEPS = 5000
 MAX_CONCEPTS = 4  # taught words one request may use
 MAX_EMBEDDING_B64 = 256 * 1024  # a word is one vector per text encoder: a few KB; anything near this is not one
 TOKEN_PATTERN = r"^<[a-z0-9][a-z0-9_-]{0,30}>$"  # how a taught word is written in prompts: <our-mascot>
+# Pictures one request may carry (OpenAI's most `image[]` in one edit); each model family allows fewer.
+MAX_INPUT_IMAGES = 16
+# What a request's reference pictures give the new one (IP-Adapter applies it; instruction models read the prompt).
+ReferenceRole = Literal["subject", "style"]
 
 Aspect = Literal["1:1", "3:2", "2:3", "16:9", "9:16", "4:3", "3:4"]
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -236,6 +240,13 @@ class GenerationRequest(BaseModel):
     # Best-of-N: render this many candidates in one batch, score each against the final prompt,
     # and mark the best (`chosen`). Every candidate comes back, in seed order, with its `score`.
     best_of: int = Field(default=1, ge=1, le=MAX_BEST_OF)
+    # A new picture drawn from pictures (egaku's extension): base64 images or data: URLs, in order ("picture 1"...).
+    # An edit's references are its further `image[]` files instead. What each family does with them: the README.
+    references: list[str] = Field(default_factory=list, max_length=MAX_INPUT_IMAGES)
+    reference_role: ReferenceRole = "subject"
+    # How strongly the references steer the picture where the model has such a control (IP-Adapter's scale);
+    # unset: the preset's strength for the role.
+    reference_scale: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
 
     @field_validator("prompt")
     @classmethod
@@ -304,7 +315,10 @@ class EditRequest(GenerationRequest):
     strength: float = Field(default=0.6, gt=0.0, le=1.0, allow_inf_nan=False)
     mask_prompt: str | None = Field(default=None, min_length=1, max_length=200)
     mask_format: Literal["alpha", "luminance"] = "alpha"
-    input_fidelity: Literal["high", "low"] | None = None  # ignored: strength says how much changes
+    # Mapped where the model has a matching control (IP-Adapter: "high" reads the references at full strength);
+    # ignored elsewhere, as the README's table says.
+    input_fidelity: Literal["high", "low"] | None = None
+
     # Outpainting: `zoom` (1.0-2.0) puts the picture, centred, on a canvas that many times larger; `pan` shifts
     # the view by a third. The new area is painted from noise (strength 1.0 unless given) and every pixel of
     # the picture is kept; the size comes from the picture and the model's pixel cap.
@@ -325,6 +339,13 @@ class EditRequest(GenerationRequest):
     def outpaints(self) -> bool:
         """Whether this edit extends the picture past its edges (zoom or pan)."""
         return self.zoom is not None or self.pan is not None
+
+    @field_validator("references")
+    @classmethod
+    def _references_are_files(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError("an edit's reference pictures are further image[] files, after the one edited")
+        return value
 
 
 class VariationRequest(EditRequest):
@@ -368,6 +389,9 @@ class UsedParameters(BaseModel):
     style: str | None = None
     safety_checked: bool = False
     outpaint: Outpainted | None = None  # zoom and pan: where the original picture went
+    references: int = 0  # reference pictures read beside the prompt (an edited picture is not counted)
+    reference_role: ReferenceRole | None = None
+    reference_scale: float | None = None  # None: the model has no strength control; the prompt says how to use them
 
 
 class ImageData(BaseModel):

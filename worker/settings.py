@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.families.registry import FAMILIES
-from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, MAX_TEACH_STEPS, Size, check_size
+from worker.protocol import (
+    MAX_BEST_OF,
+    MAX_INPUT_IMAGES,
+    MAX_PIXELS,
+    MAX_STEPS,
+    MAX_TEACH_STEPS,
+    Size,
+    check_size,
+)
 
 SAFE_WEIGHTS = (".safetensors",)
 PICKLED_WEIGHTS = (".pth", ".pt", ".ckpt")
@@ -35,6 +43,31 @@ SchedulerName = Literal[
     "UniPCMultistepScheduler",
     "LCMScheduler",
 ]
+
+
+class IPAdapterSpec(BaseModel):
+    """[worker.models.NAME.ip_adapter]: an IP-Adapter that lets an SDXL or SD1.5 preset draw from pictures.
+
+    Loaded with the preset (diffusers' `load_ip_adapter`): `source` is a hub id or folder ("h94/IP-Adapter"),
+    `subfolder` and `weight_name` the weights in it ("sdxl_models", "ip-adapter_sdxl.safetensors"), and
+    `image_encoder` the CLIP vision encoder's folder (inside `subfolder`, or a path from `source` when it holds
+    a "/"). `source = "tiny"` builds a random one for tests.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    subfolder: str = ""
+    weight_name: str = "ip-adapter.safetensors"
+    image_encoder: str = "image_encoder"
+    # A subject reference ("this cat") reaches every attention block at this strength.
+    subject_scale: float = Field(default=0.6, ge=0.0, le=2.0)
+    # A style reference ("in the style of this") reaches only the style blocks (InstantStyle), at this strength.
+    style_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    # Which blocks a style reads, as diffusers' set_ip_adapter_scale takes them ({"up": {"block_0": [0, 1, 0]}});
+    # unset: the family's own (SDXL: InstantStyle's up_blocks.0.attentions.1).
+    style_blocks: dict[str, Any] | None = None
+    max_references: int = Field(default=4, ge=1, le=MAX_INPUT_IMAGES - 1)
 
 
 class ModelPreset(BaseModel):
@@ -66,6 +99,8 @@ class ModelPreset(BaseModel):
     # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
     # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
     prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)
+    # Reference pictures for the sdxl and sd15 families (subject or style): see IPAdapterSpec.
+    ip_adapter: IPAdapterSpec | None = None
 
     @model_validator(mode="after")
     def _size_in_bounds(self) -> ModelPreset:

@@ -54,6 +54,9 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "style": None,
         "safety_checked": False,
         "outpaint": None,
+        "references": 0,
+        "reference_role": None,
+        "reference_scale": None,
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))

@@ -1,7 +1,7 @@
 """The worker's HTTP API (aiohttp): OpenAI Images shape, bound to loopback by default.
 
-POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events
-POST   /v1/images/edits         multipart: image, optional mask, prompt, strength, mask_prompt...
+POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events; `references`: pictures to draw from
+POST   /v1/images/edits         multipart: image (or several image[], the edited one first), optional mask, prompt...
 POST   /v1/images/variations    multipart: image, strength...
 POST   /v1/images/descriptions  multipart: image; answers an English prompt for it (/describe)
 POST   /v1/images/upscales      multipart: image, scale (2 or 4); the upscaler network enlarges it, faithfully
@@ -204,7 +204,11 @@ class WorkerServer:
         """POST /v1/images/generations."""
         job_request = validated(GenerationRequest, await json_body(request))
         job_id = job_request.job_id or secrets.token_hex(8)
-        plan = self._engine.plan(job_request, job_id)  # bounds checked before the job waits
+        # Bounds checked before the job waits; reference pictures are decoded off the loop.
+        if job_request.references:
+            plan = await asyncio.to_thread(self._engine.plan, job_request, job_id)
+        else:
+            plan = self._engine.plan(job_request, job_id)
         return await self._run(request, job_request, job_id, plan, "image_generation")
 
     async def edits(self, request: web.Request) -> web.StreamResponse:
@@ -280,6 +284,8 @@ class WorkerServer:
             raise BadRequest("svg: SVG output is not supported here", param="svg")
         if "markup" in files:
             raise BadRequest("markup overlays are not supported here: send a mask", param="markup")
+        if "references" in fields or "references" in files:
+            raise BadRequest("an edit's references are further image[] files, after the one edited", param="references")
         job_request = validated(VariationRequest if variation else EditRequest, parsed)
         job_id = job_request.job_id or secrets.token_hex(8)
         image, *others = [part.file.read() for part in files["image"]]
