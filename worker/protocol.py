@@ -491,3 +491,6 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "loading"]
     models: list[str]
+    # The presets in memory now; None where the answering process cannot know (Ray Serve's gateway: the
+    # replicas hold them) or an older worker answered.
+    loaded: list[str] | None = None
