@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import discord
-import pytest
 
 from egaku.config import Config, DiscordSettings, StorageSettings
 from egaku.doctor.discord_permissions import channel_permissions
@@ -15,11 +13,11 @@ from egaku.doctor.findings import Finding
 from egaku.doctor.run import check_discord
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for
+from tests.egaku.doctor.conftest import TOKEN
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import FakeOpenAI
 from tools.preferences import GuildPolicy, Preferences
 
-TOKEN = "MTIzNDU2.planted.discord-token-value"
 ENV = {"DISCORD_TOKEN": TOKEN}
 COMMANDS = "/describe, /imagine, /reset, /settings, /concepts, /teach"
 TOKEN_OK = Finding("discord.token", "ok", "The token in DISCORD_TOKEN is valid: it logs in as the bot egaku (id 900).")
@@ -54,26 +52,9 @@ INVITED = P(
 ).value  # fmt: skip
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-        yield s
-
-
 def config_for(fake: FakeDiscord, tmp_path: Path, **discord_settings: object) -> Config:
     settings = DiscordSettings(api_base=fake.api_base, gateway_url=fake.gateway_url, **discord_settings)  # type: ignore[arg-type]
     return Config(discord=settings, storage=StorageSettings(history_dir=str(tmp_path / "history")))
-
-
-@pytest.fixture
-async def synced(
-    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
-) -> FakeDiscord:
-    """The fake Discord after the real bot started once with sync on (global commands), then a real token."""
-    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
-        await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
-    fake_discord.token = TOKEN
-    return fake_discord
 
 
 async def test_everything_in_order(synced: FakeDiscord, session: aiohttp.ClientSession, tmp_path: Path) -> None:

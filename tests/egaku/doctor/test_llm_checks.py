@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from agent.smol import GGUF_FILE, find_smollm2
 from egaku.config import LLMSettings
@@ -20,12 +17,6 @@ JSON_FIX = (
     'Set llm.tool_calling = "json" (egaku then asks for JSON and turns it into the tool call), or use a model with '
     "tool support."
 )
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-        yield s
 
 
 def settings_for(fake: FakeOpenAI, **more: object) -> LLMSettings:
