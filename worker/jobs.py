@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from worker.lessons import LessonLane
+from worker.measures import GpuMemory
 from worker.protocol import DescriptionResponse, EditRequest, GenerationRequest, GenerationResponse, TeachRequest
 from worker.scheduler import Job, Scheduler, SchedulerStats
 from worker.settings import WorkerSettings
@@ -28,6 +29,10 @@ class JobQueue(Protocol):
     @property
     def depth(self) -> int:
         """Jobs waiting (not running)."""
+        ...
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting, by priority."""
         ...
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
@@ -78,6 +83,10 @@ class Jobs(Protocol):
         """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
         ...
 
+    def loaded(self) -> list[str] | None:
+        """The presets in memory where the jobs run, or None where this process cannot see them."""
+        ...
+
     def close(self) -> None:
         """Release what `open` and `load` took."""
         ...
@@ -88,6 +97,11 @@ class RenderEngine(Protocol):
 
     @property
     def model_names(self) -> list[str]: ...
+
+    @property
+    def loaded(self) -> list[str]: ...
+
+    def memory(self) -> GpuMemory | None: ...
 
     def load(self, name: str | None = None) -> None: ...
 
@@ -143,6 +157,10 @@ class LocalJobs:
     def lessons(self) -> LessonLane | None:
         """The teach lane (exists once `open` ran)."""
         return self._lessons
+
+    def loaded(self) -> list[str]:
+        """The engine's presets in memory."""
+        return self._engine.loaded
 
     async def load(self) -> None:
         """Load the default model on the render thread, then start dispatching."""

@@ -196,6 +196,11 @@ class _Gated:
         self.real = real
         self.gate = threading.Event()
         self.model_names = real.model_names
+        self.memory = real.memory
+
+    @property
+    def loaded(self) -> list[str]:
+        return self.real.loaded
 
     def load(self, name: str | None = None) -> None:
         self.real.load(name)

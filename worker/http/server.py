@@ -169,7 +169,8 @@ class WorkerServer:
     async def healthz(self, _request: web.Request) -> web.Response:
         """GET /healthz: ok once the default model is loaded."""
         status: Literal["ok", "loading"] = "ok" if self._ready.is_set() else "loading"
-        return json_answer(HealthResponse(status=status, models=self._engine.model_names))
+        health = HealthResponse(status=status, models=self._engine.model_names, loaded=self._jobs.loaded())
+        return json_answer(health)
 
     async def models(self, _request: web.Request) -> web.Response:
         """GET /v1/models in OpenAI's list shape: the presets, their aliases and OpenAI's model names."""
@@ -366,8 +367,7 @@ class WorkerServer:
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """GET /metrics in Prometheus' text format."""
-        queue = self._scheduler
-        text = prometheus_text(queue.depth if queue else 0, self._ready.is_set(), queue.stats if queue else None)
+        text = prometheus_text(self._scheduler, self._ready.is_set(), self._engine.memory())
         return web.Response(text=text, content_type="text/plain")
 
 
