@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,8 +13,8 @@ from egaku.doctor.worker_checks import START_REMOTE, check_local, check_openai_i
 from tests.conftest import serve, tiny_worker_settings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.serving import loading_worker
 from worker.engine import Engine
-from worker.errors import ModelUnavailable
 from worker.http.server import WorkerServer
 from worker.settings import ModelPreset, OpenAIBackendSettings, WorkerSettings
 
@@ -72,20 +71,8 @@ async def test_not_a_worker(fake_discord: FakeDiscord, session: aiohttp.ClientSe
 
 
 async def test_a_worker_still_loading(worker_cache: Path, session: aiohttp.ClientSession) -> None:
-    release = threading.Event()
-
-    def slow_loader(*_args: object) -> object:
-        release.wait(30)
-        raise ModelUnavailable("released by the test")
-
-    settings = tiny_worker_settings(worker_cache)
-    server = WorkerServer(Engine(settings, loader=slow_loader), settings, token=None)
-    runner, url = await serve(server.app())
-    try:
+    async with loading_worker(tiny_worker_settings(worker_cache)) as url:
         findings = await check_remote(session, bot_side(url), {})
-    finally:
-        release.set()
-        await runner.cleanup()
     assert findings[:2] == [
         Finding(
             "worker",
