@@ -25,6 +25,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
+async def fresh_worker(worker_cache: Path) -> AsyncIterator[str]:
+    """A real tiny worker of its own (the shared one may hold any preset by now): only its default is loaded."""
+    from tests.conftest import tiny_worker_settings
+    from tests.fakes.serving import serving_worker
+    from worker.engine import Engine
+
+    settings = tiny_worker_settings(worker_cache)
+    async with serving_worker(Engine(settings), settings) as url:
+        yield url
+
+
+@pytest.fixture
 async def synced(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> FakeDiscord:

@@ -79,9 +79,9 @@ async def test_planted_secrets_never_print(
     assert any(r.path == "/api/v10/users/@me" for r in fake_discord.requests)
 
 
-async def test_a_worker_host(worker_url: str, tmp_path: Path) -> None:
+async def test_a_worker_host(fresh_worker: str, tmp_path: Path) -> None:
     """--worker on a GPU host: the worker on this host's [worker] port, and the GPU; no Discord, no LLM."""
-    port = worker_url.rsplit(":", 1)[1]
+    port = fresh_worker.rsplit(":", 1)[1]
     path = tmp_path / "worker.toml"
     path.write_text(
         f'[worker]\nport = {port}\ndefault_model = "tiny"\n'

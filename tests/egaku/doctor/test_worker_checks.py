@@ -39,9 +39,9 @@ async def worker_with_token(engine: Engine, cache: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_a_ready_worker(worker_url: str, session: aiohttp.ClientSession) -> None:
-    assert await check_remote(session, bot_side(worker_url), {}) == [
-        Finding("worker", "ok", f"The worker at {worker_url} is ready."),
+async def test_a_ready_worker(fresh_worker: str, session: aiohttp.ClientSession) -> None:
+    assert await check_remote(session, bot_side(fresh_worker), {}) == [
+        Finding("worker", "ok", f"The worker at {fresh_worker} is ready."),
         Finding("worker.presets", "ok", "The worker serves tiny (loaded), tiny-alt."),
         Finding("worker.token", "ok", "The worker asks for no token."),
     ]
@@ -84,9 +84,9 @@ async def test_a_worker_still_loading(worker_cache: Path, session: aiohttp.Clien
     ]
 
 
-async def test_presets_the_worker_does_not_serve(worker_url: str, session: aiohttp.ClientSession) -> None:
+async def test_presets_the_worker_does_not_serve(fresh_worker: str, session: aiohttp.ClientSession) -> None:
     flux = ModelPreset(source="black-forest-labs/FLUX.1-schnell", family="flux")
-    settings = bot_side(worker_url)
+    settings = bot_side(fresh_worker)
     settings = settings.model_copy(update={"models": {**settings.models, "schnell": flux}})
     findings = await check_remote(session, settings, {})
     assert findings[1] == Finding(
@@ -125,9 +125,9 @@ async def test_the_workers_token(engine: Engine, worker_cache: Path, session: ai
     )
 
 
-async def test_on_the_worker_host(worker_url: str, session: aiohttp.ClientSession) -> None:
-    port = int(worker_url.rsplit(":", 1)[1])
-    here = bot_side(worker_url).model_copy(update={"host": "0.0.0.0", "port": port})
+async def test_on_the_worker_host(fresh_worker: str, session: aiohttp.ClientSession) -> None:
+    port = int(fresh_worker.rsplit(":", 1)[1])
+    here = bot_side(fresh_worker).model_copy(update={"host": "0.0.0.0", "port": port})
     assert await check_local(session, here) == [
         Finding("worker", "ok", f"The worker at http://127.0.0.1:{port} is ready."),
         Finding("worker.presets", "ok", "The worker serves tiny (loaded), tiny-alt."),
