@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from egaku.config import DiscordSettings
@@ -20,7 +21,13 @@ async def bot_commands() -> list[Command]:
     from bot.client import BotServices, EgakuBot
 
     services = BotServices(agent=cast(Any, None), images=cast(Any, None))
-    bot = EgakuBot(services, DiscordSettings(sync_commands=False))
+    client_log = logging.getLogger("discord.client")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)  # its warnings about voice support mean nothing to the doctor
+    try:
+        bot = EgakuBot(services, DiscordSettings(sync_commands=False))
+    finally:
+        client_log.setLevel(level)
     try:
         await bot.setup_hook()
         return [Command.model_validate(c.to_dict(bot.tree)) for c in bot.tree.get_commands()]

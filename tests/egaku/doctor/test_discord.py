@@ -219,6 +219,13 @@ async def test_missing_server_permissions(synced: FakeDiscord, session: aiohttp.
     )
 
 
+async def draw_only_in(config: Config, channel_id: int) -> None:
+    """What /settings server stores when the server lets the bot draw in one channel only."""
+    store = await Preferences.open(config.storage.settings_path)
+    await store.set_guild(str(GUILD_ID), GuildPolicy(channels=[str(channel_id)]))
+    await store.close()
+
+
 async def test_channel_overwrites(synced: FakeDiscord, session: aiohttp.ClientSession, tmp_path: Path) -> None:
     """@everyone's overwrite denies Attach Files in one channel; a role of the bot's allows it again in another."""
     deny_attach = {"type": 0, "allow": "0", "deny": str(P(attach_files=True).value)}
@@ -235,9 +242,7 @@ async def test_channel_overwrites(synced: FakeDiscord, session: aiohttp.ClientSe
     lacking = "In egaku test guild (1000) the bot's channel permissions fall short: #chan-2000 lacks Attach Files."
     assert findings[3] == Finding("discord.permissions.1000", "warn", lacking, CHANNEL_FIX)
     # Once a server draws only in that channel (/settings server), it is a failure.
-    store = await Preferences.open(config.storage.settings_path)
-    await store.set_guild(str(GUILD_ID), GuildPolicy(channels=[str(CHANNEL_ID)]))
-    await store.close()
+    await draw_only_in(config, CHANNEL_ID)
     findings = await check_discord(session, config, ENV)
     assert findings[3] == Finding("discord.permissions.1000", "fail", lacking, CHANNEL_FIX)
 
@@ -254,9 +259,7 @@ async def test_hidden_channels(synced: FakeDiscord, session: aiohttp.ClientSessi
         "In egaku test guild (1000) the bot has every permission it needs in the 1 channel it can see. It cannot "
         "see 1 other channel, and does not answer there.",
     )
-    store = await Preferences.open(config.storage.settings_path)
-    await store.set_guild(str(GUILD_ID), GuildPolicy(channels=[str(NSFW_CHANNEL_ID)]))
-    await store.close()
+    await draw_only_in(config, NSFW_CHANNEL_ID)
     findings = await check_discord(session, config, ENV)
     assert findings[3] == Finding(
         "discord.permissions.1000",

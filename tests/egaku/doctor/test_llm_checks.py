@@ -19,6 +19,11 @@ JSON_FIX = (
 )
 
 
+def unanswered(message: str, fix: str) -> list[Finding]:
+    """The findings when the one-token request failed: that failure, and the tool check not run."""
+    return [Finding("llm.answer", "fail", message, fix), NOT_CHECKED]
+
+
 def settings_for(fake: FakeOpenAI, **more: object) -> LLMSettings:
     values: dict[str, object] = {"provider": "openai", "base_url": fake.base_url, "api_key_env": "LLM_KEY",
                                  "model": "fake-model", "max_tokens": 300}  # fmt: skip
@@ -95,59 +100,39 @@ async def test_json_mode_is_right_for_a_model_without_tools(
 async def test_a_wrong_key(fake_openai: FakeOpenAI, session: aiohttp.ClientSession) -> None:
     fake_openai.api_key = "sk-the-right-key-0000"
     findings = await check_llm(session, settings_for(fake_openai), ENV)
-    assert findings == [
-        Finding(
-            "llm.answer",
-            "fail",
-            f"The endpoint at {fake_openai.base_url} refused the API key in LLM_KEY (401: Incorrect API key provided: "
-            f"sk-{'*' * (len(KEY) - 7)}6789. You can find your API key at https://platform.openai.com/account/api-keys.).",
-            "Put a valid key for this endpoint in LLM_KEY.",
-        ),
-        NOT_CHECKED,
-    ]
+    assert findings == unanswered(
+        f"The endpoint at {fake_openai.base_url} refused the API key in LLM_KEY (401: Incorrect API key provided: "
+        f"sk-{'*' * (len(KEY) - 7)}6789. You can find your API key at https://platform.openai.com/account/api-keys.).",
+        "Put a valid key for this endpoint in LLM_KEY.",
+    )
 
 
 async def test_an_unknown_model(fake_openai: FakeOpenAI, session: aiohttp.ClientSession) -> None:
     fake_openai.models = ["gpt-4o-mini"]
     findings = await check_llm(session, settings_for(fake_openai), ENV)
-    assert findings == [
-        Finding(
-            "llm.answer",
-            "fail",
-            f"The endpoint at {fake_openai.base_url} has no model 'fake-model' (404: The model `fake-model` does not "
-            "exist or you do not have access to it.).",
-            f"Set llm.model to one of the names GET {fake_openai.base_url}/models lists, or check llm.base_url.",
-        ),
-        NOT_CHECKED,
-    ]
+    assert findings == unanswered(
+        f"The endpoint at {fake_openai.base_url} has no model 'fake-model' (404: The model `fake-model` does not "
+        "exist or you do not have access to it.).",
+        f"Set llm.model to one of the names GET {fake_openai.base_url}/models lists, or check llm.base_url.",
+    )
 
 
 async def test_an_ollama_that_is_not_running(session: aiohttp.ClientSession) -> None:
     settings = LLMSettings(provider="ollama", base_url="http://127.0.0.1:9", model="qwen2.5:7b")
     findings = await check_llm(session, settings, {})
-    assert findings == [
-        Finding(
-            "llm.answer",
-            "fail",
-            "Nothing answers at http://127.0.0.1:9/v1: cannot connect (connection refused: nothing listens there).",
-            "Start Ollama (ollama serve) where llm.base_url points, and pull the model: ollama pull qwen2.5:7b.",
-        ),
-        NOT_CHECKED,
-    ]
+    assert findings == unanswered(
+        "Nothing answers at http://127.0.0.1:9/v1: cannot connect (connection refused: nothing listens there).",
+        "Start Ollama (ollama serve) where llm.base_url points, and pull the model: ollama pull qwen2.5:7b.",
+    )
 
 
 async def test_not_a_chat_completion(fake_openai: FakeOpenAI, session: aiohttp.ClientSession) -> None:
     fake_openai.then(Raw("<html>LM Studio</html>", content_type="text/html"))
     findings = await check_llm(session, settings_for(fake_openai), ENV)
-    assert findings == [
-        Finding(
-            "llm.answer",
-            "fail",
-            f"The endpoint at {fake_openai.base_url} answered, but not with an OpenAI-style chat completion.",
-            "llm.base_url must be the OpenAI-compatible base (it usually ends in /v1).",
-        ),
-        NOT_CHECKED,
-    ]
+    assert findings == unanswered(
+        f"The endpoint at {fake_openai.base_url} answered, but not with an OpenAI-style chat completion.",
+        "llm.base_url must be the OpenAI-compatible base (it usually ends in /v1).",
+    )
 
 
 async def test_no_key_in_the_environment(fake_openai: FakeOpenAI, session: aiohttp.ClientSession) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 from egaku.doctor import Probes, diagnose
@@ -103,3 +106,33 @@ async def test_a_worker_host(fresh_worker: str, tmp_path: Path) -> None:
         ),
     )
     assert report.exit_code == 1
+
+
+NO_TORCH = """
+import importlib.abc, sys
+HEAVY = {"torch", "diffusers", "transformers", "ray"}
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HEAVY:
+            raise ImportError(f"the doctor imported {name}")
+sys.meta_path.insert(0, Refuse())
+from egaku.cli import main
+code = main(sys.argv[1:])
+print("heavy:", sorted(m for m in sys.modules if m.split(".")[0] in HEAVY))
+sys.exit(code)
+"""
+
+
+async def test_the_doctor_of_a_bot_host_never_imports_torch(
+    synced: FakeDiscord, fake_openai: FakeOpenAI, worker_url: str, tmp_path: Path
+) -> None:
+    """With a remote worker and an HTTP LLM, as in the torch-free bot image."""
+    fake_openai.then(Say("OK"), Call("generate_image", {"prompt": "a red fox sitting in the snow"}))
+    path = config_file(tmp_path, discord=synced, llm_url=fake_openai.base_url, worker_url=worker_url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", NO_TORCH, "doctor", "--config", str(path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert (proc.returncode, err.decode()) == (0, ""), out.decode()
+    assert out.decode().endswith("Everything checked is in order.\nheavy: []\n")
