@@ -15,16 +15,17 @@ from agent.llm import build_chat_model
 from agent.service import Agent
 from egaku.config import Config, read_secret
 from egaku.errors import ConfigError
-from tools.backends import ImageWorker
-from tools.concepts import Concepts, ConceptStore
-from tools.embedded import EmbeddedWorker
-from tools.history import History
-from tools.languages import PromptLanguages
-from tools.limits import JobLimiter
-from tools.openai_images import OpenAIImages
-from tools.preferences import Preferences
-from tools.service import ImageService
-from tools.worker_client import WorkerClient
+from tools.backends.base import ImageBackend
+from tools.backends.embedded import EmbeddedWorker
+from tools.backends.openai_images import OpenAIImages
+from tools.backends.worker_client import WorkerClient
+from tools.checks.languages import PromptLanguages
+from tools.checks.limits import JobLimiter
+from tools.service.images import ImageService
+from tools.service.teaching import ConceptService
+from tools.stores.concepts import ConceptStore
+from tools.stores.history import History
+from tools.stores.preferences import Preferences
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class App:
     images: ImageService  # the one image service: the agent's tools, the buttons, /imagine raw, the CLI
     history: History
     preferences: Preferences
-    worker: ImageWorker
+    worker: ImageBackend
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
-    concepts: Concepts | None = None  # the servers' taught words (/teach, /concepts)
+    concepts: ConceptService | None = None  # the servers' taught words (/teach, /concepts)
 
 
 def prompt_languages(config: Config) -> PromptLanguages:
@@ -56,7 +57,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         embedded: EmbeddedWorker | None = None
-        worker: ImageWorker
+        worker: ImageBackend
         if config.worker.mode == "openai":
             # No GPU here: OpenAI's Images API draws ([worker.openai]).
             key_env = config.worker.openai.api_key_env
@@ -83,10 +84,10 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         stack.push_async_callback(history.close)
         preferences = await Preferences.open(config.storage.settings_path)
         stack.push_async_callback(preferences.close)
-        words = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
-        stack.push_async_callback(words.close)
+        concept_store = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
+        stack.push_async_callback(concept_store.close)
         # Words are trained on the egaku worker's default preset; OpenAI's API cannot learn them.
-        concepts = Concepts(words, worker if isinstance(worker, WorkerClient) else None)
+        concepts = ConceptService(concept_store, worker if isinstance(worker, WorkerClient) else None)
         http_client = None
         if config.llm.provider != "embedded":
             import openai
@@ -106,7 +107,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             languages=prompt_languages(config),
             best_of=config.best_of.default,
             max_best_of=config.best_of.max,
-            words=concepts,
+            concepts=concepts,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(

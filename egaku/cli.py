@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
-from tools.files import write_once
-from tools.types import RenderedImage
+from tools.pictures import RenderedImage
+from tools.stores.files import write_once
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("egaku")
@@ -198,8 +198,8 @@ def run_serve(config: Config, host: str | None, port: int | None, replicas: int 
 
 
 async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: str) -> int:
-    from bot.client import BotServices
     from bot.run import run_bot, upload_hosts
+    from bot.services import BotServices
     from egaku.app import open_app
 
     async with open_app(config, path, environ) as app:
@@ -237,7 +237,7 @@ async def _chat(
             text = line.strip()
             if not text:
                 continue
-            turn = TurnRequest(conversation_id="terminal", user_id=user, user_name=user, text=text)
+            turn = TurnRequest.of(conversation_id="terminal", user_id=user, user_name=user, text=text)
             try:
                 result = await app.agent.respond(turn)
             except Exception as exc:
@@ -251,16 +251,16 @@ async def _imagine(
 ) -> int:
     from agent.service import TurnRequest, TurnResult
     from egaku.app import open_app
-    from tools.service import Draw
+    from tools.service.requests import Draw
 
     user = getpass.getuser()
-    turn = TurnRequest(
+    turn = TurnRequest.of(
         conversation_id=f"imagine:{os.getpid()}", user_id=user, user_name=user, text=text, must_draw=True
     )
     async with open_app(config, path, environ) as app:
         try:
             if raw:
-                result = TurnResult.direct(await app.images.draw(turn.requester(), Draw(text)))
+                result = TurnResult.direct(await app.images.draw(turn.who, Draw(text)))
             else:
                 result = await app.agent.respond(turn)
         except Exception as exc:

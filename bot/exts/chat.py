@@ -11,13 +11,14 @@ from discord.ext import commands
 
 from agent.replies import normalise_input
 from agent.service import with_attachment
+from bot.buttons.view import with_buttons
 from bot.deliver import reply_to
-from bot.exts.buttons import with_buttons
+from bot.policy import here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import compose
-from bot.results import conversation_id, here, missing_permissions, remember_shown, turn_request
-from egaku.errors import EmptyMessage, LLMUnclear, failure_notice, report
-from tools.uploads import BadUpload, fetch_attachment
+from bot.turns import conversation_id, remember_shown, turn_request
+from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
+from tools.checks.uploads import fetch_attachment
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -102,8 +103,8 @@ class Chat(commands.Cog):
                 await message.reply(problem, mention_author=False)
                 return
         text = self.words(message)
-        settings = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
-        refusal = settings.refusal(message.channel.id)
+        place = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
+        refusal = place.refusal(message.channel.id)
         if refusal:
             await message.reply(refusal, mention_author=False)
             return
@@ -132,7 +133,7 @@ class Chat(commands.Cog):
         if upload_id:
             text = with_attachment(text, upload_id)
         turn = turn_request(
-            settings,
+            place,
             message.author,
             channel_id=message.channel.id,
             guild_id=message.guild.id if message.guild else None,

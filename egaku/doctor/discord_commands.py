@@ -18,7 +18,8 @@ async def bot_commands() -> list[Command]:
 
     The extensions only keep the bot when they are built, so no services are needed here.
     """
-    from bot.client import BotServices, EgakuBot
+    from bot.client import EgakuBot
+    from bot.services import BotServices
 
     services = BotServices(agent=cast(Any, None), images=cast(Any, None))
     client_log = logging.getLogger("discord.client")

@@ -22,7 +22,7 @@ def _tools() -> list[dict[str, Any]]:
     """The image tools exactly as the agent offers them to the model."""
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
-    from tools.image_tool import image_tools
+    from tools.image_tools import image_tools
 
     return [convert_to_openai_tool(tool) for tool in image_tools()]
 

@@ -56,7 +56,7 @@ async def _guarded(check: str, run: Callable[[], Awaitable[list[Finding]]]) -> l
 
 async def drawing_channels(storage: StorageSettings) -> dict[int, list[int]]:
     """The channels each server chose with /settings server, when the bot has a settings store yet."""
-    from tools.preferences import Preferences
+    from tools.stores.preferences import Preferences
 
     if not storage.settings_path.exists():
         return {}

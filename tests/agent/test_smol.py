@@ -11,8 +11,8 @@ from agent.service import Agent, TurnRequest
 from agent.smol import EmbeddedChatModel, SmolRuntime, find_smollm2, first_sentences, speaker_free
 from egaku.config import AgentSettings
 from tests.conftest import FAKE_ENV  # noqa: F401  (same fixtures module)
-from tools.service import ImageService
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.service.images import ImageService
 
 
 def test_helpers() -> None:
@@ -36,8 +36,8 @@ async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker
             ImageService(WorkerClient(session, worker_url)),
             AgentSettings(),
         )
-        drawn = await agent.respond(TurnRequest("t", "u", "amy", "draw a red fox in the snow"))
-        forced = await agent.respond(TurnRequest("t2", "u", "amy", "リスの王", must_draw=True))
+        drawn = await agent.respond(TurnRequest.of("t", "u", "amy", "draw a red fox in the snow"))
+        forced = await agent.respond(TurnRequest.of("t2", "u", "amy", "リスの王", must_draw=True))
     assert drawn.images or drawn.reply
     assert drawn.failures == []
     assert "<|" not in drawn.reply

@@ -11,14 +11,15 @@ from typing import Any
 import aiohttp
 
 from agent.service import Agent
-from bot.client import BotServices, EgakuBot
+from bot.client import EgakuBot
 from bot.run import point_at, upload_hosts
+from bot.services import BotServices
 from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
-from tools.concepts import Concepts
-from tools.history import History
-from tools.preferences import Preferences
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.service.teaching import ConceptService
+from tools.stores.history import History
+from tools.stores.preferences import Preferences
 
 
 class HandlerErrors(list[BaseException]):
@@ -38,7 +39,7 @@ async def running_bot(
     reconnect: bool = False,
     preferences: Preferences | None = None,
     worker: WorkerClient | None = None,
-    concepts: Concepts | None = None,
+    concepts: ConceptService | None = None,
     sync_guild_ids: tuple[int, ...] = (),
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""

@@ -21,8 +21,8 @@ from tests.bot.test_imagine import callback_of, followup_of
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord, Fault
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
-from tools.types import RenderedImage
-from tools.uploads import Upload, check_image
+from tools.checks.uploads import Upload, check_image
+from tools.pictures import RenderedImage
 
 NO_ATTACH = str(((1 << 53) - 1) & ~(1 << 15))  # everything but Attach Files
 
@@ -183,7 +183,7 @@ async def test_a_16_mp_upload_is_decoded_off_the_loop_and_acks_stay_fast(
         threads.append(threading.current_thread() is threading.main_thread())
         return check_image(data, filename)
 
-    monkeypatch.setattr("tools.uploads.check_image", recording_check)
+    monkeypatch.setattr("tools.checks.uploads.check_image", recording_check)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
 

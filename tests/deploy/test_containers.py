@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from egaku.doctor import diagnose
 from egaku.doctor.findings import Finding
 from tests.deploy.dockerfiles import ROOT, Dockerfile
-from tools.embedded import free_port
+from tools.backends.embedded import free_port
 
 BIN = Path(sys.executable).parent
 BOT = "deploy/docker/bot.Dockerfile"

@@ -18,7 +18,7 @@ from tests.conftest import FAKE_ENV
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
-from tools.embedded import free_port
+from tools.backends.embedded import free_port
 
 ROOT = Path(__file__).parent.parent.parent
 

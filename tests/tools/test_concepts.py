@@ -14,13 +14,16 @@ from PIL import Image
 
 from tests.fakes.recording_worker import RecordingWorker
 from tests.worker.test_teach import PICTURES
-from tools.concepts import Concepts, ConceptStore, Taught, word_name
-from tools.context import Requester
-from tools.service import Draw, Drawn, ImageService, Refused
-from tools.uploads import Upload, check_image
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.checks.uploads import Upload, check_image
+from tools.service.images import ImageService
+from tools.service.requests import Draw, Drawn, Refused, Requester
+from tools.service.teaching import ConceptService, Taught
+from tools.stores.concepts import ConceptStore, concept_name
 from worker.protocol import ProgressEvent, TeachSettingsUsed
 from worker.teach import read_embedding
+
+TaughtWords = tuple[ConceptService, RecordingWorker, Path]
 
 UPLOADS = [check_image(data, f"p{n}.png") for n, data in enumerate(PICTURES)]
 
@@ -47,16 +50,16 @@ def alice(guild: str | None = "100", watch: Watch | None = None) -> Requester:
 
 
 @pytest.fixture
-async def words(tmp_path: Path, teach_worker: RecordingWorker) -> AsyncIterator[tuple[Concepts, RecordingWorker, Path]]:
+async def words(tmp_path: Path, teach_worker: RecordingWorker) -> AsyncIterator[TaughtWords]:
     folder = tmp_path / "concepts"
     store = await ConceptStore.open(tmp_path / "concepts.sqlite", folder)
     async with aiohttp.ClientSession() as session:
-        yield Concepts(store, WorkerClient(session, teach_worker.url)), teach_worker, folder
+        yield ConceptService(store, WorkerClient(session, teach_worker.url)), teach_worker, folder
     await store.close()
 
 
 async def test_teach_trains_on_the_worker_and_keeps_the_word_with_its_owner_pictures_and_settings(
-    words: tuple[Concepts, RecordingWorker, Path],
+    words: TaughtWords,
 ) -> None:
     concepts, worker, folder = words
     watch = Watch()
@@ -96,7 +99,11 @@ async def test_teach_trains_on_the_worker_and_keeps_the_word_with_its_owner_pict
     ],
 )  # fmt: skip
 async def test_teach_refuses_before_any_training(
-    words: tuple[Concepts, RecordingWorker, Path], name: str, pictures: list[Upload], guild: str | None, reason: str
+    words: TaughtWords,
+    name: str,
+    pictures: list[Upload],
+    guild: str | None,
+    reason: str,
 ) -> None:
     concepts, worker, _ = words
     like = "猫" if reason.startswith("`like`") else None
@@ -106,7 +113,7 @@ async def test_teach_refuses_before_any_training(
 
 
 async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothing_elsewhere(
-    words: tuple[Concepts, RecordingWorker, Path],
+    words: TaughtWords,
 ) -> None:
     concepts, worker, _ = words
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
@@ -131,7 +138,9 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
     assert np.array_equal(pictures[1], pictures[2])  # another server's prompt is plain text
 
 
-async def test_rename_and_delete_and_deleting_removes_the_files(words: tuple[Concepts, RecordingWorker, Path]) -> None:
+async def test_rename_and_delete_and_deleting_removes_the_files(
+    words: TaughtWords,
+) -> None:
     concepts, _, folder = words
     taught = await concepts.teach(alice(), "mascot", UPLOADS)
     assert isinstance(taught, Taught)
@@ -155,7 +164,7 @@ async def test_rename_and_delete_and_deleting_removes_the_files(words: tuple[Con
     )
 
 
-async def test_the_agent_note_lists_only_the_servers_words(words: tuple[Concepts, RecordingWorker, Path]) -> None:
+async def test_the_agent_note_lists_only_the_servers_words(words: TaughtWords) -> None:
     concepts, _, _ = words
     assert await concepts.note("100") == ""
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
@@ -165,8 +174,8 @@ async def test_the_agent_note_lists_only_the_servers_words(words: tuple[Concepts
 
 
 def test_word_names() -> None:
-    assert word_name(" <Our Mascot> ") == "our-mascot"
-    assert word_name("cat_2") == "cat_2"
+    assert concept_name(" <Our Mascot> ") == "our-mascot"
+    assert concept_name("cat_2") == "cat_2"
     for bad in ("", "-cat", "a" * 32, "猫", "<>"):
         with pytest.raises(ValueError):
-            word_name(bad)
+            concept_name(bad)

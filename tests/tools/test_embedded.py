@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tools.embedded import EmbeddedWorker
-from tools.worker_client import WorkerClient
+from tools.backends.embedded import EmbeddedWorker
+from tools.backends.worker_client import WorkerClient
 from worker.protocol import GenerationRequest
 
 
@@ -41,7 +41,7 @@ async def test_worker_crash_is_survived_and_restarted(tmp_path: Path, worker_cac
         embedded.start()
         client = WorkerClient(session, embedded.url)
         try:
-            first = await client.generate(GenerationRequest(prompt="a fox", seed=3), "a fox")
+            first = await client.generate(GenerationRequest(prompt="a fox", seed=3))
             pid = embedded.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)  # a crash, not a polite exit
@@ -49,7 +49,7 @@ async def test_worker_crash_is_survived_and_restarted(tmp_path: Path, worker_cac
                 if embedded.pid not in (None, pid):
                     break
                 await asyncio.sleep(0.1)
-            second = await client.generate(GenerationRequest(prompt="a fox", seed=3), "a fox")
+            second = await client.generate(GenerationRequest(prompt="a fox", seed=3))
             assert embedded.pid not in (None, pid)
         finally:
             await embedded.stop()

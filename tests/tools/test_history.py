@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.history import Generation, History, UnknownImage
+from egaku.errors import UnknownImage
+from tools.stores.history import Generation, History
 
 
 async def add(history: History, user: str, prompt: str, conversation: str = "c", **extra: object) -> Generation:
@@ -79,7 +80,7 @@ async def test_a_caption_is_kept_shown_to_the_model_and_matched(tmp_path: Path) 
 async def test_a_history_from_before_captions_and_best_of_gains_the_columns(tmp_path: Path) -> None:
     import aiosqlite
 
-    from tools.history import ADDED_COLUMNS, SCHEMA
+    from tools.stores.history import ADDED_COLUMNS, SCHEMA
 
     old_schema = SCHEMA
     for column, kind in ADDED_COLUMNS.items():

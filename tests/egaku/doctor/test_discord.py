@@ -16,7 +16,7 @@ from tests.bot.test_chat import app_for
 from tests.egaku.doctor.conftest import TOKEN
 from tests.fakes.discord import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import FakeOpenAI
-from tools.preferences import GuildPolicy, Preferences
+from tools.stores.preferences import GuildPolicy, Preferences
 
 ENV = {"DISCORD_TOKEN": TOKEN}
 COMMANDS = "/describe, /imagine, /reset, /settings, /concepts, /teach"

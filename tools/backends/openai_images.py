@@ -32,13 +32,12 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from egaku.errors import WorkerFailed, WorkerRejected, WorkerUnavailable
-from tools.context import ProgressCallback
-from tools.types import RenderedImage
-from tools.worker_client import _error_for
+from tools.backends.answers import error_for, safe
+from tools.backends.base import ImageEdit, ProgressCallback
+from tools.pictures import RenderedImage
 from worker.protocol import (
     ASPECT_RATIOS,
     MAX_SEED,
-    EditRequest,
     GenerationRequest,
     HealthResponse,
     ProgressEvent,
@@ -130,9 +129,9 @@ class OpenAIImages:
     def _common(self, request: GenerationRequest) -> dict[str, Any]:
         """The documented fields every call carries, mapped from egaku's request."""
         if request.adapters:
-            raise WorkerRejected("LoRA adapters need egaku's own worker; OpenAI's API has none")
+            raise refused("LoRA adapters need egaku's own worker; OpenAI's API has none")
         if request.best_of > 1:
-            raise WorkerRejected("best-of needs egaku's own worker, which scores the candidates; OpenAI's API has none")
+            raise refused("best-of needs egaku's own worker, which scores the candidates; OpenAI's API has none")
         prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         if negative:
             prompt = f"{prompt}. Avoid: {negative}"
@@ -146,7 +145,7 @@ class OpenAIImages:
         return {k: v for k, v in fields.items() if v is not None}
 
     async def generate(
-        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> list[RenderedImage]:
         """POST /images/generations; several calls of one image each where the model takes only one."""
         body = self._common(request)
@@ -159,19 +158,13 @@ class OpenAIImages:
             items = [item for answer in answers for item in answer.data]
         else:
             items = (await self._post("/images/generations", json={**body, "n": request.n})).data
-        return await self._rendered(items, request, body["prompt"], user_words)
+        return await self._rendered(items, request, body["prompt"])
 
-    async def edit(
-        self,
-        request: EditRequest,
-        image: bytes,
-        user_words: str,
-        mask: bytes | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[RenderedImage]:
+    async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """POST /images/edits (multipart): the picture, the whole new description, and an alpha mask if any."""
+        request, image, mask = edit.request, edit.image, edit.mask
         if self._model == "dall-e-3":
-            raise WorkerRejected("dall-e-3 cannot edit images; set [worker.openai] model to a gpt-image model")
+            raise refused("dall-e-3 cannot edit images; set [worker.openai] model to a gpt-image model")
         fields = {**self._common(request), "n": request.n}
         streams = self._streams(request, on_progress)
         if streams:
@@ -185,7 +178,7 @@ class OpenAIImages:
             form.add_field(key, str(value))
         await _started(request, on_progress)
         answer = await self._post("/images/edits", on_progress if streams else None, data=form)
-        return await self._rendered(answer.data, request, fields["prompt"], user_words)
+        return await self._rendered(answer.data, request, fields["prompt"])
 
     async def cancel(self, job_id: str) -> bool:
         """OpenAI has no cancel; the bot then says the job could not be stopped."""
@@ -193,7 +186,7 @@ class OpenAIImages:
 
     async def describe(self, image: bytes) -> str:
         """/describe needs egaku's captioner; OpenAI's Images API has none."""
-        raise WorkerRejected("describing pictures needs egaku's own worker")
+        raise refused("describing pictures needs egaku's own worker")
 
     async def health(self) -> HealthResponse:
         """GET /models/{model}: the key works and the model exists."""
@@ -202,7 +195,7 @@ class OpenAIImages:
             async with self._session.get(url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 ok = resp.status == 200
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"OpenAI unreachable: {exc!r}") from exc
+            raise WorkerUnavailable(f"OpenAI unreachable: {safe(exc)}") from exc
         if not ok:
             raise WorkerUnavailable(f"OpenAI answered {resp.status} for model {self._model!r}")
         return HealthResponse(status="ok", models=[self._model])
@@ -220,17 +213,15 @@ class OpenAIImages:
                     return await _read_stream(resp, on_progress)
                 status, raw = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"OpenAI at {url} unreachable: {exc!r}") from exc
+            raise WorkerUnavailable(f"OpenAI at {url} unreachable: {safe(exc)}") from exc
         if status != 200:
-            raise _error_for(status, raw)
+            raise error_for(status, raw)
         try:
             return _Answer.model_validate_json(raw)
         except ValidationError as exc:
             raise WorkerFailed(f"OpenAI sent an unreadable response: {exc}") from exc
 
-    async def _rendered(
-        self, items: list[_Item], request: GenerationRequest, prompt: str, user_words: str
-    ) -> list[RenderedImage]:
+    async def _rendered(self, items: list[_Item], request: GenerationRequest, prompt: str) -> list[RenderedImage]:
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         images = []
         for index, item in enumerate(items):
@@ -248,7 +239,7 @@ class OpenAIImages:
                     steps=0,
                     guidance=0.0,
                     model=self._model,
-                    user_words=user_words,
+                    user_words="",  # the image service gives it the asker's words
                 )
             )
         return images
@@ -270,7 +261,7 @@ async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallba
             items.append(_Item(b64_json=event["b64_json"]))
         elif "error" in event:
             status = 400 if event["error"].get("type") == "invalid_request_error" else 500
-            raise _error_for(status, json.dumps({"error": event["error"]}).encode())
+            raise error_for(status, json.dumps({"error": event["error"]}).encode())
     if not items:
         raise WorkerFailed("OpenAI's image stream ended without an image")
     return _Answer(created=0, data=items)
@@ -299,3 +290,8 @@ async def _started(request: GenerationRequest, on_progress: ProgressCallback | N
     """The one progress event there is: the job went out (OpenAI reports no queue or steps)."""
     if on_progress is not None:
         await on_progress(ProgressEvent(kind="started", job_id=request.job_id, batch_size=request.n))
+
+
+def refused(reason: str) -> WorkerRejected:
+    """A refusal this backend writes itself: its reason is egaku's own words, fit for the model."""
+    return WorkerRejected(reason, detail=reason)

@@ -9,21 +9,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from egaku.errors import EgakuError
+from egaku.errors import BadUpload
 from worker.errors import BadRequest
 from worker.images import MAX_UPLOAD_BYTES, encode_image, read_image
 
 DISCORD_CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 MAX_UPLOAD_PIXELS = 4096 * 4096
-
-
-class BadUpload(EgakuError):
-    """An attachment that is not a usable image; `user_text` says why, politely."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.user_text = reason
-        self.with_error_id = False
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from egaku.errors import EgakuError
-from tools.files import write_once
+from egaku.errors import UnknownImage
+from tools.pictures import Picture
+from tools.stores.files import write_once
+from tools.stores.sqlite import open_sqlite
 
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and retyped
 _ORDINALS = {
@@ -92,37 +94,20 @@ class AuditRecord:
     at: float = 0.0
 
 
-class UnknownImage(EgakuError):
-    """A reference that matches no image."""
-
-    user_text = "I couldn't tell which image you mean. Reply to it, or give its id."
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One image in the history."""
+@dataclass(frozen=True, kw_only=True)
+class Generation(Picture):
+    """One image in the history: the picture's shape, plus where it lives and who may see it."""
 
     id: str
     conversation: str
     user_id: str
-    user_words: str
-    prompt: str
-    negative_prompt: str | None
-    seed: int
-    width: int
-    height: int
-    steps: int
-    model: str
-    kind: str  # "generate", "upload", "regenerate", "subtle", "strong", "region", "instruct"
     file: str
-    parent_id: str | None = None
     guild_id: str | None = None
     channel_id: str | None = None
     message_id: str | None = None
     created: float = 0.0
     caption: str | None = None  # what the captioner saw in it (made once, for uploads and edited images)
-    prompt_language: str | None = None  # the final prompt's language ("en", "ja"...; tools.languages)
-    score: float | None = None  # best-of-N: the scorer's verdict on it (higher matched the prompt better)
+    prompt_language: str | None = None  # the final prompt's language ("en", "ja"...; tools.checks.languages)
     # best-of-N: the chosen image this candidate lost to; None for the chosen one and for every ordinary image
     candidate_of: str | None = None
 
@@ -145,15 +130,6 @@ _COLUMNS = (
 
 # Columns added after the first release, added in place to older history files when opened.
 ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT", "score": "REAL", "candidate_of": "TEXT"}
-
-
-async def open_sqlite(path: Path, schema: str) -> aiosqlite.Connection:
-    """A store's database, its folder and tables created when missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path)
-    await db.executescript(schema)
-    await db.commit()
-    return db
 
 
 class History:
@@ -237,7 +213,8 @@ class History:
         sql = f"SELECT {_COLUMNS} FROM generations WHERE {where}"
         async with self._db.execute(sql, args) as cur:
             rows = await cur.fetchall()
-        return [Generation(*row) for row in rows]
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        return [Generation(**dict(zip(names, row, strict=True))) for row in rows]
 
     def png(self, generation: Generation) -> bytes:
         """The image's bytes."""

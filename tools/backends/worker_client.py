@@ -12,13 +12,12 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from egaku.errors import JobCancelled, WorkerBusy, WorkerFailed, WorkerLost, WorkerRejected, WorkerUnavailable
-from tools.context import ProgressCallback
-from tools.types import RenderedImage
+from egaku.errors import STATUS_OF_CODE, WorkerFailed, WorkerLost, WorkerUnavailable
+from tools.backends.answers import error_for, safe
+from tools.backends.base import ImageEdit, ProgressCallback
+from tools.pictures import RenderedImage
 from worker.protocol import (
     DescriptionResponse,
-    EditRequest,
-    ErrorResponse,
     GenerationRequest,
     GenerationResponse,
     HealthResponse,
@@ -61,37 +60,30 @@ class WorkerClient:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 return HealthResponse.model_validate_json(await resp.read())
         except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
-            raise WorkerUnavailable(f"health check failed: {exc!r}") from exc
+            raise WorkerUnavailable(f"health check failed: {safe(exc)}") from exc
 
     async def generate(
-        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> list[RenderedImage]:
         """POST /v1/images/generations (streamed when on_progress is given) and decode the images."""
         body = request.model_dump(exclude_none=True, exclude_unset=True)
         if on_progress is not None:
             body.update(stream=True, stream_format="egaku")  # egaku's progress events, not OpenAI's
-        return await self._call("/v1/images/generations", user_words, on_progress, json=body)
+        return await self._call("/v1/images/generations", on_progress, json=body)
 
-    async def edit(
-        self,
-        request: EditRequest,
-        image: bytes,
-        user_words: str,
-        mask: bytes | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[RenderedImage]:
+    async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """POST /v1/images/edits (multipart) and decode the images."""
         form = aiohttp.FormData()
-        form.add_field("image", image, filename="image.png", content_type="image/png")
-        fields = request.model_dump(exclude_none=True, exclude_unset=True)
-        if mask is not None:
-            form.add_field("mask", mask, filename="mask.png", content_type="image/png")
+        form.add_field("image", edit.image, filename="image.png", content_type="image/png")
+        fields = edit.request.model_dump(exclude_none=True, exclude_unset=True)
+        if edit.mask is not None:
+            form.add_field("mask", edit.mask, filename="mask.png", content_type="image/png")
             fields["mask_format"] = "luminance"  # egaku's masks are white where to paint, not OpenAI's alpha
         if on_progress is not None:
             fields.update(stream=True, stream_format="egaku")
         for key, value in fields.items():
             form.add_field(key, json.dumps(value) if isinstance(value, list | dict | bool) else str(value))
-        return await self._call("/v1/images/edits", user_words, on_progress, data=form)
+        return await self._call("/v1/images/edits", on_progress, data=form)
 
     async def train(
         self, request: TeachRequest, images: Sequence[bytes], on_progress: ProgressCallback | None = None
@@ -118,7 +110,7 @@ class WorkerClient:
             async with self._session.delete(url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
                 return r.status == 200
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"cancel failed: {exc!r}") from exc
+            raise WorkerUnavailable(f"cancel failed: {safe(exc)}") from exc
 
     async def describe(self, image: bytes) -> str:
         """POST /v1/images/descriptions: an English prompt for a picture (/describe)."""
@@ -140,18 +132,16 @@ class WorkerClient:
                 else:
                     status, raw = resp.status, await resp.read()
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"worker at {url} unreachable: {exc!r}") from exc
+            raise WorkerUnavailable(f"worker at {url} unreachable: {safe(exc)}") from exc
         except (aiohttp.ClientError, ValueError) as exc:
             # Reset, cut mid-stream (ClientPayloadError), or bytes that are not events: the worker
             # took the job and then went away. An image-service failure, never the catch-all.
-            raise WorkerLost(f"connection to the worker at {url} broke: {exc!r}") from exc
+            raise WorkerLost(f"connection to the worker at {url} broke: {safe(exc)}") from exc
         if status != 200:
-            raise _error_for(status, raw)
+            raise error_for(status, raw)
         return raw
 
-    async def _call(
-        self, path: str, user_words: str, on_progress: ProgressCallback | None, **body: Any
-    ) -> list[RenderedImage]:
+    async def _call(self, path: str, on_progress: ProgressCallback | None, **body: Any) -> list[RenderedImage]:
         raw = await self._post(path, on_progress, **body)
         try:
             parsed = GenerationResponse.model_validate_json(raw)
@@ -168,7 +158,7 @@ class WorkerClient:
                 steps=item.parameters.steps,
                 guidance=item.parameters.guidance,
                 model=item.parameters.model,
-                user_words=user_words,
+                user_words="",  # the image service gives it the asker's words
                 score=item.score,
             )
             for item in parsed.data
@@ -196,9 +186,8 @@ async def _read_stream(resp: aiohttp.ClientResponse, on_progress: ProgressCallba
                 return 200, data.encode()
             if event == "error":
                 error = _stream_error(data)
-                codes = {"cancelled": 409, "timeout": 504, "out_of_memory": 503, "queue_full": 503}
                 status = 400 if error.get("type") == "invalid_request_error" else 500
-                return codes.get(str(error.get("code")), status), data.encode()
+                return STATUS_OF_CODE.get(str(error.get("code")), status), data.encode()
             if on_progress is not None:
                 progress = _progress_event(event, data)
                 if progress is not None:
@@ -230,18 +219,3 @@ def _stream_error(data: str) -> dict[str, Any]:
     if not isinstance(error, dict):
         raise WorkerLost(f"malformed error event: {data[:200]!r}")
     return error
-
-
-def _error_for(status: int, raw: bytes) -> Exception:
-    try:
-        message = ErrorResponse.model_validate_json(raw).error.message
-    except ValidationError:
-        message = raw[:200].decode("utf-8", "replace")
-    log.warning("worker answered %s: %s", status, message)
-    if status == 409:
-        return JobCancelled(message)
-    if status in (400, 404, 413, 422):
-        return WorkerRejected(message)
-    if status in (429, 503):
-        return WorkerBusy(message)
-    return WorkerFailed(f"{status}: {message}")

@@ -1,40 +1,23 @@
-"""What a tool receives from the agent for one turn (LangGraph runtime context)."""
+"""What the image service takes and gives: who asks, what they ask for, and the typed outcome.
+
+Outcome
+├── Drawn     the images, recorded in the history (with their ids when there is one)
+├── Refused   a request the asker can fix (bad bounds, unknown image, blocked words);
+│             `reason` is a fixed text, safe to show; `invalid` marks broken arguments
+└── Failed    the service could not do it (worker down, busy, failed, cancelled);
+              `error` is an EgakuError that `egaku.errors.report` turns into user text
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol
 
-from tools.types import RenderedImage
-from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
+from egaku.errors import EgakuError
+from tools.pictures import RenderedImage
+from worker.protocol import ProgressEvent
 
-if TYPE_CHECKING:
-    from tools.service import ImageService
-
-
-ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
-
-
-class ImageBackend(Protocol):
-    """Anything that renders requests: the worker client, or a fake."""
-
-    async def generate(
-        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
-    ) -> list[RenderedImage]:
-        """Render request; raise an EgakuError on failure."""
-        ...
-
-    async def edit(
-        self,
-        request: EditRequest,
-        image: bytes,
-        user_words: str,
-        mask: bytes | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[RenderedImage]:
-        """Edit an image; raise an EgakuError on failure."""
-        ...
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
 
 
 class JobWatch(Protocol):
@@ -102,15 +85,53 @@ class Requester:
 
 
 @dataclass(frozen=True)
-class TurnContext:
-    """What a tool receives for one turn: input only (react-agent's `Context`).
+class Draw:
+    """A new picture from a description (the user's options win over these fields)."""
 
-    Results travel back as the tool's return value and its typed outcome on the graph's
-    custom stream (`tools.image_tool`), never through this object.
-    """
+    prompt: str
+    negative_prompt: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
+    language: str | None = None
+    best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
 
-    images: ImageService
-    who: Requester
-    history_note: str = ""  # the user's images here, as the model sees them (read once per turn)
-    # The languages the model drawing this turn's pictures reads: the model writes its prompt in one of them.
-    prompt_languages: tuple[str, ...] = ("en",)
+
+@dataclass(frozen=True)
+class Edit:
+    """A change to an earlier image, found by `ref` (an id, "last", "reply", an ordinal, words)."""
+
+    ref: str
+    prompt: str
+    # None: the instruction-edit model when the worker has one (a Kontext preset), else "regenerate".
+    mode: EditMode | None = None
+    target: str | None = None  # region mode: the part to repaint, in words
+    seed: int | None = None  # None keeps the parent's seed
+    scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
+    language: str | None = None  # as Draw.language
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The images, in order."""
+
+    images: tuple[RenderedImage, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request the asker can fix; `reason` is a fixed text, safe to show the user."""
+
+    reason: str
+    invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
+    detail: str | None = None  # for the model only: the service's own words on what to change
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The service could not make the image; not the asker's fault."""
+
+    error: EgakuError
+
+
+Outcome = Drawn | Refused | Failed

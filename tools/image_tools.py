@@ -1,18 +1,23 @@
-"""The `generate_image` tool. Its docstring and field descriptions are the model's instructions."""
+"""The agent's image tools, `generate_image` and `edit_image`: descriptions and fields are the model's instructions.
+
+These schemas are the one contract between the agent and its tools: native tool calling
+sends them as they are, and models without it get JSON instructions built from them
+(`agent.decision`). A tool's result is its typed `Outcome`, carried as the tool message's
+artifact: the model reads only the short text, never pixels.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 from langchain.tools import ToolRuntime
-from langchain_core.tools import BaseTool, ToolException, tool
+from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tools.context import TurnContext
-from tools.languages import ENGLISH, detect_language, prompt_language_rule
-from tools.service import Draw, Edit, EditMode, Failed, Outcome, Refused
+from tools.checks.languages import ENGLISH, detect_language, prompt_language_rule
+from tools.service.requests import Draw, Edit, EditMode, Failed, Outcome, Refused
+from tools.turn import TurnContext
 from worker.protocol import MAX_BEST_OF, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect
 
 log = logging.getLogger(__name__)
@@ -76,32 +81,24 @@ class GenerateImageArgs(BaseModel):
     best_of: BestOfCount = None
 
 
-@dataclass(frozen=True)
-class ToolOutcome:
-    """What a tool call produced, for the agent (on the graph's custom stream), never for the model."""
-
-    tool_call_id: str | None
-    outcome: Outcome
-
-
 FAILED_TEXT = "The image could not be made (service problem). Apologise in one short sentence; do not retry."
 
 
-def for_model(outcome: Outcome, runtime: ToolRuntime[Any], reply: str | None) -> tuple[str, dict[str, object]]:
-    """Hand the typed outcome to the agent, and answer the model in a few words.
+def for_model(outcome: Outcome, reply: str | None) -> tuple[str, Outcome]:
+    """A few words for the model, and the typed outcome as the artifact for the agent (never for the model).
 
-    A refusal raises a ToolException: the model reads it as the tool's error and may
-    fix its arguments; a failure is not the model's to fix, so it is told to stop.
-    The artifact's `outcome` tells the graph whether the turn is over (`agent.graph.TurnEnd`):
-    after a picture with a reply, or a failure, no second model call is made.
+    A refusal is the tool's error: the model reads it and may fix its arguments (the agent
+    still finds the refusal in the artifact). A failure is not the model's to fix, so it is
+    told to stop. `agent.middleware.TurnEnd` reads the same artifact to end the turn: after a
+    picture with a reply, or a failure, no second model call is made.
     """
-    runtime.stream_writer(ToolOutcome(runtime.tool_call_id, outcome))
     if isinstance(outcome, Refused):
+        said = outcome.reason + (f" ({outcome.detail})" if outcome.detail else "")
         if outcome.invalid:
-            raise ToolException(f"Invalid arguments: {outcome.reason}. Fix them and call again.")
-        raise ToolException(f"Refused: {outcome.reason}. Adjust the arguments once, or ask the user.")
+            return f"Invalid arguments: {said}. Fix them and call again.", outcome
+        return f"Refused: {said}. Adjust the arguments once, or ask the user.", outcome
     if isinstance(outcome, Failed):
-        return FAILED_TEXT, {"outcome": "failed"}
+        return FAILED_TEXT, outcome
     images = outcome.images
     first = images[0]
     ids = ", ".join(i.id for i in images if i.id)
@@ -113,7 +110,7 @@ def for_model(outcome: Outcome, runtime: ToolRuntime[Any], reply: str | None) ->
             f"{done} and attached to your reply. Reply in one or two short sentences in the user's language; "
             "do not repeat the prompt or describe files."
         )
-    return text, {"outcome": "drawn", "seeds": [i.seed for i in images], "ids": [i.id for i in images]}
+    return text, outcome
 
 
 GENERATE_DESCRIPTION = """Draw a NEW picture. Call this only when the user asks for an image, drawing, photo,
@@ -139,12 +136,12 @@ async def generate_image(
     seed: SeedNumber = None,
     best_of: BestOfCount = None,
     reply: ReplyText = None,
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, Outcome]:
     """Draw a new picture (the model reads GENERATE_DESCRIPTION)."""
     args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed, best_of=best_of)
     context = cast(TurnContext, runtime.context)
     outcome = await context.images.draw(context.who, Draw(**args.model_dump(), language=detect_language(prompt)))
-    return for_model(outcome, runtime, reply)
+    return for_model(outcome, reply)
 
 
 RefText = Annotated[
@@ -198,19 +195,16 @@ async def edit_image(
     target: TargetText = None,
     seed: SeedNumber = None,
     reply: ReplyText = None,
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, Outcome]:
     """Change an earlier image (the model reads EDIT_DESCRIPTION)."""
     context = cast(TurnContext, runtime.context)
     request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt))
-    return for_model(await context.images.edit(context.who, request), runtime, reply)
+    return for_model(await context.images.edit(context.who, request), reply)
 
 
-# A ToolException (a refusal the model can act on) becomes the tool's answer to the model, not a crash.
-generate_image.handle_tool_error = True
-edit_image.handle_tool_error = True
-
-
-DESCRIPTIONS = {"generate_image": GENERATE_DESCRIPTION, "edit_image": EDIT_DESCRIPTION}
+DESCRIPTIONS = {generate_image.name: GENERATE_DESCRIPTION, edit_image.name: EDIT_DESCRIPTION}
+# The verb a model without native tool calling writes for each tool (`agent.decision`).
+VERBS = {"draw": generate_image.name, "edit": edit_image.name}
 
 
 def image_tools(languages: tuple[str, ...] = (ENGLISH,)) -> list[BaseTool]:

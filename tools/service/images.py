@@ -1,16 +1,9 @@
 """The image service: a typed request in, typed images or a typed refusal or failure out.
 
-Every way of asking for a picture goes through here: the LLM tools (`tools.image_tool`),
-the buttons, `/imagine raw` and the CLI. They only adapt an `Outcome` to their surface
-(text for the model, a Discord message, lines in a terminal). Caps, the safety blocklist,
-progress, the audit record and the image history are applied here, once.
-
-    Outcome
-    ├── Drawn     the images, recorded in the history (with their ids when there is one)
-    ├── Refused   a request the asker can fix (bad bounds, unknown image, blocked words);
-    │             `reason` is safe to show the user, `invalid` marks broken arguments
-    └── Failed    the service could not do it (worker down, busy, failed, cancelled);
-                  `error` is an EgakuError that `egaku.errors.report` turns into user text
+Every way of asking for a picture goes through here: the LLM tools (`tools.image_tools`),
+the buttons, `/imagine raw` and the CLI. They only adapt an `Outcome` (`tools.service.requests`)
+to their surface (text for the model, a Discord message, lines in a terminal). Caps, the safety
+blocklist, progress, the audit record and the image history are applied here, once.
 """
 
 from __future__ import annotations
@@ -23,90 +16,39 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from egaku.errors import EgakuError, InvalidImageRequest, TooManyCandidates, WorkerRejected
-from tools.context import ImageBackend, ProgressCallback, Requester
-from tools.history import AuditRecord, Generation, History, UnknownImage
-from tools.languages import PromptLanguages, detect_language, language_refusal
-from tools.limits import JobLimiter
-from tools.types import RenderedImage
+from egaku.errors import (
+    Blocked,
+    EditNotPossible,
+    Failure,
+    InvalidImageRequest,
+    Refusal,
+    TooManyCandidates,
+    UnknownImage,
+    WrongLanguage,
+)
+from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
+from tools.checks.languages import PromptLanguages, detect_language, language_refusal
+from tools.checks.limits import JobLimiter
+from tools.pictures import ImageKind, RenderedImage
+from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
+from tools.stores.history import AuditRecord, Generation, History
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
 
-EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
 UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
 
 
-@dataclass(frozen=True)
-class Draw:
-    """A new picture from an English description (the user's options win over these fields)."""
+class ConceptLookup(Protocol):
+    """A server's taught concepts (tools.service.teaching.Teaching): the ones a prompt uses, with their files."""
 
-    prompt: str
-    negative_prompt: str | None = None
-    aspect: str | None = None
-    seed: int | None = None
-    # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
-    language: str | None = None
-    best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
-
-
-@dataclass(frozen=True)
-class Edit:
-    """A change to an earlier image, found by `ref` (an id, "last", "reply", an ordinal, words)."""
-
-    ref: str
-    prompt: str
-    # None: the instruction-edit model when the worker has one (a Kontext preset), else "regenerate".
-    mode: EditMode | None = None
-    target: str | None = None  # region mode: the part to repaint, in words
-    seed: int | None = None  # None keeps the parent's seed
-    scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
-    language: str | None = None  # as Draw.language
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """The images, in order."""
-
-    images: tuple[RenderedImage, ...]
-
-
-@dataclass(frozen=True)
-class Refused:
-    """A request the asker can fix; `reason` is safe to show the user."""
-
-    reason: str
-    invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
-
-
-@dataclass(frozen=True)
-class Failed:
-    """The service could not make the image; not the asker's fault."""
-
-    error: EgakuError
-
-
-Outcome = Drawn | Refused | Failed
-
-
-class Blocked(EgakuError):
-    """The final prompt breaks this channel's safety policy."""
-
-
-class WrongLanguage(EgakuError):
-    """The LLM wrote the prompt in a language the drawing model does not read (it is asked to rewrite it)."""
-
-
-class TaughtWords(Protocol):
-    """A server's taught words (tools.concepts.Concepts): the ones a prompt uses, with their files."""
-
-    async def words_in(self, guild_id: str | None, prompt: str) -> list[ConceptChoice]:
+    async def concepts_in(self, guild_id: str | None, prompt: str) -> list[ConceptChoice]:
         """Only the asker's server's words: another server's are plain text."""
         ...
 
@@ -131,11 +73,11 @@ class ImageService:
         languages: PromptLanguages | None = None,
         best_of: int = 1,
         max_best_of: int = MAX_BEST_OF,
-        words: TaughtWords | None = None,
+        concepts: ConceptLookup | None = None,
     ) -> None:
         self.backend = backend
         self.history = history
-        self.words = words
+        self.concepts = concepts
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
         self._limiter = limiter
@@ -167,9 +109,9 @@ class ImageService:
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
-                raise UnknownImage("a region edit needs `target`: the words for the part to change")
+                raise EditNotPossible("a region edit needs `target`: the words for the part to change")
             if mode == "instruct" and not self.instruct_model:
-                raise UnknownImage("instruction edits are not set up here; use region, subtle or strong")
+                raise EditNotPossible("instruction edits are not set up here; use region, subtle or strong")
             common = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
@@ -191,7 +133,7 @@ class ImageService:
                 if mode == "region":
                     fields["mask_prompt"] = request.target
                 edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                images = await self._edit(who, edit, self.history.png(parent))
+                images = await self._edit(who, ImageEdit(edit, self.history.png(parent)))
             return await self._keep(images, who, mode, parent.id)
 
         return await self._run(who, work)
@@ -250,26 +192,26 @@ class ImageService:
         """Refuse a final prompt that uses a blocked word here (outside NSFW channels)."""
         for word in self._blocked_words(who):
             if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
-                raise Blocked("that isn't allowed in this channel")
+                raise Blocked(f"blocked word {word!r}")
 
     async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
         self._check_safety(who, request.prompt)
         async with watching(who) as (job_id, on_progress):
             request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
-            return await self.backend.generate(request, who.user_words, on_progress)
+            return said_by(who, await self.backend.generate(request, on_progress))
 
-    async def _edit(self, who: Requester, request: EditRequest, image: bytes) -> list[RenderedImage]:
-        self._check_safety(who, request.prompt)
+    async def _edit(self, who: Requester, edit: ImageEdit) -> list[RenderedImage]:
+        self._check_safety(who, edit.request.prompt)
         async with watching(who) as (job_id, on_progress):
-            request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
-            return await self.backend.edit(request, image, who.user_words, None, on_progress)
+            request = edit.request.model_copy(update={"job_id": job_id, **await self._taught(who, edit.request)})
+            return said_by(who, await self.backend.edit(replace(edit, request=request), on_progress))
 
     async def _taught(self, who: Requester, request: GenerationRequest) -> dict[str, object]:
         """The asker's server's words the prompt uses, for the worker to load for this request only."""
-        if self.words is None:
+        if self.concepts is None:
             return {}
-        words = await self.words.words_in(who.guild_id, request.prompt)
-        return {"concepts": words} if words else {}
+        used = await self.concepts.concepts_in(who.guild_id, request.prompt)
+        return {"concepts": used} if used else {}
 
     async def _run(self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]]) -> Outcome:
         """Run a render within the user's caps, audit it, and type its outcome."""
@@ -283,24 +225,19 @@ class ImageService:
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc.errors()[0]["msg"]), invalid=True)
-        except WrongLanguage as exc:
-            await self._audit(who, started, "invalid", [])
-            return Refused(str(exc), invalid=True)
-        except InvalidImageRequest as exc:
-            await self._audit(who, started, "invalid", [])
-            return Refused(exc.user_text, invalid=True)
-        except (WorkerRejected, UnknownImage, Blocked) as exc:
+        except Refusal as exc:
+            invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
-            await self._audit(who, started, type(exc).__name__, [], verdict=verdict)
-            return Refused(str(exc))
-        except EgakuError as exc:
+            await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
+            return Refused(exc.user_text, invalid=invalid, detail=exc.detail)
+        except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
             return Failed(exc)
         await self._audit(who, started, "ok", images)
         return Drawn(tuple(images))
 
     async def _keep(
-        self, images: list[RenderedImage], who: Requester, kind: str, parent: str | None
+        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
     ) -> list[RenderedImage]:
         """Record images in the history (when there is one) and return them with their ids."""
         if self.history is None:
@@ -317,7 +254,7 @@ class ImageService:
         return kept
 
     async def _record(
-        self, image: RenderedImage, who: Requester, kind: str, parent: str | None, candidate_of: str | None = None
+        self, image: RenderedImage, who: Requester, kind: ImageKind, parent: str | None, candidate_of: str | None = None
     ) -> Generation:
         """One image into the history."""
         assert self.history is not None
@@ -397,3 +334,8 @@ async def _quietly(call: Awaitable[None], job_id: str) -> None:
         await call
     except Exception:
         log.exception("progress reporting failed for job %s; the job goes on", job_id)
+
+
+def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:
+    """The backend's images carrying the asker's own words (shown beside the final prompt)."""
+    return [replace(image, user_words=who.user_words) for image in images]

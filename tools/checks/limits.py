@@ -16,16 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from egaku.config import LimitsSettings
-from egaku.errors import EgakuError
-
-
-class TooBusy(EgakuError):
-    """A cap was reached; `user_text` says which, politely."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.user_text = text
-        self.with_error_id = False
+from egaku.errors import TooBusy
 
 
 @dataclass

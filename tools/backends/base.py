@@ -1,0 +1,47 @@
+"""What the image service asks of a backend: an egaku worker (`WorkerClient`) or OpenAI's API (`OpenAIImages`).
+
+One protocol, one typed request per call. The backend renders and raises an `EgakuError` on
+failure; who asked, and the words they used, stay with the image service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tools.pictures import RenderedImage
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
+
+ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ImageEdit:
+    """An edit as a backend receives it: the validated request, the picture, and an optional mask."""
+
+    request: EditRequest
+    image: bytes
+    mask: bytes | None = None  # white where to paint (egaku's luminance masks)
+
+
+class ImageBackend(Protocol):
+    """Anything that renders requests: the worker client, OpenAI's API, or a test's fake."""
+
+    async def generate(
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
+    ) -> list[RenderedImage]:
+        """Render a new picture."""
+        ...
+
+    async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
+        """Edit a picture."""
+        ...
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job; False when the backend no longer has it (or cannot cancel)."""
+        ...
+
+    async def describe(self, image: bytes) -> str:
+        """An English prompt for a picture (/describe and the agent's captions)."""
+        ...
