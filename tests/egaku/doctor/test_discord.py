@@ -14,7 +14,7 @@ from egaku.doctor.run import check_discord
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for
 from tests.egaku.doctor.conftest import TOKEN
-from tests.fakes.discord import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord
+from tests.fakes.discord import CHANNEL_ID, GUILD_ID, NSFW_CHANNEL_ID, FakeDiscord, Fault
 from tests.fakes.openai import FakeOpenAI
 from tools.stores.preferences import GuildPolicy, Preferences
 
@@ -287,3 +287,18 @@ def test_channel_permissions_follow_discords_order() -> None:
     assert channel_permissions(base, 1, 8, [], [Overwrite(id=1, type=0, deny=view)]) == 0
     admin = P(administrator=True).value
     assert channel_permissions(admin, 1, 8, [], [Overwrite(id=1, type=0, deny=view)]) == P.all().value
+
+
+async def test_a_rate_limit_is_waited_out_once_when_short(
+    fake_discord: FakeDiscord, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    limited = {"message": "You are being rate limited.", "retry_after": 0.05, "global": False}
+    fake_discord.faults.append(Fault("GET", "/users/@me", 429, limited))
+    findings = await check_discord(session, config_for(fake_discord, tmp_path), ENV)
+    assert findings[0] == TOKEN_OK
+    assert [r.path for r in fake_discord.requests[:2]] == ["/api/v10/users/@me", "/api/v10/users/@me"]
+    fake_discord.faults.append(Fault("GET", "/users/@me", 429, {**limited, "retry_after": 60.0}))
+    findings = await check_discord(session, config_for(fake_discord, tmp_path), ENV)
+    assert findings[0] == Finding(
+        "discord.token", "fail", "Discord rate-limited GET /users/@me.", "Run egaku doctor again in a minute."
+    )
