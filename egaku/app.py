@@ -58,26 +58,26 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         embedded: EmbeddedWorker | None = None
         worker: ImageBackend
-        if config.worker.mode == "openai":
-            # No GPU here: OpenAI's Images API draws ([worker.openai]).
-            key_env = config.worker.openai.api_key_env
+        if config.backend.mode == "openai":
+            # No GPU here: OpenAI's Images API draws ([backend.openai]).
+            key_env = config.backend.openai.api_key_env
             key = read_secret(key_env, environ)
             if key is None:
-                raise ConfigError(f"worker.openai.api_key_env: set the environment variable {key_env}")
-            worker = OpenAIImages(session, config.worker.openai, key, timeout_s=config.worker.request_timeout_s)
-        elif config.worker.mode == "embedded":
+                raise ConfigError(f"backend.openai.api_key_env: set the environment variable {key_env}")
+            worker = OpenAIImages(session, config.backend.openai, key, timeout_s=config.worker.request_timeout_s)
+        elif config.backend.mode == "embedded":
             embedded = EmbeddedWorker(
                 config_path,
                 session,
                 log_path=db_path.parent / "worker.log",
-                startup_timeout_s=config.worker.startup_timeout_s,
+                startup_timeout_s=config.backend.startup_timeout_s,
             )
             embedded.start()
             stack.push_async_callback(embedded.stop)
             worker = WorkerClient(session, embedded.url, timeout_s=config.worker.request_timeout_s)
         else:
             token = read_secret(config.worker.token_env, environ)
-            worker = WorkerClient(session, config.worker.url, token=token, timeout_s=config.worker.request_timeout_s)
+            worker = WorkerClient(session, config.backend.url, token=token, timeout_s=config.worker.request_timeout_s)
         saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(db_path)))
         history_dir = config.storage.history_path
         history = await History.open(history_dir / "history.sqlite", history_dir / "files")
@@ -106,7 +106,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             safety_check=config.safety.worker_check,
             languages=prompt_languages(config),
             best_of=config.best_of.default,
-            max_best_of=config.best_of.max,
+            max_best_of=config.best_of_cap,
             concepts=concepts,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)

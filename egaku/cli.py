@@ -1,12 +1,14 @@
-"""The `egaku` command: bot, worker, serve, chat, imagine and doctor."""
+"""The `egaku` command: bot, worker, serve, chat, imagine, audit and doctor."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", "deploy the worker on Ray Serve: one replica per GPU behind the worker's HTTP front"),
         ("chat", "talk to the agent in this terminal (no Discord needed)"),
         ("imagine", "draw one request and exit"),
+        ("audit", "print the audit log, one JSON record per image job, oldest first"),
         ("doctor", "check the config, Discord, the worker, the LLM, disk and GPU; say what to fix"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
@@ -55,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--address", help="a Ray cluster to join (default: start one on this machine)")
         if name in ("chat", "imagine"):
             cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
+        if name == "audit":
+            cmd.add_argument("--user", help="only this Discord user id's jobs")
         if name == "doctor":
             cmd.add_argument("--json", action="store_true", help="print the findings as JSON")
             cmd.add_argument("--worker", action="store_true", help="this is a GPU host running `egaku worker`")
@@ -99,6 +104,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             )
             return 2
         return run_until_stopped(_bot(config, args.config, env, token))
+    if args.command == "audit":
+        return asyncio.run(_audit(config, args.user, sys.stdout))
     out = args.out or config.storage.images_path
     if args.command == "chat":
         return run_until_stopped(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
@@ -268,6 +275,23 @@ async def _imagine(
             return 1
     _show(result.reply, result.images, failure_notice(result.failures, "imagine"), out, stdout)
     return 0 if result.images else 1
+
+
+async def _audit(config: Config, user: str | None, stdout: TextIO) -> int:
+    """Print the audit records (who, where, their words, the final prompt, the outcome), as JSON lines."""
+    from tools.stores.history import History
+
+    folder = config.storage.history_path
+    if not (folder / "history.sqlite").exists():
+        print(f"egaku: no history yet in {folder}", file=sys.stderr)
+        return 1
+    history = await History.open(folder / "history.sqlite", folder / "files")
+    try:
+        for record in await history.audit_log(user):
+            print(json.dumps(dataclasses.asdict(record), ensure_ascii=False), file=stdout)
+    finally:
+        await history.close()
+    return 0
 
 
 def _show(reply: str, images: Sequence[RenderedImage], notice: str | None, out: Path, stdout: TextIO) -> None:

@@ -36,7 +36,7 @@ from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
 from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
-from worker.settings import WorkerSettings
+from worker.settings import WorkerSettings, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class Gateway:
     async def __init__(self, renderer: DeploymentHandle, settings: WorkerSettings) -> None:  # type: ignore[misc]
         from worker.engine import Engine  # plans requests against the presets; never loads a model here
 
-        token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+        token = read_secret(settings.token_env, os.environ)
         check_exposure(settings, token)
         self._server = WorkerServer(Engine(settings), settings, token, jobs=ServeJobs(renderer, settings))
         self._runner = web.AppRunner(self._server.app(), access_log=None)
@@ -411,7 +411,7 @@ def deploy(
     """Join (or start, on this machine, on 127.0.0.1 only) a Ray cluster and deploy egaku; the front's URL."""
     import ray
 
-    token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+    token = read_secret(settings.token_env, os.environ)
     check_exposure(settings, token)  # before anything starts: a front on the network needs a token
     address = settings.serve.address
     # Ray otherwise binds its own ports to the machine's network address. The front binds [worker] host.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -99,20 +100,6 @@ OPENAI_MODEL_NAMES = (
 )
 
 
-class OpenAIBackendSettings(BaseModel):
-    """[worker.openai]: OpenAI's own Images API as the bot's image backend (`mode = "openai"`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    model: str = "gpt-image-1"  # every request goes to this model; egaku's preset names mean nothing there
-    quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
-    moderation: Literal["low", "auto"] | None = None  # gpt-image models only
-    # While someone watches: partial images streamed as progress previews (gpt-image models; 0: none).
-    partial_images: int = Field(default=2, ge=0, le=3)
-
-
 def world_preset() -> ModelPreset:
     """The shipped shape-world model (worker/world), trained here on its synthetic scenes."""
     return ModelPreset(
@@ -161,25 +148,23 @@ class TeachSettings(BaseModel):
 
 
 def _default_presets() -> dict[str, ModelPreset]:
-    return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
+    # The defaults are the example config's: the shipped shape-world model, offline, on any CPU.
+    return {"world": world_preset()}
 
 
 class WorkerSettings(BaseModel):
-    """[worker]: how the worker serves, and where the bot finds it."""
+    """[worker]: how the worker serves: its presets, device, queue and speed. (Where the bot finds it is [backend].)"""
 
     model_config = ConfigDict(extra="forbid")
 
-    # embedded: a worker subprocess; remote: an egaku worker at `url`; openai: OpenAI's Images API ([worker.openai])
-    mode: Literal["embedded", "remote", "openai"] = "embedded"
-    url: str = "http://127.0.0.1:7861"
     host: str = "127.0.0.1"
     port: int = Field(default=7861, ge=0, le=65535)
     token_env: str | None = None
-    default_model: str = "tiny"
+    # The preset used when a request names none; unset, the first of [worker.models] ("world" by default).
+    default_model: str = ""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     request_timeout_s: float = Field(default=300.0, gt=0)
-    startup_timeout_s: float = Field(default=600.0, gt=0)
     cache_dir: str = "~/.cache/egaku"
     # Scheduling
     max_queue: int = Field(default=64, ge=1, le=10_000)
@@ -213,12 +198,15 @@ class WorkerSettings(BaseModel):
     url_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     # The address clients reach this worker at, for those links; unset, the request's own Host.
     public_url: str | None = None
-    openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     teach: TeachSettings = Field(default_factory=TeachSettings)
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:
+        if not self.models:
+            raise ValueError("[worker.models] is empty: name at least one preset")
+        if not self.default_model:
+            self.default_model = next(iter(self.models))
         if self.default_model not in self.models:
             raise ValueError(
                 f"default_model {self.default_model!r} is not one of [worker.models]: {sorted(self.models)}"
@@ -245,3 +233,11 @@ class WorkerSettings(BaseModel):
     def served_names(self) -> list[str]:
         """Every model name a client may send: the presets, the aliases and OpenAI's names."""
         return sorted({*self.models, *self.aliases, *OPENAI_MODEL_NAMES})
+
+
+def read_secret(env_name: str | None, environ: Mapping[str, str]) -> str | None:
+    """The secret named by env_name, or None when unset or empty: the one way egaku reads a secret."""
+    if not env_name:
+        return None
+    value = environ.get(env_name, "").strip()
+    return value or None

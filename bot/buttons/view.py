@@ -18,10 +18,12 @@ from discord import ui
 from agent.service import TurnResult
 from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
 from bot.deliver import followup
+from bot.policy import here
 from bot.render import Outgoing, compose
-from bot.turns import remember_shown
+from bot.turns import conversation_id, remember_shown
 from egaku.errors import failure_notice
 from tools.pictures import RenderedImage
+from tools.stores.history import Generation, Viewer
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -101,8 +103,8 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         history = bot.services.history
         action = ACTIONS.get(self.action)
         generation = await history.get(self.generation_id) if history else None
-        if action is None or generation is None:
-            await interaction.response.send_message(GONE, ephemeral=True)
+        if action is None or generation is None or not await self.may_see(interaction, generation):
+            await interaction.response.send_message(GONE, ephemeral=True)  # never says whether it exists elsewhere
             return
         if action.owner_only and str(interaction.user.id) != generation.user_id:
             await interaction.response.send_message(NOT_YOURS, ephemeral=True)
@@ -118,3 +120,11 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
             await action.press(interaction, generation, send_result)
         finally:
             bot.seen.forget(key)
+
+    @staticmethod
+    async def may_see(interaction: discord.Interaction, generation: Generation) -> bool:
+        """The reference rule for a press: a custom_id can name any picture, so it is checked like an id."""
+        bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+        viewer = Viewer(str(interaction.user.id), conversation_id(interaction.channel_id or 0), place.nsfw)
+        return viewer.may_see(generation)

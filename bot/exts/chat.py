@@ -60,7 +60,7 @@ class Chat(commands.Cog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return normalise_input(text)
 
-    async def take_upload(self, message: discord.Message, text: str) -> str | None:
+    async def take_upload(self, message: discord.Message, text: str, nsfw: bool) -> str | None:
         """Record the first image attachment as an upload; the model then sees it in the history."""
         services = self.bot.services
         attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
@@ -85,6 +85,7 @@ class Chat(commands.Cog):
             steps=0,
             model="",
             kind="upload",
+            nsfw=nsfw,  # posted where NSFW is allowed: reachable only where it is allowed
         )
         return record.id
 
@@ -109,7 +110,7 @@ class Chat(commands.Cog):
             await message.reply(refusal, mention_author=False)
             return
         try:
-            upload_id = await self.take_upload(message, text)
+            upload_id = await self.take_upload(message, text, place.nsfw)
         except BadUpload as exc:
             await message.reply(exc.user_text, mention_author=False)
             return

@@ -40,7 +40,7 @@ class Probes:
 def secrets(config: Config, environ: Mapping[str, str]) -> list[str | None]:
     """The values of every secret the config names (`*_env` keys), for masking."""
     names = (config.discord.token_env, config.llm.api_key_env, config.worker.token_env,
-             config.worker.openai.api_key_env)  # fmt: skip
+             config.backend.openai.api_key_env)  # fmt: skip
     return [read_secret(name, environ) for name in names]
 
 
@@ -88,12 +88,12 @@ async def check_discord(session: aiohttp.ClientSession, config: Config, environ:
 
 async def check_worker(session: aiohttp.ClientSession, config: Config, environ: Mapping[str, str]) -> list[Finding]:
     """The worker the bot draws with: embedded here, remote, or OpenAI's Images API."""
-    worker = config.worker
-    if worker.mode == "openai":
-        return [await check_openai_images(session, worker.openai, environ)]
-    if worker.mode == "remote":
-        return await check_remote(session, worker, environ)
-    names = ", ".join(worker.models)
+    backend = config.backend
+    if backend.mode == "openai":
+        return [await check_openai_images(session, backend.openai, environ)]
+    if backend.mode == "remote":
+        return await check_remote(session, backend.url, config.worker, environ)
+    names = ", ".join(config.worker.models)
     return [ok("worker", f"The worker is embedded: `egaku bot` starts it on this host, with the presets {names}.")]
 
 
@@ -116,7 +116,7 @@ async def diagnose(
             findings += await _guarded("worker", lambda: check_worker(session, config, environ))
             findings += await _guarded("llm", lambda: check_llm(session, config.llm, environ))
             findings.append(await asyncio.to_thread(check_disk, config.storage, probes.free))
-        if worker_host or config.worker.mode == "embedded":
+        if worker_host or config.backend.mode == "embedded":
             # This host renders: torch is imported for this check only.
             findings += await asyncio.to_thread(check_gpu, config.worker, probes.gpus)
     return Report(str(path), tuple(findings)).masked(secrets(config, environ))

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 import aiohttp
 from pydantic import ValidationError
 
-from egaku.config import read_secret
+from egaku.config import OpenAIBackendSettings, read_secret
 from egaku.doctor.findings import Finding, fail, ok, warn
 from egaku.doctor.http import Answer, call
 from worker.protocol import HealthResponse
-from worker.settings import OpenAIBackendSettings, WorkerSettings
+from worker.settings import WorkerSettings
 
 TIMEOUT_S = 10.0
 START_REMOTE = (
-    "Start it on the GPU host (egaku worker --config worker.toml --host 0.0.0.0), check worker.url, and that this "
+    "Start it on the GPU host (egaku worker --config worker.toml --host 0.0.0.0), check backend.url, and that this "
     "host can reach it (a firewall; under Docker Compose the URL is http://worker:7861)."
 )
 
@@ -50,14 +50,15 @@ def _not_a_worker(url: str, answer: Answer) -> Finding:
     return fail(
         "worker",
         f"{url}/healthz answered {answer.status}, which is not an egaku worker's health.",
-        "Point worker.url at `egaku worker` (or `egaku serve`): port 7861 unless [worker] port says otherwise.",
+        "Point backend.url at `egaku worker` (or `egaku serve`): port 7861 unless [worker] port says otherwise.",
     )
 
 
-async def check_remote(session: aiohttp.ClientSession, settings: WorkerSettings,
-                       environ: Mapping[str, str]) -> list[Finding]:  # fmt: skip
-    """A remote worker (`mode = "remote"`): health, the bot's presets there, and the token."""
-    url = settings.url.rstrip("/")
+async def check_remote(
+    session: aiohttp.ClientSession, url: str, settings: WorkerSettings, environ: Mapping[str, str]
+) -> list[Finding]:
+    """A remote worker (`[backend] mode = "remote"` at `url`): health, the bot's presets there, and the token."""
+    url = url.rstrip("/")
     answer = await call(session, "GET", url + "/healthz", timeout_s=TIMEOUT_S)
     if not answer.answered:
         return [fail("worker", f"No worker answers at {url}: {answer.problem}.", START_REMOTE)]
@@ -137,11 +138,11 @@ async def check_local(session: aiohttp.ClientSession, settings: WorkerSettings) 
 async def check_openai_images(
     session: aiohttp.ClientSession, settings: OpenAIBackendSettings, environ: Mapping[str, str]
 ) -> Finding:
-    """`mode = "openai"`: OpenAI's Images API takes the key and knows the model."""
+    """`[backend] mode = "openai"`: OpenAI's Images API takes the key and knows the model."""
     env = settings.api_key_env
     key = read_secret(env, environ)
     if key is None:
-        return fail("worker", f'worker.mode = "openai", but {env} is not set.', f"Set {env} to your OpenAI API key.")
+        return fail("worker", f'backend.mode = "openai", but {env} is not set.', f"Set {env} to your OpenAI API key.")
     base = settings.base_url.rstrip("/")
     headers = {"Authorization": f"Bearer {key}"}
     answer = await call(session, "GET", f"{base}/models/{settings.model}", headers=headers, timeout_s=TIMEOUT_S)
@@ -158,7 +159,7 @@ async def check_openai_images(
         return fail(
             "worker",
             f"OpenAI's API at {base} has no model {settings.model!r}.",
-            'Set worker.openai.model to "gpt-image-1", "dall-e-3" or "dall-e-2".',
+            'Set backend.openai.model to "gpt-image-1", "dall-e-3" or "dall-e-2".',
         )
     detail = answer.problem or f"it answered {answer.status}: {answer.server_message()}"
-    return fail("worker", f"OpenAI's API at {base} could not be asked: {detail}.", "Check worker.openai.base_url.")
+    return fail("worker", f"OpenAI's API at {base} could not be asked: {detail}.", "Check backend.openai.base_url.")

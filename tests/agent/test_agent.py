@@ -23,7 +23,7 @@ def configured(config: Config, llm_url: str, worker_url: str, **agent: object) -
     return config.model_copy(
         update={
             "llm": config.llm.model_copy(update={"base_url": llm_url}),
-            "worker": config.worker.model_copy(update={"url": worker_url}),
+            "backend": config.backend.model_copy(update={"url": worker_url}),
             "agent": config.agent.model_copy(update=agent),
         }
     )

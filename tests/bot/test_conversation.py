@@ -275,5 +275,7 @@ async def test_an_unknown_reference_is_told_to_the_model_not_crashed(
         answer = await say(fake_discord, f"<@{BOT_ID}> make the dragon one darker")
     assert answer.json["content"] == "Which picture do you mean?"
     tool_message = fake_openai.requests[1]["messages"][-1]
-    assert tool_message["role"] == "tool" and tool_message["content"].startswith("Refused: no image matches")
+    assert tool_message["role"] == "tool" and tool_message["content"].startswith(
+        "Refused: I can't find that picture here."
+    )
     assert recorder.received == []

@@ -30,7 +30,10 @@ NO_ATTACH = str(((1 << 53) - 1) & ~(1 << 15))  # everything but Attach Files
 def image(prompt: str, seed: int = 1) -> RenderedImage:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(buffer, format="PNG")
-    return RenderedImage(buffer.getvalue(), prompt, "n" * 3000, seed, 64, 64, 2, 5.0, "tiny", "w" * 3000)
+    return RenderedImage(
+        png=buffer.getvalue(), prompt=prompt, negative_prompt="n" * 3000, seed=seed, width=64, height=64, steps=2,
+        guidance=5.0, model="tiny", user_words="w" * 3000,
+    )  # fmt: skip
 
 
 def test_embeds_stay_within_discords_limits() -> None:

@@ -95,8 +95,8 @@ def test_secrets_become_the_variables_the_config_names() -> None:
             for s in svc.get("secrets", [])}  # fmt: skip
     assert used == set(document["secrets"])
     # The worker is reached by its service name, binds its container's interfaces, and so needs its token.
-    assert (config.worker.url, config.worker.host, config.worker.port) == ("http://worker:7861", "0.0.0.0", 7861)
-    assert config.worker.mode == "remote" and config.llm.provider == "ollama"
+    assert (config.backend.url, config.worker.host, config.worker.port) == ("http://worker:7861", "0.0.0.0", 7861)
+    assert config.backend.mode == "remote" and config.llm.provider == "ollama"
     assert config.llm.base_url == "http://ollama:11434"
     assert str(config.storage.history_path).startswith("/data/")
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent.parent.parent
 def test_the_example_config_is_valid() -> None:
     config = load_config(ROOT / "config.example.toml")
     assert config.llm.provider == "embedded"
-    assert config.worker.mode == "embedded"
+    assert config.backend.mode == "embedded"
     assert config.worker.models["tiny"].source == "tiny"
     assert config.discord.api_base == "https://discord.com/api/v10"
 
@@ -32,7 +32,7 @@ def test_the_example_config_is_valid() -> None:
         ("[best_of]\ndefault = 3\nmax = 2", "best_of: Value error, default (3) is above max (2)"),
         ("[best_of]\nmax = 9", "best_of.max"),
         ("[best_of]\nmax = 6", ": Value error, best_of.max (6) is above worker.max_best_of (4)"),
-        ('[best_of]\ndefault = 2\n[worker]\nmode = "openai"', ": Value error, best_of.default: OpenAI's Images API"),
+        ('[best_of]\ndefault = 2\n[backend]\nmode = "openai"', ": Value error, best_of.default: OpenAI's Images API"),
         ("[worker]\nmax_best_of = 9", "worker.max_best_of"),
     ],
 )

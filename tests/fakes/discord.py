@@ -39,6 +39,8 @@ APP_ID = 900
 GUILD_ID = 1000
 CHANNEL_ID = 2000
 NSFW_CHANNEL_ID = 2001
+OTHER_CHANNEL_ID = 2002  # a second ordinary channel of the guild
+DM_CHANNEL_ID = 2100  # a user's DM with the bot
 OWNER_ID = 1
 ALL_PERMISSIONS = str((1 << 53) - 1)
 MESSAGE_CONTENT_LIMITED = 1 << 19  # the application flag of a bot under 100 servers with the intent on
@@ -193,6 +195,7 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {
             CHANNEL_ID: text_channel(),
             NSFW_CHANNEL_ID: text_channel(NSFW_CHANNEL_ID, nsfw=True),
+            OTHER_CHANNEL_ID: text_channel(OTHER_CHANNEL_ID),
         }
         self.messages: dict[int, dict[str, Any]] = {}
         self.late_interactions: set[str] = set()

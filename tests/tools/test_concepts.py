@@ -118,7 +118,7 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
     concepts, worker, _ = words
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
     async with aiohttp.ClientSession() as session:
-        images = ImageService(WorkerClient(session, worker.url), words=concepts)
+        images = ImageService(WorkerClient(session, worker.url), concepts=concepts)
         prompt = "a photo of <our-mascot> on the moon"
         outcomes = {}
         for guild in ("100", "200", None):
@@ -149,8 +149,8 @@ async def test_rename_and_delete_and_deleting_removes_the_files(
     assert await concepts.rename("200", "mascot", "bear") == Refused("this server has no word <mascot>")
     renamed = await concepts.rename("100", "<mascot>", "Our Bear")
     assert not isinstance(renamed, Refused) and renamed.token == "<our-bear>"
-    assert await concepts.words_in("100", "a <mascot>") == []
-    assert [w.token for w in await concepts.words_in("100", "a <our-bear> and <other>")] == ["<our-bear>", "<other>"]
+    assert await concepts.concepts_in("100", "a <mascot>") == []
+    assert [w.token for w in await concepts.concepts_in("100", "a <our-bear> and <other>")] == ["<our-bear>", "<other>"]
     files = [folder / taught.concept.file, *(folder / s for s in taught.concept.sources)]
     assert all(f.exists() for f in files)
     assert await concepts.delete("200", "our-bear") == Refused("this server has no word <our-bear>")

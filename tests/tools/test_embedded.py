@@ -18,8 +18,9 @@ def write_config(tmp_path: Path, cache: Path) -> Path:
     path = tmp_path / "egaku.toml"
     path.write_text(
         f"""
-[worker]
+[backend]
 mode = "embedded"
+[worker]
 cache_dir = "{cache}"
 device = "cpu"
 [worker.models.tiny]

@@ -85,7 +85,7 @@ async def test_a_generation_sends_only_documented_fields_mapped_from_egakus(imag
         (1536, 1024, 5, "gpt-image-1", 0), (1536, 1024, 6, "gpt-image-1", 0),
     ]  # fmt: skip
     assert Image.open(io.BytesIO(images[0].png)).format == "PNG"
-    assert images[0].prompt == seen.fields["prompt"] and images[0].user_words == "draw a fox"
+    assert images[0].prompt == seen.fields["prompt"] and images[0].user_words == ""  # the service gives it the words
     assert [(e.kind, e.job_id, e.batch_size) for e in events] == [("started", "job-1", 2)]
 
 
@@ -196,7 +196,7 @@ def test_sizes_follow_the_shape_asked_for() -> None:
 async def test_egaku_chat_draws_through_openai_images(
     tmp_path: Path, worker_cache: Path, fake_openai: FakeOpenAI, images_api: FakeOpenAIImages
 ) -> None:
-    """`egaku chat` with `[worker] mode = "openai"`: the agent's drawing comes from OpenAI's Images API."""
+    """`egaku chat` with `[backend] mode = "openai"`: the agent's drawing comes from OpenAI's Images API."""
     from tests.egaku.test_cli import config_text, egaku
 
     fake_openai.then(Call("generate_image", {"prompt": "a red fox in snow", "aspect": "16:9"}), Say("Here it is."))

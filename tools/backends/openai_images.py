@@ -31,6 +31,7 @@ import aiohttp
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
+from egaku.config import OpenAIBackendSettings
 from egaku.errors import WorkerFailed, WorkerRejected, WorkerUnavailable
 from tools.backends.answers import error_for, safe
 from tools.backends.base import ImageEdit, ProgressCallback
@@ -44,7 +45,6 @@ from worker.protocol import (
     parse_size,
     with_style,
 )
-from worker.settings import OpenAIBackendSettings
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class OpenAIImages:
         """POST /images/edits (multipart): the picture, the whole new description, and an alpha mask if any."""
         request, image, mask = edit.request, edit.image, edit.mask
         if self._model == "dall-e-3":
-            raise refused("dall-e-3 cannot edit images; set [worker.openai] model to a gpt-image model")
+            raise refused("dall-e-3 cannot edit images; set [backend.openai] model to a gpt-image model")
         fields = {**self._common(request), "n": request.n}
         streams = self._streams(request, on_progress)
         if streams:

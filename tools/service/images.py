@@ -12,10 +12,9 @@ import contextlib
 import functools
 import json
 import logging
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -32,11 +31,12 @@ from egaku.errors import (
     WrongLanguage,
 )
 from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
+from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import ImageKind, RenderedImage
 from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
-from tools.stores.history import AuditRecord, Generation, History
+from tools.stores.history import AuditRecord, Generation, History, Viewer
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ImageService:
         model: str | None = None,
         instruct_model: str | None = None,
         limiter: JobLimiter | None = None,
-        blocklist: tuple[str, ...] = (),
+        blocklist: Iterable[str] = (),
         safety_check: bool = False,
         languages: PromptLanguages | None = None,
         best_of: int = 1,
@@ -81,7 +81,7 @@ class ImageService:
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
         self._limiter = limiter
-        self._blocklist = blocklist
+        self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
         self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
@@ -104,7 +104,7 @@ class ImageService:
         async def work() -> list[RenderedImage]:
             if self.history is None:
                 raise UnknownImage("there is no image history here")
-            parent = await self.history.resolve(request.ref, who.conversation, who.user_id, who.reply_to)
+            parent = await self.history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
@@ -185,14 +185,14 @@ class ImageService:
     def _checks(self, who: Requester) -> bool:
         return self._safety_check and not who.nsfw
 
-    def _blocked_words(self, who: Requester) -> tuple[str, ...]:
-        return () if who.nsfw else self._blocklist
+    def _blocks(self, who: Requester) -> bool:
+        return bool(self._blocklist) and not who.nsfw
 
     def _check_safety(self, who: Requester, prompt: str) -> None:
-        """Refuse a final prompt that uses a blocked word here (outside NSFW channels)."""
-        for word in self._blocked_words(who):
-            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
-                raise Blocked(f"blocked word {word!r}")
+        """Refuse a final prompt that uses a blocked word here (outside NSFW channels), as the encoder reads it."""
+        word = self._blocklist.hit(prompt) if self._blocks(who) else None
+        if word is not None:
+            raise Blocked(f"blocked word {word!r}")
 
     async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
         self._check_safety(who, request.prompt)
@@ -277,6 +277,7 @@ class ImageService:
             prompt_language=detect_language(image.prompt),
             score=image.score,
             candidate_of=candidate_of,
+            nsfw=who.nsfw,
         )
 
     async def _audit(
@@ -301,7 +302,7 @@ class ImageService:
                 channel_id=who.channel_id,
                 source_id=who.source_id,
                 final_prompt=images[0].prompt if images else None,
-                verdict=verdict or ("checked" if self._blocked_words(who) else "nsfw-channel"),
+                verdict=verdict or ("checked" if self._blocks(who) else "nsfw-channel"),
                 image_ids=",".join(i.id for i in images if i.id),
             )
         )
@@ -339,3 +340,8 @@ async def _quietly(call: Awaitable[None], job_id: str) -> None:
 def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:
     """The backend's images carrying the asker's own words (shown beside the final prompt)."""
     return [replace(image, user_words=who.user_words) for image in images]
+
+
+def viewer_of(who: Requester) -> Viewer:
+    """The asker as the history's reference rule sees them."""
+    return Viewer(user_id=who.user_id, conversation=who.conversation, nsfw=who.nsfw, replied_message_id=who.reply_to)

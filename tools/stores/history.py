@@ -4,6 +4,12 @@ The agent refers to earlier images through this: "last", a short id, the message
 a user replied to, an ordinal ("the second one"), or words matched against the
 earlier prompts ("the squirrel-king one"). It survives restarts, and /reset does
 not touch it.
+
+One person's pictures stay theirs: every way of reaching a picture (an id, an ordinal,
+words, a reply, a button) goes through `Viewer.may_see`. A picture is reachable by its
+owner, and by anyone in the conversation (channel, thread or DM) it was posted in; an
+upload made in a DM stays in that DM; a picture made where NSFW is allowed is reachable
+only where NSFW is allowed. A refusal never says whether the picture exists elsewhere.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS generations (
     caption TEXT,
     prompt_language TEXT,
     score REAL,
-    candidate_of TEXT
+    candidate_of TEXT,
+    nsfw INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS generations_scope ON generations (conversation, user_id, created);
 CREATE INDEX IF NOT EXISTS generations_message ON generations (message_id);
@@ -110,6 +117,7 @@ class Generation(Picture):
     prompt_language: str | None = None  # the final prompt's language ("en", "ja"...; tools.checks.languages)
     # best-of-N: the chosen image this candidate lost to; None for the chosen one and for every ordinary image
     candidate_of: str | None = None
+    nsfw: bool = False  # made (or uploaded) where NSFW is allowed: reachable only where it is allowed too
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
@@ -125,11 +133,37 @@ def _clip(text: str, limit: int) -> str:
 
 _COLUMNS = (
     "id, conversation, user_id, user_words, prompt, negative_prompt, seed, width, height, steps, model, kind, "
-    "file, parent_id, guild_id, channel_id, message_id, created, caption, prompt_language, score, candidate_of"
+    "file, parent_id, guild_id, channel_id, message_id, created, caption, prompt_language, score, candidate_of, nsfw"
 )
 
 # Columns added after the first release, added in place to older history files when opened.
-ADDED_COLUMNS = {"caption": "TEXT", "prompt_language": "TEXT", "score": "REAL", "candidate_of": "TEXT"}
+ADDED_COLUMNS = {
+    "caption": "TEXT",
+    "prompt_language": "TEXT",
+    "score": "REAL",
+    "candidate_of": "TEXT",
+    "nsfw": "INTEGER NOT NULL DEFAULT 0",
+}
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who reaches for a picture, and from where."""
+
+    user_id: str
+    conversation: str  # the channel, thread or DM they ask in
+    nsfw: bool = False  # NSFW is allowed where they ask
+    replied_message_id: str | None = None  # the message they replied to, if any
+
+    def may_see(self, picture: Generation) -> bool:
+        """Whether this picture may be shown to, or edited by, this viewer here."""
+        if picture.nsfw and not self.nsfw:
+            return False
+        if picture.conversation == self.conversation:
+            return True
+        if picture.user_id != self.user_id:
+            return False
+        return not (picture.kind == "upload" and picture.guild_id is None)  # a DM's upload stays in its DM
 
 
 class History:
@@ -214,7 +248,12 @@ class History:
         async with self._db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         names = [c.strip() for c in _COLUMNS.split(",")]
-        return [Generation(**dict(zip(names, row, strict=True))) for row in rows]
+        found = []
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            values["nsfw"] = bool(values["nsfw"])
+            found.append(Generation(**values))
+        return found
 
     def png(self, generation: Generation) -> bytes:
         """The image's bytes."""
@@ -238,17 +277,15 @@ class History:
         """The best-of candidates a chosen image was picked over, best score first (none for other images)."""
         return await self._query("candidate_of = ? ORDER BY score DESC, rowid", (generation_id,))
 
-    async def resolve(
-        self, ref: str, conversation: str, user_id: str, replied_message_id: str | None = None
-    ) -> Generation:
-        """The image a reference means; UnknownImage when nothing fits."""
+    async def resolve(self, ref: str, viewer: Viewer) -> Generation:
+        """The picture a reference means, among those the viewer may reach here; UnknownImage when none fits."""
         text = " ".join(ref.lower().strip().strip("\"'").split())
-        mine = await self.mine(conversation, user_id)
-        if text in ("reply", "replied", "the replied one") or (replied_message_id and text in _LAST):
-            if replied_message_id:
-                shown = await self.by_message(replied_message_id)
-                if shown:
-                    return shown[0]
+        mine = [g for g in await self.mine(viewer.conversation, viewer.user_id) if viewer.may_see(g)]
+        replied = viewer.replied_message_id
+        if text in ("reply", "replied", "the replied one") or (replied and text in _LAST):
+            shown = [g for g in await self.by_message(replied) if viewer.may_see(g)] if replied else []
+            if shown:
+                return shown[0]
             if text not in _LAST:
                 raise UnknownImage("that message has no image of mine")
         if text in _LAST:
@@ -256,7 +293,7 @@ class History:
                 return mine[-1]
             raise UnknownImage("you have no images here yet")
         exact = await self.get(text.lstrip("#"))
-        if exact is not None:
+        if exact is not None and viewer.may_see(exact):
             return exact
         ordinal = _ordinal(text)
         if ordinal is not None and mine:

@@ -69,9 +69,11 @@ path = "{tmp_path}/data/egaku.sqlite"
 images_dir = "{tmp_path}/data/images"
 history_dir = "{tmp_path}/data/history"
 
-[worker]
+[backend]
 mode = "remote"
 url = "{worker_url}"
+
+[worker]
 {token_line}default_model = "tiny"
 
 [worker.models.tiny]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
+from egaku.config import OpenAIBackendSettings
 from egaku.doctor.findings import Finding
 from egaku.doctor.worker_checks import START_REMOTE, check_local, check_openai_images, check_remote
 from tests.conftest import serve, tiny_worker_settings
@@ -16,17 +17,15 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.serving import loading_worker
 from worker.engine import Engine
 from worker.http.server import WorkerServer
-from worker.settings import ModelPreset, OpenAIBackendSettings, WorkerSettings
+from worker.settings import ModelPreset, WorkerSettings
 
 WORKER_TOKEN = "the-workers-token-0123"
 
 
-def bot_side(url: str, **more: object) -> WorkerSettings:
-    """The bot's [worker]: remote, the tiny worker's two presets."""
+def bot_side(**more: object) -> WorkerSettings:
+    """The bot's [worker]: the tiny worker's two presets."""
     tiny = ModelPreset(source="tiny", width=64, height=64)
-    return WorkerSettings.model_validate(
-        {"mode": "remote", "url": url, "default_model": "tiny", "models": {"tiny": tiny, "tiny-alt": tiny}, **more}
-    )
+    return WorkerSettings.model_validate({"default_model": "tiny", "models": {"tiny": tiny, "tiny-alt": tiny}, **more})
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +39,7 @@ async def worker_with_token(engine: Engine, cache: Path) -> AsyncIterator[str]:
 
 
 async def test_a_ready_worker(fresh_worker: str, session: aiohttp.ClientSession) -> None:
-    assert await check_remote(session, bot_side(fresh_worker), {}) == [
+    assert await check_remote(session, fresh_worker, bot_side(), {}) == [
         Finding("worker", "ok", f"The worker at {fresh_worker} is ready."),
         Finding("worker.presets", "ok", "The worker serves tiny (loaded), tiny-alt."),
         Finding("worker.token", "ok", "The worker asks for no token."),
@@ -48,7 +47,7 @@ async def test_a_ready_worker(fresh_worker: str, session: aiohttp.ClientSession)
 
 
 async def test_no_worker_there(session: aiohttp.ClientSession) -> None:
-    assert await check_remote(session, bot_side("http://127.0.0.1:9"), {}) == [
+    assert await check_remote(session, "http://127.0.0.1:9", bot_side(), {}) == [
         Finding(
             "worker",
             "fail",
@@ -60,7 +59,7 @@ async def test_no_worker_there(session: aiohttp.ClientSession) -> None:
 
 async def test_not_a_worker(fake_discord: FakeDiscord, session: aiohttp.ClientSession) -> None:
     url = f"http://127.0.0.1:{fake_discord.port}"
-    assert await check_remote(session, bot_side(url), {}) == [
+    assert await check_remote(session, url, bot_side(), {}) == [
         Finding(
             "worker",
             "fail",
@@ -72,7 +71,7 @@ async def test_not_a_worker(fake_discord: FakeDiscord, session: aiohttp.ClientSe
 
 async def test_a_worker_still_loading(worker_cache: Path, session: aiohttp.ClientSession) -> None:
     async with loading_worker(tiny_worker_settings(worker_cache)) as url:
-        findings = await check_remote(session, bot_side(url), {})
+        findings = await check_remote(session, url, bot_side(), {})
     assert findings[:2] == [
         Finding(
             "worker",
@@ -86,9 +85,9 @@ async def test_a_worker_still_loading(worker_cache: Path, session: aiohttp.Clien
 
 async def test_presets_the_worker_does_not_serve(fresh_worker: str, session: aiohttp.ClientSession) -> None:
     flux = ModelPreset(source="black-forest-labs/FLUX.1-schnell", family="flux")
-    settings = bot_side(fresh_worker)
+    settings = bot_side()
     settings = settings.model_copy(update={"models": {**settings.models, "schnell": flux}})
-    findings = await check_remote(session, settings, {})
+    findings = await check_remote(session, fresh_worker, settings, {})
     assert findings[1] == Finding(
         "worker.presets",
         "fail",
@@ -99,11 +98,11 @@ async def test_presets_the_worker_does_not_serve(fresh_worker: str, session: aio
 
 async def test_the_workers_token(engine: Engine, worker_cache: Path, session: aiohttp.ClientSession) -> None:
     async with worker_with_token(engine, worker_cache) as url:
-        settings = bot_side(url, token_env="EGAKU_WORKER_TOKEN")
-        right = await check_remote(session, settings, {"EGAKU_WORKER_TOKEN": WORKER_TOKEN})
-        wrong = await check_remote(session, settings, {"EGAKU_WORKER_TOKEN": "not-the-token"})
-        unset = await check_remote(session, settings, {})
-        none = await check_remote(session, bot_side(url), {})
+        settings = bot_side(token_env="EGAKU_WORKER_TOKEN")
+        right = await check_remote(session, url, settings, {"EGAKU_WORKER_TOKEN": WORKER_TOKEN})
+        wrong = await check_remote(session, url, settings, {"EGAKU_WORKER_TOKEN": "not-the-token"})
+        unset = await check_remote(session, url, settings, {})
+        none = await check_remote(session, url, bot_side(), {})
     assert right[2] == Finding("worker.token", "ok", "The worker accepts the token in EGAKU_WORKER_TOKEN.")
     assert wrong[2] == Finding(
         "worker.token",
@@ -127,7 +126,7 @@ async def test_the_workers_token(engine: Engine, worker_cache: Path, session: ai
 
 async def test_on_the_worker_host(fresh_worker: str, session: aiohttp.ClientSession) -> None:
     port = int(fresh_worker.rsplit(":", 1)[1])
-    here = bot_side(fresh_worker).model_copy(update={"host": "0.0.0.0", "port": port})
+    here = bot_side(host="0.0.0.0", port=port)
     assert await check_local(session, here) == [
         Finding("worker", "ok", f"The worker at http://127.0.0.1:{port} is ready."),
         Finding("worker.presets", "ok", "The worker serves tiny (loaded), tiny-alt."),
@@ -156,11 +155,11 @@ async def test_openais_images_api(fake_openai: FakeOpenAI, session: aiohttp.Clie
         "worker",
         "fail",
         f"OpenAI's API at {base} has no model 'dall-e-3'.",
-        'Set worker.openai.model to "gpt-image-1", "dall-e-3" or "dall-e-2".',
+        'Set backend.openai.model to "gpt-image-1", "dall-e-3" or "dall-e-2".',
     )
     wrong = await check_openai_images(session, settings, {"IMAGES_KEY": "sk-wrong-key-99999999"})
     assert (wrong.status, wrong.fix) == ("fail", "Put a valid API key in IMAGES_KEY (platform.openai.com → API keys).")
     assert wrong.message.startswith(f"OpenAI's API at {base} refused the key in IMAGES_KEY (401: Incorrect API key")
     assert await check_openai_images(session, settings, {}) == Finding(
-        "worker", "fail", 'worker.mode = "openai", but IMAGES_KEY is not set.', "Set IMAGES_KEY to your OpenAI API key."
+        "worker", "fail", 'backend.mode = "openai", but IMAGES_KEY is not set.', "Set IMAGES_KEY to your OpenAI API key."
     )
