@@ -28,11 +28,16 @@ INTENTS_OK = Finding(
     "do not mention it.",
 )
 SERVERS_OK = Finding("discord.servers", "ok", "The bot is in 1 server.")
-PERMISSIONS_OK = Finding(
-    "discord.permissions.1000",
-    "ok",
-    "In egaku test guild (1000) the bot has every permission it needs in the 2 channels it can see.",
-)
+
+
+def permissions_ok(fake: FakeDiscord, hidden: int = 0) -> Finding:
+    """All is well in the fake's server, whose text channels the bot sees but `hidden` of them."""
+    seen = len(fake.channels) - hidden
+    unseen = f" It cannot see {hidden} other channel, and does not answer there." if hidden else ""
+    message = f"In egaku test guild (1000) the bot has every permission it needs in the {seen} channels it can see."
+    return Finding("discord.permissions.1000", "ok", message + unseen)
+
+
 RESYNC = (
     "Start the bot: it registers its commands at start-up (if they still do not appear, look for 'could not sync "
     "the slash commands' in its log)."
@@ -64,7 +69,7 @@ async def test_everything_in_order(synced: FakeDiscord, session: aiohttp.ClientS
         TOKEN_OK,
         INTENTS_OK,
         SERVERS_OK,
-        PERMISSIONS_OK,
+        permissions_ok(synced),
         Finding("discord.commands", "ok", f"All 6 slash commands are registered globally: {COMMANDS}."),
     ]
     # Every request carried the bot token, and nothing but reads were made.
@@ -253,12 +258,7 @@ async def test_hidden_channels(synced: FakeDiscord, session: aiohttp.ClientSessi
     synced.channels[NSFW_CHANNEL_ID]["permission_overwrites"] = hide
     config = config_for(synced, tmp_path)
     findings = await check_discord(session, config, ENV)
-    assert findings[3] == Finding(
-        "discord.permissions.1000",
-        "ok",
-        "In egaku test guild (1000) the bot has every permission it needs in the 1 channel it can see. It cannot "
-        "see 1 other channel, and does not answer there.",
-    )
+    assert findings[3] == permissions_ok(synced, hidden=1)
     await draw_only_in(config, NSFW_CHANNEL_ID)
     findings = await check_discord(session, config, ENV)
     assert findings[3] == Finding(

@@ -64,7 +64,7 @@ async def test_not_a_worker(fake_discord: FakeDiscord, session: aiohttp.ClientSe
             "worker",
             "fail",
             f"{url}/healthz answered 404, which is not an egaku worker's health.",
-            "Point worker.url at `egaku worker` (or `egaku serve`): port 7861 unless [worker] port says otherwise.",
+            "Point backend.url at `egaku worker` (or `egaku serve`): port 7861 unless [worker] port says otherwise.",
         )
     ]
 
@@ -161,5 +161,8 @@ async def test_openais_images_api(fake_openai: FakeOpenAI, session: aiohttp.Clie
     assert (wrong.status, wrong.fix) == ("fail", "Put a valid API key in IMAGES_KEY (platform.openai.com → API keys).")
     assert wrong.message.startswith(f"OpenAI's API at {base} refused the key in IMAGES_KEY (401: Incorrect API key")
     assert await check_openai_images(session, settings, {}) == Finding(
-        "worker", "fail", 'backend.mode = "openai", but IMAGES_KEY is not set.', "Set IMAGES_KEY to your OpenAI API key."
+        "worker",
+        "fail",
+        'backend.mode = "openai", but IMAGES_KEY is not set.',
+        "Set IMAGES_KEY to your OpenAI API key.",
     )
