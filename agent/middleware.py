@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 from agent.messages import answer_every_tool_call, calls_this_turn, recent, tidied, usable
 from agent.prompts import system_prompt
 from agent.replies import tidy_reply
-from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear
+from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear, safe_detail
 from tools.image_tools import image_tools
 from tools.service.requests import Drawn, Failed
 from tools.turn import TurnContext
@@ -148,7 +148,7 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
             except EgakuError:
                 raise
             except Exception as exc:
-                raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+                raise LLMUnavailable(f"LLM call failed: {safe_detail(exc)}") from exc
             if isinstance(response, AIMessage):
                 response = ModelResponse(result=[response])
             answer = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)

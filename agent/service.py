@@ -15,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
-from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong
+from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
 from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
@@ -175,7 +175,7 @@ class Agent:
             if isinstance(exc, TimeoutError):
                 raise LLMUnavailable(f"turn in {who.conversation} ran past {self._settings.turn_timeout_s}s") from exc
             if isinstance(exc, openai.OpenAIError):
-                raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+                raise LLMUnavailable(f"LLM call failed: {safe_detail(exc)}") from exc
             raise
         return TurnResult.of(list(outcomes.values()), reply=final_reply(state.get("messages", [])))
 

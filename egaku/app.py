@@ -74,7 +74,9 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             )
             embedded.start()
             stack.push_async_callback(embedded.stop)
-            worker = WorkerClient(session, embedded.url, timeout_s=config.worker.request_timeout_s)
+            worker = WorkerClient(
+                session, embedded.url, token=embedded.token, timeout_s=config.worker.request_timeout_s
+            )
         else:
             token = read_secret(config.worker.token_env, environ)
             worker = WorkerClient(session, config.backend.url, token=token, timeout_s=config.worker.request_timeout_s)

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--port", type=int, help="port (overrides [worker] port)")
         if name == "worker":
             cmd.add_argument("--parent-pid", type=int, help="stop when this process is gone (the embedded worker)")
+            cmd.add_argument("--token-env", help="the environment variable holding the token (overrides [worker])")
         if name == "serve":
             cmd.add_argument("--replicas", type=int, help="renderer replicas, one per GPU (overrides [worker.serve])")
             cmd.add_argument("--address", help="a Ray cluster to join (default: start one on this machine)")
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "worker":
         if args.parent_pid:
             exit_with_parent(args.parent_pid)
-        return run_worker(config, args.host, args.port, env)
+        return run_worker(config, args.host, args.port, env, args.token_env)
     if args.command == "serve":
         return run_serve(config, args.host, args.port, args.replicas, args.address)
     if args.command == "bot":
@@ -151,7 +152,9 @@ def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> threading.Thre
     return thread
 
 
-def run_worker(config: Config, host: str | None, port: int | None, environ: Mapping[str, str]) -> int:
+def run_worker(
+    config: Config, host: str | None, port: int | None, environ: Mapping[str, str], token_env: str | None = None
+) -> int:
     """Serve the worker until interrupted. torch is imported here, and only here."""
     from aiohttp import web
 
@@ -160,6 +163,8 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
     from worker.http import WorkerServer, check_exposure
 
     settings = worker_settings(config, host, port)
+    if token_env:
+        settings = settings.model_copy(update={"token_env": token_env})
     token = read_secret(settings.token_env, environ)
     check_exposure(settings, token)
     engine = Engine(settings)

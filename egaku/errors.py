@@ -38,9 +38,13 @@ import logging
 import re
 import secrets
 
+from pydantic import ValidationError
+
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What a service's error message may echo of a request's credentials: API keys, bearer tokens, long secrets.
+_SECRETS = re.compile(r"(?i)bearer\s+\S+|\bsk-[\w*-]{6,}|\b[\w-]{32,}\b")
 
 
 class EgakuError(Exception):
@@ -229,12 +233,36 @@ def from_answer(status: int, message: str | None, *, param: str | None = None) -
     The message goes to the log and, clipped and cleaned, to the model as `detail` of a refusal;
     the user only ever sees the class's fixed text.
     """
-    log.warning("image service answered %s: %s", status, (message or "(no readable error body)")[:300])
+    said = redacted(message)[:300] if message else None
+    log.warning("image service answered %s: %s", status, said or "(no readable error body)")
     kind = _BY_STATUS.get(status, WorkerFailed)
     if kind is WorkerRejected:
-        detail = _CONTROL.sub(" ", message)[:300] if message else None
-        return WorkerRejected(f"{status}: {detail or 'refused'}", detail=detail, param=param)
-    return kind(f"{status}: {(message or '')[:300]}")
+        return WorkerRejected(f"{status}: {said or 'refused'}", detail=said, param=param)
+    return kind(f"{status}: {said or ''}")
+
+
+def redacted(text: str) -> str:
+    """A service's message without control characters or anything that looks like a credential."""
+    return _SECRETS.sub("[redacted]", _CONTROL.sub(" ", text))
+
+
+def safe_detail(exc: BaseException) -> str:
+    """An exception as a log line may carry it: its class, a status, an OS error's own text; never its repr or body.
+
+    aiohttp's errors repr the request they belong to (its headers: a bearer token), and an
+    API's error body can echo a key; neither ever reaches a log line or a message.
+    """
+    parts = [type(exc).__name__]
+    if isinstance(exc, ValidationError):  # its text quotes the input: a body that may echo anything
+        first = exc.errors(include_input=False, include_url=False)[0]
+        return f"ValidationError: {first['type']} at {'.'.join(str(p) for p in first['loc']) or 'the top'}"
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        parts.append(str(status))
+    os_error = exc if isinstance(exc, OSError) else getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        parts.append(os_error.strerror)
+    return ": ".join(parts)
 
 
 def new_error_id() -> str:

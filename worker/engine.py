@@ -1,5 +1,7 @@
 """The render engine: plans requests against the presets and renders batches of them.
 
+About 400 lines on purpose: planning and the batch loop share the presets and the loaded pipelines.
+
 Everything here that touches torch is blocking. The scheduler calls `run_batch`
 from its single executor thread, so the event loop stays free and the GPU sees
 one batch at a time. The engine plans, batches and calls the pipeline; the rest lives
@@ -239,7 +241,10 @@ class Engine:
             raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
         family = base.family
-        default = fit_size(picture.size, preset.max_pixels, family.size_multiple)
+        # Unless the request names a size, an edit is drawn within the preset's own size, never its cap:
+        # a 16 MP upload must not hold the render thread at the model's largest size.
+        budget = min(preset.max_pixels, preset.base_size.width * preset.base_size.height)
+        default = fit_size(picture.size, budget, family.size_multiple)
         size = self._size(request, preset, name, default)
         mask_image = edit_mask(request, mask, alpha, picture.size, (size.width, size.height))
         if picture.size != (size.width, size.height):

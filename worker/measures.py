@@ -1,4 +1,4 @@
-"""What the worker measures for /metrics, torch-free: time histograms and the GPU's memory."""
+"""What the worker measures, torch-free: time histograms and the GPU's memory (for /metrics and egaku doctor)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ class Histogram:
 
 def _number(bound: float) -> str:
     return f"{bound:g}"
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """A CUDA device as torch sees it: its name and its memory in bytes."""
+
+    name: str
+    total_bytes: int
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import torch
 
 from worker.errors import ModelUnavailable
 from worker.families import Family, family_for
-from worker.measures import GpuMemory
+from worker.measures import GpuDevice, GpuMemory
 from worker.settings import ModelPreset
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,16 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     else:
         chosen = getattr(torch, dtype)
     return Placement(device=device, dtype=chosen)
+
+
+def cuda_devices() -> list[GpuDevice]:
+    """The CUDA devices torch sees, in its order (none on a CPU torch)."""
+    if not torch.cuda.is_available():
+        return []
+    count = torch.cuda.device_count()
+    return [
+        GpuDevice(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory) for i in range(count)
+    ]
 
 
 def device_memory(placement: Placement) -> GpuMemory | None:

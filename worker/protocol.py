@@ -1,5 +1,8 @@
 """The worker's wire protocol: request and response types, torch-free.
 
+Longer than most modules on purpose: every type on the wire lives in this one module, which
+both deployables import, so that the two sides can never hold different copies of a shape.
+
 Both sides import this module: `tools/` validates a request with these models
 before it leaves the bot, and the worker validates it again when it arrives.
 The shape is OpenAI's Images API (`POST /v1/images/generations`, every documented

@@ -1,5 +1,8 @@
 """The worker on Ray Serve: renderer replicas (one per GPU) behind the worker's own HTTP front.
 
+Longer than most modules on purpose: it is the only module that imports Ray, so the replica,
+the gateway's view of the jobs and the deployment stay together behind that one import.
+
     client ─HTTP─► Gateway (1 replica: worker/http's aiohttp app, unchanged routes and validation)
                       │ ServeJobs: a job → one streaming handle call, model id = preset (serve.multiplexed)
                       ▼
@@ -396,13 +399,22 @@ def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], 
         # requests wait in the replica's Scheduler (fair) rather than in Serve's router (first come).
         max_ongoing_requests=settings.max_queue + settings.max_batch,
         max_queued_requests=s.max_queued_requests,
-        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus},
+        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus, "runtime_env": without_token(settings)},
         health_check_period_s=s.health_check_period_s,
     )(Renderer)
     gateway = serve.deployment(
         name="Gateway", num_replicas=1, max_ongoing_requests=4, ray_actor_options={"num_cpus": s.gateway_cpus}
     )(Gateway)
     return gateway.bind(renderer.bind(settings, make_engine), settings)
+
+
+def without_token(settings: WorkerSettings) -> dict[str, Any]:
+    """The renderers' runtime env: the token's variable blanked, since only the gateway answers HTTP.
+
+    Ray hands every worker process the driver's environment; a replica that never checks a
+    token should not hold one (nor show it to whoever can read its process environment).
+    """
+    return {"env_vars": {settings.token_env: ""}} if settings.token_env else {}
 
 
 def deploy(

@@ -196,8 +196,12 @@ class WorkerSettings(BaseModel):
     adapters: dict[str, AdapterSpec] = Field(default_factory=dict)
     # response_format="url": images are kept this long behind signed links that need no bearer token.
     url_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
-    # The address clients reach this worker at, for those links; unset, the request's own Host.
+    # The address clients reach this worker at, for those links; unset, the request's Host when it is one of
+    # the worker's own names (below), else the bound address.
     public_url: str | None = None
+    # Names besides the bound address and localhost that may appear in a request's Host header (a reverse proxy's
+    # name, say). A worker without a token refuses any other Host, so a web page cannot reach it by DNS rebinding.
+    allowed_hosts: list[str] = Field(default_factory=list)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     teach: TeachSettings = Field(default_factory=TeachSettings)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from egaku.config import StorageSettings
 from egaku.doctor.findings import Finding, fail, ok, skip, warn
+from worker.measures import GpuDevice
 from worker.settings import WorkerSettings
 
 GIB = 1024**3
@@ -21,34 +21,21 @@ CUDA_FIX = (
 )
 
 
-@dataclass(frozen=True)
-class Gpu:
-    """A CUDA device as torch sees it."""
-
-    name: str
-    total_bytes: int
-
-
 class NoTorch(Exception):
     """torch is not installed here."""
 
 
-GpuProbe = Callable[[], list[Gpu]]
+GpuProbe = Callable[[], list[GpuDevice]]
 FreeSpace = Callable[[Path], int]
 
 
-def cuda_gpus() -> list[Gpu]:
-    """The CUDA devices torch sees, in its order. torch is imported here, and only when this host renders."""
+def cuda_gpus() -> list[GpuDevice]:
+    """The CUDA devices torch sees, in its order. The worker's torch is imported here, only where this host renders."""
     try:
-        import torch
+        from worker.pipelines import cuda_devices
     except ImportError as exc:
         raise NoTorch(str(exc)) from exc
-    if not torch.cuda.is_available():
-        return []
-    return [
-        Gpu(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory)
-        for i in range(torch.cuda.device_count())
-    ]
+    return cuda_devices()
 
 
 def free_bytes(path: Path) -> int:

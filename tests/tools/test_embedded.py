@@ -40,9 +40,13 @@ async def test_worker_crash_is_survived_and_restarted(tmp_path: Path, worker_cac
             write_config(tmp_path, worker_cache), session, log_path=tmp_path / "worker.log", startup_timeout_s=120
         )
         embedded.start()
-        client = WorkerClient(session, embedded.url)
+        client = WorkerClient(session, embedded.url, token=embedded.token)
         try:
             first = await client.generate(GenerationRequest(prompt="a fox", seed=3))
+            # A fresh token per run: nothing else on this machine (no web page either) can use the worker.
+            async with session.get(await embedded.url() + "/v1/models") as resp:
+                assert resp.status == 401
+            assert len(embedded.token) >= 40
             pid = embedded.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)  # a crash, not a polite exit

@@ -393,6 +393,36 @@ async def test_a_job_past_its_time_limit_answers_504_and_is_cancelled(engine: En
         await runner.cleanup()
 
 
+async def test_a_real_render_past_its_time_limit_stops_and_frees_the_render_thread(
+    engine: Engine, worker_cache: Path
+) -> None:
+    """The real tiny pipeline, 4 pictures of 150 steps, a 3 s limit: 504, the render stops at a step, the next runs."""
+    settings = tiny_worker_settings(worker_cache, request_timeout_s=3.0)
+    server = WorkerServer(engine, settings, token=None)
+    runner, url = await serve(server.app())
+    try:
+        await server._ready.wait()
+        slow = {"prompt": "a fox", "steps": 150, "size": "128x128", "seed": 1, "n": 4}
+        status, body = await post(url + "/v1/images/generations", slow)
+        assert (status, body["error"]["code"]) == (504, "timeout")
+        status, body = await post(url + "/v1/images/generations", {"prompt": "a fox", "steps": 2, "seed": 2})
+        assert status == 200  # the render thread was free again: the slow job did not run to its end
+        stats = server.scheduler.stats
+        assert (stats.cancelled, stats.completed) == (1, 1)
+        assert stats.steps < 150  # the slow job stopped at a step, far from its 150
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_edit_of_a_large_upload_is_drawn_at_the_models_own_size(engine: Engine) -> None:
+    upload = io.BytesIO()
+    Image.new("RGB", (1600, 1200), "teal").save(upload, format="PNG")
+    plan = engine.plan_edit(EditRequest(prompt="a teal sea", strength=0.5), upload.getvalue(), None)
+    assert (plan.size.width, plan.size.height) == (72, 48)  # within 64x64's pixels, its shape kept (4:3 -> 3:2)
+    asked = engine.plan_edit(EditRequest(prompt="a teal sea", size="128x96"), upload.getvalue(), None)
+    assert (asked.size.width, asked.size.height) == (128, 96)  # a size asked for is drawn, within the preset's cap
+
+
 async def test_descriptions_caption_an_upload_and_refuse_bad_images(
     engine: Engine, worker_url: str, worker_cache: Path
 ) -> None:

@@ -161,3 +161,29 @@ def test_a_file_that_does_not_fit_the_model_is_a_400(engine: Engine) -> None:
         engine.render(plan)
     assert refused.value.message.startswith(f"the file of {TOKEN} does not fit model 'tiny'")
     assert TOKEN not in engine._pipe("tiny", "generate").tokenizer.get_vocab()
+
+
+@pytest.mark.parametrize("data", [b"not a safetensors file at all", b"\x80\x04\x95" + b"pickle?" * 10])
+def test_any_file_that_does_not_load_is_a_plain_400_and_is_not_kept(engine: Engine, data: bytes) -> None:
+    embedding = base64.b64encode(data).decode()
+    plan = engine.plan(
+        GenerationRequest(prompt=f"{TOKEN}", seed=1, concepts=[{"token": TOKEN, "embedding": embedding}])
+    )  # type: ignore[list-item]
+    with pytest.raises(BadRequest) as refused:
+        engine.render(plan)
+    assert (refused.value.message, refused.value.param) == (
+        f"the file of {TOKEN} does not fit model 'tiny'",
+        "concepts",
+    )
+    cache = engine.cache_dir / "concepts"
+    assert not any(cache.glob("*.safetensors")) or all(p.read_bytes() != data for p in cache.glob("*"))
+    assert str(engine.cache_dir) not in refused.value.message
+
+
+def test_the_concept_cache_is_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import worker.adapters
+
+    monkeypatch.setattr(worker.adapters, "MAX_CACHED_CONCEPTS", 3)
+    paths = [engine._adapters._concept_file(f"concept {n}".encode()) for n in range(5)]
+    kept = {p.name for p in (engine.cache_dir / "concepts").glob("*.safetensors")}
+    assert kept == {p.name for p in paths[-3:]}

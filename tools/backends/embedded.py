@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import sys
 import time
@@ -21,6 +22,9 @@ import aiohttp
 from egaku.errors import WorkerUnavailable
 
 log = logging.getLogger(__name__)
+
+# The environment variable that carries the per-run token to the worker process (never its command line).
+TOKEN_ENV = "EGAKU_EMBEDDED_WORKER_TOKEN"
 
 
 def free_port() -> int:
@@ -52,6 +56,8 @@ class EmbeddedWorker:
         self._ready = asyncio.Event()
         self._stopping = False
         self._watchdog: asyncio.Task[None] | None = None
+        # A fresh token per run: no other program on this machine, and no web page, can use this worker.
+        self.token = secrets.token_urlsafe(32)
 
     @property
     def pid(self) -> int | None:
@@ -80,7 +86,9 @@ class EmbeddedWorker:
                 self._python, "-m", "egaku", "worker",
                 "--config", str(self._config_path),
                 "--host", "127.0.0.1", "--port", str(port), "--parent-pid", str(os.getpid()),
+                "--token-env", TOKEN_ENV,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                env={**os.environ, TOKEN_ENV: self.token},
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         log.info("embedded worker pid %s starting on %s (log: %s)", self._proc.pid, url, self._log_path)

@@ -32,8 +32,8 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from egaku.config import OpenAIBackendSettings
-from egaku.errors import WorkerFailed, WorkerRejected, WorkerUnavailable
-from tools.backends.answers import error_for, safe
+from egaku.errors import WorkerFailed, WorkerRejected, WorkerUnavailable, safe_detail
+from tools.backends.answers import error_for
 from tools.backends.base import ImageEdit, ProgressCallback
 from tools.pictures import RenderedImage
 from worker.protocol import (
@@ -195,7 +195,7 @@ class OpenAIImages:
             async with self._session.get(url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 ok = resp.status == 200
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"OpenAI unreachable: {safe(exc)}") from exc
+            raise WorkerUnavailable(f"OpenAI unreachable: {safe_detail(exc)}") from exc
         if not ok:
             raise WorkerUnavailable(f"OpenAI answered {resp.status} for model {self._model!r}")
         return HealthResponse(status="ok", models=[self._model])
@@ -213,13 +213,13 @@ class OpenAIImages:
                     return await _read_stream(resp, on_progress)
                 status, raw = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"OpenAI at {url} unreachable: {safe(exc)}") from exc
+            raise WorkerUnavailable(f"OpenAI at {url} unreachable: {safe_detail(exc)}") from exc
         if status != 200:
             raise error_for(status, raw)
         try:
             return _Answer.model_validate_json(raw)
         except ValidationError as exc:
-            raise WorkerFailed(f"OpenAI sent an unreadable response: {exc}") from exc
+            raise WorkerFailed(f"OpenAI sent an unreadable response: {safe_detail(exc)}") from exc
 
     async def _rendered(self, items: list[_Item], request: GenerationRequest, prompt: str) -> list[RenderedImage]:
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from egaku.errors import STATUS_OF_CODE, WorkerFailed, WorkerLost, WorkerUnavailable
-from tools.backends.answers import error_for, safe
+from egaku.errors import STATUS_OF_CODE, WorkerFailed, WorkerLost, WorkerUnavailable, safe_detail
+from tools.backends.answers import error_for
 from tools.backends.base import ImageEdit, ProgressCallback
 from tools.pictures import RenderedImage
 from worker.protocol import (
@@ -60,7 +60,7 @@ class WorkerClient:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                 return HealthResponse.model_validate_json(await resp.read())
         except (aiohttp.ClientError, TimeoutError, ValidationError) as exc:
-            raise WorkerUnavailable(f"health check failed: {safe(exc)}") from exc
+            raise WorkerUnavailable(f"health check failed: {safe_detail(exc)}") from exc
 
     async def generate(
         self, request: GenerationRequest, on_progress: ProgressCallback | None = None
@@ -101,7 +101,7 @@ class WorkerClient:
         try:
             return TeachResponse.model_validate_json(raw)
         except ValidationError as exc:
-            raise WorkerFailed(f"worker sent an unreadable training result: {exc}") from exc
+            raise WorkerFailed(f"worker sent an unreadable training result: {safe_detail(exc)}") from exc
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job; False when the worker no longer has it."""
@@ -110,7 +110,7 @@ class WorkerClient:
             async with self._session.delete(url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
                 return r.status == 200
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"cancel failed: {safe(exc)}") from exc
+            raise WorkerUnavailable(f"cancel failed: {safe_detail(exc)}") from exc
 
     async def describe(self, image: bytes) -> str:
         """POST /v1/images/descriptions: an English prompt for a picture (/describe)."""
@@ -120,7 +120,7 @@ class WorkerClient:
         try:
             return DescriptionResponse.model_validate_json(raw).prompt
         except ValidationError as exc:
-            raise WorkerFailed(f"worker sent an unreadable description: {exc}") from exc
+            raise WorkerFailed(f"worker sent an unreadable description: {safe_detail(exc)}") from exc
 
     async def _post(self, path: str, on_progress: ProgressCallback | None, **body: Any) -> bytes:
         """POST to the worker; the final body of a 200 (streamed or not), or the matching EgakuError."""
@@ -132,11 +132,11 @@ class WorkerClient:
                 else:
                     status, raw = resp.status, await resp.read()
         except (aiohttp.ClientConnectorError, TimeoutError) as exc:
-            raise WorkerUnavailable(f"worker at {url} unreachable: {safe(exc)}") from exc
+            raise WorkerUnavailable(f"worker at {url} unreachable: {safe_detail(exc)}") from exc
         except (aiohttp.ClientError, ValueError) as exc:
             # Reset, cut mid-stream (ClientPayloadError), or bytes that are not events: the worker
             # took the job and then went away. An image-service failure, never the catch-all.
-            raise WorkerLost(f"connection to the worker at {url} broke: {safe(exc)}") from exc
+            raise WorkerLost(f"connection to the worker at {url} broke: {safe_detail(exc)}") from exc
         if status != 200:
             raise error_for(status, raw)
         return raw
@@ -146,7 +146,7 @@ class WorkerClient:
         try:
             parsed = GenerationResponse.model_validate_json(raw)
         except ValidationError as exc:
-            raise WorkerFailed(f"worker sent an unreadable response: {exc}") from exc
+            raise WorkerFailed(f"worker sent an unreadable response: {safe_detail(exc)}") from exc
         images = [
             RenderedImage(
                 png=base64.b64decode(item.b64_json or "", validate=True),

@@ -116,7 +116,8 @@ class ImageService:
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
                 "seed": parent.seed if request.seed is None else request.seed,
-                "size": f"{round(parent.width * request.scale / 8) * 8}x{round(parent.height * request.scale / 8) * 8}",
+                # An upload is drawn at the model's own size (the worker fits it); a picture of ours keeps its size.
+                "size": None if parent.kind == "upload" and request.scale == 1.0 else scaled(parent, request.scale),
                 "user": who.user_id,
                 "safety_check": self._checks(who) or None,
             }
@@ -345,3 +346,8 @@ def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:
 def viewer_of(who: Requester) -> Viewer:
     """The asker as the history's reference rule sees them."""
     return Viewer(user_id=who.user_id, conversation=who.conversation, nsfw=who.nsfw, replied_message_id=who.reply_to)
+
+
+def scaled(parent: Generation, scale: float) -> str:
+    """A picture's size times `scale`, in multiples of 8."""
+    return f"{round(parent.width * scale / 8) * 8}x{round(parent.height * scale / 8) * 8}"

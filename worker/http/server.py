@@ -31,7 +31,7 @@ from aiohttp import web
 
 from worker.errors import BadRequest, JobCancelled, ModelNotFound, NotFound, RenderTimeout, WorkerError
 from worker.files import CONTENT_TYPES, ImageStore
-from worker.http.access import Handler, bearer_guard
+from worker.http.access import Handler, bearer_guard, browser_guard, is_own_host
 from worker.http.answers import (
     as_worker_error,
     error_answer,
@@ -91,7 +91,10 @@ class WorkerServer:
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
-        app = web.Application(middlewares=[self._errors, bearer_guard(self._token)], client_max_size=25 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self._errors, browser_guard(self._settings, self._token), bearer_guard(self._token)],
+            client_max_size=25 * 1024 * 1024,
+        )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/models", self.models)
@@ -295,7 +298,11 @@ class WorkerServer:
 
     async def _as_links(self, request: web.Request, outcome: GenerationResponse) -> GenerationResponse:
         """The response with each image moved behind a signed link instead of inline base64."""
-        base = self._settings.public_url or f"{request.scheme}://{request.host}"
+        # The request's own Host only when it is one of the worker's names: links never point elsewhere.
+        own = is_own_host(request, self._settings)
+        base = self._settings.public_url or (
+            f"{request.scheme}://{request.host}" if own else f"http://{self._settings.host}:{self._settings.port}"
+        )
         data = []
         for item in outcome.data:
             assert item.b64_json is not None

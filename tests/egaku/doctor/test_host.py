@@ -8,11 +8,12 @@ import pytest
 
 from egaku.config import StorageSettings
 from egaku.doctor.findings import Finding
-from egaku.doctor.host import GIB, Gpu, NoTorch, check_disk, check_gpu, cuda_gpus
+from egaku.doctor.host import GIB, NoTorch, check_disk, check_gpu, cuda_gpus
+from worker.measures import GpuDevice
 from worker.settings import ModelPreset, WorkerSettings
 
 DISK_FIX = "Free some space there, or point storage.history_dir at a larger disk (pictures take 1–2 MB each)."
-L4 = Gpu("NVIDIA L4", int(22.5 * GIB))
+L4 = GpuDevice("NVIDIA L4", int(22.5 * GIB))
 
 
 def free(gib: float) -> object:
@@ -37,7 +38,7 @@ def presets(**needs: float | None) -> WorkerSettings:
 
 
 def test_each_preset_against_the_gpu() -> None:
-    findings = check_gpu(presets(flux=33, sdxl=7, tiny=None), lambda: [L4, Gpu("second", 80 * GIB)])
+    findings = check_gpu(presets(flux=33, sdxl=7, tiny=None), lambda: [L4, GpuDevice("second", 80 * GIB)])
     assert findings == [
         Finding(
             "gpu.flux",
@@ -75,7 +76,7 @@ def test_no_gpu() -> None:
 
 
 def test_no_torch() -> None:
-    def missing() -> list[Gpu]:
+    def missing() -> list[GpuDevice]:
         raise NoTorch("No module named 'torch'")
 
     assert check_gpu(presets(flux=33), missing) == [
@@ -99,7 +100,7 @@ def test_the_cpu_and_apple_devices_are_not_checked() -> None:
     ]
 
 
-def missing_probe() -> list[Gpu]:
+def missing_probe() -> list[GpuDevice]:
     raise AssertionError("the GPU is not probed for the CPU or MPS")
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from egaku.doctor import Probes, diagnose
 from egaku.doctor.findings import Finding
-from egaku.doctor.host import GIB, Gpu
+from egaku.doctor.host import GIB
 from tests.egaku.doctor.conftest import TOKEN, config_file
 from tests.egaku.test_cli import egaku
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.openai import Call, Fail, FakeOpenAI, Say
+from worker.measures import GpuDevice
 
 LLM_KEY = "sk-planted-llm-key-0123456789"
 WORKER_TOKEN = "planted-worker-token-abcdef"
@@ -92,7 +93,7 @@ async def test_a_worker_host(fresh_worker: str, tmp_path: Path) -> None:
         "[worker.models.tiny-alt]\nsource = 'tiny'\nwidth = 64\nheight = 64\ngpu_memory_gb = 40\n",
         encoding="utf-8",
     )
-    gpu = Probes(gpus=lambda: [Gpu("NVIDIA L4", int(22.5 * GIB))])
+    gpu = Probes(gpus=lambda: [GpuDevice("NVIDIA L4", int(22.5 * GIB))])
     report = await diagnose(path, {}, worker_host=True, probes=gpu)
     assert report.findings[1:] == (
         Finding("worker", "ok", f"The worker at http://127.0.0.1:{port} is ready."),
