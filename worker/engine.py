@@ -31,7 +31,8 @@ from worker.errors import BadRequest, ContentBlocked, JobCancelled, ModelUnavail
 from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
-from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
+from worker.measures import GpuMemory
+from worker.pipelines import Placement, check_preset, choose_placement, device_memory, load_pipeline
 from worker.plan import (
     Plan,
     check_concepts,
@@ -131,6 +132,10 @@ class Engine:
     def loaded(self) -> list[str]:
         """The presets whose pipelines are in memory now."""
         return sorted({name for name, _mode in self._pipes})
+
+    def memory(self) -> GpuMemory | None:
+        """The render device's memory (CUDA only), for /metrics."""
+        return device_memory(self._placement)
 
     def unload(self, name: str) -> None:
         """Drop a preset's pipelines and adapters (Serve evicted it); it loads again on its next use."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from worker.errors import RenderTimeout
 from worker.lessons import LessonLane
+from worker.measures import GpuMemory
 from worker.protocol import (
     DescriptionResponse,
     EditRequest,
@@ -38,6 +39,10 @@ class JobQueue(Protocol):
     @property
     def depth(self) -> int:
         """Jobs waiting (not running)."""
+        ...
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting, by priority."""
         ...
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
@@ -92,6 +97,10 @@ class Jobs(Protocol):
         """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
         ...
 
+    def loaded(self) -> list[str] | None:
+        """The presets in memory where the jobs run, or None where this process cannot see them."""
+        ...
+
     def close(self) -> None:
         """Release what `open` and `load` took."""
         ...
@@ -102,6 +111,11 @@ class RenderEngine(Protocol):
 
     @property
     def model_names(self) -> list[str]: ...
+
+    @property
+    def loaded(self) -> list[str]: ...
+
+    def memory(self) -> GpuMemory | None: ...
 
     def load(self, name: str | None = None) -> None: ...
 
@@ -159,6 +173,10 @@ class LocalJobs:
     def lessons(self) -> LessonLane | None:
         """The teach lane (exists once `open` ran)."""
         return self._lessons
+
+    def loaded(self) -> list[str]:
+        """The engine's presets in memory."""
+        return self._engine.loaded
 
     async def load(self) -> None:
         """Load the default model on the render thread, then start dispatching."""

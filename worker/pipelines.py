@@ -16,6 +16,7 @@ import torch
 
 from worker.errors import ModelUnavailable
 from worker.families import FAMILIES, Family, family_for
+from worker.measures import GpuDevice, GpuMemory
 from worker.settings import ModelPreset
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,25 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     else:
         chosen = getattr(torch, dtype)
     return Placement(device=device, dtype=chosen)
+
+
+def cuda_devices() -> list[GpuDevice]:
+    """The CUDA devices torch sees, in its order (none on a CPU torch)."""
+    if not torch.cuda.is_available():
+        return []
+    count = torch.cuda.device_count()
+    return [
+        GpuDevice(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory) for i in range(count)
+    ]
+
+
+def device_memory(placement: Placement) -> GpuMemory | None:
+    """A CUDA device's memory as this process sees it; None for any other device."""
+    device = torch.device(placement.device)
+    if device.type != "cuda":
+        return None
+    _free, total = torch.cuda.mem_get_info(device)
+    return GpuMemory(torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device), total)
 
 
 def built_once(target: Path, build: Callable[[Path], object], marker: str) -> Path:

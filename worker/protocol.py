@@ -600,4 +600,7 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "loading"]
     models: list[str]
+    # The presets in memory now; None where the answering process cannot know (Ray Serve's gateway: the
+    # replicas hold them) or an older worker answered.
+    loaded: list[str] | None = None
     upscaler: str | None = None  # the upscaler's weights file, by name, when one is configured

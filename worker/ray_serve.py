@@ -220,6 +220,15 @@ class ServeQueue:
         """Jobs waiting in some replica's queue."""
         return sum(1 for p in self._positions.values() if p > 0)
 
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting in some replica's queue, by priority."""
+        counts: dict[int, int] = {}
+        for job_id, position in self._positions.items():
+            if position > 0 and job_id in self._jobs:
+                priority = self._jobs[job_id].priority
+                counts[priority] = counts.get(priority, 0) + 1
+        return counts
+
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
         """Send a job to a replica (or attach to the job in flight with this id)."""
         existing = self._jobs.get(job.id)
@@ -369,6 +378,10 @@ class ServeJobs:
 
     def lessons(self) -> None:
         """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""
+        return None
+
+    def loaded(self) -> None:
+        """Each replica holds its own presets; the gateway cannot say which."""
         return None
 
     def close(self) -> None:

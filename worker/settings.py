@@ -96,6 +96,8 @@ class ModelPreset(BaseModel):
     # For single-file checkpoints: a local folder or hub id holding the diffusers config.
     config: str | None = None
     licence: str = ""
+    # The GPU memory it needs, in GiB, at the worker's dtype (bf16 on CUDA): `egaku doctor` checks it against the GPU.
+    gpu_memory_gb: float | None = Field(default=None, gt=0, le=1024)
     # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
     # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
     prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)

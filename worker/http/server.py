@@ -176,7 +176,12 @@ class WorkerServer:
     async def healthz(self, _request: web.Request) -> web.Response:
         """GET /healthz: ok once the default model is loaded."""
         status: Literal["ok", "loading"] = "ok" if self._ready.is_set() else "loading"
-        health = HealthResponse(status=status, models=self._engine.model_names, upscaler=upscaler_name(self._settings))
+        health = HealthResponse(
+            status=status,
+            models=self._engine.model_names,
+            loaded=self._jobs.loaded(),
+            upscaler=upscaler_name(self._settings),
+        )
         return json_answer(health)
 
     async def models(self, _request: web.Request) -> web.Response:
@@ -397,8 +402,7 @@ class WorkerServer:
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """GET /metrics in Prometheus' text format."""
-        queue = self._scheduler
-        text = prometheus_text(queue.depth if queue else 0, self._ready.is_set(), queue.stats if queue else None)
+        text = prometheus_text(self._scheduler, self._ready.is_set(), self._engine.memory())
         return web.Response(text=text, content_type="text/plain")
 
 
