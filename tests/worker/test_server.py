@@ -107,7 +107,8 @@ async def test_bounds_answer_400_with_a_clear_message(worker_url: str, body: dic
 
 async def test_invalid_json_is_a_400(worker_url: str) -> None:
     url = worker_url + "/v1/images/generations"
-    async with aiohttp.ClientSession() as session, session.post(url, data=b"{nope") as resp:
+    as_json = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session, session.post(url, data=b"{nope", headers=as_json) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["message"] == "the body is not valid JSON"
 

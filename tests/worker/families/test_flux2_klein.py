@@ -54,7 +54,8 @@ def test_packed_latents_unpack_as_diffusers_does() -> None:
 def test_an_edit_without_a_mask_reads_the_source_as_one_reference_at_its_own_size(klein: Engine) -> None:
     source = Image.new("RGB", (96, 64), "orange")
     source.paste(Image.new("RGB", (48, 32), "navy"), (0, 0))
-    plan = klein.plan_edit(EditRequest(prompt="a fox in an orange field at night", seed=2, n=2), png_of(source), None)
+    request = EditRequest(prompt="a fox in an orange field at night", seed=2, n=2, size="96x64")  # its own size
+    plan = klein.plan_edit(request, png_of(source), None)
     assert (plan.mode, plan.strength, plan.size.width, plan.size.height) == ("instruct", None, 96, 64)
     pipe = klein._pipe("flux2-klein", "instruct")
     assert pipe is klein._pipe("flux2-klein", "generate")  # one pipeline draws and edits
@@ -141,7 +142,9 @@ def test_a_region_edit_reads_one_reference_for_the_masked_area(klein: Engine) ->
 
 
 def test_a_region_edit_by_words_uses_klein_inpaint(klein: Engine) -> None:
-    request = EditRequest(prompt="a fox wearing a golden crown", mask_prompt="the fox", seed=5, steps=2, strength=0.9)
+    request = EditRequest(
+        prompt="a fox wearing a golden crown", mask_prompt="the fox", seed=5, steps=2, strength=0.9, size="96x64"
+    )
     plan = klein.plan_edit(request, png((96, 64)), None)
     assert plan.mode == "inpaint"
     used = klein.render(plan).data[0].parameters
