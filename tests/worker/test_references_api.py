@@ -59,11 +59,18 @@ async def test_the_official_client_edits_three_pictures_in_order_with_no_extra_b
     pipe = served.engine._pipe("plus", "instruct")
     seen, hook = encoded_images(pipe)
     try:
+        # The source's own size, asked for: unasked, an edit is drawn within the preset's size (64x64's pixels).
         result = await served.client.images.edit(
-            image=files(*made), prompt="put the cat from picture 2, in the hat from picture 3, into picture 1"
+            image=files(*made),
+            prompt="put the cat from picture 2, in the hat from picture 3, into picture 1",
+            size="96x64",  # type: ignore[arg-type]
         )
         synced = await asyncio.to_thread(
-            lambda: served.sync.images.edit(image=files(*made[:2]), prompt="the cat from picture 2 in picture 1")
+            lambda: served.sync.images.edit(
+                image=files(*made[:2]),
+                prompt="the cat from picture 2 in picture 1",
+                size="96x64",  # type: ignore[arg-type]
+            )
         )
     finally:
         hook.remove()  # type: ignore[attr-defined]

@@ -88,7 +88,7 @@ def test_a_reference_smaller_than_klein_reads_is_a_clear_400(klein: Engine) -> N
 
 def test_every_picture_of_an_edit_reaches_klein_in_order_and_a_fifth_is_a_400(klein: Engine) -> None:
     source, *others = pictures((96, 64), (64, 64), (64, 96), (80, 64))
-    request = EditRequest(prompt="the fox from picture 2 and the hat from picture 4 in picture 1", seed=3)
+    request = EditRequest(prompt="the fox from picture 2 and the hat from picture 4 in picture 1", seed=3, size="96x64")
     plan = klein.plan_edit(request, png_of(source), None, extra_images=[png_of(p) for p in others])
     assert (plan.mode, plan.input_images, len(plan.references)) == ("instruct", 4, 3)
     pipe = klein._pipe("flux2-klein", "instruct")

@@ -55,7 +55,9 @@ def vae_input(pipe: object, picture: object) -> torch.Tensor:
 
 def test_every_picture_reaches_the_vae_and_the_vision_encoder_in_order(plus: Engine) -> None:
     source, cat, hat = pictures((96, 64), (64, 64), (64, 96))
-    request = EditRequest(prompt="put the cat from picture 2, wearing the hat from picture 3, into picture 1", seed=4)
+    request = EditRequest(
+        prompt="put the cat from picture 2, wearing the hat from picture 3, into picture 1", seed=4, size="96x64"
+    )
     plan = plus.plan_edit(request, png_of(source), None, extra_images=[png_of(cat), png_of(hat)])
     assert (plan.mode, plan.input_images, plan.size.width, plan.size.height) == ("instruct", 3, 96, 64)
     pipe = plus._pipe("plus", "instruct")
