@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -97,6 +98,43 @@ class JsonToolAdapter(DecidingChatModel):
         return self._judge(str((await self.inner.ainvoke(self._prepare(messages))).content))
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an OpenAI-compatible [llm] points: its base URL (None: OpenAI's), its key, and whether it is OpenAI's."""
+
+    base_url: str | None
+    api_key: str
+    official: bool
+
+    @property
+    def url(self) -> str:
+        """The base URL, OpenAI's when none is set."""
+        return (self.base_url or f"https://{OPENAI_HOST}/v1").rstrip("/")
+
+    def extra_caps(self, max_tokens: int) -> dict[str, int]:
+        """The token cap sent besides `max_completion_tokens`.
+
+        OpenAI reads `max_completion_tokens` (and refuses `max_tokens` for its reasoning models);
+        llama.cpp's server, Ollama and LM Studio read only `max_tokens`; vLLM reads either.
+        Anything that is not OpenAI's own API gets both, so the cap holds everywhere.
+        """
+        return {} if self.official else {"max_tokens": max_tokens}
+
+
+def endpoint(settings: LLMSettings, environ: Mapping[str, str]) -> Endpoint:
+    """The endpoint of an "openai" or "ollama" [llm]; a ConfigError names the unset key variable."""
+    if settings.provider == "ollama":
+        # Ollama speaks the OpenAI protocol under /v1; no extra client needed.
+        base_url = (settings.base_url or OLLAMA_URL).rstrip("/") + "/v1"
+        return Endpoint(base_url, read_secret(settings.api_key_env, environ) or "ollama", official=False)
+    env = settings.api_key_env or "OPENAI_API_KEY"
+    api_key = read_secret(env, environ)
+    if api_key is None:
+        raise ConfigError(f"llm.api_key_env: set the environment variable {env}")
+    official = urlsplit(settings.base_url or f"https://{OPENAI_HOST}").hostname == OPENAI_HOST
+    return Endpoint(settings.base_url, api_key, official)
+
+
 def build_chat_model(
     settings: LLMSettings,
     environ: Mapping[str, str],
@@ -118,30 +156,14 @@ def build_chat_model(
         return EmbeddedChatModel(runtime=SmolRuntime(adapter=adapter))
     from langchain_openai import ChatOpenAI
 
-    base_url: str | None
-    api_key: str | None
-    if settings.provider == "ollama":
-        # Ollama speaks the OpenAI protocol under /v1; no extra client needed.
-        base_url = (settings.base_url or OLLAMA_URL).rstrip("/") + "/v1"
-        api_key = read_secret(settings.api_key_env, environ) or "ollama"
-    else:
-        base_url = settings.base_url
-        api_key = read_secret(settings.api_key_env or "OPENAI_API_KEY", environ)
-        if api_key is None:
-            raise ConfigError(
-                f"llm.api_key_env: set the environment variable {settings.api_key_env or 'OPENAI_API_KEY'}"
-            )
-    # OpenAI reads `max_completion_tokens` (and refuses `max_tokens` for its reasoning models);
-    # llama.cpp's server, Ollama and LM Studio read only `max_tokens`; vLLM reads either.
-    # Anything that is not OpenAI's own API gets both, so the cap holds everywhere.
-    official = settings.provider == "openai" and urlsplit(base_url or f"https://{OPENAI_HOST}").hostname == OPENAI_HOST
+    point = endpoint(settings, environ)
     model: BaseChatModel = ChatOpenAI(
         model=settings.model,
-        base_url=base_url,
-        api_key=api_key,  # type: ignore[arg-type]
+        base_url=point.base_url,
+        api_key=point.api_key,  # type: ignore[arg-type]
         temperature=settings.temperature,
         max_completion_tokens=settings.max_tokens,
-        extra_body=None if official else {"max_tokens": settings.max_tokens},
+        extra_body=point.extra_caps(settings.max_tokens) or None,
         timeout=settings.timeout_s,
         max_retries=settings.max_retries,
         http_async_client=http_client,

@@ -84,7 +84,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         history_dir = config.storage.history_path
         history = await History.open(history_dir / "history.sqlite", history_dir / "files")
         stack.push_async_callback(history.close)
-        preferences = await Preferences.open(history_dir / "settings.sqlite")
+        preferences = await Preferences.open(config.storage.settings_path)
         stack.push_async_callback(preferences.close)
         concept_store = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
         stack.push_async_callback(concept_store.close)

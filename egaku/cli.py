@@ -1,4 +1,4 @@
-"""The `egaku` command: bot, worker, chat and imagine."""
+"""The `egaku` command: bot, worker, serve, chat, imagine, audit and doctor."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         ("chat", "talk to the agent in this terminal (no Discord needed)"),
         ("imagine", "draw one request and exit"),
         ("audit", "print the audit log, one JSON record per image job, oldest first"),
+        ("doctor", "check the config, Discord, the worker, the LLM, disk and GPU; say what to fix"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", type=Path, default=Path("config.toml"), help="the TOML config file")
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
         if name == "audit":
             cmd.add_argument("--user", help="only this Discord user id's jobs")
+        if name == "doctor":
+            cmd.add_argument("--json", action="store_true", help="print the findings as JSON")
+            cmd.add_argument("--worker", action="store_true", help="this is a GPU host running `egaku worker`")
         if name == "imagine":
             cmd.add_argument("text", help="what to draw")
             cmd.add_argument("--raw", action="store_true", help="draw the words as written, no rewrite")
@@ -75,6 +79,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "doctor":
+        # The doctor reports a broken config itself, as one of its findings.
+        from egaku.doctor import run_doctor
+
+        return run_doctor(args.config, env, sys.stdout, as_json=args.json, worker_host=args.worker)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -152,6 +152,11 @@ class StorageSettings(_Section):
         return Path(self.history_dir).expanduser()
 
     @property
+    def settings_path(self) -> Path:
+        """The /settings store (users' defaults, servers' rules), inside the history folder."""
+        return self.history_path / "settings.sqlite"
+
+    @property
     def images_path(self) -> Path:
         """The folder images are written to, with ~ expanded."""
         return Path(self.images_dir).expanduser()

@@ -37,9 +37,10 @@ from worker.errors import JobCancelled, QueueBusy, WorkerError
 from worker.http import WorkerServer, check_exposure
 from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
-from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
+from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse, UpscaleResponse
 from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
 from worker.settings import WorkerSettings, read_secret
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,13 @@ class Renderer:
         except Exception as exc:
             return Failure.of(exc)
 
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse | Failure:
+        """Upscale a picture on this replica's render thread."""
+        try:
+            return await self._jobs.upscale(plan)
+        except Exception as exc:
+            return Failure.of(exc)
+
     async def whoami(self) -> tuple[str, int]:
         """This replica's id and process id (operators and the chaos test use them)."""
         return self._replica, os.getpid()
@@ -211,6 +219,15 @@ class ServeQueue:
     def depth(self) -> int:
         """Jobs waiting in some replica's queue."""
         return sum(1 for p in self._positions.values() if p > 0)
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting in some replica's queue, by priority."""
+        counts: dict[int, int] = {}
+        for job_id, position in self._positions.items():
+            if position > 0 and job_id in self._jobs:
+                priority = self._jobs[job_id].priority
+                counts[priority] = counts.get(priority, 0) + 1
+        return counts
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
         """Send a job to a replica (or attach to the job in flight with this id)."""
@@ -336,20 +353,35 @@ class ServeJobs:
 
     async def describe(self, image: bytes) -> DescriptionResponse:
         """Caption on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("describe", image, "the captioner")
+        assert isinstance(answer, DescriptionResponse)
+        return answer
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """Upscale on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("upscale", plan, "the upscaler")
+        assert isinstance(answer, UpscaleResponse)
+        return answer
+
+    async def _ask(self, method: str, argument: Any, what: str) -> Any:
+        """One call of a replica's helper model; its failure raised here, a dead replica's call sent again."""
         for _ in range(self._settings.serve.retries + 1):
             try:
-                answer = await self._renderer.describe.remote(image)
+                answer = await getattr(self._renderer, method).remote(argument)
             except REPLICA_DIED:
                 await asyncio.sleep(0.5)
                 continue
             if isinstance(answer, Failure):
                 raise answer.exception()
-            assert isinstance(answer, DescriptionResponse)
             return answer
-        raise WorkerError("the captioner's replicas kept dying")
+        raise WorkerError(f"{what}'s replicas kept dying")
 
     def lessons(self) -> None:
         """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""
+        return None
+
+    def loaded(self) -> None:
+        """Each replica holds its own presets; the gateway cannot say which."""
         return None
 
     def close(self) -> None:

@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.families.registry import FAMILIES
-from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, MAX_TEACH_STEPS, Size, check_size
+from worker.protocol import (
+    MAX_BEST_OF,
+    MAX_INPUT_IMAGES,
+    MAX_PIXELS,
+    MAX_STEPS,
+    MAX_TEACH_STEPS,
+    Size,
+    check_size,
+)
+
+SAFE_WEIGHTS = (".safetensors",)
+PICKLED_WEIGHTS = (".pth", ".pt", ".ckpt")
+
+
+def check_weights_file(path: str, allow_pickle: bool) -> None:
+    """Raise ValueError unless `path` names a safetensors file, or a pickle the operator opted into."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix in SAFE_WEIGHTS or (allow_pickle and suffix in PICKLED_WEIGHTS):
+        return
+    if suffix in PICKLED_WEIGHTS:
+        raise ValueError(
+            f"upscaler {path!r} is a pickle, and loading one can run code: convert it to .safetensors, "
+            "or set upscaler_allow_pickle = true if you trust the file"
+        )
+    raise ValueError(f"upscaler {path!r} must be a .safetensors weights file")
+
 
 SchedulerName = Literal[
     "EulerDiscreteScheduler",
@@ -18,6 +43,31 @@ SchedulerName = Literal[
     "UniPCMultistepScheduler",
     "LCMScheduler",
 ]
+
+
+class IPAdapterSpec(BaseModel):
+    """[worker.models.NAME.ip_adapter]: an IP-Adapter that lets an SDXL or SD1.5 preset draw from pictures.
+
+    Loaded with the preset (diffusers' `load_ip_adapter`): `source` is a hub id or folder ("h94/IP-Adapter"),
+    `subfolder` and `weight_name` the weights in it ("sdxl_models", "ip-adapter_sdxl.safetensors"), and
+    `image_encoder` the CLIP vision encoder's folder (inside `subfolder`, or a path from `source` when it holds
+    a "/"). `source = "tiny"` builds a random one for tests.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    subfolder: str = ""
+    weight_name: str = "ip-adapter.safetensors"
+    image_encoder: str = "image_encoder"
+    # A subject reference ("this cat") reaches every attention block at this strength.
+    subject_scale: float = Field(default=0.6, ge=0.0, le=2.0)
+    # A style reference ("in the style of this") reaches only the style blocks (InstantStyle), at this strength.
+    style_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    # Which blocks a style reads, as diffusers' set_ip_adapter_scale takes them ({"up": {"block_0": [0, 1, 0]}});
+    # unset: the family's own (SDXL: InstantStyle's up_blocks.0.attentions.1).
+    style_blocks: dict[str, Any] | None = None
+    max_references: int = Field(default=4, ge=1, le=MAX_INPUT_IMAGES - 1)
 
 
 class ModelPreset(BaseModel):
@@ -46,9 +96,13 @@ class ModelPreset(BaseModel):
     # For single-file checkpoints: a local folder or hub id holding the diffusers config.
     config: str | None = None
     licence: str = ""
+    # The GPU memory it needs, in GiB, at the worker's dtype (bf16 on CUDA): `egaku doctor` checks it against the GPU.
+    gpu_memory_gb: float | None = Field(default=None, gt=0, le=1024)
     # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
     # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
     prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)
+    # Reference pictures for the sdxl and sd15 families (subject or style): see IPAdapterSpec.
+    ip_adapter: IPAdapterSpec | None = None
     # For the bot's embedded LLM, not the worker: an adapter that teaches it this model's words, used when this
     # preset is the default. "world": the shipped shape-world adapter (agent/adapters/world); or a folder.
     llm_adapter: str | None = None
@@ -191,6 +245,17 @@ class WorkerSettings(BaseModel):
     scorer_processor: str | None = None
     # The most candidates one request may ask for (best_of); past it, a 400 naming the limit.
     max_best_of: int = Field(default=4, ge=1, le=MAX_BEST_OF)
+    # The super-resolution network behind POST /v1/images/upscales: a weights file spandrel reads (ESRGAN,
+    # Real-ESRGAN, SwinIR, HAT, DAT...; it detects the architecture). A .safetensors file; a pickled .pth, .pt or
+    # .ckpt only with upscaler_allow_pickle = true, since unpickling can run code. Unset: no upscaler.
+    upscaler: str | None = None
+    upscaler_allow_pickle: bool = False
+    # The network runs on tiles of this many input pixels a side, each with `upscale_overlap` pixels of its
+    # neighbours' context (cropped off again), so a large picture fits in memory without seams.
+    upscale_tile: int = Field(default=512, ge=16, le=4096)
+    upscale_overlap: int = Field(default=32, ge=0, le=512)
+    # The largest result, in pixels: a bigger one is scaled down to this (keeping its shape).
+    upscale_max_pixels: int = Field(default=4096 * 4096, ge=64 * 64, le=8192 * 8192)
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
     # Other names for presets, e.g. "dall-e-3" = "sdxl". OpenAI's model names not listed serve default_model.
     aliases: dict[str, str] = Field(default_factory=dict)
@@ -205,6 +270,12 @@ class WorkerSettings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     teach: TeachSettings = Field(default_factory=TeachSettings)
+
+    @model_validator(mode="after")
+    def _upscaler_file(self) -> WorkerSettings:
+        if self.upscaler is not None:
+            check_weights_file(self.upscaler, self.upscaler_allow_pickle)
+        return self
 
     @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:

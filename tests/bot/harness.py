@@ -40,10 +40,15 @@ async def running_bot(
     preferences: Preferences | None = None,
     worker: WorkerClient | None = None,
     concepts: ConceptService | None = None,
+    sync_guild_ids: tuple[int, ...] = (),
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
-        api_base=fake.api_base, gateway_url=fake.gateway_url, sync_commands=sync, token_env="TEST_TOKEN"
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+        sync_commands=sync,
+        token_env="TEST_TOKEN",
+        sync_guild_ids=list(sync_guild_ids),
     )
     point_at(settings)
     services = services or BotServices(

@@ -119,3 +119,9 @@ class Preferences:
     async def set_guild(self, guild_id: str, policy: GuildPolicy) -> None:
         """Save a guild's policy."""
         await self._put("guild_policy", "guild_id", guild_id, policy.model_dump_json())
+
+    async def guilds(self) -> dict[str, GuildPolicy]:
+        """Every server's policy that was ever set, by server id (for `egaku doctor`)."""
+        async with self._db.execute("SELECT guild_id, body FROM guild_policy") as cur:
+            rows = await cur.fetchall()
+        return {str(guild_id): GuildPolicy.model_validate_json(body) for guild_id, body in rows}

@@ -1,9 +1,10 @@
 """The worker's HTTP API (aiohttp): OpenAI Images shape, bound to loopback by default.
 
-POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events
-POST   /v1/images/edits         multipart: image, optional mask, prompt, strength, mask_prompt...
+POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events; `references`: pictures to draw from
+POST   /v1/images/edits         multipart: image (or several image[], the edited one first), optional mask, prompt...
 POST   /v1/images/variations    multipart: image, strength...
 POST   /v1/images/descriptions  multipart: image; answers an English prompt for it (/describe)
+POST   /v1/images/upscales      multipart: image, scale (2 or 4); the upscaler network enlarges it, faithfully
 GET    /v1/images/jobs/{id}     queue position and ETA
 DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
 GET    /v1/images/files/{name}  an image behind a signed, expiring link (response_format="url"; no token)
@@ -54,10 +55,12 @@ from worker.protocol import (
     HealthResponse,
     TeachRequest,
     TeachResponse,
+    UpscaleRequest,
     VariationRequest,
 )
 from worker.scheduler import Job, Progress
 from worker.settings import WorkerSettings
+from worker.upscale.plan import plan_upscale, upscaler_name
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class WorkerServer:
         app.router.add_post("/v1/images/edits", self.edits)
         app.router.add_post("/v1/images/variations", self.variations)
         app.router.add_post("/v1/images/descriptions", self.descriptions)
+        app.router.add_post("/v1/images/upscales", self.upscales)
         app.router.add_get("/v1/images/jobs/{job_id}", self.job_status)
         app.router.add_delete("/v1/images/jobs/{job_id}", self.cancel)
         app.router.add_post("/v1/concepts/train", self.teach)
@@ -172,7 +176,13 @@ class WorkerServer:
     async def healthz(self, _request: web.Request) -> web.Response:
         """GET /healthz: ok once the default model is loaded."""
         status: Literal["ok", "loading"] = "ok" if self._ready.is_set() else "loading"
-        return json_answer(HealthResponse(status=status, models=self._engine.model_names))
+        health = HealthResponse(
+            status=status,
+            models=self._engine.model_names,
+            loaded=self._jobs.loaded(),
+            upscaler=upscaler_name(self._settings),
+        )
+        return json_answer(health)
 
     async def models(self, _request: web.Request) -> web.Response:
         """GET /v1/models in OpenAI's list shape: the presets, their aliases and OpenAI's model names."""
@@ -199,7 +209,11 @@ class WorkerServer:
         """POST /v1/images/generations."""
         job_request = validated(GenerationRequest, await json_body(request))
         job_id = job_request.job_id or secrets.token_hex(8)
-        plan = self._engine.plan(job_request, job_id)  # bounds checked before the job waits
+        # Bounds checked before the job waits; reference pictures are decoded off the loop.
+        if job_request.references:
+            plan = await asyncio.to_thread(self._engine.plan, job_request, job_id)
+        else:
+            plan = self._engine.plan(job_request, job_id)
         return await self._run(request, job_request, job_id, plan, "image_generation")
 
     async def edits(self, request: web.Request) -> web.StreamResponse:
@@ -215,6 +229,16 @@ class WorkerServer:
         files, _fields = await image_form(request)
         image = files["image"][0].file.read()
         return json_answer(await self._jobs.describe(image))
+
+    async def upscales(self, request: web.Request) -> web.Response:
+        """POST /v1/images/upscales (multipart `image`, `scale`): the picture enlarged 2x or 4x by the upscaler."""
+        files, fields = await image_form(request)
+        upscale_request: UpscaleRequest = validated(UpscaleRequest, dict(fields))
+        job_id = upscale_request.job_id or secrets.token_hex(8)
+        image = files["image"][0].file.read()
+        # Decoded and checked against the cap before it waits for the render thread; off the loop.
+        plan = await asyncio.to_thread(plan_upscale, self._settings, upscale_request, image, job_id)
+        return json_answer(await self._jobs.upscale(plan))
 
     async def teach(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/concepts/train (multipart `image[]`): learn a word from 3-10 pictures, below rendering."""
@@ -249,6 +273,9 @@ class WorkerServer:
 
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
         files, fields = await image_form(request)
+        outpaint = next((name for name in ("zoom", "pan") if name in fields), None)
+        if variation and outpaint is not None:
+            raise BadRequest("zoom and pan are edits: use /v1/images/edits", param=outpaint)
         if variation:
             fields.pop("mask_prompt", None)
         parsed: dict[str, Any] = dict(fields)
@@ -262,6 +289,8 @@ class WorkerServer:
             raise BadRequest("svg: SVG output is not supported here", param="svg")
         if "markup" in files:
             raise BadRequest("markup overlays are not supported here: send a mask", param="markup")
+        if "references" in fields or "references" in files:
+            raise BadRequest("an edit's references are further image[] files, after the one edited", param="references")
         job_request = validated(VariationRequest if variation else EditRequest, parsed)
         job_id = job_request.job_id or secrets.token_hex(8)
         image, *others = [part.file.read() for part in files["image"]]
@@ -373,8 +402,7 @@ class WorkerServer:
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """GET /metrics in Prometheus' text format."""
-        queue = self._scheduler
-        text = prometheus_text(queue.depth if queue else 0, self._ready.is_set(), queue.stats if queue else None)
+        text = prometheus_text(self._scheduler, self._ready.is_set(), self._engine.memory())
         return web.Response(text=text, content_type="text/plain")
 
 
