@@ -8,7 +8,7 @@ import pytest
 
 from bot.buttons.custom_zoom import ZOOM_BOUNDS, read_zoom
 from egaku.config import Config
-from tests.bot.buttons.test_zoom import check_outpainted, outpainting, sent, shown_id
+from tests.bot.buttons.pressing import check_outpainted, outpainting, sent, shown_id
 from tests.bot.test_buttons import callback_of, first_image, followup_of
 from tests.bot.test_conversation import KING, live
 from tests.fakes.discord import FakeDiscord

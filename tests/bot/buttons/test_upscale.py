@@ -10,9 +10,8 @@ import pytest
 
 from bot.buttons.upscale import FALLBACK_2X, FALLBACK_4X
 from egaku.config import Config
-from tests.bot.buttons.test_zoom import sent, sha, shown_id
-from tests.bot.test_buttons import first_image, followup_of
-from tests.bot.test_conversation import KING, live
+from tests.bot.buttons.pressing import press_across_a_restart, sent, sha
+from tests.bot.test_conversation import KING
 from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.discord import Captured, FakeDiscord
 from tests.fakes.openai import FakeOpenAI
@@ -43,43 +42,31 @@ def labels(post: Captured) -> list[list[str]]:
 async def test_the_upscale_buttons_use_the_workers_upscaler_across_a_restart(
     app_config: Config, fake_openai: FakeOpenAI, upscaling: RecordingWorker, fake_discord: FakeDiscord
 ) -> None:
-    async with live(app_config, fake_openai, upscaling, fake_discord):
-        first, message_id, gid = await first_image(fake_discord, fake_openai)
-        press = await fake_discord.press(f"egaku:upscale2:{gid}", message_id)
-        twice = await fake_discord.wait_for_request(followup_of(press))
-    async with live(app_config, fake_openai, upscaling, fake_discord) as app:  # a new process, the same history
-        press = await fake_discord.press(f"egaku:upscale4:{gid}", message_id)
-        four = await fake_discord.wait_for_request(followup_of(press))
-        kept = [await app.history.get(shown_id(post)) for post in (twice, four)]
-    assert labels(first)[1] == ["Upscale 2×", "Upscale 4×", "Upscale (creative)"]
+    pressed = await press_across_a_restart(app_config, fake_openai, upscaling, fake_discord, ["upscale2"], ["upscale4"])
+    assert labels(pressed.first)[1] == ["Upscale 2×", "Upscale 4×", "Upscale (creative)"]
     _, *upscales = upscaling.received
-    for received, post, scale in zip(upscales, (twice, four), (2, 4), strict=True):
+    for received, post, scale in zip(upscales, pressed.posts, (2, 4), strict=True):
         side = 64 * scale
         assert received.path == "/v1/images/upscales"
-        assert (sent(received), received.files) == ({"scale": str(scale)}, {"image": sha(first.files[0].data)})
+        assert (sent(received), received.files) == ({"scale": str(scale)}, {"image": sha(pressed.parent)})
         answer = received.answer
         assert (answer["size"], answer["scale"], answer["model"]) == (f"{side}x{side}", scale, UPSCALER)
         assert [sha(f.data) for f in post.files] == [answer["data"][0]["sha256"]]  # posted as the worker made it
         # The picture's own seed, steps and preset: later edits of it draw with them.
         assert post.json["embeds"][0]["footer"]["text"] == f"seed 77 · {side}×{side} · 2 steps · tiny"
         assert labels(post)[1] == ["Upscale 2×", "Upscale 4×", "Upscale (creative)"]
-    assert [(g.kind, g.parent_id, g.width, g.prompt) for g in kept if g] == [
-        ("upscale", gid, 128, KING), ("upscale", gid, 256, KING),
+    assert [(g.kind, g.parent_id, g.width, g.prompt) for g in pressed.kept if g] == [
+        ("upscale", pressed.gid, 128, KING), ("upscale", pressed.gid, 256, KING),
     ]  # fmt: skip
 
 
 async def test_without_an_upscaler_the_plain_buttons_say_so_and_draw_the_creative_upscale(
     app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
 ) -> None:
-    async with live(app_config, fake_openai, recorder, fake_discord):
-        first, message_id, gid = await first_image(fake_discord, fake_openai)
-    async with live(app_config, fake_openai, recorder, fake_discord) as app:  # after a restart
-        posts = []
-        for action in ("upscale2", "upscale4", "upscale"):
-            press = await fake_discord.press(f"egaku:{action}:{gid}", message_id)
-            posts.append(await fake_discord.wait_for_request(followup_of(press)))
-        kept = [await app.history.get(shown_id(post)) for post in posts]
-    assert labels(first)[1] == [FALLBACK_2X, FALLBACK_4X, "Upscale (creative)"]
+    pressed = await press_across_a_restart(
+        app_config, fake_openai, recorder, fake_discord, [], ["upscale2", "upscale4", "upscale"]
+    )
+    assert labels(pressed.first)[1] == [FALLBACK_2X, FALLBACK_4X, "Upscale (creative)"]
     assert (FALLBACK_2X, FALLBACK_4X) == (
         "Upscale 2× (creative: no upscaler)",
         "Upscale 4× → 2× (creative: no upscaler)",
@@ -89,5 +76,5 @@ async def test_without_an_upscaler_the_plain_buttons_say_so_and_draw_the_creativ
     assert [(r.path, r.fields["size"], r.fields["strength"], r.fields["seed"]) for r in creative] == [
         ("/v1/images/edits", "128x128", "0.3", "77")
     ] * 3
-    assert {r.files["image"] for r in creative} == {sha(first.files[0].data)}
-    assert [(g.kind, g.parent_id, g.width) for g in kept if g] == [("strong", gid, 128)] * 3
+    assert {r.files["image"] for r in creative} == {sha(pressed.parent)}
+    assert [(g.kind, g.parent_id, g.width) for g in pressed.kept if g] == [("strong", pressed.gid, 128)] * 3
