@@ -14,6 +14,7 @@ from tools.service.requests import Edit
 from tools.stores.history import Generation
 from worker.protocol import MAX_PROMPT_CHARS, MAX_ZOOM, MIN_ZOOM
 
+LABEL = "Custom Zoom"
 TITLE = "Custom zoom"
 ZOOM_LABEL = f"Zoom out ({MIN_ZOOM:.1f} to {MAX_ZOOM:.1f})"
 PROMPT_LABEL = "Prompt"
@@ -63,4 +64,4 @@ async def custom_zoom(interaction: discord.Interaction, generation: Generation, 
     await interaction.response.send_modal(CustomZoomModal(generation, post))
 
 
-CUSTOM_ZOOM = ButtonAction("zoom", "🔧", "Custom Zoom", custom_zoom, owner_only=True)
+CUSTOM_ZOOM = ButtonAction("zoom", "🔧", LABEL, custom_zoom, owner_only=True)
