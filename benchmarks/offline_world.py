@@ -344,6 +344,8 @@ def measure(requests: int, edits: int, chat_lines: int, workdir: Path) -> Result
     finally:
         main.close()
     for language in LANGUAGES:
+        if not any(e.language == language for e in sets.edits):
+            continue  # `--per-language R 0 C`: no edits, and no chat started for them
         chat = started(f"edits-{language}")
         try:
             run_edits(chat, [e for e in sets.edits if e.language == language], results)
@@ -408,6 +410,14 @@ def report(results: Results, command: str, seconds: float) -> str:
         f"{k} {share([bool(v and v.caption_right) for v in vs])} / {share([bool(v and v.right) for v in vs])}"
         for k, vs in kinds.items()
     )
+    header = "| language | edits | caption exactly right (agent) | right | changed attribute right | rest unchanged |"
+    edits = f"""{header} median ratio |
+|---|---|---|---|---|---|---|
+{chr(10).join(edit_rows)}
+
+Per kind (caption / right): {kind_line}."""
+    if not results.edits:
+        edits = "Not run in this run (`--per-language R 0 C`)."
     turns = results.turns()
     chat = share([chat_right(t, e.language) for e, t in results.chat])
     outside = share([outside_right(t, e.language) for e, t in results.outside])
@@ -435,11 +445,7 @@ background |
 others and the background read as before; ratio = mean change outside the changed object's grid cells / inside,
 goal < 0.2):
 
-| language | edits | caption exactly right (agent) | right | changed attribute right | rest unchanged | median ratio |
-|---|---|---|---|---|---|---|
-{chr(10).join(edit_rows)}
-
-Per kind (caption / right): {kind_line}.
+{edits}
 
 **Chat** (no picture, the user's language, under 300 characters, no sentence twice; goal 100%): {chat}.
 **Out of the world** (no picture, the polite explanation; goal 100%): {outside}.
@@ -462,7 +468,10 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="markdown file to write the section into (docs/benchmarks.md)")
     parser.add_argument("--json", type=Path, help="every turn, as JSON")
     args = parser.parse_args()
-    command = "python -m benchmarks.offline_world" + (f" --write {args.write}" if args.write else "")
+    sizes = (
+        "" if tuple(args.per_language) == (50, 20, 10) else " --per-language " + " ".join(map(str, args.per_language))
+    )
+    command = "python -m benchmarks.offline_world" + sizes + (f" --write {args.write}" if args.write else "")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="egaku-offline-") as workdir:
         results = measure(*args.per_language, Path(workdir))

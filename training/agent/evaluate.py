@@ -1,6 +1,6 @@
 """The adapter on the held-back conversations: is the answer exactly the one asked for?
 
-    python -m training.agent.evaluate [--adapter agent/adapters/world] [--json out.json]
+    python -m training.agent.evaluate [--adapter agent/adapters/world] [--json out.json] [--per-language 50 20 10]
 
 Each held-back turn goes through the runtime's own pieces (the adapter's chat, the guided greedy
 decoding, the answer parser), so this measures the agent's words without the painter: for a
@@ -67,9 +67,11 @@ def answer(runtime: SmolRuntime, example: Example) -> tuple[Answer | None, float
 
 
 def grade(runtime: SmolRuntime, examples: list[Example]) -> list[Graded]:
-    """Answer and grade every example."""
+    """Answer and grade every example (a progress bar on stderr: a turn takes seconds on a busy CPU)."""
+    from tqdm import tqdm
+
     out = []
-    for example in examples:
+    for example in tqdm(examples, desc="held-back turns", unit="turn"):
         got, seconds = answer(runtime, example)
         out.append(Graded(example.language, example.kind, example.text, example.answer, got, seconds))
     return out
@@ -100,9 +102,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", default="world", help="a shipped adapter's name or a folder")
     parser.add_argument("--json", type=Path, help="write every graded turn and the summary here")
+    parser.add_argument(
+        "--per-language", type=int, nargs=3, default=(50, 20, 10), metavar=("REQUESTS", "EDITS", "CHAT")
+    )
     args = parser.parse_args()
     runtime = SmolRuntime(adapter=find_adapter(args.adapter))
-    sets = held_back()
+    sets = held_back(*args.per_language)
     graded = grade(runtime, [*sets.requests, *sets.edits, *sets.chat, *sets.outside])
     table = summary(graded)
     for key, row in table.items():
