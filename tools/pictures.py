@@ -5,8 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-# How an image came to be. Edits name their mode; the history stores the kind as text.
-ImageKind = Literal["generate", "upload", "regenerate", "subtle", "strong", "region", "instruct"]
+# How an image came to be. Edits name their mode; the history stores the kind as text. "reference": drawn by a
+# model that read other pictures (the same character in a new scene, the cat from an upload); "blend": /blend.
+ImageKind = Literal["generate", "upload", "regenerate", "subtle", "strong", "region", "instruct", "reference", "blend"]
+# What a parent gave its child: the picture edited, a subject to take (a character, an object), or a style.
+ParentRole = Literal["edited", "reference", "style"]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """One picture an image was made from, and what it gave; an image keeps its parents in order."""
+
+    id: str
+    role: ParentRole
+
+
+Lineage = tuple[Parent, ...]  # an image's parents, in order ("picture 1", "picture 2"...)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +36,8 @@ class Picture:
     model: str  # the preset; "" for an upload
     user_words: str
     kind: ImageKind = "generate"
-    parent_id: str | None = None
+    parent_id: str | None = None  # the first of `parents` (kept for older readers)
+    parents: Lineage = ()  # every picture it was made from, in order
     score: float | None = None  # best-of-N: how well it matched the prompt (the worker's scorer)
 
 

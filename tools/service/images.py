@@ -8,6 +8,7 @@ blocklist, progress, the audit record and the image history are applied here, on
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -34,7 +35,8 @@ from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
-from tools.pictures import ImageKind, RenderedImage
+from tools.pictures import ImageKind, Lineage, Parent, RenderedImage
+from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
 from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
 from tools.stores.history import AuditRecord, Generation, History, Viewer
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
@@ -67,6 +69,7 @@ class ImageService:
         history: History | None = None,
         model: str | None = None,
         instruct_model: str | None = None,
+        references: ReferenceModel | None = None,
         limiter: JobLimiter | None = None,
         blocklist: Iterable[str] = (),
         safety_check: bool = False,
@@ -80,6 +83,7 @@ class ImageService:
         self.concepts = concepts
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
+        self.references = references  # the preset that reads several pictures; None: reference edits are approximate
         self._limiter = limiter
         self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
@@ -88,24 +92,41 @@ class ImageService:
         self.max_best_of = max_best_of
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
-        """Draw a new picture."""
+        """Draw a new picture, from a description or from pictures (a blend)."""
 
         async def work() -> list[RenderedImage]:
+            if request.references:  # a blend: a new picture from pictures alone
+                if self.history is None:
+                    raise UnknownImage("there is no image history here")
+                job = await blend_job(self.history, viewer_of(who), self.references, request)
+                return await self._from_pictures(who, job)
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
             images = await self._generate(who, generation)
-            return await self._keep(images, who, "generate", None)
+            return await self._keep(images, who, "generate")
 
         return await self._run(who, work)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
-        """Change an earlier image, keeping its seed, size and model unless told otherwise."""
+        """Change an earlier image, keeping its seed, size and model unless told otherwise.
+
+        An edit that reads further pictures goes to the preset that reads several (`references.edit_job`);
+        without one, it is the same seed with the new description, and the outcome says so."""
+        notice: str | None = None
 
         async def work() -> list[RenderedImage]:
+            nonlocal notice
             if self.history is None:
                 raise UnknownImage("there is no image history here")
             parent = await self.history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
+            job = await edit_job(self.history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
+            if job is not None:
+                return await self._from_pictures(who, job)
+            if self.references is None and (request.references or mode == "reference"):
+                # No preset reads the pictures: the same seed with the new description, said to be approximate.
+                notice = APPROXIMATE_TEXT
+                mode = "regenerate" if request.mode in (None, "reference") else mode
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
@@ -135,9 +156,25 @@ class ImageService:
                     fields["mask_prompt"] = request.target
                 edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
                 images = await self._edit(who, ImageEdit(edit, self.history.png(parent)))
-            return await self._keep(images, who, mode, parent.id)
+            return await self._keep(images, who, mode, (Parent(parent.id, "edited"),))
 
-        return await self._run(who, work)
+        outcome = await self._run(who, work)
+        return replace(outcome, notice=notice) if notice and isinstance(outcome, Drawn) else outcome
+
+    async def _from_pictures(self, who: Requester, job: FromPictures) -> list[RenderedImage]:
+        """Send the pictures, in order, with the whole new description; record the new one with its parents."""
+        assert self.history is not None
+        history = self.history
+        if self.references is not None and job.model == self.references.name:
+            self.references.check(len(job.pictures), editing=job.canvas is not None)
+        self._check_language(job.language, job.model)
+        pngs = await asyncio.to_thread(lambda: [history.png(g) for g in job.pictures])  # disk reads: off the loop
+        request = job.request(pngs, who.user_id, self._checks(who), who.options)
+        if isinstance(request, EditRequest):
+            images = await self._edit(who, ImageEdit(request, pngs[0], references=tuple(pngs[1:])))
+        else:
+            images = await self._generate(who, request)
+        return await self._keep(images, who, job.kind, job.parents)
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""
@@ -238,24 +275,27 @@ class ImageService:
         return Drawn(tuple(images))
 
     async def _keep(
-        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
+        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()
     ) -> list[RenderedImage]:
-        """Record images in the history (when there is one) and return them with their ids."""
+        """Record images in the history (when there is one), with their parents in order; return them with ids."""
+        first = parents[0].id if parents else None
+
+        def made(image: RenderedImage, image_id: str | None = None) -> RenderedImage:
+            return replace(image, id=image_id or image.id, kind=kind, parent_id=first, parents=parents)
+
         if self.history is None:
-            return [replace(i, kind=kind, parent_id=parent) for i in images]
+            return [made(i) for i in images]
         kept = []
         for image in images:
-            record = await self._record(image, who, kind, parent)
+            record = await self._record(image, who, kind, parents)
             # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
-            losers = [await self._record(c, who, kind, parent, candidate_of=record.id) for c in image.candidates]
-            candidates = tuple(
-                replace(c, id=r.id, kind=kind, parent_id=parent) for c, r in zip(image.candidates, losers, strict=True)
-            )
-            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent, candidates=candidates))
+            losers = [await self._record(c, who, kind, parents, candidate_of=record.id) for c in image.candidates]
+            candidates = tuple(made(c, r.id) for c, r in zip(image.candidates, losers, strict=True))
+            kept.append(replace(made(image, record.id), candidates=candidates))
         return kept
 
     async def _record(
-        self, image: RenderedImage, who: Requester, kind: ImageKind, parent: str | None, candidate_of: str | None = None
+        self, image: RenderedImage, who: Requester, kind: ImageKind, parents: Lineage, candidate_of: str | None = None
     ) -> Generation:
         """One image into the history."""
         assert self.history is not None
@@ -274,7 +314,7 @@ class ImageService:
             steps=image.steps,
             model=image.model,
             kind=kind,
-            parent_id=parent,
+            parents=parents,
             prompt_language=detect_language(image.prompt),
             score=image.score,
             candidate_of=candidate_of,
