@@ -59,6 +59,7 @@ class FromPictures:
     role: ReferenceRole = "subject"
     seed: int | None = None  # None: the first picture's seed (a drawn one's), else a fresh one
     aspect: str | None = None  # a new picture's shape; None: the first picture's size, or the preset's
+    size: str | None = None  # a size of its own (a reroll keeps the picture's); wins over `aspect`
     target: str | None = None  # region edits: the part to repaint, in words
     strength: float | None = None  # img2img edits (subtle, strong); None: the model's own edit
     language: str | None = None  # the prompt's language, when the LLM wrote it
@@ -91,13 +92,14 @@ class FromPictures:
             "reference_role": "style" if self.role == "style" else None,
         }
         if self.canvas is not None:
-            fields.update(size=size_of(first) if drawn else None, negative_prompt=first.negative_prompt,
+            fields.update(size=self.size or (size_of(first) if drawn else None), negative_prompt=first.negative_prompt,
                           strength=self.strength, mask_prompt=self.target)  # fmt: skip
             return EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
         aspect = self.aspect or options.aspect
         # A new scene keeps a drawn picture's size; a blend takes the shape asked for (or the preset's).
-        size = size_of(first) if drawn and aspect is None and self.kind != "blend" else None
-        fields.update(size=size, aspect=aspect, negative_prompt=options.negative_prompt,
+        keeps = drawn and aspect is None and self.kind != "blend"
+        size = self.size or (size_of(first) if keeps else None)
+        fields.update(size=size, aspect=None if size else aspect, negative_prompt=options.negative_prompt,
                       references=[base64.b64encode(png).decode("ascii") for png in pngs])  # fmt: skip
         return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
@@ -137,7 +139,8 @@ async def edit_job(
         strength = strengths.get(parent.kind) if canvas is not None else None
         seed = parent.seed if request.seed is None else request.seed
         return FromPictures(request.prompt, parent.model, parent.kind, tuple(others), canvas=canvas,
-                            role=role_of(parent), seed=seed, strength=strength, language=request.language)  # fmt: skip
+                            role=role_of(parent), seed=seed, size=size_of(parent), strength=strength,
+                            language=request.language)  # fmt: skip
     others = await gather(history, request.references, viewer, (parent,))
     if model is None or not (others or mode == "reference"):
         return None

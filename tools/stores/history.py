@@ -122,27 +122,22 @@ class Generation(Picture):
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
-        parent = "".join(f", {made_from(role, ids)}" for role, ids in by_role(self.parents))
+        parent = _made_from(self.parents)
         prompt = _clip(self.prompt, 90)
         seen = f"; it shows: {_clip(self.caption, 300)}" if self.caption else ""
         return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}{seen}"
 
 
-# How a picture's lineage reads, by the role its parents played.
-MADE_FROM = {"edited": "edit of {}", "reference": "from {}", "style": "in the style of {}"}
+# How a picture's lineage reads in the model's note, by the role its parents played.
+_MADE_FROM = {"edited": "edit of {}", "reference": "from {}", "style": "in the style of {}"}
 
 
-def by_role(parents: tuple[Parent, ...]) -> list[tuple[str, list[str]]]:
-    """A picture's parents grouped by role, in the order the roles first appear."""
+def _made_from(parents: tuple[Parent, ...]) -> str:
+    """ ", edit of k3m9, from x7pq, r2d2": a picture's parents by role, in the order the roles first appear."""
     grouped: dict[str, list[str]] = {}
     for parent in parents:
         grouped.setdefault(parent.role, []).append(parent.id)
-    return list(grouped.items())
-
-
-def made_from(role: str, ids: list[str]) -> str:
-    """ "edit of k3m9", "from k3m9, x7pq": one role's parents in words."""
-    return MADE_FROM[role].format(", ".join(ids))
+    return "".join(f", {_MADE_FROM[role].format(', '.join(ids))}" for role, ids in grouped.items())
 
 
 def _clip(text: str, limit: int) -> str:
