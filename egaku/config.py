@@ -90,8 +90,9 @@ class AgentSettings(_Section):
     instruct_model: str | None = None
     # A worker preset that reads several pictures at once (Qwen-Image-Edit Plus, FLUX.2, an SDXL or SD1.5 preset with
     # an IP-Adapter): it draws edits with reference pictures ("put the cat from my upload into this picture") and
-    # /blend. Unset, the first such preset in [worker.models] is used; with none, an edit that names references is
-    # drawn from the same seed with the new description, and the reply says the likeness is approximate.
+    # /blend. Unset, the first such preset in [worker.models] is used, an instruction-edit family's before an
+    # IP-Adapter's; with none, an edit that names references is drawn from the same seed with the new description,
+    # and the reply says the likeness is approximate.
     reference_model: str | None = None
 
 
@@ -224,7 +225,11 @@ class Config(_Section):
         reference edits go to a preset that reads several pictures, when one is configured; a named one must be one."""
         models = self.worker.models
         editors = [name for name, p in models.items() if "instruct" in family_for(p.family).modes]
-        readers = [name for name, p in models.items() if pictures_read(p).edit > 1]
+        # Reference edits prefer a model that reads the prompt's "picture 2" (an instruction-edit family) to one
+        # that reads pictures as a prompt's other half (an IP-Adapter).
+        readers = sorted(
+            (name for name, p in models.items() if pictures_read(p).edit > 1), key=lambda n: n not in editors
+        )
         for key, fitting, kind in (("instruct_model", editors, "an instruction-edit preset"),
                                    ("reference_model", readers, "a preset that reads several pictures")):  # fmt: skip
             chosen = getattr(self.agent, key)
