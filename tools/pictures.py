@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
-# How an image came to be. Edits name their mode; the history stores the kind as text. "reference": drawn by a
-# model that read other pictures (the same character in a new scene, the cat from an upload); "blend": /blend.
-ImageKind = Literal["generate", "upload", "regenerate", "subtle", "strong", "region", "instruct", "reference", "blend"]
+# How an image came to be. Edits name their mode (zoom and pan: outpainting; upscale: the upscaler network);
+# the history stores the kind as text. "reference": drawn by a model that read other pictures (the same character
+# in a new scene, the cat from an upload); "blend": /blend.
+ImageKind = Literal[
+    "generate",
+    "upload",
+    "regenerate",
+    "subtle",
+    "strong",
+    "region",
+    "instruct",
+    "zoom",
+    "pan",
+    "upscale",
+    "reference",
+    "blend",
+]
+# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
+OWN_SIZE_KINDS: tuple[ImageKind, ...] = ("upload", "upscale")
 # What a parent gave its child: the picture edited, a subject to take (a character, an object), or a style.
 ParentRole = Literal["edited", "reference", "style"]
 
@@ -21,6 +37,11 @@ class Parent:
 
 
 Lineage = tuple[Parent, ...]  # an image's parents, in order ("picture 1", "picture 2"...)
+
+
+def edited(picture_id: str) -> Lineage:
+    """The lineage of an edit of one picture."""
+    return (Parent(picture_id, "edited"),)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,3 +75,9 @@ class RenderedImage(Picture):
     def summary(self) -> str:
         """A short line for the model's context: parameters, never pixels."""
         return f"seed {self.seed}, {self.width}x{self.height}, model {self.model}"
+
+
+def as_rendered(picture: Picture, png: bytes, **changes: Any) -> RenderedImage:
+    """A remembered picture as an image to post: its own fields and these bytes, with `changes` laid over them."""
+    own = {f.name: getattr(picture, f.name) for f in fields(Picture)}
+    return RenderedImage(**{**own, "png": png, "guidance": 0.0, **changes})

@@ -137,7 +137,7 @@ class Chat(commands.Cog):
         if not (result.reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
-        outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
+        outgoing = await with_buttons(self.bot, compose(result.reply, result.images, notice), result.images)
         sent = await reply_to(message, outgoing, "chat")
         await remember_shown(self.bot, result, sent)
 

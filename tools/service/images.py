@@ -9,13 +9,11 @@ blocklist, progress, the audit record and the image history are applied here, on
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -29,17 +27,21 @@ from egaku.errors import (
     Refusal,
     TooManyCandidates,
     UnknownImage,
+    WorkerRejected,
     WrongLanguage,
 )
-from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
+from tools.backends.base import ImageBackend, ImageEdit, ImageUpscale
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
-from tools.pictures import ImageKind, Lineage, Parent, RenderedImage
+from tools.pictures import OWN_SIZE_KINDS, ImageKind, Lineage, RenderedImage, edited
+from tools.service.outpainting import CANNOT_OUTPAINT, check_zoom, outpaint_fields, outpaint_kind, outpaints
 from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
-from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
+from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester, Upscale
+from tools.service.upscaling import UpscalerCheck, upscaled
+from tools.service.watching import watching
 from tools.stores.history import AuditRecord, Generation, History, Viewer
-from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
+from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +92,14 @@ class ImageService:
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
         self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
         self.max_best_of = max_best_of
+        self._upscaler = UpscalerCheck(backend)
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture, from a description or from pictures (a blend)."""
 
         async def work() -> list[RenderedImage]:
             if request.references:  # a blend: a new picture from pictures alone
-                if self.history is None:
-                    raise UnknownImage("there is no image history here")
-                job = await blend_job(self.history, viewer_of(who), self.references, request)
+                job = await blend_job(self._history(), viewer_of(who), self.references, request)
                 return await self._from_pictures(who, job)
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
@@ -108,19 +109,16 @@ class ImageService:
         return await self._run(who, work)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
-        """Change an earlier image, keeping its seed, size and model unless told otherwise.
-
-        An edit that reads further pictures goes to the preset that reads several (`references.edit_job`);
-        without one, it is the same seed with the new description, and the outcome says so."""
+        """Change an earlier image, keeping its seed, size and model unless told otherwise (`references.edit_job`:
+        an edit that reads further pictures; without a model for them, the same seed and an approximate likeness)."""
         notice: str | None = None
 
         async def work() -> list[RenderedImage]:
             nonlocal notice
-            if self.history is None:
-                raise UnknownImage("there is no image history here")
-            parent = await self.history.resolve(request.ref, viewer_of(who))
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
-            job = await edit_job(self.history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
+            job = await edit_job(history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
             if job is not None:
                 return await self._from_pictures(who, job)
             if self.references is None and (request.references or mode == "reference"):
@@ -133,16 +131,22 @@ class ImageService:
                 raise EditNotPossible("a region edit needs `target`: the words for the part to change")
             if mode == "instruct" and not self.instruct_model:
                 raise EditNotPossible("instruction edits are not set up here; use region, subtle or strong")
+            # An upload or an upscale is drawn at the model's own size (the worker fits it); ours keep their size.
+            fitted = parent.kind in OWN_SIZE_KINDS and request.scale == 1.0
             common = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
                 "seed": parent.seed if request.seed is None else request.seed,
-                # An upload is drawn at the model's own size (the worker fits it); a picture of ours keeps its size.
-                "size": None if parent.kind == "upload" and request.scale == 1.0 else scaled(parent, request.scale),
+                "size": None if fitted else scaled(parent, request.scale),
                 "user": who.user_id,
                 "safety_check": self._checks(who) or None,
             }
-            model = parent.model if parent.kind != "upload" else self._model_for(who)
+            model = parent.model or self._model_for(who)  # an upload (and its upscale) has no model of its own
+            if outpaints(request):
+                check_zoom(parent, request)
+                self._check_language(request.language, model)
+                images = await self._outpaint(who, {**common, "model": model, **outpaint_fields(request)}, parent)
+                return await self._keep(images, who, outpaint_kind(request), edited(parent.id))
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
@@ -155,18 +159,15 @@ class ImageService:
                 if mode == "region":
                     fields["mask_prompt"] = request.target
                 edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                images = await self._edit(who, ImageEdit(edit, self.history.png(parent)))
-            return await self._keep(images, who, mode, (Parent(parent.id, "edited"),))
+                images = await self._edit(who, ImageEdit(edit, history.png(parent)))
+            return await self._keep(images, who, mode, edited(parent.id))
 
         outcome = await self._run(who, work)
         return replace(outcome, notice=notice) if notice and isinstance(outcome, Drawn) else outcome
 
     async def _from_pictures(self, who: Requester, job: FromPictures) -> list[RenderedImage]:
         """Send the pictures, in order, with the whole new description; record the new one with its parents."""
-        assert self.history is not None
-        history = self.history
-        if self.references is not None and job.model == self.references.name:
-            self.references.check(len(job.pictures), editing=job.canvas is not None)
+        history = self._history()
         self._check_language(job.language, job.model)
         pngs = await asyncio.to_thread(lambda: [history.png(g) for g in job.pictures])  # disk reads: off the loop
         request = job.request(pngs, who.user_id, self._checks(who), who.options)
@@ -175,6 +176,41 @@ class ImageService:
         else:
             images = await self._generate(who, request)
         return await self._keep(images, who, job.kind, job.parents)
+
+    async def upscale(self, who: Requester, request: Upscale) -> Outcome:
+        """Enlarge an earlier image with the backend's upscaler, nothing redrawn; without one, draw the fallback."""
+        if request.fallback is not None and await self.upscaler() is None:
+            return await self.edit(who, request.fallback)
+
+        async def work() -> list[RenderedImage]:
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
+            self._check_safety(who, parent.prompt)
+            job = UpscaleRequest(scale=request.scale, job_id=uuid.uuid4().hex[:16])
+            done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
+            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", edited(parent.id))
+
+        return await self._run(who, work)
+
+    async def upscaler(self) -> str | None:
+        """The backend's upscaler by name, None when it has none (asked now and then, not on every call)."""
+        return await self._upscaler.name()
+
+    def _history(self) -> History:
+        """The history that edits find their pictures in."""
+        if self.history is None:
+            raise UnknownImage("there is no image history here")
+        return self.history
+
+    async def _outpaint(self, who: Requester, fields: dict[str, object], parent: Generation) -> list[RenderedImage]:
+        """A zoom or a pan of `parent`, painted by its own model; a model that cannot paint past edges says so."""
+        edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        try:
+            return await self._edit(who, ImageEdit(edit, self._history().png(parent)))
+        except WorkerRejected as exc:
+            if exc.param != "model":  # the parent's own preset: one without inpainting, or one gone since
+                raise
+            raise EditNotPossible(CANNOT_OUTPAINT) from exc
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""
@@ -347,35 +383,6 @@ class ImageService:
                 image_ids=",".join(i.id for i in images if i.id),
             )
         )
-
-
-@contextlib.asynccontextmanager
-async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
-    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback.
-
-    Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
-    """
-    job_id = uuid.uuid4().hex[:16]
-    watch = who.watch
-    if watch is None:
-        yield job_id, None
-        return
-    await _quietly(watch.started(job_id), job_id)
-    try:
-        yield job_id, functools.partial(_report_progress, watch.progress, job_id)
-    finally:
-        await _quietly(watch.finished(job_id), job_id)
-
-
-async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:
-    await _quietly(progress(job_id, event), job_id)
-
-
-async def _quietly(call: Awaitable[None], job_id: str) -> None:
-    try:
-        await call
-    except Exception:
-        log.exception("progress reporting failed for job %s; the job goes on", job_id)
 
 
 def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from egaku.errors import EditNotPossible, UnknownImage
-from tools.pictures import ImageKind, Parent, ParentRole
+from tools.pictures import OWN_SIZE_KINDS, ImageKind, Parent, ParentRole
 from tools.service.requests import Draw, Edit, EditMode, ImageOptions
 from tools.stores.history import Generation, History, Viewer
 from worker.protocol import EditRequest, GenerationRequest, ReferenceRole
@@ -82,11 +82,12 @@ class FromPictures:
         """The worker request, validated: an edit whose further `image[]` files are the references, or a new
         picture with `references` (egaku's extension on generations). The pictures travel in `pngs`, in order."""
         first = self.pictures[0]
-        drawn = first.kind != "upload"  # an upload has no seed, and is drawn at the model's own size
+        seeded = first.kind != "upload"  # an upload has no seed
+        drawn = first.kind not in OWN_SIZE_KINDS  # an upload or an upscale is drawn at the model's own size
         fields: dict[str, object] = {
             "prompt": self.prompt,
             "model": self.model,
-            "seed": self.seed if self.seed is not None or not drawn else first.seed,
+            "seed": self.seed if self.seed is not None or not seeded else first.seed,
             "user": user,
             "safety_check": safety_check or None,
             "reference_role": "style" if self.role == "style" else None,
@@ -114,6 +115,7 @@ async def blend_job(history: History, viewer: Viewer, model: ReferenceModel | No
     if model is None:
         raise EditNotPossible(NO_BLEND_TEXT)
     pictures = await gather(history, request.references, viewer)
+    model.check(len(pictures), editing=False)
     return FromPictures(request.prompt, model.name, "blend", tuple(pictures), role=request.role, seed=request.seed,
                         aspect=request.aspect, language=request.language)  # fmt: skip
 
@@ -136,6 +138,8 @@ async def edit_job(
     """
     if mode == "regenerate" and drawn_from_pictures(parent):
         canvas, others = await again(history, parent, viewer)
+        if model is not None and parent.model == model.name:
+            model.check(len(others) + (canvas is not None), editing=canvas is not None)
         strength = strengths.get(parent.kind) if canvas is not None else None
         seed = parent.seed if request.seed is None else request.seed
         return FromPictures(request.prompt, parent.model, parent.kind, tuple(others), canvas=canvas,
@@ -147,6 +151,7 @@ async def edit_job(
     if request.mode == "region" and not request.target:
         raise EditNotPossible("a region edit needs `target`: the words for the part to change")
     new = request.mode == "reference"  # every picture is a reference; there is no canvas
+    model.check(1 + len(others), editing=not new)
     return FromPictures(
         request.prompt, model.name, request.mode or "reference", (*((parent,) if new else ()), *others),
         canvas=None if new else parent, role=request.role, seed=request.seed, target=request.target,
