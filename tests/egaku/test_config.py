@@ -57,15 +57,9 @@ def test_secrets_are_read_from_the_named_variable() -> None:
 
 def test_every_preset_in_the_example_config_is_valid() -> None:
     """The commented-out presets are real: uncommented, each validates."""
-    import re
-    import tomllib
-
     from worker.settings import ModelPreset
 
-    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    blocks = re.findall(r"^# \[worker\.models\.([\w-]+)\]\n((?:# \w+ = .*\n)+)", text, flags=re.M)
-    presets = {name: tomllib.loads(body.replace("# ", "")) for name, body in blocks}
-    valid = {name: ModelPreset.model_validate(p) for name, p in presets.items()}
+    valid = {name: ModelPreset.model_validate(p) for name, p in example_presets().items()}
     assert {n: p.family for n, p in valid.items()} == {
         "turbo": "sdxl", "edit": "sdxl-instruct", "sdxl": "sdxl", "schnell": "flux", "flux": "flux",
         "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3", "qwen": "qwen-image",
