@@ -7,6 +7,7 @@ model was shown, and the lineage the history keeps.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -216,6 +217,7 @@ async def test_the_same_king_on_a_horse_without_a_reference_model_is_the_same_se
         saved = await app.agent._graph.aget_state({"configurable": {"thread_id": f"discord:{CHANNEL_ID}"}})
     told = [m.content for m in saved.values["messages"] if isinstance(m, ToolMessage)][-1]
     assert app.agent.images.references is None
+    assert REFERENCE_NOTE not in fake_openai.requests[1]["messages"][0]["content"]  # not offered without the model
     _, redrawn = recorder.received
     assert redrawn.path == "/v1/images/generations" and "references" not in redrawn.fields
     assert {k: redrawn.fields[k] for k in ("prompt", "seed", "model", "size")} == {
@@ -225,3 +227,37 @@ async def test_the_same_king_on_a_horse_without_a_reference_model_is_the_same_se
     assert told.endswith(f"and posted with your reply. {APPROXIMATE_NOTE} The user is told so with the picture.")
     assert (riding.kind, riding.parents) == ("regenerate", (Parent(king.id, "edited"),))
     assert custom_ids(answer)[0] == f"egaku:reroll:{riding.id}"
+
+
+async def test_the_same_king_on_a_horse_is_drawn_from_the_earlier_picture_by_the_reference_model(
+    app_config: Config, plus_engine: Engine, plus_worker: RecordingWorker, fake_openai: FakeOpenAI,
+    fake_discord: FakeDiscord,
+) -> None:  # fmt: skip
+    pipe = plus_engine._pipe("plus", "instruct")
+    fake_openai.then(Call("generate_image", {"prompt": KING, "seed": 9, "reply": "The squirrel king!"}))
+    async with live(with_plus(app_config, plus_engine), fake_openai, plus_worker, fake_discord) as app:
+        drawn_post = await say(fake_discord, f"<@{BOT_ID}> draw the squirrel king")
+        fake_openai.then(Call("edit_image", {"ref": "last", "mode": "reference", "prompt": RIDING,
+                                             "reply": "Off he rides!"}))  # fmt: skip
+        seen, hook = encoded_images(pipe)
+        try:
+            answer = await say(fake_discord, f"<@{BOT_ID}> the same squirrel king, now riding a horse")
+        finally:
+            hook.remove()  # type: ignore[attr-defined]
+        king, riding = await app.history.mine(f"discord:{CHANNEL_ID}", str(ALICE))
+    # A new scene from the earlier picture as the one reference: a generation on the reference model, with the king's
+    # seed and size, and no canvas.
+    _, redrawn = [r for r in plus_worker.received if r.path == "/v1/images/generations"]
+    assert [sha(base64.b64decode(r)) for r in redrawn.fields["references"]] == [sha(drawn_post.files[0].data)]
+    assert {k: redrawn.fields[k] for k in ("prompt", "model", "seed", "size")} == {
+        "prompt": RIDING, "model": "plus", "seed": 9, "size": "64x64",
+    }  # fmt: skip
+    assert "reference_role" not in redrawn.fields and edits(plus_worker) == []
+    used = redrawn.answer["data"][0]["parameters"]
+    assert (used["mode"], used["model"], used["references"]) == ("instruct", "plus", 1)
+    # The model's VAE encoded the king's pixels (the one picture it read).
+    (encoded,) = seen
+    assert torch.allclose(encoded, vae_input(pipe, pixels_of(drawn_post.files[0].data)), atol=1e-5)
+    # The likeness is the model's, not approximate: the reply says nothing more.
+    assert answer.json["content"] == "Off he rides!"
+    assert (riding.kind, riding.model, riding.parents) == ("reference", "plus", (Parent(king.id, "reference"),))
