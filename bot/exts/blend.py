@@ -54,10 +54,10 @@ class Blend(commands.Cog):
 
     @app_commands.command(name="blend", description=BLEND_DESCRIPTION)
     @app_commands.describe(
-        image1="The first picture", image2="The second picture", image3="Another picture (optional)",
-        image4="Another picture (optional)", image5="Another picture (optional)",
+        image1="The first picture", image2="The second picture", aspect="Shape of the new picture",
+        image3="Another picture (optional)", image4="Another picture (optional)",
+        image5="Another picture (optional)",
         prompt="What to make of them, naming them 'picture 1', 'picture 2'... (optional)",
-        aspect="Shape of the new picture",
     )  # fmt: skip
     @app_commands.choices(
         aspect=[app_commands.Choice(name=f"{label} ({value})", value=value) for value, label in ASPECTS.items()]
@@ -67,11 +67,11 @@ class Blend(commands.Cog):
         interaction: discord.Interaction,
         image1: discord.Attachment,
         image2: discord.Attachment,
+        aspect: str | None = None,  # Midjourney's /blend order: two pictures, the shape, then the optional pictures
         image3: Picture = None,
         image4: Picture = None,
         image5: Picture = None,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS] | None = None,
-        aspect: str | None = None,
     ) -> None:
         """Check what can refuse, defer, keep the pictures as uploads, draw one picture from them, post it."""
         bot = self.bot
