@@ -40,10 +40,10 @@ from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve as serve_locally
 from tools.embedded import free_port
+from worker.http import WorkerServer
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, GenerationResponse, ImageData, UsedParameters
 from worker.scheduler import Job, Progress
-from worker.server import WorkerServer
 from worker.settings import ModelPreset, ServeSettings, WorkerSettings
 
 USERS = [f"user{i}" for i in range(8)]
@@ -163,7 +163,7 @@ async def recovery(url: str, clients: int, jobs: int) -> dict[str, float]:
     """Kill one of 2 replicas under load: how long until its jobs are answered and Serve has 2 again."""
     from ray import serve
 
-    from worker.serve import APP_NAME, REPLICA_DIED
+    from worker.ray_serve import APP_NAME, REPLICA_DIED
 
     handle = serve.get_deployment_handle("Renderer", app_name=APP_NAME)
     pids: dict[str, int] = {}
@@ -207,7 +207,7 @@ async def recovery(url: str, clients: int, jobs: int) -> dict[str, float]:
 async def run(cost_s: float, jobs: int, clients_per_replica: int, latency_runs: int) -> dict[str, Any]:
     from ray import serve
 
-    from worker.serve import APP_NAME, build_app, deploy, undeploy
+    from worker.ray_serve import APP_NAME, build_app, deploy, undeploy
 
     results: dict[str, Any] = {"rate": {}}
     with tempfile.TemporaryDirectory() as tmp:

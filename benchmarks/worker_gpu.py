@@ -30,8 +30,8 @@ from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve
 from worker.engine import Engine
+from worker.http import WorkerServer
 from worker.pipelines import Placement, load_pipeline
-from worker.server import WorkerServer
 from worker.settings import ModelPreset, WorkerSettings
 from worker.tiny import tiny_clip_vocab
 

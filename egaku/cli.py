@@ -141,7 +141,7 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
 
     from worker.engine import Engine
     from worker.errors import ModelUnavailable
-    from worker.server import WorkerServer, check_exposure
+    from worker.http import WorkerServer, check_exposure
 
     settings = worker_settings(config, host, port)
     token = read_secret(settings.token_env, environ)
@@ -169,7 +169,7 @@ def run_serve(config: Config, host: str | None, port: int | None, replicas: int 
     """
     import ray
 
-    from worker.serve import deploy, undeploy
+    from worker.ray_serve import deploy, undeploy
 
     settings = worker_settings(config, host, port)
     serve_updates = {k: v for k, v in (("replicas", replicas), ("address", address)) if v is not None}

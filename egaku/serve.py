@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from egaku.config import load_config
-from worker.serve import build_app
+from worker.ray_serve import build_app
 
 
 def app(args: dict[str, str]) -> Any:

@@ -1,22 +1,23 @@
 """What runs the jobs the worker's routes accept: this process, or Ray Serve replicas. Torch-free.
 
-The HTTP server (`worker/server.py`) validates and plans a request, then hands a `Job`
-to a `JobQueue`. The queue is either the in-process `Scheduler` over one render thread
-(`LocalJobs`, the single-box worker), or a gateway to Ray Serve replicas that each run
-that same `Scheduler` (`worker.serve.ServeJobs`). The routes and their validation exist
+The HTTP front (`worker/http/`) validates and plans a request with the `RenderEngine`, then
+hands a `Job` to a `JobQueue`. The queue is either the in-process `Scheduler` over one render
+thread (`LocalJobs`, the single-box worker), or a gateway to Ray Serve replicas that each run
+that same `Scheduler` (`worker.ray_serve.ServeJobs`). The routes and their validation exist
 once, whichever runs the jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from worker.protocol import DescriptionResponse, GenerationResponse
+from worker.lessons import LessonLane
+from worker.protocol import DescriptionResponse, EditRequest, GenerationRequest, GenerationResponse, TeachRequest
 from worker.scheduler import Job, Scheduler, SchedulerStats
 from worker.settings import WorkerSettings
-from worker.training import TrainingLane
 
 
 class JobQueue(Protocol):
@@ -30,7 +31,7 @@ class JobQueue(Protocol):
         ...
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
-        """Queue a job (or attach to the job with the same id); raise QueueFull when full."""
+        """Queue a job (or attach to the job with the same id); raise QueueBusy when full."""
         ...
 
     def cancel(self, job_id: str) -> bool:
@@ -73,7 +74,7 @@ class Jobs(Protocol):
         """An English prompt for an uploaded picture (/describe)."""
         ...
 
-    def training(self) -> TrainingLane | None:
+    def lessons(self) -> LessonLane | None:
         """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
         ...
 
@@ -82,14 +83,31 @@ class Jobs(Protocol):
         ...
 
 
-class LocalRenderer(Protocol):
-    """What LocalJobs needs from the engine."""
+class RenderEngine(Protocol):
+    """What the routes and the runners need from an engine (`worker.engine.Engine` needs torch; tests may fake it)."""
+
+    @property
+    def model_names(self) -> list[str]: ...
 
     def load(self, name: str | None = None) -> None: ...
+
+    def plan(self, request: GenerationRequest, job_id: str = "") -> Any: ...
+
+    def plan_edit(
+        self,
+        request: EditRequest,
+        image: bytes,
+        mask: bytes | None,
+        job_id: str = "",
+        *,
+        extra_images: Sequence[bytes] = (),
+    ) -> Any: ...
 
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
     def describe(self, image: bytes) -> Any: ...
+
+    def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> Any: ...
 
     def trainer(self, plan: Any) -> Any: ...
 
@@ -97,13 +115,13 @@ class LocalRenderer(Protocol):
 class LocalJobs:
     """Jobs in this process: the fair scheduler over one render thread."""
 
-    def __init__(self, engine: LocalRenderer, settings: WorkerSettings) -> None:
+    def __init__(self, engine: RenderEngine, settings: WorkerSettings) -> None:
         self._engine = engine
         self._settings = settings
         # One render thread: batches reach the GPU one at a time and never block the loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._scheduler: Scheduler[GenerationResponse] | None = None
-        self._training: TrainingLane | None = None
+        self._lessons: LessonLane | None = None
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -118,13 +136,13 @@ class LocalJobs:
             batch_window_s=s.batch_window_s,
         )  # fmt: skip
         # Training runs in chunks on the same render thread, only while no picture waits.
-        self._training = TrainingLane(self._engine, s.teach, wake=self._scheduler.wake)
-        self._scheduler.set_background(self._training)
+        self._lessons = LessonLane(self._engine, s.teach, wake=self._scheduler.wake)
+        self._scheduler.set_background(self._lessons)
         return self._scheduler
 
-    def training(self) -> TrainingLane | None:
-        """The training lane (exists once `open` ran)."""
-        return self._training
+    def lessons(self) -> LessonLane | None:
+        """The teach lane (exists once `open` ran)."""
+        return self._lessons
 
     async def load(self) -> None:
         """Load the default model on the render thread, then start dispatching."""
@@ -142,6 +160,6 @@ class LocalJobs:
 
     def close(self) -> None:
         """Stop the render thread (and tell waiting /teach jobs)."""
-        if self._training is not None:
-            self._training.close()
+        if self._lessons is not None:
+            self._lessons.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -22,21 +22,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from worker.errors import JobCancelled, QueueBusy
+
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-
-
-class QueueFull(Exception):
-    """The queue is at capacity; retry after about `retry_after_s` seconds."""
-
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"the queue is full; retry in about {retry_after_s:.0f}s")
-        self.retry_after_s = retry_after_s
-
-
-class Cancelled(Exception):
-    """The job was cancelled before it finished."""
 
 
 @dataclass
@@ -107,7 +97,7 @@ def settle(job: Job[R], outcome: R | BaseException, stats: SchedulerStats) -> No
     """Give a job its outcome (once) and count it."""
     if job.future is None or job.future.done():
         return
-    if isinstance(outcome, Cancelled):
+    if isinstance(outcome, JobCancelled):
         stats.cancelled += 1
         job.future.set_exception(outcome)
     elif isinstance(outcome, BaseException):
@@ -211,7 +201,7 @@ class Scheduler(Generic[R]):
             return existing
         if self._closing or self.depth >= self._max_queue:
             self.stats.rejected_full += 1
-            raise QueueFull(self.eta_s(self.depth))
+            raise QueueBusy.full(self.eta_s(self.depth))
         loop = asyncio.get_running_loop()
         job.future = loop.create_future()
         by_user = self._queues.setdefault(job.priority, OrderedDict())
@@ -233,7 +223,7 @@ class Scheduler(Generic[R]):
             queue = by_user.get(job.user)
             if queue and job in queue:
                 queue.remove(job)
-                self._finish(job, Cancelled(f"job {job_id} was cancelled"))
+                self._finish(job, JobCancelled())
                 break
         return True
 
@@ -341,5 +331,5 @@ class Scheduler(Generic[R]):
             self._running = []
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.cancel_flag.is_set() and not isinstance(outcome, BaseException):
-                    outcome = Cancelled(f"job {job.id} was cancelled")
+                    outcome = JobCancelled()
                 self._finish(job, outcome)

@@ -157,7 +157,7 @@ class Trainer:
         self._parts = self._family.teach_parts(pipe)
         self._random = random.Random(plan.seed)
         self._generator = torch.Generator(device="cpu").manual_seed(plan.seed)
-        self._unet = pipe.unet
+        self._unet = getattr(pipe, self._family.denoiser)  # families that teach have a UNet here
         self._device, self._dtype = self._unet.device, self._unet.dtype
         self.initial = [_init_vector(part, plan.init_word) for part in self._parts]
         self.vectors = [v.clone().to(self._device).requires_grad_(True) for v in self.initial]

@@ -22,7 +22,7 @@ from tests.conftest import FAKE_ENV, serve, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord, Fault
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from worker.engine import Engine
-from worker.server import WorkerServer
+from worker.http import WorkerServer
 from worker.settings import ModelPreset
 
 

@@ -12,7 +12,7 @@ from tests.fakes.discord import BOT_ID, NSFW_CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
 from worker.engine import Engine
-from worker.server import WorkerServer
+from worker.http import WorkerServer
 
 BLOCKED = "a nude figure study in charcoal"  # the model's English rewrite of a request in any language
 

@@ -36,7 +36,7 @@ async def wait_until_ready(url: str) -> None:
 @contextlib.asynccontextmanager
 async def serving_worker(engine: object, settings: Any) -> AsyncIterator[str]:
     """The real worker HTTP server over an engine, once it says it is ready; its base URL."""
-    from worker.server import WorkerServer
+    from worker.http import WorkerServer
 
     server = WorkerServer(engine, settings, token=None)  # type: ignore[arg-type]
     runner, port = await serve(server.app())

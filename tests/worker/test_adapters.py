@@ -69,7 +69,7 @@ def test_lora_changes_the_image_and_is_cached(adapter_engine: Engine) -> None:
     assert np.abs(plain - inked).max() > 0
     assert np.abs(inked - again).max() <= 1
     assert np.abs(plain - plain_again).max() <= 1  # switched off again for requests without it
-    assert ("tiny", "ink") in adapter_engine._adapters_loaded
+    assert ("tiny", "ink") in adapter_engine._adapters._loaded
 
 
 def test_lora_requests_batch_separately(adapter_engine: Engine) -> None:

@@ -17,8 +17,8 @@ from PIL import Image, ImageChops
 from tests.conftest import serve, tiny_worker_settings
 from tests.worker.test_server import engine_failing_with
 from worker.engine import Engine
+from worker.http import WorkerServer
 from worker.protocol import image_tokens
-from worker.server import WorkerServer
 
 TOKEN = "worker-secret"
 

@@ -9,8 +9,8 @@ import aiohttp
 from tests.conftest import serve, tiny_worker_settings
 from worker.engine import Engine
 from worker.errors import ContentBlocked
+from worker.http import WorkerServer
 from worker.protocol import GenerationRequest
-from worker.server import WorkerServer
 
 
 def engine_with(cache: Path, checker: str | None) -> Engine:
@@ -27,7 +27,7 @@ def test_unchecked_requests_skip_the_checker(worker_cache: Path) -> None:
     engine = engine_with(worker_cache, "tiny-strict")
     result = engine.render(engine.plan(GenerationRequest(prompt="a fox", seed=1)))
     assert result.data[0].parameters.safety_checked is False
-    assert engine._checker is None  # never even loaded
+    assert engine.aux._checker is None  # never even loaded
 
 
 async def test_a_flagged_picture_is_blocked_with_a_clear_400(worker_cache: Path) -> None:

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
+from worker.errors import JobCancelled, QueueBusy
+from worker.scheduler import Job, Progress, Scheduler
 
 
 class Recorder:
@@ -85,9 +86,9 @@ async def test_cancel_queued_and_running(recorder: Recorder) -> None:
     assert scheduler.cancel("wait") and scheduler.cancel("run")
     assert not scheduler.cancel("nope")
     recorder.gate.set()
-    with pytest.raises(Cancelled):
+    with pytest.raises(JobCancelled):
         await queued.future  # type: ignore[misc]
-    with pytest.raises(Cancelled):
+    with pytest.raises(JobCancelled):
         await running.future  # type: ignore[misc]
     events = []
     while not running.events.empty():  # type: ignore[union-attr]
@@ -101,7 +102,7 @@ async def test_full_queue_refuses_with_an_estimate(recorder: Recorder) -> None:
     scheduler: Scheduler[str] = Scheduler(recorder, ThreadPoolExecutor(1), max_queue=2, batch_window_s=0)
     scheduler.submit(job("1", "a"))
     scheduler.submit(job("2", "a"))
-    with pytest.raises(QueueFull) as caught:
+    with pytest.raises(QueueBusy) as caught:
         scheduler.submit(job("3", "a"))
     assert caught.value.retry_after_s > 0
     assert scheduler.stats.rejected_full == 1
@@ -123,5 +124,5 @@ async def test_drain_finishes_queued_work_and_refuses_new(recorder: Recorder) ->
     scheduler.start()
     await scheduler.drain()
     assert all(j.future.done() and j.future.result() == j.id for j in jobs)  # type: ignore[union-attr]
-    with pytest.raises(QueueFull):
+    with pytest.raises(QueueBusy):
         scheduler.submit(job("late", "a"))

@@ -17,9 +17,10 @@ from PIL import Image
 
 from tests.conftest import serve, tiny_worker_settings
 from worker.engine import Engine
+from worker.http import WorkerServer, check_exposure
+from worker.http.cancels import EarlyCancels
 from worker.pipelines import Placement, load_pipeline
 from worker.protocol import EditRequest, GenerationRequest, GenerationResponse
-from worker.server import EarlyCancels, WorkerServer, check_exposure
 from worker.settings import ModelPreset
 from worker.tiny import TINY_CAPTION_WORDS
 

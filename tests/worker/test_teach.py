@@ -64,7 +64,7 @@ def test_training_moves_the_word_away_from_its_start_and_saves_what_the_family_l
         assert float((saved[key][0] - start).abs().max()) > 1e-4  # it learned: not the init word's vector
     pipe = engine._pipe(family, "generate")
     before = pipe.text_encoder.get_input_embeddings().weight.detach().clone()
-    path = engine._concept_file(data)
+    path = engine._adapters._concept_file(data)
     family_for(family).load_textual_inversion(pipe, str(path), TOKEN)
     (token_id,) = pipe.tokenizer(TOKEN, add_special_tokens=False).input_ids
     loaded = pipe.text_encoder.get_input_embeddings().weight[token_id].detach()

@@ -15,11 +15,12 @@ import pytest
 
 from tests.fakes.serving import sse
 from tests.worker.test_teach import PICTURES, TOKEN
+from worker.errors import JobCancelled, QueueBusy
+from worker.lessons import LessonLane
 from worker.protocol import TeachResponse, TeachSettingsUsed
-from worker.scheduler import Cancelled, Job, Progress, QueueFull, Scheduler
+from worker.scheduler import Job, Progress, Scheduler
 from worker.settings import TeachSettings
 from worker.teach import read_embedding
-from worker.training import TrainingLane
 
 
 @dataclass
@@ -81,10 +82,10 @@ class Renderer:
 
 def lane_and_scheduler(
     timeline: list[str], teacher: FakeTeacher | None = None, **settings: Any
-) -> tuple[TrainingLane, Scheduler[str]]:
+) -> tuple[LessonLane, Scheduler[str]]:
     scheduler: Scheduler[str] = Scheduler(Renderer(timeline), ThreadPoolExecutor(1), max_batch=1, batch_window_s=0)
     teacher = teacher or FakeTeacher(timeline)
-    lane = TrainingLane(teacher, TeachSettings(chunk_steps=2, **settings), wake=scheduler.wake)
+    lane = LessonLane(teacher, TeachSettings(chunk_steps=2, **settings), wake=scheduler.wake)
     scheduler.set_background(lane)
     return lane, scheduler
 
@@ -140,7 +141,7 @@ async def test_lessons_run_one_at_a_time_in_order_and_the_lane_is_bounded() -> N
     timeline: list[str] = []
     lane, scheduler = lane_and_scheduler(timeline, max_queue=2)
     first, second = lane.submit(lesson("a", 2)), lane.submit(lesson("b", 4))
-    with pytest.raises(QueueFull):
+    with pytest.raises(QueueBusy):
         lane.submit(lesson("c", 2))
     assert lane.submit(lesson("a", 99)) is first  # the same id attaches: idempotent
     scheduler.start()
@@ -155,13 +156,13 @@ async def test_cancel_takes_a_waiting_lesson_out_and_stops_a_running_one_between
     lane, scheduler = lane_and_scheduler(timeline)
     running, waiting = lane.submit(lesson("run", 1000)), lane.submit(lesson("wait", 2))
     assert lane.cancel("wait")
-    with pytest.raises(Cancelled):
+    with pytest.raises(JobCancelled):
         await waiting.future  # type: ignore[misc]
     scheduler.start()
     while len(timeline) < 2:
         await asyncio.sleep(0.001)
     assert lane.cancel("run")
-    with pytest.raises(Cancelled):
+    with pytest.raises(JobCancelled):
         await running.future  # type: ignore[misc]
     assert not lane.cancel("run") and not lane.pending()
     assert all(t.startswith("train 1000") for t in timeline) and len(timeline) < 1000 // 2

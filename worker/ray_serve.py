@@ -1,6 +1,6 @@
 """The worker on Ray Serve: renderer replicas (one per GPU) behind the worker's own HTTP front.
 
-    client ─HTTP─► Gateway (1 replica: worker/server.py's aiohttp app, unchanged routes and validation)
+    client ─HTTP─► Gateway (1 replica: worker/http's aiohttp app, unchanged routes and validation)
                       │ ServeJobs: a job → one streaming handle call, model id = preset (serve.multiplexed)
                       ▼
                    Renderer × N (each: Engine + the same fair, batching Scheduler as a single worker)
@@ -30,11 +30,12 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.serve.exceptions import BackPressureError, ReplicaUnavailableError, RequestCancelledError
 from ray.serve.handle import DeploymentHandle
 
-from worker.errors import QueueBusy, WorkerError
+from worker.errors import JobCancelled, QueueBusy, WorkerError
+from worker.http import WorkerServer, check_exposure
+from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
-from worker.scheduler import Cancelled, Job, Progress, QueueFull, SchedulerStats, eta_estimate, follow, settle
-from worker.server import WorkerServer, as_worker_error, check_exposure, error_body
+from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ class Renderer:
         )
         try:
             job = self._queue.submit(job)
-        except QueueFull as exc:
-            yield Failure.of(QueueBusy(str(exc), exc.retry_after_s))
+        except QueueBusy as exc:
+            yield Failure.of(exc)
             return
         try:
             if job.events is events:
@@ -215,7 +216,7 @@ class ServeQueue:
             return existing
         if self._closing or len(self._jobs) >= self._bound:
             self.stats.rejected_full += 1
-            raise QueueFull(self.eta_s(self.depth))
+            raise QueueBusy.full(self.eta_s(self.depth))
         job.future = asyncio.get_running_loop().create_future()
         self._jobs[job.id] = job
         self._positions[job.id] = len(self._jobs)
@@ -234,7 +235,7 @@ class ServeQueue:
         call = self._calls.get(job_id)
         if call is not None:
             call.cancel()
-        self._finish(job, Cancelled(f"job {job_id} was cancelled"))
+        self._finish(job, JobCancelled())
         return True
 
     def find(self, job_id: str) -> Job[GenerationResponse] | None:
@@ -295,7 +296,7 @@ class ServeQueue:
                 self._finish(job, QueueBusy("every replica is busy", retry or 1.0))
                 return
             except (RequestCancelledError, asyncio.CancelledError):
-                self._finish(job, Cancelled(f"job {job.id} was cancelled"))
+                self._finish(job, JobCancelled())
                 return
             except Exception as exc:
                 self._finish(job, exc)
@@ -344,7 +345,7 @@ class ServeJobs:
             return answer
         raise WorkerError("the captioner's replicas kept dying")
 
-    def training(self) -> None:
+    def lessons(self) -> None:
         """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""
         return None
 

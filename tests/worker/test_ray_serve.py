@@ -26,7 +26,7 @@ from tests.conftest import tiny_worker_settings
 from tests.fakes.serving import sse
 from tools.worker_client import WorkerClient
 from worker.protocol import GenerationRequest, ProgressEvent
-from worker.serve import APP_NAME, deploy, undeploy
+from worker.ray_serve import APP_NAME, deploy, undeploy
 from worker.settings import ServeSettings, WorkerSettings
 
 HOG, LIGHT = "hog", ("ann", "bob", "cy", "dee")

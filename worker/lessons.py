@@ -1,4 +1,4 @@
-"""The training lane: /teach jobs, below rendering, on the render thread. Torch-free.
+"""The lesson lane: /teach jobs, below rendering, on the render thread. Torch-free.
 
 A training job (a "lesson") never holds the GPU against a picture: the scheduler runs one
 short chunk of training steps (`[worker.teach] chunk_steps`) only when no render job is
@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.errors import JobCancelled, QueueBusy
 from worker.protocol import TeachResponse
-from worker.scheduler import Cancelled, Job, Progress, QueueFull
+from worker.scheduler import Job, Progress
 from worker.settings import TeachSettings
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class _Running:
     started: float = field(default_factory=time.monotonic)
 
 
-class TrainingLane:
+class LessonLane:
     """Lessons waiting and the one training now; the scheduler calls `run_chunk` when the GPU is free."""
 
     def __init__(self, teacher: Teacher, settings: TeachSettings, wake: Callable[[], None] = lambda: None) -> None:
@@ -75,14 +76,14 @@ class TrainingLane:
 
     # -- the loop's side ----------------------------------------------------
     def submit(self, lesson: Lesson) -> Lesson:
-        """Queue a lesson (or attach to the one with the same id); QueueFull past `max_queue`."""
+        """Queue a lesson (or attach to the one with the same id); QueueBusy past `max_queue`."""
         existing = self.find(lesson.id)
         if existing is not None:
             return existing
         self._loop = asyncio.get_running_loop()
         with self._lock:
             if len(self._waiting) + (self._running is not None) >= self._settings.max_queue:
-                raise QueueFull(self.eta_s(len(self._waiting) + 1))
+                raise QueueBusy.full(self.eta_s(len(self._waiting) + 1))
             lesson.future = self._loop.create_future()
             self._waiting.append(lesson)
             position = len(self._waiting) + (self._running is not None)
@@ -109,7 +110,7 @@ class TrainingLane:
             if waiting:
                 self._waiting.remove(lesson)
         if waiting:
-            self._settle(lesson, Cancelled(f"job {job_id} was cancelled"))
+            self._settle(lesson, JobCancelled())
         else:
             self._wake()  # the dispatcher settles it at once if it is between chunks
         return True
@@ -126,7 +127,7 @@ class TrainingLane:
             self._waiting.clear()
         for lesson in lessons:
             lesson.cancel_flag.set()
-            self._settle(lesson, Cancelled(f"job {lesson.id} was cancelled: the worker is stopping"))
+            self._settle(lesson, JobCancelled("the job was cancelled: the worker is stopping"))
 
     # -- the render thread's side --------------------------------------------
     def pending(self) -> bool:
@@ -142,7 +143,7 @@ class TrainingLane:
         lesson = running.lesson
         try:
             if lesson.cancel_flag.is_set():
-                raise Cancelled(f"job {lesson.id} was cancelled")
+                raise JobCancelled()
             if running.trainer is None:
                 running.trainer = self._teacher.trainer(lesson.plan)
                 running.steps = lesson.plan.steps
@@ -160,7 +161,7 @@ class TrainingLane:
             elif trainer.seconds >= lesson.plan.max_seconds:
                 self._finish(lesson, trainer.result("time"))
         except Exception as exc:  # every failure is this lesson's; the render thread goes on
-            if not isinstance(exc, Cancelled):
+            if not isinstance(exc, JobCancelled):
                 log.warning("training job %s failed", lesson.id, exc_info=exc)
             self._finish(lesson, exc)
 
