@@ -1,0 +1,35 @@
+"""The UNet phase resumes from its last checkpoint and ends with the weights of a run that never stopped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.training.world.test_train import TINY
+from training.world.train import main
+
+pytestmark = pytest.mark.timeout(900)
+UNET = "unet/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture(autouse=True)
+def _threads_restored() -> Iterator[None]:
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    steps = [*TINY, "--unet-steps", "4", "--checkpoint-every", "2"]
+    main(["--out", str(tmp_path / "whole"), *steps])
+    main(["--out", str(tmp_path / "split"), *steps, "--unet-stop", "3"])  # stops after step 3; state saved at 2
+    assert json.loads((tmp_path / "split.work" / "stage-unet" / "stage.json").read_text())["curve"][-1]["step"] == 2
+    main(["--out", str(tmp_path / "split"), *steps])  # the same schedule to its end: resumes at step 2
+    record = json.loads((tmp_path / "split" / "training.json").read_text())
+    assert [p["step"] for p in record["unet_curve"]] == [0, 1, 2, 3]
+    assert (tmp_path / "split" / UNET).read_bytes() == (tmp_path / "whole" / UNET).read_bytes()
