@@ -64,6 +64,10 @@ class Reading:
         """'large' or 'small', from the blob's extent."""
         return "large" if self.extents[self.blobs.index(blob)] >= LARGE_EXTENT else "small"
 
+    def attributes(self, blob: Blob) -> tuple[str, str, str, tuple[int, int]]:
+        """What the blob reads as, in `Shape.attributes`' order: colour, shape, size, cell."""
+        return blob.colour, blob.shape, self.size_of(blob), blob.cell
+
 
 def labels(image: np.ndarray) -> np.ndarray:
     """Each pixel's nearest palette colour, as an index into PALETTE's order."""

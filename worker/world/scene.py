@@ -66,6 +66,11 @@ class Shape:
         return f"a {size_word} {self.colour} {self.shape} {where}"
 
     @property
+    def attributes(self) -> tuple[str, str, str, tuple[int, int]]:
+        """Colour, shape, size and cell: what a caption says of it (and a reading can check)."""
+        return self.colour, self.shape, self.size, self.cell
+
+    @property
     def centre(self) -> tuple[float, float]:
         """The shape's centre in pixels (x, y)."""
         step = SIZE / GRID
