@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from training.world.train import main
 
 pytestmark = pytest.mark.timeout(900)
 UNET = "unet/diffusion_pytorch_model.safetensors"
-
-
-@pytest.fixture(autouse=True)
-def _threads_restored() -> Iterator[None]:
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
