@@ -93,6 +93,25 @@ def build_vae(latent_size: int = 16) -> Any:
     )
 
 
+def pin_posterior(vae: Any) -> Any:
+    """Pin the VAE's posterior spread to nothing (log-variance -30, diffusers' floor): sampling it gives its mean.
+
+    The VAE is trained as a deterministic autoencoder on its posterior's mean, so its log-variance
+    head never learned anything: it stayed near 0, a spread of 1, as large as the latents
+    themselves. Diffusers' img2img and inpaint pipelines sample the posterior when they encode a
+    picture, and got that noise back: speckled inpaints, and a kept region that decoded as mush.
+    Only the log-variance half of `quant_conv` changes; the mean, and so every latent the UNet
+    learned, stays as it was.
+    """
+    import torch
+
+    half = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[half:] = 0.0
+        vae.quant_conv.bias[half:] = -30.0
+    return vae
+
+
 def build_text_encoder(vocab_size: int) -> Any:
     """A small CLIP text encoder over the world tokenizer (trained with the UNet)."""
     from transformers import CLIPTextConfig, CLIPTextModel

@@ -242,7 +242,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
     import torch
 
     from training.world.denoiser import train_denoiser
-    from training.world.model import save_pipeline, world_tokenizer
+    from training.world.model import pin_posterior, save_pipeline, world_tokenizer
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -282,6 +282,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         vae = train_vae(images, config, vae_curve)
         vae.save_pretrained(folder)
         seconds["vae"] = finish(folder, wanted, vae_curve, began)
+    pin_posterior(vae)  # a deterministic autoencoder: sampling its posterior must give the mean
     if until == "vae":
         return {"seconds": seconds}
     began = time.perf_counter()
