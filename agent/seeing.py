@@ -24,13 +24,29 @@ from typing import Protocol
 
 from PIL import Image
 
-from agent.graph import HISTORY_LIMIT, history_note
 from egaku.errors import EgakuError
-from tools.history import Generation, History
+from tools.stores.history import Generation, History
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 256  # pixels on the long side: enough to see what is in a picture, a few KB of tokens
+
+
+HISTORY_LIMIT = 10  # the newest pictures the model is shown
+
+
+def history_note(mine: list[Generation], replied: Generation | None = None) -> str:
+    """The compact history the model sees: ids, short prompts and captions, never pixels."""
+    lines = [g.line(n) for n, g in enumerate(mine, start=1)][-HISTORY_LIMIT:]
+    text = (
+        "This user's images here, oldest first (#n is the ordinal they may use):\n" + "\n".join(lines)
+        if lines
+        else "This user has no images here yet."
+    )
+    if replied is not None:
+        shown = replied.line(0).split(" ", 1)[1]  # without the ordinal: it may not be one of theirs
+        text += f"\nThe user replied to the message showing this image (ref 'reply'): {shown}"
+    return text
 
 
 class Captioner(Protocol):

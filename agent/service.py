@@ -9,57 +9,59 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
-from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong
-from tools.context import ImageOptions, JobWatch, Requester, TurnContext
-from tools.image_tool import ToolOutcome
-from tools.service import Drawn, Failed, ImageService, Outcome, Refused
-from tools.types import RenderedImage
+from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
+from tools.pictures import RenderedImage
+from tools.service.images import ImageService
+from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
+from tools.turn import TurnContext
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TurnRequest:
-    """One thing a user said (or asked for with /imagine)."""
+    """One thing a user said (or asked for with /imagine): who asks, in their words, and how to answer."""
 
-    conversation_id: str
-    user_id: str
+    who: Requester  # who, where, their words (`user_words`) and their explicit options
     user_name: str
-    text: str
     must_draw: bool = False
-    guild_id: str | None = None
-    channel_id: str | None = None
-    source_id: str | None = None  # the Discord message or interaction id, for the audit log
-    reply_to: str | None = None  # the message the user replied to, for "edit this"
-    options: ImageOptions = field(default_factory=ImageOptions)
-    watch: JobWatch | None = None  # who shows progress while the GPU works (the bot's status message)
-    nsfw: bool = False  # NSFW allowed here: the server allows it and the channel is marked NSFW
-    guild_cap: int | None = None
-    best_of: int | None = None  # the server's default best-of (/settings server)
     language: str | None = None  # the user's preferred reply language (/settings me)
 
-    def requester(self) -> Requester:
-        """This turn's asker, as the image service sees them."""
-        return Requester(
-            user_id=self.user_id,
-            user_words=self.text,
-            conversation=self.conversation_id,
-            guild_id=self.guild_id,
-            channel_id=self.channel_id,
-            source_id=self.source_id,
-            reply_to=self.reply_to,
-            options=self.options,
-            watch=self.watch,
-            nsfw=self.nsfw,
-            guild_cap=self.guild_cap,
-            best_of=self.best_of,
+    @classmethod
+    def of(
+        cls,
+        conversation_id: str,
+        user_id: str,
+        user_name: str,
+        text: str,
+        *,
+        must_draw: bool = False,
+        language: str | None = None,
+        options: ImageOptions | None = None,
+        watch: JobWatch | None = None,
+        **where: Any,
+    ) -> TurnRequest:
+        """A turn from its parts; `where` are the Requester's other fields (guild_id, channel_id, nsfw...)."""
+        who = Requester(
+            user_id=user_id,
+            user_words=text,
+            conversation=conversation_id,
+            options=options or ImageOptions(),
+            watch=watch,
+            **where,
         )
+        return cls(who=who, user_name=user_name, must_draw=must_draw, language=language)
+
+    @property
+    def text(self) -> str:
+        """The user's words."""
+        return self.who.user_words
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class TurnResult:
         """The result of one image operation that no model talked about (buttons, raw, CLI)."""
         result = cls.of([outcome])
         if result.refusals:
-            return cls(reply=f"I couldn't do that: {result.refusals[0]}.")
+            return cls(reply=result.refusals[0])
         return result
 
 
@@ -108,11 +110,11 @@ class Agent:
         history = images.history
         self._eyes = Eyes(history, captioner, vision) if history is not None else None
 
-    async def seen(self, turn: TurnRequest) -> Seen:
+    async def seen(self, who: Requester) -> Seen:
         """What the model is told about this user's images (captions, or thumbnails with vision)."""
         if self._eyes is None:
             return Seen(note="")
-        return await self._eyes.look(turn.conversation_id, turn.user_id, turn.source_id, turn.reply_to)
+        return await self._eyes.look(who.conversation, who.user_id, who.source_id, who.reply_to)
 
     async def respond(self, turn: TurnRequest) -> TurnResult:
         """Let the model decide: draw (through the tool) or reply in text.
@@ -125,59 +127,57 @@ class Agent:
             raise EmptyMessage("nothing but whitespace or format characters")
         if len(text) > MAX_INPUT_CHARS:
             raise MessageTooLong(len(text), MAX_INPUT_CHARS)
-        turn = replace(turn, text=text)
-        seen = await self.seen(turn)
-        who = turn.requester()
-        words = await self.images.words.note(turn.guild_id) if self.images.words is not None else ""
-        note = "\n\n".join(part for part in (seen.note, words) if part)
+        who = replace(turn.who, user_words=text)
+        seen = await self.seen(who)
+        concepts = self.images.concepts
+        taught = await concepts.note(who.guild_id) if concepts is not None else ""
+        note = "\n\n".join(part for part in (seen.note, taught) if part)
         context = TurnContext(
             images=self.images, who=who, history_note=note, prompt_languages=self.images.languages_for(who)
         )
         command = "/imagine " if turn.must_draw else ""
-        replying = " (replying to your message)" if turn.reply_to else ""
+        replying = " (replying to your message)" if who.reply_to else ""
         if turn.language:
             replying += f" (reply in {turn.language})"
-        words = f"[{turn.user_name}]{replying} {command}{turn.text}"
+        words = f"[{turn.user_name}]{replying} {command}{text}"
         pictures = [{"type": "image_url", "image_url": {"url": url}} for url in seen.thumbnails]
         message = HumanMessage(
             content=[{"type": "text", "text": words}, *pictures] if pictures else words, id=uuid.uuid4().hex
         )
         config = {
-            "configurable": {"thread_id": turn.conversation_id},
+            "configurable": {"thread_id": who.conversation},
             "recursion_limit": 4 * self._settings.max_model_calls + 4,
         }
-        outcomes: list[Outcome] = []
+        outcomes: dict[str, Outcome] = {}  # by tool call id, in the order the tools answered
         state: dict[str, Any] = {}
 
         async def run() -> None:
             nonlocal state
             # One checkpoint write per turn, at its end, instead of one per step: a turn
             # cut short by a crash is simply asked again, and the images are in the history.
-            # The tools' outcomes (the images) come back on the custom stream, never in the state.
-            async for mode, chunk in self._graph.astream(
+            # Each tool's typed outcome is its message's artifact; the saved state keeps none.
+            async for chunk in self._graph.astream(
                 {"messages": [message]},
                 config=config,
                 context=context,
-                stream_mode=["custom", "values"],
+                stream_mode="values",
                 durability="exit" if self._checkpointer is not None else None,
             ):
-                if mode == "values":
-                    state = chunk
-                elif isinstance(chunk, ToolOutcome):
-                    outcomes.append(chunk.outcome)
+                state = chunk
+                for result in chunk.get("messages", []):
+                    if isinstance(result, ToolMessage) and isinstance(result.artifact, Drawn | Refused | Failed):
+                        outcomes.setdefault(result.tool_call_id, result.artifact)
 
         try:
             await asyncio.wait_for(run(), timeout=self._settings.turn_timeout_s)
         except Exception as exc:
             await self._forget_turn(config, message.id)
             if isinstance(exc, TimeoutError):
-                raise LLMUnavailable(
-                    f"turn in {turn.conversation_id} ran past {self._settings.turn_timeout_s}s"
-                ) from exc
+                raise LLMUnavailable(f"turn in {who.conversation} ran past {self._settings.turn_timeout_s}s") from exc
             if isinstance(exc, openai.OpenAIError):
-                raise LLMUnavailable(f"LLM call failed: {exc!r}") from exc
+                raise LLMUnavailable(f"LLM call failed: {safe_detail(exc)}") from exc
             raise
-        return TurnResult.of(outcomes, reply=final_reply(state.get("messages", [])))
+        return TurnResult.of(list(outcomes.values()), reply=final_reply(state.get("messages", [])))
 
     async def _forget_turn(self, config: dict[str, Any], message_id: str | None) -> None:
         """Make the saved conversation what it was before the turn that carried `message_id`."""

@@ -23,7 +23,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
-from agent.decision import DecidingChatModel, Decision, clean_text, to_message
+from agent.decision import REPLY, DecidingChatModel, Decision, clean_text, to_message
 from egaku.errors import LLMUnavailable
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class EmbeddedChatModel(DecidingChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         decision = self.decide(messages)
-        return ChatResult(generations=[ChatGeneration(message=to_message(decision))])
+        return ChatResult(generations=[ChatGeneration(message=to_message(decision, self.tools))])
 
     def decide(self, messages: list[BaseMessage]) -> Decision:
         """Draw or reply, for the conversation so far."""
@@ -174,7 +174,7 @@ class EmbeddedChatModel(DecidingChatModel):
         text = speaker_free(str(request.content)) if request else ""
         if isinstance(messages[-1], ToolMessage):
             done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
-            return Decision(action="reply", text=first_sentences(done, 30) or "Here is your picture!")
+            return Decision(action=REPLY, text=first_sentences(done, 30) or "Here is your picture!")
         forced = text.startswith("/imagine ")
         text = text.removeprefix("/imagine ").strip()
         if self.can_draw and (forced or self.wants_picture(text)):
@@ -184,9 +184,11 @@ class EmbeddedChatModel(DecidingChatModel):
                 prompt = text
             # The reply goes with the tool call: the turn ends when the picture is posted.
             done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
-            return Decision(action="draw", prompt=prompt, reply=first_sentences(done, 30) or "Here is your picture!")
+            return Decision.model_validate(
+                {"action": "draw", "prompt": prompt, "reply": first_sentences(done, 30) or "Here is your picture!"}
+            )
         reply = first_sentences(self.runtime.complete(_REPLY_SYSTEM, text, max_new_tokens=60), 50)
-        return Decision(action="reply", text=reply or "I'm here! Ask me to draw something.")
+        return Decision(action=REPLY, text=reply or "I'm here! Ask me to draw something.")
 
     def wants_picture(self, text: str) -> bool:
         """The model's yes/no, tipped by explicit drawing words."""

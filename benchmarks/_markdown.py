@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -19,6 +20,20 @@ def device() -> str:
     except ImportError:
         pass
     return f"{text}, no GPU"
+
+
+def cpu_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a CPU benchmark: torch threads, and the markdown file to write the figures into."""
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on a shared box)")
+    parser.add_argument("--write", type=Path)
+
+
+def on_threads(threads: int) -> float:
+    """Run torch on `threads` threads; the load average now (a shared machine inflates every figure)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return os.getloadavg()[0]
 
 
 def write_section(path: Path, name: str, body: str) -> None:

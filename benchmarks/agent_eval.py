@@ -40,13 +40,13 @@ from agent.llm import build_chat_model
 from agent.service import Agent, TurnRequest, with_attachment
 from benchmarks._markdown import device, write_section
 from egaku.config import Config, LLMSettings, load_config
-from egaku.errors import EgakuError
-from tools.context import ProgressCallback
-from tools.history import History
-from tools.languages import detect_language
-from tools.service import ImageService
-from tools.types import RenderedImage
-from worker.protocol import EditRequest, GenerationRequest
+from egaku.errors import EditNotPossible, EgakuError
+from tools.backends.base import ImageEdit, ImageUpscale, ProgressCallback, Upscaled
+from tools.checks.languages import detect_language
+from tools.pictures import RenderedImage
+from tools.service.images import ImageService
+from tools.stores.history import History
+from worker.protocol import GenerationRequest
 
 EVAL_SET = Path(__file__).with_name("agent_eval.toml")
 Language = Literal["ja", "zh", "ko", "en"]
@@ -210,30 +210,35 @@ class InstantImages:
         """The caption of a seeded image."""
         return self.captions.get(image, "a small square of one colour")
 
-    def _image(self, prompt: str, negative: str | None, seed: int | None, user_words: str) -> list[RenderedImage]:
+    def _image(self, prompt: str, negative: str | None, seed: int | None) -> list[RenderedImage]:
         return [
             RenderedImage(
                 png=self.png, prompt=prompt, negative_prompt=negative, seed=seed or 1, width=64, height=64,
-                steps=1, guidance=5.0, model="eval", user_words=user_words,
+                steps=1, guidance=5.0, model="eval", user_words="",
             )
         ]  # fmt: skip
 
     async def generate(
-        self, request: GenerationRequest, user_words: str, on_progress: ProgressCallback | None = None
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
     ) -> list[RenderedImage]:
         """One image for the request."""
-        return self._image(request.prompt, request.negative_prompt, request.seed, user_words)
+        return self._image(request.prompt, request.negative_prompt, request.seed)
 
-    async def edit(
-        self,
-        request: EditRequest,
-        image: bytes,
-        user_words: str,
-        mask: bytes | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[RenderedImage]:
+    async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """One image for the edit."""
-        return self._image(request.prompt, request.negative_prompt, request.seed, user_words)
+        return self._image(edit.request.prompt, edit.request.negative_prompt, edit.request.seed)
+
+    async def upscale(self, upscale: ImageUpscale) -> Upscaled:
+        """The agent never upscales (only the buttons do)."""
+        raise EditNotPossible("no upscaler in the evaluation")
+
+    async def upscaler(self) -> str | None:
+        """None: no upscaler here."""
+        return None
+
+    async def cancel(self, job_id: str) -> bool:
+        """Nothing to cancel: every image is instant."""
+        return False
 
 
 async def seed_history(
@@ -283,7 +288,7 @@ async def run_turn(agent: Agent, history: History, turn: EvalTurn, images: Mappi
     conversation = f"eval:{turn.id}"
     ids = await seed_history(history, conversation, turn, images)
     text = with_attachment(turn.text, ids[turn.upload]) if turn.upload else turn.text
-    request = TurnRequest(
+    request = TurnRequest.of(
         conversation_id=conversation,
         user_id=USER_ID,
         user_name=USER_NAME,

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 from PIL import Image
 
-from benchmarks._markdown import device, write_section
+from benchmarks._markdown import cpu_options, device, on_threads, write_section
 from worker.engine import Engine
 from worker.protocol import GenerationRequest
 from worker.settings import ModelPreset, WorkerSettings
@@ -70,11 +68,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no oversubscription on a shared box)")
-    parser.add_argument("--write", type=Path)
+    cpu_options(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    load = os.getloadavg()[0]
+    load = on_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         r = run(args.n, args.size, args.steps, args.rounds, Path(tmp))
     ratio = r["best"] / r["singles"]

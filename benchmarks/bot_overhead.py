@@ -220,7 +220,7 @@ total = 1000
 path = "{tmp}/egaku.sqlite"
 images_dir = "{tmp}/images"
 history_dir = "{tmp}/history"
-[worker]
+[backend]
 mode = "remote"
 url = "{worker}"
 """

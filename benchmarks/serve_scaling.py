@@ -39,7 +39,7 @@ from PIL import Image
 from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from tests.fakes.serving import serve as serve_locally
-from tools.embedded import free_port
+from tools.backends.embedded import free_port
 from worker.http import WorkerServer
 from worker.jobs import LocalJobs
 from worker.protocol import DescriptionResponse, GenerationResponse, ImageData, UsedParameters

@@ -2,7 +2,7 @@
 
 1. Per step: `Engine.trainer` on the tiny SD1.5 and SDXL pipelines (64x64, 3 pictures), the median of
    chunks of steps after a warm-up chunk; the VAE pass over the pictures is timed on its own.
-2. End to end: the real worker over HTTP (the training lane below rendering), `Concepts.teach` with
+2. End to end: the real worker over HTTP (the training lane below rendering), `ConceptService.teach` with
    its stored files, then `ImageService.draw` of a prompt with the word, as the bot runs them (no
    Discord, no LLM: those add their own fixed costs, measured in the bot-overhead section).
 
@@ -28,11 +28,12 @@ from PIL import Image
 from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from tests.fakes.serving import serving_worker
-from tools.concepts import Concepts, ConceptStore, Taught
-from tools.context import Requester
-from tools.service import Draw, Drawn, ImageService
-from tools.uploads import check_image
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.checks.uploads import check_image
+from tools.service.images import ImageService
+from tools.service.requests import Draw, Drawn, Requester
+from tools.service.teaching import ConceptService, Taught
+from tools.stores.concepts import ConceptStore
 from worker.engine import Engine
 from worker.protocol import TeachRequest
 from worker.settings import ModelPreset, TeachSettings, WorkerSettings
@@ -87,7 +88,7 @@ async def end_to_end(cache: Path, steps: int) -> tuple[float, float, float]:
     try:
         async with serving_worker(Engine(settings), settings) as url, aiohttp.ClientSession() as session:
             client = WorkerClient(session, url)
-            concepts = Concepts(store, client)
+            concepts = ConceptService(store, client)
             uploads = [check_image(data, f"p{n}.png") for n, data in enumerate(pictures())]
             who = Requester(user_id="1", user_words="/teach our-mascot", guild_id="1")
             started = time.perf_counter()
@@ -131,7 +132,7 @@ the least chunk is the better estimate of the uncontended cost.
 {chr(10).join(rows)}
 
 From `/teach` to the first image that uses the word (tiny SDXL, {args.steps} steps, the real worker over HTTP,
-`Concepts.teach` with its stored files, then `ImageService.draw` with `<our-mascot>` in the prompt):
+`ConceptService.teach` with its stored files, then `ImageService.draw` with `<our-mascot>` in the prompt):
 
 | training call (queue, decode, {args.steps} steps, result) | storing + first drawing with the word | total |
 |---|---|---|

@@ -1,4 +1,9 @@
-"""The discord.py bot: intents, allowed mentions, extensions and the command tree."""
+"""The discord.py bot: intents, allowed mentions, extensions and the command tree.
+
+Extensions are loaded by name (`EXTENSIONS`), each through its own `setup(bot)`, as
+python-discord's bot does: adding a command or a button is one new file and one line here,
+and this module imports none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,16 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from agent.service import Agent
-from bot.progress import JobRegistry
-from bot.results import SeenOnce
+from bot.jobs import JobRegistry
+from bot.seen import SeenOnce
+from bot.services import BotServices
 from egaku.config import DiscordSettings
 from egaku.errors import report
-from tools.backends import ImageWorker
-from tools.concepts import Concepts
-from tools.history import History
-from tools.preferences import Preferences
-from tools.service import ImageService
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +30,15 @@ SYNC_FAILED = (
     "They will be synced at the next start."
 )
 CRASH_BACKOFF_MAX_S = 60.0
-
-
-@dataclass(frozen=True)
-class BotServices:
-    """What the extensions need, injected once."""
-
-    agent: Agent
-    images: ImageService  # the image service the buttons and /imagine raw call (the agent's tools share it)
-    history: History | None = None
-    session: aiohttp.ClientSession | None = None  # the process's one session, for attachments
-    upload_hosts: frozenset[str] = frozenset()  # hosts besides Discord's CDN that attachments may come from
-    models: tuple[str, ...] = ()  # the worker presets users may pick
-    worker: ImageWorker | None = None  # for cancelling jobs and /describe
-    status_after_s: float = 2.0  # jobs shorter than this get no status message
-    status_edit_s: float = 1.5  # at most one status edit per this long (Discord allows ~5 per 5 s)
-    preferences: Preferences | None = None  # /settings
-    concepts: Concepts | None = None  # /teach and /concepts
+# Every feature is an extension with its own `setup(bot)`; they load in this order.
+EXTENSIONS = (
+    "bot.exts.chat",
+    "bot.exts.describe",
+    "bot.exts.imagine",
+    "bot.exts.settings",
+    "bot.exts.teach",
+    "bot.exts.buttons",
+)
 
 
 def intents_for(message_content: bool) -> discord.Intents:
@@ -87,21 +77,9 @@ class EgakuBot(commands.Bot):
         self.crash_backoff_s = crash_backoff_s
 
     async def setup_hook(self) -> None:
-        """Load extensions and, if configured, sync slash commands."""
-        from bot.exts.buttons import ResultButton
-        from bot.exts.chat import Chat
-        from bot.exts.describe import Describe, ImagineThis
-        from bot.exts.imagine import Imagine
-        from bot.exts.settings import Settings
-        from bot.exts.teach import Teach
-        from bot.progress import CancelButton
-
-        self.add_dynamic_items(ResultButton, CancelButton, ImagineThis)
-        await self.add_cog(Chat(self))
-        await self.add_cog(Describe(self))
-        await self.add_cog(Imagine(self))
-        await self.add_cog(Settings(self))
-        await self.add_cog(Teach(self))
+        """Load the extensions and, if configured, sync slash commands."""
+        for name in EXTENSIONS:
+            await self.load_extension(name)
         self.tree.error(self.on_app_command_error)
         if self.settings.sync_commands:
             await self.sync_commands()

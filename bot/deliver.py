@@ -11,7 +11,7 @@ from typing import Any
 import discord
 
 from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
-from egaku.errors import PostFailed, report
+from egaku.errors import PostFailed, report, safe_detail
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ async def _post_or_explain(send: Send, outgoing: list[Outgoing], limit: int, whe
         for out in outgoing:
             sent.append(await _send(send, out, limit))
     except Exception as exc:
-        text = report(PostFailed(f"Discord refused the result: {exc!r}"), where)
+        text = report(PostFailed(f"Discord refused the result: {safe_detail(exc)}"), where)
         sent.append(await _with_retries(send, {"content": text}))
     return _sent(outgoing, sent)
 

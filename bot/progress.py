@@ -14,12 +14,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import ui
 
+from bot.jobs import Owner
 from worker.protocol import ProgressEvent
 
 if TYPE_CHECKING:
@@ -30,37 +30,6 @@ log = logging.getLogger(__name__)
 CANCEL_WORDS = frozenset({"cancel", "stop", "abort", "やめて", "キャンセル", "中止", "止めて", "とめて"})
 EDIT_INTERVAL_S = 1.5  # Discord allows about 5 edits per 5 s per channel; stay well under
 SHOW_AFTER_S = 2.0  # fast jobs need no status message (and no flicker)
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Whose job it is, and where."""
-
-    user_id: int
-    channel_id: int
-
-
-class JobRegistry:
-    """The jobs in flight, by id, so that cancels can find them and check who may cancel."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, Owner] = {}
-
-    def add(self, job_id: str, owner: Owner) -> None:
-        """A job started."""
-        self._jobs[job_id] = owner
-
-    def remove(self, job_id: str) -> None:
-        """A job ended."""
-        self._jobs.pop(job_id, None)
-
-    def owner(self, job_id: str) -> Owner | None:
-        """Who started a job still in flight."""
-        return self._jobs.get(job_id)
-
-    def of(self, user_id: int, channel_id: int) -> list[str]:
-        """A user's jobs in flight in one channel."""
-        return [j for j, o in self._jobs.items() if o == Owner(user_id, channel_id)]
 
 
 def is_cancel(text: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import discord
 from PIL import Image
 
-from tools.types import RenderedImage
+from tools.pictures import RenderedImage
 
 MAX_CONTENT = 2000
 MAX_EMBED_DESCRIPTION = 4096

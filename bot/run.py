@@ -9,7 +9,8 @@ import discord
 import yarl
 from discord.gateway import DiscordWebSocket
 
-from bot.client import BotServices, EgakuBot
+from bot.client import EgakuBot
+from bot.services import BotServices
 from egaku.config import DiscordSettings
 
 log = logging.getLogger(__name__)

@@ -15,16 +15,17 @@ from agent.llm import build_chat_model
 from agent.service import Agent
 from egaku.config import Config, read_secret
 from egaku.errors import ConfigError
-from tools.backends import ImageWorker
-from tools.concepts import Concepts, ConceptStore
-from tools.embedded import EmbeddedWorker
-from tools.history import History
-from tools.languages import PromptLanguages
-from tools.limits import JobLimiter
-from tools.openai_images import OpenAIImages
-from tools.preferences import Preferences
-from tools.service import ImageService
-from tools.worker_client import WorkerClient
+from tools.backends.base import ImageBackend
+from tools.backends.embedded import EmbeddedWorker
+from tools.backends.openai_images import OpenAIImages
+from tools.backends.worker_client import WorkerClient
+from tools.checks.languages import PromptLanguages
+from tools.checks.limits import JobLimiter
+from tools.service.images import ImageService
+from tools.service.teaching import ConceptService
+from tools.stores.concepts import ConceptStore
+from tools.stores.history import History
+from tools.stores.preferences import Preferences
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class App:
     images: ImageService  # the one image service: the agent's tools, the buttons, /imagine raw, the CLI
     history: History
     preferences: Preferences
-    worker: ImageWorker
+    worker: ImageBackend
     session: aiohttp.ClientSession
     embedded: EmbeddedWorker | None
-    concepts: Concepts | None = None  # the servers' taught words (/teach, /concepts)
+    concepts: ConceptService | None = None  # the servers' taught words (/teach, /concepts)
 
 
 def prompt_languages(config: Config) -> PromptLanguages:
@@ -56,37 +57,39 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
     async with contextlib.AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
         embedded: EmbeddedWorker | None = None
-        worker: ImageWorker
-        if config.worker.mode == "openai":
-            # No GPU here: OpenAI's Images API draws ([worker.openai]).
-            key_env = config.worker.openai.api_key_env
+        worker: ImageBackend
+        if config.backend.mode == "openai":
+            # No GPU here: OpenAI's Images API draws ([backend.openai]).
+            key_env = config.backend.openai.api_key_env
             key = read_secret(key_env, environ)
             if key is None:
-                raise ConfigError(f"worker.openai.api_key_env: set the environment variable {key_env}")
-            worker = OpenAIImages(session, config.worker.openai, key, timeout_s=config.worker.request_timeout_s)
-        elif config.worker.mode == "embedded":
+                raise ConfigError(f"backend.openai.api_key_env: set the environment variable {key_env}")
+            worker = OpenAIImages(session, config.backend.openai, key, timeout_s=config.worker.request_timeout_s)
+        elif config.backend.mode == "embedded":
             embedded = EmbeddedWorker(
                 config_path,
                 session,
                 log_path=db_path.parent / "worker.log",
-                startup_timeout_s=config.worker.startup_timeout_s,
+                startup_timeout_s=config.backend.startup_timeout_s,
             )
             embedded.start()
             stack.push_async_callback(embedded.stop)
-            worker = WorkerClient(session, embedded.url, timeout_s=config.worker.request_timeout_s)
+            worker = WorkerClient(
+                session, embedded.url, token=embedded.token, timeout_s=config.worker.request_timeout_s
+            )
         else:
             token = read_secret(config.worker.token_env, environ)
-            worker = WorkerClient(session, config.worker.url, token=token, timeout_s=config.worker.request_timeout_s)
+            worker = WorkerClient(session, config.backend.url, token=token, timeout_s=config.worker.request_timeout_s)
         saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(db_path)))
         history_dir = config.storage.history_path
         history = await History.open(history_dir / "history.sqlite", history_dir / "files")
         stack.push_async_callback(history.close)
-        preferences = await Preferences.open(history_dir / "settings.sqlite")
+        preferences = await Preferences.open(config.storage.settings_path)
         stack.push_async_callback(preferences.close)
-        words = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
-        stack.push_async_callback(words.close)
+        concept_store = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
+        stack.push_async_callback(concept_store.close)
         # Words are trained on the egaku worker's default preset; OpenAI's API cannot learn them.
-        concepts = Concepts(words, worker if isinstance(worker, WorkerClient) else None)
+        concepts = ConceptService(concept_store, worker if isinstance(worker, WorkerClient) else None)
         http_client = None
         if config.llm.provider != "embedded":
             import openai
@@ -105,8 +108,8 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             safety_check=config.safety.worker_check,
             languages=prompt_languages(config),
             best_of=config.best_of.default,
-            max_best_of=config.best_of.max,
-            words=concepts,
+            max_best_of=config.best_of_cap,
+            concepts=concepts,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(

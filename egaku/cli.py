@@ -1,12 +1,14 @@
-"""The `egaku` command: bot, worker, chat and imagine."""
+"""The `egaku` command: bot, worker, serve, chat, imagine, audit and doctor."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -19,8 +21,8 @@ from typing import Any, TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
-from tools.files import write_once
-from tools.types import RenderedImage
+from tools.pictures import RenderedImage
+from tools.stores.files import write_once
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("egaku")
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", "deploy the worker on Ray Serve: one replica per GPU behind the worker's HTTP front"),
         ("chat", "talk to the agent in this terminal (no Discord needed)"),
         ("imagine", "draw one request and exit"),
+        ("audit", "print the audit log, one JSON record per image job, oldest first"),
+        ("doctor", "check the config, Discord, the worker, the LLM, disk and GPU; say what to fix"),
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", type=Path, default=Path("config.toml"), help="the TOML config file")
@@ -49,11 +53,17 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--port", type=int, help="port (overrides [worker] port)")
         if name == "worker":
             cmd.add_argument("--parent-pid", type=int, help="stop when this process is gone (the embedded worker)")
+            cmd.add_argument("--token-env", help="the environment variable holding the token (overrides [worker])")
         if name == "serve":
             cmd.add_argument("--replicas", type=int, help="renderer replicas, one per GPU (overrides [worker.serve])")
             cmd.add_argument("--address", help="a Ray cluster to join (default: start one on this machine)")
         if name in ("chat", "imagine"):
             cmd.add_argument("--out", type=Path, help="folder for images (default: [storage] images_dir)")
+        if name == "audit":
+            cmd.add_argument("--user", help="only this Discord user id's jobs")
+        if name == "doctor":
+            cmd.add_argument("--json", action="store_true", help="print the findings as JSON")
+            cmd.add_argument("--worker", action="store_true", help="this is a GPU host running `egaku worker`")
         if name == "imagine":
             cmd.add_argument("text", help="what to draw")
             cmd.add_argument("--raw", action="store_true", help="draw the words as written, no rewrite")
@@ -69,6 +79,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "doctor":
+        # The doctor reports a broken config itself, as one of its findings.
+        from egaku.doctor import run_doctor
+
+        return run_doctor(args.config, env, sys.stdout, as_json=args.json, worker_host=args.worker)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -77,7 +92,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "worker":
         if args.parent_pid:
             exit_with_parent(args.parent_pid)
-        return run_worker(config, args.host, args.port, env)
+        return run_worker(config, args.host, args.port, env, args.token_env)
     if args.command == "serve":
         return run_serve(config, args.host, args.port, args.replicas, args.address)
     if args.command == "bot":
@@ -90,6 +105,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             )
             return 2
         return run_until_stopped(_bot(config, args.config, env, token))
+    if args.command == "audit":
+        return asyncio.run(_audit(config, args.user, sys.stdout))
     out = args.out or config.storage.images_path
     if args.command == "chat":
         return run_until_stopped(_chat(config, args.config, env, out, sys.stdin, sys.stdout))
@@ -135,7 +152,9 @@ def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> threading.Thre
     return thread
 
 
-def run_worker(config: Config, host: str | None, port: int | None, environ: Mapping[str, str]) -> int:
+def run_worker(
+    config: Config, host: str | None, port: int | None, environ: Mapping[str, str], token_env: str | None = None
+) -> int:
     """Serve the worker until interrupted. torch is imported here, and only here."""
     from aiohttp import web
 
@@ -144,6 +163,8 @@ def run_worker(config: Config, host: str | None, port: int | None, environ: Mapp
     from worker.http import WorkerServer, check_exposure
 
     settings = worker_settings(config, host, port)
+    if token_env:
+        settings = settings.model_copy(update={"token_env": token_env})
     token = read_secret(settings.token_env, environ)
     check_exposure(settings, token)
     engine = Engine(settings)
@@ -189,8 +210,8 @@ def run_serve(config: Config, host: str | None, port: int | None, replicas: int 
 
 
 async def _bot(config: Config, path: Path, environ: Mapping[str, str], token: str) -> int:
-    from bot.client import BotServices
     from bot.run import run_bot, upload_hosts
+    from bot.services import BotServices
     from egaku.app import open_app
 
     async with open_app(config, path, environ) as app:
@@ -228,7 +249,7 @@ async def _chat(
             text = line.strip()
             if not text:
                 continue
-            turn = TurnRequest(conversation_id="terminal", user_id=user, user_name=user, text=text)
+            turn = TurnRequest.of(conversation_id="terminal", user_id=user, user_name=user, text=text)
             try:
                 result = await app.agent.respond(turn)
             except Exception as exc:
@@ -242,16 +263,16 @@ async def _imagine(
 ) -> int:
     from agent.service import TurnRequest, TurnResult
     from egaku.app import open_app
-    from tools.service import Draw
+    from tools.service.requests import Draw
 
     user = getpass.getuser()
-    turn = TurnRequest(
+    turn = TurnRequest.of(
         conversation_id=f"imagine:{os.getpid()}", user_id=user, user_name=user, text=text, must_draw=True
     )
     async with open_app(config, path, environ) as app:
         try:
             if raw:
-                result = TurnResult.direct(await app.images.draw(turn.requester(), Draw(text)))
+                result = TurnResult.direct(await app.images.draw(turn.who, Draw(text)))
             else:
                 result = await app.agent.respond(turn)
         except Exception as exc:
@@ -259,6 +280,23 @@ async def _imagine(
             return 1
     _show(result.reply, result.images, failure_notice(result.failures, "imagine"), out, stdout)
     return 0 if result.images else 1
+
+
+async def _audit(config: Config, user: str | None, stdout: TextIO) -> int:
+    """Print the audit records (who, where, their words, the final prompt, the outcome), as JSON lines."""
+    from tools.stores.history import History
+
+    folder = config.storage.history_path
+    if not (folder / "history.sqlite").exists():
+        print(f"egaku: no history yet in {folder}", file=sys.stderr)
+        return 1
+    history = await History.open(folder / "history.sqlite", folder / "files")
+    try:
+        for record in await history.audit_log(user):
+            print(json.dumps(dataclasses.asdict(record), ensure_ascii=False), file=stdout)
+    finally:
+        await history.close()
+    return 0
 
 
 def _show(reply: str, images: Sequence[RenderedImage], notice: str | None, out: Path, stdout: TextIO) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from egaku.errors import ConfigError
+from tools.checks.blocklist import DEFAULT_BLOCKLIST
 from worker.families import family_for
 from worker.protocol import MAX_BEST_OF
 from worker.settings import WorkerSettings
+from worker.settings import read_secret as read_secret  # the one way to read a secret, for the bot's side too
+
+log = logging.getLogger(__name__)
 
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -81,11 +85,37 @@ class SafetySettings(_Section):
     """[safety]: what may be drawn outside channels marked NSFW (DMs count as not NSFW)."""
 
     # Words that block a request when its FINAL English prompt contains them (whole words, any case).
-    blocklist: list[str] = Field(
-        default_factory=lambda: ["nude", "naked", "nsfw", "porn", "pornographic", "explicit sex", "gore", "genitals"]
-    )
+    # Matched as the text encoder reads the prompt (tools/checks/blocklist.py): "nude_woman", "ｎｕｄｅ" and
+    # "nudes" all use "nude". Spaced words match whole words; an entry of 4+ letters also starts a longer word.
+    blocklist: list[str] = Field(default_factory=lambda: list(DEFAULT_BLOCKLIST))
     # Also ask the worker to run its CLIP safety checker there ([worker] safety_checker must be set).
     worker_check: bool = False
+
+
+class OpenAIBackendSettings(_Section):
+    """[backend.openai]: OpenAI's own Images API as the bot's image backend (`mode = "openai"`)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-image-1"  # every request goes to this model; egaku's preset names mean nothing there
+    quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
+    moderation: Literal["low", "auto"] | None = None  # gpt-image models only
+    # While someone watches: partial images streamed as progress previews (gpt-image models; 0: none).
+    partial_images: int = Field(default=2, ge=0, le=3)
+
+
+class BackendSettings(_Section):
+    """[backend]: where the bot sends its image jobs. (How a worker serves them is [worker].)"""
+
+    # embedded: a worker subprocess of the bot; remote: an egaku worker at `url`; openai: OpenAI's Images API
+    mode: Literal["embedded", "remote", "openai"] = "embedded"
+    url: str = "http://127.0.0.1:7861"  # remote: the worker's address (its bearer token: [worker] token_env)
+    startup_timeout_s: float = Field(default=600.0, gt=0)  # embedded: how long the worker may take to load
+    openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
+
+
+# Keys that lived under [worker] before [backend] existed: an older config still loads, with a warning.
+_MOVED_TO_BACKEND = ("mode", "url", "startup_timeout_s", "openai")
 
 
 class BestOfSettings(_Section):
@@ -93,12 +123,12 @@ class BestOfSettings(_Section):
 
     # Candidates per new picture when neither the user, the model nor the server (/settings server) says.
     default: int = Field(default=1, ge=1, le=MAX_BEST_OF)
-    # The most a user, the model or a server may ask for.
-    max: int = Field(default=4, ge=1, le=MAX_BEST_OF)
+    # The most a user, the model or a server may ask for; unset, the worker's own cap ([worker] max_best_of).
+    max: int | None = Field(default=None, ge=1, le=MAX_BEST_OF)
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> Self:
-        if self.default > self.max:
+        if self.max is not None and self.default > self.max:
             raise ValueError(f"default ({self.default}) is above max ({self.max})")
         return self
 
@@ -122,6 +152,11 @@ class StorageSettings(_Section):
         return Path(self.history_dir).expanduser()
 
     @property
+    def settings_path(self) -> Path:
+        """The /settings store (users' defaults, servers' rules), inside the history folder."""
+        return self.history_path / "settings.sqlite"
+
+    @property
     def images_path(self) -> Path:
         """The folder images are written to, with ~ expanded."""
         return Path(self.images_dir).expanduser()
@@ -136,8 +171,29 @@ class Config(_Section):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    backend: BackendSettings = Field(default_factory=BackendSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     best_of: BestOfSettings = Field(default_factory=BestOfSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_backend_keys(cls, data: Any) -> Any:
+        """Move [worker] mode, url, startup_timeout_s and openai, as older configs wrote them, to [backend]."""
+        worker = data.get("worker") if isinstance(data, dict) else None
+        if not isinstance(worker, dict):
+            return data
+        moved = {k: worker[k] for k in _MOVED_TO_BACKEND if k in worker}
+        if not moved:
+            return data
+        backend = data.get("backend") if isinstance(data.get("backend"), dict) else {}
+        log.warning("config: [worker] %s now belong under [backend]; please move them", ", ".join(sorted(moved)))
+        rest = {k: v for k, v in worker.items() if k not in moved}
+        return {**data, "worker": rest, "backend": {**moved, **backend}}
+
+    @property
+    def best_of_cap(self) -> int:
+        """The most candidates a user, the model or a server may ask for: [best_of] max, else the worker's cap."""
+        return self.best_of.max or self.worker.max_best_of
 
     @model_validator(mode="after")
     def _instruction_edits(self) -> Config:
@@ -153,11 +209,14 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _best_of_fits_the_worker(self) -> Config:
-        """The bot's best-of cap within what its own worker renders; none at all on OpenAI's API."""
-        if self.worker.mode == "embedded" and self.best_of.max > self.worker.max_best_of:
-            raise ValueError(f"best_of.max ({self.best_of.max}) is above worker.max_best_of "
+        """The bot's best-of default within its cap, the cap within what its own worker renders; none on OpenAI."""
+        if self.best_of.default > self.best_of_cap:
+            raise ValueError(f"best_of.default ({self.best_of.default}) is above worker.max_best_of "
+                             f"({self.worker.max_best_of}), the cap when best_of.max is unset")  # fmt: skip
+        if self.backend.mode == "embedded" and self.best_of_cap > self.worker.max_best_of:
+            raise ValueError(f"best_of.max ({self.best_of_cap}) is above worker.max_best_of "
                              f"({self.worker.max_best_of}), the most this worker renders")  # fmt: skip
-        if self.worker.mode == "openai" and self.best_of.default > 1:
+        if self.backend.mode == "openai" and self.best_of.default > 1:
             raise ValueError("best_of.default: OpenAI's Images API has no scorer; best-of needs egaku's worker")
         return self
 
@@ -189,11 +248,3 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     return parse_config(text, origin=str(path))
-
-
-def read_secret(env_name: str | None, environ: Mapping[str, str]) -> str | None:
-    """The secret named by env_name, or None when unset or empty."""
-    if not env_name:
-        return None
-    value = environ.get(env_name, "").strip()
-    return value or None

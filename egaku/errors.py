@@ -1,31 +1,50 @@
-"""egaku's error hierarchy, and the one place that turns errors into user messages.
+"""egaku's errors, in one tree, and the one place that turns them into user messages.
 
     EgakuError
-    ├── ConfigError          the config file is wrong (names the key)
-    ├── InvalidImageRequest  tool arguments broke a bound (the model is told and may retry)
-    │   └── TooManyCandidates  best_of above this bot's cap, or below 1
-    ├── WorkerRejected       the worker refused the request (4xx)
-    ├── WorkerBusy           the worker or its GPU is saturated (503, out of memory)
-    ├── WorkerUnavailable    the worker cannot be reached or is starting
-    ├── WorkerFailed         the worker failed (5xx)
-    │   └── WorkerLost       the connection broke mid-job (reset, cut stream, malformed events)
-    ├── JobCancelled         the user cancelled the job
-    ├── LLMUnavailable       the language model failed, timed out, or sent a body that is not an answer
-    ├── LLMUnclear           the model's answer was unusable twice (cut-off tool call, empty, leaked instructions)
-    ├── EmptyMessage         nothing to answer: only whitespace or zero-width characters
-    ├── MessageTooLong       the user's message is over the input cap
-    └── PostFailed           the result was made but Discord would not take the message
+    ├── ConfigError              the config file is wrong (names the key)
+    ├── Refusal                  the asker can fix it: the fixed text says how (the model may retry)
+    │   ├── InvalidImageRequest  tool arguments broke a bound
+    │   │   ├── TooManyCandidates  best_of above this bot's cap, or below 1
+    │   │   └── WrongLanguage      the prompt is in a language the drawing model does not read
+    │   ├── UnknownImage         a reference that matches no picture the asker may use here
+    │   ├── EditNotPossible      an edit this setup cannot do as asked (no target, no edit model)
+    │   ├── Blocked              the prompt breaks this channel's safety policy
+    │   ├── WorkerRejected       the image service refused the request (4xx)
+    │   ├── BadUpload            an attachment that is not a usable image
+    │   ├── EmptyMessage         nothing to answer: only whitespace or zero-width characters
+    │   └── MessageTooLong       the user's message is over the input cap
+    └── Failure                  the service could not do it; not the asker's doing
+        ├── TooBusy              a cap on pictures in flight was reached (per user, server or bot)
+        ├── WorkerBusy           the image service or its GPU is saturated (503, out of memory)
+        ├── WorkerUnavailable    the image service cannot be reached or is starting
+        ├── WorkerFailed         the image service failed (5xx)
+        │   └── WorkerLost       the connection broke mid-job (reset, cut stream, malformed events)
+        ├── JobCancelled         the user cancelled the job
+        ├── LLMUnavailable       the language model failed, timed out, or sent a body that is not an answer
+        ├── LLMUnclear           the model's answer was unusable twice (cut-off tool call, empty, leaked text)
+        └── PostFailed           the picture was made but Discord would not take the message
 
-Users only ever see the fixed texts below plus a short error id; the details
-(and any traceback) stay in the log under that id.
+The worker is its own deployable with its own wire errors (`worker/errors.py`); `from_answer`
+maps any image service's answer (the worker's, or OpenAI's Images API) into this tree, once.
+
+Users only ever see the fixed texts below plus a short error id; the details (an upstream
+body, a traceback) stay in the log under that id. `detail` carries a message for the model
+to act on, from an answer whose shape the service guarantees, never a raw body.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
+from pydantic import ValidationError
+
 log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What a service's error message may echo of a request's credentials: API keys, bearer tokens, long secrets.
+_SECRETS = re.compile(r"(?i)bearer\s+\S+|\bsk-[\w*-]{6,}|\b[\w-]{32,}\b")
 
 
 class EgakuError(Exception):
@@ -42,7 +61,17 @@ class ConfigError(EgakuError):
     user_text = "The bot is misconfigured."
 
 
-class InvalidImageRequest(EgakuError):
+class Refusal(EgakuError):
+    """Something the asker can fix; `user_text` says what, and `detail` (if any) tells the model more."""
+
+    detail: str | None = None
+
+
+class Failure(EgakuError):
+    """Something the service could not do; the asker can only try again later."""
+
+
+class InvalidImageRequest(Refusal):
     """An image request broke a bound (size, steps, seed...)."""
 
     user_text = "That image request is outside what I can draw."
@@ -58,25 +87,95 @@ class TooManyCandidates(InvalidImageRequest):
         self.user_text = f"I can pick the best of 1 to {cap} pictures here; you asked for {asked}."
 
 
-class WorkerRejected(EgakuError):
-    """The worker refused the request as invalid."""
+class WrongLanguage(InvalidImageRequest):
+    """The LLM wrote the prompt in a language the drawing model does not read (it is asked to rewrite it)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.user_text = text
+
+
+class UnknownImage(Refusal):
+    """A reference that matches no picture the asker may use here (it never says whether one exists elsewhere)."""
+
+    user_text = "I can't find that picture here. Reply to it, or give its id."
+
+
+class EditNotPossible(Refusal):
+    """An edit this setup cannot do as asked; `user_text` says what to change."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.user_text = text
+
+
+class Blocked(Refusal):
+    """The final prompt breaks this channel's safety policy."""
+
+    user_text = "That isn't allowed in this channel."
+
+
+class WorkerRejected(Refusal):
+    """The image service refused the request as invalid (its message, if well-formed, is the model's `detail`)."""
 
     user_text = "The image service refused that request."
 
+    def __init__(self, message: str, *, detail: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.param = param
 
-class WorkerBusy(EgakuError):
+
+class BadUpload(Refusal):
+    """An attachment that is not a usable image; `user_text` says why, politely."""
+
+    with_error_id = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.user_text = reason
+
+
+class EmptyMessage(Refusal):
+    """The message has no words once whitespace and zero-width characters are gone."""
+
+    user_text = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
+    with_error_id = False
+
+
+class MessageTooLong(Refusal):
+    """The user's message is longer than the bot reads."""
+
+    with_error_id = False
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"message of {length} characters, over the cap of {limit}")
+        self.user_text = f"That message is too long for me ({length} characters). Please keep it under {limit}."
+
+
+class TooBusy(Failure):
+    """A cap was reached; `user_text` says which, politely."""
+
+    with_error_id = False
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.user_text = text
+
+
+class WorkerBusy(Failure):
     """The worker is saturated or ran out of GPU memory."""
 
     user_text = "The image service is busy right now. Please try again in a minute, or ask for a smaller size."
 
 
-class WorkerUnavailable(EgakuError):
+class WorkerUnavailable(Failure):
     """The worker cannot be reached."""
 
     user_text = "The image service is not reachable right now. Please try again shortly."
 
 
-class WorkerFailed(EgakuError):
+class WorkerFailed(Failure):
     """The worker failed while rendering."""
 
     user_text = "The image service failed on that picture."
@@ -88,46 +187,82 @@ class WorkerLost(WorkerFailed):
     user_text = "The image service stopped while drawing your picture. Please try again."
 
 
-class JobCancelled(EgakuError):
+class JobCancelled(Failure):
     """The user cancelled the job."""
 
     user_text = "Cancelled."
     with_error_id = False
 
 
-class LLMUnavailable(EgakuError):
+class LLMUnavailable(Failure):
     """The language model failed, timed out or answered nothing usable."""
 
     user_text = "My language model is not answering right now. Please try again shortly."
 
 
-class LLMUnclear(EgakuError):
+class LLMUnclear(Failure):
     """The model answered twice with nothing usable: a cut-off tool call, empty text, or leaked instructions."""
 
     user_text = "Sorry, I couldn't make sense of that request. Could you say it another way?"
 
 
-class EmptyMessage(EgakuError):
-    """The message has no words once whitespace and zero-width characters are gone."""
-
-    user_text = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
-    with_error_id = False
-
-
-class MessageTooLong(EgakuError):
-    """The user's message is longer than the bot reads."""
-
-    with_error_id = False
-
-    def __init__(self, length: int, limit: int) -> None:
-        super().__init__(f"message of {length} characters, over the cap of {limit}")
-        self.user_text = f"That message is too long for me ({length} characters). Please keep it under {limit}."
-
-
-class PostFailed(EgakuError):
+class PostFailed(Failure):
     """The result was made, but Discord refused the message that carries it."""
 
     user_text = "I made your picture, but I couldn't post it here. It is saved in my history: ask me to show it again."
+
+
+# An image service's answer, by HTTP status, as this tree (worker and OpenAI answers alike).
+_BY_STATUS: dict[int, type[EgakuError]] = {
+    400: WorkerRejected,
+    403: WorkerRejected,
+    404: WorkerRejected,
+    409: JobCancelled,
+    413: WorkerRejected,
+    422: WorkerRejected,
+    429: WorkerBusy,
+    503: WorkerBusy,
+}
+# An error event of a stream has no status of its own: its code says which it is.
+STATUS_OF_CODE = {"cancelled": 409, "timeout": 504, "out_of_memory": 503, "queue_full": 503}
+
+
+def from_answer(status: int, message: str | None, *, param: str | None = None) -> EgakuError:
+    """The error for a non-200 answer; `message` is the service's own error message when the body was well-formed.
+
+    The message goes to the log and, clipped and cleaned, to the model as `detail` of a refusal;
+    the user only ever sees the class's fixed text.
+    """
+    said = redacted(message)[:300] if message else None
+    log.warning("image service answered %s: %s", status, said or "(no readable error body)")
+    kind = _BY_STATUS.get(status, WorkerFailed)
+    if kind is WorkerRejected:
+        return WorkerRejected(f"{status}: {said or 'refused'}", detail=said, param=param)
+    return kind(f"{status}: {said or ''}")
+
+
+def redacted(text: str) -> str:
+    """A service's message without control characters or anything that looks like a credential."""
+    return _SECRETS.sub("[redacted]", _CONTROL.sub(" ", text))
+
+
+def safe_detail(exc: BaseException) -> str:
+    """An exception as a log line may carry it: its class, a status, an OS error's own text; never its repr or body.
+
+    aiohttp's errors repr the request they belong to (its headers: a bearer token), and an
+    API's error body can echo a key; neither ever reaches a log line or a message.
+    """
+    parts = [type(exc).__name__]
+    if isinstance(exc, ValidationError):  # its text quotes the input: a body that may echo anything
+        first = exc.errors(include_input=False, include_url=False)[0]
+        return f"ValidationError: {first['type']} at {'.'.join(str(p) for p in first['loc']) or 'the top'}"
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        parts.append(str(status))
+    os_error = exc if isinstance(exc, OSError) else getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        parts.append(os_error.strerror)
+    return ": ".join(parts)
 
 
 def new_error_id() -> str:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(GUARD_DIR))
 
 from loopback import install  # noqa: E402
 
-from egaku.config import Config, LLMSettings, StorageSettings  # noqa: E402
+from egaku.config import BackendSettings, Config, LLMSettings, StorageSettings  # noqa: E402
 from tests.fakes.discord import FakeDiscord  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 from tests.fakes.recording_worker import RecordingWorker  # noqa: E402
@@ -57,11 +57,29 @@ def tiny_model_dir(cache: Path) -> Path:
     return tiny_dir(cache, "sdxl")
 
 
+def strict_safety_checker(cache: Path) -> str:
+    """A tiny safety checker that flags every picture (its concept thresholds below any score): a folder."""
+    from worker.pipelines import built_once
+    from worker.tiny import save_tiny_safety_checker
+
+    def build(directory: Path) -> Path:
+        import torch
+        from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+        save_tiny_safety_checker(directory)
+        checker = StableDiffusionSafetyChecker.from_pretrained(directory)
+        with torch.no_grad():
+            checker.concept_embeds_weights.fill_(-2.0)
+        checker.save_pretrained(directory)
+        return directory
+
+    return str(built_once(cache / "strict-safety", build, "config.json"))
+
+
 def tiny_worker_settings(cache: Path, **overrides: object) -> WorkerSettings:
     """Worker settings serving the tiny preset (and a second name for it)."""
     tiny = ModelPreset(source="tiny", steps=2, guidance=5.0, width=64, height=64, max_pixels=128 * 128)
     values: dict[str, object] = {
-        "mode": "remote",
         "cache_dir": str(cache),
         "default_model": "tiny",
         "models": {"tiny": tiny, "tiny-alt": tiny.model_copy(update={"steps": 3})},
@@ -167,6 +185,7 @@ def app_config(tmp_path: Path, worker_cache: Path) -> Iterator[Config]:
             images_dir=str(tmp_path / "images"),
             history_dir=str(tmp_path / "history"),
         ),
+        backend=BackendSettings(mode="remote"),
         worker=tiny_worker_settings(worker_cache),
     )
 

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
     async def main():
         config = Config.model_validate_json(sys.argv[1])
         async with open_app(config, Path("unused.toml"), {"FAKE_OPENAI_KEY": "x"}) as app:
-            result = await app.agent.respond(TurnRequest("c", "u", "amy", "draw a fox"))
+            result = await app.agent.respond(TurnRequest.of("c", "u", "amy", "draw a fox"))
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "diffusers", "transformers", "ray"})
         print(json.dumps({"images": len(result.images), "heavy": heavy}))
 

@@ -16,6 +16,9 @@ from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+# Taught words' files kept on disk between requests (each request carries its files anyway).
+MAX_CACHED_CONCEPTS = 64
+
 
 class Adapters:
     """Which adapters each preset's pipeline holds; loads them on first use and switches them per batch."""
@@ -59,10 +62,13 @@ class Adapters:
                 path = self._concept_file(base64.b64decode(concept.embedding))
                 try:
                     plan.family.load_textual_inversion(pipe, str(path), concept.token)
-                except (ValueError, KeyError, OSError) as exc:  # a file for another model, or not one at all
-                    with contextlib.suppress(ValueError):  # SDXL: the first encoder may have taken it
+                except Exception as exc:  # a file for another model, or not one at all (any loader's error)
+                    with contextlib.suppress(Exception):  # SDXL: the first encoder may have taken it
                         plan.family.unload_textual_inversion(pipe, concept.token)
-                    raise BadRequest(f"the file of {concept.token} does not fit model {plan.model!r}: {exc}",
+                    path.unlink(missing_ok=True)  # a file that does not load is not kept
+                    log.info("the file of %s does not load into %s: %s", concept.token, plan.model, type(exc).__name__)
+                    # The message names the word and the model only: never the worker's paths or the loader's text.
+                    raise BadRequest(f"the file of {concept.token} does not fit model {plan.model!r}",
                                      param="concepts") from exc  # fmt: skip
                 loaded.append(concept.token)
             yield
@@ -71,11 +77,17 @@ class Adapters:
                 plan.family.unload_textual_inversion(pipe, token)
 
     def _concept_file(self, data: bytes) -> Path:
-        """A taught word's file on disk, by content hash (the family's loader reads files)."""
-        path = self._cache_dir / "concepts" / f"{hashlib.sha256(data).hexdigest()}.safetensors"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part")
-            partial.write_bytes(data)
-            partial.replace(path)
+        """A taught word's file on disk, by content hash (the family's loader reads files); the cache is bounded."""
+        folder = self._cache_dir / "concepts"
+        path = folder / f"{hashlib.sha256(data).hexdigest()}.safetensors"
+        if path.exists():
+            path.touch()  # recently used: the last to go
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(path)
+        kept = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[MAX_CACHED_CONCEPTS:]:
+            old.unlink(missing_ok=True)
         return path

@@ -1,11 +1,13 @@
-"""The models beside the pipelines, each loaded on first use: masker, captioner, scorer, safety checker.
+"""The models beside the pipelines, each loaded on first use: masker, captioner, scorer, safety checker, upscaler.
 
 All of them run on the render thread, between batches, like the pipelines.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,12 @@ from typing import Any
 from PIL import Image
 
 from worker.errors import BadRequest, WorkerError
+from worker.images import encode_image
 from worker.pipelines import Placement
 from worker.plan import Plan
-from worker.protocol import DescriptionResponse
+from worker.protocol import DescriptionResponse, UpscaledImage, UpscaleResponse
 from worker.settings import WorkerSettings
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ class AuxiliaryModels:
         self._checker: Any = None
         self._captioner: Any = None
         self._scorer: Any = None
+        self._upscaler: Any = None
 
     def mask(self, image: Image.Image, words: str, *, prompt: str, segmenter: str | None = None) -> Image.Image:
         """An inpainting mask of where `words` are in `image`, for an edit to `prompt`.
@@ -98,3 +103,34 @@ class AuxiliaryModels:
             self._checker = SafetyChecker(self._settings.safety_checker or "", self._placement, self._cache_dir)
         verdicts = self._checker.flagged(images)
         return [want and verdict for want, verdict in zip(wanted, verdicts, strict=True)]
+
+    def upscale(self, plan: UpscalePlan, stop: threading.Event | None = None) -> UpscaleResponse:
+        """The picture enlarged by the super-resolution network ([worker] upscaler), encoded as asked."""
+        started = time.perf_counter()
+        s = self._settings
+        if self._upscaler is None:
+            from worker.upscale.network import Upscaler
+
+            assert s.upscaler is not None  # plan_upscale refuses a worker without one
+            self._upscaler = Upscaler(
+                s.upscaler, self._placement, allow_pickle=s.upscaler_allow_pickle, tile=s.upscale_tile,
+                overlap=s.upscale_overlap,
+            )  # fmt: skip
+        loaded = time.perf_counter()
+        picture = self._upscaler.upscale(plan.picture, plan.size, stop)
+        upscaled = time.perf_counter()
+        encoded = encode_image(picture, plan.output_format, plan.compression or 90)
+        return UpscaleResponse(
+            created=int(time.time()),
+            data=[UpscaledImage(b64_json=base64.b64encode(encoded).decode("ascii"))],
+            output_format=plan.output_format,  # type: ignore[arg-type]
+            size=f"{picture.width}x{picture.height}",
+            scale=plan.scale,
+            model=self._upscaler.name,
+            job_id=plan.job_id or None,
+            timings={
+                "load_s": round(loaded - started, 4),
+                "upscale_s": round(upscaled - loaded, 4),
+                "encode_s": round(time.perf_counter() - upscaled, 4),
+            },
+        )

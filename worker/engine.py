@@ -1,5 +1,7 @@
 """The render engine: plans requests against the presets and renders batches of them.
 
+About 400 lines on purpose: planning and the batch loop share the presets and the loaded pipelines.
+
 Everything here that touches torch is blocking. The scheduler calls `run_batch`
 from its single executor thread, so the event loop stays free and the GPU sees
 one batch at a time. The engine plans, batches and calls the pipeline; the rest lives
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -28,8 +31,21 @@ from worker.errors import BadRequest, ContentBlocked, JobCancelled, ModelUnavail
 from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
-from worker.pipelines import Placement, check_preset, choose_placement, load_pipeline
-from worker.plan import Plan, check_concepts, edit_mask, fit_size, prompts_for
+from worker.measures import GpuMemory
+from worker.pipelines import Placement, check_preset, choose_placement, device_memory, load_pipeline
+from worker.plan import (
+    Plan,
+    check_concepts,
+    check_image_count,
+    drawn_from,
+    edit_mask,
+    fit_size,
+    outpainted,
+    prompts_for,
+    read_references,
+    reference_fields,
+    size_for,
+)
 from worker.progress import Report, StopRender, step_reporter
 from worker.protocol import (
     MAX_SEED,
@@ -41,10 +57,8 @@ from worker.protocol import (
     GenerationRequest,
     GenerationResponse,
     Mode,
-    Size,
     TeachRequest,
-    parse_size,
-    size_for_aspect,
+    UpscaleResponse,
     steps_for_quality,
 )
 from worker.responses import response_for
@@ -52,6 +66,8 @@ from worker.scheduler import Job
 from worker.scoring import check_scorer
 from worker.settings import ModelPreset, WorkerSettings
 from worker.teach import TeachPlan, Trainer, fit_picture
+from worker.upscale.network import check_upscaler
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +102,8 @@ class Engine:
         check_scorer(self._settings.scorer)
         if self._settings.scorer_processor:
             check_scorer(self._settings.scorer_processor)
+        if self._settings.upscaler:
+            check_upscaler(self._settings.upscaler)
 
     def load(self, name: str | None = None) -> None:
         """Load one preset (the default unless named), and warm it up if configured."""
@@ -115,6 +133,10 @@ class Engine:
         """The presets whose pipelines are in memory now."""
         return sorted({name for name, _mode in self._pipes})
 
+    def memory(self) -> GpuMemory | None:
+        """The render device's memory (CUDA only), for /metrics."""
+        return device_memory(self._placement)
+
     def unload(self, name: str) -> None:
         """Drop a preset's pipelines and adapters (Serve evicted it); it loads again on its next use."""
         for key in [k for k in self._pipes if k[0] == name]:
@@ -139,30 +161,11 @@ class Engine:
             raise BadRequest(f"unknown model {model!r}; available: {known}", param="model")
         return name, self._settings.models[name]
 
-    def _size(self, request: GenerationRequest, preset: ModelPreset, name: str, default: Size) -> Size:
-        try:
-            if request.size is not None and request.size != "auto":
-                size = parse_size(request.size)
-            elif request.aspect is not None:
-                size = size_for_aspect(request.aspect, preset.base_size)
-            else:
-                size = default
-        except ValueError as exc:
-            raise BadRequest(str(exc), param="size") from exc
-        if size.width * size.height > preset.max_pixels:
-            raise BadRequest(f"{size} is larger than model {name!r} allows ({preset.max_pixels} pixels)", param="size")
-        multiple = family_for(preset.family).size_multiple
-        if size.width % multiple or size.height % multiple:
-            if request.size is not None:
-                raise BadRequest(f"model {name!r} needs width and height in multiples of {multiple}", param="size")
-            size = Size(width=size.width // multiple * multiple, height=size.height // multiple * multiple)
-        return size
-
     def plan(self, request: GenerationRequest, job_id: str = "") -> Plan:
         """Check a generation request against the presets; raise BadRequest with a clear message."""
         name, preset = self._preset(request.model)
         family = family_for(preset.family)
-        if "generate" not in family.modes and not isinstance(request, EditRequest):
+        if "generate" not in family.modes and not isinstance(request, EditRequest) and not request.references:
             raise BadRequest(f"model {name!r} only edits images: use /v1/images/edits", param="model")
         if request.safety_check and not self._settings.safety_checker:
             raise BadRequest("this worker has no safety checker configured", param="safety_check")
@@ -186,9 +189,11 @@ class Engine:
                 param="best_of",
             )
         check_concepts(request.concepts, name, family)
-        size = self._size(request, preset, name, preset.base_size)
+        size = size_for(request, preset, name, preset.base_size)
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         prompt, negative = prompts_for(request, family)
+        # A new picture drawn from pictures: decoding is CPU work, so callers with references run this off the loop.
+        references = drawn_from(request, preset, name, family)
         return Plan(
             model=name,
             preset=preset,
@@ -208,6 +213,8 @@ class Engine:
             compression=request.output_compression,
             partial_images=(request.partial_images or 0) if request.stream else 0,
             best_of=request.best_of,
+            mode=family.reference_mode if references else "generate",
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_edit(
@@ -228,20 +235,26 @@ class Engine:
             raise BadRequest("best_of is for new pictures (/v1/images/generations), not edits", param="best_of")
         base = self.plan(request.model_copy(update={"prompt": request.prompt or "x"}), job_id)
         name, preset = base.model, base.preset
-        if extra_images:
-            # No family here takes several pictures at once; say so rather than drop them.
-            count = 1 + len(extra_images)
-            raise BadRequest(f"model {name!r} edits one image at a time; got {count}", param="image")
         picture, alpha = read_with_alpha(image)
+        if request.outpaints:
+            if extra_images:
+                raise BadRequest("zoom and pan take one picture; send no references", param="image")
+            return outpainted(base, request, picture, alpha, mask_sent=mask is not None)
         family = base.family
-        default = fit_size(picture.size, preset.max_pixels, family.size_multiple)
-        size = self._size(request, preset, name, default)
+        # Unless the request names a size, an edit is drawn within the preset's own size, never its cap:
+        # a 16 MP upload must not hold the render thread at the model's largest size.
+        budget = min(preset.max_pixels, preset.base_size.width * preset.base_size.height)
+        default = fit_size(picture.size, budget, family.size_multiple)
+        size = size_for(request, preset, name, default)
         mask_image = edit_mask(request, mask, alpha, picture.size, (size.width, size.height))
         if picture.size != (size.width, size.height):
             picture = picture.resize((size.width, size.height), Image.Resampling.LANCZOS)
         inpaint = mask_image is not None or request.mask_prompt is not None
         prompt, negative = prompts_for(request, family)
         mode = family.edit_mode(masked=inpaint)
+        # Counted before any reference is decoded; the mask belongs to the first picture.
+        check_image_count(family, preset, name, mode, 1 + len(extra_images), editing=True)
+        references = read_references(extra_images, preset, family)
         return replace(
             base,
             size=size,
@@ -254,7 +267,7 @@ class Engine:
             image=picture,
             mask=mask_image,
             mask_prompt=request.mask_prompt,
-            input_images=1,
+            **reference_fields(request, preset, family, references),
         )
 
     def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> TeachPlan:
@@ -297,6 +310,10 @@ class Engine:
     def describe(self, image: bytes) -> DescriptionResponse:
         """An English prompt for an uploaded image (/describe); the captioner loads on first use."""
         return self.aux.describe(read_image(image))  # checked again here: the worker trusts no client
+
+    def upscale(self, plan: UpscalePlan, stop: threading.Event | None = None) -> UpscaleResponse:
+        """Enlarge a picture with the upscaler (loaded on first use); `stop` ends it between tiles."""
+        return self.aux.upscale(plan, stop)
 
     def render(self, plan: Plan) -> GenerationResponse:
         """Render one plan alone (no queue); raises on failure."""
@@ -370,8 +387,10 @@ class Engine:
                 **family.callback_kwargs(pipe, on_step_end),
                 **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
             }
-            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength)
+            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength, first.references,
+                                first.reference_role, first.reference_scale)  # fmt: skip
             kwargs.update(family.mode_kwargs(first.mode, inputs))
+            kwargs.update(family.reference_kwargs(pipe, first.mode, inputs, first.preset, first.guidance))
             with torch.inference_mode():
                 result = pipe(**kwargs)
         images = list(result.images)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 _NAME = re.compile(r"^[0-9a-f]{32}\.(png|webp|jpeg)$")
+_EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ class ImageStore:
 
     def open(self, name: str, expires: str, sig: str) -> Path | None:
         """The file behind a link, or None when the link is forged, expired or swept."""
-        if not _NAME.match(name) or not expires.isdigit():
+        # ASCII digits only, and few of them: "²" passes isdigit() and a 5000-digit number
+        # is past int()'s limit; either must be a plain "no such link", never a 500.
+        if not _NAME.match(name) or not _EXPIRES.fullmatch(expires):
             return None
         if not hmac.compare_digest(self.signature(name, int(expires)), sig):
             return None

@@ -10,14 +10,25 @@ once, whichever runs the jobs.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from worker.errors import RenderTimeout
 from worker.lessons import LessonLane
-from worker.protocol import DescriptionResponse, EditRequest, GenerationRequest, GenerationResponse, TeachRequest
+from worker.measures import GpuMemory
+from worker.protocol import (
+    DescriptionResponse,
+    EditRequest,
+    GenerationRequest,
+    GenerationResponse,
+    TeachRequest,
+    UpscaleResponse,
+)
 from worker.scheduler import Job, Scheduler, SchedulerStats
 from worker.settings import WorkerSettings
+from worker.upscale.plan import UpscalePlan
 
 
 class JobQueue(Protocol):
@@ -28,6 +39,10 @@ class JobQueue(Protocol):
     @property
     def depth(self) -> int:
         """Jobs waiting (not running)."""
+        ...
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting, by priority."""
         ...
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
@@ -74,8 +89,16 @@ class Jobs(Protocol):
         """An English prompt for an uploaded picture (/describe)."""
         ...
 
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """A picture enlarged by the upscaler network (POST /v1/images/upscales)."""
+        ...
+
     def lessons(self) -> LessonLane | None:
         """Where /teach jobs queue (below rendering), or None where this runner cannot train."""
+        ...
+
+    def loaded(self) -> list[str] | None:
+        """The presets in memory where the jobs run, or None where this process cannot see them."""
         ...
 
     def close(self) -> None:
@@ -88,6 +111,11 @@ class RenderEngine(Protocol):
 
     @property
     def model_names(self) -> list[str]: ...
+
+    @property
+    def loaded(self) -> list[str]: ...
+
+    def memory(self) -> GpuMemory | None: ...
 
     def load(self, name: str | None = None) -> None: ...
 
@@ -106,6 +134,8 @@ class RenderEngine(Protocol):
     def run_batch(self, jobs: Any, report: Any) -> list[Any]: ...
 
     def describe(self, image: bytes) -> Any: ...
+
+    def upscale(self, plan: Any, stop: threading.Event | None = None) -> Any: ...
 
     def plan_teach(self, request: TeachRequest, images: Sequence[bytes], job_id: str = "") -> Any: ...
 
@@ -144,6 +174,10 @@ class LocalJobs:
         """The teach lane (exists once `open` ran)."""
         return self._lessons
 
+    def loaded(self) -> list[str]:
+        """The engine's presets in memory."""
+        return self._engine.loaded
+
     async def load(self) -> None:
         """Load the default model on the render thread, then start dispatching."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.load)
@@ -157,6 +191,27 @@ class LocalJobs:
             self._executor, self._engine.describe, image
         )
         return described
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """Upscale on the render thread, between batches, like the other helper models.
+
+        Past `request_timeout_s`, or when the client leaves, it stops at its next tile.
+        """
+        stop = threading.Event()
+        running = asyncio.get_running_loop().run_in_executor(self._executor, self._engine.upscale, plan, stop)
+        # Stopped after a timeout, it ends with JobCancelled that nobody awaits any more: retrieve it here.
+        running.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            upscaled: UpscaleResponse = await asyncio.wait_for(
+                asyncio.shield(running), timeout=self._settings.request_timeout_s
+            )
+        except TimeoutError as exc:
+            stop.set()
+            raise RenderTimeout(f"the upscale ran past {self._settings.request_timeout_s:.0f}s") from exc
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        return upscaled
 
     def close(self) -> None:
         """Stop the render thread (and tell waiting /teach jobs)."""

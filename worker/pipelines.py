@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from worker.errors import ModelUnavailable
-from worker.families import Family, family_for
+from worker.families import FAMILIES, Family, family_for
+from worker.measures import GpuDevice, GpuMemory
 from worker.settings import ModelPreset
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,25 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     else:
         chosen = getattr(torch, dtype)
     return Placement(device=device, dtype=chosen)
+
+
+def cuda_devices() -> list[GpuDevice]:
+    """The CUDA devices torch sees, in its order (none on a CPU torch)."""
+    if not torch.cuda.is_available():
+        return []
+    count = torch.cuda.device_count()
+    return [
+        GpuDevice(torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory) for i in range(count)
+    ]
+
+
+def device_memory(placement: Placement) -> GpuMemory | None:
+    """A CUDA device's memory as this process sees it; None for any other device."""
+    device = torch.device(placement.device)
+    if device.type != "cuda":
+        return None
+    _free, total = torch.cuda.mem_get_info(device)
+    return GpuMemory(torch.cuda.memory_allocated(device), torch.cuda.memory_reserved(device), total)
 
 
 def built_once(target: Path, build: Callable[[Path], object], marker: str) -> Path:
@@ -99,10 +119,11 @@ def check_preset(name: str, preset: ModelPreset) -> None:
     try:
         family.check_requirements()
         family.pipeline_class(family.base)
+        if preset.ip_adapter is not None and not family.ip_adapters:
+            takers = ", ".join(f for f in FAMILIES if family_for(f).ip_adapters)
+            raise ModelUnavailable(f"a {family.name} model takes no IP-Adapter (ip_adapter); these do: {takers}")
         saved = _saved_class(shipped(preset.source)) if preset.source != "tiny" else None
         if saved is not None and saved not in family.class_names():
-            from worker.families import FAMILIES
-
             fits = [f for f in FAMILIES if saved in family_for(f).class_names()]
             hint = f"set family = {fits[0]!r}" if fits else "no family here serves it"
             raise ModelUnavailable(f"{preset.source} holds a {saved}, not a {preset.family} model: {hint}")
@@ -158,6 +179,7 @@ def load_pipeline(preset: ModelPreset, placement: Placement, cache_dir: Path, **
         import diffusers
 
         pipe.scheduler = getattr(diffusers, preset.scheduler).from_config(pipe.scheduler.config)
+    family.attach(pipe, preset, cache_dir)
     pipe.to(placement.device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

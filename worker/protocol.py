@@ -1,5 +1,8 @@
 """The worker's wire protocol: request and response types, torch-free.
 
+Longer than most modules on purpose: every type on the wire lives in this one module, which
+both deployables import, so that the two sides can never hold different copies of a shape.
+
 Both sides import this module: `tools/` validates a request with these models
 before it leaves the bot, and the worker validates it again when it arrives.
 The shape is OpenAI's Images API (`POST /v1/images/generations`, every documented
@@ -34,6 +37,10 @@ MAX_TEACH_STEPS = 5000
 MAX_CONCEPTS = 4  # taught words one request may use
 MAX_EMBEDDING_B64 = 256 * 1024  # a word is one vector per text encoder: a few KB; anything near this is not one
 TOKEN_PATTERN = r"^<[a-z0-9][a-z0-9_-]{0,30}>$"  # how a taught word is written in prompts: <our-mascot>
+# Pictures one request may carry (OpenAI's most `image[]` in one edit); each model family allows fewer.
+MAX_INPUT_IMAGES = 16
+# What a request's reference pictures give the new one (IP-Adapter applies it; instruction models read the prompt).
+ReferenceRole = Literal["subject", "style"]
 
 Aspect = Literal["1:1", "3:2", "2:3", "16:9", "9:16", "4:3", "3:4"]
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -66,6 +73,13 @@ Quality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "
 QUALITY_TIER: dict[str, str] = {"standard": "medium", "auto": "medium", "hd": "high"}
 # How a job renders: text to image, image to image, a masked repaint, or an instruction-edit model.
 Mode = Literal["generate", "img2img", "inpaint", "instruct"]
+# Outpainting (egaku's extension of /v1/images/edits): the picture on a larger canvas, or one shifted by a
+# third of its side. "right" moves the view right: the picture slides left and a new third appears on the right.
+Pan = Literal["left", "right", "up", "down"]
+MIN_ZOOM = 1.0
+MAX_ZOOM = 2.0
+# The dedicated upscaler (POST /v1/images/upscales): the factors a request may ask for.
+UPSCALE_FACTORS = (2, 4)
 
 # Style presets: words added to the prompt and the negative prompt. Shared with the bot's choices.
 STYLES: dict[str, tuple[str, str]] = {
@@ -226,6 +240,13 @@ class GenerationRequest(BaseModel):
     # Best-of-N: render this many candidates in one batch, score each against the final prompt,
     # and mark the best (`chosen`). Every candidate comes back, in seed order, with its `score`.
     best_of: int = Field(default=1, ge=1, le=MAX_BEST_OF)
+    # A new picture drawn from pictures (egaku's extension): base64 images or data: URLs, in order ("picture 1"...).
+    # An edit's references are its further `image[]` files instead. What each family does with them: the README.
+    references: list[str] = Field(default_factory=list, max_length=MAX_INPUT_IMAGES)
+    reference_role: ReferenceRole = "subject"
+    # How strongly the references steer the picture where the model has such a control (IP-Adapter's scale);
+    # unset: the preset's strength for the role.
+    reference_scale: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
 
     @field_validator("prompt")
     @classmethod
@@ -294,7 +315,37 @@ class EditRequest(GenerationRequest):
     strength: float = Field(default=0.6, gt=0.0, le=1.0, allow_inf_nan=False)
     mask_prompt: str | None = Field(default=None, min_length=1, max_length=200)
     mask_format: Literal["alpha", "luminance"] = "alpha"
-    input_fidelity: Literal["high", "low"] | None = None  # ignored: strength says how much changes
+    # Mapped where the model has a matching control (IP-Adapter: "high" reads the references at full strength);
+    # ignored elsewhere, as the README's table says.
+    input_fidelity: Literal["high", "low"] | None = None
+
+    # Outpainting: `zoom` (1.0-2.0) puts the picture, centred, on a canvas that many times larger; `pan` shifts
+    # the view by a third. The new area is painted from noise (strength 1.0 unless given) and every pixel of
+    # the picture is kept; the size comes from the picture and the model's pixel cap.
+    zoom: float | None = Field(default=None, ge=MIN_ZOOM, le=MAX_ZOOM, allow_inf_nan=False)
+    pan: Pan | None = None
+
+    @model_validator(mode="after")
+    def _outpaint_alone(self) -> EditRequest:
+        if self.zoom is not None and self.pan is not None:
+            raise ValueError("zoom or pan: one at a time")
+        if self.outpaints and self.mask_prompt is not None:
+            raise ValueError("zoom and pan paint the new area themselves: leave out mask_prompt")
+        if self.outpaints and ((self.size not in (None, "auto")) or self.aspect is not None):
+            raise ValueError("zoom and pan decide the size from the picture: leave out size and aspect")
+        return self
+
+    @property
+    def outpaints(self) -> bool:
+        """Whether this edit extends the picture past its edges (zoom or pan)."""
+        return self.zoom is not None or self.pan is not None
+
+    @field_validator("references")
+    @classmethod
+    def _references_are_files(cls, value: list[str]) -> list[str]:
+        if value:
+            raise ValueError("an edit's reference pictures are further image[] files, after the one edited")
+        return value
 
 
 class VariationRequest(EditRequest):
@@ -306,6 +357,19 @@ class VariationRequest(EditRequest):
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
         return value
+
+
+class Outpainted(BaseModel):
+    """Where the picture sits in an outpainted result, in the result's pixels (a pan's may start off the canvas)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zoom: float | None = None
+    pan: Pan | None = None
+    x: int  # the picture's left edge on the canvas (negative: a pan cut off that much)
+    y: int
+    width: int  # the picture's size on the canvas (smaller than sent when the canvas met the pixel cap)
+    height: int
 
 
 class UsedParameters(BaseModel):
@@ -324,6 +388,10 @@ class UsedParameters(BaseModel):
     concepts: list[str] = Field(default_factory=list)  # the taught words loaded for this image
     style: str | None = None
     safety_checked: bool = False
+    outpaint: Outpainted | None = None  # zoom and pan: where the original picture went
+    references: int = 0  # reference pictures read beside the prompt (an edited picture is not counted)
+    reference_role: ReferenceRole | None = None
+    reference_scale: float | None = None  # None: the model has no strength control; the prompt says how to use them
 
 
 class ImageData(BaseModel):
@@ -387,6 +455,47 @@ class DescriptionResponse(BaseModel):
 
     prompt: str
     model: str
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class UpscaleRequest(BaseModel):
+    """The form fields of POST /v1/images/upscales (the picture is the `image` file part).
+
+    The worker's super-resolution network (`[worker] upscaler`) enlarges the picture 2x or 4x, faithfully:
+    nothing is redrawn. The result is capped at the worker's `upscale_max_pixels`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scale: int = 2
+    output_format: OutputFormat = "png"
+    output_compression: int | None = Field(default=None, ge=0, le=100)
+    job_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @field_validator("scale")
+    @classmethod
+    def _known_factor(cls, value: int) -> int:
+        if value not in UPSCALE_FACTORS:
+            raise ValueError(f"scale is {value}; the upscaler enlarges {' or '.join(map(str, UPSCALE_FACTORS))} times")
+        return value
+
+
+class UpscaledImage(BaseModel):
+    """One upscaled picture."""
+
+    b64_json: str
+
+
+class UpscaleResponse(BaseModel):
+    """The response to POST /v1/images/upscales."""
+
+    created: int
+    data: list[UpscaledImage]
+    output_format: OutputFormat = "png"
+    size: str  # the result's WxH (smaller than scale x the picture when the cap applied)
+    scale: int  # the factor asked for
+    model: str  # the upscaler's weights file, by name
+    job_id: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
 
 
@@ -491,3 +600,7 @@ class HealthResponse(BaseModel):
 
     status: Literal["ok", "loading"]
     models: list[str]
+    # The presets in memory now; None where the answering process cannot know (Ray Serve's gateway: the
+    # replicas hold them) or an older worker answered.
+    loaded: list[str] | None = None
+    upscaler: str | None = None  # the upscaler's weights file, by name, when one is configured

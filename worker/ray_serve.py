@@ -1,5 +1,8 @@
 """The worker on Ray Serve: renderer replicas (one per GPU) behind the worker's own HTTP front.
 
+Longer than most modules on purpose: it is the only module that imports Ray, so the replica,
+the gateway's view of the jobs and the deployment stay together behind that one import.
+
     client ─HTTP─► Gateway (1 replica: worker/http's aiohttp app, unchanged routes and validation)
                       │ ServeJobs: a job → one streaming handle call, model id = preset (serve.multiplexed)
                       ▼
@@ -34,9 +37,10 @@ from worker.errors import JobCancelled, QueueBusy, WorkerError
 from worker.http import WorkerServer, check_exposure
 from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
-from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse
+from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse, UpscaleResponse
 from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
-from worker.settings import WorkerSettings
+from worker.settings import WorkerSettings, read_secret
+from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,13 @@ class Renderer:
         except Exception as exc:
             return Failure.of(exc)
 
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse | Failure:
+        """Upscale a picture on this replica's render thread."""
+        try:
+            return await self._jobs.upscale(plan)
+        except Exception as exc:
+            return Failure.of(exc)
+
     async def whoami(self) -> tuple[str, int]:
         """This replica's id and process id (operators and the chaos test use them)."""
         return self._replica, os.getpid()
@@ -208,6 +219,15 @@ class ServeQueue:
     def depth(self) -> int:
         """Jobs waiting in some replica's queue."""
         return sum(1 for p in self._positions.values() if p > 0)
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting in some replica's queue, by priority."""
+        counts: dict[int, int] = {}
+        for job_id, position in self._positions.items():
+            if position > 0 and job_id in self._jobs:
+                priority = self._jobs[job_id].priority
+                counts[priority] = counts.get(priority, 0) + 1
+        return counts
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
         """Send a job to a replica (or attach to the job in flight with this id)."""
@@ -333,20 +353,35 @@ class ServeJobs:
 
     async def describe(self, image: bytes) -> DescriptionResponse:
         """Caption on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("describe", image, "the captioner")
+        assert isinstance(answer, DescriptionResponse)
+        return answer
+
+    async def upscale(self, plan: UpscalePlan) -> UpscaleResponse:
+        """Upscale on some replica; a replica's death is retried like a job's."""
+        answer = await self._ask("upscale", plan, "the upscaler")
+        assert isinstance(answer, UpscaleResponse)
+        return answer
+
+    async def _ask(self, method: str, argument: Any, what: str) -> Any:
+        """One call of a replica's helper model; its failure raised here, a dead replica's call sent again."""
         for _ in range(self._settings.serve.retries + 1):
             try:
-                answer = await self._renderer.describe.remote(image)
+                answer = await getattr(self._renderer, method).remote(argument)
             except REPLICA_DIED:
                 await asyncio.sleep(0.5)
                 continue
             if isinstance(answer, Failure):
                 raise answer.exception()
-            assert isinstance(answer, DescriptionResponse)
             return answer
-        raise WorkerError("the captioner's replicas kept dying")
+        raise WorkerError(f"{what}'s replicas kept dying")
 
     def lessons(self) -> None:
         """Replicas do not train: /teach needs a single-box worker (`egaku worker`)."""
+        return None
+
+    def loaded(self) -> None:
+        """Each replica holds its own presets; the gateway cannot say which."""
         return None
 
     def close(self) -> None:
@@ -359,7 +394,7 @@ class Gateway:
     async def __init__(self, renderer: DeploymentHandle, settings: WorkerSettings) -> None:  # type: ignore[misc]
         from worker.engine import Engine  # plans requests against the presets; never loads a model here
 
-        token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+        token = read_secret(settings.token_env, os.environ)
         check_exposure(settings, token)
         self._server = WorkerServer(Engine(settings), settings, token, jobs=ServeJobs(renderer, settings))
         self._runner = web.AppRunner(self._server.app(), access_log=None)
@@ -383,7 +418,7 @@ def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], 
         # requests wait in the replica's Scheduler (fair) rather than in Serve's router (first come).
         max_ongoing_requests=settings.max_queue + settings.max_batch,
         max_queued_requests=s.max_queued_requests,
-        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus},
+        ray_actor_options={"num_gpus": s.num_gpus, "num_cpus": s.num_cpus, "runtime_env": without_token(settings)},
         health_check_period_s=s.health_check_period_s,
     )(Renderer)
     gateway = serve.deployment(
@@ -392,13 +427,22 @@ def build_app(settings: WorkerSettings, make_engine: Callable[[WorkerSettings], 
     return gateway.bind(renderer.bind(settings, make_engine), settings)
 
 
+def without_token(settings: WorkerSettings) -> dict[str, Any]:
+    """The renderers' runtime env: the token's variable blanked, since only the gateway answers HTTP.
+
+    Ray hands every worker process the driver's environment; a replica that never checks a
+    token should not hold one (nor show it to whoever can read its process environment).
+    """
+    return {"env_vars": {settings.token_env: ""}} if settings.token_env else {}
+
+
 def deploy(
     settings: WorkerSettings, num_cpus: int | None = None, make_engine: Callable[[WorkerSettings], Any] | None = None
 ) -> str:
     """Join (or start, on this machine, on 127.0.0.1 only) a Ray cluster and deploy egaku; the front's URL."""
     import ray
 
-    token = (os.environ.get(settings.token_env) or None) if settings.token_env else None
+    token = read_secret(settings.token_env, os.environ)
     check_exposure(settings, token)  # before anything starts: a front on the network needs a token
     address = settings.serve.address
     # Ray otherwise binds its own ports to the machine's network address. The front binds [worker] host.

@@ -37,13 +37,19 @@ def response_for(
             concepts=[c.token for c in plan.concepts],
             style=plan.style,
             safety_checked=plan.safety_check,
+            outpaint=plan.outpaint,
+            references=len(plan.references),
+            reference_role=plan.reference_role,
+            reference_scale=plan.reference_scale,
         )
         encoded = encode_image(image, plan.output_format, plan.compression or 90)
         data.append(
             ImageData(b64_json=base64.b64encode(encoded).decode("ascii"), revised_prompt=plan.prompt, seed=seed,
                       parameters=used, score=None if scores is None else scores[index])
         )  # fmt: skip
-    given = image_tokens(plan.size.width, plan.size.height) * plan.input_images
+    # Each picture given counts at the size the model read it: the edited one at the plan's, a reference at its own.
+    given_pictures = [*([plan.image] if plan.image is not None else []), *plan.references]
+    given = sum(image_tokens(picture.width, picture.height) for picture in given_pictures)
     made = sum(image_tokens(image.width, image.height) for image in images)
     return GenerationResponse(
         created=int(time.time()),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import JobCancelled, QueueBusy
+from worker.measures import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class SchedulerStats:
     last_batch_seconds: float = 0.0
     steps: int = 0
     step_seconds: float = 0.0
+    render_seconds: Histogram = field(default_factory=Histogram)  # each batch's time on the render thread
+    job_seconds: Histogram = field(default_factory=Histogram)  # each completed job's, from queued to done
 
 
 def settle(job: Job[R], outcome: R | BaseException, stats: SchedulerStats) -> None:
@@ -105,6 +108,7 @@ def settle(job: Job[R], outcome: R | BaseException, stats: SchedulerStats) -> No
         job.future.set_exception(outcome)
     else:
         stats.completed += 1
+        stats.job_seconds.observe(time.monotonic() - job.created)
         job.future.set_result(outcome)
 
 
@@ -174,6 +178,10 @@ class Scheduler(Generic[R]):
     def depth(self) -> int:
         """Jobs waiting (not running)."""
         return sum(len(q) for by_user in self._queues.values() for q in by_user.values())
+
+    def waiting(self) -> dict[int, int]:
+        """Jobs waiting, by priority."""
+        return {priority: sum(map(len, by_user.values())) for priority, by_user in self._queues.items()}
 
     def find(self, job_id: str) -> Job[R] | None:
         """A queued or running job by id."""
@@ -328,6 +336,7 @@ class Scheduler(Generic[R]):
             self.stats.batches[len(batch)] = self.stats.batches.get(len(batch), 0) + 1
             self.stats.batch_seconds += elapsed
             self.stats.last_batch_seconds = elapsed
+            self.stats.render_seconds.observe(elapsed)
             self._running = []
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.cancel_flag.is_set() and not isinstance(outcome, BaseException):

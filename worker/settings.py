@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from worker.families.registry import FAMILIES
-from worker.protocol import MAX_BEST_OF, MAX_PIXELS, MAX_STEPS, MAX_TEACH_STEPS, Size, check_size
+from worker.protocol import (
+    MAX_BEST_OF,
+    MAX_INPUT_IMAGES,
+    MAX_PIXELS,
+    MAX_STEPS,
+    MAX_TEACH_STEPS,
+    Size,
+    check_size,
+)
+
+SAFE_WEIGHTS = (".safetensors",)
+PICKLED_WEIGHTS = (".pth", ".pt", ".ckpt")
+
+
+def check_weights_file(path: str, allow_pickle: bool) -> None:
+    """Raise ValueError unless `path` names a safetensors file, or a pickle the operator opted into."""
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix in SAFE_WEIGHTS or (allow_pickle and suffix in PICKLED_WEIGHTS):
+        return
+    if suffix in PICKLED_WEIGHTS:
+        raise ValueError(
+            f"upscaler {path!r} is a pickle, and loading one can run code: convert it to .safetensors, "
+            "or set upscaler_allow_pickle = true if you trust the file"
+        )
+    raise ValueError(f"upscaler {path!r} must be a .safetensors weights file")
+
 
 SchedulerName = Literal[
     "EulerDiscreteScheduler",
@@ -17,6 +43,31 @@ SchedulerName = Literal[
     "UniPCMultistepScheduler",
     "LCMScheduler",
 ]
+
+
+class IPAdapterSpec(BaseModel):
+    """[worker.models.NAME.ip_adapter]: an IP-Adapter that lets an SDXL or SD1.5 preset draw from pictures.
+
+    Loaded with the preset (diffusers' `load_ip_adapter`): `source` is a hub id or folder ("h94/IP-Adapter"),
+    `subfolder` and `weight_name` the weights in it ("sdxl_models", "ip-adapter_sdxl.safetensors"), and
+    `image_encoder` the CLIP vision encoder's folder (inside `subfolder`, or a path from `source` when it holds
+    a "/"). `source = "tiny"` builds a random one for tests.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    subfolder: str = ""
+    weight_name: str = "ip-adapter.safetensors"
+    image_encoder: str = "image_encoder"
+    # A subject reference ("this cat") reaches every attention block at this strength.
+    subject_scale: float = Field(default=0.6, ge=0.0, le=2.0)
+    # A style reference ("in the style of this") reaches only the style blocks (InstantStyle), at this strength.
+    style_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    # Which blocks a style reads, as diffusers' set_ip_adapter_scale takes them ({"up": {"block_0": [0, 1, 0]}});
+    # unset: the family's own (SDXL: InstantStyle's up_blocks.0.attentions.1).
+    style_blocks: dict[str, Any] | None = None
+    max_references: int = Field(default=4, ge=1, le=MAX_INPUT_IMAGES - 1)
 
 
 class ModelPreset(BaseModel):
@@ -45,6 +96,8 @@ class ModelPreset(BaseModel):
     # For single-file checkpoints: a local folder or hub id holding the diffusers config.
     config: str | None = None
     licence: str = ""
+    # The GPU memory it needs, in GiB, at the worker's dtype (bf16 on CUDA): `egaku doctor` checks it against the GPU.
+    gpu_memory_gb: float | None = Field(default=None, gt=0, le=1024)
     # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
     # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
     prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)
@@ -52,6 +105,8 @@ class ModelPreset(BaseModel):
     # masker: no model, reads the picture and the new caption), or a CLIPSeg hub id or folder. Unset:
     # the worker's `segmenter`.
     segmenter: str | None = None
+    # Reference pictures for the sdxl and sd15 families (subject or style): see IPAdapterSpec.
+    ip_adapter: IPAdapterSpec | None = None
 
     @model_validator(mode="after")
     def _size_in_bounds(self) -> ModelPreset:
@@ -99,20 +154,6 @@ OPENAI_MODEL_NAMES = (
     "gpt-image-2",
     "chatgpt-image-latest",
 )
-
-
-class OpenAIBackendSettings(BaseModel):
-    """[worker.openai]: OpenAI's own Images API as the bot's image backend (`mode = "openai"`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    model: str = "gpt-image-1"  # every request goes to this model; egaku's preset names mean nothing there
-    quality: Literal["low", "medium", "high", "auto", "standard", "hd"] | None = None
-    moderation: Literal["low", "auto"] | None = None  # gpt-image models only
-    # While someone watches: partial images streamed as progress previews (gpt-image models; 0: none).
-    partial_images: int = Field(default=2, ge=0, le=3)
 
 
 def world_preset() -> ModelPreset:
@@ -163,25 +204,23 @@ class TeachSettings(BaseModel):
 
 
 def _default_presets() -> dict[str, ModelPreset]:
-    return {"tiny": ModelPreset(source="tiny", steps=4, guidance=5.0, width=64, height=64, licence="random weights")}
+    # The defaults are the example config's: the shipped shape-world model, offline, on any CPU.
+    return {"world": world_preset()}
 
 
 class WorkerSettings(BaseModel):
-    """[worker]: how the worker serves, and where the bot finds it."""
+    """[worker]: how the worker serves: its presets, device, queue and speed. (Where the bot finds it is [backend].)"""
 
     model_config = ConfigDict(extra="forbid")
 
-    # embedded: a worker subprocess; remote: an egaku worker at `url`; openai: OpenAI's Images API ([worker.openai])
-    mode: Literal["embedded", "remote", "openai"] = "embedded"
-    url: str = "http://127.0.0.1:7861"
     host: str = "127.0.0.1"
     port: int = Field(default=7861, ge=0, le=65535)
     token_env: str | None = None
-    default_model: str = "tiny"
+    # The preset used when a request names none; unset, the first of [worker.models] ("world" by default).
+    default_model: str = ""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     request_timeout_s: float = Field(default=300.0, gt=0)
-    startup_timeout_s: float = Field(default=600.0, gt=0)
     cache_dir: str = "~/.cache/egaku"
     # Scheduling
     max_queue: int = Field(default=64, ge=1, le=10_000)
@@ -207,20 +246,44 @@ class WorkerSettings(BaseModel):
     scorer_processor: str | None = None
     # The most candidates one request may ask for (best_of); past it, a 400 naming the limit.
     max_best_of: int = Field(default=4, ge=1, le=MAX_BEST_OF)
+    # The super-resolution network behind POST /v1/images/upscales: a weights file spandrel reads (ESRGAN,
+    # Real-ESRGAN, SwinIR, HAT, DAT...; it detects the architecture). A .safetensors file; a pickled .pth, .pt or
+    # .ckpt only with upscaler_allow_pickle = true, since unpickling can run code. Unset: no upscaler.
+    upscaler: str | None = None
+    upscaler_allow_pickle: bool = False
+    # The network runs on tiles of this many input pixels a side, each with `upscale_overlap` pixels of its
+    # neighbours' context (cropped off again), so a large picture fits in memory without seams.
+    upscale_tile: int = Field(default=512, ge=16, le=4096)
+    upscale_overlap: int = Field(default=32, ge=0, le=512)
+    # The largest result, in pixels: a bigger one is scaled down to this (keeping its shape).
+    upscale_max_pixels: int = Field(default=4096 * 4096, ge=64 * 64, le=8192 * 8192)
     models: dict[str, ModelPreset] = Field(default_factory=_default_presets)
     # Other names for presets, e.g. "dall-e-3" = "sdxl". OpenAI's model names not listed serve default_model.
     aliases: dict[str, str] = Field(default_factory=dict)
     adapters: dict[str, AdapterSpec] = Field(default_factory=dict)
     # response_format="url": images are kept this long behind signed links that need no bearer token.
     url_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
-    # The address clients reach this worker at, for those links; unset, the request's own Host.
+    # The address clients reach this worker at, for those links; unset, the request's Host when it is one of
+    # the worker's own names (below), else the bound address.
     public_url: str | None = None
-    openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
+    # Names besides the bound address and localhost that may appear in a request's Host header (a reverse proxy's
+    # name, say). A worker without a token refuses any other Host, so a web page cannot reach it by DNS rebinding.
+    allowed_hosts: list[str] = Field(default_factory=list)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     teach: TeachSettings = Field(default_factory=TeachSettings)
 
     @model_validator(mode="after")
+    def _upscaler_file(self) -> WorkerSettings:
+        if self.upscaler is not None:
+            check_weights_file(self.upscaler, self.upscaler_allow_pickle)
+        return self
+
+    @model_validator(mode="after")
     def _default_exists(self) -> WorkerSettings:
+        if not self.models:
+            raise ValueError("[worker.models] is empty: name at least one preset")
+        if not self.default_model:
+            self.default_model = next(iter(self.models))
         if self.default_model not in self.models:
             raise ValueError(
                 f"default_model {self.default_model!r} is not one of [worker.models]: {sorted(self.models)}"
@@ -247,3 +310,11 @@ class WorkerSettings(BaseModel):
     def served_names(self) -> list[str]:
         """Every model name a client may send: the presets, the aliases and OpenAI's names."""
         return sorted({*self.models, *self.aliases, *OPENAI_MODEL_NAMES})
+
+
+def read_secret(env_name: str | None, environ: Mapping[str, str]) -> str | None:
+    """The secret named by env_name, or None when unset or empty: the one way egaku reads a secret."""
+    if not env_name:
+        return None
+    value = environ.get(env_name, "").strip()
+    return value or None

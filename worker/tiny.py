@@ -183,11 +183,11 @@ def save_tiny_clipseg(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def save_tiny_safety_checker(directory: Path, flag_everything: bool = False, seed: int = 0) -> Path:
+def save_tiny_safety_checker(directory: Path, seed: int = 0) -> Path:
     """A tiny random CLIP safety checker (model + image processor), saved like CompVis's.
 
-    Its concept thresholds decide the verdict: 1.0 (the default) flags nothing a random
-    model sees; -2.0 flags every image. Tests use one of each.
+    Its concept thresholds decide the verdict: at 1.0 (the default) it flags nothing a random
+    model sees. (The tests lower them in their own copy, to flag everything.)
     """
     import torch
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
@@ -202,9 +202,6 @@ def save_tiny_safety_checker(directory: Path, flag_everything: bool = False, see
         projection_dim=32,
     )  # fmt: skip
     checker = StableDiffusionSafetyChecker(config)
-    if flag_everything:
-        with torch.no_grad():
-            checker.concept_embeds_weights.fill_(-2.0)
     checker.save_pretrained(directory)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(directory)
     return directory

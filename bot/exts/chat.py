@@ -11,13 +11,14 @@ from discord.ext import commands
 
 from agent.replies import normalise_input
 from agent.service import with_attachment
+from bot.buttons.view import with_buttons
 from bot.deliver import reply_to
-from bot.exts.buttons import with_buttons
+from bot.policy import here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import compose
-from bot.results import conversation_id, here, missing_permissions, remember_shown, turn_request
-from egaku.errors import EmptyMessage, LLMUnclear, failure_notice, report
-from tools.uploads import BadUpload, fetch_attachment
+from bot.turns import conversation_id, remember_shown, turn_request
+from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
+from tools.checks.uploads import fetch_attachment
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -59,7 +60,7 @@ class Chat(commands.Cog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return normalise_input(text)
 
-    async def take_upload(self, message: discord.Message, text: str) -> str | None:
+    async def take_upload(self, message: discord.Message, text: str, nsfw: bool) -> str | None:
         """Record the first image attachment as an upload; the model then sees it in the history."""
         services = self.bot.services
         attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
@@ -84,6 +85,7 @@ class Chat(commands.Cog):
             steps=0,
             model="",
             kind="upload",
+            nsfw=nsfw,  # posted where NSFW is allowed: reachable only where it is allowed
         )
         return record.id
 
@@ -102,13 +104,13 @@ class Chat(commands.Cog):
                 await message.reply(problem, mention_author=False)
                 return
         text = self.words(message)
-        settings = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
-        refusal = settings.refusal(message.channel.id)
+        place = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
+        refusal = place.refusal(message.channel.id)
         if refusal:
             await message.reply(refusal, mention_author=False)
             return
         try:
-            upload_id = await self.take_upload(message, text)
+            upload_id = await self.take_upload(message, text, place.nsfw)
         except BadUpload as exc:
             await message.reply(exc.user_text, mention_author=False)
             return
@@ -132,7 +134,7 @@ class Chat(commands.Cog):
         if upload_id:
             text = with_attachment(text, upload_id)
         turn = turn_request(
-            settings,
+            place,
             message.author,
             channel_id=message.channel.id,
             guild_id=message.guild.id if message.guild else None,
@@ -151,7 +153,7 @@ class Chat(commands.Cog):
         if not (result.reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
-        outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
+        outgoing = await with_buttons(self.bot, compose(result.reply, result.images, notice), result.images)
         sent = await reply_to(message, outgoing, "chat")
         await remember_shown(self.bot, result, sent)
 

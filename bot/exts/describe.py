@@ -9,20 +9,19 @@ import discord
 from discord import app_commands, ui
 from discord.ext import commands
 
+from bot.choices import IMAGE_TYPES, NOT_AN_IMAGE
 from bot.deliver import followup
-from bot.exts.imagine import imagine_for
+from bot.imagining import imagine_for
+from bot.policy import channel_refusal, policy_for
 from bot.render import EMBED_COLOUR, Outgoing, clip
-from bot.results import channel_refusal, policy_for
 from egaku.errors import report
-from tools.context import ImageOptions
-from tools.uploads import fetch_attachment
+from tools.checks.uploads import fetch_attachment
+from tools.service.requests import ImageOptions
 from worker.protocol import MAX_PROMPT_CHARS
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-NOT_AN_IMAGE = "That isn't a picture I can read. Please attach a PNG, JPEG, WebP or GIF."
 TITLE = "A prompt for your picture"
 
 
@@ -116,3 +115,4 @@ class ImagineModal(ui.Modal, title="Imagine this"):
 async def setup(bot: EgakuBot) -> None:
     """Extension entry point."""
     await bot.add_cog(Describe(bot))
+    bot.add_dynamic_items(ImagineThis)

@@ -8,16 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from agent.service import TurnResult
-from bot.exts.buttons import send_result
-from bot.results import channel_refusal, conversation_id, here, interaction_turn, missing_permissions, policy_for
-from egaku.errors import TooManyCandidates
-from tools.context import ImageOptions
-from tools.service import Draw
+from bot.choices import ASPECTS
+from bot.imagining import imagine_for
+from bot.turns import conversation_id
+from tools.service.requests import ImageOptions
 from worker.protocol import MAX_BEST_OF, MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
-
-ONE_OR_THE_OTHER = "Choose `count` (several pictures) or `best_of` (the best of several), not both."
-ASPECTS = {"1:1": "square", "3:2": "landscape", "16:9": "wide", "2:3": "portrait", "9:16": "tall"}
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -79,39 +74,6 @@ class Imagine(commands.Cog):
         await interaction.response.send_message(
             "Done: I've forgotten our conversation here. Your images are still in my history.", ephemeral=True
         )
-
-
-async def imagine_for(
-    bot: EgakuBot, interaction: discord.Interaction, prompt: str, choices: ImageOptions, *, raw: bool | None = None
-) -> None:
-    """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
-    # Only what can refuse is read before the defer: the server's policy, cached and shared
-    # by a burst of commands. Discord forgets interactions after 3 s.
-    policy = await policy_for(bot, interaction.guild_id)
-    problem = missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
-    if problem:
-        await interaction.response.send_message(problem, ephemeral=True)
-        return
-    await interaction.response.defer(thinking=True)
-    settings = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-    known = bot.services.models
-    if choices.model is not None and known and choices.model not in known:
-        await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
-        return
-    try:
-        bot.services.images.check_best_of(choices.best_of or 1)
-    except TooManyCandidates as exc:
-        await interaction.followup.send(exc.user_text)  # before any LLM or GPU work
-        return
-    if (choices.best_of or 1) > 1 and (choices.count or 1) > 1:
-        await interaction.followup.send(ONE_OR_THE_OTHER)
-        return
-    turn = interaction_turn(bot, interaction, settings, prompt, chosen=choices, must_draw=True)
-    if settings.prefs.raw if raw is None else raw:
-        result = TurnResult.direct(await bot.services.images.draw(turn.requester(), Draw(prompt)))
-    else:
-        result = await bot.services.agent.respond(turn)
-    await send_result(bot, interaction, result, "/imagine")
 
 
 async def setup(bot: EgakuBot) -> None:

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.exts.imagine import ASPECTS
+from bot.choices import ASPECTS
 from egaku.errors import TooManyCandidates
-from tools.preferences import GuildPolicy, UserPrefs
+from tools.stores.preferences import GuildPolicy, UserPrefs
 from worker.protocol import MAX_BEST_OF, STYLES
 
 if TYPE_CHECKING:

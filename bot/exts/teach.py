@@ -10,14 +10,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.exts.describe import IMAGE_TYPES, NOT_AN_IMAGE
+from bot.choices import IMAGE_TYPES, NOT_AN_IMAGE
+from bot.policy import channel_refusal, policy_for
 from bot.progress import StatusReporter
-from bot.results import channel_refusal, policy_for
 from egaku.errors import report
-from tools.concepts import Concept, Concepts, Taught, word_name
-from tools.context import Requester
-from tools.service import Refused
-from tools.uploads import fetch_attachment
+from tools.checks.uploads import fetch_attachment
+from tools.service.requests import Refused, Requester
+from tools.service.teaching import ConceptService, Taught
+from tools.stores.concepts import Concept, concept_name
 from worker.protocol import MAX_TEACH_IMAGES, MIN_TEACH_IMAGES, ProgressEvent
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Teach(commands.Cog):
         if any((a.content_type or "").split(";")[0] not in IMAGE_TYPES for a in attached):
             problem = problem or NOT_AN_IMAGE
         try:
-            word_name(name)
+            concept_name(name)
         except ValueError as exc:
             problem = problem or f"I can't use that name: {exc}."
         if problem:
@@ -130,7 +130,7 @@ class Teach(commands.Cog):
             guild_id=str(interaction.guild_id),
             channel_id=str(interaction.channel_id),
             source_id=str(interaction.id),
-            watch=self._status(interaction, f"<{word_name(name)}>"),
+            watch=self._status(interaction, f"<{concept_name(name)}>"),
         )
         outcome = await services.concepts.teach(who, name, pictures, like)
         if isinstance(outcome, Taught):
@@ -188,7 +188,7 @@ class Teach(commands.Cog):
         )  # fmt: skip
         await interaction.response.send_message(text, ephemeral=True)
 
-    async def _moderated(self, interaction: discord.Interaction) -> Concepts | None:
+    async def _moderated(self, interaction: discord.Interaction) -> ConceptService | None:
         """The words service for a moderator; otherwise a polite refusal and None."""
         concepts = self.bot.services.concepts
         if concepts is None or interaction.guild_id is None:

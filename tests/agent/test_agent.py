@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.graph import CAP_TEXT
+from agent.middleware import CAP_TEXT
 from agent.service import Agent, TurnRequest
 from egaku.app import App, open_app
 from egaku.config import Config
 from egaku.errors import LLMUnavailable, WorkerUnavailable
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import Call, Fail, FakeOpenAI, Say
-from tools.service import Draw, Drawn
+from tools.service.requests import Draw, Drawn
 
 
 def configured(config: Config, llm_url: str, worker_url: str, **agent: object) -> Config:
@@ -23,7 +23,7 @@ def configured(config: Config, llm_url: str, worker_url: str, **agent: object) -
     return config.model_copy(
         update={
             "llm": config.llm.model_copy(update={"base_url": llm_url}),
-            "worker": config.worker.model_copy(update={"url": worker_url}),
+            "backend": config.backend.model_copy(update={"url": worker_url}),
             "agent": config.agent.model_copy(update=agent),
         }
     )
@@ -36,7 +36,7 @@ async def running(config: Config) -> AsyncIterator[App]:
 
 
 def turn(text: str, conversation: str = "c1", user: str = "alice") -> TurnRequest:
-    return TurnRequest(conversation_id=conversation, user_id=f"id-{user}", user_name=user, text=text)
+    return TurnRequest.of(conversation_id=conversation, user_id=f"id-{user}", user_name=user, text=text)
 
 
 PROMPT = (
@@ -143,6 +143,19 @@ async def test_a_model_that_calls_tools_forever_is_stopped(
     assert result.reply == CAP_TEXT
 
 
+async def test_the_cap_on_tool_calls_counts_edits_too(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str
+) -> None:
+    edits = [Call("edit_image", {"ref": "last", "prompt": f"a fox number {i}", "mode": "subtle"}) for i in range(10)]
+    fake_openai.then(Call("generate_image", {"prompt": "a fox"}), *edits)
+    config = configured(app_config, fake_openai.base_url, worker_url, max_model_calls=4, max_tool_calls=2)
+    async with running(config) as app:
+        result = await app.agent.respond(turn("draw a fox, then keep changing it"))
+    assert len(fake_openai.requests) == 4
+    assert [i.kind for i in result.images] == ["generate", "subtle"]  # the later edits were refused by the cap
+    assert result.reply == CAP_TEXT
+
+
 async def test_injected_arguments_become_a_tool_error_and_a_plain_answer(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str
 ) -> None:
@@ -177,7 +190,7 @@ async def test_llm_failure_becomes_llm_unavailable(
 
 async def test_raw_draw_skips_the_model(app_config: Config, fake_openai: FakeOpenAI, worker_url: str) -> None:
     async with running(configured(app_config, fake_openai.base_url, worker_url)) as app:
-        outcome = await app.images.draw(turn("描く: a fox, ukiyo-e").requester(), Draw("描く: a fox, ukiyo-e"))
+        outcome = await app.images.draw(turn("描く: a fox, ukiyo-e").who, Draw("描く: a fox, ukiyo-e"))
     assert fake_openai.requests == []
     assert isinstance(outcome, Drawn)
     assert [i.prompt for i in outcome.images] == ["描く: a fox, ukiyo-e"]

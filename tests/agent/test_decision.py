@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.decision import Decision, parse_decision, to_message
+from agent.decision import Decision, json_instructions, parse_decision, to_message
 from egaku.app import open_app
 from egaku.config import Config
 from egaku.errors import LLMUnclear
 from tests.agent.test_agent import configured, turn
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import FakeOpenAI, Say
+from tools.image_tools import image_tools
+
+TOOLS = image_tools()
 
 
 def test_parse_decision_finds_the_first_valid_object() -> None:
@@ -23,10 +26,10 @@ def test_parse_decision_finds_the_first_valid_object() -> None:
 
 
 def test_to_message_makes_a_tool_call_or_clean_text() -> None:
-    call = to_message(Decision(action="draw", prompt="  a fox\n in snow <|im_end|>"))
+    call = to_message(Decision(action="draw", prompt="  a fox\n in snow <|im_end|>"), TOOLS)
     assert call.tool_calls[0]["name"] == "generate_image"
     assert call.tool_calls[0]["args"] == {"prompt": "a fox in snow"}
-    assert to_message(Decision(action="reply", text="hi\x00 there")).content == "hi there"
+    assert to_message(Decision(action="reply", text="hi\x00 there"), TOOLS).content == "hi there"
     # A draw with an empty prompt, or a reply with no text, is no decision at all.
     assert parse_decision('{"action": "draw", "prompt": "   "}') is None
     assert parse_decision('{"action": "reply"}') is None
@@ -54,7 +57,7 @@ def test_an_edit_decision_becomes_an_edit_image_call() -> None:
     raw = '{"action": "edit", "ref": "second", "mode": "region", "prompt": "a queen", "target": "the king"}'
     decision = parse_decision(raw)
     assert decision is not None
-    (call,) = to_message(decision).tool_calls
+    (call,) = to_message(decision, TOOLS).tool_calls
     assert (call["name"], call["args"]) == (
         "edit_image",
         {"ref": "second", "prompt": "a queen", "mode": "region", "target": "the king"},
@@ -97,3 +100,13 @@ async def test_json_mode_instructions_and_placeholders_never_reach_the_channel(
         result = await app.agent.respond(turn("hello"))
     assert (result.reply, result.images) == ("Hello! What shall I draw?", [])
     assert len(fake_openai.requests) == 2  # the leak was refused and asked again
+
+
+def test_json_mode_offers_instruction_edits_and_leaves_the_mode_to_the_service() -> None:
+    """The JSON instructions come from the tools' schema (instruct included), and an edit without a mode keeps none:
+    the image service then picks the instruction-edit model where one is configured."""
+    assert '"mode": "regenerate|subtle|strong|region|instruct" (optional)' in json_instructions(TOOLS)
+    decision = parse_decision('{"action": "edit", "ref": "last", "prompt": "the same fox at night"}')
+    assert decision is not None
+    (call,) = to_message(decision, TOOLS).tool_calls
+    assert (call["name"], call["args"]) == ("edit_image", {"ref": "last", "prompt": "the same fox at night"})

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from agent.graph import UNANSWERED_TEXT, answer_every_tool_call
+from agent.messages import UNANSWERED_TEXT, answer_every_tool_call
 from egaku.app import App
 from egaku.config import Config
 from egaku.errors import LLMUnavailable, LLMUnclear, WorkerLost

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.llm import build_chat_model, leaks_instructions
+from agent.decision import json_instructions, leaks_instructions
+from agent.llm import build_chat_model
 from egaku.app import open_app
 from egaku.config import Config, LLMSettings
 from tests.agent.test_agent import turn
 from tests.conftest import FAKE_ENV
 from tests.fakes.openai import FakeOpenAI, Say
+from tools.image_tools import image_tools
 
 
 @pytest.mark.parametrize(
@@ -34,10 +36,12 @@ def test_the_cap_is_sent_as_max_tokens_to_every_server_but_openais_own(
 
 
 def test_instruction_leaks_are_recognised() -> None:
-    assert leaks_instructions("<your answer in the user's language>")
-    assert leaks_instructions("OK! I will answer with one JSON object and nothing else.")
-    assert not leaks_instructions("Here is your fox, drawn in the snow at dawn!")
-    assert not leaks_instructions("リスの王様を描きました！")
+    instructions = json_instructions(image_tools())
+    assert leaks_instructions("<your answer in the user's language>", instructions)
+    assert leaks_instructions("OK! I will answer with one JSON object and nothing else.", instructions)
+    assert not leaks_instructions("Here is your fox, drawn in the snow at dawn!", instructions)
+    assert not leaks_instructions("リスの王様を描きました！", instructions)
+    assert not leaks_instructions("a photo of <our-mascot> on the moon", instructions)  # a taught concept
 
 
 def test_each_app_owns_its_llm_connections_so_a_second_event_loop_reaches_the_same_server(

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from agent.graph import history_note
 from agent.prompts import system_prompt
+from agent.seeing import history_note
 from agent.service import TurnRequest
 from egaku.config import Config
 from tests.agent.test_agent import configured, running
 from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.openai import Call, FakeOpenAI, Script
 from tests.fakes.recording_worker import RecordingWorker
-from tools.context import ImageOptions
+from tools.service.requests import ImageOptions
 from worker.engine import Engine
 from worker.settings import ModelPreset, WorkerSettings
 
@@ -62,7 +62,7 @@ async def worker(two_presets: WorkerSettings) -> AsyncIterator[tuple[Engine, Rec
 
 
 def ask(model: str | None) -> TurnRequest:
-    return TurnRequest(
+    return TurnRequest.of(
         conversation_id=f"c-{model}", user_id="u1", user_name="hana", text=WORDS, options=ImageOptions(model=model)
     )
 

@@ -15,7 +15,7 @@ from egaku.config import Config
 from tests.agent.test_agent import configured, running
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
-from tools.history import Generation, History
+from tools.stores.history import Generation, History
 
 NOTE_HEAD = "This user's images here, oldest first (#n is the ordinal they may use):\n"
 
@@ -49,8 +49,8 @@ async def test_an_upload_is_captioned_once_and_the_caption_reaches_the_model(
     async with running(configured(app_config, fake_openai.base_url, recorder.url)) as app:
         cat = await upload(app.history, "m1")
         text = with_attachment("make this a watercolour", cat.id)
-        await app.agent.respond(TurnRequest("c1", "id-alice", "alice", text, source_id="m1"))
-        await app.agent.respond(TurnRequest("c1", "id-alice", "alice", "are you there?", source_id="m2"))
+        await app.agent.respond(TurnRequest.of("c1", "id-alice", "alice", text, source_id="m1"))
+        await app.agent.respond(TurnRequest.of("c1", "id-alice", "alice", "are you there?", source_id="m2"))
         caption = (await app.history.get(cat.id)).caption  # type: ignore[union-attr]
     assert caption  # the worker's (tiny, random) captioner's words
     described = [r for r in recorder.received if r.path == "/v1/images/descriptions"]
@@ -73,13 +73,13 @@ async def test_the_image_a_user_replies_to_is_described_before_the_edit_prompt(
     )
     config = configured(app_config, fake_openai.base_url, recorder.url)
     async with running(config) as app:
-        drawn = await app.agent.respond(TurnRequest("c1", "id-alice", "alice", "draw a lighthouse", source_id="m1"))
+        drawn = await app.agent.respond(TurnRequest.of("c1", "id-alice", "alice", "draw a lighthouse", source_id="m1"))
         [image] = drawn.images
         assert image.id is not None
         await app.history.attach_message([image.id], "m2")  # the bot's message that shows it
         fake_openai.then(Call("edit_image", {"ref": "reply", "prompt": "the lighthouse at noon", "mode": "subtle"}))
         fake_openai.then(Say("Brighter now."))
-        edit = await app.agent.respond(TurnRequest("c1", "id-alice", "alice", "make it brighter", reply_to="m2"))
+        edit = await app.agent.respond(TurnRequest.of("c1", "id-alice", "alice", "make it brighter", reply_to="m2"))
         caption = (await app.history.get(image.id)).caption  # type: ignore[union-attr]
     assert caption and [i.parent_id for i in edit.images] == [image.id]
     line = f"id={image.id} (generate): a lighthouse on a rocky shore at dusk, digital painting; it shows: {caption}"
@@ -95,7 +95,7 @@ async def test_a_captioner_that_fails_does_not_stop_the_turn(app_config: Config,
     async with running(configured(app_config, fake_openai.base_url, "http://127.0.0.1:9")) as app:  # worker down
         cat = await upload(app.history, "m1")
         result = await app.agent.respond(
-            TurnRequest("c1", "id-alice", "alice", with_attachment("hi", cat.id), source_id="m1")
+            TurnRequest.of("c1", "id-alice", "alice", with_attachment("hi", cat.id), source_id="m1")
         )
     assert result.reply == "Got it."
     note = f"{NOTE_HEAD}#1 id={cat.id} (upload): (uploaded image cat.png)"
@@ -111,7 +111,7 @@ async def test_with_vision_the_model_sees_a_thumbnail_and_no_caption_is_made(
     async with running(config) as app:
         cat = await upload(app.history, "m1")
         text = with_attachment("what is this?", cat.id)
-        await app.agent.respond(TurnRequest("c1", "id-alice", "alice", text, source_id="m1"))
+        await app.agent.respond(TurnRequest.of("c1", "id-alice", "alice", text, source_id="m1"))
     assert recorder.received == []  # no captioner call
     system, user = fake_openai.requests[0]["messages"]
     assert system == {"role": "system", "content": f"{SYSTEM_PROMPT}\n\n{NOTE_HEAD}#1 id={cat.id} (upload): "

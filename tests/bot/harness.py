@@ -11,14 +11,43 @@ from typing import Any
 import aiohttp
 
 from agent.service import Agent
-from bot.client import BotServices, EgakuBot
+from bot.client import EgakuBot
 from bot.run import point_at, upload_hosts
+from bot.services import BotServices
 from egaku.config import DiscordSettings
 from tests.fakes.discord import FakeDiscord
-from tools.concepts import Concepts
-from tools.history import History
-from tools.preferences import Preferences
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.service.teaching import ConceptService
+from tools.stores.history import History
+from tools.stores.preferences import Preferences
+
+# The tasks discord.py runs event listeners and app commands in (its own names for them).
+HANDLER_TASKS = ("discord.py: ", "CommandTree-invoker")
+
+
+async def settled(bot: EgakuBot, fake: FakeDiscord, timeout: float = 60.0) -> None:
+    """Until the bot has read every event the fake dispatched and every handler they started has returned.
+
+    After this nothing more can be sent for those events, so what the fake captured is final: a test
+    counts deliveries then, instead of after a guessed sleep.
+    """
+
+    def handlers() -> list[asyncio.Task[object]]:
+        me = asyncio.current_task()
+        return [t for t in asyncio.all_tasks() if t is not me and t.get_name().startswith(HANDLER_TASKS)]
+
+    async def wait() -> None:
+        while True:
+            # discord.py stores an event's sequence number just before it hands the event to its
+            # parser, which starts the handler tasks; so once they match, those tasks exist.
+            if bot.ws is None or bot.ws.sequence != fake.sequence:
+                await asyncio.sleep(0.01)
+            elif running := handlers():
+                await asyncio.wait(running)  # then look again: more events may have come meanwhile
+            else:
+                return
+
+    await asyncio.wait_for(wait(), timeout)
 
 
 class HandlerErrors(list[BaseException]):
@@ -38,11 +67,16 @@ async def running_bot(
     reconnect: bool = False,
     preferences: Preferences | None = None,
     worker: WorkerClient | None = None,
-    concepts: Concepts | None = None,
+    concepts: ConceptService | None = None,
+    sync_guild_ids: tuple[int, ...] = (),
 ) -> AsyncIterator[EgakuBot]:
     """Log in, connect, wait for the guild; close and check for handler errors on exit."""
     settings = DiscordSettings(
-        api_base=fake.api_base, gateway_url=fake.gateway_url, sync_commands=sync, token_env="TEST_TOKEN"
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+        sync_commands=sync,
+        token_env="TEST_TOKEN",
+        sync_guild_ids=list(sync_guild_ids),
     )
     point_at(settings)
     services = services or BotServices(

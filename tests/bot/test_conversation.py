@@ -180,7 +180,9 @@ async def test_upload_then_edit_it(
     described, received = recorder.received
     # The captioner described the upload before the model wrote the edit, and the model saw its words.
     assert (described.path, described.files) == ("/v1/images/descriptions", {"image": sha(app.history.png(upload))})
-    assert received.path == "/v1/images/edits" and received.fields["size"] == "96x64"
+    # An upload is drawn at the model's own size (64x64's pixels, the upload's shape): no size is sent.
+    assert received.path == "/v1/images/edits" and "size" not in received.fields
+    assert (edit.width, edit.height) == (72, 48)
     assert f"(attached image: id={upload.id})" in fake_openai.requests[0]["messages"][-1]["content"]
     caption = described.answer["prompt"]
     assert fake_openai.requests[0]["messages"][0]["content"].endswith(
@@ -275,5 +277,7 @@ async def test_an_unknown_reference_is_told_to_the_model_not_crashed(
         answer = await say(fake_discord, f"<@{BOT_ID}> make the dragon one darker")
     assert answer.json["content"] == "Which picture do you mean?"
     tool_message = fake_openai.requests[1]["messages"][-1]
-    assert tool_message["role"] == "tool" and tool_message["content"].startswith("Refused: no image matches")
+    assert tool_message["role"] == "tool" and tool_message["content"].startswith(
+        "Refused: I can't find that picture here."
+    )
     assert recorder.received == []

@@ -13,7 +13,7 @@ from tests.bot.test_conversation import live
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
-from tools.uploads import check_image
+from tools.checks.uploads import check_image
 
 
 def png(colour: str = "orange", size: tuple[int, int] = (80, 60)) -> bytes:

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from bot.client import BotServices
+from bot.services import BotServices
 from egaku.config import Config
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot

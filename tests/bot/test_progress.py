@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.client import BotServices
+from bot.services import BotServices
 from egaku.app import open_app
 from egaku.config import Config
 from tests.agent.test_agent import configured

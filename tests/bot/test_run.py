@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot.client import BotServices
 from bot.run import INTENT_HELP, run_bot
+from bot.services import BotServices
 from egaku.config import Config, DiscordSettings
 from tests.bot.test_chat import app_for, channel_post
 from tests.fakes.discord import BOT_ID, FakeDiscord

@@ -7,7 +7,7 @@ from pathlib import Path
 from egaku.config import Config, SafetySettings
 from tests.bot.test_conversation import live, say
 from tests.bot.test_imagine import followup_of
-from tests.conftest import serve, tiny_worker_settings
+from tests.conftest import serve, strict_safety_checker, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, NSFW_CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
@@ -63,14 +63,14 @@ async def test_raw_imagine_is_checked_too(
             [{"name": "prompt", "type": 3, "value": "NSFW poster"}, {"name": "raw", "type": 5, "value": True}],
         )
         answer = await fake_discord.wait_for_request(followup_of(interaction))
-    assert answer.json["content"] == "I couldn't do that: that isn't allowed in this channel."
+    assert answer.json["content"] == "That isn't allowed in this channel."
     assert recorder.received == []
 
 
 async def test_the_workers_safety_checker_blocks_outside_nsfw_channels(
     app_config: Config, fake_openai: FakeOpenAI, fake_discord: FakeDiscord, worker_cache: Path
 ) -> None:
-    settings = tiny_worker_settings(worker_cache, safety_checker="tiny-strict", warmup=False)
+    settings = tiny_worker_settings(worker_cache, safety_checker=strict_safety_checker(worker_cache), warmup=False)
     server = WorkerServer(Engine(settings), settings, token=None)
     runner, url = await serve(server.app())
     strict = RecordingWorker(url)

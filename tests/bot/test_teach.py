@@ -20,9 +20,9 @@ from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
 from tests.worker.test_teach import PICTURES
-from tools.concepts import Taught
-from tools.context import Requester
-from tools.uploads import check_image
+from tools.checks.uploads import check_image
+from tools.service.requests import Requester
+from tools.service.teaching import Taught
 from worker.protocol import ProgressEvent
 from worker.settings import TeachSettings
 

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from egaku.cli import _imagine
+from egaku.cli import _audit, _imagine
 from egaku.config import Config
 from tests.agent.test_agent import configured
 from tests.conftest import FAKE_ENV
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
-from tools.embedded import free_port
+from tools.backends.embedded import free_port
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -136,12 +138,13 @@ async def test_an_embedded_worker_stops_when_its_bot_is_killed(tmp_path: Path, w
     assert not alive(worker_pid)
 
 
+@pytest.mark.timeout(900)  # pytest's own bound, above the hang guard below (the global one is 300 s)
 async def test_chat_on_embedded_defaults_writes_a_png(tmp_path: Path, worker_cache: Path) -> None:
     """The quick start: the bundled SmolLM2 and the tiny preset, offline, on CPU."""
     path = tmp_path / "egaku.toml"
     path.write_text(config_text(tmp_path, worker_cache), encoding="utf-8")
     # A hang guard, not a timing: the 135M model's turn takes 10 s on an idle core, minutes on a loaded one.
-    code, out, err = await egaku("chat", "--config", str(path), stdin=b"draw a red fox\n", timeout_s=1200)
+    code, out, err = await egaku("chat", "--config", str(path), stdin=b"draw a red fox\n", timeout_s=840)
     assert code == 0, err[-3000:]
     lines = [line.strip() for line in out.splitlines()]
     image_lines = [line for line in lines if line.startswith("image: ")]
@@ -165,6 +168,12 @@ async def test_imagine_raw_draws_through_the_image_service_without_the_llm(
     lines = out.getvalue().splitlines()
     (png,) = [Path(line.strip().removeprefix("image: ")) for line in lines if line.strip().startswith("image: ")]
     assert Image.open(png).format == "PNG" and png.parent == tmp_path / "out"
+    audit = io.StringIO()
+    assert await _audit(config, None, audit) == 0
+    (record,) = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert (record["outcome"], record["user_words"], record["final_prompt"]) == ("ok", "描く: a fox, ukiyo-e",
+                                                                                 "描く: a fox, ukiyo-e")  # fmt: skip
+    assert record["image_ids"] and FAKE_ENV["FAKE_OPENAI_KEY"] not in audit.getvalue()
 
 
 async def test_serve_refuses_an_exposed_front_without_a_token(tmp_path: Path, worker_cache: Path) -> None:

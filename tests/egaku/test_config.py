@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent.parent.parent
 def test_the_example_config_is_valid() -> None:
     config = load_config(ROOT / "config.example.toml")
     assert config.llm.provider == "embedded"
-    assert config.worker.mode == "embedded"
+    assert config.backend.mode == "embedded"
     assert config.worker.models["tiny"].source == "tiny"
     assert config.discord.api_base == "https://discord.com/api/v10"
 
@@ -32,7 +32,7 @@ def test_the_example_config_is_valid() -> None:
         ("[best_of]\ndefault = 3\nmax = 2", "best_of: Value error, default (3) is above max (2)"),
         ("[best_of]\nmax = 9", "best_of.max"),
         ("[best_of]\nmax = 6", ": Value error, best_of.max (6) is above worker.max_best_of (4)"),
-        ('[best_of]\ndefault = 2\n[worker]\nmode = "openai"', ": Value error, best_of.default: OpenAI's Images API"),
+        ('[best_of]\ndefault = 2\n[backend]\nmode = "openai"', ": Value error, best_of.default: OpenAI's Images API"),
         ("[worker]\nmax_best_of = 9", "worker.max_best_of"),
     ],
 )
@@ -69,11 +69,16 @@ def test_every_preset_in_the_example_config_is_valid() -> None:
     assert {n: p.family for n, p in valid.items()} == {
         "turbo": "sdxl", "edit": "sdxl-instruct", "sdxl": "sdxl", "schnell": "flux", "flux": "flux",
         "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3", "qwen": "qwen-image",
-        "qwen-edit": "qwen-image-edit", "klein": "flux2-klein",
+        "qwen-edit": "qwen-image-edit", "klein": "flux2-klein", "sd15": "sd15",
+        "qwen-edit-2509": "qwen-image-edit-plus", "qwen-edit-2511": "qwen-image-edit-plus", "flux2": "flux2",
+        "z-turbo": "z-image",
     }  # fmt: skip
+    assert {n for n, p in valid.items() if p.ip_adapter is not None} == {"sdxl", "sd15"}
+    assert "Non-Commercial" in valid["flux2"].licence and valid["z-turbo"].licence == "Apache-2.0"
     assert all(p.licence for p in valid.values() if p.family != "sdxl-instruct")
     assert "Non-Commercial" in valid["flux"].licence and valid["schnell"].licence == "Apache-2.0"
     # Qwen's encoder reads Chinese and English: prompts in either are not translated.
     assert {n: p.prompt_language for n, p in valid.items() if p.prompt_language != ["en"]} == {
-        "qwen": ["zh", "en"], "qwen-edit": ["zh", "en"],
+        "qwen": ["zh", "en"], "qwen-edit": ["zh", "en"], "qwen-edit-2509": ["zh", "en"], "qwen-edit-2511": ["zh", "en"],
+        "z-turbo": ["zh", "en"],
     }  # fmt: skip

@@ -19,9 +19,13 @@ def test_the_serve_config_file_is_valid_and_builds_the_app() -> None:
     (application,) = schema.applications
     assert (application.import_path, application.route_prefix) == ("egaku.serve:app", None)
     assert {d.name for d in application.deployments} == {"Renderer", "Gateway"}
+    (listed,) = [d for d in application.deployments if d.name == "Renderer"]  # the file's options replace the code's
+    assert listed.ray_actor_options.runtime_env == {"env_vars": {"EGAKU_WORKER_TOKEN": ""}}
     built = app({"config": str(ROOT / application.args["config"]), "replicas": "3"})
     renderer = built._bound_deployment.init_args[0]._bound_deployment  # the Gateway is bound to the Renderer
     assert (renderer.name, renderer.num_replicas, renderer.ray_actor_options["num_gpus"]) == ("Renderer", 3, 1.0)
+    # Only the gateway answers HTTP, so only it holds the token: the replicas get the variable blanked.
+    assert renderer.ray_actor_options["runtime_env"] == {"env_vars": {"EGAKU_WORKER_TOKEN": ""}}
 
 
 def test_the_rayservice_carries_a_valid_serve_config_and_worker_config() -> None:

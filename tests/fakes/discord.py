@@ -12,7 +12,11 @@ It refuses what Discord refuses, so that a bug of that kind fails a test:
   title over 256, description over 4096, more than 25 fields, a field name over 256 or value over
   1024, a footer over 2048, more than 6000 characters of embeds in all, more than 5 rows of
   components or 5 buttons in a row, a custom_id over 100 or a label over 80 (400, 50035);
-- a message with nothing in it (400, 50006).
+- a message with nothing in it (400, 50006);
+- a wrong bot token, once `token` is set (401);
+- a guild-commands read or sync in a server that did not grant the applications.commands scope (403, 50001).
+
+Its server's roles, the bot's roles and registered commands are in `guild` (tests/fakes/discord_guilds.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_guilds import GuildState
 from tests.fakes.serving import serve
 
 BOT_ID = 900
@@ -34,8 +39,11 @@ APP_ID = 900
 GUILD_ID = 1000
 CHANNEL_ID = 2000
 NSFW_CHANNEL_ID = 2001
+OTHER_CHANNEL_ID = 2002  # a second ordinary channel of the guild
+DM_CHANNEL_ID = 2100  # a user's DM with the bot
 OWNER_ID = 1
 ALL_PERMISSIONS = str((1 << 53) - 1)
+MESSAGE_CONTENT_LIMITED = 1 << 19  # the application flag of a bot under 100 servers with the intent on
 TIMESTAMP = "2026-11-21T12:00:00.000000+00:00"
 ACK_DEADLINE_S = 3.0  # Discord forgets an interaction that is not acknowledged within 3 s
 
@@ -187,6 +195,7 @@ class FakeDiscord:
         self.channels: dict[int, dict[str, Any]] = {
             CHANNEL_ID: text_channel(),
             NSFW_CHANNEL_ID: text_channel(NSFW_CHANNEL_ID, nsfw=True),
+            OTHER_CHANNEL_ID: text_channel(OTHER_CHANNEL_ID),
         }
         self.messages: dict[int, dict[str, Any]] = {}
         self.late_interactions: set[str] = set()
@@ -197,6 +206,10 @@ class FakeDiscord:
         # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
         self.refuse_message_content = False
         self.files: dict[str, bytes] = {}
+        self.token: str | None = None  # when set, REST calls with another bot token get a 401
+        self.guild = GuildState(
+            GUILD_ID, BOT_ID, self.channels, roles={GUILD_ID: int(ALL_PERMISSIONS)}, commands_scope={GUILD_ID}
+        )
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -223,6 +236,11 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         """The websocket URL (the trailing slash matters)."""
         return f"ws://127.0.0.1:{self.port}/gateway/"
+
+    @property
+    def sequence(self) -> int:
+        """The sequence number of the last event dispatched (a client that has read it holds the same)."""
+        return self._seq
 
     def next_id(self) -> int:
         """A fresh snowflake."""
@@ -332,19 +350,7 @@ class FakeDiscord:
             "verification_level": 0,
             "default_message_notifications": 0,
             "explicit_content_filter": 0,
-            "roles": [
-                {
-                    "id": str(GUILD_ID),
-                    "name": "@everyone",
-                    "permissions": ALL_PERMISSIONS,
-                    "position": 0,
-                    "color": 0,
-                    "hoist": False,
-                    "managed": False,
-                    "mentionable": False,
-                    "flags": 0,
-                }
-            ],
+            "roles": self.guild.role_payloads(),
             "emojis": [],
             "stickers": [],
             "features": [],
@@ -364,7 +370,7 @@ class FakeDiscord:
             "unavailable": False,
             "member_count": 2,
             "joined_at": TIMESTAMP,
-            "members": [member_payload(BOT_ID, "egaku", bot=True)],
+            "members": [{**member_payload(BOT_ID, "egaku", bot=True), "roles": [str(r) for r in self.guild.bot_roles]}],
             "channels": list(self.channels.values()),
             "threads": [],
             "presences": [],
@@ -633,6 +639,8 @@ class FakeDiscord:
         self.requests.append(captured)
         await self._notify()
         path = request.path.removeprefix("/api/v10")
+        if self.token is not None and request.headers.get("Authorization") != f"Bot {self.token}":
+            return self._json({"message": "401: Unauthorized", "code": 0}, status=401)
         fault = self._fault_for(request.method, path)
         if fault is not None:
             response = self._json(fault.body, status=fault.status)
@@ -657,15 +665,23 @@ class FakeDiscord:
                     "bot_require_code_grant": False,
                     "owner": user_payload(OWNER_ID, "owner"),
                     "verify_key": "0" * 64,
-                    "flags": 0,
+                    # The portal's Message Content switch, as the gateway enforces it (4014 when off).
+                    "flags": 0 if self.refuse_message_content else MESSAGE_CONTENT_LIMITED,
+                    "approximate_guild_count": 1,
                     "interactions_endpoint_url": None,
                 }
             )
         if parts[0] == "applications" and parts[-1] == "commands" and method == "PUT":
+            if self.guild.commands_refused(parts):
+                return self._json({"message": "Missing Access", "code": 50001}, status=403)
             commands = [
                 {**c, "id": str(self.next_id()), "application_id": str(APP_ID), "version": "1"} for c in captured.json
             ]
+            self.guild.register(parts, commands)
             return self._json(commands)
+        read = self.guild.read(method, parts, member_payload(BOT_ID, "egaku", bot=True))
+        if read is not None:
+            return self._json(*read)
         if parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":

@@ -7,7 +7,8 @@ Requests are recorded with their JSON bodies for exact assertions.
 It is as strict as OpenAI about the conversation: an assistant message with
 `tool_calls` must be followed by a tool message for each call, and a tool message
 must answer such a call. A request that breaks this gets OpenAI's own 400, and
-is recorded in `rejected`.
+is recorded in `rejected`. Once `api_key` is set, another key gets OpenAI's 401; once
+`models` is set, another model gets OpenAI's 404 (`model_not_found`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class FakeOpenAI:
         self.latency_s = latency_s  # a model's thinking time, slept before each answer (benchmarks)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.api_key: str | None = None  # when set, requests with another bearer key get a 401
+        self.models: list[str] | None = None  # when set, the only model names it serves
 
     @property
     def base_url(self) -> str:
@@ -129,6 +132,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model}", self._model)
         self._runner, self.port = await serve(app, port)
 
     async def stop(self) -> None:
@@ -136,8 +140,31 @@ class FakeOpenAI:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _models(self, _request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+    def _refusal(self, request: web.Request, model: str | None) -> web.Response | None:
+        """OpenAI's 401 for a wrong key, or its 404 for a model it does not have; None when neither."""
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and given != self.api_key:
+            shown = f"{given[:3]}{'*' * max(0, len(given) - 7)}{given[-4:]}" if len(given) > 7 else given
+            error = {"message": f"Incorrect API key provided: {shown}. You can find your API key at "
+                     "https://platform.openai.com/account/api-keys.", "type": "invalid_request_error",
+                     "param": None, "code": "invalid_api_key"}  # fmt: skip
+            return web.json_response({"error": error}, status=401)
+        if model is not None and self.models is not None and model not in self.models:
+            error = {"message": f"The model `{model}` does not exist or you do not have access to it.",
+                     "type": "invalid_request_error", "param": None, "code": "model_not_found"}  # fmt: skip
+            return web.json_response({"error": error}, status=404)
+        return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        refused = self._refusal(request, None)
+        names = self.models if self.models is not None else ["fake"]
+        body = {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "fake"} for n in names]}
+        return refused or web.json_response(body)
+
+    async def _model(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        refused = self._refusal(request, name)
+        return refused or web.json_response({"id": name, "object": "model", "created": 0, "owned_by": "fake"})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         if self.latency_s:
@@ -151,6 +178,9 @@ class FakeOpenAI:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        refused = self._refusal(request, body.get("model"))
+        if refused is not None:
+            return refused
         problem = order_error(body.get("messages") or [])
         if problem is not None:
             self.rejected.append(problem)

@@ -58,3 +58,27 @@ async def sse(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict[str
             kind = line[7:]
         elif line.startswith("data: "):
             yield kind, json.loads(line[6:])
+
+
+@contextlib.asynccontextmanager
+async def loading_worker(settings: Any) -> AsyncIterator[str]:
+    """The real worker HTTP server whose default model never finishes loading (until it stops); its URL."""
+    import threading
+
+    from worker.engine import Engine
+    from worker.errors import ModelUnavailable
+    from worker.http.server import WorkerServer
+
+    release = threading.Event()
+
+    def never_loads(*_args: object) -> object:
+        release.wait(60)
+        raise ModelUnavailable("the test is over")
+
+    server = WorkerServer(Engine(settings, loader=never_loads), settings, token=None)
+    runner, port = await serve(server.app())
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        release.set()
+        await runner.cleanup()

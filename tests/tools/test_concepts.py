@@ -10,18 +10,26 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from tests.conftest import teach_settings
 from tests.fakes.recording_worker import RecordingWorker
+from tests.worker.direct import PIXEL_TOLERANCE, direct_pixels, load_textual_inversion
 from tests.worker.test_teach import PICTURES
-from tools.concepts import Concepts, ConceptStore, Taught, word_name
-from tools.context import Requester
-from tools.service import Draw, Drawn, ImageService, Refused
-from tools.uploads import Upload, check_image
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.checks.uploads import Upload, check_image
+from tools.service.images import ImageService
+from tools.service.requests import Draw, Drawn, Refused, Requester
+from tools.service.teaching import ConceptService, Taught
+from tools.stores.concepts import ConceptStore, concept_name
+from worker.pipelines import Placement, load_pipeline
 from worker.protocol import ProgressEvent, TeachSettingsUsed
 from worker.teach import read_embedding
 
+TaughtWords = tuple[ConceptService, RecordingWorker, Path]
+
+CPU = Placement(device="cpu", dtype=torch.float32)
 UPLOADS = [check_image(data, f"p{n}.png") for n, data in enumerate(PICTURES)]
 
 
@@ -47,16 +55,16 @@ def alice(guild: str | None = "100", watch: Watch | None = None) -> Requester:
 
 
 @pytest.fixture
-async def words(tmp_path: Path, teach_worker: RecordingWorker) -> AsyncIterator[tuple[Concepts, RecordingWorker, Path]]:
+async def words(tmp_path: Path, teach_worker: RecordingWorker) -> AsyncIterator[TaughtWords]:
     folder = tmp_path / "concepts"
     store = await ConceptStore.open(tmp_path / "concepts.sqlite", folder)
     async with aiohttp.ClientSession() as session:
-        yield Concepts(store, WorkerClient(session, teach_worker.url)), teach_worker, folder
+        yield ConceptService(store, WorkerClient(session, teach_worker.url)), teach_worker, folder
     await store.close()
 
 
 async def test_teach_trains_on_the_worker_and_keeps_the_word_with_its_owner_pictures_and_settings(
-    words: tuple[Concepts, RecordingWorker, Path],
+    words: TaughtWords,
 ) -> None:
     concepts, worker, folder = words
     watch = Watch()
@@ -96,7 +104,11 @@ async def test_teach_trains_on_the_worker_and_keeps_the_word_with_its_owner_pict
     ],
 )  # fmt: skip
 async def test_teach_refuses_before_any_training(
-    words: tuple[Concepts, RecordingWorker, Path], name: str, pictures: list[Upload], guild: str | None, reason: str
+    words: TaughtWords,
+    name: str,
+    pictures: list[Upload],
+    guild: str | None,
+    reason: str,
 ) -> None:
     concepts, worker, _ = words
     like = "猫" if reason.startswith("`like`") else None
@@ -105,13 +117,13 @@ async def test_teach_refuses_before_any_training(
     assert worker.received == []  # nothing reached the worker
 
 
-async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothing_elsewhere(
-    words: tuple[Concepts, RecordingWorker, Path],
+async def test_a_taught_word_draws_what_its_file_means_for_its_server_and_means_nothing_elsewhere(
+    words: TaughtWords, worker_cache: Path
 ) -> None:
     concepts, worker, _ = words
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
     async with aiohttp.ClientSession() as session:
-        images = ImageService(WorkerClient(session, worker.url), words=concepts)
+        images = ImageService(WorkerClient(session, worker.url), concepts=concepts)
         prompt = "a photo of <our-mascot> on the moon"
         outcomes = {}
         for guild in ("100", "200", None):
@@ -119,7 +131,8 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
             outcomes[guild] = await images.draw(who, Draw(prompt=prompt, seed=12))
     renders = [r for r in worker.received if r.path == "/v1/images/generations"]
     sent = [r.fields.get("concepts") for r in renders]
-    embedding = base64.b64encode((concepts.store.path((await concepts.store.of("100"))[0].file)).read_bytes()).decode()
+    file = concepts.store.path((await concepts.store.of("100"))[0].file)
+    embedding = base64.b64encode(file.read_bytes()).decode()
     assert sent == [[{"token": "<our-mascot>", "embedding": embedding}], None, None]  # only its own server sends it
     assert [r.answer["data"][0]["parameters"]["concepts"] for r in renders] == [["<our-mascot>"], [], []]
     pictures = []
@@ -127,11 +140,23 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
         drawn = outcomes[guild]
         assert isinstance(drawn, Drawn)
         pictures.append(np.asarray(Image.open(io.BytesIO(drawn.images[0].png)), dtype=np.int16))
-    assert np.abs(pictures[0] - pictures[1]).max() > 0  # the word changes the picture, same seed
+    # Its server's picture is the tiny pipeline's with the word's file loaded by diffusers itself.
+    reference = load_pipeline(teach_settings(worker_cache).models["tiny"], CPU, worker_cache)
+    load_textual_inversion(reference, file, "<our-mascot>")
+    ours = outcomes["100"]
+    assert isinstance(ours, Drawn)
+    picture = ours.images[0]
+    assert (picture.prompt, picture.seed) == (prompt, 12)
+    call = {"prompt": picture.prompt, "num_inference_steps": picture.steps, "guidance_scale": picture.guidance,
+            "width": picture.width, "height": picture.height}  # fmt: skip
+    assert np.abs(pictures[0] - direct_pixels(reference, 12, call)).max() <= PIXEL_TOLERANCE
+    assert np.abs(pictures[0] - pictures[1]).max() > PIXEL_TOLERANCE  # the word changes the picture, same seed
     assert np.array_equal(pictures[1], pictures[2])  # another server's prompt is plain text
 
 
-async def test_rename_and_delete_and_deleting_removes_the_files(words: tuple[Concepts, RecordingWorker, Path]) -> None:
+async def test_rename_and_delete_and_deleting_removes_the_files(
+    words: TaughtWords,
+) -> None:
     concepts, _, folder = words
     taught = await concepts.teach(alice(), "mascot", UPLOADS)
     assert isinstance(taught, Taught)
@@ -140,8 +165,8 @@ async def test_rename_and_delete_and_deleting_removes_the_files(words: tuple[Con
     assert await concepts.rename("200", "mascot", "bear") == Refused("this server has no word <mascot>")
     renamed = await concepts.rename("100", "<mascot>", "Our Bear")
     assert not isinstance(renamed, Refused) and renamed.token == "<our-bear>"
-    assert await concepts.words_in("100", "a <mascot>") == []
-    assert [w.token for w in await concepts.words_in("100", "a <our-bear> and <other>")] == ["<our-bear>", "<other>"]
+    assert await concepts.concepts_in("100", "a <mascot>") == []
+    assert [w.token for w in await concepts.concepts_in("100", "a <our-bear> and <other>")] == ["<our-bear>", "<other>"]
     files = [folder / taught.concept.file, *(folder / s for s in taught.concept.sources)]
     assert all(f.exists() for f in files)
     assert await concepts.delete("200", "our-bear") == Refused("this server has no word <our-bear>")
@@ -155,7 +180,7 @@ async def test_rename_and_delete_and_deleting_removes_the_files(words: tuple[Con
     )
 
 
-async def test_the_agent_note_lists_only_the_servers_words(words: tuple[Concepts, RecordingWorker, Path]) -> None:
+async def test_the_agent_note_lists_only_the_servers_words(words: TaughtWords) -> None:
     concepts, _, _ = words
     assert await concepts.note("100") == ""
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
@@ -165,8 +190,8 @@ async def test_the_agent_note_lists_only_the_servers_words(words: tuple[Concepts
 
 
 def test_word_names() -> None:
-    assert word_name(" <Our Mascot> ") == "our-mascot"
-    assert word_name("cat_2") == "cat_2"
+    assert concept_name(" <Our Mascot> ") == "our-mascot"
+    assert concept_name("cat_2") == "cat_2"
     for bad in ("", "-cat", "a" * 32, "猫", "<>"):
         with pytest.raises(ValueError):
-            word_name(bad)
+            concept_name(bad)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tools.embedded import EmbeddedWorker
-from tools.worker_client import WorkerClient
+from tools.backends.embedded import EmbeddedWorker
+from tools.backends.worker_client import WorkerClient
 from worker.protocol import GenerationRequest
 
 
@@ -18,8 +18,9 @@ def write_config(tmp_path: Path, cache: Path) -> Path:
     path = tmp_path / "egaku.toml"
     path.write_text(
         f"""
-[worker]
+[backend]
 mode = "embedded"
+[worker]
 cache_dir = "{cache}"
 device = "cpu"
 [worker.models.tiny]
@@ -39,9 +40,13 @@ async def test_worker_crash_is_survived_and_restarted(tmp_path: Path, worker_cac
             write_config(tmp_path, worker_cache), session, log_path=tmp_path / "worker.log", startup_timeout_s=120
         )
         embedded.start()
-        client = WorkerClient(session, embedded.url)
+        client = WorkerClient(session, embedded.url, token=embedded.token)
         try:
-            first = await client.generate(GenerationRequest(prompt="a fox", seed=3), "a fox")
+            first = await client.generate(GenerationRequest(prompt="a fox", seed=3))
+            # A fresh token per run: nothing else on this machine (no web page either) can use the worker.
+            async with session.get(await embedded.url() + "/v1/models") as resp:
+                assert resp.status == 401
+            assert len(embedded.token) >= 40
             pid = embedded.pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)  # a crash, not a polite exit
@@ -49,7 +54,7 @@ async def test_worker_crash_is_survived_and_restarted(tmp_path: Path, worker_cac
                 if embedded.pid not in (None, pid):
                     break
                 await asyncio.sleep(0.1)
-            second = await client.generate(GenerationRequest(prompt="a fox", seed=3), "a fox")
+            second = await client.generate(GenerationRequest(prompt="a fox", seed=3))
             assert embedded.pid not in (None, pid)
         finally:
             await embedded.stop()

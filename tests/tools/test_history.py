@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.history import Generation, History, UnknownImage
+from egaku.errors import UnknownImage
+from tools.stores.history import Generation, History, Viewer
 
 
 async def add(history: History, user: str, prompt: str, conversation: str = "c", **extra: object) -> Generation:
@@ -17,6 +18,27 @@ async def add(history: History, user: str, prompt: str, conversation: str = "c",
     }  # fmt: skip
     fields.update(extra)
     return await history.add(f"png:{prompt}".encode(), **fields)
+
+
+async def test_a_reference_reaches_only_what_its_viewer_may_see(tmp_path: Path) -> None:
+    history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")
+    drawn = await add(history, "alice", "a lighthouse in a storm")
+    dm_upload = await add(history, "alice", "(uploaded image me.png)", "dm-alice", kind="upload", guild_id=None)
+    nsfw = await add(history, "alice", "a figure study", "nsfw-room", nsfw=True)
+    elsewhere_bob, elsewhere_alice = Viewer("bob", "other"), Viewer("alice", "other")
+    assert [elsewhere_bob.may_see(g) for g in (drawn, dm_upload, nsfw)] == [False, False, False]
+    assert [elsewhere_alice.may_see(g) for g in (drawn, dm_upload, nsfw)] == [True, False, False]
+    assert Viewer("alice", "other", nsfw=True).may_see(nsfw) and Viewer("bob", "nsfw-room", nsfw=True).may_see(nsfw)
+    assert Viewer("bob", "c").may_see(drawn) and Viewer("carol", "dm-alice").may_see(dm_upload)
+    for ref in (drawn.id, "last", "first", "lighthouse"):
+        with pytest.raises(UnknownImage) as refused:
+            await history.resolve(ref, elsewhere_bob)
+        assert refused.value.user_text == "I can't find that picture here. Reply to it, or give its id."
+    assert (await history.resolve(drawn.id, elsewhere_alice)).id == drawn.id
+    with pytest.raises(UnknownImage):
+        await history.resolve(dm_upload.id, elsewhere_alice)
+    assert (await history.get(nsfw.id)) == nsfw  # stored and read back with its flag
+    await history.close()
 
 
 async def test_every_reference_form_and_a_restart(tmp_path: Path) -> None:
@@ -30,24 +52,24 @@ async def test_every_reference_form_and_a_restart(tmp_path: Path) -> None:
 
     history = await History.open(tmp_path / "h.sqlite", tmp_path / "files")  # a restart
     resolve = history.resolve
-    assert (await resolve("last", "c", "alice")).id == fox.id
-    assert (await resolve("", "c", "bob")).id == bobs.id  # each user has their own "last"
-    assert (await resolve(king.id, "c", "alice")).id == king.id
-    assert (await resolve(f"#{night.id}", "c", "bob")).id == night.id  # ids work for anyone
-    assert (await resolve("the second one", "c", "alice")).id == night.id
-    assert (await resolve("2nd", "c", "alice")).id == night.id
-    assert (await resolve("first", "c", "alice")).id == king.id
-    assert (await resolve("二枚目", "c", "alice")).id == night.id
-    assert (await resolve("the fox one", "c", "alice")).id == fox.id
-    assert (await resolve("the squirrel-king one", "c", "alice")).id == night.id  # newest of equals
-    assert (await resolve("reply", "c", "bob", replied_message_id="555")).id == night.id
-    assert (await resolve("last", "c", "alice", replied_message_id="555")).id == night.id
+    assert (await resolve("last", Viewer("alice", "c"))).id == fox.id
+    assert (await resolve("", Viewer("bob", "c"))).id == bobs.id  # each user has their own "last"
+    assert (await resolve(king.id, Viewer("alice", "c"))).id == king.id
+    assert (await resolve(f"#{night.id}", Viewer("bob", "c"))).id == night.id  # ids work for anyone
+    assert (await resolve("the second one", Viewer("alice", "c"))).id == night.id
+    assert (await resolve("2nd", Viewer("alice", "c"))).id == night.id
+    assert (await resolve("first", Viewer("alice", "c"))).id == king.id
+    assert (await resolve("二枚目", Viewer("alice", "c"))).id == night.id
+    assert (await resolve("the fox one", Viewer("alice", "c"))).id == fox.id
+    assert (await resolve("the squirrel-king one", Viewer("alice", "c"))).id == night.id  # newest of equals
+    assert (await resolve("reply", Viewer("bob", "c", replied_message_id="555"))).id == night.id
+    assert (await resolve("last", Viewer("alice", "c", replied_message_id="555"))).id == night.id
     assert history.png(fox) == b"png:a red fox in fresh snow"
     for bad in ("the dragon one", "fifth"):
         with pytest.raises(UnknownImage):
-            await resolve(bad, "c", "alice")
+            await resolve(bad, Viewer("alice", "c"))
     with pytest.raises(UnknownImage):
-        await resolve("last", "other-conversation", "alice")
+        await resolve("last", Viewer("alice", "other-conversation"))
     await history.close()
 
 
@@ -72,14 +94,14 @@ async def test_a_caption_is_kept_shown_to_the_model_and_matched(tmp_path: Path) 
     assert kept.line(1) == (
         f"#1 id={upload.id} (upload): (uploaded image cat.jpg); it shows: a grey tabby cat sleeping on a windowsill"
     )
-    assert (await history.resolve("the tabby one", "c", "alice")).id == upload.id
+    assert (await history.resolve("the tabby one", Viewer("alice", "c"))).id == upload.id
     await history.close()
 
 
 async def test_a_history_from_before_captions_and_best_of_gains_the_columns(tmp_path: Path) -> None:
     import aiosqlite
 
-    from tools.history import ADDED_COLUMNS, SCHEMA
+    from tools.stores.history import ADDED_COLUMNS, SCHEMA
 
     old_schema = SCHEMA
     for column, kind in ADDED_COLUMNS.items():
@@ -117,6 +139,6 @@ async def test_best_of_candidates_are_kept_marked_and_out_of_the_users_list(tmp_
     assert await history.candidates(plain.id) == [] and await history.candidates(low.id) == []
     # "last", "the first one" and the model's list mean the posted pictures, never the candidates that lost.
     assert [g.id for g in await history.mine("c", "alice")] == [chosen.id, plain.id]
-    assert (await history.resolve("first", "c", "alice")).id == chosen.id
-    assert (await history.resolve(low.id, "c", "alice")).candidate_of == chosen.id  # an id still finds one
+    assert (await history.resolve("first", Viewer("alice", "c"))).id == chosen.id
+    assert (await history.resolve(low.id, Viewer("alice", "c"))).candidate_of == chosen.id  # an id still finds one
     await history.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tools.languages import PromptLanguages, detect_language, language_refusal, names_of, prompt_language_rule
+from tools.checks.languages import PromptLanguages, detect_language, language_refusal, names_of, prompt_language_rule
 from worker.settings import ModelPreset
 
 

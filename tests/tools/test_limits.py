@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from egaku.config import LimitsSettings
-from tools.limits import JobLimiter, TooBusy
+from egaku.errors import TooBusy
+from tools.checks.limits import JobLimiter
 
 
 async def hold(limiter: JobLimiter, user: str, guild: str | None, gate: asyncio.Event, log: list[str]) -> None:

@@ -13,13 +13,14 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from egaku.config import OpenAIBackendSettings
+from egaku.errors import EditNotPossible, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.openai_images import FakeOpenAIImages
-from tools.openai_images import OpenAIImages, alpha_mask, nearest_size
-from tools.worker_client import WorkerClient
-from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
-from worker.settings import OpenAIBackendSettings
+from tools.backends.base import ImageEdit, ImageUpscale
+from tools.backends.openai_images import NO_OUTPAINTING, NO_UPSCALER, OpenAIImages, alpha_mask, nearest_size
+from tools.backends.worker_client import WorkerClient
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent, UpscaleRequest
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_the_fake_refuses_egaku_only_parameters_as_openai_does(images_api:
     async with aiohttp.ClientSession() as session:
         client = WorkerClient(session, images_api.url.removesuffix("/v1"), token=images_api.api_key)
         with pytest.raises(WorkerRejected, match="Unknown parameter: 'aspect'"):
-            await client.generate(GenerationRequest(prompt="a fox", seed=1, aspect="3:2"), "a fox")
+            await client.generate(GenerationRequest(prompt="a fox", seed=1, aspect="3:2"))
 
 
 async def test_a_generation_sends_only_documented_fields_mapped_from_egakus(images_api: FakeOpenAIImages) -> None:
@@ -64,7 +65,7 @@ async def test_a_generation_sends_only_documented_fields_mapped_from_egakus(imag
 
     async with aiohttp.ClientSession() as session:
         images = await backend(session, images_api, "gpt-image-1", quality="high", moderation="low").generate(
-            request, "draw a fox", progress
+            request, progress
         )
     (seen,) = images_api.seen
     assert (seen.path, seen.fields) == (
@@ -84,7 +85,7 @@ async def test_a_generation_sends_only_documented_fields_mapped_from_egakus(imag
         (1536, 1024, 5, "gpt-image-1", 0), (1536, 1024, 6, "gpt-image-1", 0),
     ]  # fmt: skip
     assert Image.open(io.BytesIO(images[0].png)).format == "PNG"
-    assert images[0].prompt == seen.fields["prompt"] and images[0].user_words == "draw a fox"
+    assert images[0].prompt == seen.fields["prompt"] and images[0].user_words == ""  # the service gives it the words
     assert [(e.kind, e.job_id, e.batch_size) for e in events] == [("started", "job-1", 2)]
 
 
@@ -96,9 +97,9 @@ async def test_progress_is_openais_stream_with_partial_images_as_previews(images
 
     async with aiohttp.ClientSession() as session:
         api = backend(session, images_api, "gpt-image-1")
-        (drawn,) = await api.generate(GenerationRequest(prompt="a fox", job_id="j1"), "fox", progress)
-        (edited,) = await api.edit(EditRequest(prompt="a fox at night"), png((32, 32)), "night", None, progress)
-        await backend(session, images_api, "dall-e-3").generate(GenerationRequest(prompt="a fox"), "fox", progress)
+        (drawn,) = await api.generate(GenerationRequest(prompt="a fox", job_id="j1"), progress)
+        (edited,) = await api.edit(ImageEdit(EditRequest(prompt="a fox at night"), png((32, 32))), progress)
+        await backend(session, images_api, "dall-e-3").generate(GenerationRequest(prompt="a fox"), progress)
     generation, edit, dalle = images_api.seen
     assert generation.fields == {
         "model": "gpt-image-1", "prompt": "a fox", "size": "1024x1024", "stream": True, "partial_images": 2,
@@ -116,7 +117,7 @@ async def test_progress_is_openais_stream_with_partial_images_as_previews(images
 async def test_dall_e_3_gets_one_image_per_call_b64_and_its_revised_prompt(images_api: FakeOpenAIImages) -> None:
     async with aiohttp.ClientSession() as session:
         images = await backend(session, images_api, "dall-e-3").generate(
-            GenerationRequest(prompt="a fox", n=2, size="64x128"), "fox"
+            GenerationRequest(prompt="a fox", n=2, size="64x128")
         )
     assert [s.fields for s in images_api.seen] == [
         {"model": "dall-e-3", "prompt": "a fox", "size": "1024x1792", "response_format": "b64_json"}
@@ -132,9 +133,9 @@ async def test_an_edit_sends_the_picture_prompt_and_an_alpha_mask(images_api: Fa
     request = EditRequest(prompt="a queen", strength=0.9, mask_prompt="the king", seed=3)
     async with aiohttp.ClientSession() as session:
         api = backend(session, images_api, "gpt-image-1")
-        (image,) = await api.edit(request, png((32, 32)), "make it a queen", mask=buffer.getvalue())
+        (image,) = await api.edit(ImageEdit(request, png((32, 32)), mask=buffer.getvalue()))
         with pytest.raises(WorkerRejected, match="dall-e-3 cannot edit"):
-            await backend(session, images_api, "dall-e-3").edit(request, png((32, 32)), "x")
+            await backend(session, images_api, "dall-e-3").edit(ImageEdit(request, png((32, 32))))
     (seen,) = images_api.seen
     assert seen.path == "/images/edits"
     assert seen.fields == {"model": "gpt-image-1", "prompt": "a queen", "size": "1024x1024", "n": "1"}
@@ -161,17 +162,17 @@ async def test_openai_errors_become_egakus(
     images_api.fail_next.append((status, message, code))
     async with aiohttp.ClientSession() as session:
         with pytest.raises(error, match=message[:20]):
-            await backend(session, images_api, "gpt-image-1").generate(GenerationRequest(prompt="a fox"), "fox")
+            await backend(session, images_api, "gpt-image-1").generate(GenerationRequest(prompt="a fox"))
 
 
 async def test_a_wrong_key_an_unreachable_api_and_unsupported_asks(images_api: FakeOpenAIImages) -> None:
     async with aiohttp.ClientSession() as session:
         wrong = OpenAIImages(session, OpenAIBackendSettings(base_url=images_api.url), "sk-wrong")
         with pytest.raises(WorkerFailed, match="Incorrect API key"):
-            await wrong.generate(GenerationRequest(prompt="a fox"), "fox")
+            await wrong.generate(GenerationRequest(prompt="a fox"))
         gone = OpenAIImages(session, OpenAIBackendSettings(base_url="http://127.0.0.1:9/v1"), "k")
         with pytest.raises(WorkerUnavailable):
-            await gone.generate(GenerationRequest(prompt="a fox"), "fox")
+            await gone.generate(GenerationRequest(prompt="a fox"))
         api = backend(session, images_api, "gpt-image-1")
         assert (await api.health()).models == ["gpt-image-1"]
         assert await api.cancel("job-1") is False
@@ -179,7 +180,7 @@ async def test_a_wrong_key_an_unreachable_api_and_unsupported_asks(images_api: F
             await api.describe(png((8, 8)))
         seen = len(images_api.seen)
         with pytest.raises(WorkerRejected, match="best-of needs egaku's own worker"):
-            await api.generate(GenerationRequest(prompt="a fox", best_of=2), "fox")
+            await api.generate(GenerationRequest(prompt="a fox", best_of=2))
     assert len(images_api.seen) == seen  # refused before any call
 
 
@@ -195,7 +196,7 @@ def test_sizes_follow_the_shape_asked_for() -> None:
 async def test_egaku_chat_draws_through_openai_images(
     tmp_path: Path, worker_cache: Path, fake_openai: FakeOpenAI, images_api: FakeOpenAIImages
 ) -> None:
-    """`egaku chat` with `[worker] mode = "openai"`: the agent's drawing comes from OpenAI's Images API."""
+    """`egaku chat` with `[backend] mode = "openai"`: the agent's drawing comes from OpenAI's Images API."""
     from tests.egaku.test_cli import config_text, egaku
 
     fake_openai.then(Call("generate_image", {"prompt": "a red fox in snow", "aspect": "16:9"}), Say("Here it is."))
@@ -224,3 +225,26 @@ async def test_egaku_chat_draws_through_openai_images(
     (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("image: ")]
     assert Image.open(line.removeprefix("image: ")).size == (1792, 1024)
     assert "Revised: a red fox in snow" in out
+
+
+async def test_zoom_pan_and_the_upscaler_are_refused_in_words_never_sent_as_a_plain_edit(
+    images_api: FakeOpenAIImages,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = backend(session, images_api, "gpt-image-1")
+        refusals = []
+        for outpaint in ({"zoom": 1.5}, {"pan": "left"}):
+            request = EditRequest.model_validate({"prompt": "a fox", **outpaint})
+            with pytest.raises(EditNotPossible) as refused:
+                await api.edit(ImageEdit(request, png((64, 64))))
+            refusals.append(refused.value.user_text)
+        with pytest.raises(EditNotPossible) as no_upscaler:
+            await api.upscale(ImageUpscale(UpscaleRequest(scale=2), png((64, 64))))
+        assert await api.upscaler() is None  # the plain upscale buttons fall back to the creative one
+    assert refusals == [NO_OUTPAINTING] * 2
+    assert NO_OUTPAINTING == (
+        "Zoom out and pan need egaku's own worker: this bot draws with OpenAI's Images API, "
+        "which cannot paint past a picture's edges."
+    )
+    assert no_upscaler.value.user_text == NO_UPSCALER
+    assert images_api.seen == []  # nothing went to OpenAI

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tools.preferences import GuildPolicy, Preferences, UserPrefs
+from tools.stores.preferences import GuildPolicy, Preferences, UserPrefs
 
 
 async def test_settings_persist_and_repeat_reads_skip_the_database(tmp_path: Path) -> None:

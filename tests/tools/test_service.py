@@ -9,10 +9,10 @@ import aiohttp
 
 from egaku.errors import TooManyCandidates
 from tests.fakes.recording_worker import RecordingWorker
-from tools.context import ImageOptions, Requester
-from tools.history import History
-from tools.service import Draw, Drawn, ImageService, Refused
-from tools.worker_client import WorkerClient
+from tools.backends.worker_client import WorkerClient
+from tools.service.images import ImageService
+from tools.service.requests import Draw, Drawn, ImageOptions, Refused, Requester
+from tools.stores.history import History
 
 FOX = "a red fox in fresh snow, watercolour"
 

@@ -9,8 +9,9 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from egaku.errors import BadUpload
 from tests.conftest import serve
-from tools.uploads import BadUpload, allowed, check_image, fetch_attachment
+from tools.checks.uploads import allowed, check_image, fetch_attachment
 
 
 def test_only_discords_cdn_or_the_configured_server() -> None:

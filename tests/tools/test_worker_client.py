@@ -9,8 +9,9 @@ from aiohttp import web
 from egaku.errors import WorkerBusy, WorkerFailed, WorkerLost, WorkerRejected, WorkerUnavailable
 from tests.conftest import serve
 from tests.fakes.broken_worker import Break, BrokenWorker
-from tools.worker_client import WorkerClient
-from worker.protocol import GenerationRequest, ProgressEvent
+from tools.backends.base import ImageUpscale
+from tools.backends.worker_client import WorkerClient
+from worker.protocol import GenerationRequest, ProgressEvent, UpscaleRequest
 
 
 def answering(status: int, body: object) -> web.Application:
@@ -37,7 +38,7 @@ async def test_answers_map_to_typed_errors(status: int, body: object, error: typ
     try:
         async with aiohttp.ClientSession() as session:
             with pytest.raises(error):
-                await WorkerClient(session, url).generate(GenerationRequest(prompt="a fox"), "a fox")
+                await WorkerClient(session, url).generate(GenerationRequest(prompt="a fox"))
     finally:
         await runner.cleanup()
 
@@ -45,7 +46,7 @@ async def test_answers_map_to_typed_errors(status: int, body: object, error: typ
 async def test_unreachable_worker_is_unavailable() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(WorkerUnavailable):
-            await WorkerClient(session, "http://127.0.0.1:9").generate(GenerationRequest(prompt="a fox"), "a fox")
+            await WorkerClient(session, "http://127.0.0.1:9").generate(GenerationRequest(prompt="a fox"))
 
 
 async def test_request_body_and_token_are_sent_exactly() -> None:
@@ -62,7 +63,7 @@ async def test_request_body_and_token_are_sent_exactly() -> None:
         async with aiohttp.ClientSession() as session:
             client = WorkerClient(session, url + "/", token="tkn")
             with pytest.raises(WorkerRejected, match="stop here"):
-                await client.generate(GenerationRequest(prompt="a fox", seed=1, aspect="3:2", user="u1"), "a fox")
+                await client.generate(GenerationRequest(prompt="a fox", seed=1, aspect="3:2", user="u1"))
     finally:
         await runner.cleanup()
     assert seen == [
@@ -85,10 +86,33 @@ async def test_a_connection_that_breaks_is_an_image_service_failure(how: Break) 
     try:
         async with aiohttp.ClientSession() as session:
             with pytest.raises(WorkerLost) as caught:
-                await WorkerClient(session, worker.url).generate(GenerationRequest(prompt="a fox"), "a fox", progress)
+                await WorkerClient(session, worker.url).generate(GenerationRequest(prompt="a fox"), progress)
     finally:
         await worker.stop()
     assert caught.value.user_text == "The image service stopped while drawing your picture. Please try again."
     assert worker.calls == 1
     if how != "reset":
         assert [e.kind for e in seen] == ["queued"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"created": 1, "data": [], "size": "128x128", "scale": 2, "model": "4x.safetensors"},  # no picture
+        {"created": 1, "data": [{"b64_json": "not base64!"}], "size": "128x128", "scale": 2, "model": "4x"},
+        {"created": 1, "data": [{"b64_json": "iVBO"}], "size": "huge", "scale": 2, "model": "4x"},
+    ],
+)
+async def test_an_unreadable_upscale_is_a_worker_failure(body: object) -> None:
+    async def handler(_request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v1/images/upscales", handler)
+    runner, url = await serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(WorkerFailed, match="unreadable upscale"):
+                await WorkerClient(session, url).upscale(ImageUpscale(UpscaleRequest(scale=2), b"png"))
+    finally:
+        await runner.cleanup()

@@ -26,3 +26,12 @@ def test_links_are_signed_expire_and_are_cleaned_up(tmp_path: Path) -> None:
     store.put(b"x", "webp")
     store.close()
     assert not (tmp_path / "links").exists()
+
+
+def test_an_odd_expiry_is_a_plain_no_not_a_crash(tmp_path: Path) -> None:
+    store = ImageStore(60, clock=lambda: 1000.0, root=tmp_path / "links")
+    kept = store.put(b"png-bytes", "png")
+    sig = store.signature(kept.name, 1060)
+    for expires in ("²", "1060²", "٣", "9" * 5000, "", "-1", "1e3", " 1060"):
+        assert store.open(kept.name, expires, sig) is None, expires
+    store.close()

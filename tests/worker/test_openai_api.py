@@ -295,7 +295,8 @@ async def test_edits_need_a_prompt_and_say_how_many_images_a_model_takes(served:
     with pytest.raises(openai.BadRequestError) as caught:
         await served.client.images.edit(image=[picture, picture], prompt="merge them")
     assert caught.value.param == "image"
-    assert "model 'tiny' edits one image at a time; got 2" in caught.value.message
+    limit = "model 'tiny' (sdxl) reads at most 1 picture in one edit, the edited one first; got 2"
+    assert limit in caught.value.message
 
 
 async def test_variations_sync_and_async(served: Served) -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from worker.protocol import GenerationRequest, Size, parse_size, size_for_aspect
+from worker.protocol import EditRequest, GenerationRequest, Size, parse_size, size_for_aspect
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,10 @@ from worker.protocol import GenerationRequest, Size, parse_size, size_for_aspect
         ("aspect", "5:1"),
         ("prompt", "   "),
         ("prompt", "x" * 4001),
+        ("references", ["aGk="] * 17),
+        ("reference_role", "face"),
+        ("reference_scale", 2.5),
+        ("reference_scale", math.inf),
         ("unknown", 1),
     ],
 )
@@ -57,3 +61,10 @@ def test_aspect_keeps_the_pixel_budget(aspect: str, expected: tuple[int, int]) -
 
 def test_aspect_on_tiny_models_uses_multiples_of_8() -> None:
     assert size_for_aspect("16:9", Size(width=64, height=64)) == Size(width=80, height=48)
+
+
+def test_references_ride_on_new_pictures_and_an_edits_are_its_further_image_files() -> None:
+    request = GenerationRequest(prompt="the cat from picture 1", references=["aGk="] * 16, reference_role="style")
+    assert (len(request.references), request.reference_role, request.reference_scale) == (16, "style", None)
+    with pytest.raises(ValidationError, match="an edit's reference pictures are further image\\[\\] files"):
+        EditRequest(prompt="x", references=["aGk="])

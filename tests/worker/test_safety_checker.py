@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import serve, tiny_worker_settings
+from tests.conftest import serve, strict_safety_checker, tiny_worker_settings
 from worker.engine import Engine
 from worker.errors import ContentBlocked
 from worker.http import WorkerServer
@@ -24,15 +24,16 @@ def test_a_passing_check_is_recorded(worker_cache: Path) -> None:
 
 
 def test_unchecked_requests_skip_the_checker(worker_cache: Path) -> None:
-    engine = engine_with(worker_cache, "tiny-strict")
+    engine = engine_with(worker_cache, strict_safety_checker(worker_cache))
     result = engine.render(engine.plan(GenerationRequest(prompt="a fox", seed=1)))
     assert result.data[0].parameters.safety_checked is False
     assert engine.aux._checker is None  # never even loaded
 
 
 async def test_a_flagged_picture_is_blocked_with_a_clear_400(worker_cache: Path) -> None:
-    engine = engine_with(worker_cache, "tiny-strict")
-    server = WorkerServer(engine, tiny_worker_settings(worker_cache, safety_checker="tiny-strict"), token=None)
+    strict = strict_safety_checker(worker_cache)
+    engine = engine_with(worker_cache, strict)
+    server = WorkerServer(engine, tiny_worker_settings(worker_cache, safety_checker=strict), token=None)
     runner, url = await serve(server.app())
     try:
         await server._ready.wait()

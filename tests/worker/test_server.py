@@ -53,6 +53,10 @@ async def test_round_trip_returns_png_seed_and_parameters(worker_url: str) -> No
         "concepts": [],
         "style": None,
         "safety_checked": False,
+        "outpaint": None,
+        "references": 0,
+        "reference_role": None,
+        "reference_scale": None,
     }
     png = base64.b64decode(parsed.data[0].b64_json)
     image = Image.open(io.BytesIO(png))
@@ -103,7 +107,8 @@ async def test_bounds_answer_400_with_a_clear_message(worker_url: str, body: dic
 
 async def test_invalid_json_is_a_400(worker_url: str) -> None:
     url = worker_url + "/v1/images/generations"
-    async with aiohttp.ClientSession() as session, session.post(url, data=b"{nope") as resp:
+    as_json = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session, session.post(url, data=b"{nope", headers=as_json) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["message"] == "the body is not valid JSON"
 
@@ -113,7 +118,10 @@ async def test_models_and_health(worker_url: str) -> None:
         async with session.get(worker_url + "/v1/models") as resp:
             assert {"tiny", "tiny-alt", "dall-e-3"} <= {m["id"] for m in (await resp.json())["data"]}
         async with session.get(worker_url + "/healthz") as resp:
-            assert await resp.json() == {"status": "ok", "models": ["tiny", "tiny-alt"]}
+            health = await resp.json()
+    # The session's shared engine may hold tiny-alt too, from earlier tests; the default is always loaded.
+    assert health.pop("loaded") in (["tiny"], ["tiny", "tiny-alt"])
+    assert health == {"status": "ok", "models": ["tiny", "tiny-alt"], "upscaler": None}
 
 
 async def test_bearer_token_is_required_when_set(engine: object, worker_cache: Path) -> None:
@@ -196,6 +204,11 @@ class _Gated:
         self.real = real
         self.gate = threading.Event()
         self.model_names = real.model_names
+        self.memory = real.memory
+
+    @property
+    def loaded(self) -> list[str]:
+        return self.real.loaded
 
     def load(self, name: str | None = None) -> None:
         self.real.load(name)
@@ -383,6 +396,36 @@ async def test_a_job_past_its_time_limit_answers_504_and_is_cancelled(engine: En
     finally:
         gated.gate.set()
         await runner.cleanup()
+
+
+async def test_a_real_render_past_its_time_limit_stops_and_frees_the_render_thread(
+    engine: Engine, worker_cache: Path
+) -> None:
+    """The real tiny pipeline, 4 pictures of 150 steps, a 3 s limit: 504, the render stops at a step, the next runs."""
+    settings = tiny_worker_settings(worker_cache, request_timeout_s=3.0)
+    server = WorkerServer(engine, settings, token=None)
+    runner, url = await serve(server.app())
+    try:
+        await server._ready.wait()
+        slow = {"prompt": "a fox", "steps": 150, "size": "128x128", "seed": 1, "n": 4}
+        status, body = await post(url + "/v1/images/generations", slow)
+        assert (status, body["error"]["code"]) == (504, "timeout")
+        status, body = await post(url + "/v1/images/generations", {"prompt": "a fox", "steps": 2, "seed": 2})
+        assert status == 200  # the render thread was free again: the slow job did not run to its end
+        stats = server.scheduler.stats
+        assert (stats.cancelled, stats.completed) == (1, 1)
+        assert stats.steps < 150  # the slow job stopped at a step, far from its 150
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_edit_of_a_large_upload_is_drawn_at_the_models_own_size(engine: Engine) -> None:
+    upload = io.BytesIO()
+    Image.new("RGB", (1600, 1200), "teal").save(upload, format="PNG")
+    plan = engine.plan_edit(EditRequest(prompt="a teal sea", strength=0.5), upload.getvalue(), None)
+    assert (plan.size.width, plan.size.height) == (72, 48)  # within 64x64's pixels, its shape kept (4:3 -> 3:2)
+    asked = engine.plan_edit(EditRequest(prompt="a teal sea", size="128x96"), upload.getvalue(), None)
+    assert (asked.size.width, asked.size.height) == (128, 96)  # a size asked for is drawn, within the preset's cap
 
 
 async def test_descriptions_caption_an_upload_and_refuse_bad_images(

@@ -1,5 +1,7 @@
 """Train the shape world's pipeline from nothing: `python -m training.world.train --out DIR`.
 
+Longer than most modules on purpose: one seeded, resumable run whose phases share their settings.
+
 Three phases, all seeded, with a progress bar each:
 1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
 2. the text encoder alone, taught through a throw-away reader to say which object each of the nine

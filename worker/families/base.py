@@ -7,10 +7,14 @@ preview, which adapters it takes and how to build a tiny random copy of it for
 tests. The engine asks the family and never branches on a family's name.
 
 Family
-├── ClipFamily   UNet + CLIP encoders, long prompts in 77-token windows (worker/families/clip.py)
+├── ClipFamily   UNet + CLIP encoders, long prompts in 77-token windows (clip.py); references by IP-Adapter
+│   │            (ip_adapter.py)
 │   ├── SD15, SD15InstructPix2Pix
 │   └── SDXL, SDXLInstructPix2Pix
-└── (transformer families declare their own encoding, e.g. T5 with a hard limit)
+├── ChatPromptFamily   an LLM encoder reading a chat template; prompts counted in it (chat.py)
+│   ├── Flux2Klein ── Flux2   every picture of a request is a reference
+│   └── ZImage
+└── (other transformer families declare their own encoding, e.g. T5 with a hard limit)
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worker.errors import BadRequest, ModelUnavailable
-from worker.protocol import Mode, Size
+from worker.protocol import Mode, ReferenceRole, Size
 
 if TYPE_CHECKING:
     import torch
@@ -35,13 +39,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModeInputs:
-    """What a mode's pipeline arguments are made from: the size, the image count and the edit's inputs."""
+    """What a mode's pipeline arguments are made from: the size, the image count, the edit's inputs and the
+    reference pictures (in the order the request gave them), with what they give and how strongly."""
 
     size: Size
     count: int
     image: Image.Image | None = None
     mask: Image.Image | None = None
     strength: float | None = None
+    references: tuple[Image.Image, ...] = ()
+    reference_role: ReferenceRole | None = None
+    reference_scale: float | None = None
+
+    @property
+    def pictures(self) -> list[Image.Image]:
+        """Every input picture in order: the edited one first (when there is one), then the references."""
+        return [*([self.image] if self.image is not None else []), *self.references]
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,13 @@ class Family:
     teach_refusal: ClassVar[str | None] = (
         "its prompts are read by a text encoder that is not CLIP; textual inversion works on the sd15 and sdxl families"
     )
+    # How many pictures its instruction edits read at once, in order: the edited one and its references
+    # (Qwen-Image-Edit Plus: 3, FLUX.2 [dev]: 10). 1: it edits one picture and reads no references.
+    max_images: ClassVar[int] = 1
+    # The mode a new picture drawn from references alone renders in (generations' `references`).
+    reference_mode: ClassVar[Mode] = "instruct"
+    # Whether a preset of this family may name an IP-Adapter (`ip_adapter`): pictures as prompts for a UNet.
+    ip_adapters: ClassVar[bool] = False
 
     # -- pipelines -----------------------------------------------------------
     @property
@@ -137,6 +157,30 @@ class Family:
         if self.pipelines[mode] == self.pipelines[self.base]:
             return base
         return self.pipeline_class(mode).from_pipe(base)
+
+    # -- pictures in -----------------------------------------------------------
+    def image_limit(self, preset: ModelPreset, mode: Mode, editing: bool) -> int:
+        """The most pictures one request may give it in `mode`: an edit's (the edited one first), or a new picture's
+        references. An instruction model reads them all; img2img and inpaint read only the edited picture."""
+        if mode == "instruct":
+            return self.max_images if editing or self.max_images > 1 else 0
+        return 1 if editing else 0
+
+    def reference_scale(
+        self, preset: ModelPreset, role: ReferenceRole, fidelity: str | None, requested: float | None
+    ) -> float | None:
+        """How strongly references steer the picture, where the model has a control for it; None where the prompt
+        alone says what to take from each picture (the instruction models), so `input_fidelity` means nothing."""
+        return None
+
+    def attach(self, pipe: Any, preset: ModelPreset, cache_dir: Path) -> None:
+        """Load what the preset adds to the pipeline once, at load time (an IP-Adapter); nothing by default."""
+
+    def reference_kwargs(
+        self, pipe: Any, mode: Mode, inputs: ModeInputs, preset: ModelPreset, guidance: float
+    ) -> dict[str, Any]:
+        """Pipeline arguments that need the loaded pipeline (IP-Adapter's image embeddings); none by default."""
+        return {}
 
     # -- prompts -------------------------------------------------------------
     def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:

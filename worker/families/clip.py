@@ -10,10 +10,12 @@ prompts never come here: they take diffusers' own path unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worker.families.base import Family, ModeInputs, TeachPart
-from worker.protocol import Mode, Size
+from worker.protocol import Mode, ReferenceRole, Size
 
 if TYPE_CHECKING:
     import torch
@@ -63,11 +65,62 @@ def _expand(pipe: Any, text: str, tokenizer: Any) -> str:
 
 
 class ClipFamily(Family):
-    """A UNet family conditioned on one CLIP encoder (SD1.5) or two (SDXL: `dual`)."""
+    """A UNet family conditioned on one CLIP encoder (SD1.5) or two (SDXL: `dual`), and reference pictures through
+    an IP-Adapter where the preset names one (worker/families/ip_adapter.py)."""
 
     dual: ClassVar[bool] = False
     adapter_kinds = frozenset({"lora", "textual_inversion"})
     teach_refusal: ClassVar[str | None] = None
+    ip_adapters = True
+    reference_mode: ClassVar[Mode] = "generate"  # references reach the UNet beside the prompt, in any mode
+    # The attention blocks a style reference reaches (InstantStyle), unless the preset's ip_adapter names others.
+    style_blocks: ClassVar[Mapping[str, Any]] = {}
+
+    # -- pictures in (IP-Adapter) ---------------------------------------------
+    def image_limit(self, preset: ModelPreset, mode: Mode, editing: bool) -> int:
+        """With an IP-Adapter: the preset's references, beside the edited picture on an edit."""
+        if preset.ip_adapter is None or not self.ip_adapters:
+            return super().image_limit(preset, mode, editing)
+        return preset.ip_adapter.max_references + (1 if editing else 0)
+
+    def reference_scale(
+        self, preset: ModelPreset, role: ReferenceRole, fidelity: str | None, requested: float | None
+    ) -> float | None:
+        """The IP-Adapter's strength: the request's, else the preset's for the role; OpenAI's input_fidelity
+        "high" reads the references at least at full strength."""
+        spec = preset.ip_adapter
+        if spec is None or not self.ip_adapters:
+            return None
+        if requested is not None:
+            return requested
+        scale = spec.style_scale if role == "style" else spec.subject_scale
+        return max(scale, 1.0) if fidelity == "high" else scale
+
+    def attach(self, pipe: Any, preset: ModelPreset, cache_dir: Path) -> None:
+        """Load the preset's IP-Adapter, once, into the UNet every mode shares."""
+        if preset.ip_adapter is not None and self.ip_adapters:
+            from worker.families.ip_adapter import load_ip_adapter
+
+            load_ip_adapter(pipe, preset.ip_adapter, cache_dir)
+
+    def reference_kwargs(
+        self, pipe: Any, mode: Mode, inputs: ModeInputs, preset: ModelPreset, guidance: float
+    ) -> dict[str, Any]:
+        """The batch's reference embeddings (a blank picture's at scale 0 when it has none) on an IP preset."""
+        if preset.ip_adapter is None or not self.ip_adapters:
+            return {}
+        from worker.families.ip_adapter import ip_adapter_kwargs
+
+        return ip_adapter_kwargs(pipe, inputs, preset.ip_adapter, self.style_blocks, guidance)
+
+    def warmup_kwargs(self, preset: ModelPreset) -> dict[str, Any]:
+        """The base warm-up, with a picture for the IP-Adapter when the preset has one (its UNet wants one)."""
+        from PIL import Image
+
+        kwargs = super().warmup_kwargs(preset)
+        if preset.ip_adapter is not None and self.ip_adapters:
+            kwargs["ip_adapter_image"] = Image.new("RGB", (64, 64))
+        return kwargs
 
     def teach_parts(self, pipe: Any) -> list[TeachPart]:
         """SD1.5: one vector for its CLIP encoder; SDXL: one for each of its two (clip_l, clip_g), both trained."""
@@ -83,11 +136,16 @@ class ClipFamily(Family):
         import torch
 
         states = torch.cat(hidden, dim=-1)
+        added: dict[str, Any] = {}
+        if getattr(pipe.unet, "encoder_hid_proj", None) is not None:  # an IP-Adapter: its UNet wants a picture
+            from worker.families.ip_adapter import blank_condition
+
+            added.update(blank_condition(pipe, states.shape[0]))
         if not self.dual:
-            return {"encoder_hidden_states": states}
+            return {"encoder_hidden_states": states, **({"added_cond_kwargs": added} if added else {})}
         # original size, crop corner, target size: an uncropped picture at the training size.
         time_ids = torch.tensor([[size.height, size.width, 0, 0, size.height, size.width]] * states.shape[0])
-        added = {"text_embeds": pooled, "time_ids": time_ids.to(states.device, states.dtype)}
+        added.update(text_embeds=pooled, time_ids=time_ids.to(states.device, states.dtype))
         return {"encoder_hidden_states": states, "added_cond_kwargs": added}
 
     def tokenizers(self, pipe: Any) -> list[Any]:
@@ -162,6 +220,7 @@ class InstructPix2Pix(ClipFamily):
 
     base = "instruct"
     interruptible = False  # its loop has no interrupt check
+    ip_adapters = False
     teach_refusal = "an instruction-edit model draws nothing from words alone: teach the word on a drawing model"
 
     def mode_kwargs(self, mode: Mode, inputs: ModeInputs) -> dict[str, Any]:

@@ -1,18 +1,19 @@
 """FLUX.2 [klein] (4B, 9B and their undistilled base models): a rectified-flow transformer reading prompts with Qwen3.
 
-One pipeline draws from text and edits from a reference image: the
-reference's latents ride beside the noise (as Kontext's do) rather than
-being noised into the start, so an edit without a mask is this family's
-instruction edit, at the plan's size, with no strength. A masked edit uses
-its inpaint pipeline, which already reads the source as its reference.
+One pipeline draws from text and edits from reference pictures: their latents
+ride beside the noise (as Kontext's do) rather than being noised into the
+start, so an edit without a mask is this family's instruction edit, at the
+plan's size, with no strength. Every picture of a request is a reference, in
+order, the edited one first (up to 4, as Black Forest Labs documents for
+[klein]); a new picture may be drawn from references alone. A masked edit uses
+its inpaint pipeline, which reads the source as its reference, and one more
+picture as the reference for the masked area.
 
 Its encoder is an LLM: the prompt is wrapped in Qwen3's chat template
-(thinking off), and diffusers cuts the templated text at 512 tokens with no
-word said. Here it is counted first: up to the limit every token reaches the
-encoder (the sequence is always padded to the limit, so a seed draws the same
-image whatever shares its batch); past it the request gets a 400 naming the
-limit. The distilled models (4 steps) ignore guidance; the base models use it
-as real CFG against an empty prompt, so neither reads a negative prompt.
+(thinking off) and counted as `ChatPromptFamily` does: read whole up to 512
+tokens, a 400 past them. The distilled models (4 steps) ignore guidance; the
+base models use it as real CFG against an empty prompt, so neither reads a
+negative prompt.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worker.errors import BadRequest
-from worker.families.base import Family, ModeInputs
+from worker.families.base import ModeInputs
+from worker.families.chat import ChatPromptFamily, tiny_qwen3_tokenizer
 from worker.protocol import Mode
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from worker.settings import ModelPreset
 
 # diffusers' max_sequence_length for Klein: the most tokens of templated prompt it gives Qwen3.
@@ -33,18 +37,9 @@ KLEIN_TOKEN_LIMIT = 512
 # Flux2ImageProcessor.check_image_input refuses references outside these bounds with a bare ValueError.
 REFERENCE_MIN_SIDE, REFERENCE_MAX_RATIO = 64, 8
 
-# Qwen3's chat template, reduced to what diffusers renders: user turns, then the assistant's
-# turn opened with an empty thinking block (enable_thinking=False). The tiny tokenizer carries it.
-QWEN3_CHAT_TEMPLATE = (
-    "{%- for message in messages %}{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
-    "{%- endif %}"
-)
 
-
-class Flux2Klein(Family):
-    """FLUX.2 [klein]: text to image, reference edits (instruct) and inpaint."""
+class Flux2Klein(ChatPromptFamily):
+    """FLUX.2 [klein]: text to image, reference edits (instruct) from up to 4 pictures, and inpaint."""
 
     name = "flux2-klein"
     pipelines: ClassVar[Mapping[Mode, str]] = {
@@ -56,6 +51,9 @@ class Flux2Klein(Family):
     denoiser_class = "Flux2Transformer2DModel"
     negative_prompts = False
     size_multiple = 16  # an 8x VAE and 2x2 patches
+    token_limit = KLEIN_TOKEN_LIMIT
+    template_options: ClassVar[Mapping[str, Any]] = {"enable_thinking": False}
+    max_images = 4
     # 32 channels patchified 2x2 into 128-wide tokens, in FLUX.1's (channel, row, column) order.
     packed_latents = True
     # ComfyUI's published FLUX.2 preview factors. They read the latents the transformer denoises
@@ -78,49 +76,36 @@ class Flux2Klein(Family):
         (-0.0329, -0.0718, -0.0851),
     )  # fmt: skip
 
-    # -- prompts -------------------------------------------------------------
-    def limit(self, preset: ModelPreset) -> int:
-        """The preset's token limit (template included): its own `prompt_tokens` when lower than the family's."""
-        return min(preset.prompt_tokens or KLEIN_TOKEN_LIMIT, KLEIN_TOKEN_LIMIT)
+    # -- pictures in -----------------------------------------------------------
+    def image_limit(self, preset: ModelPreset, mode: Mode, editing: bool) -> int:
+        """Every picture is a reference in an instruction edit; an inpaint reads the source and one reference."""
+        if mode == "inpaint" and editing:
+            return 2
+        return super().image_limit(preset, mode, editing)
 
-    def templated(self, pipe: Any, text: str) -> int:
-        """How many tokens Qwen3 reads for `text`: the prompt in its chat template, as diffusers renders it."""
-        messages = [{"role": "user", "content": text}]
-        chat = pipe.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
-        )
-        return len(pipe.tokenizer(chat).input_ids)
-
-    def prompt_group(self, pipe: Any, texts: list[str], preset: ModelPreset) -> int:
-        """Every text must fit the encoder whole, template and all; the 400 counts the user's own tokens."""
-        frame = self.templated(pipe, "")
-        counts = [self.templated(pipe, text) - frame for text in texts]
-        self.refuse_long_prompts(counts, self.limit(preset) - frame, "Qwen3")
-        return 0
-
-    def prompt_kwargs(
-        self, pipe: Any, prompts: list[str], negatives: list[str | None], group: int, preset: ModelPreset
-    ) -> dict[str, Any]:
-        """The prompts as text, read up to the limit (Klein has no negative prompt to pass)."""
-        return {"prompt": prompts, "max_sequence_length": self.limit(preset)}
+    def check_pictures(self, pictures: list[Image.Image]) -> None:
+        """A clear 400 for a picture the FLUX.2 image processor would refuse with a bare ValueError."""
+        for index, picture in enumerate(pictures, start=1):
+            width, height = picture.size
+            if min(width, height) < REFERENCE_MIN_SIDE or max(width, height) > REFERENCE_MAX_RATIO * min(width, height):
+                raise BadRequest(
+                    f"{self.name} reads pictures at least {REFERENCE_MIN_SIDE} px a side and at most "
+                    f"{REFERENCE_MAX_RATIO}:1; picture {index} is {width}x{height}",
+                    param="image",
+                )
 
     # -- per-mode arguments --------------------------------------------------
     def mode_kwargs(self, mode: Mode, inputs: ModeInputs) -> dict[str, Any]:
-        """The plan's size always (the pipelines default to 1024²); one reference image for every sample."""
+        """The plan's size always (the pipelines default to 1024²); every picture as a reference, in order."""
         size = inputs.size
         kwargs: dict[str, Any] = {"width": size.width, "height": size.height}
+        if mode == "inpaint" and inputs.references:
+            kwargs["image_reference"] = inputs.references[0]
         if mode != "instruct":
             return {**super().mode_kwargs(mode, inputs), **kwargs}
-        if min(size.width, size.height) < REFERENCE_MIN_SIDE or (
-            max(size.width, size.height) > REFERENCE_MAX_RATIO * min(size.width, size.height)
-        ):
-            raise BadRequest(
-                f"{self.name} edits pictures at least {REFERENCE_MIN_SIDE} px a side and at most "
-                f"{REFERENCE_MAX_RATIO}:1; this one is {size}",
-                param="image",
-            )
-        # A list here would be several references for each sample, not one per sample.
-        return {**kwargs, "image": inputs.image}
+        self.check_pictures(inputs.pictures)
+        # One list for the whole batch: each sample reads every reference (a list per sample is not a batch here).
+        return {**kwargs, "image": inputs.pictures}
 
     # -- tests ---------------------------------------------------------------
     def build_tiny(self, directory: Path) -> Path:
@@ -139,35 +124,31 @@ def tiny_klein_components(seed: int = 0) -> dict[str, Any]:
     transformer reads three times its width.
     """
     import torch
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from worker.families.qwen_image import tiny_qwen_tokenizer
-
     torch.manual_seed(seed)
-    tokenizer = tiny_qwen_tokenizer()
-    tokenizer.add_tokens(["<think>", "</think>"])
-    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    tokenizer = tiny_qwen3_tokenizer()
     ids = tokenizer.convert_tokens_to_ids
     config = Qwen3Config(
         hidden_size=16, intermediate_size=16, num_hidden_layers=27, num_attention_heads=2, num_key_value_heads=2,
         head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=KLEIN_TOKEN_LIMIT,
         bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
     )  # fmt: skip
+    return {**tiny_flux2_parts(guidance_embeds=False), "text_encoder": Qwen3ForCausalLM(config), "tokenizer": tokenizer}
+
+
+def tiny_flux2_parts(guidance_embeds: bool) -> dict[str, Any]:
+    """A tiny FLUX.2 transformer (reading three stacked 16-wide encoder layers), VAE and scheduler."""
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+
     transformer = Flux2Transformer2DModel(
         patch_size=1, in_channels=128, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=3 * 16, timestep_guidance_channels=256,
-        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False,
+        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=guidance_embeds,
     )  # fmt: skip
     vae = AutoencoderKLFlux2(
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         block_out_channels=(16, 32), layers_per_block=1, latent_channels=32, norm_num_groups=16, sample_size=64,
         use_quant_conv=False, use_post_quant_conv=False,
     )  # fmt: skip
-    return {
-        "scheduler": FlowMatchEulerDiscreteScheduler(),
-        "vae": vae,
-        "text_encoder": Qwen3ForCausalLM(config),
-        "tokenizer": tokenizer,
-        "transformer": transformer,
-    }
+    return {"scheduler": FlowMatchEulerDiscreteScheduler(), "vae": vae, "transformer": transformer}

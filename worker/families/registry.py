@@ -18,4 +18,7 @@ FAMILIES: dict[str, str] = {
     "qwen-image": "worker.families.qwen_image:QwenImage",
     "qwen-image-edit": "worker.families.qwen_image_edit:QwenImageEdit",
     "flux2-klein": "worker.families.flux2_klein:Flux2Klein",
+    "qwen-image-edit-plus": "worker.families.qwen_image_edit_plus:QwenImageEditPlus",
+    "flux2": "worker.families.flux2:Flux2",
+    "z-image": "worker.families.z_image:ZImage",
 }

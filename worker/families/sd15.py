@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from worker.families.clip import ClipFamily, InstructPix2Pix
 from worker.protocol import Mode
@@ -23,6 +23,9 @@ class SD15(ClipFamily):
         "img2img": "StableDiffusionImg2ImgPipeline",
         "inpaint": "StableDiffusionInpaintPipeline",
     }
+    # SD1.5's counterpart of InstantStyle's SDXL style block (up_blocks.1.attentions.1): InstantStyle calls style
+    # transfer on SD1.5 experimental, so presets may name other blocks (ip_adapter.style_blocks).
+    style_blocks: ClassVar[Mapping[str, Any]] = {"up": {"block_1": [0.0, 1.0, 0.0]}}
     latent_rgb = (
         ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177)),
         (0.0, 0.0, 0.0),

@@ -24,6 +24,8 @@ class SDXL(ClipFamily):
         "inpaint": "StableDiffusionXLInpaintPipeline",
     }
     dual = True
+    # InstantStyle's style block: up_blocks.0.attentions.1.
+    style_blocks: ClassVar[Mapping[str, Any]] = {"up": {"block_0": [0.0, 1.0, 0.0]}}
     latent_rgb = (
         ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
         (0.1084, -0.0175, -0.0011),

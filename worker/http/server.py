@@ -1,9 +1,10 @@
 """The worker's HTTP API (aiohttp): OpenAI Images shape, bound to loopback by default.
 
-POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events
-POST   /v1/images/edits         multipart: image, optional mask, prompt, strength, mask_prompt...
+POST   /v1/images/generations   JSON; "stream": true answers Server-Sent Events; `references`: pictures to draw from
+POST   /v1/images/edits         multipart: image (or several image[], the edited one first), optional mask, prompt...
 POST   /v1/images/variations    multipart: image, strength...
 POST   /v1/images/descriptions  multipart: image; answers an English prompt for it (/describe)
+POST   /v1/images/upscales      multipart: image, scale (2 or 4); the upscaler network enlarges it, faithfully
 GET    /v1/images/jobs/{id}     queue position and ETA
 DELETE /v1/images/jobs/{id}     cancel (queued: at once; running: at the next step)
 GET    /v1/images/files/{name}  an image behind a signed, expiring link (response_format="url"; no token)
@@ -24,14 +25,13 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
 
 from worker.errors import BadRequest, JobCancelled, ModelNotFound, NotFound, RenderTimeout, WorkerError
 from worker.files import CONTENT_TYPES, ImageStore
-from worker.http.access import Handler, bearer_guard
+from worker.http.access import Handler, bearer_guard, browser_guard, is_own_host
 from worker.http.answers import (
     as_worker_error,
     error_answer,
@@ -44,7 +44,7 @@ from worker.http.answers import (
     validated,
 )
 from worker.http.cancels import EarlyCancels
-from worker.http.events import EgakuEvents, OpenAIEvents, StreamShape, send
+from worker.http.events import EgakuEvents, OpenAIEvents, StreamShape, stream_job
 from worker.http.metrics import prometheus_text
 from worker.jobs import JobQueue, Jobs, LocalJobs, RenderEngine
 from worker.protocol import (
@@ -54,10 +54,12 @@ from worker.protocol import (
     HealthResponse,
     TeachRequest,
     TeachResponse,
+    UpscaleRequest,
     VariationRequest,
 )
 from worker.scheduler import Job, Progress
 from worker.settings import WorkerSettings
+from worker.upscale.plan import plan_upscale, upscaler_name
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,10 @@ class WorkerServer:
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
-        app = web.Application(middlewares=[self._errors, bearer_guard(self._token)], client_max_size=25 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self._errors, browser_guard(self._settings, self._token), bearer_guard(self._token)],
+            client_max_size=25 * 1024 * 1024,
+        )
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/v1/models", self.models)
@@ -101,6 +106,7 @@ class WorkerServer:
         app.router.add_post("/v1/images/edits", self.edits)
         app.router.add_post("/v1/images/variations", self.variations)
         app.router.add_post("/v1/images/descriptions", self.descriptions)
+        app.router.add_post("/v1/images/upscales", self.upscales)
         app.router.add_get("/v1/images/jobs/{job_id}", self.job_status)
         app.router.add_delete("/v1/images/jobs/{job_id}", self.cancel)
         app.router.add_post("/v1/concepts/train", self.teach)
@@ -169,7 +175,13 @@ class WorkerServer:
     async def healthz(self, _request: web.Request) -> web.Response:
         """GET /healthz: ok once the default model is loaded."""
         status: Literal["ok", "loading"] = "ok" if self._ready.is_set() else "loading"
-        return json_answer(HealthResponse(status=status, models=self._engine.model_names))
+        health = HealthResponse(
+            status=status,
+            models=self._engine.model_names,
+            loaded=self._jobs.loaded(),
+            upscaler=upscaler_name(self._settings),
+        )
+        return json_answer(health)
 
     async def models(self, _request: web.Request) -> web.Response:
         """GET /v1/models in OpenAI's list shape: the presets, their aliases and OpenAI's model names."""
@@ -196,7 +208,11 @@ class WorkerServer:
         """POST /v1/images/generations."""
         job_request = validated(GenerationRequest, await json_body(request))
         job_id = job_request.job_id or secrets.token_hex(8)
-        plan = self._engine.plan(job_request, job_id)  # bounds checked before the job waits
+        # Bounds checked before the job waits; reference pictures are decoded off the loop.
+        if job_request.references:
+            plan = await asyncio.to_thread(self._engine.plan, job_request, job_id)
+        else:
+            plan = self._engine.plan(job_request, job_id)
         return await self._run(request, job_request, job_id, plan, "image_generation")
 
     async def edits(self, request: web.Request) -> web.StreamResponse:
@@ -212,6 +228,16 @@ class WorkerServer:
         files, _fields = await image_form(request)
         image = files["image"][0].file.read()
         return json_answer(await self._jobs.describe(image))
+
+    async def upscales(self, request: web.Request) -> web.Response:
+        """POST /v1/images/upscales (multipart `image`, `scale`): the picture enlarged 2x or 4x by the upscaler."""
+        files, fields = await image_form(request)
+        upscale_request: UpscaleRequest = validated(UpscaleRequest, dict(fields))
+        job_id = upscale_request.job_id or secrets.token_hex(8)
+        image = files["image"][0].file.read()
+        # Decoded and checked against the cap before it waits for the render thread; off the loop.
+        plan = await asyncio.to_thread(plan_upscale, self._settings, upscale_request, image, job_id)
+        return json_answer(await self._jobs.upscale(plan))
 
     async def teach(self, request: web.Request) -> web.StreamResponse:
         """POST /v1/concepts/train (multipart `image[]`): learn a word from 3-10 pictures, below rendering."""
@@ -231,7 +257,7 @@ class WorkerServer:
         self._refuse_if_cancelled(job_id)
         lesson = lane.submit(lesson)
         if events is not None and lesson.events is events:
-            return await self._stream(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
+            return await stream_job(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
         return json_answer(await self._settled(lesson))
 
     def _refuse_if_cancelled(self, job_id: str) -> None:
@@ -246,6 +272,9 @@ class WorkerServer:
 
     async def _edit(self, request: web.Request, *, variation: bool) -> web.StreamResponse:
         files, fields = await image_form(request)
+        outpaint = next((name for name in ("zoom", "pan") if name in fields), None)
+        if variation and outpaint is not None:
+            raise BadRequest("zoom and pan are edits: use /v1/images/edits", param=outpaint)
         if variation:
             fields.pop("mask_prompt", None)
         parsed: dict[str, Any] = dict(fields)
@@ -259,6 +288,8 @@ class WorkerServer:
             raise BadRequest("svg: SVG output is not supported here", param="svg")
         if "markup" in files:
             raise BadRequest("markup overlays are not supported here: send a mask", param="markup")
+        if "references" in fields or "references" in files:
+            raise BadRequest("an edit's references are further image[] files, after the one edited", param="references")
         job_request = validated(VariationRequest if variation else EditRequest, parsed)
         job_id = job_request.job_id or secrets.token_hex(8)
         image, *others = [part.file.read() for part in files["image"]]
@@ -286,7 +317,7 @@ class WorkerServer:
                 if job_request.stream_format == "egaku"
                 else OpenAIEvents(stream_kind, job_request.requester)
             )
-            return await self._stream(request, job, shape, self._outcome(job), self.scheduler.cancel)
+            return await stream_job(request, job, shape, self._outcome(job), self.scheduler.cancel)
         outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
         if job_request.wants_url:
             outcome = await self._as_links(request, outcome)
@@ -294,7 +325,11 @@ class WorkerServer:
 
     async def _as_links(self, request: web.Request, outcome: GenerationResponse) -> GenerationResponse:
         """The response with each image moved behind a signed link instead of inline base64."""
-        base = self._settings.public_url or f"{request.scheme}://{request.host}"
+        # The request's own Host only when it is one of the worker's names: links never point elsewhere.
+        own = is_own_host(request, self._settings)
+        base = self._settings.public_url or (
+            f"{request.scheme}://{request.host}" if own else f"http://{self._settings.host}:{self._settings.port}"
+        )
         data = []
         for item in outcome.data:
             assert item.b64_json is not None
@@ -309,42 +344,6 @@ class WorkerServer:
         except TimeoutError as exc:
             self.scheduler.cancel(job.id)  # a running job stops at its next step
             raise RenderTimeout(f"the job ran past {self._settings.request_timeout_s:.0f}s") from exc
-
-    async def _stream(
-        self,
-        request: web.Request,
-        job: Job[Any],
-        shape: StreamShape,
-        settled: Awaitable[Any],
-        cancel: Callable[[str], bool],
-    ) -> web.StreamResponse:
-        """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        outcome = asyncio.ensure_future(settled)
-        assert job.events is not None
-        try:
-            while True:
-                getter = asyncio.ensure_future(job.events.get())
-                done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await send(response, shape.progress(getter.result()))
-                    continue
-                getter.cancel()
-                while not job.events.empty():
-                    await send(response, shape.progress(job.events.get_nowait()))
-                try:
-                    await send(response, shape.completed(outcome.result()))
-                except Exception as exc:  # the headers are sent: a failure can only be an event now
-                    await send(response, shape.error(as_worker_error(exc)))
-                break
-        except ConnectionResetError:
-            # The client went away: nobody will see the result, so stop working on it.
-            cancel(job.id)
-        finally:
-            outcome.cancel()
-        await response.write_eof()
-        return response
 
     async def job_status(self, request: web.Request) -> web.Response:
         """GET /v1/images/jobs/{id}: position (0 = running) and ETA."""
@@ -366,8 +365,7 @@ class WorkerServer:
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """GET /metrics in Prometheus' text format."""
-        queue = self._scheduler
-        text = prometheus_text(queue.depth if queue else 0, self._ready.is_set(), queue.stats if queue else None)
+        text = prometheus_text(self._scheduler, self._ready.is_set(), self._engine.memory())
         return web.Response(text=text, content_type="text/plain")
 
 

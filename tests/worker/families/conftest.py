@@ -1,13 +1,16 @@
-"""Engines over the tiny transformer families (FLUX.1, Kontext, SD3), each with a LoRA of its own."""
+"""Engines over the tiny transformer families (FLUX.1, Kontext, SD3), each with a LoRA of its own; and what the
+family tests share: spies on what reaches a module, and distinct pictures to send as references."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import tiny_worker_settings
 from worker.engine import Engine
@@ -28,6 +31,39 @@ def keyword_inputs(module: torch.nn.Module, run: Callable[[], T]) -> tuple[T, li
         return run(), seen
     finally:
         hook.remove()
+
+
+def encoded_images(pipe: object) -> tuple[list[torch.Tensor], object]:
+    """Capture what the VAE encoder receives (each picture, as the pipeline prepared it)."""
+    seen: list[torch.Tensor] = []
+    hook = pipe.vae.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))  # type: ignore[attr-defined]
+    return seen, hook
+
+
+def reached(pipe: Any, run: Callable[[], T]) -> tuple[T, list[torch.Tensor]]:
+    """What `run` returns, and each picture the VAE encoded while it ran, in order."""
+    seen, hook = encoded_images(pipe)
+    try:
+        return run(), seen
+    finally:
+        hook.remove()  # type: ignore[attr-defined]
+
+
+def pictures(*sizes: tuple[int, int]) -> list[Image.Image]:
+    """Distinct pictures of the given sizes (each its own colours and mark), as references are."""
+    made = []
+    for index, size in enumerate(sizes):
+        picture = Image.new("RGB", size, (40 * index, 200 - 30 * index, 90))
+        picture.paste(Image.new("RGB", (16, 16), (255, 20 * index, 0)), (8 * index, 8))
+        made.append(picture)
+    return made
+
+
+def png_of(image: Image.Image) -> bytes:
+    """PNG bytes of a picture."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def tiny_transformer_lora(family: str, cache: Path, folder: Path, **components: object) -> Path:

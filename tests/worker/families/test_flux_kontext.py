@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.worker.families.conftest import family_engine
+from tests.worker.families.conftest import encoded_images, family_engine, png_of
 from tests.worker.test_engine import pixels, png
 from worker.engine import Engine
 from worker.errors import BadRequest
@@ -18,13 +18,6 @@ from worker.protocol import EditRequest, GenerationRequest
 @pytest.fixture(scope="module")
 def kontext(worker_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return family_engine("flux-kontext", worker_cache, tmp_path_factory.mktemp("kontext"))
-
-
-def encoded_images(pipe: object) -> tuple[list[torch.Tensor], object]:
-    """Capture what the VAE encoder receives (the source image, as the pipeline prepared it)."""
-    seen: list[torch.Tensor] = []
-    hook = pipe.vae.encoder.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))  # type: ignore[attr-defined]
-    return seen, hook
 
 
 def test_an_instruction_edit_reads_the_source_at_its_own_size(kontext: Engine) -> None:
@@ -65,11 +58,3 @@ def test_kontext_also_draws_from_text(kontext: Engine) -> None:
 def test_a_size_off_the_16_grid_is_refused(kontext: Engine) -> None:
     with pytest.raises(BadRequest, match="multiples of 16"):
         kontext.plan_edit(EditRequest(prompt="night", size="72x64"), png(), None)
-
-
-def png_of(image: Image.Image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

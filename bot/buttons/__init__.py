@@ -1,0 +1,1 @@
+"""The buttons under every result, one file each, dispatched by one restart-safe `ResultButton` (`view.py`)."""

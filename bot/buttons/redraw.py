@@ -1,0 +1,40 @@
+"""The presses that draw again: a typed edit of the pressed image through the one image service."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from agent.service import TurnResult
+from bot.buttons.action import Post
+from bot.policy import here, missing_permissions
+from bot.turns import interaction_turn
+from egaku.errors import report
+from tools.service.requests import Edit, Upscale
+from tools.stores.history import Generation
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+
+async def redraw(
+    interaction: discord.Interaction, generation: Generation, edit: Edit | Upscale, post: Post, where: str
+) -> None:
+    """Defer at once, then draw the edit (or the upscale) for the presser and post it."""
+    problem = missing_permissions(interaction.app_permissions)
+    if problem:
+        await interaction.response.send_message(problem, ephemeral=True)
+        return
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    await interaction.response.defer(thinking=True)
+    place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+    turn = interaction_turn(bot, interaction, place, generation.user_words)
+    images = bot.services.images
+    try:
+        asked = images.upscale(turn.who, edit) if isinstance(edit, Upscale) else images.edit(turn.who, edit)
+        result = TurnResult.direct(await asked)
+    except Exception as exc:
+        await interaction.followup.send(report(exc, where), ephemeral=True)
+        return
+    await post(interaction, result, where)

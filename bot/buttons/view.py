@@ -1,0 +1,136 @@
+"""The buttons under a result: one restart-safe `ResultButton` that dispatches to the registered actions.
+
+Each button is a DynamicItem whose custom_id carries the action and the image's history id
+("egaku:reroll:k3m9"), so buttons keep working after a restart: the state lives in the id and
+the history, not in memory. A custom_id that does not match the template is ignored by
+discord.py; one that matches but names no image or no action, or a press by someone else on an
+owner's button, gets a polite ephemeral refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import ui
+
+from agent.service import TurnResult
+from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
+from bot.deliver import followup
+from bot.policy import here
+from bot.render import Outgoing, compose
+from bot.turns import conversation_id, remember_shown
+from egaku.errors import failure_notice
+from tools.pictures import RenderedImage
+from tools.stores.history import Generation, Viewer
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+NOT_YOURS = "Only the person who asked for this image can change it. Ask for your own with `/imagine`!"
+GONE = "I can't find that image in my history any more."
+BUSY = "I'm already working on that one."
+
+
+def result_view(images: list[RenderedImage], *, upscaler: bool) -> ui.View | None:
+    """The buttons for a result message.
+
+    One image: reroll, vary, edit; the upscales; the zooms; the pans; show prompt, delete
+    (`SINGLE_ROWS`). Several (up to 4): per-image rows U1..Un (upscale) and V1..Vn (vary
+    strongly), as Midjourney has them, then reroll, edit, show prompt and delete for the first
+    image. Without an `upscaler`, the plain upscale buttons' labels say that they fall back.
+    """
+    ids = [image.id for image in images if image.id]
+    if not ids:
+        return None
+    view = ui.View(timeout=None)
+    if len(ids) == 1:
+        # Best-of-N: the candidates the posted picture beat stay behind one more button.
+        rows = [*SINGLE_ROWS[:-1], (*SINGLE_ROWS[-1], *(("candidates",) if images[0].candidates else ()))]
+        for row, names in enumerate(rows):
+            for name in names:
+                view.add_item(ResultButton(name, ids[0], row=row, upscaler=upscaler))
+        return view
+    for row, (each, letter) in enumerate(PER_PICTURE):
+        for number, generation_id in enumerate(ids[:5], start=1):
+            view.add_item(ResultButton(each, generation_id, row=row, label=f"{letter}{number}"))
+    for name in GRID_SHARED:
+        view.add_item(ResultButton(name, ids[0], row=len(PER_PICTURE)))
+    return view
+
+
+async def with_buttons(bot: EgakuBot, outgoing: list[Outgoing], images: list[RenderedImage]) -> list[Outgoing]:
+    """Attach the buttons to the message that carries the images (asking, for one image, about the upscaler)."""
+    if outgoing:
+        alone = sum(1 for image in images if image.id) == 1  # only one picture's buttons name the upscaler
+        upscaler = alone and await bot.services.images.upscaler() is not None
+        outgoing[-1].view = result_view(images, upscaler=upscaler)
+    return outgoing
+
+
+async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
+    """Post a result as a followup, with its own buttons, and remember which message shows it."""
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    notice = failure_notice(result.failures, where)
+    outgoing = await with_buttons(bot, compose(result.reply, result.images, notice), result.images)
+    sent = await followup(interaction, outgoing, where)
+    await remember_shown(bot, result, sent)
+
+
+class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z0-9]+):(?P<gen>[a-z2-9]{4,8})"):
+    """One restart-safe button."""
+
+    def __init__(
+        self, action: str, generation_id: str, row: int | None = None, label: str | None = None, upscaler: bool = True
+    ) -> None:
+        known = ACTIONS.get(action)
+        emoji: str | None = known.emoji if known else "❔"
+        if label is not None:
+            emoji = None  # "U2", "V3": short per-image labels, as on Midjourney's grids
+        style = discord.ButtonStyle.danger if known and known.danger else discord.ButtonStyle.secondary
+        custom_id = f"egaku:{action}:{generation_id}"
+        text = label or (known.label_for(upscaler) if known else action)
+        # An empty label is an emoji-only button (the pans).
+        super().__init__(ui.Button(label=text or None, emoji=emoji, style=style, custom_id=custom_id, row=row))
+        self.action = action
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: ui.Item[Any], match: re.Match[str], /
+    ) -> ResultButton:
+        """Rebuild the button from its custom_id (after a restart too)."""
+        return cls(match["action"], match["gen"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        """Check the image and the presser first; then do the action."""
+        bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        history = bot.services.history
+        action = ACTIONS.get(self.action)
+        generation = await history.get(self.generation_id) if history else None
+        if action is None or generation is None or not await self.may_see(interaction, generation):
+            await interaction.response.send_message(GONE, ephemeral=True)  # never says whether it exists elsewhere
+            return
+        if action.owner_only and str(interaction.user.id) != generation.user_id:
+            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            return
+        if not action.guarded:
+            await action.press(interaction, generation, send_result)
+            return
+        key = f"press:{interaction.user.id}:{action.name}:{generation.id}"
+        if not bot.seen.first_time(key):
+            await interaction.response.send_message(BUSY, ephemeral=True)
+            return
+        try:
+            await action.press(interaction, generation, send_result)
+        finally:
+            bot.seen.forget(key)
+
+    @staticmethod
+    async def may_see(interaction: discord.Interaction, generation: Generation) -> bool:
+        """The reference rule for a press: a custom_id can name any picture, so it is checked like an id."""
+        bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+        viewer = Viewer(str(interaction.user.id), conversation_id(interaction.channel_id or 0), place.nsfw)
+        return viewer.may_see(generation)

@@ -1,0 +1,52 @@
+"""/imagine's work, shared by the command and /describe's "Imagine this": checks, defer, draw, post."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+
+from agent.service import TurnResult
+from bot.buttons.view import send_result
+from bot.policy import channel_refusal, here, missing_permissions, policy_for
+from bot.turns import interaction_turn
+from egaku.errors import TooManyCandidates
+from tools.service.requests import Draw, ImageOptions
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+ONE_OR_THE_OTHER = "Choose `count` (several pictures) or `best_of` (the best of several), not both."
+
+
+async def imagine_for(
+    bot: EgakuBot, interaction: discord.Interaction, prompt: str, choices: ImageOptions, *, raw: bool | None = None
+) -> None:
+    """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
+    # Only what can refuse is read before the defer: the server's policy, cached and shared
+    # by a burst of commands. Discord forgets interactions after 3 s.
+    policy = await policy_for(bot, interaction.guild_id)
+    problem = missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
+    if problem:
+        await interaction.response.send_message(problem, ephemeral=True)
+        return
+    await interaction.response.defer(thinking=True)
+    place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
+    known = bot.services.models
+    if choices.model is not None and known and choices.model not in known:
+        await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
+        return
+    try:
+        bot.services.images.check_best_of(choices.best_of or 1)
+    except TooManyCandidates as exc:
+        await interaction.followup.send(exc.user_text)  # before any LLM or GPU work
+        return
+    if (choices.best_of or 1) > 1 and (choices.count or 1) > 1:
+        await interaction.followup.send(ONE_OR_THE_OTHER)
+        return
+    turn = interaction_turn(bot, interaction, place, prompt, chosen=choices, must_draw=True)
+    if place.prefs.raw if raw is None else raw:
+        result = TurnResult.direct(await bot.services.images.draw(turn.who, Draw(prompt)))
+    else:
+        result = await bot.services.agent.respond(turn)
+    await send_result(interaction, result, "/imagine")

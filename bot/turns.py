@@ -1,0 +1,89 @@
+"""The one way a Discord event becomes an agent turn, and which message shows which picture."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from agent.service import TurnRequest, TurnResult
+from bot.policy import Here
+from bot.progress import watch_for
+from tools.service.requests import ImageOptions, JobWatch
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
+
+def turn_request(
+    here: Here,
+    user: discord.abc.User,
+    *,
+    channel_id: int | None,
+    guild_id: int | None,
+    source_id: int,
+    text: str,
+    watch: JobWatch | None,
+    chosen: ImageOptions | None = None,
+    must_draw: bool = False,
+    reply_to: int | None = None,
+) -> TurnRequest:
+    """The one way every front end (chat, /imagine, buttons) turns a Discord event into a turn.
+
+    `chosen` are the options the user picked for this request; their /settings defaults and the
+    server's model fill in what they left out.
+    """
+    chosen = chosen or ImageOptions()
+    options = replace(
+        chosen,
+        aspect=chosen.aspect or here.prefs.aspect,
+        style=chosen.style or here.prefs.style,
+        model=chosen.model or here.policy.model,
+    )
+    return TurnRequest.of(
+        conversation_id=conversation_id(channel_id or 0),
+        user_id=str(user.id),
+        user_name=user.display_name,
+        text=text,
+        must_draw=must_draw,
+        guild_id=str(guild_id) if guild_id else None,
+        channel_id=str(channel_id),
+        source_id=str(source_id),
+        reply_to=str(reply_to) if reply_to else None,
+        options=options,
+        watch=watch,
+        nsfw=here.nsfw,
+        guild_cap=here.policy.max_jobs,
+        best_of=here.policy.best_of,
+        language=here.prefs.language,
+    )
+
+
+def interaction_turn(
+    bot: EgakuBot, interaction: discord.Interaction, here: Here, text: str, **more: Any
+) -> TurnRequest:
+    """The turn for a slash command, a button or a modal, with a status message in its channel."""
+    return turn_request(
+        here,
+        interaction.user,
+        channel_id=interaction.channel_id,
+        guild_id=interaction.guild_id,
+        source_id=interaction.id,
+        text=text,
+        watch=watch_for(bot, interaction),
+        **more,
+    )
+
+
+def conversation_id(channel_id: int) -> str:
+    """A channel, a thread or a DM is one conversation."""
+    return f"discord:{channel_id}"
+
+
+async def remember_shown(bot: EgakuBot, result: TurnResult, sent: list[discord.Message]) -> None:
+    """Link the turn's images to the message that shows them, for reply-to-edit."""
+    history = bot.services.history
+    ids = [image.id for image in result.images if image.id]
+    if history is not None and ids and sent:
+        await history.attach_message(ids, str(sent[-1].id))

@@ -1,0 +1,151 @@
+"""What the image service takes and gives: who asks, what they ask for, and the typed outcome.
+
+Outcome
+├── Drawn     the images, recorded in the history (with their ids when there is one)
+├── Refused   a request the asker can fix (bad bounds, unknown image, blocked words);
+│             `reason` is a fixed text, safe to show; `invalid` marks broken arguments
+└── Failed    the service could not do it (worker down, busy, failed, cancelled);
+              `error` is an EgakuError that `egaku.errors.report` turns into user text
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from egaku.errors import EgakuError
+from tools.pictures import RenderedImage
+from worker.protocol import Pan, ProgressEvent
+
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+
+
+class JobWatch(Protocol):
+    """Follows a job while the GPU works on it (the bot shows a status message with a cancel button)."""
+
+    async def started(self, job_id: str) -> None:
+        """The job was sent to the worker."""
+        ...
+
+    async def progress(self, job_id: str, event: ProgressEvent) -> None:
+        """Queue position, step, ETA or a preview arrived."""
+        ...
+
+    async def finished(self, job_id: str) -> None:
+        """The job ended (done, failed or cancelled)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """What a user chose explicitly (e.g. /imagine's options); these win over the model's choices."""
+
+    negative_prompt: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    count: int | None = None
+    model: str | None = None
+    best_of: int | None = None
+
+    def apply(self, fields: dict[str, object]) -> dict[str, object]:
+        """Request fields with the user's explicit choices laid over them."""
+        chosen = {
+            "negative_prompt": self.negative_prompt,
+            "aspect": self.aspect,
+            "seed": self.seed,
+            "style": self.style,
+            "n": self.count,
+            "model": self.model,
+            "best_of": self.best_of,
+        }
+        return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for an image, where, and under which rules: the input of every image operation.
+
+    The LLM tools, the buttons, `/imagine raw` and the CLI all describe their caller with this,
+    so that caps, safety, audit and the user's explicit options apply the same way everywhere.
+    """
+
+    user_id: str
+    user_words: str
+    conversation: str = ""
+    guild_id: str | None = None
+    channel_id: str | None = None
+    source_id: str | None = None  # the Discord message or interaction this answers (audit)
+    reply_to: str | None = None  # the Discord message the user replied to ("edit this")
+    options: ImageOptions = field(default_factory=ImageOptions)
+    watch: JobWatch | None = None
+    nsfw: bool = False  # NSFW allowed here: no blocklist, no worker safety check
+    guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
+    best_of: int | None = None  # the server's default number of best-of candidates (/settings server)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """A new picture from a description (the user's options win over these fields)."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
+    language: str | None = None
+    best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A change to an earlier image, found by `ref` (an id, "last", "reply", an ordinal, words)."""
+
+    ref: str
+    prompt: str
+    # None: the instruction-edit model when the worker has one (a Kontext preset), else "regenerate".
+    mode: EditMode | None = None
+    target: str | None = None  # region mode: the part to repaint, in words
+    seed: int | None = None  # None keeps the parent's seed
+    scale: float = 1.0  # > 1 enlarges the result (the creative upscale button)
+    language: str | None = None  # as Draw.language
+    # Outpainting (the picture's own model paints past its edges; `mode` does not apply): `zoom` (1.0-2.0)
+    # centres it on a canvas that many times larger; `pan` slides the view a third that way.
+    zoom: float | None = None
+    pan: Pan | None = None
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """An earlier image, found by `ref` as an Edit's, enlarged 2x or 4x by the backend's upscaler: nothing redrawn."""
+
+    ref: str
+    scale: int = 2
+    # Drawn instead when the backend has no upscaler (the buttons' creative upscale); None: the backend refuses.
+    fallback: Edit | None = None
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The images, in order."""
+
+    images: tuple[RenderedImage, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request the asker can fix; `reason` is a fixed text, safe to show the user."""
+
+    reason: str
+    invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
+    detail: str | None = None  # for the model only: the service's own words on what to change
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The service could not make the image; not the asker's fault."""
+
+    error: EgakuError
+
+
+Outcome = Drawn | Refused | Failed
