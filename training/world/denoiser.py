@@ -88,7 +88,9 @@ def train_denoiser(
             gen.set_state(state["generator"])
             rng.setstate(state["random"])
             start, curve, spent = state["step"], state["curve"], state["seconds"]
-    bar = tqdm(range(start, config.unet_steps), desc="unet", unit="step", initial=start, total=config.unet_steps)
+    # Where this run stops: `unet_stop` (a run resumed at or past it takes no step) or the schedule's end.
+    last = min(config.unet_stop or config.unet_steps, config.unet_steps)
+    bar = tqdm(range(start, last), desc="unet", unit="step", initial=start, total=config.unet_steps)
     for step in bar:
         idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
         latents = latents_all[idx] * scaling
@@ -130,8 +132,6 @@ def train_denoiser(
                 partial = state_file.with_suffix(".part")
                 torch.save(state, partial)
                 partial.replace(state_file)  # never a half-written state
-        if step + 1 == config.unet_stop:
-            break
     ema_unet.copy_to(unet.parameters())
     if ema_text is not None:
         ema_text.copy_to(text_encoder.parameters())

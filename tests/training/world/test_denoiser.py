@@ -23,3 +23,14 @@ def test_a_stopped_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "split" / "training.json").read_text())
     assert [p["step"] for p in record["unet_curve"]] == [0, 1, 2, 3]
     assert (tmp_path / "split" / UNET).read_bytes() == (tmp_path / "whole" / UNET).read_bytes()
+
+
+def test_a_run_stopped_at_its_checkpoint_ends_with_the_checkpoint_weights(tmp_path: Path) -> None:
+    """Shipping a checkpoint is reproducible: `--unet-stop N` on a state saved at N takes no further step."""
+    steps = [*TINY, "--unet-steps", "4", "--checkpoint-every", "2"]
+    work = tmp_path / "run.work"
+    main(["--out", str(tmp_path / "run"), "--work", str(work), *steps, "--unet-stop", "3"])  # state saved at 2
+    main(["--out", str(tmp_path / "at-2"), "--work", str(work), *steps, "--unet-stop", "2"])
+    record = json.loads((tmp_path / "at-2" / "training.json").read_text())
+    assert [p["step"] for p in record["unet_curve"]] == [0, 1]  # the curve as saved with the state, after two steps
+    assert (tmp_path / "at-2" / UNET).read_bytes() == (work / "checkpoints" / "step-2" / UNET).read_bytes()
