@@ -122,7 +122,7 @@ def main() -> None:
 Device: {device()}, torch {torch.__version__}, {args.threads} thread(s). Date: {dt.date.today().isoformat()}.
 Load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores.
 Command: `python -m benchmarks.world --threads {args.threads} --edits {args.edits} --per-kind {args.per_kind} \
---write docs/benchmarks.md --picture docs/world-example.png`.
+--write docs/benchmarks.md{f" --picture {args.picture}" if args.picture else ""}`.
 Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 
 | measure | figure | goal |
