@@ -65,6 +65,7 @@ def update(optimiser: Any, loss: Any, params: list[Any]) -> None:
 
 
 def logs(step: int, last: int, config: TrainConfig) -> bool:
+    """Whether this step goes on the loss curve: every `log_every` steps, and the last."""
     return step % config.log_every == 0 or step == last
 
 
