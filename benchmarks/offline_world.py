@@ -48,8 +48,9 @@ from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from training.agent.conversations import HELD_SEED, LANGUAGES, Example, Writer, held_back
 from training.agent.lexicon import TONGUES
-from training.world.judge import ATTRIBUTES, Verdict, judge, labels, read
+from training.world.judge import ATTRIBUTES, Verdict, judge
 from training.world.scenes import GRID, PALETTE, SIZE, Scene, Shape
+from worker.world.reading import labels, read
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = b"you> "
