@@ -143,11 +143,6 @@ async def test_the_bundled_model_draws_what_it_is_told_in_english_and_japanese(
     ] * 2
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="region edits on the world preset need the world masker (issue 27 part 3, branch painter): "
-    "without it the worker's CLIPSeg cannot load offline and the edit is refused",
-)  # fmt: skip
 @pytest.mark.timeout(900)
 async def test_the_bundled_model_edits_what_it_is_told(tmp_path: Path, worker_cache: Path) -> None:
     """ "make the circle yellow" after a Japanese request: the whole new caption, the circle recoloured, the
