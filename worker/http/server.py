@@ -318,7 +318,10 @@ class WorkerServer:
                 if job_request.stream_format == "egaku"
                 else OpenAIEvents(stream_kind, job_request.requester)
             )
-            return await self._stream(request, job, shape, self._outcome(job), self.scheduler.cancel)
+            # A job the client named can be asked for again under that id (a restarted bot re-attaches),
+            # so it runs on when the client goes away; an anonymous one has nobody left to see it.
+            keep = job_request.job_id is not None
+            return await self._stream(request, job, shape, self._outcome(job), self.scheduler.cancel, keep=keep)
         outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
         if job_request.wants_url:
             outcome = await self._as_links(request, outcome)
@@ -353,30 +356,33 @@ class WorkerServer:
         shape: StreamShape,
         settled: Awaitable[Any],
         cancel: Callable[[str], bool],
+        *,
+        keep: bool = False,
     ) -> web.StreamResponse:
-        """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
+        """A job's progress, then its outcome (`settled`), as events; a client that leaves cancels it unless `keep`."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         outcome = asyncio.ensure_future(settled)
-        assert job.events is not None
+        events = job.events  # this client's own queue: one that attaches later gets another
+        assert events is not None
         try:
             while True:
-                getter = asyncio.ensure_future(job.events.get())
+                getter = asyncio.ensure_future(events.get())
                 done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     await send(response, shape.progress(getter.result()))
                     continue
                 getter.cancel()
-                while not job.events.empty():
-                    await send(response, shape.progress(job.events.get_nowait()))
+                while not events.empty():
+                    await send(response, shape.progress(events.get_nowait()))
                 try:
                     await send(response, shape.completed(outcome.result()))
                 except Exception as exc:  # the headers are sent: a failure can only be an event now
                     await send(response, shape.error(as_worker_error(exc)))
                 break
         except ConnectionResetError:
-            # The client went away: nobody will see the result, so stop working on it.
-            cancel(job.id)
+            if not keep:
+                cancel(job.id)  # the client went away: nobody will see the result, so stop working on it
         finally:
             outcome.cancel()
         await response.write_eof()
