@@ -22,6 +22,7 @@ from bot.seen import SeenOnce
 from bot.services import BotServices
 from egaku.config import DiscordSettings
 from egaku.errors import report
+from tools.service.requests import turn_key
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ EXTENSIONS = (
     "bot.exts.settings",
     "bot.exts.teach",
     "bot.exts.buttons",
+    "bot.exts.resume",
 )
 
 
@@ -136,3 +138,8 @@ class EgakuBot(commands.Bot):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not deliver an error message for interaction %s", interaction.id)
+            return
+        journal = self.services.images.journal
+        if journal is not None:  # the asker was told: a restart must not answer this command again
+            with contextlib.suppress(Exception):
+                await journal.answered(turn_key("interaction", interaction.id))

@@ -16,10 +16,10 @@ import discord
 from discord import ui
 
 from agent.service import TurnResult
+from bot.answering import follow_up_once, interaction_answer
 from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
-from bot.deliver import followup
 from bot.policy import here
-from bot.render import Outgoing, compose
+from bot.render import Outgoing, compose, with_retry
 from bot.turns import conversation_id, remember_shown
 from egaku.errors import failure_notice
 from tools.pictures import RenderedImage
@@ -67,11 +67,11 @@ def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage]) -> list[
 
 
 async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
-    """Post a result as a followup, with its own buttons, and remember which message shows it."""
+    """Post a result as the interaction's answer, with its buttons (or Retry); remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     notice = failure_notice(result.failures, where)
-    outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
-    sent = await followup(interaction, outgoing, where)
+    outgoing = with_retry(with_buttons(compose(result.reply, result.images, notice), result.images), result.retries)
+    sent = await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where)
     await remember_shown(bot, result, sent)
 
 

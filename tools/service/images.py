@@ -4,17 +4,18 @@ Every way of asking for a picture goes through here: the LLM tools (`tools.image
 the buttons, `/imagine raw` and the CLI. They only adapt an `Outcome` (`tools.service.requests`)
 to their surface (text for the model, a Discord message, lines in a terminal). Caps, the safety
 blocklist, progress, the audit record and the image history are applied here, once.
+
+Each operation plans its job first (validated, checked: a refusal comes at once), then the
+dispatch (`tools.service.dispatch`) journals it, puts it in line and sends it. A journaled job
+can be sent again after a restart (`resume`), under its id, and ends the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -25,19 +26,24 @@ from egaku.errors import (
     EditNotPossible,
     Failure,
     InvalidImageRequest,
+    JobCancelled,
     Refusal,
     TooManyCandidates,
     UnknownImage,
     WrongLanguage,
 )
-from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
+from tools.backends.base import ImageBackend
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import ImageKind, RenderedImage
-from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
+from tools.service.dispatch import Dispatch, new_job_id, watching
+from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Planned, Refused, Requester
 from tools.stores.history import AuditRecord, Generation, History, Viewer
+from tools.stores.journal import JobJournal, JournaledJob
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
+
+__all__ = ["ImageService", "watching"]  # `watching` is re-exported for the teaching service
 
 log = logging.getLogger(__name__)
 
@@ -74,34 +80,40 @@ class ImageService:
         best_of: int = 1,
         max_best_of: int = MAX_BEST_OF,
         concepts: ConceptLookup | None = None,
+        journal: JobJournal | None = None,
+        retry_for_s: float = 0.0,
     ) -> None:
         self.backend = backend
         self.history = history
         self.concepts = concepts
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
-        self._limiter = limiter
+        self._dispatch = Dispatch(backend, journal=journal, limiter=limiter, retry_for_s=retry_for_s)
         self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
         self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
         self.max_best_of = max_best_of
 
+    @property
+    def journal(self) -> JobJournal | None:
+        """The job journal, when jobs are journaled."""
+        return self._dispatch.journal
+
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture."""
 
-        async def work() -> list[RenderedImage]:
+        async def plan() -> Planned:
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
-            images = await self._generate(who, generation)
-            return await self._keep(images, who, "generate", None)
+            return Planned(generation, "generate", reply=request.reply)
 
-        return await self._run(who, work)
+        return await self._run(who, plan)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
         """Change an earlier image, keeping its seed, size and model unless told otherwise."""
 
-        async def work() -> list[RenderedImage]:
+        async def plan() -> Planned:
             if self.history is None:
                 raise UnknownImage("there is no image history here")
             parent = await self.history.resolve(request.ref, viewer_of(who))
@@ -126,18 +138,39 @@ class ImageService:
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
                 generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
-                images = await self._generate(who, generation)
-            else:
-                fields: dict[str, object] = {**common, "model": self.instruct_model if mode == "instruct" else model}
-                if mode != "instruct":
-                    fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
-                if mode == "region":
-                    fields["mask_prompt"] = request.target
-                edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                images = await self._edit(who, ImageEdit(edit, self.history.png(parent)))
-            return await self._keep(images, who, mode, parent.id)
+                return Planned(generation, mode, parent.id, reply=request.reply)
+            fields: dict[str, object] = {**common, "model": self.instruct_model if mode == "instruct" else model}
+            if mode != "instruct":
+                fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
+            if mode == "region":
+                fields["mask_prompt"] = request.target
+            edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+            return Planned(edit, mode, parent.id, self.history.png(parent), reply=request.reply)
 
-        return await self._run(who, work)
+        return await self._run(who, plan)
+
+    async def resume(self, job: JournaledJob, who: Requester | None = None) -> Outcome:
+        """Send a journaled job again under its id (after a restart), and end it as it would have ended.
+
+        `who` replaces the journaled asker (a watcher of the running bot; for a Retry, a fresh job id
+        and the press as the answer address).
+        """
+        who = who or job.who
+
+        async def plan() -> Planned:
+            planned = job.planned
+            if isinstance(planned.request, EditRequest):
+                parent = await self.history.get(planned.parent) if self.history and planned.parent else None
+                if parent is None or self.history is None:
+                    raise UnknownImage(f"the picture edited by job {job.job_id} is gone from the history")
+                planned = replace(planned, image=self.history.png(parent))
+            return planned
+
+        return await self._run(replace(who, job_id=who.job_id or job.job_id), plan)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job: waiting in its server's line, waiting for the worker, or at the worker."""
+        return await self._dispatch.cancel(job_id)
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""
@@ -195,18 +228,6 @@ class ImageService:
         if word is not None:
             raise Blocked(f"blocked word {word!r}")
 
-    async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
-        self._check_safety(who, request.prompt)
-        async with watching(who) as (job_id, on_progress):
-            request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
-            return said_by(who, await self.backend.generate(request, on_progress))
-
-    async def _edit(self, who: Requester, edit: ImageEdit) -> list[RenderedImage]:
-        self._check_safety(who, edit.request.prompt)
-        async with watching(who) as (job_id, on_progress):
-            request = edit.request.model_copy(update={"job_id": job_id, **await self._taught(who, edit.request)})
-            return said_by(who, await self.backend.edit(replace(edit, request=request), on_progress))
-
     async def _taught(self, who: Requester, request: GenerationRequest) -> dict[str, object]:
         """The asker's server's words the prompt uses, for the worker to load for this request only."""
         if self.concepts is None:
@@ -214,15 +235,17 @@ class ImageService:
         used = await self.concepts.concepts_in(who.guild_id, request.prompt)
         return {"concepts": used} if used else {}
 
-    async def _run(self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]]) -> Outcome:
-        """Run a render within the user's caps, audit it, and type its outcome."""
+    async def _run(self, who: Requester, plan: Callable[[], Awaitable[Planned]]) -> Outcome:
+        """Plan a job, send it (journaled, in line, within the caps), keep its pictures, audit, type the outcome."""
         started = time.monotonic()
+        job_id = who.job_id or new_job_id()
         try:
-            if self._limiter is None:
-                images = await work()
-            else:
-                async with self._limiter.slot(who.user_id, who.guild_id, who.guild_cap):
-                    images = await work()
+            planned = await plan()
+            self._check_safety(who, planned.request.prompt)
+            update = {"job_id": job_id, **await self._taught(who, planned.request)}
+            planned = replace(planned, request=planned.request.model_copy(update=update))
+            images = said_by(who, await self._dispatch.send(who, job_id, planned))
+            images = await self._keep(images, who, planned.kind, planned.parent)
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc.errors()[0]["msg"]), invalid=True)
@@ -230,12 +253,25 @@ class ImageService:
             invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
+            await self._journal_failed(who, job_id, exc)
             return Refused(exc.user_text, invalid=invalid, detail=exc.detail)
         except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
-            return Failed(exc)
+            journaled = await self._journal_failed(who, job_id, exc)
+            return Failed(exc, job_id=job_id if journaled else None)
         await self._audit(who, started, "ok", images)
+        if self._dispatch.journals(who):
+            assert self.journal is not None
+            await self.journal.done(job_id, [i.id for i in images if i.id])
         return Drawn(tuple(images))
+
+    async def _journal_failed(self, who: Requester, job_id: str, exc: Refusal | Failure) -> bool:
+        """Note a journaled job's failure, with the user's text; whether it is journaled."""
+        if not self._dispatch.journals(who):
+            return False
+        assert self.journal is not None
+        await self.journal.failed(job_id, exc.user_text, retryable=isinstance(exc, Failure) and not cancelled(exc))
+        return True
 
     async def _keep(
         self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
@@ -309,33 +345,9 @@ class ImageService:
         )
 
 
-@contextlib.asynccontextmanager
-async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
-    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback.
-
-    Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
-    """
-    job_id = uuid.uuid4().hex[:16]
-    watch = who.watch
-    if watch is None:
-        yield job_id, None
-        return
-    await _quietly(watch.started(job_id), job_id)
-    try:
-        yield job_id, functools.partial(_report_progress, watch.progress, job_id)
-    finally:
-        await _quietly(watch.finished(job_id), job_id)
-
-
-async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:
-    await _quietly(progress(job_id, event), job_id)
-
-
-async def _quietly(call: Awaitable[None], job_id: str) -> None:
-    try:
-        await call
-    except Exception:
-        log.exception("progress reporting failed for job %s; the job goes on", job_id)
+def cancelled(exc: Exception) -> bool:
+    """A job the asker cancelled: nothing to try again."""
+    return isinstance(exc, JobCancelled)
 
 
 def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:

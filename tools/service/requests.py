@@ -14,21 +14,30 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from egaku.errors import EgakuError
-from tools.pictures import RenderedImage
-from worker.protocol import ProgressEvent
+from tools.pictures import ImageKind, RenderedImage
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
 
 EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job that waits before it reaches the worker: in its server's line (`place`), or for the worker to return."""
+
+    reason: Literal["line", "worker"]
+    place: int | None = None  # 1 = next in line
+    eta_s: float | None = None
 
 
 class JobWatch(Protocol):
     """Follows a job while the GPU works on it (the bot shows a status message with a cancel button)."""
 
     async def started(self, job_id: str) -> None:
-        """The job was sent to the worker."""
+        """The job was accepted (it may still wait in its server's line)."""
         ...
 
-    async def progress(self, job_id: str, event: ProgressEvent) -> None:
-        """Queue position, step, ETA or a preview arrived."""
+    async def progress(self, job_id: str, event: ProgressEvent | Waiting) -> None:
+        """A place in line, a queue position, a step, an ETA or a preview arrived."""
         ...
 
     async def finished(self, job_id: str) -> None:
@@ -62,6 +71,31 @@ class ImageOptions:
         return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
 
 
+def turn_key(kind: Literal["message", "interaction"], source_id: int | str) -> str:
+    """The journal's name for a request: the Discord message or interaction it came as."""
+    return f"{kind}:{source_id}"
+
+
+@dataclass(frozen=True)
+class AnswerTo:
+    """Where the answer to a request goes, as the front end that took it describes it (kept in the job journal).
+
+    `turn` names the request: every job made for it shares it, and it is answered once. A reply
+    to a message names the message; an interaction's followup names the interaction and its
+    token, which Discord honours for 15 minutes after `asked_at`.
+    """
+
+    turn: str  # "message:<id>", "interaction:<id>"...
+    channel_id: str
+    user_id: str
+    message_id: str | None = None  # the user's message the answer replies to
+    interaction_id: str | None = None
+    application_id: str | None = None
+    token: str | None = None  # the interaction's token (a 15-minute secret; forgotten once answered)
+    original_id: str | None = None  # the interaction's deferred response, which its answer fills
+    asked_at: float = 0.0  # wall-clock time the request arrived
+
+
 @dataclass(frozen=True)
 class Requester:
     """Who asks for an image, where, and under which rules: the input of every image operation.
@@ -82,6 +116,9 @@ class Requester:
     nsfw: bool = False  # NSFW allowed here: no blocklist, no worker safety check
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
     best_of: int | None = None  # the server's default number of best-of candidates (/settings server)
+    # Where the answer goes: a job with one is written to the journal before it is sent, and survives a restart.
+    answer: AnswerTo | None = None
+    job_id: str | None = None  # the job's id (the worker's idempotency key); None: a fresh one
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,7 @@ class Draw:
     # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
     language: str | None = None
     best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
+    reply: str | None = None  # the model's words posted with the picture (kept for a restart)
 
 
 @dataclass(frozen=True)
@@ -109,6 +147,18 @@ class Edit:
     seed: int | None = None  # None keeps the parent's seed
     scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
     language: str | None = None  # as Draw.language
+    reply: str | None = None  # as Draw.reply
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A job ready to send: the validated request, and what the history records with its pictures."""
+
+    request: GenerationRequest | EditRequest  # an EditRequest goes to /edits with `image`
+    kind: ImageKind
+    parent: str | None = None  # the history id of the picture edited
+    image: bytes | None = None  # an edit's picture (the parent's PNG); not journaled: the history has it
+    reply: str | None = None  # the model's words posted with the picture
 
 
 @dataclass(frozen=True)
@@ -132,6 +182,7 @@ class Failed:
     """The service could not make the image; not the asker's fault."""
 
     error: EgakuError
+    job_id: str | None = None  # the journaled job that failed (a Retry button names it)
 
 
 Outcome = Drawn | Refused | Failed
