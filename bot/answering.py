@@ -12,9 +12,12 @@ channel with a nonce, pinging only the person who asked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import discord
@@ -73,8 +76,9 @@ async def reply_once(
     bot: EgakuBot, message: discord.Message, outgoing: list[Outgoing], answer: AnswerTo, where: str = "chat"
 ) -> list[discord.Message]:
     """Answer a user's message: post the replies (with nonces), then mark the turn answered."""
-    sent = await reply_to(message, outgoing, where, answer=answer)
-    await answered(bot, answer)
+    with posting(bot):
+        sent = await reply_to(message, outgoing, where, answer=answer)
+        await answered(bot, answer)
     return sent
 
 
@@ -82,16 +86,30 @@ async def follow_up_once(
     bot: EgakuBot, interaction: discord.Interaction, outgoing: list[Outgoing], answer: AnswerTo | None, where: str
 ) -> list[discord.Message]:
     """Answer a deferred interaction: post the followups, then mark the turn answered."""
-    sent = await followup(interaction, outgoing, where, answer=answer)
-    await answered(bot, answer)
+    with posting(bot):
+        sent = await followup(interaction, outgoing, where, answer=answer)
+        await answered(bot, answer)
     return sent
 
 
 async def deliver_once(bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], where: str) -> list[discord.Message]:
     """Answer a request by its address alone (after a restart): post, then mark the turn answered."""
-    sent = await deliver_to(bot, answer, outgoing, where)
-    await answered(bot, answer)
+    with posting(bot):
+        sent = await deliver_to(bot, answer, outgoing, where)
+        await answered(bot, answer)
     return sent
+
+
+@contextlib.contextmanager
+def posting(bot: EgakuBot) -> Iterator[None]:
+    """While an answer is posted and marked: a bot that stops waits for it (`EgakuBot.close`)."""
+    task = asyncio.current_task()
+    if task is not None:
+        bot.posting.add(task)
+    try:
+        yield
+    finally:
+        bot.posting.discard(task)  # type: ignore[arg-type]
 
 
 async def answered(bot: EgakuBot, answer: AnswerTo | None) -> None:

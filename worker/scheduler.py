@@ -318,6 +318,8 @@ class Scheduler(Generic[R]):
             self._idle.set()
         if self._kept is not None and not isinstance(outcome, BaseException):
             self._kept.put(job.id, outcome)
+        # One line per job an operator can follow by its id (the bot's journal names the same id).
+        log.info("job %s %s", job.id, "drawn" if not isinstance(outcome, BaseException) else type(outcome).__name__)
         settle(job, outcome, self.stats)
 
     def _reporter(self, loop: asyncio.AbstractEventLoop, batch: list[Job[R]]) -> Callable[[Job[R], Progress], None]:

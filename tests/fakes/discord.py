@@ -134,6 +134,7 @@ class Fault:
     body: dict[str, Any]
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    path_suffix: str = ""  # and ending so ("/messages": message posts, not typing)
 
 
 def user_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
@@ -204,6 +205,7 @@ class FakeDiscord:
             OTHER_CHANNEL_ID: text_channel(OTHER_CHANNEL_ID),
         }
         self.messages: dict[int, dict[str, Any]] = {}
+        self.created_at: dict[int, float] = {}  # when each message was created (perf_counter), for benchmarks
         self.late_interactions: set[str] = set()
         # When each interaction was sent; a callback after ACK_DEADLINE_S is refused (10062).
         self.interactions_sent: dict[str, float] = {}
@@ -586,7 +588,8 @@ class FakeDiscord:
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and fault.method == method and path.startswith(fault.path_prefix):
+            matches = path.startswith(fault.path_prefix) and path.endswith(fault.path_suffix)
+            if fault.times > 0 and fault.method == method and matches:
                 fault.times -= 1
                 return fault
         return None
@@ -628,9 +631,12 @@ class FakeDiscord:
         }
         if channel_id and int(channel_id) in self.channels:
             message["guild_id"] = str(GUILD_ID)
+        if body.get("message_reference"):
+            message["message_reference"] = {"channel_id": channel_id, **body["message_reference"]}
         if webhook:
             message["webhook_id"] = str(APP_ID)
         self.messages[message_id] = message
+        self.created_at[message_id] = time.perf_counter()
         return message
 
     def _edit_message(self, message_id: int, captured: Captured) -> web.Response:
