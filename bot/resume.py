@@ -45,12 +45,8 @@ RESTARTED_TEXT = "I was restarted before I could finish this, and I can't pick i
 GAVE_UP_TEXT = "I couldn't finish this after several restarts. Press Retry to try again."
 
 
-async def resume_all(bot: EgakuBot) -> None:
-    """Take up every unanswered request in the journal; return when all are answered."""
-    journal = bot.services.images.journal
-    if journal is None:
-        return
-    turns = await journal.unfinished()
+async def resume_all(bot: EgakuBot, turns: list[OpenTurn]) -> None:
+    """Take up the requests a previous process left unanswered (read before this one took any); return when done."""
     if turns:
         log.info("resuming %d unanswered request(s) from before the restart", len(turns))
     await asyncio.gather(*(resume_turn(bot, turn) for turn in turns))

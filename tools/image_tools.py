@@ -140,7 +140,8 @@ async def generate_image(
     """Draw a new picture (the model reads GENERATE_DESCRIPTION)."""
     args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed, best_of=best_of)
     context = cast(TurnContext, runtime.context)
-    outcome = await context.images.draw(context.who, Draw(**args.model_dump(), language=detect_language(prompt)))
+    draw = Draw(**args.model_dump(), language=detect_language(prompt), reply=reply)
+    outcome = await context.images.draw(context.who, draw)
     return for_model(outcome, reply)
 
 
@@ -198,7 +199,9 @@ async def edit_image(
 ) -> tuple[str, Outcome]:
     """Change an earlier image (the model reads EDIT_DESCRIPTION)."""
     context = cast(TurnContext, runtime.context)
-    request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt))
+    request = Edit(
+        ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt), reply=reply
+    )
     return for_model(await context.images.edit(context.who, request), reply)
 
 

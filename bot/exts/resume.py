@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from discord.ext import commands
 
 from bot.resume import resume_all
+from tools.stores.journal import OpenTurn
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -25,8 +26,11 @@ class Resume(commands.Cog):
         self._task: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
-        """Start in the background: the gateway connects meanwhile, and new requests are answered as usual."""
-        self._task = asyncio.create_task(self._resume(), name="resume")
+        """Read what was left before any event arrives; take it up in the background while new requests go on."""
+        journal = self.bot.services.images.journal
+        # Read now, before the gateway connects: what this process opens itself is never taken up twice.
+        left = await journal.unfinished() if journal is not None else []
+        self._task = asyncio.create_task(self._resume(left), name="resume")
 
     async def cog_unload(self) -> None:
         """Stop resuming (the bot is closing); what is left stays in the journal for the next start."""
@@ -35,10 +39,10 @@ class Resume(commands.Cog):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _resume(self) -> None:
+    async def _resume(self, left: list[OpenTurn]) -> None:
         await self.bot.wait_until_ready()
         try:
-            await resume_all(self.bot)
+            await resume_all(self.bot, left)
         except Exception:
             log.exception("resuming the journal's requests failed; they stay for the next start")
 

@@ -23,6 +23,7 @@ from tests.worker.test_server import _Gated
 from worker.engine import Engine
 
 PEOPLE = range(101, 113)  # twelve people in one server
+LATE = 113  # and one more, who changes their mind
 
 
 def draw_for_everyone(body: dict[str, Any]) -> Script:
@@ -58,6 +59,13 @@ async def test_twelve_people_at_once_wait_in_line_with_their_places_and_all_get_
                 for user in PEOPLE
             ]
             in_line = await fake_discord.wait_for_requests(lambda r: "in line" in (r.json or {}).get("content", ""), 4)
+            late = await fake_discord.user_message(f"<@{BOT_ID}> draw a fox", author_id=LATE, author_name="late")
+            fifth = await fake_discord.wait_for_request(lambda r: "5th in line" in (r.json or {}).get("content", ""))
+            # The thirteenth changes their mind: Cancel on their status message takes them out of the line.
+            status = next(m for m in fake_discord.messages.values() if m["content"].startswith("⏳ 5th in line"))
+            cancel = status["components"][0]["components"][0]["custom_id"]
+            await fake_discord.press(cancel, int(status["id"]), user_id=LATE)
+            cancelled = await fake_discord.wait_for_request(lambda r: "Cancelled." in (r.json or {}).get("content", ""))
             held.gate.set()
             pictures = await fake_discord.wait_for_requests(lambda r: bool(r.files) and r.method == "POST", 12, 120)
             while await app.images.journal.unfinished():  # type: ignore[union-attr]
@@ -70,6 +78,8 @@ async def test_twelve_people_at_once_wait_in_line_with_their_places_and_all_get_
     for status in in_line:
         (button,) = [b for row in status.json["components"] for b in row["components"]]
         assert (button["label"], button["custom_id"][:13]) == ("Cancel", "egaku:cancel:")
+    assert int(cancelled.json["message_reference"]["message_id"]) == int(late["id"]) and not cancelled.files
+    assert fifth.json["components"][0]["components"][0]["custom_id"] == cancel
     replied = sorted(int(p.json["message_reference"]["message_id"]) for p in pictures)
     assert replied == sorted(int(m["id"]) for m in asked)  # everyone got exactly their own picture
     assert not [r for r in fake_discord.requests if "busy" in (r.json or {}).get("content", "").lower()]

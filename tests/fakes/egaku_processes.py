@@ -69,7 +69,8 @@ width = 64
 height = 64
 max_pixels = 16384
 """
-ENV = {"EGAKU_TEST_DISCORD_TOKEN": "fake-token", "EGAKU_TEST_LLM_KEY": "sk-fake"}
+# One torch thread: the tiny model gains nothing from more, and a shared 2-core machine loses much.
+ENV = {"EGAKU_TEST_DISCORD_TOKEN": "fake-token", "EGAKU_TEST_LLM_KEY": "sk-fake", "OMP_NUM_THREADS": "1"}
 
 
 @dataclass

@@ -385,7 +385,8 @@ class WorkerServer:
                 cancel(job.id)  # the client went away: nobody will see the result, so stop working on it
         finally:
             outcome.cancel()
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):  # a client gone with a kept job: nobody reads the end
+            await response.write_eof()
         return response
 
     async def job_status(self, request: web.Request) -> web.Response:
