@@ -10,6 +10,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.recording_worker import RecordingWorker
 from tests.fakes.serving import serve
 
 Break = Literal["reset", "cut", "malformed", "garbage"]
@@ -59,31 +60,17 @@ class BrokenWorker:
         return resp
 
 
-class CuttingProxy:
+class CuttingProxy(RecordingWorker):
     """Forwards to a real worker, and cuts the first `cuts` progress streams after their first event.
 
     From the client's side this is a worker killed, or a connection reset, while the job was in
-    its queue: the worker itself still has the job.
+    its queue: the worker itself still has the job. It records each request's body, not its answer.
     """
 
     def __init__(self, target: str, cuts: int = 1) -> None:
-        self.target = target
+        super().__init__(target)
         self.cuts = cuts
         self.bodies: list[bytes] = []  # each request's body, in order
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        """Serve on a free loopback port."""
-        app = web.Application(client_max_size=32 << 20)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner, port = await serve(app)
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
