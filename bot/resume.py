@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING
 
 from agent.service import TurnResult
 from bot.answering import deliver_once, turn_from
-from bot.buttons.view import with_buttons
+from bot.buttons.view import result_messages
 from bot.progress import StatusReporter
-from bot.render import compose, with_retry
 from bot.turns import remember_shown
 from egaku.errors import failure_notice, report
 from tools.pictures import RenderedImage
@@ -70,8 +69,7 @@ async def resume_turn(bot: EgakuBot, turn: OpenTurn) -> None:
         notice = failure_notice(result.failures, "resume")
         if not (result.reply or result.images or notice):
             notice = RESTARTED_TEXT
-        outgoing = with_retry(with_buttons(compose(result.reply, result.images, notice), result.images), result.retries)
-        sent = await deliver_once(bot, turn.answer, outgoing, "resume")
+        sent = await deliver_once(bot, turn.answer, await result_messages(bot, result, notice), "resume")
         await remember_shown(bot, result, sent)
     except Exception:
         log.exception("could not answer %s after the restart; it stays in the journal", turn.turn)

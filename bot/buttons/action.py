@@ -27,3 +27,9 @@ class ButtonAction:
     danger: bool = False  # drawn red
     # Presses that start GPU work are guarded against double presses.
     guarded: bool = False
+    # The label where the image service has no upscaler, for a button whose press then falls back.
+    fallback_label: str | None = None
+
+    def label_for(self, upscaler: bool) -> str:
+        """The button's label, as the image service's upscaler (or its absence) makes it true."""
+        return self.label if upscaler or self.fallback_label is None else self.fallback_label

@@ -10,7 +10,7 @@ import discord
 from bot.buttons.action import ButtonAction, Post
 from bot.deliver import followup
 from bot.render import compose
-from tools.pictures import RenderedImage
+from tools.pictures import RenderedImage, as_rendered
 from tools.stores.history import Generation
 
 if TYPE_CHECKING:
@@ -21,12 +21,7 @@ NO_CANDIDATES = "This picture was drawn alone: there are no other candidates."
 
 def shown(generation: Generation, png: bytes) -> RenderedImage:
     """A history entry as an image to post again."""
-    return RenderedImage(
-        png=png, prompt=generation.prompt, negative_prompt=generation.negative_prompt, seed=generation.seed,
-        width=generation.width, height=generation.height, steps=generation.steps, guidance=0.0,
-        model=generation.model, user_words=generation.user_words, id=generation.id, kind=generation.kind,
-        score=generation.score,
-    )  # fmt: skip
+    return as_rendered(generation, png, id=generation.id)
 
 
 async def show_candidates(interaction: discord.Interaction, generation: Generation, post: Post) -> None:

@@ -33,12 +33,13 @@ GONE = "I can't find that image in my history any more."
 BUSY = "I'm already working on that one."
 
 
-def result_view(images: list[RenderedImage]) -> ui.View | None:
+def result_view(images: list[RenderedImage], *, upscaler: bool) -> ui.View | None:
     """The buttons for a result message.
 
-    One image: reroll, vary, upscale, edit, show prompt, delete. Several (up to 4): per-image
-    rows U1..Un (upscale) and V1..Vn (vary strongly), as Midjourney has them, then reroll, edit,
-    show prompt and delete for the first image.
+    One image: reroll, vary, edit; the upscales; the zooms; the pans; show prompt, delete
+    (`SINGLE_ROWS`). Several (up to 4): per-image rows U1..Un (upscale) and V1..Vn (vary
+    strongly), as Midjourney has them, then reroll, edit, show prompt and delete for the first
+    image. Without an `upscaler`, the plain upscale buttons' labels say that they fall back.
     """
     ids = [image.id for image in images if image.id]
     if not ids:
@@ -49,7 +50,7 @@ def result_view(images: list[RenderedImage]) -> ui.View | None:
         rows = [*SINGLE_ROWS[:-1], (*SINGLE_ROWS[-1], *(("candidates",) if images[0].candidates else ()))]
         for row, names in enumerate(rows):
             for name in names:
-                view.add_item(ResultButton(name, ids[0], row=row))
+                view.add_item(ResultButton(name, ids[0], row=row, upscaler=upscaler))
         return view
     for row, (each, letter) in enumerate(PER_PICTURE):
         for number, generation_id in enumerate(ids[:5], start=1):
@@ -59,34 +60,45 @@ def result_view(images: list[RenderedImage]) -> ui.View | None:
     return view
 
 
-def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage]) -> list[Outgoing]:
-    """Attach the buttons to the message that carries the images."""
+async def with_buttons(bot: EgakuBot, outgoing: list[Outgoing], images: list[RenderedImage]) -> list[Outgoing]:
+    """Attach the buttons to the message that carries the images (asking, for one image, about the upscaler)."""
     if outgoing:
-        outgoing[-1].view = result_view(images)
+        alone = sum(1 for image in images if image.id) == 1  # only one picture's buttons name the upscaler
+        upscaler = alone and await bot.services.images.upscaler() is not None
+        outgoing[-1].view = result_view(images, upscaler=upscaler)
     return outgoing
+
+
+async def result_messages(bot: EgakuBot, result: TurnResult, notice: str | None) -> list[Outgoing]:
+    """A result's messages: its words, pictures and notice, with the pictures' buttons or else a Retry button."""
+    outgoing = await with_buttons(bot, compose(result.reply, result.images, notice), result.images)
+    return with_retry(outgoing, result.retries)
 
 
 async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
     """Post a result as the interaction's answer, with its buttons (or Retry); remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     notice = failure_notice(result.failures, where)
-    outgoing = with_retry(with_buttons(compose(result.reply, result.images, notice), result.images), result.retries)
+    outgoing = await result_messages(bot, result, notice)
     sent = await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where)
     await remember_shown(bot, result, sent)
 
 
-class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z]+):(?P<gen>[a-z2-9]{4,8})"):
+class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z0-9]+):(?P<gen>[a-z2-9]{4,8})"):
     """One restart-safe button."""
 
-    def __init__(self, action: str, generation_id: str, row: int | None = None, label: str | None = None) -> None:
+    def __init__(
+        self, action: str, generation_id: str, row: int | None = None, label: str | None = None, upscaler: bool = True
+    ) -> None:
         known = ACTIONS.get(action)
         emoji: str | None = known.emoji if known else "❔"
         if label is not None:
             emoji = None  # "U2", "V3": short per-image labels, as on Midjourney's grids
         style = discord.ButtonStyle.danger if known and known.danger else discord.ButtonStyle.secondary
         custom_id = f"egaku:{action}:{generation_id}"
-        text = label or (known.label if known else action)
-        super().__init__(ui.Button(label=text, emoji=emoji, style=style, custom_id=custom_id, row=row))
+        text = label or (known.label_for(upscaler) if known else action)
+        # An empty label is an emoji-only button (the pans).
+        super().__init__(ui.Button(label=text or None, emoji=emoji, style=style, custom_id=custom_id, row=row))
         self.action = action
         self.generation_id = generation_id
 

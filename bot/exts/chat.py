@@ -12,10 +12,10 @@ from discord.ext import commands
 from agent.replies import normalise_input
 from agent.service import with_attachment
 from bot.answering import message_answer, opened, reply_once
-from bot.buttons.view import with_buttons
+from bot.buttons.view import result_messages
 from bot.policy import here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
-from bot.render import Outgoing, compose, with_retry
+from bot.render import Outgoing
 from bot.turns import conversation_id, remember_shown, turn_request
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
 from tools.checks.uploads import fetch_attachment
@@ -157,8 +157,7 @@ class Chat(commands.Cog):
         if not (result.reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
-        outgoing = with_retry(with_buttons(compose(result.reply, result.images, notice), result.images), result.retries)
-        sent = await reply_once(self.bot, message, outgoing, answer)
+        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice), answer)
         await remember_shown(self.bot, result, sent)
 
 

@@ -30,18 +30,39 @@ from egaku.errors import (
     Refusal,
     TooManyCandidates,
     UnknownImage,
+    WorkerRejected,
     WrongLanguage,
 )
-from tools.backends.base import ImageBackend
+from tools.backends.base import ImageBackend, ImageUpscale
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import ImageKind, RenderedImage
 from tools.service.dispatch import Dispatch, new_job_id, watching
-from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Planned, Refused, Requester
+from tools.service.outpainting import (
+    CANNOT_OUTPAINT,
+    cannot_outpaint,
+    check_zoom,
+    outpaint_fields,
+    outpaint_kind,
+    outpaints,
+)
+from tools.service.requests import (
+    Draw,
+    Drawn,
+    Edit,
+    EditMode,
+    Failed,
+    Outcome,
+    Planned,
+    Refused,
+    Requester,
+    Upscale,
+)
+from tools.service.upscaling import UpscalerCheck, upscaled
 from tools.stores.history import AuditRecord, Generation, History, Viewer
 from tools.stores.journal import JobJournal, JournaledJob
-from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
+from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
 __all__ = ["ImageService", "watching"]  # `watching` is re-exported for the teaching service
 
@@ -49,6 +70,8 @@ log = logging.getLogger(__name__)
 
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
 UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
+# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
+OWN_SIZE_KINDS = ("upload", "upscale")
 
 
 class ConceptLookup(Protocol):
@@ -94,6 +117,7 @@ class ImageService:
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
         self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
         self.max_best_of = max_best_of
+        self._upscaler = UpscalerCheck(backend)
 
     @property
     def journal(self) -> JobJournal | None:
@@ -114,9 +138,8 @@ class ImageService:
         """Change an earlier image, keeping its seed, size and model unless told otherwise."""
 
         async def plan() -> Planned:
-            if self.history is None:
-                raise UnknownImage("there is no image history here")
-            parent = await self.history.resolve(request.ref, viewer_of(who))
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
@@ -124,28 +147,35 @@ class ImageService:
                 raise EditNotPossible("a region edit needs `target`: the words for the part to change")
             if mode == "instruct" and not self.instruct_model:
                 raise EditNotPossible("instruction edits are not set up here; use region, subtle or strong")
-            common = {
+            # An upload or an upscale is drawn at the model's own size (the worker fits it); ours keep their size.
+            fitted = parent.kind in OWN_SIZE_KINDS and request.scale == 1.0
+            common: dict[str, object] = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
                 "seed": parent.seed if request.seed is None else request.seed,
-                # An upload is drawn at the model's own size (the worker fits it); a picture of ours keeps its size.
-                "size": None if parent.kind == "upload" and request.scale == 1.0 else scaled(parent, request.scale),
+                "size": None if fitted else scaled(parent, request.scale),
                 "user": who.user_id,
                 "safety_check": self._checks(who) or None,
             }
-            model = parent.model if parent.kind != "upload" else self._model_for(who)
+            model = parent.model or self._model_for(who)  # an upload (and its upscale) has no model of its own
+            if outpaints(request):
+                check_zoom(parent, request)
+                self._check_language(request.language, model)
+                fields = {**common, "model": model, **outpaint_fields(request)}
+                outpaint = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+                return Planned(outpaint, outpaint_kind(request), parent.id, history.png(parent), reply=request.reply)
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
                 generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
                 return Planned(generation, mode, parent.id, reply=request.reply)
-            fields: dict[str, object] = {**common, "model": self.instruct_model if mode == "instruct" else model}
+            fields = {**common, "model": self.instruct_model if mode == "instruct" else model}
             if mode != "instruct":
                 fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
             if mode == "region":
                 fields["mask_prompt"] = request.target
             edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-            return Planned(edit, mode, parent.id, self.history.png(parent), reply=request.reply)
+            return Planned(edit, mode, parent.id, history.png(parent), reply=request.reply)
 
         return await self._run(who, plan)
 
@@ -171,6 +201,33 @@ class ImageService:
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job: waiting in its server's line, waiting for the worker, or at the worker."""
         return await self._dispatch.cancel(job_id)
+
+    async def upscale(self, who: Requester, request: Upscale) -> Outcome:
+        """Enlarge an earlier image with the backend's upscaler, nothing redrawn; without one, draw the fallback."""
+        if request.fallback is not None and await self.upscaler() is None:
+            return await self.edit(who, request.fallback)
+
+        async def work() -> list[RenderedImage]:
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
+            self._check_safety(who, parent.prompt)
+            job = UpscaleRequest(scale=request.scale, job_id=new_job_id())
+            done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
+            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", parent.id)
+
+        # Not journaled: an upscale is seconds of work; after a restart its press is answered with a
+        # plain "ask again" (the press itself is journaled), not drawn again.
+        return await self._ended(who, work, None)
+
+    async def upscaler(self) -> str | None:
+        """The backend's upscaler by name, None when it has none (asked now and then, not on every call)."""
+        return await self._upscaler.name()
+
+    def _history(self) -> History:
+        """The history that edits find their pictures in."""
+        if self.history is None:
+            raise UnknownImage("there is no image history here")
+        return self.history
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""
@@ -236,16 +293,31 @@ class ImageService:
         return {"concepts": used} if used else {}
 
     async def _run(self, who: Requester, plan: Callable[[], Awaitable[Planned]]) -> Outcome:
-        """Plan a job, send it (journaled, in line, within the caps), keep its pictures, audit, type the outcome."""
-        started = time.monotonic()
+        """Plan a job, send it (journaled, in line, within the caps), keep its pictures; the typed outcome."""
         job_id = who.job_id or new_job_id()
-        try:
+
+        async def work() -> list[RenderedImage]:
             planned = await plan()
             self._check_safety(who, planned.request.prompt)
             update = {"job_id": job_id, **await self._taught(who, planned.request)}
             planned = replace(planned, request=planned.request.model_copy(update=update))
-            images = said_by(who, await self._dispatch.send(who, job_id, planned))
-            images = await self._keep(images, who, planned.kind, planned.parent)
+            try:
+                images = said_by(who, await self._dispatch.send(who, job_id, planned))
+            except WorkerRejected as exc:
+                if not cannot_outpaint(planned.kind, exc):
+                    raise
+                raise EditNotPossible(CANNOT_OUTPAINT) from exc
+            return await self._keep(images, who, planned.kind, planned.parent)
+
+        return await self._ended(who, work, job_id if self._dispatch.journals(who) else None)
+
+    async def _ended(
+        self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]], journaled: str | None
+    ) -> Outcome:
+        """Do a job's work, audit it, note its end in the journal (`journaled`: its id there); the typed outcome."""
+        started = time.monotonic()
+        try:
+            images = await work()
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc.errors()[0]["msg"]), invalid=True)
@@ -253,25 +325,22 @@ class ImageService:
             invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
-            await self._journal_failed(who, job_id, exc)
+            await self._journal_failed(journaled, exc)
             return Refused(exc.user_text, invalid=invalid, detail=exc.detail)
         except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
-            journaled = await self._journal_failed(who, job_id, exc)
-            return Failed(exc, job_id=job_id if journaled else None)
+            await self._journal_failed(journaled, exc)
+            return Failed(exc, job_id=journaled)
         await self._audit(who, started, "ok", images)
-        if self._dispatch.journals(who):
-            assert self.journal is not None
-            await self.journal.done(job_id, [i.id for i in images if i.id])
+        if journaled is not None and self.journal is not None:
+            await self.journal.done(journaled, [i.id for i in images if i.id])
         return Drawn(tuple(images))
 
-    async def _journal_failed(self, who: Requester, job_id: str, exc: Refusal | Failure) -> bool:
-        """Note a journaled job's failure, with the user's text; whether it is journaled."""
-        if not self._dispatch.journals(who):
-            return False
-        assert self.journal is not None
-        await self.journal.failed(job_id, exc.user_text, retryable=isinstance(exc, Failure) and not cancelled(exc))
-        return True
+    async def _journal_failed(self, job_id: str | None, exc: Refusal | Failure) -> None:
+        """Note a journaled job's failure (`job_id`: its id there), with the user's text."""
+        if job_id is not None and self.journal is not None:
+            retryable = isinstance(exc, Failure) and not cancelled(exc)
+            await self.journal.failed(job_id, exc.user_text, retryable=retryable)
 
     async def _keep(
         self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
