@@ -110,7 +110,7 @@ class Chaos:
         self.quiet = asyncio.Event()  # set: users may send
         self.quiet.set()
         self.figures = Figures(plan.jobs, plan.users)
-        self._scanned = 0
+        self._scanned: set[int] = set()  # the fake's messages already looked at
         self._asked = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -152,13 +152,13 @@ class Chaos:
         guild = n < self.plan.guild_users
         channel = (CHANNEL_ID, OTHER_CHANNEL_ID)[n % 2] if guild else 20_000 + n
         open_ones: list[int] = []
-        while True:
+        # A user stops once every job is asked, even with requests open: one that is never answered
+        # is counted as lost at the end, and must not keep the run going.
+        while self._asked < self.plan.jobs:
             open_ones = [m for m in open_ones if not self.answers.get(m)]
             if len(open_ones) >= self.plan.in_flight:
                 await asyncio.sleep(0.05)
                 continue
-            if self._asked >= self.plan.jobs:
-                return
             self._asked += 1
             number = self._asked
             await self.quiet.wait()
@@ -217,13 +217,18 @@ class Chaos:
             self.discord.faults.extend(storm(kind, self.plan.storm_size // 2))
 
     def _scan(self) -> None:
-        """Note the bot's new messages that reply to a request."""
-        messages = list(self.discord.messages.items())
-        for message_id, message in messages[self._scanned :]:
+        """Note the bot's new messages that reply to a request.
+
+        Every message is looked at, by id: the fake forgets deleted ones (the status messages), so
+        a position in its list does not mark what was seen.
+        """
+        for message_id, message in list(self.discord.messages.items()):
+            if message_id in self._scanned:
+                continue
+            self._scanned.add(message_id)
             reference = (message.get("message_reference") or {}).get("message_id")
             if reference is not None and int(reference) in self.requests:
                 self.answers.setdefault(int(reference), []).append(message_id)
-        self._scanned = len(messages)
 
     async def _settled(self) -> None:
         """Until the journal holds no unanswered job (the last answers are marked)."""
