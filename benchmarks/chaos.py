@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import re
+import resource
 import tempfile
 import time
 from collections import Counter
@@ -83,6 +84,7 @@ class Figures:
     p50_s: float = 0.0
     p99_s: float = 0.0
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # this process, the bot's and the worker's, together
     faults: Counter[str] = field(default_factory=Counter)
     lost_ids: list[int] = field(default_factory=list)
     duplicated_ids: list[int] = field(default_factory=list)
@@ -121,7 +123,7 @@ class Chaos:
         settings = Settings(steps=self.plan.steps, max_batch=4, per_user_queued=2)
         self.egaku = Egaku(self.folder, self.discord.api_base, self.discord.gateway_url, self.llm.base_url,
                            self.cache, settings)  # fmt: skip
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         try:
             await self.egaku.start_worker()
             await self._start_bot()
@@ -133,6 +135,7 @@ class Chaos:
             await self.egaku.stop()
             await self.llm.stop()
             await self.discord.stop()
+            self.figures.cpu_s = cpu_seconds() - cpu  # the stopped processes are reaped: their time is in
         return self._count()
 
     async def _start_bot(self) -> None:
@@ -270,6 +273,12 @@ class Chaos:
         return f
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (every bot and worker process that ended)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def storm(kind: str, each: int) -> list[Fault]:
     """Message posts refused: 429s with `retry_after` (half with `Via`, which discord.py retries itself), or 5xx."""
     limited = {"message": "You are being rate limited.", "retry_after": 0.3, "global": False}
@@ -298,7 +307,7 @@ def markdown(figures: Figures, plan: Plan, command: str) -> str:
     f = figures
     row = (
         f"| {f.jobs} | {f.pictures} | {f.failures} | {f.lost} | {f.duplicated} | {f.renders} | {f.wasted_renders} "
-        f"| {f.p50_s:.1f} | {f.p99_s:.1f} | {f.elapsed_s:.0f} |"
+        f"| {f.p50_s:.1f} | {f.p99_s:.1f} | {f.elapsed_s:.0f} | {f.cpu_s:.0f} |"
     )
     return f"""## Chaos: nothing lost (issue 23)
 
@@ -315,8 +324,8 @@ write, is not delivered again to a new session).
 - Date: {dt.date.today().isoformat()}
 - Command: `{command}`
 
-| requests | pictures | clear failures | lost | duplicated | renders | wasted renders | p50 s | p99 s | run s |
-|---|---|---|---|---|---|---|---|---|---|
+| requests | pictures | clear failures | lost | duplicated | renders | wasted renders | p50 s | p99 s | run s | CPU s |
+|---|---|---|---|---|---|---|---|---|---|---|
 {row}
 
 Wasted renders are jobs the worker finished twice: a job whose answer was cut by a worker kill
