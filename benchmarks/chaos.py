@@ -35,6 +35,7 @@ from typing import Any
 
 from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
+from benchmarks.bot_overhead import pct
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, OTHER_CHANNEL_ID, FakeDiscord, Fault
 from tests.fakes.egaku_processes import Egaku, Settings, job_states
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
@@ -268,8 +269,7 @@ class Chaos:
         f.wasted_renders = sum(count - 1 for count in drawn.values())
         waits.sort()
         if waits:
-            f.p50_s = waits[len(waits) // 2]
-            f.p99_s = waits[min(len(waits) - 1, round(0.99 * (len(waits) - 1)))]
+            f.p50_s, f.p99_s = pct(waits, 0.5), pct(waits, 0.99)
         return f
 
 

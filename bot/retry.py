@@ -61,11 +61,10 @@ class RetryButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:retry:(?P<job
         if problem:
             await interaction.response.send_message(problem, ephemeral=True)
             return
-        key = f"retry:{self.job_id}"
-        if not bot.seen.first_time(key):
-            await interaction.response.send_message(RETRY_BUSY, ephemeral=True)
-            return
-        try:
+        with bot.seen.held(f"retry:{self.job_id}") as alone:
+            if not alone:
+                await interaction.response.send_message(RETRY_BUSY, ephemeral=True)
+                return
             deferred = await interaction.response.defer(thinking=True)
             answer = interaction_answer(interaction, deferred)
             await opened(bot, answer)
@@ -77,5 +76,3 @@ class RetryButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:retry:(?P<job
                 await answered(bot, answer)
                 return
             await send_result(interaction, result, "button retry")
-        finally:
-            bot.seen.forget(key)

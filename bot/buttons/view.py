@@ -124,14 +124,11 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         if not action.guarded:
             await action.press(interaction, generation, send_result)
             return
-        key = f"press:{interaction.user.id}:{action.name}:{generation.id}"
-        if not bot.seen.first_time(key):
-            await interaction.response.send_message(BUSY, ephemeral=True)
-            return
-        try:
+        with bot.seen.held(f"press:{interaction.user.id}:{action.name}:{generation.id}") as alone:
+            if not alone:
+                await interaction.response.send_message(BUSY, ephemeral=True)
+                return
             await action.press(interaction, generation, send_result)
-        finally:
-            bot.seen.forget(key)
 
     @staticmethod
     async def may_see(interaction: discord.Interaction, generation: Generation) -> bool:
