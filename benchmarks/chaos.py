@@ -87,6 +87,7 @@ class Figures:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # this process, the bot's and the worker's, together
     faults: Counter[str] = field(default_factory=Counter)
+    failure_texts: Counter[str] = field(default_factory=Counter)  # what the clear failures said
     lost_ids: list[int] = field(default_factory=list)
     duplicated_ids: list[int] = field(default_factory=list)
 
@@ -259,6 +260,8 @@ class Chaos:
                 continue
             f.pictures += bool(with_picture)
             f.failures += not with_picture
+            if not with_picture:
+                f.failure_texts[replies[0]["content"][:120]] += 1
             if len(with_picture) > 1:
                 f.duplicated += 1
                 f.duplicated_ids.append(message_id)
@@ -309,6 +312,8 @@ def markdown(figures: Figures, plan: Plan, command: str) -> str:
         f"| {f.jobs} | {f.pictures} | {f.failures} | {f.lost} | {f.duplicated} | {f.renders} | {f.wasted_renders} "
         f"| {f.p50_s:.1f} | {f.p99_s:.1f} | {f.elapsed_s:.0f} | {f.cpu_s:.0f} |"
     )
+    said = "".join(f"\n- {count} × “{text}”" for text, count in f.failure_texts.most_common())
+    failures = f"\n\nThe clear failures said:{said}" if said else ""
     return f"""## Chaos: nothing lost (issue 23)
 
 The real `egaku bot` and `egaku worker` processes (tiny preset, {plan.steps} steps, CPU) through the fake
@@ -326,7 +331,7 @@ write, is not delivered again to a new session).
 
 | requests | pictures | clear failures | lost | duplicated | renders | wasted renders | p50 s | p99 s | run s | CPU s |
 |---|---|---|---|---|---|---|---|---|---|---|
-{row}
+{row}{failures}
 
 Wasted renders are jobs the worker finished twice: a job whose answer was cut by a worker kill
 after it was drawn (the worker's kept results die with it), drawn again when the bot sends it

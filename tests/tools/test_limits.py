@@ -83,6 +83,24 @@ async def test_the_total_cap_makes_every_server_wait() -> None:
     assert log.count("start c") == 1
 
 
+async def test_direct_messages_wait_for_the_total_cap_each_in_their_users_own_line() -> None:
+    limiter = JobLimiter(LimitsSettings(total=1, line=2, per_user_queued=1))
+    gate, log = asyncio.Event(), []
+    people = "abcdef"  # more people in DMs than any one line holds
+    tasks = [asyncio.create_task(hold(limiter, u, None, gate, log)) for u in people]
+    await settle()
+    assert log == ["start a", "b place 1", "c place 1", "d place 1", "e place 1", "f place 1"]
+    tasks.append(asyncio.create_task(hold(limiter, "b", None, gate, log)))  # b's second waits behind b's first
+    await settle()
+    assert log[-1] == "b place 2"
+    with pytest.raises(TooBusy, match="You already have 2 pictures on the way"):
+        async with limiter.slot("b", None):  # a DM's line is bounded by its user's caps
+            pass
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert [entry for entry in log if entry.startswith("start")] == [f"start {u}" for u in "abcdefb"]
+
+
 async def test_a_waiter_that_goes_away_leaves_its_place() -> None:
     limiter = JobLimiter(LimitsSettings(per_guild=1, per_user_queued=0))
     gate, log = asyncio.Event(), []

@@ -6,6 +6,8 @@ past that, a new one is refused at once. A server has at most `per_guild` jobs a
 cap waits in its server's line, in order of arrival, and hears its place as it moves up; a
 user's second job waits behind their first while other people's pass it, so per-user fairness
 holds. Only a full line (`line` jobs waiting in that server) refuses, saying when to come back.
+A direct message has no server: each user's DMs are a line of their own, bounded by that user's
+caps, so the crowd of all DMs waiting for the bot's total cap is never refused as one full line.
 A job waiting in line can be cancelled by its id.
 """
 
@@ -44,6 +46,7 @@ class _Ticket:
     guild: str | None
     cap: int
     admitted: asyncio.Future[None]
+    line: str = ""  # the line it waits in: its server's, or its user's own for a DM
     moved: asyncio.Event = field(default_factory=asyncio.Event)
     state: Literal["waiting", "running", "gone"] = "waiting"
 
@@ -74,12 +77,14 @@ class JobLimiter:
         s = self._settings
         if self._held[user] >= s.per_user_running + s.per_user_queued:
             raise TooBusy(USER_CAP_TEXT.format(count=self._held[user]))
-        ticket = _Ticket(job_id, user, guild, guild_cap or s.per_guild, asyncio.get_running_loop().create_future())
+        line = f"guild:{guild}" if guild is not None else f"dm:{user}"
+        admitted = asyncio.get_running_loop().create_future()
+        ticket = _Ticket(job_id, user, guild, guild_cap or s.per_guild, admitted, line=line)
         self._waiting.append(ticket)
         self._admit()
-        if ticket.state == "waiting" and self._in_line(guild) > s.line:
+        if ticket.state == "waiting" and self._in_line(line) > s.line:
             self._waiting.remove(ticket)
-            waiting = self._in_line(guild)
+            waiting = self._in_line(line)
             raise TooBusy(LINE_FULL_TEXT.format(waiting=waiting, wait=come_back_in(self._eta_s(waiting, ticket.cap))))
         self._held[user] += 1
         try:
@@ -156,11 +161,11 @@ class JobLimiter:
         for ticket in self._waiting:
             ticket.moved.set()
 
-    def _in_line(self, guild: str | None) -> int:
-        return sum(1 for t in self._waiting if t.guild == guild)
+    def _in_line(self, line: str) -> int:
+        return sum(1 for t in self._waiting if t.line == line)
 
     def _place(self, ticket: _Ticket) -> int:
-        return 1 + sum(1 for t in self._waiting[: self._waiting.index(ticket)] if t.guild == ticket.guild)
+        return 1 + sum(1 for t in self._waiting[: self._waiting.index(ticket)] if t.line == ticket.line)
 
     def _eta_s(self, place: int, cap: int) -> float:
         """About how long until a job at `place` in a line served `cap` at a time is done."""

@@ -12,7 +12,6 @@ can be sent again after a restart (`resume`), under its id, and ends the same wa
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -35,10 +34,11 @@ from egaku.errors import (
 )
 from tools.backends.base import ImageBackend, ImageUpscale
 from tools.checks.blocklist import Blocklist
-from tools.checks.languages import PromptLanguages, detect_language, language_refusal
+from tools.checks.languages import PromptLanguages, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import ImageKind, RenderedImage
 from tools.service.dispatch import Dispatch, new_job_id, watching
+from tools.service.keeping import audit, kept
 from tools.service.outpainting import (
     CANNOT_OUTPAINT,
     cannot_outpaint,
@@ -60,7 +60,7 @@ from tools.service.requests import (
     Upscale,
 )
 from tools.service.upscaling import UpscalerCheck, upscaled
-from tools.stores.history import AuditRecord, Generation, History, Viewer
+from tools.stores.history import Generation, History, Viewer
 from tools.stores.journal import JobJournal, JournaledJob
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
@@ -346,72 +346,14 @@ class ImageService:
         self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
     ) -> list[RenderedImage]:
         """Record images in the history (when there is one) and return them with their ids."""
-        if self.history is None:
-            return [replace(i, kind=kind, parent_id=parent) for i in images]
-        kept = []
-        for image in images:
-            record = await self._record(image, who, kind, parent)
-            # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
-            losers = [await self._record(c, who, kind, parent, candidate_of=record.id) for c in image.candidates]
-            candidates = tuple(
-                replace(c, id=r.id, kind=kind, parent_id=parent) for c, r in zip(image.candidates, losers, strict=True)
-            )
-            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent, candidates=candidates))
-        return kept
-
-    async def _record(
-        self, image: RenderedImage, who: Requester, kind: ImageKind, parent: str | None, candidate_of: str | None = None
-    ) -> Generation:
-        """One image into the history."""
-        assert self.history is not None
-        return await self.history.add(
-            image.png,
-            conversation=who.conversation,
-            user_id=who.user_id,
-            guild_id=who.guild_id,
-            channel_id=who.channel_id,
-            user_words=who.user_words,
-            prompt=image.prompt,
-            negative_prompt=image.negative_prompt,
-            seed=image.seed,
-            width=image.width,
-            height=image.height,
-            steps=image.steps,
-            model=image.model,
-            kind=kind,
-            parent_id=parent,
-            prompt_language=detect_language(image.prompt),
-            score=image.score,
-            candidate_of=candidate_of,
-            nsfw=who.nsfw,
-        )
+        return await kept(self.history, images, who, kind, parent)
 
     async def _audit(
         self, who: Requester, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None
     ) -> None:
-        """One audit record per job: who, where, their words, the final prompt, parameters, outcome, time."""
-        if self.history is None:
-            return
-        parameters = [
-            {"seed": i.seed, "width": i.width, "height": i.height, "steps": i.steps, "guidance": i.guidance,
-             "model": i.model, "negative_prompt": i.negative_prompt, "kind": i.kind, "parent_id": i.parent_id}
-            for i in images
-        ]  # fmt: skip
-        await self.history.audit(
-            AuditRecord(
-                user_id=who.user_id,
-                user_words=who.user_words,
-                parameters=json.dumps(parameters, ensure_ascii=False),
-                outcome=outcome,
-                seconds=round(time.monotonic() - started, 3),
-                guild_id=who.guild_id,
-                channel_id=who.channel_id,
-                source_id=who.source_id,
-                final_prompt=images[0].prompt if images else None,
-                verdict=verdict or ("checked" if self._blocks(who) else "nsfw-channel"),
-                image_ids=",".join(i.id for i in images if i.id),
-            )
-        )
+        """One audit record per job (`tools.service.keeping.audit`); the verdict says whether the blocklist ran."""
+        verdict = verdict or ("checked" if self._blocks(who) else "nsfw-channel")
+        await audit(self.history, who, round(time.monotonic() - started, 3), outcome, images, verdict)
 
 
 def cancelled(exc: Exception) -> bool:
