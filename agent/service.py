@@ -81,6 +81,9 @@ class TurnResult:
         failed = [o for o in outcomes if isinstance(o, Failed)]
         refusals = [o.reason for o in outcomes if isinstance(o, Refused)]
         retries = [o.job_id for o in failed if o.job_id and not isinstance(o.error, JobCancelled)]
+        # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
+        notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
+        reply = "\n\n".join(part for part in (reply, *notices) if part)
         return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries)
 
     @classmethod
@@ -203,9 +206,11 @@ class Agent:
             await self._checkpointer.adelete_thread(conversation_id)
 
 
-def with_attachment(text: str, upload_id: str) -> str:
-    """The user's words with an attached image's history id, as the model sees them."""
-    return f"{text}\n(attached image: id={upload_id})"
+def with_attachment(text: str, *upload_ids: str) -> str:
+    """The user's words with their attached images' history ids, in order, as the model sees them."""
+    if len(upload_ids) == 1:
+        return f"{text}\n(attached image: id={upload_ids[0]})"
+    return f"{text}\n(attached images, in order: {', '.join(f'id={i}' for i in upload_ids)})"
 
 
 def final_reply(messages: list[Any]) -> str:

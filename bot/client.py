@@ -40,6 +40,7 @@ EXTENSIONS = (
     "bot.exts.imagine",
     "bot.exts.settings",
     "bot.exts.teach",
+    "bot.exts.blend",
     "bot.exts.buttons",
     "bot.exts.resume",
 )

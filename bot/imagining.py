@@ -9,7 +9,7 @@ import discord
 from agent.service import TurnResult
 from bot.answering import interaction_answer, opened
 from bot.buttons.view import send_result
-from bot.policy import channel_refusal, here, missing_permissions, policy_for
+from bot.policy import command_refusal, here
 from bot.turns import interaction_turn
 from egaku.errors import TooManyCandidates
 from tools.service.requests import Draw, ImageOptions
@@ -26,8 +26,7 @@ async def imagine_for(
     """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
     # Only what can refuse is read before the defer: the server's policy, cached and shared
     # by a burst of commands. Discord forgets interactions after 3 s.
-    policy = await policy_for(bot, interaction.guild_id)
-    problem = missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
+    problem = await command_refusal(bot, interaction)
     if problem:
         await interaction.response.send_message(problem, ephemeral=True)
         return

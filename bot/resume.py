@@ -93,7 +93,7 @@ async def finish_job(bot: EgakuBot, job: JournaledJob) -> Outcome:
     """One job's outcome: its kept pictures, or the job sent again with a status message."""
     history = bot.services.images.history
     if job.state in ("done", "posted") and history is not None:
-        return Drawn(tuple(await shown(history, list(job.images))))
+        return Drawn(tuple(await shown(history, list(job.images))), notice=job.planned.notice)
     if job.state == "failed":
         return Drawn(())  # told with the turn's words (finish_jobs)
     watch = resumed_watch(bot, job)

@@ -21,7 +21,7 @@ from bot.policy import missing_permissions
 from bot.progress import watch_for
 from bot.render import retry_button
 from egaku.errors import report
-from tools.service.dispatch import new_job_id
+from tools.service.watching import new_job_id
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot

@@ -1,4 +1,4 @@
-"""Chat: mentions, replies to the bot, and DMs go to the agent; attachments become uploads."""
+"""Chat: mentions, replies to the bot, and DMs go to the agent; every attached picture becomes an upload, in order."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from bot.buttons.view import result_messages
 from bot.policy import here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.render import Outgoing
-from bot.turns import conversation_id, remember_shown, turn_request
+from bot.turns import remember_shown, turn_request
+from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
-from tools.checks.uploads import fetch_attachment
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -60,34 +60,18 @@ class Chat(commands.Cog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return normalise_input(text)
 
-    async def take_upload(self, message: discord.Message, text: str, nsfw: bool) -> str | None:
-        """Record the first image attachment as an upload; the model then sees it in the history."""
-        services = self.bot.services
-        attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
-        if attachment is None or services.history is None or services.session is None:
-            return None
-        upload = await fetch_attachment(
-            services.session, attachment.url, attachment.size, attachment.filename, extra_hosts=services.upload_hosts
+    async def take_uploads(self, message: discord.Message, text: str, nsfw: bool) -> list[str]:
+        """Record every image attachment as an upload, in order; the model then sees them in the history."""
+        where = Where(
+            user_id=message.author.id,
+            channel_id=message.channel.id,
+            guild_id=message.guild.id if message.guild else None,
+            message_id=message.id,
+            words=text,
+            nsfw=nsfw,
         )
-        record = await services.history.add(
-            upload.png,
-            conversation=conversation_id(message.channel.id),
-            user_id=str(message.author.id),
-            guild_id=str(message.guild.id) if message.guild else None,
-            channel_id=str(message.channel.id),
-            message_id=str(message.id),
-            user_words=text or attachment.filename,
-            prompt=f"(uploaded image {attachment.filename})",
-            negative_prompt=None,
-            seed=0,
-            width=upload.width,
-            height=upload.height,
-            steps=0,
-            model="",
-            kind="upload",
-            nsfw=nsfw,  # posted where NSFW is allowed: reachable only where it is allowed
-        )
-        return record.id
+        pictures = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+        return [record.id for record in await keep_uploads(self.bot, pictures, where)]
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -110,12 +94,12 @@ class Chat(commands.Cog):
             await message.reply(refusal, mention_author=False)
             return
         try:
-            upload_id = await self.take_upload(message, text, place.nsfw)
+            upload_ids = await self.take_uploads(message, text, place.nsfw)
         except BadUpload as exc:
             await message.reply(exc.user_text, mention_author=False)
             return
         if not text:
-            if upload_id:
+            if upload_ids:
                 await message.reply(UPLOAD_ONLY_TEXT, mention_author=False)
             elif not message.content and not self.bot.message_content:
                 log.warning("empty message content: is the Message Content intent enabled?")
@@ -123,7 +107,7 @@ class Chat(commands.Cog):
             else:
                 await message.reply(EMPTY_TEXT, mention_author=False)
             return
-        if is_cancel(text) and not upload_id:
+        if is_cancel(text) and not upload_ids:
             mine = self.bot.jobs.of(message.author.id, message.channel.id)
             if not mine:
                 await message.reply("There's nothing of yours to cancel here.", mention_author=False)
@@ -131,8 +115,8 @@ class Chat(commands.Cog):
             await cancel_jobs(self.bot, mine)
             await message.reply("Cancelling your picture.", mention_author=False)
             return
-        if upload_id:
-            text = with_attachment(text, upload_id)
+        if upload_ids:
+            text = with_attachment(text, *upload_ids)
         answer = message_answer(message)
         turn = turn_request(
             place,

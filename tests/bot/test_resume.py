@@ -7,9 +7,11 @@ on it against the fake Discord (which keeps Discord's nonce and deferred-respons
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from pathlib import Path
 
+import aiohttp
 import aiosqlite
 
 from agent.service import TurnRequest
@@ -19,11 +21,21 @@ from bot.resume import RESTARTED_TEXT
 from egaku.config import Config
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for
+from tests.bot.test_conversation import KING, sha
+from tests.bot.test_reference_edits import HAT_ON, edits, plus_engine, plus_worker, with_plus
 from tests.fakes.discord import APP_ID, CHANNEL_ID, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI
-from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
+from tests.fakes.recording_worker import RecordingWorker
+from tests.tools.test_references import drawn
+from tools.backends.worker_client import WorkerClient
+from tools.pictures import Parent
+from tools.service.images import ImageService
+from tools.service.requests import AnswerTo, Draw, Edit, ImageOptions, Planned, Requester
 from tools.stores.journal import JobJournal
+from worker.engine import Engine
 from worker.protocol import GenerationRequest
+
+__all__ = ["plus_engine", "plus_worker"]  # the fixtures this module uses
 
 FOX = "a red fox in fresh snow, watercolour"
 JOB = "00112233aabbccdd"
@@ -147,3 +159,63 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
     assert posts[again.message_id].json["content"] == "Here!" and len(posts[again.message_id].files) == 1
     assert posts[plain.message_id].json["content"] == RESTARTED_TEXT and not posts[plain.message_id].files
     assert fake_openai.rejected == []  # the conversation the model saw was valid
+
+
+async def test_a_reference_edit_and_a_blend_journaled_before_the_bot_died_resume_with_all_their_pictures_in_order(
+    app_config: Config, plus_engine: Engine, plus_worker: RecordingWorker, fake_openai: FakeOpenAI,
+    fake_discord: FakeDiscord,
+) -> None:  # fmt: skip
+    """The bot planned both and was killed while its worker was away: the journal holds their pictures by id only,
+    and the restarted bot reads every one again from the history, sends them in order, and keeps the lineage."""
+    message_id = fake_discord.next_id()
+    address, who = journaled(message_id)
+    async with app_for(with_plus(app_config, plus_engine), fake_openai, plus_worker.url) as app:
+        journal = app.images.journal
+        assert journal is not None
+        mine = {"conversation": f"discord:{CHANNEL_ID}", "user_id": "20"}
+        king = await drawn(app.history, KING, "orangered", seed=7, **mine)
+        hat = await drawn(app.history, "a straw hat", "khaki", seed=8, **mine)
+        scarf = await drawn(app.history, "a striped scarf", "crimson", seed=9, **mine)
+        pngs = {g.id: app.history.png(g) for g in (king, hat, scarf)}
+        async with aiohttp.ClientSession() as session:  # the killed bot's service, its worker away
+            away = WorkerClient(session, "http://127.0.0.1:9")
+            killed = ImageService(away, history=app.history, journal=journal, references=app.images.references,
+                                  retry_for_s=600)  # fmt: skip
+            await journal.open_turn(address)
+            tasks = [
+                asyncio.create_task(killed.edit(who, Edit(king.id, HAT_ON, references=(hat.id, scarf.id)))),
+                asyncio.create_task(killed.draw(who, Draw("picture 1 and picture 2 blended",
+                                                          references=(scarf.id, king.id)))),
+            ]  # fmt: skip
+            while [job.state for turn in await journal.unfinished() for job in turn.jobs] != ["sent", "sent"]:
+                await asyncio.sleep(0.02)
+            for task in tasks:  # the kill
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        (turn,) = await journal.unfinished()
+        edit_job, blend_job = sorted(turn.jobs, key=lambda job: job.planned.kind != "reference")
+        assert (edit_job.planned.pictures, edit_job.planned.pngs) == ((king.id, hat.id, scarf.id), ())
+        assert (blend_job.planned.pictures, blend_job.planned.request.references) == ((scarf.id, king.id), [])
+        async with running_bot(fake_discord, app.agent, history=app.history):
+            await all_answered(journal)
+        ended = [await journal.job(job.job_id) for job in (edit_job, blend_job)]
+        edited, blended = [await app.history.get(job.images[0]) for job in ended if job is not None]
+    (edit,) = edits(plus_worker)
+    (generation,) = [r for r in plus_worker.received if r.path == "/v1/images/generations"]
+    # Each job went to the worker once, under its journaled id, with every picture in its order.
+    assert (edit.fields["job_id"], generation.fields["job_id"]) == (edit_job.job_id, blend_job.job_id)
+    assert edit.parts == [("image[]", sha(pngs[i])) for i in (king.id, hat.id, scarf.id)]
+    assert [sha(base64.b64decode(r)) for r in generation.fields["references"]] == [
+        sha(pngs[i]) for i in (scarf.id, king.id)
+    ]
+    assert (edit.fields["prompt"], edit.fields["model"], edit.fields["seed"]) == (HAT_ON, "plus", "7")
+    # The history keeps each new picture's parents, in order, with their roles.
+    assert edited is not None and (edited.kind, edited.parents) == (
+        "reference", (Parent(king.id, "edited"), Parent(hat.id, "reference"), Parent(scarf.id, "reference")),
+    )  # fmt: skip
+    assert blended is not None and (blended.kind, blended.parents) == (
+        "blend", (Parent(scarf.id, "reference"), Parent(king.id, "reference")),
+    )  # fmt: skip
+    # Both pictures were posted once, in one reply to the message.
+    (post,) = [r for r in fake_discord.requests if r.method == "POST" and r.files]
+    assert post.json["message_reference"]["message_id"] == message_id and len(post.files) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tools.pictures import Parent
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.journal import JobJournal
 from worker.protocol import EditRequest, GenerationRequest
@@ -22,8 +23,12 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     journal = await JobJournal.open(tmp_path / "journal.sqlite")
     request = GenerationRequest(prompt="a red fox", seed=7, job_id="a" * 16)
     await journal.accepted("a" * 16, WHO, Planned(request, "generate", reply="Here!"))
-    edit = EditRequest(prompt="a red fox, at night", strength=0.7, job_id="b" * 16)
-    await journal.accepted("b" * 16, WHO, Planned(edit, "strong", parent="k3m9", image=b"png"))
+    edit = EditRequest(prompt="the fox from picture 1 wearing the hat from picture 2", job_id="b" * 16)
+    lineage = (Parent("k3m9", "edited"), Parent("x7pq", "reference"))
+    planned = Planned(edit, "reference", lineage, ("k3m9", "x7pq"), (b"png", b"png2"), notice="Approximate.")
+    await journal.accepted("b" * 16, WHO, planned)
+    blend = GenerationRequest(prompt="a blend", references=["aGVsbG8=", "d29ybGQ="], job_id="c" * 16)
+    await journal.accepted("c" * 16, WHO, Planned(blend, "blend", lineage[1:], ("x7pq", "k3m9"), (b"1", b"2")))
     await journal.moved("a" * 16, "sent")
     await journal.moved("a" * 16, "running")
     await journal.status_shown("a" * 16, "2000", "600")
@@ -32,15 +37,23 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     journal = await JobJournal.open(tmp_path / "journal.sqlite")  # as a restarted bot opens it
     (turn,) = await journal.unfinished()
     assert (turn.turn, turn.answer, turn.ask, turn.attempts) == ("interaction:77", ANSWER, None, 0)
-    first, second = turn.jobs
+    first, second, third = turn.jobs
     assert (first.job_id, first.state, first.status, first.finished) == ("a" * 16, "running", ("2000", "600"), False)
     assert first.who == WHO  # the asker whole, with the turn's answer address
     assert first.planned.request == request and (first.planned.kind, first.planned.reply) == ("generate", "Here!")
     assert isinstance(second.planned.request, EditRequest) and second.planned.request == edit
-    assert (second.planned.parent, second.planned.image, second.state) == ("k3m9", None, "queued")
+    # The pictures are kept by history id, in order, never their files (the history has them).
+    assert (second.planned.parents, second.planned.pictures, second.planned.pngs) == (lineage, ("k3m9", "x7pq"), ())
+    assert (second.planned.kind, second.planned.notice, second.state) == ("reference", "Approximate.", "queued")
+    assert third.planned.request == blend.model_copy(update={"references": []})  # no base64 in the journal
+    assert (third.planned.parents, third.planned.pictures, third.planned.kind) == (
+        lineage[1:],
+        ("x7pq", "k3m9"),
+        "blend",
+    )
     await journal.done("a" * 16, ["k3m9", "p4q5"])
     await journal.failed("b" * 16, "The image service failed on that picture.", retryable=True)
-    first, second = (await journal.unfinished())[0].jobs
+    first, second, _ = (await journal.unfinished())[0].jobs
     assert (first.state, first.images, first.finished) == ("done", ("k3m9", "p4q5"), True)
     assert (second.state, second.error, second.retryable) == (
         "failed",

@@ -20,23 +20,20 @@ import functools
 import logging
 import random
 import time
-import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 from egaku.errors import JobCancelled, WorkerLost, WorkerUnavailable
 from tools.backends.base import ImageBackend, ImageEdit
 from tools.checks.limits import JobLimiter
 from tools.pictures import RenderedImage
 from tools.service.requests import Planned, Requester, Waiting
+from tools.service.watching import Progress, watching
 from tools.stores.journal import JobJournal
 from worker.protocol import EditRequest, ProgressEvent
 
 log = logging.getLogger(__name__)
 
 CANCELS_KEPT = 1024
-
-Progress = Callable[[ProgressEvent | Waiting], Awaitable[None]]
 
 
 class Dispatch:
@@ -129,9 +126,10 @@ class Dispatch:
 
     async def _call(self, planned: Planned, on_progress: Progress | None) -> list[RenderedImage]:
         request = planned.request
-        if isinstance(request, EditRequest):
-            assert planned.image is not None, "an edit is sent with its picture"
-            return await self.backend.edit(ImageEdit(request, planned.image), on_progress)
+        if isinstance(request, EditRequest):  # the picture edited first, then the ones the model reads beside it
+            assert planned.pngs, "an edit is sent with its pictures"
+            edit = ImageEdit(request, planned.pngs[0], references=planned.pngs[1:])
+            return await self.backend.edit(edit, on_progress)
         return await self.backend.generate(request, on_progress)
 
     def _following(self, job_id: str, progress: Progress | None) -> Progress:
@@ -148,39 +146,5 @@ class Dispatch:
         return follow
 
 
-@contextlib.asynccontextmanager
-async def watching(who: Requester, job_id: str | None = None) -> AsyncIterator[tuple[str, Progress | None]]:
-    """The job's id (also the worker's idempotency key) and a progress callback for whoever watches it.
-
-    Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
-    """
-    job_id = job_id or new_job_id()
-    watch = who.watch
-    if watch is None:
-        yield job_id, None
-        return
-    await _quietly(watch.started(job_id), job_id)
-    try:
-        yield job_id, functools.partial(_report_progress, watch.progress, job_id)
-    finally:
-        await _quietly(watch.finished(job_id), job_id)
-
-
-def new_job_id() -> str:
-    """A fresh job id: 16 hex digits (the Cancel and Retry buttons' custom_ids carry it)."""
-    return uuid.uuid4().hex[:16]
-
-
 async def _quietly_to(progress: Progress, event: Waiting) -> None:
     await progress(event)
-
-
-async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:
-    await _quietly(progress(job_id, event), job_id)
-
-
-async def _quietly(call: Awaitable[None], job_id: str) -> None:
-    try:
-        await call
-    except Exception:
-        log.exception("progress reporting failed for job %s; the job goes on", job_id)

@@ -36,8 +36,8 @@ from tools.backends.base import ImageBackend, ImageUpscale
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, language_refusal
 from tools.checks.limits import JobLimiter
-from tools.pictures import ImageKind, RenderedImage
-from tools.service.dispatch import Dispatch, new_job_id, watching
+from tools.pictures import OWN_SIZE_KINDS, ImageKind, Lineage, RenderedImage, edited
+from tools.service.dispatch import Dispatch
 from tools.service.keeping import audit, kept
 from tools.service.outpainting import (
     CANNOT_OUTPAINT,
@@ -47,6 +47,8 @@ from tools.service.outpainting import (
     outpaint_kind,
     outpaints,
 )
+from tools.service.reading import edit_of, pngs, read_again
+from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
 from tools.service.requests import (
     Draw,
     Drawn,
@@ -60,18 +62,15 @@ from tools.service.requests import (
     Upscale,
 )
 from tools.service.upscaling import UpscalerCheck, upscaled
+from tools.service.watching import new_job_id
 from tools.stores.history import Generation, History, Viewer
 from tools.stores.journal import JobJournal, JournaledJob
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
-
-__all__ = ["ImageService", "watching"]  # `watching` is re-exported for the teaching service
 
 log = logging.getLogger(__name__)
 
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
 UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
-# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
-OWN_SIZE_KINDS = ("upload", "upscale")
 
 
 class ConceptLookup(Protocol):
@@ -96,6 +95,7 @@ class ImageService:
         history: History | None = None,
         model: str | None = None,
         instruct_model: str | None = None,
+        references: ReferenceModel | None = None,
         limiter: JobLimiter | None = None,
         blocklist: Iterable[str] = (),
         safety_check: bool = False,
@@ -111,6 +111,7 @@ class ImageService:
         self.concepts = concepts
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
+        self.references = references  # the preset that reads several pictures; None: reference edits are approximate
         self._dispatch = Dispatch(backend, journal=journal, limiter=limiter, retry_for_s=retry_for_s)
         self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
@@ -125,9 +126,12 @@ class ImageService:
         return self._dispatch.journal
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
-        """Draw a new picture."""
+        """Draw a new picture, from a description or from pictures (a blend)."""
 
         async def plan() -> Planned:
+            if request.references:  # a blend: a new picture from pictures alone
+                job = await blend_job(self._history(), viewer_of(who), self.references, request)
+                return await self._from_pictures(who, job, request.reply)
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
             return Planned(generation, "generate", reply=request.reply)
@@ -135,12 +139,21 @@ class ImageService:
         return await self._run(who, plan)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
-        """Change an earlier image, keeping its seed, size and model unless told otherwise."""
+        """Change an earlier image, keeping its seed, size and model unless told otherwise (`references.edit_job`:
+        an edit that reads further pictures; without a model for them, the same seed and an approximate likeness)."""
 
         async def plan() -> Planned:
             history = self._history()
             parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
+            job = await edit_job(history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
+            if job is not None:
+                return await self._from_pictures(who, job, request.reply)
+            notice = None
+            if self.references is None and (request.references or mode == "reference"):
+                # No preset reads the pictures: the same seed with the new description, said to be approximate.
+                notice = APPROXIMATE_TEXT
+                mode = "regenerate" if request.mode in (None, "reference") else mode
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
@@ -163,21 +176,28 @@ class ImageService:
                 self._check_language(request.language, model)
                 fields = {**common, "model": model, **outpaint_fields(request)}
                 outpaint = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                return Planned(outpaint, outpaint_kind(request), parent.id, history.png(parent), reply=request.reply)
+                return await edit_of(history, outpaint, outpaint_kind(request), parent, request.reply, notice)
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
                 generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
-                return Planned(generation, mode, parent.id, reply=request.reply)
+                return Planned(generation, mode, edited(parent.id), reply=request.reply, notice=notice)
             fields = {**common, "model": self.instruct_model if mode == "instruct" else model}
             if mode != "instruct":
                 fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
             if mode == "region":
                 fields["mask_prompt"] = request.target
             edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-            return Planned(edit, mode, parent.id, history.png(parent), reply=request.reply)
+            return await edit_of(history, edit, mode, parent, request.reply, notice)
 
         return await self._run(who, plan)
+
+    async def _from_pictures(self, who: Requester, job: FromPictures, reply: str | None) -> Planned:
+        """A job drawn from pictures: the pictures in order, with the whole new description, and its parents."""
+        self._check_language(job.language, job.model)
+        files = await pngs(self._history(), job.pictures)
+        request = job.request(files, who.user_id, self._checks(who), who.options)
+        return Planned(request, job.kind, job.parents, tuple(g.id for g in job.pictures), files, reply=reply)
 
     async def resume(self, job: JournaledJob, who: Requester | None = None) -> Outcome:
         """Send a journaled job again under its id (after a restart), and end it as it would have ended.
@@ -188,13 +208,7 @@ class ImageService:
         who = who or job.who
 
         async def plan() -> Planned:
-            planned = job.planned
-            if isinstance(planned.request, EditRequest):
-                parent = await self.history.get(planned.parent) if self.history and planned.parent else None
-                if parent is None or self.history is None:
-                    raise UnknownImage(f"the picture edited by job {job.job_id} is gone from the history")
-                planned = replace(planned, image=self.history.png(parent))
-            return planned
+            return await read_again(self._history(), job.planned, job.job_id) if job.planned.pictures else job.planned
 
         return await self._run(replace(who, job_id=who.job_id or job.job_id), plan)
 
@@ -207,13 +221,14 @@ class ImageService:
         if request.fallback is not None and await self.upscaler() is None:
             return await self.edit(who, request.fallback)
 
-        async def work() -> list[RenderedImage]:
+        async def work() -> Drawn:
             history = self._history()
             parent = await history.resolve(request.ref, viewer_of(who))
             self._check_safety(who, parent.prompt)
             job = UpscaleRequest(scale=request.scale, job_id=new_job_id())
             done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
-            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", parent.id)
+            images = await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", edited(parent.id))
+            return Drawn(tuple(images))
 
         # Not journaled: an upscale is seconds of work; after a restart its press is answered with a
         # plain "ask again" (the press itself is journaled), not drawn again.
@@ -296,7 +311,7 @@ class ImageService:
         """Plan a job, send it (journaled, in line, within the caps), keep its pictures; the typed outcome."""
         job_id = who.job_id or new_job_id()
 
-        async def work() -> list[RenderedImage]:
+        async def work() -> Drawn:
             planned = await plan()
             self._check_safety(who, planned.request.prompt)
             update = {"job_id": job_id, **await self._taught(who, planned.request)}
@@ -307,17 +322,15 @@ class ImageService:
                 if not cannot_outpaint(planned.kind, exc):
                     raise
                 raise EditNotPossible(CANNOT_OUTPAINT) from exc
-            return await self._keep(images, who, planned.kind, planned.parent)
+            return Drawn(tuple(await self._keep(images, who, planned.kind, planned.parents)), notice=planned.notice)
 
         return await self._ended(who, work, job_id if self._dispatch.journals(who) else None)
 
-    async def _ended(
-        self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]], journaled: str | None
-    ) -> Outcome:
+    async def _ended(self, who: Requester, work: Callable[[], Awaitable[Drawn]], journaled: str | None) -> Outcome:
         """Do a job's work, audit it, note its end in the journal (`journaled`: its id there); the typed outcome."""
         started = time.monotonic()
         try:
-            images = await work()
+            drawn = await work()
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(str(exc.errors()[0]["msg"]), invalid=True)
@@ -331,10 +344,10 @@ class ImageService:
             await self._audit(who, started, type(exc).__name__, [])
             await self._journal_failed(journaled, exc)
             return Failed(exc, job_id=journaled)
-        await self._audit(who, started, "ok", images)
+        await self._audit(who, started, "ok", list(drawn.images))
         if journaled is not None and self.journal is not None:
-            await self.journal.done(journaled, [i.id for i in images if i.id])
-        return Drawn(tuple(images))
+            await self.journal.done(journaled, [i.id for i in drawn.images if i.id])
+        return drawn
 
     async def _journal_failed(self, job_id: str | None, exc: Refusal | Failure) -> None:
         """Note a journaled job's failure (`job_id`: its id there), with the user's text."""
@@ -343,10 +356,10 @@ class ImageService:
             await self.journal.failed(job_id, exc.user_text, retryable=retryable)
 
     async def _keep(
-        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
+        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()
     ) -> list[RenderedImage]:
-        """Record images in the history (when there is one) and return them with their ids."""
-        return await kept(self.history, images, who, kind, parent)
+        """Record images in the history (when there is one), with their parents in order; return them with ids."""
+        return await kept(self.history, images, who, kind, parents)
 
     async def _audit(
         self, who: Requester, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None

@@ -1,4 +1,5 @@
-"""What the image service keeps of a job: its pictures in the history (with best-of's losers), and its audit record."""
+"""What the image service keeps of a job: its pictures in the history (with their lineage and best-of's losers), and its
+audit record."""
 
 from __future__ import annotations
 
@@ -6,26 +7,29 @@ import json
 from dataclasses import replace
 
 from tools.checks.languages import detect_language
-from tools.pictures import ImageKind, RenderedImage
+from tools.pictures import ImageKind, Lineage, RenderedImage
 from tools.service.requests import Requester
 from tools.stores.history import AuditRecord, Generation, History
 
 
 async def kept(
-    history: History | None, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
+    history: History | None, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()
 ) -> list[RenderedImage]:
-    """Record images in the history (when there is one) and return them with their ids."""
+    """Record images in the history (when there is one), with their parents in order; return them with their ids."""
+    first = parents[0].id if parents else None
+
+    def made(image: RenderedImage, image_id: str | None = None) -> RenderedImage:
+        return replace(image, id=image_id or image.id, kind=kind, parent_id=first, parents=parents)
+
     if history is None:
-        return [replace(i, kind=kind, parent_id=parent) for i in images]
+        return [made(i) for i in images]
     result = []
     for image in images:
-        record = await _record(history, image, who, kind, parent)
+        record = await _record(history, image, who, kind, parents)
         # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
-        losers = [await _record(history, c, who, kind, parent, candidate_of=record.id) for c in image.candidates]
-        candidates = tuple(
-            replace(c, id=r.id, kind=kind, parent_id=parent) for c, r in zip(image.candidates, losers, strict=True)
-        )
-        result.append(replace(image, id=record.id, kind=kind, parent_id=parent, candidates=candidates))
+        losers = [await _record(history, c, who, kind, parents, candidate_of=record.id) for c in image.candidates]
+        candidates = tuple(made(c, r.id) for c, r in zip(image.candidates, losers, strict=True))
+        result.append(replace(made(image, record.id), candidates=candidates))
     return result
 
 
@@ -34,10 +38,10 @@ async def _record(
     image: RenderedImage,
     who: Requester,
     kind: ImageKind,
-    parent: str | None,
+    parents: Lineage,
     candidate_of: str | None = None,
 ) -> Generation:
-    """One image into the history."""
+    """One image into the history, with its parents."""
     return await history.add(
         image.png,
         conversation=who.conversation,
@@ -53,7 +57,7 @@ async def _record(
         steps=image.steps,
         model=image.model,
         kind=kind,
-        parent_id=parent,
+        parents=parents,
         prompt_language=detect_language(image.prompt),
         score=image.score,
         candidate_of=candidate_of,

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from egaku.errors import EgakuError
-from tools.pictures import ImageKind, RenderedImage
-from worker.protocol import EditRequest, GenerationRequest, Pan, ProgressEvent
+from tools.pictures import ImageKind, Lineage, RenderedImage
+from worker.protocol import EditRequest, GenerationRequest, Pan, ProgressEvent, ReferenceRole
 
-EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+# "reference": a new picture that keeps a subject (a character, an object) from the pictures it reads.
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct", "reference"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,9 @@ class Draw:
     # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
     language: str | None = None
     best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
+    # A new picture drawn from these pictures (/blend): references like Edit.ref, in order ("picture 1"...).
+    references: tuple[str, ...] = ()
+    role: ReferenceRole = "subject"  # what the references give: their subject, or only their style
     reply: str | None = None  # the model's words posted with the picture (kept for a restart)
 
 
@@ -147,6 +151,9 @@ class Edit:
     seed: int | None = None  # None keeps the parent's seed
     scale: float = 1.0  # > 1 enlarges the result (the creative upscale button)
     language: str | None = None  # as Draw.language
+    # Further pictures the model reads, after `ref` ("picture 2"...): references like `ref`, each resolved alike.
+    references: tuple[str, ...] = ()
+    role: ReferenceRole = "subject"  # what the further pictures give: their subject, or only their style
     reply: str | None = None  # as Draw.reply
     # Outpainting (the picture's own model paints past its edges; `mode` does not apply): `zoom` (1.0-2.0)
     # centres it on a canvas that many times larger; `pan` slides the view a third that way.
@@ -166,20 +173,25 @@ class Upscale:
 
 @dataclass(frozen=True)
 class Planned:
-    """A job ready to send: the validated request, and what the history records with its pictures."""
+    """A job ready to send: the validated request, the pictures the model reads, and what the history records."""
 
-    request: GenerationRequest | EditRequest  # an EditRequest goes to /edits with `image`
+    request: GenerationRequest | EditRequest  # an EditRequest goes to /edits with `pngs`, the edited one first
     kind: ImageKind
-    parent: str | None = None  # the history id of the picture edited
-    image: bytes | None = None  # an edit's picture (the parent's PNG); not journaled: the history has it
+    parents: Lineage = ()  # what the new picture is made from, in order, with their roles (the history's lineage)
+    # The history ids of the pictures the model reads, in order: an edit's picture first, then its references;
+    # a generation's references (a blend). Journaled by id: a restart reads them again from the history.
+    pictures: tuple[str, ...] = ()
+    pngs: tuple[bytes, ...] = ()  # those pictures (never journaled: the history has them)
     reply: str | None = None  # the model's words posted with the picture
+    notice: str | None = None  # a fixed text the user reads with the picture (Drawn.notice)
 
 
 @dataclass(frozen=True)
 class Drawn:
-    """The images, in order."""
+    """The images, in order, and a fixed text the user must read with them (an approximate likeness)."""
 
     images: tuple[RenderedImage, ...]
+    notice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 A front end opens a *turn* when it accepts a request (a message, a slash command, a press):
 where the answer goes (`AnswerTo`) and, for a turn it can run again from the start, its own
 record of the request (`ask`). The image service writes each *job* of the turn before it waits
-in line or is sent: who asked, the validated worker request, its id (the worker's idempotency
-key) and its state as it moves:
+in line or is sent: who asked, the validated worker request (the pictures it reads and its lineage
+by history id, never their files), its id (the worker's idempotency key) and its state as it moves:
 
     queued ─► sent ─► running ─► done ─┐
        └────────┴─────────┴──► failed ─┴─► posted   (when the turn is answered)
@@ -25,7 +25,7 @@ from typing import Any, Literal, cast
 
 import aiosqlite
 
-from tools.pictures import ImageKind
+from tools.pictures import ImageKind, Parent
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.sqlite import open_sqlite
 from worker.protocol import EditRequest, GenerationRequest
@@ -55,8 +55,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     operation TEXT NOT NULL,
     kind TEXT NOT NULL,
     request TEXT NOT NULL,
-    parent TEXT,
+    parents TEXT NOT NULL DEFAULT '[]',
+    pictures TEXT NOT NULL DEFAULT '',
     reply TEXT,
+    notice TEXT,
     images TEXT NOT NULL DEFAULT '',
     error TEXT,
     retryable INTEGER NOT NULL DEFAULT 0,
@@ -76,7 +78,7 @@ class JournaledJob:
     state: JobState
     created: float
     who: Requester  # the asker, as the image service saw them (no watch: that is the running bot's)
-    planned: Planned  # the validated request (an edit's picture is read again from the history)
+    planned: Planned  # the validated request; its pictures by history id (their files are read again from there)
     images: tuple[str, ...] = ()  # history ids, once done
     error: str | None = None  # the user's text, once failed
     retryable: bool = False  # a failure the asker may try again (not a cancel)
@@ -195,12 +197,15 @@ class JobJournal:
         )
         operation = "edit" if isinstance(planned.request, EditRequest) else "generate"
         await self._db.execute(
-            "INSERT INTO jobs (job_id, turn, created, updated, state, who, operation, kind, request, parent, reply) "
-            "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO jobs (job_id, turn, created, updated, state, who, operation, kind, request, parents, "
+            "pictures, reply, notice) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (job_id) DO UPDATE SET state = 'queued', updated = excluded.updated",
             (
                 job_id, answer.turn, now, now, requester_json(who), operation, planned.kind,
-                planned.request.model_dump_json(exclude_none=True), planned.parent, planned.reply,
+                # The pictures a generation reads travel in its request as base64: kept by id, like an edit's.
+                planned.request.model_dump_json(exclude_none=True, exclude={"references"}),
+                json.dumps([dataclasses.asdict(p) for p in planned.parents]), ",".join(planned.pictures),
+                planned.reply, planned.notice,
             ),
         )  # fmt: skip
         await self._db.commit()
@@ -238,8 +243,8 @@ class JobJournal:
 
     async def _jobs(self, where: str, args: tuple[Any, ...], answer: AnswerTo | None = None) -> list[JournaledJob]:
         columns = (
-            "job_id, turn, state, created, who, operation, kind, request, parent, reply, images, error, retryable, "
-            "status_channel, status_message"
+            "job_id, turn, state, created, who, operation, kind, request, parents, pictures, reply, notice, images, "
+            "error, retryable, status_channel, status_message"
         )
         async with self._db.execute(f"SELECT {columns} FROM jobs {where}", args) as cursor:
             rows = list(await cursor.fetchall())
@@ -253,10 +258,14 @@ def _addressed(job: JournaledJob, answer: AnswerTo) -> JournaledJob:
 
 
 def _job(row: Any) -> JournaledJob:
-    (job_id, turn, state, created, who, operation, kind, request, parent, reply, images, error, retryable,
-     status_channel, status_message) = row  # fmt: skip
+    (job_id, turn, state, created, who, operation, kind, request, parents, pictures, reply, notice, images, error,
+     retryable, status_channel, status_message) = row  # fmt: skip
     model = EditRequest if operation == "edit" else GenerationRequest
-    planned = Planned(model.model_validate_json(request), cast(ImageKind, kind), parent, reply=reply)
+    lineage = tuple(Parent(p["id"], p["role"]) for p in json.loads(parents))
+    ids = tuple(i for i in pictures.split(",") if i)
+    planned = Planned(
+        model.model_validate_json(request), cast(ImageKind, kind), lineage, ids, reply=reply, notice=notice
+    )
     return JournaledJob(
         job_id=job_id,
         turn=turn,
