@@ -15,7 +15,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
-from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
+from egaku.errors import EmptyMessage, JobCancelled, LLMUnavailable, MessageTooLong, safe_detail
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
 from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
@@ -72,17 +72,19 @@ class TurnResult:
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # why a request was refused, safe to show
+    retries: list[str] = field(default_factory=list)  # journaled jobs that failed and may be tried again, by id
 
     @classmethod
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
         """The result of image outcomes: their images, failures and refusals, in order."""
         images = [image for o in outcomes if isinstance(o, Drawn) for image in o.images]
-        failures: list[Exception] = [o.error for o in outcomes if isinstance(o, Failed)]
+        failed = [o for o in outcomes if isinstance(o, Failed)]
         refusals = [o.reason for o in outcomes if isinstance(o, Refused)]
+        retries = [o.job_id for o in failed if o.job_id and not isinstance(o.error, JobCancelled)]
         # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
         notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
         reply = "\n\n".join(part for part in (reply, *notices) if part)
-        return cls(reply=reply, images=images, failures=failures, refusals=refusals)
+        return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries)
 
     @classmethod
     def direct(cls, outcome: Outcome) -> TurnResult:

@@ -17,6 +17,8 @@ MAX_FOOTER = 2048
 MAX_EMBEDS_TOTAL = 6000  # for all embeds of one message together
 EMBED_COLOUR = 0xE8A87C
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+RETRY_LABEL = "Retry"
+MAX_RETRY_BUTTONS = 5  # one row
 
 
 @dataclass
@@ -120,3 +122,20 @@ def shrink(out: Outgoing, limit: int) -> Outgoing:
         if sum(len(data) for _, data in encoded) <= limit or scale < 0.2:
             return attach(Outgoing(content=out.content, view=out.view, ephemeral=out.ephemeral), out.images, encoded)
         scale, quality = scale * 0.7, max(70, quality - 5)
+
+
+def retry_button(job_id: str) -> discord.ui.Button[discord.ui.View]:
+    """The Retry button of a journaled job that failed; its custom_id is all its state (`bot.retry.RetryButton`)."""
+    return discord.ui.Button(
+        label=RETRY_LABEL, emoji="🔁", style=discord.ButtonStyle.primary, custom_id=f"egaku:retry:{job_id}"
+    )
+
+
+def with_retry(outgoing: list[Outgoing], retries: list[str]) -> list[Outgoing]:
+    """A Retry button under the answer for each failed job that may be tried again, unless it has other buttons."""
+    if outgoing and outgoing[-1].view is None and retries:
+        view = discord.ui.View(timeout=None)
+        for job_id in retries[:MAX_RETRY_BUTTONS]:
+            view.add_item(retry_button(job_id))
+        outgoing[-1].view = view
+    return outgoing

@@ -16,10 +16,10 @@ import discord
 from discord import ui
 
 from agent.service import TurnResult
+from bot.answering import follow_up_once, interaction_answer
 from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
-from bot.deliver import followup
 from bot.policy import here
-from bot.render import Outgoing, compose
+from bot.render import Outgoing, compose, with_retry
 from bot.turns import conversation_id, remember_shown
 from egaku.errors import failure_notice
 from tools.pictures import RenderedImage
@@ -69,12 +69,18 @@ async def with_buttons(bot: EgakuBot, outgoing: list[Outgoing], images: list[Ren
     return outgoing
 
 
+async def result_messages(bot: EgakuBot, result: TurnResult, notice: str | None) -> list[Outgoing]:
+    """A result's messages: its words, pictures and notice, with the pictures' buttons or else a Retry button."""
+    outgoing = await with_buttons(bot, compose(result.reply, result.images, notice), result.images)
+    return with_retry(outgoing, result.retries)
+
+
 async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
-    """Post a result as a followup, with its own buttons, and remember which message shows it."""
+    """Post a result as the interaction's answer, with its buttons (or Retry); remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     notice = failure_notice(result.failures, where)
-    outgoing = await with_buttons(bot, compose(result.reply, result.images, notice), result.images)
-    sent = await followup(interaction, outgoing, where)
+    outgoing = await result_messages(bot, result, notice)
+    sent = await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where)
     await remember_shown(bot, result, sent)
 
 
@@ -118,14 +124,11 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         if not action.guarded:
             await action.press(interaction, generation, send_result)
             return
-        key = f"press:{interaction.user.id}:{action.name}:{generation.id}"
-        if not bot.seen.first_time(key):
-            await interaction.response.send_message(BUSY, ephemeral=True)
-            return
-        try:
+        with bot.seen.held(f"press:{interaction.user.id}:{action.name}:{generation.id}") as alone:
+            if not alone:
+                await interaction.response.send_message(BUSY, ephemeral=True)
+                return
             await action.press(interaction, generation, send_result)
-        finally:
-            bot.seen.forget(key)
 
     @staticmethod
     async def may_see(interaction: discord.Interaction, generation: Generation) -> bool:

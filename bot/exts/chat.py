@@ -11,11 +11,11 @@ from discord.ext import commands
 
 from agent.replies import normalise_input
 from agent.service import with_attachment
-from bot.buttons.view import with_buttons
-from bot.deliver import reply_to
+from bot.answering import message_answer, opened, reply_once
+from bot.buttons.view import result_messages
 from bot.policy import here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
-from bot.render import compose
+from bot.render import Outgoing
 from bot.turns import remember_shown, turn_request
 from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
@@ -117,6 +117,7 @@ class Chat(commands.Cog):
             return
         if upload_ids:
             text = with_attachment(text, *upload_ids)
+        answer = message_answer(message)
         turn = turn_request(
             place,
             message.author,
@@ -126,19 +127,21 @@ class Chat(commands.Cog):
             text=text,
             watch=reporter(self.bot, message.channel, message.author.id, message.channel.id),
             reply_to=message.reference.message_id if message.reference else None,
+            answer=answer,
         )
+        # From here the message is answered exactly once, after a restart if need be.
+        await opened(self.bot, answer, ask=turn)
         try:
             async with message.channel.typing():
                 result = await self.bot.services.agent.respond(turn)
         except Exception as exc:
-            await message.reply(report(exc, "chat"), mention_author=False)
+            await reply_once(self.bot, message, [Outgoing(content=report(exc, "chat"))], answer)
             return
         notice = failure_notice(result.failures, "chat")
         if not (result.reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
-        outgoing = await with_buttons(self.bot, compose(result.reply, result.images, notice), result.images)
-        sent = await reply_to(message, outgoing, "chat")
+        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice), answer)
         await remember_shown(self.bot, result, sent)
 
 

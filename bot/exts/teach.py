@@ -10,12 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.answering import answered, interaction_answer, opened
 from bot.choices import IMAGE_TYPES, NOT_AN_IMAGE
 from bot.policy import channel_refusal, policy_for
 from bot.progress import StatusReporter
 from egaku.errors import report
 from tools.checks.uploads import fetch_attachment
-from tools.service.requests import Refused, Requester
+from tools.service.requests import Refused, Requester, Waiting
 from tools.service.teaching import ConceptService, Taught
 from tools.stores.concepts import Concept, concept_name
 from worker.protocol import MAX_TEACH_IMAGES, MIN_TEACH_IMAGES, ProgressEvent
@@ -28,8 +29,10 @@ MODERATORS_ONLY = "Only members with the Manage Server permission can manage thi
 Picture = discord.Attachment | None
 
 
-def lesson_line(token: str, event: ProgressEvent) -> str:
+def lesson_line(token: str, event: ProgressEvent | Waiting) -> str:
     """The status line while a word is learned: queue, then step, loss and ETA."""
+    if isinstance(event, Waiting):
+        return f"📚 Waiting to learn {token}…"
     if event.kind == "queued":
         wait = f", about {event.eta_s:.0f} s" if event.eta_s else ""
         return f"📚 Waiting to learn {token} (position {event.position}{wait}); pictures are drawn first…"
@@ -114,7 +117,10 @@ class Teach(commands.Cog):
             await interaction.response.send_message(problem, ephemeral=True)
             return
         assert services.concepts is not None and services.session is not None
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
+        # A restart mid-lesson cannot take the training up again, but the asker is told (bot.resume).
+        answer = interaction_answer(interaction, deferred)
+        await opened(self.bot, answer)
         try:
             # Every picture passes the checks any upload passes (size, format, bombs) before any training.
             pictures = [
@@ -123,6 +129,7 @@ class Teach(commands.Cog):
             ]
         except Exception as exc:
             await interaction.followup.send(report(exc, "/teach"), ephemeral=True)
+            await answered(self.bot, answer)
             return
         who = Requester(
             user_id=str(interaction.user.id),
@@ -139,6 +146,7 @@ class Teach(commands.Cog):
             await interaction.followup.send(f"I couldn't learn that word: {outcome.reason}.", ephemeral=True)
         else:
             await interaction.followup.send(report(outcome.error, "/teach"), ephemeral=True)
+        await answered(self.bot, answer)
 
     def _status(self, interaction: discord.Interaction, token: str) -> StatusReporter | None:
         """A status message from the start (training takes minutes), with step, loss, ETA and Cancel."""
