@@ -16,6 +16,7 @@ from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
 from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
+from egaku.i18n import Text
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
 from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
@@ -71,7 +72,8 @@ class TurnResult:
     reply: str
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
-    refusals: list[str] = field(default_factory=list)  # why a request was refused, safe to show
+    refusals: list[Text] = field(default_factory=list)  # why a request was refused, safe to show
+    refused: Text | None = None  # a direct result's refusal: what the user reads instead of a reply
 
     @classmethod
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
@@ -86,7 +88,7 @@ class TurnResult:
         """The result of one image operation that no model talked about (buttons, raw, CLI)."""
         result = cls.of([outcome])
         if result.refusals:
-            return cls(reply=result.refusals[0])
+            return cls(reply="", refused=result.refusals[0])
         return result
 
 

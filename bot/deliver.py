@@ -1,4 +1,8 @@
-"""Sending composed messages to a channel, a reply, or an interaction followup."""
+"""Sending composed messages to a channel, a reply, or an interaction followup.
+
+What Discord refuses is explained in the message's own language (`Outgoing.voice`, or the voice
+the caller passes).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,23 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.reach import posts_in_channel
 from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
 from egaku.errors import PostFailed, report, safe_detail
+from egaku.i18n import Voice, _
+
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
 
 log = logging.getLogger(__name__)
 
 Send = Callable[..., Awaitable[discord.Message]]
 RETRIES = 8  # doubling waits from 1 s, capped at 30 s: 1+2+4+8+16+30+30 s, a 90-second outage, then give up
-TOO_LARGE = "The image was too large to upload here, even after shrinking it. Try a smaller size."
+TOO_LARGE = _("The image was too large to upload here, even after shrinking it. Try a smaller size.")
 
 
 _sleep = asyncio.sleep  # the backoff's clock; tests replace it to ride out long outages instantly
@@ -75,7 +84,7 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
         return None
 
 
-async def _send(send: Send, out: Outgoing, limit: int) -> discord.Message:
+async def _send(send: Send, out: Outgoing, limit: int, voice: Voice) -> discord.Message:
     """Send one message; files over the upload limit are re-encoded first, and once more after a 413."""
     if total_bytes(out) > limit:
         out = await asyncio.to_thread(shrink, out, limit)
@@ -91,22 +100,31 @@ async def _send(send: Send, out: Outgoing, limit: int) -> discord.Message:
         except discord.HTTPException as again:
             if again.status != 413:
                 raise
-            text = "\n\n".join(p for p in (out.content, TOO_LARGE) if p)
+            text = "\n\n".join(p for p in (out.content, voice(TOO_LARGE)) if p)
             return await _with_retries(send, {"content": text})
 
 
-async def reply_to(message: discord.Message, outgoing: list[Outgoing], where: str = "chat") -> list[discord.Message]:
+async def reply_to(
+    message: discord.Message, outgoing: list[Outgoing], where: str, voice: Voice
+) -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them."""
     limit = message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT
 
     async def send(**kwargs: Any) -> discord.Message:
         return await message.reply(**kwargs, mention_author=False)
 
-    return await _post_or_explain(send, outgoing, limit, where)
+    return await _post_or_explain(send, outgoing, limit, where, voice)
 
 
-async def followup(interaction: discord.Interaction, outgoing: list[Outgoing], where: str) -> list[discord.Message]:
-    """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel."""
+async def followup(
+    interaction: discord.Interaction, outgoing: list[Outgoing], where: str, voice: Voice
+) -> list[discord.Message]:
+    """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel.
+
+    Where the bot may not post in the channel (a user-installed command), an expired token ends it.
+    """
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    in_channel = posts_in_channel(bot, interaction)
     expired = False
 
     async def send(**kwargs: Any) -> discord.Message:
@@ -115,7 +133,7 @@ async def followup(interaction: discord.Interaction, outgoing: list[Outgoing], w
             try:
                 return await interaction.followup.send(**kwargs, wait=True)
             except discord.HTTPException as exc:
-                if exc.status != 401 and exc.code != 50027:
+                if (exc.status != 401 and exc.code != 50027) or not in_channel:
                     raise
                 log.warning("interaction %s token expired; answering in the channel", interaction.id)
                 expired = True
@@ -123,10 +141,12 @@ async def followup(interaction: discord.Interaction, outgoing: list[Outgoing], w
                     file.reset()
         return await channel_fallback(interaction, kwargs)
 
-    return await _post_or_explain(send, outgoing, interaction.filesize_limit, where)
+    return await _post_or_explain(send, outgoing, interaction.filesize_limit, where, voice)
 
 
-async def _post_or_explain(send: Send, outgoing: list[Outgoing], limit: int, where: str) -> list[discord.Message]:
+async def _post_or_explain(
+    send: Send, outgoing: list[Outgoing], limit: int, where: str, voice: Voice
+) -> list[discord.Message]:
     """Post the messages; if Discord will not take one, say so plainly instead of going silent.
 
     The pictures are already in the history (the image service keeps them before anything is
@@ -135,9 +155,9 @@ async def _post_or_explain(send: Send, outgoing: list[Outgoing], limit: int, whe
     sent: list[discord.Message] = []
     try:
         for out in outgoing:
-            sent.append(await _send(send, out, limit))
+            sent.append(await _send(send, out, limit, voice))
     except Exception as exc:
-        text = report(PostFailed(f"Discord refused the result: {safe_detail(exc)}"), where)
+        text = report(PostFailed(f"Discord refused the result: {safe_detail(exc)}"), where, voice)
         sent.append(await _with_retries(send, {"content": text}))
     return _sent(outgoing, sent)
 

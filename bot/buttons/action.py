@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import discord
 
 from agent.service import TurnResult
+from egaku.i18n import Text
 from tools.stores.history import Generation
 
 # Posts a result as the press's followup, with its own buttons (`bot.buttons.view.send_result`).
@@ -21,7 +22,7 @@ class ButtonAction:
 
     name: str
     emoji: str
-    label: str
+    label: Text
     press: Press  # runs after the image was found and the presser checked
     owner_only: bool = False  # only the person who asked for the image may press it
     danger: bool = False  # drawn red

@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 
 from bot.buttons.action import ButtonAction, Post
-from bot.render import clip
+from bot.language import interaction_voice
+from bot.render import NEGATIVE, YOU_SAID, clip
+from bot.render import PROMPT as PROMPT_LABEL
+from egaku.i18n import Value, Voice, _
 from tools.stores.history import Generation
 
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
 
-def describe(generation: Generation) -> str:
-    """The ephemeral "show prompt" text: both prompts and the parameters."""
+
+# What made a picture, as the history names it ("strong": a strong variation of its parent).
+KINDS = {
+    "generate": _("generate"), "upload": _("upload"), "regenerate": _("regenerate"), "subtle": _("subtle"),
+    "strong": _("strong"), "region": _("region"), "instruct": _("instruct"),
+}  # fmt: skip
+
+
+def describe(generation: Generation, voice: Voice) -> str:
+    """The ephemeral "show prompt" text: both prompts (as the model wrote them) and the parameters."""
     lines = [
-        f"**You said:** {clip(generation.user_words, 900)}",
-        f"**Prompt:** {clip(generation.prompt, 1500)}",
+        f"**{voice(YOU_SAID)}:** {clip(generation.user_words, 900)}",
+        f"**{voice(PROMPT_LABEL)}:** {clip(generation.prompt, 1500)}",
     ]
     if generation.negative_prompt:
-        lines.append(f"**Negative:** {clip(generation.negative_prompt, 500)}")
-    lines.append(
-        f"`id {generation.id}` · seed {generation.seed} · {generation.width}×{generation.height} · "
-        f"{generation.steps} steps · {generation.model or 'upload'} · {generation.kind}"
-        + (f" of `{generation.parent_id}`" if generation.parent_id else "")
-    )
+        lines.append(f"**{voice(NEGATIVE)}:** {clip(generation.negative_prompt, 500)}")
+    kind = KINDS.get(generation.kind)
+    shape: dict[str, Value] = {
+        "id": generation.id, "seed": generation.seed, "width": generation.width, "height": generation.height,
+        "steps": generation.steps, "model": generation.model or voice(KINDS["upload"]),
+        "kind": voice(kind) if kind else generation.kind,
+    }  # fmt: skip
+    if generation.parent_id:
+        line = _("`id {id}` · seed {seed} · {width}×{height} · {steps} steps · {model} · {kind} of `{parent}`",
+                 **shape, parent=generation.parent_id)  # fmt: skip
+    else:
+        line = _("`id {id}` · seed {seed} · {width}×{height} · {steps} steps · {model} · {kind}", **shape)
+    lines.append(voice(line))
     return "\n".join(lines)
 
 
 async def show_prompt(interaction: discord.Interaction, generation: Generation, post: Post) -> None:
     """Answer the presser alone."""
-    await interaction.response.send_message(describe(generation), ephemeral=True)
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    await interaction.response.send_message(describe(generation, interaction_voice(bot, interaction)), ephemeral=True)
 
 
-PROMPT = ButtonAction("prompt", "📝", "Show prompt", show_prompt)
+PROMPT = ButtonAction("prompt", "📝", _("Show prompt"), show_prompt)

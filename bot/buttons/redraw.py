@@ -8,6 +8,7 @@ import discord
 
 from agent.service import TurnResult
 from bot.buttons.action import Post
+from bot.language import interaction_voice
 from bot.policy import here, missing_permissions
 from bot.turns import interaction_turn
 from egaku.errors import report
@@ -20,17 +21,18 @@ if TYPE_CHECKING:
 
 async def redraw(interaction: discord.Interaction, generation: Generation, edit: Edit, post: Post, where: str) -> None:
     """Defer at once, then draw the edit for the presser and post it."""
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    voice = interaction_voice(bot, interaction)
     problem = missing_permissions(interaction.app_permissions)
     if problem:
-        await interaction.response.send_message(problem, ephemeral=True)
+        await interaction.response.send_message(voice(problem), ephemeral=True)
         return
-    bot: EgakuBot = interaction.client  # type: ignore[assignment]
     await interaction.response.defer(thinking=True)
     place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     turn = interaction_turn(bot, interaction, place, generation.user_words)
     try:
         result = TurnResult.direct(await bot.services.images.edit(turn.who, edit))
     except Exception as exc:
-        await interaction.followup.send(report(exc, where), ephemeral=True)
+        await interaction.followup.send(report(exc, where, voice), ephemeral=True)
         return
     await post(interaction, result, where)

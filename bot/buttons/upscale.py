@@ -6,6 +6,7 @@ import discord
 
 from bot.buttons.action import ButtonAction, Post
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Edit
 from tools.stores.history import Generation
 
@@ -16,4 +17,4 @@ async def upscale(interaction: discord.Interaction, generation: Generation, post
     await redraw(interaction, generation, edit, post, "button upscale")
 
 
-UPSCALE = ButtonAction("upscale", "🔍", "Upscale 2×", upscale, owner_only=True, guarded=True)
+UPSCALE = ButtonAction("upscale", "🔍", _("Upscale 2×"), upscale, owner_only=True, guarded=True)

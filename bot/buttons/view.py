@@ -18,22 +18,25 @@ from discord import ui
 from agent.service import TurnResult
 from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
 from bot.deliver import followup
+from bot.language import interaction_voice
 from bot.policy import here
+from bot.reach import conversation_of
 from bot.render import Outgoing, compose
-from bot.turns import conversation_id, remember_shown
+from bot.turns import remember_shown
 from egaku.errors import failure_notice
+from egaku.i18n import ENGLISH_VOICE, Voice, _
 from tools.pictures import RenderedImage
 from tools.stores.history import Generation, Viewer
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-NOT_YOURS = "Only the person who asked for this image can change it. Ask for your own with `/imagine`!"
-GONE = "I can't find that image in my history any more."
-BUSY = "I'm already working on that one."
+NOT_YOURS = _("Only the person who asked for this image can change it. Ask for your own with `/imagine`!")
+GONE = _("I can't find that image in my history any more.")
+BUSY = _("I'm already working on that one.")
 
 
-def result_view(images: list[RenderedImage]) -> ui.View | None:
+def result_view(images: list[RenderedImage], voice: Voice) -> ui.View | None:
     """The buttons for a result message.
 
     One image: reroll, vary, upscale, edit, show prompt, delete. Several (up to 4): per-image
@@ -49,43 +52,51 @@ def result_view(images: list[RenderedImage]) -> ui.View | None:
         rows = [*SINGLE_ROWS[:-1], (*SINGLE_ROWS[-1], *(("candidates",) if images[0].candidates else ()))]
         for row, names in enumerate(rows):
             for name in names:
-                view.add_item(ResultButton(name, ids[0], row=row))
+                view.add_item(ResultButton(name, ids[0], row=row, voice=voice))
         return view
     for row, (each, letter) in enumerate(PER_PICTURE):
         for number, generation_id in enumerate(ids[:5], start=1):
             view.add_item(ResultButton(each, generation_id, row=row, label=f"{letter}{number}"))
     for name in GRID_SHARED:
-        view.add_item(ResultButton(name, ids[0], row=len(PER_PICTURE)))
+        view.add_item(ResultButton(name, ids[0], row=len(PER_PICTURE), voice=voice))
     return view
 
 
-def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage]) -> list[Outgoing]:
+def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage], voice: Voice) -> list[Outgoing]:
     """Attach the buttons to the message that carries the images."""
     if outgoing:
-        outgoing[-1].view = result_view(images)
+        outgoing[-1].view = result_view(images, voice)
     return outgoing
 
 
 async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
-    """Post a result as a followup, with its own buttons, and remember which message shows it."""
+    """Post a result as a followup, with its own buttons, in the asker's language; remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
-    notice = failure_notice(result.failures, where)
-    outgoing = with_buttons(compose(result.reply, result.images, notice), result.images)
-    sent = await followup(interaction, outgoing, where)
+    voice = interaction_voice(bot, interaction)
+    notice = voice(result.refused) if result.refused else failure_notice(result.failures, where, voice)
+    outgoing = with_buttons(compose(result.reply, result.images, notice, voice), result.images, voice)
+    sent = await followup(interaction, outgoing, where, voice)
     await remember_shown(bot, result, sent)
 
 
 class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z]+):(?P<gen>[a-z2-9]{4,8})"):
     """One restart-safe button."""
 
-    def __init__(self, action: str, generation_id: str, row: int | None = None, label: str | None = None) -> None:
+    def __init__(
+        self,
+        action: str,
+        generation_id: str,
+        row: int | None = None,
+        label: str | None = None,
+        voice: Voice = ENGLISH_VOICE,
+    ) -> None:
         known = ACTIONS.get(action)
         emoji: str | None = known.emoji if known else "❔"
         if label is not None:
             emoji = None  # "U2", "V3": short per-image labels, as on Midjourney's grids
         style = discord.ButtonStyle.danger if known and known.danger else discord.ButtonStyle.secondary
         custom_id = f"egaku:{action}:{generation_id}"
-        text = label or (known.label if known else action)
+        text = label or (voice(known.label) if known else action)
         super().__init__(ui.Button(label=text, emoji=emoji, style=style, custom_id=custom_id, row=row))
         self.action = action
         self.generation_id = generation_id
@@ -100,21 +111,23 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Check the image and the presser first; then do the action."""
         bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        voice = interaction_voice(bot, interaction)
         history = bot.services.history
         action = ACTIONS.get(self.action)
         generation = await history.get(self.generation_id) if history else None
         if action is None or generation is None or not await self.may_see(interaction, generation):
-            await interaction.response.send_message(GONE, ephemeral=True)  # never says whether it exists elsewhere
+            # Never says whether it exists elsewhere.
+            await interaction.response.send_message(voice(GONE), ephemeral=True)
             return
         if action.owner_only and str(interaction.user.id) != generation.user_id:
-            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            await interaction.response.send_message(voice(NOT_YOURS), ephemeral=True)
             return
         if not action.guarded:
             await action.press(interaction, generation, send_result)
             return
         key = f"press:{interaction.user.id}:{action.name}:{generation.id}"
         if not bot.seen.first_time(key):
-            await interaction.response.send_message(BUSY, ephemeral=True)
+            await interaction.response.send_message(voice(BUSY), ephemeral=True)
             return
         try:
             await action.press(interaction, generation, send_result)
@@ -126,5 +139,5 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         """The reference rule for a press: a custom_id can name any picture, so it is checked like an id."""
         bot: EgakuBot = interaction.client  # type: ignore[assignment]
         place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-        viewer = Viewer(str(interaction.user.id), conversation_id(interaction.channel_id or 0), place.nsfw)
+        viewer = Viewer(str(interaction.user.id), conversation_of(bot, interaction), place.nsfw)
         return viewer.may_see(generation)

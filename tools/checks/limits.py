@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from egaku.config import LimitsSettings
 from egaku.errors import TooBusy
+from egaku.i18n import _, n_
 
 
 @dataclass
@@ -41,14 +42,17 @@ class JobLimiter:
         s, counts = self._settings, self._counts
         if counts.in_flight[user] >= s.per_user_running + s.per_user_queued:
             raise TooBusy(
-                f"You already have {counts.in_flight[user]} pictures on the way. "
-                "Please wait for them before asking for more."
+                n_(
+                    "You already have {count} picture on the way. Please wait for it before asking for more.",
+                    "You already have {count} pictures on the way. Please wait for them before asking for more.",
+                    counts.in_flight[user],
+                )
             )
         if guild is not None and counts.guilds[guild] >= (guild_cap or s.per_guild):
-            raise TooBusy("This server has a lot of pictures on the way right now. Please try again in a moment.")
+            raise TooBusy(_("This server has a lot of pictures on the way right now. Please try again in a moment."))
         if counts.total >= s.total:
             wait = max(5, round(self._recent_s * counts.total / max(1, s.per_user_running)))
-            raise TooBusy(f"I'm very busy right now. Please try again in about {wait} s.")
+            raise TooBusy(_("I'm very busy right now. Please try again in about {wait} s.", wait=wait))
         counts.in_flight[user] += 1
         counts.total += 1
         if guild is not None:

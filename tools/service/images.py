@@ -30,6 +30,7 @@ from egaku.errors import (
     UnknownImage,
     WrongLanguage,
 )
+from egaku.i18n import Text, _
 from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
@@ -109,9 +110,9 @@ class ImageService:
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
-                raise EditNotPossible("a region edit needs `target`: the words for the part to change")
+                raise EditNotPossible(_("a region edit needs `target`: the words for the part to change"))
             if mode == "instruct" and not self.instruct_model:
-                raise EditNotPossible("instruction edits are not set up here; use region, subtle or strong")
+                raise EditNotPossible(_("instruction edits are not set up here; use region, subtle or strong"))
             common = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
@@ -225,12 +226,12 @@ class ImageService:
                     images = await work()
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
-            return Refused(str(exc.errors()[0]["msg"]), invalid=True)
+            return Refused(Text(InvalidImageRequest.user_text), invalid=True, detail=str(exc.errors()[0]["msg"]))
         except Refusal as exc:
             invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
-            return Refused(exc.user_text, invalid=invalid, detail=exc.detail)
+            return Refused(exc.text, invalid=invalid, detail=exc.detail)
         except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
             return Failed(exc)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from egaku.errors import EgakuError
+from egaku.i18n import Text
 from tools.pictures import RenderedImage
 from worker.protocol import ProgressEvent
 
@@ -120,9 +121,9 @@ class Drawn:
 
 @dataclass(frozen=True)
 class Refused:
-    """A request the asker can fix; `reason` is a fixed text, safe to show the user."""
+    """A request the asker can fix; `reason` is a fixed text, safe to show the user (the model reads its English)."""
 
-    reason: str
+    reason: Text
     invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
     detail: str | None = None  # for the model only: the service's own words on what to change
 
