@@ -37,6 +37,11 @@ TEMPLATE = LOCALES / f"{DOMAIN}.pot"
 PLACEHOLDER = re.compile(r"(?<!\{)\{([a-z_]+)(?:[:!][^}]*)?\}")
 # Discord's rule for the names of commands and options (a choice's name may hold spaces).
 COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+HEADER: dict[str, Any] = {
+    "copyright_holder": "the egaku authors",
+    "version": "0.1.0",
+    "header_comment": "# egaku's messages. English is the source: each msgid is the text as the code writes it.\n#",
+}
 NOTES = {
     "command": "A slash command's name: lowercase, no spaces, at most 32 characters, unique among the commands.",
     "option": "An option's name: lowercase, no spaces, at most 32 characters, unique within its command.",
@@ -105,7 +110,7 @@ def _where(command: Any) -> str:
 
 def template(root: Path = REPO) -> Catalog:
     """A fresh template: the sources' texts, then the commands' words."""
-    catalog = Catalog(project="egaku", domain=DOMAIN, charset="utf-8", fuzzy=False)
+    catalog = Catalog(project="egaku", domain=DOMAIN, charset="utf-8", fuzzy=False, **HEADER)
     for found in [*texts(root), *command_words()]:
         known = catalog.get(found.msgid, context=found.context)
         if known is not None:
@@ -166,7 +171,7 @@ def init(tag: str, folder: Path = LOCALES) -> Path:
     po = folder / folder_of(tag) / "LC_MESSAGES" / f"{DOMAIN}.po"
     if po.exists():
         raise SystemExit(f"{po} exists already")
-    catalog = Catalog(locale=folder_of(tag), domain=DOMAIN, project="egaku", charset="utf-8")
+    catalog = Catalog(locale=folder_of(tag), domain=DOMAIN, project="egaku", charset="utf-8", fuzzy=False, **HEADER)
     catalog.update(read(folder / f"{DOMAIN}.pot"))
     write(po, catalog)
     return po

@@ -15,6 +15,7 @@ from bot.render import compose
 from egaku.app import App, open_app
 from egaku.config import Config
 from egaku.errors import WorkerUnavailable
+from egaku.i18n import ENGLISH_VOICE
 from tests.agent.test_agent import PROMPT, configured
 from tests.bot.harness import running_bot
 from tests.conftest import FAKE_ENV
@@ -116,7 +117,7 @@ async def test_mentions_in_llm_output_ping_no_one_and_long_text_is_capped(
 
 def test_long_text_is_split_within_discords_limit() -> None:
     long = "@everyone <@&123> " + " ".join(["word"] * 900)
-    parts = compose(long, [], None)
+    parts = compose(long, [], None, ENGLISH_VOICE)
     assert [len(p.content) <= 2000 for p in parts] == [True, True, True]
     assert " ".join(p.content for p in parts) == long
 
