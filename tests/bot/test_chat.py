@@ -128,7 +128,7 @@ async def test_empty_mention_gets_a_hint(
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         await fake_discord.user_message(f"<@{BOT_ID}>")
         post = await fake_discord.wait_for_request(channel_post)
-    assert post.json["content"] == EMPTY_TEXT
+    assert post.json["content"] == str(EMPTY_TEXT)
     assert fake_openai.requests == []
 
 
@@ -141,7 +141,7 @@ async def test_missing_message_content_intent_is_explained(
     ):
         await fake_discord.user_message("", mention_bot=False, reply_to=None, dm=True, channel_id=3001)
         post = await fake_discord.wait_for_request(lambda r: r.path == "/api/v10/channels/3001/messages")
-    assert post.json["content"] == NO_CONTENT_TEXT
+    assert post.json["content"] == str(NO_CONTENT_TEXT)
     identify = next(f for f in fake_discord.gateway_frames if f["op"] == 2)
     assert not identify["d"]["intents"] & (1 << 15)  # MESSAGE_CONTENT was not requested
 
