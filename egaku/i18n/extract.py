@@ -184,13 +184,31 @@ def problems(folder: Path = LOCALES, fresh: Catalog | None = None) -> list[str]:
     found: list[str] = []
     if not path.exists() or keys(read(path)) != keys(fresh):
         found.append(f"{path.name} is stale: run `python -m egaku.i18n extract`")
+    commands = {m.id for m in fresh if m.context == "command" and isinstance(m.id, str)}
     for tag, po in catalogs(folder).items():
         catalog = read(po, folder_of(tag))
         for message in fresh:
             if not message.id:
                 continue
-            found.extend(f"{tag}: {line}" for line in entry_problems(catalog.get(message.id, message.context), message))
+            entry = catalog.get(message.id, message.context)
+            found.extend(f"{tag}: {line}" for line in entry_problems(entry, message))
+            if entry is not None and not entry.context:
+                found.extend(f"{tag}: {line}" for line in command_mentions(entry, catalog, commands))
     return found
+
+
+def command_mentions(entry: Message, catalog: Catalog, commands: set[str]) -> list[str]:
+    """A text that names a slash command (`/imagine`) names it as the catalog's language does (`/描く`)."""
+    ids = entry.id if isinstance(entry.id, list | tuple) else [entry.id]
+    named = {name for text in ids for name in re.findall(r"(?<![\w<])/([a-z_]+)", text) if name in commands}
+    wrong: list[str] = []
+    for name in sorted(named):
+        local = catalog.get(name, context="command")
+        spelled = local.string if local is not None and local.string else name
+        strings = entry.string if isinstance(entry.string, list | tuple) else [entry.string]
+        wrong += [f"{_msgid(entry)!r}: {s!r} names /{name} otherwise than /{spelled}" for s in strings
+                  if s and f"/{spelled}" not in s]  # fmt: skip
+    return wrong
 
 
 def entry_problems(entry: Message | None, wanted: Message) -> list[str]:

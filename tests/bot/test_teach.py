@@ -177,7 +177,9 @@ def test_the_status_line_shows_step_loss_and_eta() -> None:
 
     step = ProgressEvent(kind="step", step=40, steps=300, loss=0.1234, eta_s=52.4)
     queued = ProgressEvent(kind="queued", position=2, eta_s=150.0)
-    assert str(lesson_line("<our-mascot>", step)) == "📚 Learning <our-mascot>… step 40/300 · loss 0.1234 · about 52 s left"
+    assert str(lesson_line("<our-mascot>", step)) == (
+        "📚 Learning <our-mascot>… step 40/300 · loss 0.1234 · about 52 s left"
+    )
     assert str(lesson_line("<our-mascot>", queued)) == (
         "📚 Waiting to learn <our-mascot> (position 2, about 150 s); pictures are drawn first…"
     )
