@@ -47,8 +47,9 @@ async def test_mention_gets_image_reply_with_both_prompts(
     assert body["message_reference"]["message_id"] == int(sent["id"])
     (embed,) = body["embeds"]
     assert embed["description"] == PROMPT
-    assert embed["fields"][0] == {"name": "You said", "value": "リスの王を描いて", "inline": False}
-    assert embed["footer"]["text"] == "seed 77 · 64×64 · 2 steps · tiny"
+    # Written in Japanese: the labels around the prompt are Japanese too (the prompt stays as the model wrote it).
+    assert embed["fields"][0] == {"name": "あなたの言葉", "value": "リスの王を描いて", "inline": False}
+    assert embed["footer"]["text"] == "シード 77 · 64×64 · 2ステップ · tiny"
     assert embed["image"]["url"] == "attachment://egaku_77_0.png"
     (upload,) = post.files
     assert upload.filename == "egaku_77_0.png"
