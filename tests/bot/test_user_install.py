@@ -45,6 +45,7 @@ async def test_imagine_in_a_server_the_bot_never_joined_arrives_as_the_interacti
         reroll = first.json["components"][0]["components"][0]["custom_id"]
         press = await fake_discord.press(reroll, message_with(fake_discord, reroll), place=FOREIGN_SERVER)
         again: Captured = await fake_discord.wait_for_request(followup_of(press))  # type: ignore[arg-type]
+        drawn = await app.history.get(reroll.rsplit(":", 1)[1])
     assert there["authorizing_integration_owners"] == {"1": "20"} and there["guild_id"] == str(FOREIGN_GUILD_ID)
     assert (first.json["content"], len(first.files), first.json["embeds"][0]["description"]) == ("Here!", 1, PROMPT)
     assert (second.json["content"], len(second.files)) == ("Again!", 1)
@@ -52,10 +53,12 @@ async def test_imagine_in_a_server_the_bot_never_joined_arrives_as_the_interacti
     assert in_channels(fake_discord) == [] and fake_discord.refused == []  # no channel read or post, no typing
     # One conversation per user wherever the bot is no member: the second request saw the first.
     assert "[alice] /imagine a squirrel king" in str(fake_openai.requests[1]["messages"][:-1])
-    generations = [await app.history.get(reroll.rsplit(":", 1)[1])]
-    assert [(g.conversation, g.guild_id, g.channel_id) for g in generations if g] == [
-        ("discord:user:20", str(FOREIGN_GUILD_ID), str(FOREIGN_CHANNEL_ID))
-    ]
+    assert drawn is not None  # kept with the user's conversation, and where it was made (the server's rules apply)
+    assert (drawn.conversation, drawn.guild_id, drawn.channel_id) == (
+        "discord:user:20",
+        str(FOREIGN_GUILD_ID),
+        str(FOREIGN_CHANNEL_ID),
+    )
 
 
 async def test_where_the_bot_is_no_member_the_status_message_is_a_followup_and_cancel_works(
