@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from egaku.config import Config
-from tests.bot.harness import running_bot
-from tests.bot.test_chat import app_for
+from tests.bot.test_imagine import synced_commands
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.openai import FakeOpenAI
 
@@ -103,8 +102,7 @@ def localizable(payload: dict[str, Any], where: str = "") -> list[tuple[str, dic
 async def test_the_synced_commands_carry_their_localizations_and_where_they_may_be_used(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
-    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
-        sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+    sync = await synced_commands(app_config, fake_openai, worker_url, fake_discord)
     by_name = {c["name"]: c for c in sync.json}
     assert by_name["imagine"] == IMAGINE
     for name in ("imagine", "describe", "reset", "settings"):
