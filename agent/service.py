@@ -12,6 +12,7 @@ import openai
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agent.middleware import CAP_MESSAGE_NAME, CAP_TEXT
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
@@ -73,7 +74,9 @@ class TurnResult:
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     refusals: list[Text] = field(default_factory=list)  # why a request was refused, safe to show
-    refused: Text | None = None  # a direct result's refusal: what the user reads instead of a reply
+    # When the reply is one of egaku's fixed texts (a direct result's refusal, the turn cap), that text:
+    # `reply` is its English, and the bot speaks it in the asker's language instead.
+    fixed: Text | None = None
 
     @classmethod
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
@@ -88,7 +91,7 @@ class TurnResult:
         """The result of one image operation that no model talked about (buttons, raw, CLI)."""
         result = cls.of([outcome])
         if result.refusals:
-            return cls(reply="", refused=result.refusals[0])
+            return cls(reply=str(result.refusals[0]), fixed=result.refusals[0])
         return result
 
 
@@ -179,7 +182,9 @@ class Agent:
             if isinstance(exc, openai.OpenAIError):
                 raise LLMUnavailable(f"LLM call failed: {safe_detail(exc)}") from exc
             raise
-        return TurnResult.of(list(outcomes.values()), reply=final_reply(state.get("messages", [])))
+        messages = state.get("messages", [])
+        result = TurnResult.of(list(outcomes.values()), reply=final_reply(messages))
+        return replace(result, fixed=Text(CAP_TEXT)) if capped(messages) else result
 
     async def _forget_turn(self, config: dict[str, Any], message_id: str | None) -> None:
         """Make the saved conversation what it was before the turn that carried `message_id`."""
@@ -206,6 +211,16 @@ class Agent:
 def with_attachment(text: str, upload_id: str) -> str:
     """The user's words with an attached image's history id, as the model sees them."""
     return f"{text}\n(attached image: id={upload_id})"
+
+
+def capped(messages: list[Any]) -> bool:
+    """Whether the turn ended at a cap: its last word is egaku's fixed text, not the model's."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return False
+        if isinstance(message, AIMessage) and message.name == CAP_MESSAGE_NAME:
+            return True
+    return False
 
 
 def final_reply(messages: list[Any]) -> str:

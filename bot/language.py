@@ -17,22 +17,29 @@ import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import discord
 from babel import Locale
 
+from bot.services import BotServices
 from egaku.i18n import ENGLISH, Voice
 from tools.checks.languages import detect_language
-
-if TYPE_CHECKING:
-    from bot.client import EgakuBot
 
 SIMPLIFIED, TRADITIONAL = "zh-CN", "zh-TW"
 # The languages whose names a reply-language setting is matched against, and the locales the names are in.
 _NAMED = {"en": ENGLISH, "ja": "ja", "ko": "ko"}
 _NAME_LOCALES = ("en", "ja", "ko", "zh_Hans", "zh_Hant")
 _PUNCTUATION = re.compile(r"[\s()（）\[\]・,，、.。_-]+")
+
+
+class Speaking(Protocol):
+    """The bot, as far as choosing its language goes: its services carry the catalogs."""
+
+    @property
+    def services(self) -> BotServices:
+        """What the extensions need."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -130,18 +137,18 @@ def _names() -> _Names:
     )
 
 
-def interaction_voice(bot: EgakuBot, interaction: discord.Interaction) -> Voice:
+def interaction_voice(bot: Speaking, interaction: discord.Interaction) -> Voice:
     """The voice for a slash command, a button or a modal: the user's client locale, then the server's."""
     guild_locale = interaction.guild_locale.value if interaction.guild_locale else None
     return _voice(bot, Clues(user_locale=interaction.locale.value, guild_locale=guild_locale))
 
 
-def message_voice(bot: EgakuBot, message: discord.Message, setting: str | None, words: str) -> Voice:
+def message_voice(bot: Speaking, message: discord.Message, setting: str | None, words: str) -> Voice:
     """The voice for a mention, a reply or a DM: their setting, their message's language, then the server's."""
     guild_locale = message.guild.preferred_locale.value if message.guild else None
     return _voice(bot, Clues(setting=setting, written=words, guild_locale=guild_locale))
 
 
-def _voice(bot: EgakuBot, clues: Clues) -> Voice:
+def _voice(bot: Speaking, clues: Clues) -> Voice:
     catalogs = bot.services.catalogs
     return catalogs.voice(choose(clues, catalogs.locales))

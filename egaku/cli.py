@@ -279,8 +279,7 @@ async def _imagine(
         except Exception as exc:
             print(f"egaku> {report(exc, 'imagine', ENGLISH_VOICE)}", file=stdout, flush=True)
             return 1
-    notice = str(result.refused) if result.refused else failure_notice(result.failures, "imagine", ENGLISH_VOICE)
-    _show(result.reply, result.images, notice, out, stdout)
+    _show(result.reply, result.images, failure_notice(result.failures, "imagine", ENGLISH_VOICE), out, stdout)
     return 0 if result.images else 1
 
 

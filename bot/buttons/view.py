@@ -73,8 +73,9 @@ async def send_result(interaction: discord.Interaction, result: TurnResult, wher
     """Post a result as a followup, with its own buttons, in the asker's language; remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     voice = interaction_voice(bot, interaction)
-    notice = voice(result.refused) if result.refused else failure_notice(result.failures, where, voice)
-    outgoing = with_buttons(compose(result.reply, result.images, notice, voice), result.images, voice)
+    reply = voice(result.fixed) if result.fixed else result.reply
+    notice = failure_notice(result.failures, where, voice)
+    outgoing = with_buttons(compose(reply, result.images, notice, voice), result.images, voice)
     sent = await followup(interaction, outgoing, where, voice)
     await remember_shown(bot, result, sent)
 

@@ -165,10 +165,11 @@ class Chat(commands.Cog):
             await message.reply(report(exc, "chat", voice), mention_author=False)
             return
         notice = failure_notice(result.failures, "chat", voice)
-        if not (result.reply or result.images or notice):
+        reply = voice(result.fixed) if result.fixed else result.reply
+        if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)
-        outgoing = with_buttons(compose(result.reply, result.images, notice, voice), result.images, voice)
+        outgoing = with_buttons(compose(reply, result.images, notice, voice), result.images, voice)
         sent = await reply_to(message, outgoing, "chat", voice)
         await remember_shown(self.bot, result, sent)
 
