@@ -40,8 +40,8 @@ from agent.llm import build_chat_model
 from agent.service import Agent, TurnRequest, with_attachment
 from benchmarks._markdown import device, write_section
 from egaku.config import Config, LLMSettings, load_config
-from egaku.errors import EgakuError
-from tools.backends.base import ImageEdit, ProgressCallback
+from egaku.errors import EditNotPossible, EgakuError
+from tools.backends.base import ImageEdit, ImageUpscale, ProgressCallback, Upscaled
 from tools.checks.languages import detect_language
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
@@ -227,6 +227,14 @@ class InstantImages:
     async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """One image for the edit."""
         return self._image(edit.request.prompt, edit.request.negative_prompt, edit.request.seed)
+
+    async def upscale(self, upscale: ImageUpscale) -> Upscaled:
+        """The agent never upscales (only the buttons do)."""
+        raise EditNotPossible("no upscaler in the evaluation")
+
+    async def upscaler(self) -> str | None:
+        """None: no upscaler here."""
+        return None
 
     async def cancel(self, job_id: str) -> bool:
         """Nothing to cancel: every image is instant."""

@@ -5,8 +5,8 @@ Rows (every one through the engine, as the worker's routes run it: plan, render,
   weights, built in code and saved as safetensors; a tiny one (8 filters, 1 block) and one of the real size
   (64 filters, 23 blocks: the architecture of Real-ESRGAN x4plus and 4x-UltraSharp). Its time does not
   depend on the weights. Both are 4x networks: 2x is their output scaled down.
-- the creative upscale (`Upscale 2x` today): an img2img edit at twice the size, strength 0.3, on the shipped
-  world model and on the tiny SDXL pipeline.
+- the creative upscale (the "Upscale (creative)" button, and the plain ones without an upscaler): an img2img
+  edit at twice the size, strength 0.3, on the shipped world model and on the tiny SDXL pipeline.
 The figure is seconds per megapixel of output (median of the rounds; the orders alternate between rounds).
 
     python -m benchmarks.upscale [--size 64] [--rounds 5] [--full-rounds 1] [--threads 1] [--write docs/benchmarks.md]
@@ -34,7 +34,7 @@ from worker.protocol import EditRequest, UpscaleRequest
 from worker.settings import ModelPreset, WorkerSettings, world_preset
 from worker.upscale.plan import plan_upscale
 
-CREATIVE_STRENGTH = 0.3  # tools/service.py's UPSCALE_STRENGTH: what "Upscale 2x" does today
+CREATIVE_STRENGTH = 0.3  # tools/service/images.py's UPSCALE_STRENGTH: the "Upscale (creative)" button
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
-# How an image came to be. Edits name their mode; the history stores the kind as text.
-ImageKind = Literal["generate", "upload", "regenerate", "subtle", "strong", "region", "instruct"]
+# How an image came to be. Edits name their mode (zoom and pan: outpainting; upscale: the upscaler network);
+# the history stores the kind as text.
+ImageKind = Literal[
+    "generate", "upload", "regenerate", "subtle", "strong", "region", "instruct", "zoom", "pan", "upscale"
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,3 +42,9 @@ class RenderedImage(Picture):
     def summary(self) -> str:
         """A short line for the model's context: parameters, never pixels."""
         return f"seed {self.seed}, {self.width}x{self.height}, model {self.model}"
+
+
+def as_rendered(picture: Picture, png: bytes, **changes: Any) -> RenderedImage:
+    """A remembered picture as an image to post: its own fields and these bytes, with `changes` laid over them."""
+    own = {f.name: getattr(picture, f.name) for f in fields(Picture)}
+    return RenderedImage(**{**own, "png": png, "guidance": 0.0, **changes})

@@ -12,7 +12,7 @@ from bot.deliver import followup
 from bot.language import interaction_voice
 from bot.render import compose
 from egaku.i18n import _
-from tools.pictures import RenderedImage
+from tools.pictures import RenderedImage, as_rendered
 from tools.stores.history import Generation
 
 if TYPE_CHECKING:
@@ -23,12 +23,7 @@ NO_CANDIDATES = _("This picture was drawn alone: there are no other candidates."
 
 def shown(generation: Generation, png: bytes) -> RenderedImage:
     """A history entry as an image to post again."""
-    return RenderedImage(
-        png=png, prompt=generation.prompt, negative_prompt=generation.negative_prompt, seed=generation.seed,
-        width=generation.width, height=generation.height, steps=generation.steps, guidance=0.0,
-        model=generation.model, user_words=generation.user_words, id=generation.id, kind=generation.kind,
-        score=generation.score,
-    )  # fmt: skip
+    return as_rendered(generation, png, id=generation.id)
 
 
 async def show_candidates(interaction: discord.Interaction, generation: Generation, post: Post) -> None:

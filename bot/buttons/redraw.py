@@ -12,15 +12,17 @@ from bot.language import interaction_voice
 from bot.policy import here, missing_permissions
 from bot.turns import interaction_turn
 from egaku.errors import report
-from tools.service.requests import Edit
+from tools.service.requests import Edit, Upscale
 from tools.stores.history import Generation
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 
-async def redraw(interaction: discord.Interaction, generation: Generation, edit: Edit, post: Post, where: str) -> None:
-    """Defer at once, then draw the edit for the presser and post it."""
+async def redraw(
+    interaction: discord.Interaction, generation: Generation, edit: Edit | Upscale, post: Post, where: str
+) -> None:
+    """Defer at once, then draw the edit (or the upscale) for the presser and post it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     voice = interaction_voice(bot, interaction)
     problem = missing_permissions(interaction.app_permissions)
@@ -30,8 +32,10 @@ async def redraw(interaction: discord.Interaction, generation: Generation, edit:
     await interaction.response.defer(thinking=True)
     place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     turn = interaction_turn(bot, interaction, place, generation.user_words)
+    images = bot.services.images
     try:
-        result = TurnResult.direct(await bot.services.images.edit(turn.who, edit))
+        asked = images.upscale(turn.who, edit) if isinstance(edit, Upscale) else images.edit(turn.who, edit)
+        result = TurnResult.direct(await asked)
     except Exception as exc:
         await interaction.followup.send(report(exc, where, voice), ephemeral=True)
         return

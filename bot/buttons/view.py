@@ -36,12 +36,13 @@ GONE = _("I can't find that image in my history any more.")
 BUSY = _("I'm already working on that one.")
 
 
-def result_view(images: list[RenderedImage], voice: Voice) -> ui.View | None:
+def result_view(images: list[RenderedImage], voice: Voice, *, upscaler: bool) -> ui.View | None:
     """The buttons for a result message.
 
-    One image: reroll, vary, upscale, edit, show prompt, delete. Several (up to 4): per-image
-    rows U1..Un (upscale) and V1..Vn (vary strongly), as Midjourney has them, then reroll, edit,
-    show prompt and delete for the first image.
+    One image: reroll, vary, edit; the upscales; the zooms; the pans; show prompt, delete
+    (`SINGLE_ROWS`). Several (up to 4): per-image rows U1..Un (upscale) and V1..Vn (vary
+    strongly), as Midjourney has them, then reroll, edit, show prompt and delete for the first
+    image. Without an `upscaler`, the plain upscale buttons' labels say that they fall back.
     """
     ids = [image.id for image in images if image.id]
     if not ids:
@@ -52,7 +53,7 @@ def result_view(images: list[RenderedImage], voice: Voice) -> ui.View | None:
         rows = [*SINGLE_ROWS[:-1], (*SINGLE_ROWS[-1], *(("candidates",) if images[0].candidates else ()))]
         for row, names in enumerate(rows):
             for name in names:
-                view.add_item(ResultButton(name, ids[0], row=row, voice=voice))
+                view.add_item(ResultButton(name, ids[0], row=row, voice=voice, upscaler=upscaler))
         return view
     for row, (each, letter) in enumerate(PER_PICTURE):
         for number, generation_id in enumerate(ids[:5], start=1):
@@ -62,10 +63,14 @@ def result_view(images: list[RenderedImage], voice: Voice) -> ui.View | None:
     return view
 
 
-def with_buttons(outgoing: list[Outgoing], images: list[RenderedImage], voice: Voice) -> list[Outgoing]:
-    """Attach the buttons to the message that carries the images."""
+async def with_buttons(
+    bot: EgakuBot, outgoing: list[Outgoing], images: list[RenderedImage], voice: Voice
+) -> list[Outgoing]:
+    """Attach the buttons to the message that carries the images (asking, for one image, about the upscaler)."""
     if outgoing:
-        outgoing[-1].view = result_view(images, voice)
+        alone = sum(1 for image in images if image.id) == 1  # only one picture's buttons name the upscaler
+        upscaler = alone and await bot.services.images.upscaler() is not None
+        outgoing[-1].view = result_view(images, voice, upscaler=upscaler)
     return outgoing
 
 
@@ -75,12 +80,12 @@ async def send_result(interaction: discord.Interaction, result: TurnResult, wher
     voice = interaction_voice(bot, interaction)
     reply = voice(result.fixed) if result.fixed else result.reply
     notice = failure_notice(result.failures, where, voice)
-    outgoing = with_buttons(compose(reply, result.images, notice, voice), result.images, voice)
+    outgoing = await with_buttons(bot, compose(reply, result.images, notice, voice), result.images, voice)
     sent = await followup(interaction, outgoing, where, voice)
     await remember_shown(bot, result, sent)
 
 
-class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z]+):(?P<gen>[a-z2-9]{4,8})"):
+class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z0-9]+):(?P<gen>[a-z2-9]{4,8})"):
     """One restart-safe button."""
 
     def __init__(
@@ -90,6 +95,7 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         row: int | None = None,
         label: str | None = None,
         voice: Voice = ENGLISH_VOICE,
+        upscaler: bool = True,
     ) -> None:
         known = ACTIONS.get(action)
         emoji: str | None = known.emoji if known else "❔"
@@ -97,8 +103,11 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
             emoji = None  # "U2", "V3": short per-image labels, as on Midjourney's grids
         style = discord.ButtonStyle.danger if known and known.danger else discord.ButtonStyle.secondary
         custom_id = f"egaku:{action}:{generation_id}"
-        text = label or (voice(known.label) if known else action)
-        super().__init__(ui.Button(label=text, emoji=emoji, style=style, custom_id=custom_id, row=row))
+        if label is None:
+            shown = known.label_for(upscaler) if known else None
+            # No label is an emoji-only button (the pans); an unknown action shows its name.
+            label = voice(shown) if shown else (None if known else action)
+        super().__init__(ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id, row=row))
         self.action = action
         self.generation_id = generation_id
 

@@ -169,7 +169,7 @@ class Chat(commands.Cog):
         if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)
-        outgoing = with_buttons(compose(reply, result.images, notice, voice), result.images, voice)
+        outgoing = await with_buttons(self.bot, compose(reply, result.images, notice, voice), result.images, voice)
         sent = await reply_to(message, outgoing, "chat", voice)
         await remember_shown(self.bot, result, sent)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from agent.graph import build_graph
@@ -27,7 +25,9 @@ def runtime() -> SmolRuntime:
     return SmolRuntime()
 
 
-async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker_url: str, tmp_path: Path) -> None:
+async def test_real_turns_draw_what_was_asked_and_answer_a_greeting_in_words(
+    runtime: SmolRuntime, worker_url: str
+) -> None:
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
@@ -37,10 +37,16 @@ async def test_a_real_turn_ends_in_an_image_or_text(runtime: SmolRuntime, worker
             AgentSettings(),
         )
         drawn = await agent.respond(TurnRequest.of("t", "u", "amy", "draw a red fox in the snow"))
+        greeted = await agent.respond(TurnRequest.of("t3", "u", "amy", "hello! nice to meet you"))
         forced = await agent.respond(TurnRequest.of("t2", "u", "amy", "リスの王", must_draw=True))
-    assert drawn.images or drawn.reply
-    assert drawn.failures == []
-    assert "<|" not in drawn.reply
+    # Asked to draw, it draws one picture of what was asked, and says so.
+    (picture,) = drawn.images
+    assert "fox" in picture.prompt.lower(), picture.prompt
+    assert picture.user_words == "draw a red fox in the snow" and picture.png.startswith(b"\x89PNG")
+    assert drawn.failures == [] and drawn.reply.strip() and "<|" not in drawn.reply
+    # Greeted, it answers in words and draws nothing.
+    assert greeted.images == [] and greeted.failures == []
+    assert greeted.reply.strip() and "<|" not in greeted.reply
     # /imagine always draws, even when the tiny model cannot translate.
     assert len(forced.images) == 1 and forced.images[0].user_words == "リスの王"
     assert forced.images[0].png.startswith(b"\x89PNG")

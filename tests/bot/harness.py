@@ -21,6 +21,34 @@ from tools.service.teaching import ConceptService
 from tools.stores.history import History
 from tools.stores.preferences import Preferences
 
+# The tasks discord.py runs event listeners and app commands in (its own names for them).
+HANDLER_TASKS = ("discord.py: ", "CommandTree-invoker")
+
+
+async def settled(bot: EgakuBot, fake: FakeDiscord, timeout: float = 60.0) -> None:
+    """Until the bot has read every event the fake dispatched and every handler they started has returned.
+
+    After this nothing more can be sent for those events, so what the fake captured is final: a test
+    counts deliveries then, instead of after a guessed sleep.
+    """
+
+    def handlers() -> list[asyncio.Task[object]]:
+        me = asyncio.current_task()
+        return [t for t in asyncio.all_tasks() if t is not me and t.get_name().startswith(HANDLER_TASKS)]
+
+    async def wait() -> None:
+        while True:
+            # discord.py stores an event's sequence number just before it hands the event to its
+            # parser, which starts the handler tasks; so once they match, those tasks exist.
+            if bot.ws is None or bot.ws.sequence != fake.sequence:
+                await asyncio.sleep(0.01)
+            elif running := handlers():
+                await asyncio.wait(running)  # then look again: more events may have come meanwhile
+            else:
+                return
+
+    await asyncio.wait_for(wait(), timeout)
+
 
 class HandlerErrors(list[BaseException]):
     """Exceptions that discord.py would only have logged."""

@@ -12,6 +12,13 @@ from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
 
 NO_PERMISSIONS = "0"
+SINGLE = (
+    *("reroll", "subtle", "strong", "edit"),
+    *("upscale2", "upscale4", "upscale"),
+    *("zoom15", "zoom2", "zoom"),
+    *("panleft", "panright", "panup", "pandown"),
+    *("prompt", "delete"),
+)
 
 
 def custom_ids(post: Captured) -> list[str]:
@@ -47,9 +54,7 @@ async def test_buttons_carry_the_image_id_and_survive_a_restart(
 ) -> None:
     async with live(app_config, fake_openai, recorder, fake_discord):
         post, message_id, gid = await first_image(fake_discord, fake_openai)
-    assert custom_ids(post) == [
-        f"egaku:{action}:{gid}" for action in ("reroll", "subtle", "strong", "upscale", "edit", "prompt", "delete")
-    ]
+    assert custom_ids(post) == [f"egaku:{action}:{gid}" for action in SINGLE]
     async with live(app_config, fake_openai, recorder, fake_discord):  # a new process: nothing in memory
         reroll = await fake_discord.press(f"egaku:reroll:{gid}", message_id)
         rerolled = await fake_discord.wait_for_request(followup_of(reroll))
@@ -77,7 +82,7 @@ async def test_other_users_and_garbage_ids_are_refused_politely(
         odd = [
             {"type": 2, "style": 2, "label": "?", "custom_id": c} for c in ("egaku:reroll:zzzz", f"egaku:explode:{gid}")
         ]
-        fake_discord.messages[message_id]["components"].append({"type": 1, "components": odd})
+        fake_discord.messages[message_id]["components"][1]["components"].extend(odd)  # the upscales' row has room
         bob = await fake_discord.press(f"egaku:reroll:{gid}", message_id, user_id=21, user_name="bob")
         unknown = await fake_discord.press("egaku:reroll:zzzz", message_id)
         strange = await fake_discord.press(f"egaku:explode:{gid}", message_id)
@@ -186,7 +191,7 @@ async def test_a_picture_drawn_alone_has_no_candidates_button(
         assert not any(c.startswith("egaku:candidates:") for c in custom_ids(post))
         # An old or tampered message may carry the button anyway: the answer is polite.
         odd = [{"type": 2, "style": 2, "label": "?", "custom_id": f"egaku:candidates:{gid}"}]
-        fake_discord.messages[message_id]["components"].append({"type": 1, "components": odd})
+        fake_discord.messages[message_id]["components"][-1]["components"].extend(odd)
         press = await fake_discord.press(f"egaku:candidates:{gid}", message_id)
         answer = await fake_discord.wait_for_request(followup_of(press))
     assert answer.json["content"] == "This picture was drawn alone: there are no other candidates."

@@ -35,8 +35,15 @@ JAPANESE = {
     "cancelling": "取り消しています…",
     "cancelled": "取り消しました。",
     "embed": ("プロンプト", "あなたの言葉", "シード 5 · 64×64 · 2ステップ · tiny"),
-    "buttons": [
-        ["描き直す", "バリエーション（小）", "バリエーション（大）", "2倍に拡大", "編集"],
+    "buttons": [  # this worker has no upscaler: the plain upscales say that they fall back
+        ["描き直す", "バリエーション（小）", "バリエーション（大）", "編集"],
+        [
+            "2倍に拡大(クリエイティブ: アップスケーラーなし)",
+            "4倍 → 2倍に拡大(クリエイティブ: アップスケーラーなし)",
+            "拡大(クリエイティブ)",
+        ],
+        ["ズームアウト 1.5倍", "ズームアウト 2倍", "カスタムズーム"],
+        ["", "", "", ""],  # the pans: arrows only
         ["プロンプトを見る", "削除"],
     ],
     "shown": (
@@ -58,7 +65,13 @@ ENGLISH = {
     "cancelling": "Cancelling…",
     "cancelled": "Cancelled.",
     "embed": ("Prompt", "You said", "seed 5 · 64×64 · 2 steps · tiny"),
-    "buttons": [["Reroll", "Vary (subtle)", "Vary (strong)", "Upscale 2×", "Edit"], ["Show prompt", "Delete"]],
+    "buttons": [
+        ["Reroll", "Vary (subtle)", "Vary (strong)", "Edit"],
+        ["Upscale 2× (creative: no upscaler)", "Upscale 4× → 2× (creative: no upscaler)", "Upscale (creative)"],
+        ["Zoom Out 1.5×", "Zoom Out 2×", "Custom Zoom"],
+        ["", "", "", ""],
+        ["Show prompt", "Delete"],
+    ],
     "shown": (
         "**You said:** リスの王",
         f"**Prompt:** {PROMPT}",
@@ -78,7 +91,7 @@ def callback(fake: FakeDiscord, interaction: dict[str, Any]) -> Any:
 
 
 def labels(body: dict[str, Any]) -> list[list[str]]:
-    return [[button["label"] for button in row["components"]] for row in body["components"]]
+    return [[button.get("label", "") for button in row["components"]] for row in body["components"]]
 
 
 @BY_LOCALE
@@ -135,7 +148,7 @@ async def test_the_result_embed_its_buttons_and_show_prompt_are_in_the_clients_l
             "imagine", [{"name": "prompt", "type": 3, "value": "リスの王"}], locale=locale
         )
         result: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
-        prompt_button = result.json["components"][1]["components"][0]["custom_id"]
+        prompt_button = result.json["components"][-1]["components"][0]["custom_id"]
         message_id = int(next(m for m in fake_discord.messages.values() if m.get("components"))["id"])
         shown = await callback(fake_discord, await fake_discord.press(prompt_button, message_id, locale=locale))
     assert result.json["content"] == "できました！"  # the model's own words, as it wrote them

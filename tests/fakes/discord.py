@@ -242,6 +242,11 @@ class FakeDiscord:
         """The websocket URL (the trailing slash matters)."""
         return f"ws://127.0.0.1:{self.port}/gateway/"
 
+    @property
+    def sequence(self) -> int:
+        """The sequence number of the last event dispatched (a client that has read it holds the same)."""
+        return self._seq
+
     def next_id(self) -> int:
         """A fresh snowflake."""
         return next(self._ids)

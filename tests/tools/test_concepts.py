@@ -10,9 +10,12 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from tests.conftest import teach_settings
 from tests.fakes.recording_worker import RecordingWorker
+from tests.worker.direct import PIXEL_TOLERANCE, direct_pixels, load_textual_inversion
 from tests.worker.test_teach import PICTURES
 from tools.backends.worker_client import WorkerClient
 from tools.checks.uploads import Upload, check_image
@@ -20,11 +23,13 @@ from tools.service.images import ImageService
 from tools.service.requests import Draw, Drawn, Refused, Requester
 from tools.service.teaching import ConceptService, Taught
 from tools.stores.concepts import ConceptStore, concept_name
+from worker.pipelines import Placement, load_pipeline
 from worker.protocol import ProgressEvent, TeachSettingsUsed
 from worker.teach import read_embedding
 
 TaughtWords = tuple[ConceptService, RecordingWorker, Path]
 
+CPU = Placement(device="cpu", dtype=torch.float32)
 UPLOADS = [check_image(data, f"p{n}.png") for n, data in enumerate(PICTURES)]
 
 
@@ -112,8 +117,8 @@ async def test_teach_refuses_before_any_training(
     assert worker.received == []  # nothing reached the worker
 
 
-async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothing_elsewhere(
-    words: TaughtWords,
+async def test_a_taught_word_draws_what_its_file_means_for_its_server_and_means_nothing_elsewhere(
+    words: TaughtWords, worker_cache: Path
 ) -> None:
     concepts, worker, _ = words
     assert isinstance(await concepts.teach(alice(), "our-mascot", UPLOADS), Taught)
@@ -126,7 +131,8 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
             outcomes[guild] = await images.draw(who, Draw(prompt=prompt, seed=12))
     renders = [r for r in worker.received if r.path == "/v1/images/generations"]
     sent = [r.fields.get("concepts") for r in renders]
-    embedding = base64.b64encode((concepts.store.path((await concepts.store.of("100"))[0].file)).read_bytes()).decode()
+    file = concepts.store.path((await concepts.store.of("100"))[0].file)
+    embedding = base64.b64encode(file.read_bytes()).decode()
     assert sent == [[{"token": "<our-mascot>", "embedding": embedding}], None, None]  # only its own server sends it
     assert [r.answer["data"][0]["parameters"]["concepts"] for r in renders] == [["<our-mascot>"], [], []]
     pictures = []
@@ -134,7 +140,17 @@ async def test_a_taught_word_changes_the_picture_for_its_server_and_means_nothin
         drawn = outcomes[guild]
         assert isinstance(drawn, Drawn)
         pictures.append(np.asarray(Image.open(io.BytesIO(drawn.images[0].png)), dtype=np.int16))
-    assert np.abs(pictures[0] - pictures[1]).max() > 0  # the word changes the picture, same seed
+    # Its server's picture is the tiny pipeline's with the word's file loaded by diffusers itself.
+    reference = load_pipeline(teach_settings(worker_cache).models["tiny"], CPU, worker_cache)
+    load_textual_inversion(reference, file, "<our-mascot>")
+    ours = outcomes["100"]
+    assert isinstance(ours, Drawn)
+    picture = ours.images[0]
+    assert (picture.prompt, picture.seed) == (prompt, 12)
+    call = {"prompt": picture.prompt, "num_inference_steps": picture.steps, "guidance_scale": picture.guidance,
+            "width": picture.width, "height": picture.height}  # fmt: skip
+    assert np.abs(pictures[0] - direct_pixels(reference, 12, call)).max() <= PIXEL_TOLERANCE
+    assert np.abs(pictures[0] - pictures[1]).max() > PIXEL_TOLERANCE  # the word changes the picture, same seed
     assert np.array_equal(pictures[1], pictures[2])  # another server's prompt is plain text
 
 

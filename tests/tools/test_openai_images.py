@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from egaku.config import OpenAIBackendSettings
-from egaku.errors import WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
+from egaku.errors import EditNotPossible, WorkerBusy, WorkerFailed, WorkerRejected, WorkerUnavailable
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.openai_images import FakeOpenAIImages
-from tools.backends.base import ImageEdit
-from tools.backends.openai_images import OpenAIImages, alpha_mask, nearest_size
+from tools.backends.base import ImageEdit, ImageUpscale
+from tools.backends.openai_images import NO_OUTPAINTING, NO_UPSCALER, OpenAIImages, alpha_mask, nearest_size
 from tools.backends.worker_client import WorkerClient
-from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent, UpscaleRequest
 
 
 @pytest.fixture
@@ -225,3 +225,26 @@ async def test_egaku_chat_draws_through_openai_images(
     (line,) = [line.strip() for line in out.splitlines() if line.strip().startswith("image: ")]
     assert Image.open(line.removeprefix("image: ")).size == (1792, 1024)
     assert "Revised: a red fox in snow" in out
+
+
+async def test_zoom_pan_and_the_upscaler_are_refused_in_words_never_sent_as_a_plain_edit(
+    images_api: FakeOpenAIImages,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = backend(session, images_api, "gpt-image-1")
+        refusals = []
+        for outpaint in ({"zoom": 1.5}, {"pan": "left"}):
+            request = EditRequest.model_validate({"prompt": "a fox", **outpaint})
+            with pytest.raises(EditNotPossible) as refused:
+                await api.edit(ImageEdit(request, png((64, 64))))
+            refusals.append(refused.value.text)
+        with pytest.raises(EditNotPossible) as no_upscaler:
+            await api.upscale(ImageUpscale(UpscaleRequest(scale=2), png((64, 64))))
+        assert await api.upscaler() is None  # the plain upscale buttons fall back to the creative one
+    assert refusals == [NO_OUTPAINTING] * 2
+    assert str(NO_OUTPAINTING) == (
+        "Zoom out and pan need egaku's own worker: this bot draws with OpenAI's Images API, "
+        "which cannot paint past a picture's edges."
+    )
+    assert no_upscaler.value.text == NO_UPSCALER
+    assert images_api.seen == []  # nothing went to OpenAI

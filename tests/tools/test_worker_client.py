@@ -9,8 +9,9 @@ from aiohttp import web
 from egaku.errors import WorkerBusy, WorkerFailed, WorkerLost, WorkerRejected, WorkerUnavailable
 from tests.conftest import serve
 from tests.fakes.broken_worker import Break, BrokenWorker
+from tools.backends.base import ImageUpscale
 from tools.backends.worker_client import WorkerClient
-from worker.protocol import GenerationRequest, ProgressEvent
+from worker.protocol import GenerationRequest, ProgressEvent, UpscaleRequest
 
 
 def answering(status: int, body: object) -> web.Application:
@@ -92,3 +93,26 @@ async def test_a_connection_that_breaks_is_an_image_service_failure(how: Break) 
     assert worker.calls == 1
     if how != "reset":
         assert [e.kind for e in seen] == ["queued"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"created": 1, "data": [], "size": "128x128", "scale": 2, "model": "4x.safetensors"},  # no picture
+        {"created": 1, "data": [{"b64_json": "not base64!"}], "size": "128x128", "scale": 2, "model": "4x"},
+        {"created": 1, "data": [{"b64_json": "iVBO"}], "size": "huge", "scale": 2, "model": "4x"},
+    ],
+)
+async def test_an_unreadable_upscale_is_a_worker_failure(body: object) -> None:
+    async def handler(_request: web.Request) -> web.Response:
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/v1/images/upscales", handler)
+    runner, url = await serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(WorkerFailed, match="unreadable upscale"):
+                await WorkerClient(session, url).upscale(ImageUpscale(UpscaleRequest(scale=2), b"png"))
+    finally:
+        await runner.cleanup()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
 from tests.conftest import tiny_model_dir, tiny_worker_settings
-from tests.worker.test_engine import pixels, png
+from tests.worker.direct import assert_lora_as_fused, assert_same_picture, assert_word_as_loaded, engine_latents
+from tests.worker.test_engine import png
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.protocol import AdapterChoice, EditRequest, GenerationRequest
@@ -42,33 +42,32 @@ def tiny_embedding(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def adapter_engine(tmp_path_factory: pytest.TempPathFactory, worker_cache: Path) -> Engine:
+def adapter_files(tmp_path_factory: pytest.TempPathFactory, worker_cache: Path) -> tuple[Path, Path]:
+    """The LoRA "ink" and the textual inversion "mycat" for the tiny SDXL pipeline."""
     folder = tmp_path_factory.mktemp("adapters")
+    return tiny_lora(folder, worker_cache), tiny_embedding(folder / "cat.safetensors")
+
+
+@pytest.fixture(scope="module")
+def adapter_engine(adapter_files: tuple[Path, Path], worker_cache: Path) -> Engine:
+    lora, embedding = adapter_files
     settings = tiny_worker_settings(worker_cache).model_copy(
         update={
             "adapters": {
-                "ink": AdapterSpec(kind="lora", source=str(tiny_lora(folder, worker_cache))),
-                "mycat": AdapterSpec(
-                    kind="textual_inversion", source=str(tiny_embedding(folder / "cat.safetensors")), token="<my-cat>"
-                ),
+                "ink": AdapterSpec(kind="lora", source=str(lora)),
+                "mycat": AdapterSpec(kind="textual_inversion", source=str(embedding), token="<my-cat>"),
             }
         }
     )
     return Engine(settings)
 
 
-def render(engine: Engine, **fields: object) -> np.ndarray:
-    return pixels(engine.render(engine.plan(GenerationRequest.model_validate({"seed": 3, **fields}))))
-
-
-def test_lora_changes_the_image_and_is_cached(adapter_engine: Engine) -> None:
-    plain = render(adapter_engine, prompt="a fox")
-    inked = render(adapter_engine, prompt="a fox", adapters=[{"name": "ink", "scale": 1.0}])
-    again = render(adapter_engine, prompt="a fox", adapters=[{"name": "ink", "scale": 1.0}])
-    plain_again = render(adapter_engine, prompt="a fox")
-    assert np.abs(plain - inked).max() > 0
-    assert np.abs(inked - again).max() <= 1
-    assert np.abs(plain - plain_again).max() <= 1  # switched off again for requests without it
+def test_a_lora_at_a_scale_draws_what_diffusers_draws_with_it_fused_and_is_cached(adapter_engine: Engine) -> None:
+    ink = AdapterChoice(name="ink", scale=0.5)
+    plain = adapter_engine.plan(GenerationRequest(prompt="a fox", seed=3))
+    inked = adapter_engine.plan(GenerationRequest(prompt="a fox", seed=3, adapters=[ink]))
+    drawn = assert_lora_as_fused(adapter_engine, plain, inked, ink)
+    assert_same_picture(engine_latents(adapter_engine, inked), drawn)  # again, from the cache
     assert ("tiny", "ink") in adapter_engine._adapters._loaded
 
 
@@ -78,12 +77,15 @@ def test_lora_requests_batch_separately(adapter_engine: Engine) -> None:
     assert with_lora.key != without.key
 
 
-def test_textual_inversion_word_reaches_the_encoder(adapter_engine: Engine) -> None:
-    without = render(adapter_engine, prompt="a photo of <my-cat>")
-    learned = render(adapter_engine, prompt="a photo of <my-cat>", adapters=[{"name": "mycat"}])
+def test_a_textual_inversion_draws_what_diffusers_draws_with_it_loaded(
+    adapter_engine: Engine, adapter_files: tuple[Path, Path]
+) -> None:
+    mycat = AdapterChoice(name="mycat")
+    plain = adapter_engine.plan(GenerationRequest(prompt="a photo of <my-cat>", seed=3))
+    with_word = adapter_engine.plan(GenerationRequest(prompt="a photo of <my-cat>", seed=3, adapters=[mycat]))
+    assert_word_as_loaded(adapter_engine, plain, with_word, adapter_files[1], "<my-cat>")
     pipe = adapter_engine._pipe("tiny", "generate")
     assert "<my-cat>" in pipe.tokenizer.get_vocab() and "<my-cat>" in pipe.tokenizer_2.get_vocab()
-    assert np.abs(without - learned).max() > 0
 
 
 def test_unknown_adapter_is_a_clear_400(adapter_engine: Engine) -> None:

@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from tests.conftest import tiny_worker_settings
+from tests.worker.direct import assert_word_as_loaded
 from tests.worker.test_engine import pixels
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.families import family_for
-from worker.protocol import GenerationRequest, TeachRequest
+from worker.protocol import ConceptChoice, GenerationRequest, TeachRequest
 from worker.settings import ModelPreset
 from worker.teach import fit_picture, read_embedding
 
@@ -73,24 +74,19 @@ def test_training_moves_the_word_away_from_its_start_and_saves_what_the_family_l
     assert torch.equal(pipe.text_encoder.get_input_embeddings().weight, before)  # out again, nothing else moved
 
 
-def test_a_prompt_with_the_word_changes_the_picture_for_that_request_only(
-    taught: tuple[Engine, str, bytes, list[torch.Tensor]],
+def test_a_prompt_with_the_word_draws_what_diffusers_draws_with_the_file_for_that_request_only(
+    taught: tuple[Engine, str, bytes, list[torch.Tensor]], tmp_path: Path
 ) -> None:
     engine, family, data, _ = taught
-    concept = {"token": TOKEN, "embedding": base64.b64encode(data).decode()}
+    concept = ConceptChoice(token=TOKEN, embedding=base64.b64encode(data).decode())
     prompt = f"{TOKEN} on the moon"
-
-    def draw(**extra: object) -> np.ndarray:
-        request = GenerationRequest.model_validate({"prompt": prompt, "seed": 9, **extra})
-        return pixels(engine.render(engine.plan(request)))
-
-    plain = draw()
-    taught_word = draw(concepts=[concept])
-    plain_again = draw()
-    assert np.abs(plain - taught_word).max() > 0  # the word means something now
-    assert np.array_equal(plain, plain_again)  # and only for the request that brought it
-    response = engine.render(engine.plan(GenerationRequest(prompt=prompt, seed=9, concepts=[concept])))  # type: ignore[list-item]
-    assert response.data[0].parameters.concepts == [TOKEN]
+    plain = engine.plan(GenerationRequest(prompt=prompt, seed=9))
+    taught_plan = engine.plan(GenerationRequest(prompt=prompt, seed=9, concepts=[concept]))
+    before = pixels(engine.render(plain))
+    (tmp_path / "word.safetensors").write_bytes(data)
+    assert_word_as_loaded(engine, plain, taught_plan, tmp_path / "word.safetensors", TOKEN)  # what the file means
+    assert np.array_equal(pixels(engine.render(plain)), before)  # and only for the request that brought it
+    assert engine.render(taught_plan).data[0].parameters.concepts == [TOKEN]
     assert TOKEN not in engine._pipe(family, "generate").tokenizer.get_vocab()
 
 

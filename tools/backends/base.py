@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tools.pictures import RenderedImage
-from worker.protocol import EditRequest, GenerationRequest, ProgressEvent
+from worker.protocol import EditRequest, GenerationRequest, ProgressEvent, UpscaleRequest
 
 ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
 
@@ -25,6 +25,24 @@ class ImageEdit:
     mask: bytes | None = None  # white where to paint (egaku's luminance masks)
 
 
+@dataclass(frozen=True)
+class ImageUpscale:
+    """An upscale as a backend receives it: the validated request and the picture."""
+
+    request: UpscaleRequest
+    image: bytes
+
+
+@dataclass(frozen=True)
+class Upscaled:
+    """A picture enlarged by an upscaler: its PNG, its size, and the upscaler's name."""
+
+    png: bytes
+    width: int
+    height: int
+    upscaler: str
+
+
 class ImageBackend(Protocol):
     """Anything that renders requests: the worker client, OpenAI's API, or a test's fake."""
 
@@ -36,6 +54,14 @@ class ImageBackend(Protocol):
 
     async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """Edit a picture."""
+        ...
+
+    async def upscale(self, upscale: ImageUpscale) -> Upscaled:
+        """Enlarge a picture with the backend's upscaler (a super-resolution network: nothing redrawn)."""
+        ...
+
+    async def upscaler(self) -> str | None:
+        """The backend's upscaler, by name; None when it has none (the plain upscale buttons then fall back)."""
         ...
 
     async def cancel(self, job_id: str) -> bool:

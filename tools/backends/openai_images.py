@@ -11,6 +11,7 @@ mapped or dropped here, never sent:
   (OpenAI moderates every request itself);
 - a region edit by words (`mask_prompt`) becomes a whole-image edit with the full new description;
   a greyscale mask (white = paint) becomes OpenAI's alpha mask (transparent = paint);
+- zoom, pan and the upscaler are egaku's own worker's: they are refused with a text that says so;
 - the user's id goes as a hashed `safety_identifier`, as OpenAI asks;
 - progress, when someone watches, is OpenAI's stream with partial images (gpt-image models, one
   image per request): each partial image becomes a small preview for the status message.
@@ -32,9 +33,10 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from egaku.config import OpenAIBackendSettings
-from egaku.errors import WorkerFailed, WorkerRejected, WorkerUnavailable, safe_detail
+from egaku.errors import EditNotPossible, WorkerFailed, WorkerRejected, WorkerUnavailable, safe_detail
+from egaku.i18n import _
 from tools.backends.answers import error_for
-from tools.backends.base import ImageEdit, ProgressCallback
+from tools.backends.base import ImageEdit, ImageUpscale, ProgressCallback, Upscaled
 from tools.pictures import RenderedImage
 from worker.protocol import (
     ASPECT_RATIOS,
@@ -57,6 +59,12 @@ SIZES: dict[str, tuple[str, ...]] = {
 
 
 PREVIEW_SIDE = 256  # partial images are full size; the status message shows a small preview
+
+NO_OUTPAINTING = _(
+    "Zoom out and pan need egaku's own worker: this bot draws with OpenAI's Images API, "
+    "which cannot paint past a picture's edges."
+)
+NO_UPSCALER = _("The upscaler needs egaku's own worker: this bot draws with OpenAI's Images API, which has none.")
 
 
 class _Item(BaseModel):
@@ -163,6 +171,8 @@ class OpenAIImages:
     async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
         """POST /images/edits (multipart): the picture, the whole new description, and an alpha mask if any."""
         request, image, mask = edit.request, edit.image, edit.mask
+        if request.outpaints:
+            raise EditNotPossible(NO_OUTPAINTING)  # sent on, zoom and pan would be dropped: a plain redraw
         if self._model == "dall-e-3":
             raise refused("dall-e-3 cannot edit images; set [backend.openai] model to a gpt-image model")
         fields = {**self._common(request), "n": request.n}
@@ -179,6 +189,14 @@ class OpenAIImages:
         await _started(request, on_progress)
         answer = await self._post("/images/edits", on_progress if streams else None, data=form)
         return await self._rendered(answer.data, request, fields["prompt"])
+
+    async def upscale(self, upscale: ImageUpscale) -> Upscaled:
+        """OpenAI's Images API has no upscaler."""
+        raise EditNotPossible(NO_UPSCALER)
+
+    async def upscaler(self) -> str | None:
+        """None: the plain upscale buttons fall back to the creative one (an edit at twice the size)."""
+        return None
 
     async def cancel(self, job_id: str) -> bool:
         """OpenAI has no cancel; the bot then says the job could not be stopped."""

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from egaku.errors import STATUS_OF_CODE, WorkerFailed, WorkerLost, WorkerUnavailable, safe_detail
 from tools.backends.answers import error_for
-from tools.backends.base import ImageEdit, ProgressCallback
+from tools.backends.base import ImageEdit, ImageUpscale, ProgressCallback, Upscaled
 from tools.pictures import RenderedImage
 from worker.protocol import (
     DescriptionResponse,
@@ -24,6 +24,8 @@ from worker.protocol import (
     ProgressEvent,
     TeachRequest,
     TeachResponse,
+    UpscaleResponse,
+    parse_size,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,25 @@ class WorkerClient:
         for key, value in fields.items():
             form.add_field(key, json.dumps(value) if isinstance(value, list | dict | bool) else str(value))
         return await self._call("/v1/images/edits", on_progress, data=form)
+
+    async def upscale(self, upscale: ImageUpscale) -> Upscaled:
+        """POST /v1/images/upscales (multipart): the picture enlarged by the worker's upscaler."""
+        form = aiohttp.FormData()
+        form.add_field("image", upscale.image, filename="image.png", content_type="image/png")
+        for key, value in upscale.request.model_dump(exclude_none=True, exclude_unset=True).items():
+            form.add_field(key, str(value))
+        raw = await self._post("/v1/images/upscales", None, data=form)
+        try:
+            answer = UpscaleResponse.model_validate_json(raw)
+            size = parse_size(answer.size)
+            png = base64.b64decode(answer.data[0].b64_json, validate=True)
+        except (ValidationError, ValueError, IndexError) as exc:  # binascii.Error is a ValueError
+            raise WorkerFailed(f"worker sent an unreadable upscale: {safe_detail(exc)}") from exc
+        return Upscaled(png=png, width=size.width, height=size.height, upscaler=answer.model)
+
+    async def upscaler(self) -> str | None:
+        """The worker's upscaler by name, as its /healthz says; None when it has none."""
+        return (await self.health()).upscaler
 
     async def train(
         self, request: TeachRequest, images: Sequence[bytes], on_progress: ProgressCallback | None = None

@@ -28,22 +28,27 @@ from egaku.errors import (
     Refusal,
     TooManyCandidates,
     UnknownImage,
+    WorkerRejected,
     WrongLanguage,
 )
 from egaku.i18n import Text, _
-from tools.backends.base import ImageBackend, ImageEdit, ProgressCallback
+from tools.backends.base import ImageBackend, ImageEdit, ImageUpscale, ProgressCallback
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import ImageKind, RenderedImage
-from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester
+from tools.service.outpainting import CANNOT_OUTPAINT, check_zoom, outpaint_fields, outpaint_kind, outpaints
+from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester, Upscale
+from tools.service.upscaling import UpscalerCheck, upscaled
 from tools.stores.history import AuditRecord, Generation, History, Viewer
-from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest
+from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
 log = logging.getLogger(__name__)
 
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
 UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
+# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
+OWN_SIZE_KINDS = ("upload", "upscale")
 
 
 class ConceptLookup(Protocol):
@@ -87,6 +92,7 @@ class ImageService:
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
         self._best_of = best_of  # the bot's default ([best_of] default); a server's default wins
         self.max_best_of = max_best_of
+        self._upscaler = UpscalerCheck(backend)
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture."""
@@ -103,9 +109,8 @@ class ImageService:
         """Change an earlier image, keeping its seed, size and model unless told otherwise."""
 
         async def work() -> list[RenderedImage]:
-            if self.history is None:
-                raise UnknownImage("there is no image history here")
-            parent = await self.history.resolve(request.ref, viewer_of(who))
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
@@ -113,16 +118,22 @@ class ImageService:
                 raise EditNotPossible(_("a region edit needs `target`: the words for the part to change"))
             if mode == "instruct" and not self.instruct_model:
                 raise EditNotPossible(_("instruction edits are not set up here; use region, subtle or strong"))
+            # An upload or an upscale is drawn at the model's own size (the worker fits it); ours keep their size.
+            fitted = parent.kind in OWN_SIZE_KINDS and request.scale == 1.0
             common = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
                 "seed": parent.seed if request.seed is None else request.seed,
-                # An upload is drawn at the model's own size (the worker fits it); a picture of ours keeps its size.
-                "size": None if parent.kind == "upload" and request.scale == 1.0 else scaled(parent, request.scale),
+                "size": None if fitted else scaled(parent, request.scale),
                 "user": who.user_id,
                 "safety_check": self._checks(who) or None,
             }
-            model = parent.model if parent.kind != "upload" else self._model_for(who)
+            model = parent.model or self._model_for(who)  # an upload (and its upscale) has no model of its own
+            if outpaints(request):
+                check_zoom(parent, request)
+                self._check_language(request.language, model)
+                images = await self._outpaint(who, {**common, "model": model, **outpaint_fields(request)}, parent)
+                return await self._keep(images, who, outpaint_kind(request), parent.id)
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
@@ -135,10 +146,45 @@ class ImageService:
                 if mode == "region":
                     fields["mask_prompt"] = request.target
                 edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                images = await self._edit(who, ImageEdit(edit, self.history.png(parent)))
+                images = await self._edit(who, ImageEdit(edit, history.png(parent)))
             return await self._keep(images, who, mode, parent.id)
 
         return await self._run(who, work)
+
+    async def upscale(self, who: Requester, request: Upscale) -> Outcome:
+        """Enlarge an earlier image with the backend's upscaler, nothing redrawn; without one, draw the fallback."""
+        if request.fallback is not None and await self.upscaler() is None:
+            return await self.edit(who, request.fallback)
+
+        async def work() -> list[RenderedImage]:
+            history = self._history()
+            parent = await history.resolve(request.ref, viewer_of(who))
+            self._check_safety(who, parent.prompt)
+            job = UpscaleRequest(scale=request.scale, job_id=uuid.uuid4().hex[:16])
+            done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
+            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", parent.id)
+
+        return await self._run(who, work)
+
+    async def upscaler(self) -> str | None:
+        """The backend's upscaler by name, None when it has none (asked now and then, not on every call)."""
+        return await self._upscaler.name()
+
+    def _history(self) -> History:
+        """The history that edits find their pictures in."""
+        if self.history is None:
+            raise UnknownImage("there is no image history here")
+        return self.history
+
+    async def _outpaint(self, who: Requester, fields: dict[str, object], parent: Generation) -> list[RenderedImage]:
+        """A zoom or a pan of `parent`, painted by its own model; a model that cannot paint past edges says so."""
+        edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+        try:
+            return await self._edit(who, ImageEdit(edit, self._history().png(parent)))
+        except WorkerRejected as exc:
+            if exc.param != "model":  # the parent's own preset: one without inpainting, or one gone since
+                raise
+            raise EditNotPossible(CANNOT_OUTPAINT) from exc
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""

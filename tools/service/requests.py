@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 from egaku.errors import EgakuError
 from egaku.i18n import Text
 from tools.pictures import RenderedImage
-from worker.protocol import ProgressEvent
+from worker.protocol import Pan, ProgressEvent
 
 EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
 
@@ -108,8 +108,22 @@ class Edit:
     mode: EditMode | None = None
     target: str | None = None  # region mode: the part to repaint, in words
     seed: int | None = None  # None keeps the parent's seed
-    scale: float = 1.0  # > 1 enlarges the result (the upscale buttons)
+    scale: float = 1.0  # > 1 enlarges the result (the creative upscale button)
     language: str | None = None  # as Draw.language
+    # Outpainting (the picture's own model paints past its edges; `mode` does not apply): `zoom` (1.0-2.0)
+    # centres it on a canvas that many times larger; `pan` slides the view a third that way.
+    zoom: float | None = None
+    pan: Pan | None = None
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """An earlier image, found by `ref` as an Edit's, enlarged 2x or 4x by the backend's upscaler: nothing redrawn."""
+
+    ref: str
+    scale: int = 2
+    # Drawn instead when the backend has no upscaler (the buttons' creative upscale); None: the backend refuses.
+    fallback: Edit | None = None
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from worker.errors import WorkerError
-from worker.http.answers import error_body
+from worker.http.answers import as_worker_error, error_body
 from worker.protocol import GenerationResponse, OpenAIStreamEvent, Usage, image_tokens
-from worker.scheduler import Progress
+from worker.scheduler import Job, Progress
 
 SSE = tuple[str, dict[str, Any]]
 
@@ -101,3 +103,39 @@ async def send(response: web.StreamResponse, events: list[SSE]) -> None:
     """Write events to an open stream."""
     for event, data in events:
         await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+
+async def stream_job(
+    request: web.Request,
+    job: Job[Any],
+    shape: StreamShape,
+    settled: Awaitable[Any],
+    cancel: Callable[[str], bool],
+) -> web.StreamResponse:
+    """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    outcome = asyncio.ensure_future(settled)
+    assert job.events is not None
+    try:
+        while True:
+            getter = asyncio.ensure_future(job.events.get())
+            done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await send(response, shape.progress(getter.result()))
+                continue
+            getter.cancel()
+            while not job.events.empty():
+                await send(response, shape.progress(job.events.get_nowait()))
+            try:
+                await send(response, shape.completed(outcome.result()))
+            except Exception as exc:  # the headers are sent: a failure can only be an event now
+                await send(response, shape.error(as_worker_error(exc)))
+            break
+    except ConnectionResetError:
+        # The client went away: nobody will see the result, so stop working on it.
+        cancel(job.id)
+    finally:
+        outcome.cancel()
+    await response.write_eof()
+    return response

@@ -25,7 +25,6 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
@@ -45,7 +44,7 @@ from worker.http.answers import (
     validated,
 )
 from worker.http.cancels import EarlyCancels
-from worker.http.events import EgakuEvents, OpenAIEvents, StreamShape, send
+from worker.http.events import EgakuEvents, OpenAIEvents, StreamShape, stream_job
 from worker.http.metrics import prometheus_text
 from worker.jobs import JobQueue, Jobs, LocalJobs, RenderEngine
 from worker.protocol import (
@@ -258,7 +257,7 @@ class WorkerServer:
         self._refuse_if_cancelled(job_id)
         lesson = lane.submit(lesson)
         if events is not None and lesson.events is events:
-            return await self._stream(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
+            return await stream_job(request, lesson, EgakuEvents(self.scheduler), self._settled(lesson), lane.cancel)
         return json_answer(await self._settled(lesson))
 
     def _refuse_if_cancelled(self, job_id: str) -> None:
@@ -318,7 +317,7 @@ class WorkerServer:
                 if job_request.stream_format == "egaku"
                 else OpenAIEvents(stream_kind, job_request.requester)
             )
-            return await self._stream(request, job, shape, self._outcome(job), self.scheduler.cancel)
+            return await stream_job(request, job, shape, self._outcome(job), self.scheduler.cancel)
         outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
         if job_request.wants_url:
             outcome = await self._as_links(request, outcome)
@@ -345,42 +344,6 @@ class WorkerServer:
         except TimeoutError as exc:
             self.scheduler.cancel(job.id)  # a running job stops at its next step
             raise RenderTimeout(f"the job ran past {self._settings.request_timeout_s:.0f}s") from exc
-
-    async def _stream(
-        self,
-        request: web.Request,
-        job: Job[Any],
-        shape: StreamShape,
-        settled: Awaitable[Any],
-        cancel: Callable[[str], bool],
-    ) -> web.StreamResponse:
-        """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        outcome = asyncio.ensure_future(settled)
-        assert job.events is not None
-        try:
-            while True:
-                getter = asyncio.ensure_future(job.events.get())
-                done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    await send(response, shape.progress(getter.result()))
-                    continue
-                getter.cancel()
-                while not job.events.empty():
-                    await send(response, shape.progress(job.events.get_nowait()))
-                try:
-                    await send(response, shape.completed(outcome.result()))
-                except Exception as exc:  # the headers are sent: a failure can only be an event now
-                    await send(response, shape.error(as_worker_error(exc)))
-                break
-        except ConnectionResetError:
-            # The client went away: nobody will see the result, so stop working on it.
-            cancel(job.id)
-        finally:
-            outcome.cancel()
-        await response.write_eof()
-        return response
 
     async def job_status(self, request: web.Request) -> web.Response:
         """GET /v1/images/jobs/{id}: position (0 = running) and ETA."""

@@ -14,6 +14,14 @@ import pytest
 import torch
 
 from tests.conftest import tiny_worker_settings
+from tests.worker.direct import (
+    assert_changed,
+    assert_same_picture,
+    direct_latents,
+    engine_latents,
+    fresh_pipeline,
+    plain_call,
+)
 from tests.worker.families.conftest import pictures, png_of
 from tests.worker.test_engine import pixels
 from worker.engine import Engine
@@ -103,13 +111,28 @@ def test_one_past_the_limit_is_a_400_on_new_pictures_and_edits(engine: Engine, f
 def test_a_request_without_references_draws_what_the_preset_draws_without_an_adapter(
     engine: Engine, family: str
 ) -> None:
-    referenced = engine.render(engine.plan(GenerationRequest(prompt="a fox", model=f"{family}-ip", seed=7,
-                                                             references=encoded(*pictures((64, 64))))))  # fmt: skip
     with_adapter = engine.render(engine.plan(GenerationRequest(prompt="a fox", model=f"{family}-ip", seed=7)))
     assert set(ip_scales(engine._pipe(f"{family}-ip", "generate")).values()) == {0.0}
     without = engine.render(engine.plan(GenerationRequest(prompt="a fox", model=family, seed=7)))
     assert np.abs(pixels(with_adapter) - pixels(without)).max() <= 1
-    assert np.abs(pixels(referenced) - pixels(without)).max() > 0  # a reference does steer the picture
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_reference_steers_the_picture_as_diffusers_own_ip_adapter_call_does(engine: Engine, family: str) -> None:
+    """The engine's picture with a reference is diffusers' own call with `ip_adapter_image` at the preset's
+    subject strength, on a pipeline loaded the same way that the engine never touched."""
+    model = f"{family}-ip"
+    plain = engine.plan(GenerationRequest(prompt="a fox", model=model, seed=7))
+    referenced = engine.plan(plain_request := GenerationRequest(prompt="a fox", model=model, seed=7,
+                                                                references=encoded(*pictures((64, 64)))))  # fmt: skip
+    assert plain_request.references and referenced.reference_scale == 0.6
+    before = engine_latents(engine, plain)
+    drawn = engine_latents(engine, referenced)
+    reference = fresh_pipeline(engine, model)
+    reference.set_ip_adapter_scale(0.6)
+    call = plain_call(referenced, ip_adapter_image=[list(referenced.references)])
+    assert_same_picture(drawn, direct_latents(reference, 7, call))
+    assert_changed(before, drawn)
 
 
 def test_a_style_reaches_only_the_style_blocks_and_fidelity_and_scale_set_the_strength(engine: Engine) -> None:

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_worker_settings
+from tests.worker.direct import assert_lora_as_fused
 from tests.worker.families.conftest import keyword_inputs, tiny_transformer_lora
 from tests.worker.test_engine import as_job, pixels, png
 from worker.engine import Engine
 from worker.errors import BadRequest, ModelUnavailable
+from worker.families.qwen_image import QWEN_TOKEN_LIMIT
 from worker.families.qwen_image_edit import tiny_qwen_processor
 from worker.pipelines import Placement, load_pipeline
 from worker.protocol import AdapterChoice, EditRequest, GenerationResponse
@@ -89,16 +91,12 @@ def test_progress_previews_and_cancel(edit: Engine) -> None:
     assert [e.data["step"] for e in events if e.kind == "preview"] == [1, 2]
 
 
-def test_lora_per_request(edit: Engine) -> None:
-    def render(**fields: object) -> np.ndarray:
-        request = EditRequest.model_validate({"prompt": "make it night", "seed": 3, **fields})
-        return pixels(edit.render(edit.plan_edit(request, png(), None)))
-
-    plain, inked, again = render(), render(adapters=[{"name": "ink"}]), render()
-    assert np.abs(plain - inked).max() > 0
-    assert np.abs(plain - again).max() <= 1
-    with_lora = edit.plan_edit(EditRequest(prompt="a", adapters=[AdapterChoice(name="ink")]), png(), None)
-    assert with_lora.adapters == (AdapterChoice(name="ink"),)
+def test_lora_per_request_draws_what_diffusers_draws_with_it_fused(edit: Engine) -> None:
+    ink = AdapterChoice(name="ink")
+    plain = edit.plan_edit(EditRequest(prompt="make it night", seed=3), png(), None)
+    inked = edit.plan_edit(EditRequest(prompt="make it night", seed=3, adapters=[ink]), png(), None)
+    # As Qwen-Image: an empty negative for real CFG, and the encoder reads up to the limit.
+    assert_lora_as_fused(edit, plain, inked, ink, negative_prompt="", max_sequence_length=QWEN_TOKEN_LIMIT)
 
 
 def test_every_instruction_token_up_to_1024_reaches_the_encoder_and_one_more_is_a_clear_400(edit: Engine) -> None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import base64
 import io
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tests.worker.test_engine import as_job, assert_batched_equals_unbatched, pixels
+from tests.worker.direct import assert_lora_as_fused
+from tests.worker.test_engine import as_job, assert_batched_equals_unbatched
 from worker.engine import Engine
 from worker.errors import BadRequest
 from worker.protocol import AdapterChoice, GenerationRequest, GenerationResponse
 from worker.scheduler import Job, Progress
-
-
-def render(engine: Engine, **fields: object) -> np.ndarray:
-    return pixels(engine.render(engine.plan(GenerationRequest.model_validate({"seed": 3, **fields}))))
 
 
 def test_generate_batched_equals_unbatched(t5_engine: Engine) -> None:
@@ -54,14 +50,12 @@ def test_cancel_stops_at_the_next_step(t5_engine: Engine) -> None:
     assert steps == [1, 2]
 
 
-def test_lora_per_request(t5_engine: Engine) -> None:
-    plain = render(t5_engine, prompt="a fox")
-    inked = render(t5_engine, prompt="a fox", adapters=[{"name": "ink", "scale": 1.0}])
-    plain_again = render(t5_engine, prompt="a fox")
-    assert np.abs(plain - inked).max() > 0
-    assert np.abs(plain - plain_again).max() <= 1  # switched off again for requests without it
-    with_lora = t5_engine.plan(GenerationRequest(prompt="a", adapters=[AdapterChoice(name="ink")]))
-    assert with_lora.key != t5_engine.plan(GenerationRequest(prompt="a")).key
+def test_lora_per_request_draws_what_diffusers_draws_with_it_fused(t5_engine: Engine) -> None:
+    ink = AdapterChoice(name="ink", scale=0.5)
+    plain = t5_engine.plan(GenerationRequest(prompt="a fox", seed=3))
+    inked = t5_engine.plan(GenerationRequest(prompt="a fox", seed=3, adapters=[ink]))
+    assert_lora_as_fused(t5_engine, plain, inked, ink, max_sequence_length=512)  # T5 reads up to its limit
+    assert inked.key != plain.key
 
 
 def test_textual_inversion_is_refused_clearly(t5_engine: Engine) -> None:

@@ -17,7 +17,7 @@ from tests.worker.families.conftest import family_engine, keyword_inputs, pictur
 from tests.worker.families.test_t5 import (  # noqa: F401
     test_cancel_stops_at_the_next_step,
     test_generate_batched_equals_unbatched,
-    test_lora_per_request,
+    test_lora_per_request_draws_what_diffusers_draws_with_it_fused,
     test_progress_events_with_previews,
     test_textual_inversion_is_refused_clearly,
 )
