@@ -29,6 +29,19 @@ def option(kind: int, name: str, description: str, names: tuple[str, ...], descr
             "name_localizations": loc(*names), "description_localizations": loc(*descriptions), **more}  # fmt: skip
 
 
+# The style presets: each one's name is its value too; then ja, zh-CN, zh-TW and ko.
+STYLES = (
+    ("photo", "写真", "照片", "照片", "사진"),
+    ("anime", "アニメ", "动漫", "動漫", "애니메이션"),
+    ("watercolor", "水彩", "水彩", "水彩", "수채화"),
+    ("oil", "油絵", "油画", "油畫", "유화"),
+    ("ukiyoe", "浮世絵", "浮世绘", "浮世繪", "우키요에"),
+    ("pixel", "ドット絵", "像素画", "像素畫", "픽셀 아트"),
+    ("3d", "3D", "3D", "3D", "3D"),
+    ("vivid", "鮮やか", "鲜艳", "鮮豔", "선명하게"),
+    ("natural", "自然", "自然", "自然", "자연스럽게"),
+)
+
 IMAGINE = {
     "name": "imagine",
     "description": "Draw a picture from a description, in any language",
@@ -62,17 +75,8 @@ IMAGINE = {
                ("同じ結果を再現するための数値", "让结果可重现的数字", "讓結果可重現的數字",
                 "같은 결과를 다시 얻기 위한 숫자"), min_value=0, max_value=4294967295),
         option(3, "style", "A style preset", ("スタイル", "风格", "風格", "스타일"),
-               ("スタイルのプリセット", "风格预设", "風格預設", "스타일 프리셋"), choices=[
-                   choice("photo", "photo", "写真", "照片", "照片", "사진"),
-                   choice("anime", "anime", "アニメ", "动漫", "動漫", "애니메이션"),
-                   choice("watercolor", "watercolor", "水彩", "水彩", "水彩", "수채화"),
-                   choice("oil", "oil", "油絵", "油画", "油畫", "유화"),
-                   choice("ukiyoe", "ukiyoe", "浮世絵", "浮世绘", "浮世繪", "우키요에"),
-                   choice("pixel", "pixel", "ドット絵", "像素画", "像素畫", "픽셀 아트"),
-                   choice("3d", "3d", "3D", "3D", "3D", "3D"),
-                   choice("vivid", "vivid", "鮮やか", "鲜艳", "鮮豔", "선명하게"),
-                   choice("natural", "natural", "自然", "自然", "自然", "자연스럽게"),
-               ]),
+               ("スタイルのプリセット", "风格预设", "風格預設", "스타일 프리셋"),
+               choices=[choice(name, name, *words) for name, *words in STYLES]),
         option(4, "count", "How many pictures (1-4)", ("枚数", "数量", "數量", "개수"),
                ("枚数（1〜4）", "图片数量（1-4）", "圖片數量（1-4）", "그림 개수 (1-4)"), min_value=1, max_value=4),
         option(3, "model", "Which model to draw with", ("モデル", "模型", "模型", "모델"),

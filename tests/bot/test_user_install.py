@@ -9,11 +9,20 @@ from egaku.config import Config
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for
+from tests.bot.test_conversation import live
+from tests.bot.test_describe import png
 from tests.bot.test_imagine import followup_of
 from tests.bot.test_progress import slow_worker, watched_bot  # noqa: F401  (a fixture)
 from tests.fakes.discord import APP_ID, Captured, FakeDiscord
 from tests.fakes.discord_places import FOREIGN_CHANNEL_ID, FOREIGN_GUILD_ID, FOREIGN_SERVER, GROUP_DM, GROUP_DM_ID
 from tests.fakes.openai import Call, FakeOpenAI, Say
+from tests.fakes.recording_worker import RecordingWorker
+from tools.stores.preferences import GuildPolicy
+
+
+def callback_of(interaction: dict[str, Any]) -> Any:
+    path = f"/api/v10/interactions/{interaction['id']}/{interaction['token']}/callback"
+    return lambda r: r.method == "POST" and r.path == path
 
 
 def in_channels(fake: FakeDiscord) -> list[Captured]:
@@ -89,3 +98,37 @@ async def test_where_the_bot_is_no_member_the_status_message_is_a_followup_and_c
     assert removed.path.startswith(f"/api/v10/webhooks/{APP_ID}/{interaction['token']}/messages/")
     assert in_channels(fake_discord) == [] and fake_discord.refused == []
     assert interaction["channel_id"] == str(GROUP_DM_ID) and "guild_id" not in interaction
+
+
+async def test_describe_in_a_group_dm_reads_the_commands_attachment_and_answers_as_its_followup(
+    app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
+) -> None:
+    attachment = fake_discord.attachment(png(), "photo.png")
+    option = {"name": "image", "type": 11, "value": attachment["id"]}
+    async with live(app_config, fake_openai, recorder, fake_discord):
+        interaction = await fake_discord.slash_command(
+            "describe", [option], attachments=[attachment], place=GROUP_DM, locale="ja"
+        )
+        answer: Captured = await fake_discord.wait_for_request(followup_of(interaction))  # type: ignore[arg-type]
+    (described,) = [r for r in recorder.received if r.path == "/v1/images/descriptions"]
+    (embed,) = answer.json["embeds"]
+    assert (embed["title"], embed["description"]) == ("この絵のためのプロンプト", described.answer["prompt"])
+    assert answer.json["components"][0]["components"][0]["label"] == "これを描く"
+    assert in_channels(fake_discord) == [] and fake_discord.refused == []  # the upload came as the option
+
+
+async def test_a_servers_settings_apply_where_the_bot_is_no_member(
+    app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
+) -> None:
+    prompt = [{"name": "prompt", "type": 3, "value": "a squirrel king"}]
+    async with app_for(app_config, fake_openai, worker_url) as app:
+        # That server's moderators (through their own install of egaku) keep the bot to one other channel.
+        await app.preferences.set_guild(str(FOREIGN_GUILD_ID), GuildPolicy(channels=["2201"]))
+        async with running_bot(fake_discord, app.agent, history=app.history, preferences=app.preferences):
+            there = await fake_discord.slash_command("imagine", prompt, place=FOREIGN_SERVER, locale="ja")
+            refused: Captured = await fake_discord.wait_for_request(callback_of(there))
+    assert refused.json == {"type": 4, "data": {
+        "content": "このサーバーでは、このチャンネルでは描きません。<#2201> で試してください。",
+        "flags": 64, "tts": False, "allowed_mentions": {"parse": []},
+    }}  # fmt: skip
+    assert fake_openai.requests == [] and in_channels(fake_discord) == []
