@@ -10,7 +10,8 @@ from bot.buttons.action import ButtonAction, Post
 from bot.language import interaction_voice
 from bot.render import NEGATIVE, YOU_SAID, clip
 from bot.render import PROMPT as PROMPT_LABEL
-from egaku.i18n import Value, Voice, _
+from egaku.i18n import Text, Value, Voice, _
+from tools.pictures import ImageKind
 from tools.stores.history import Generation
 
 if TYPE_CHECKING:
@@ -18,9 +19,10 @@ if TYPE_CHECKING:
 
 
 # What made a picture, as the history names it ("strong": a strong variation of its parent).
-KINDS = {
+KINDS: dict[ImageKind, Text] = {
     "generate": _("generate"), "upload": _("upload"), "regenerate": _("regenerate"), "subtle": _("subtle"),
-    "strong": _("strong"), "region": _("region"), "instruct": _("instruct"),
+    "strong": _("strong"), "region": _("region"), "instruct": _("instruct"), "zoom": _("zoom"), "pan": _("pan"),
+    "upscale": _("upscale"),
 }  # fmt: skip
 
 
