@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import TYPE_CHECKING
 
 import discord
@@ -28,8 +29,9 @@ ZOOM_BOUNDS = _("Zoom out takes a number from {low:.1f} to {high:.1f}, such as 1
 
 
 def read_zoom(text: str) -> float | None:
-    """The zoom a person typed ("1.5", "1,5", "1.5x", "×2"); None unless it is a number from 1.0 to 2.0."""
-    cleaned = text.strip().lower().replace(",", ".").strip("x× ")
+    """The zoom a person typed ("1.5", "1,5", "1.5x", "×2", a Japanese IME's "１．５"); None unless it is a number
+    from 1.0 to 2.0."""
+    cleaned = unicodedata.normalize("NFKC", text).strip().lower().replace(",", ".").strip("x× ")
     try:
         value = float(cleaned)
     except ValueError:

@@ -21,6 +21,7 @@ QUEEN = "A regal red squirrel queen in a wide autumn forest clearing, golden lig
 @pytest.mark.parametrize(
     ("typed", "zoom"),
     [("1.5", 1.5), (" 2 ", 2.0), ("1,25", 1.25), ("1.75x", 1.75), ("×1.2", 1.2), ("1.0", 1.0),
+     ("１．５", 1.5), ("２", 2.0),  # a Japanese IME's full-width digits
      ("2.01", None), ("0.5", None), ("-1.5", None), ("nan", None), ("inf", None), ("", None), ("big", None)],
 )  # fmt: skip
 def test_the_zoom_typed_is_read_from_1_to_2(typed: str, zoom: float | None) -> None:
