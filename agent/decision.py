@@ -143,6 +143,8 @@ def _placeholder(prop: dict[str, Any], required: bool) -> str:
     kinds = {option.get("type") for option in options} - {"null"}
     about = _first_sentence(prop.get("description", "")) or prop.get("title", "value")
     shown = f"<{about}{'' if required else '; optional'}>"
+    if "array" in kinds:
+        return f'["{shown}"]'  # a list of such values
     return shown if kinds & {"integer", "number"} else f'"{shown}"'
 
 

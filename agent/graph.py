@@ -26,7 +26,11 @@ def build_graph(model: BaseChatModel, checkpointer: BaseCheckpointSaver[Any] | N
         LoadedConversation(settings.history_messages),
         TurnEnd(settings.max_model_calls),
         ToolCallLimitMiddleware(run_limit=settings.max_tool_calls, exit_behavior="continue"),
-        ModelCall(settings.history_messages, instruct=settings.instruct_model is not None),
+        ModelCall(
+            settings.history_messages,
+            instruct=settings.instruct_model is not None,
+            references=settings.reference_model is not None,
+        ),
     ]
     return create_agent(
         model,

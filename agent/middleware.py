@@ -129,10 +129,11 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
     per call, which cost about a third of the bot's CPU per turn (docs/benchmarks.md).
     """
 
-    def __init__(self, keep: int, instruct: bool = False) -> None:
+    def __init__(self, keep: int, instruct: bool = False, references: bool = False) -> None:
         super().__init__()
         self.keep = keep
         self.instruct = instruct
+        self.references = references
         # The system prompt and tools per set of prompt languages (made once each, not once per call).
         self._said: dict[tuple[str, ...], tuple[str, list[BaseTool | dict[str, Any]]]] = {}
 
@@ -167,7 +168,10 @@ class ModelCall(AgentMiddleware[Any, TurnContext, Any]):
         context = request.runtime.context
         languages = getattr(context, "prompt_languages", ("en",))
         if languages not in self._said:
-            self._said[languages] = (system_prompt(languages, self.instruct), [*image_tools(languages)])
+            self._said[languages] = (
+                system_prompt(languages, self.instruct, self.references),
+                [*image_tools(languages)],
+            )
         system, tools = self._said[languages]
         note = getattr(context, "history_note", None)
         return request.override(

@@ -32,7 +32,11 @@ user replied to one of your images. An attached image appears in the list as an 
 - `mode`: "regenerate" for a change to the whole scene ("make it night": same seed, new \
 description); "subtle" or "strong" to keep the picture but vary it a little or a lot ("as a \
 watercolour"); "region" with `target` (English words for the part) to change one thing and keep \
-everything else ("change the squirrel king into a queen"); "instruct" only if told it exists.
+everything else ("change the squirrel king into a queen"); "instruct" only if told it exists; \
+"reference" for the same character or object in a new scene ("the same squirrel king, now riding a horse").
+- `references`: only when the user combines pictures ("put the cat from my upload into the picture you \
+drew"): the other images, in order after `ref` (uploads, the replied-to image, earlier images). Then `ref` is \
+picture 1, they are picture 2, 3..., and the prompt names them so ("the grey cat from picture 2").
 
 Every generate_image or edit_image call carries your `reply` to the user: one or two short \
 sentences in the language the user wrote in, posted with the picture (the turn ends there). \
@@ -46,11 +50,17 @@ with mode "instruct" (or leave `mode` out); the edit model keeps the subject and
 description. Use "region" with `target` to repaint only one named part, and "regenerate" only for a fresh \
 picture from the same seed."""
 
+# Added when a model that reads several pictures is configured ([agent] reference_model).
+REFERENCE_NOTE = """Reference edits are available here: the edit model reads several pictures at once, \
+so the cat from an upload can go into a picture you drew, and a character keeps its looks in a new scene. \
+Describe each picture by its place and by what it shows (its caption or prompt in the list below)."""
 
-def system_prompt(languages: tuple[str, ...] = (ENGLISH,), instruct: bool = False) -> str:
-    """The system prompt for a drawing model reading `languages`, with the instruction-edit note if it exists."""
+
+def system_prompt(languages: tuple[str, ...] = (ENGLISH,), instruct: bool = False, references: bool = False) -> str:
+    """The system prompt for a drawing model reading `languages`, with the notes on the edit models that exist."""
     text = SYSTEM_TEMPLATE.format(language=prompt_language_rule(languages), into=name_of(target_language(languages)))
-    return f"{text}\n\n{INSTRUCT_NOTE}" if instruct else text
+    notes = [note for note, present in ((INSTRUCT_NOTE, instruct), (REFERENCE_NOTE, references)) if present]
+    return "\n\n".join((text, *notes))
 
 
 SYSTEM_PROMPT = system_prompt()

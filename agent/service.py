@@ -17,7 +17,7 @@ from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
 from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
-from egaku.i18n import Text
+from egaku.i18n import ENGLISH_VOICE, Text, Voice
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
 from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
@@ -77,6 +77,12 @@ class TurnResult:
     # When the reply is one of egaku's fixed texts (a direct result's refusal, the turn cap), that text:
     # `reply` is its English, and the bot speaks it in the asker's language instead.
     fixed: Text | None = None
+    notices: list[Text] = field(default_factory=list)  # fixed texts the user reads under the reply (a likeness)
+
+    def said(self, voice: Voice = ENGLISH_VOICE) -> str:
+        """What the user reads, in `voice`: the reply (a fixed one in that language), then the notices."""
+        words = voice(self.fixed) if self.fixed else self.reply
+        return "\n\n".join(part for part in (words, *(voice(notice) for notice in self.notices)) if part)
 
     @classmethod
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
@@ -84,7 +90,9 @@ class TurnResult:
         images = [image for o in outcomes if isinstance(o, Drawn) for image in o.images]
         failures: list[Exception] = [o.error for o in outcomes if isinstance(o, Failed)]
         refusals = [o.reason for o in outcomes if isinstance(o, Refused)]
-        return cls(reply=reply, images=images, failures=failures, refusals=refusals)
+        # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
+        notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
+        return cls(reply=reply, images=images, failures=failures, refusals=refusals, notices=notices)
 
     @classmethod
     def direct(cls, outcome: Outcome) -> TurnResult:
@@ -208,9 +216,11 @@ class Agent:
             await self._checkpointer.adelete_thread(conversation_id)
 
 
-def with_attachment(text: str, upload_id: str) -> str:
-    """The user's words with an attached image's history id, as the model sees them."""
-    return f"{text}\n(attached image: id={upload_id})"
+def with_attachment(text: str, *upload_ids: str) -> str:
+    """The user's words with their attached images' history ids, in order, as the model sees them."""
+    if len(upload_ids) == 1:
+        return f"{text}\n(attached image: id={upload_ids[0]})"
+    return f"{text}\n(attached images, in order: {', '.join(f'id={i}' for i in upload_ids)})"
 
 
 def capped(messages: list[Any]) -> bool:

@@ -39,6 +39,7 @@ EXTENSIONS = (
     "bot.exts.imagine",
     "bot.exts.settings",
     "bot.exts.teach",
+    "bot.exts.blend",
     "bot.exts.buttons",
 )
 

@@ -9,7 +9,7 @@ import discord
 from agent.service import TurnResult
 from bot.buttons.view import send_result
 from bot.language import interaction_voice
-from bot.policy import channel_refusal, here, missing_permissions, policy_for
+from bot.policy import command_refusal, here
 from bot.turns import interaction_turn
 from egaku.errors import TooManyCandidates
 from egaku.i18n import _
@@ -28,8 +28,7 @@ async def imagine_for(
     # Only what can refuse is read before the defer: the server's policy, cached and shared
     # by a burst of commands. Discord forgets interactions after 3 s.
     voice = interaction_voice(bot, interaction)
-    policy = await policy_for(bot, interaction.guild_id)
-    problem = missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
+    problem = await command_refusal(bot, interaction)
     if problem:
         await interaction.response.send_message(voice(problem), ephemeral=True)
         return

@@ -52,6 +52,12 @@ def channel_refusal(policy: GuildPolicy, channel_id: int) -> Text | None:
     return _("I don't draw in this channel on this server. Try {places}.", places=places)
 
 
+async def command_refusal(bot: EgakuBot, interaction: discord.Interaction) -> Text | None:
+    """Why a drawing command cannot run here, read before its defer: the bot's permissions, the server's channels."""
+    policy = await policy_for(bot, interaction.guild_id)
+    return missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)
+
+
 async def policy_for(bot: EgakuBot, guild_id: int | None) -> GuildPolicy:
     """The server's policy (defaults for DMs and servers that never used /settings); cached."""
     store = bot.services.preferences

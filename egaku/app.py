@@ -22,6 +22,7 @@ from tools.backends.worker_client import WorkerClient
 from tools.checks.languages import PromptLanguages
 from tools.checks.limits import JobLimiter
 from tools.service.images import ImageService
+from tools.service.references import ReferenceModel
 from tools.service.teaching import ConceptService
 from tools.stores.concepts import ConceptStore
 from tools.stores.history import History
@@ -46,6 +47,13 @@ def prompt_languages(config: Config) -> PromptLanguages:
     """The languages each configured preset reads, for the agent's prompts and their check."""
     by_model = {name: tuple(preset.prompt_language) for name, preset in config.worker.models.items()}
     return PromptLanguages(by_model, by_model.get(config.worker.default_model, ("en",)))
+
+
+def reference_model(config: Config) -> ReferenceModel | None:
+    """The preset the config picked for reference edits and /blend, with how many pictures it reads."""
+    read = config.reference_pictures()
+    name = config.agent.reference_model
+    return ReferenceModel(name, read.edit, read.draw) if name is not None and read is not None else None
 
 
 @contextlib.asynccontextmanager
@@ -103,6 +111,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             worker,
             history=history,
             instruct_model=config.agent.instruct_model,
+            references=reference_model(config),
             limiter=limiter,
             blocklist=tuple(config.safety.blocklist),
             safety_check=config.safety.worker_check,

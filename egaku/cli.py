@@ -256,7 +256,7 @@ async def _chat(
             except Exception as exc:
                 print(f"egaku> {report(exc, 'chat', ENGLISH_VOICE)}", file=stdout, flush=True)
                 continue
-            _show(result.reply, result.images, failure_notice(result.failures, "chat", ENGLISH_VOICE), out, stdout)
+            _show(result.said(), result.images, failure_notice(result.failures, "chat", ENGLISH_VOICE), out, stdout)
 
 
 async def _imagine(
@@ -279,7 +279,7 @@ async def _imagine(
         except Exception as exc:
             print(f"egaku> {report(exc, 'imagine', ENGLISH_VOICE)}", file=stdout, flush=True)
             return 1
-    _show(result.reply, result.images, failure_notice(result.failures, "imagine", ENGLISH_VOICE), out, stdout)
+    _show(result.said(), result.images, failure_notice(result.failures, "imagine", ENGLISH_VOICE), out, stdout)
     return 0 if result.images else 1
 
 

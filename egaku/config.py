@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -13,13 +14,30 @@ from egaku.errors import ConfigError
 from tools.checks.blocklist import DEFAULT_BLOCKLIST
 from worker.families import family_for
 from worker.protocol import MAX_BEST_OF
-from worker.settings import WorkerSettings
+from worker.settings import ModelPreset, WorkerSettings
 from worker.settings import read_secret as read_secret  # the one way to read a secret, for the bot's side too
 
 log = logging.getLogger(__name__)
 
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+
+
+@dataclass(frozen=True)
+class PicturesRead:
+    """How many pictures a preset reads in one request."""
+
+    edit: int  # in one edit, the edited picture first
+    draw: int  # in a new picture drawn from pictures alone
+
+
+def pictures_read(preset: ModelPreset) -> PicturesRead:
+    """How many pictures a preset reads, as its family says (the worker refuses one more with a 400)."""
+    family = family_for(preset.family)
+    return PicturesRead(
+        edit=family.image_limit(preset, family.edit_mode(masked=False), editing=True),
+        draw=family.image_limit(preset, family.reference_mode, editing=False),
+    )
 
 
 class _Section(BaseModel):
@@ -70,6 +88,12 @@ class AgentSettings(_Section):
     # A worker preset of an instruction-edit family (FLUX.1 Kontext, InstructPix2Pix), offered to the model as
     # edit mode "instruct" and made the default for edits. Unset, the first such preset in [worker.models] is used.
     instruct_model: str | None = None
+    # A worker preset that reads several pictures at once (Qwen-Image-Edit Plus, FLUX.2, an SDXL or SD1.5 preset with
+    # an IP-Adapter): it draws edits with reference pictures ("put the cat from my upload into this picture") and
+    # /blend. Unset, the first such preset in [worker.models] is used, an instruction-edit family's before an
+    # IP-Adapter's; with none, an edit that names references is drawn from the same seed with the new description,
+    # and the reply says the likeness is approximate.
+    reference_model: str | None = None
 
 
 class LimitsSettings(_Section):
@@ -196,16 +220,30 @@ class Config(_Section):
         return self.best_of.max or self.worker.max_best_of
 
     @model_validator(mode="after")
-    def _instruction_edits(self) -> Config:
-        """Edits default to an instruction-edit preset when one is configured; a named one must be one."""
-        editors = [name for name, p in self.worker.models.items() if "instruct" in family_for(p.family).modes]
-        chosen = self.agent.instruct_model
-        if chosen is None and editors:
-            self.agent = self.agent.model_copy(update={"instruct_model": editors[0]})
-        elif chosen is not None and chosen not in editors:
-            raise ValueError(f"agent.instruct_model {chosen!r} is not an instruction-edit preset of [worker.models]: "
-                             f"{editors or 'there is none'}")  # fmt: skip
+    def _edit_models(self) -> Config:
+        """The one place that picks the edit presets: instruction edits default to an instruction-edit preset, and
+        reference edits go to a preset that reads several pictures, when one is configured; a named one must be one."""
+        models = self.worker.models
+        editors = [name for name, p in models.items() if "instruct" in family_for(p.family).modes]
+        # Reference edits prefer a model that reads the prompt's "picture 2" (an instruction-edit family) to one
+        # that reads pictures as a prompt's other half (an IP-Adapter).
+        readers = sorted(
+            (name for name, p in models.items() if pictures_read(p).edit > 1), key=lambda n: n not in editors
+        )
+        for key, fitting, kind in (("instruct_model", editors, "an instruction-edit preset"),
+                                   ("reference_model", readers, "a preset that reads several pictures")):  # fmt: skip
+            chosen = getattr(self.agent, key)
+            if chosen is None and fitting:
+                self.agent = self.agent.model_copy(update={key: fitting[0]})
+            elif chosen is not None and chosen not in fitting:
+                raise ValueError(f"agent.{key} {chosen!r} is not {kind} of [worker.models]: "
+                                 f"{fitting or 'there is none'}")  # fmt: skip
         return self
+
+    def reference_pictures(self) -> PicturesRead | None:
+        """How many pictures [agent] reference_model reads (None when there is none)."""
+        name = self.agent.reference_model
+        return pictures_read(self.worker.models[name]) if name is not None else None
 
     @model_validator(mode="after")
     def _best_of_fits_the_worker(self) -> Config:

@@ -16,9 +16,10 @@ from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tools.checks.languages import ENGLISH, detect_language, prompt_language_rule
+from tools.service.references import APPROXIMATE_NOTE
 from tools.service.requests import Draw, Edit, EditMode, Failed, Outcome, Refused
 from tools.turn import TurnContext
-from worker.protocol import MAX_BEST_OF, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect
+from worker.protocol import MAX_BEST_OF, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, Aspect, ReferenceRole
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ def for_model(outcome: Outcome, reply: str | None) -> tuple[str, Outcome]:
             f"{done} and attached to your reply. Reply in one or two short sentences in the user's language; "
             "do not repeat the prompt or describe files."
         )
+    if outcome.notice:  # the user reads the notice under the reply; the model must not promise more
+        text = f"{text} {APPROXIMATE_NOTE} The user is told so with the picture."
     return text, outcome
 
 
@@ -165,7 +168,9 @@ ModeChoice = Annotated[
             "regenerate: a fresh picture from the same seed and the new description (for 'make it night' where "
             "instruct is not available). "
             "subtle / strong: keep the picture, vary it a little / a lot (e.g. 'as a watercolour'). "
-            "region: repaint only `target`, keep everything else."
+            "region: repaint only `target`, keep everything else. "
+            "reference: a NEW scene that keeps a character or object from `ref` (and `references`): "
+            "'the same squirrel king, now riding a horse'."
         )
     ),
 ]
@@ -173,13 +178,41 @@ TargetText = Annotated[
     str | None,
     Field(max_length=200, description="region mode: the part to change, in English, e.g. 'the squirrel king'."),
 ]
+# A reference edit's further pictures: Qwen-Image-Edit Plus reads 3 in all, FLUX.2 up to 10 (the service checks
+# the configured model's own limit, and the worker again).
+MAX_REFERENCES = 4
+ReferenceList = Annotated[
+    list[Annotated[str, Field(max_length=200)]] | None,
+    Field(
+        max_length=MAX_REFERENCES,
+        description=(
+            "Other images to take things from, in order after `ref`. Each is given like `ref` (an id, 'reply', "
+            "an ordinal or a few words): the user's uploads, the image they replied to, earlier images. In `prompt`, "
+            "`ref` is picture 1 and these are picture 2, 3...: 'put the cat from picture 2 into picture 1'. Leave "
+            "out for an edit of one image."
+        ),
+    ),
+]
+ReferenceRoleChoice = Annotated[
+    ReferenceRole | None,
+    Field(
+        description=(
+            "With `references` only: 'style' when only their look is wanted ('in the style of this'); "
+            "leave out to take their subject (a character, an object)."
+        )
+    ),
+]
 
 
 EDIT_DESCRIPTION = """Change an EARLIER image (an edit, not a new picture): "make it night", "the second one, but
 as a watercolour", "change the squirrel king into a queen", or a reply to an image. Write
 `prompt` as the WHOLE new description with the change applied, not just the change, {language}.
-The image keeps its seed, size and model unless the user asks otherwise. Give your short
-`reply` to the user: the turn ends when the picture is posted."""
+The image keeps its seed, size and model unless the user asks otherwise. When the user combines
+pictures ("put the cat from my upload into the picture you drew", "put this hat on him" with an
+attachment, "in the style of this"), `ref` is the picture changed and `references` lists the others,
+in order; the prompt names them by place ("the cat from picture 2"), using what each one shows.
+For the same character or object in a new scene ("the same squirrel king, now riding a horse"),
+use mode "reference". Give your short `reply` to the user: the turn ends when the picture is posted."""
 
 
 @tool(
@@ -193,12 +226,17 @@ async def edit_image(
     runtime: ToolRuntime[Any],
     mode: ModeChoice = None,
     target: TargetText = None,
+    references: ReferenceList = None,
+    reference_role: ReferenceRoleChoice = None,
     seed: SeedNumber = None,
     reply: ReplyText = None,
 ) -> tuple[str, Outcome]:
     """Change an earlier image (the model reads EDIT_DESCRIPTION)."""
     context = cast(TurnContext, runtime.context)
-    request = Edit(ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt))
+    request = Edit(
+        ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt),
+        references=tuple(references or ()), role=reference_role or "subject",
+    )  # fmt: skip
     return for_model(await context.images.edit(context.who, request), reply)
 
 

@@ -6,10 +6,42 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 # How an image came to be. Edits name their mode (zoom and pan: outpainting; upscale: the upscaler network);
-# the history stores the kind as text.
+# the history stores the kind as text. "reference": drawn by a model that read other pictures (the same character
+# in a new scene, the cat from an upload); "blend": /blend.
 ImageKind = Literal[
-    "generate", "upload", "regenerate", "subtle", "strong", "region", "instruct", "zoom", "pan", "upscale"
+    "generate",
+    "upload",
+    "regenerate",
+    "subtle",
+    "strong",
+    "region",
+    "instruct",
+    "zoom",
+    "pan",
+    "upscale",
+    "reference",
+    "blend",
 ]
+# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
+OWN_SIZE_KINDS: tuple[ImageKind, ...] = ("upload", "upscale")
+# What a parent gave its child: the picture edited, a subject to take (a character, an object), or a style.
+ParentRole = Literal["edited", "reference", "style"]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """One picture an image was made from, and what it gave; an image keeps its parents in order."""
+
+    id: str
+    role: ParentRole
+
+
+Lineage = tuple[Parent, ...]  # an image's parents, in order ("picture 1", "picture 2"...)
+
+
+def edited(picture_id: str) -> Lineage:
+    """The lineage of an edit of one picture."""
+    return (Parent(picture_id, "edited"),)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +57,8 @@ class Picture:
     model: str  # the preset; "" for an upload
     user_words: str
     kind: ImageKind = "generate"
-    parent_id: str | None = None
+    parent_id: str | None = None  # the first of `parents` (kept for older readers)
+    parents: Lineage = ()  # every picture it was made from, in order
     score: float | None = None  # best-of-N: how well it matched the prompt (the worker's scorer)
 
 

@@ -22,30 +22,46 @@ if TYPE_CHECKING:
 KINDS: dict[ImageKind, Text] = {
     "generate": _("generate"), "upload": _("upload"), "regenerate": _("regenerate"), "subtle": _("subtle"),
     "strong": _("strong"), "region": _("region"), "instruct": _("instruct"), "zoom": _("zoom"), "pan": _("pan"),
-    "upscale": _("upscale"),
+    "upscale": _("upscale"), "reference": _("reference"), "blend": _("blend"),
 }  # fmt: skip
+# A parent's part in what was made from it.
+ROLES = {"edited": _("the picture edited"), "reference": _("a reference"), "style": _("a style reference")}
+
+
+def made_from(generation: Generation, voice: Voice) -> str | None:
+    """The pictures an image was made from, in order, each with its role; None for one picture edited or none."""
+    parents = generation.parents
+    if len(parents) < 2 and all(p.role == "edited" for p in parents):
+        return None  # the parameters line says "regenerate of `k3m9`"
+    pictures = [voice(_("picture {number} `{id}` ({role})", number=n, id=p.id, role=ROLES[p.role]))
+                for n, p in enumerate(parents, 1)]  # fmt: skip
+    return voice(_("**Made from:** {pictures}", pictures=" · ".join(pictures)))
 
 
 def describe(generation: Generation, voice: Voice) -> str:
-    """The ephemeral "show prompt" text: both prompts (as the model wrote them) and the parameters."""
+    """The ephemeral "show prompt" text: both prompts (as the model wrote them), the parameters, and the pictures
+    it was made from."""
     lines = [
         f"**{voice(YOU_SAID)}:** {clip(generation.user_words, 900)}",
         f"**{voice(PROMPT_LABEL)}:** {clip(generation.prompt, 1500)}",
     ]
     if generation.negative_prompt:
         lines.append(f"**{voice(NEGATIVE)}:** {clip(generation.negative_prompt, 500)}")
+    lineage = made_from(generation, voice)
     kind = KINDS.get(generation.kind)
     shape: dict[str, Value] = {
         "id": generation.id, "seed": generation.seed, "width": generation.width, "height": generation.height,
         "steps": generation.steps, "model": generation.model or voice(KINDS["upload"]),
         "kind": voice(kind) if kind else generation.kind,
     }  # fmt: skip
-    if generation.parent_id:
+    if generation.parent_id and not lineage:
         line = _("`id {id}` · seed {seed} · {width}×{height} · {steps} steps · {model} · {kind} of `{parent}`",
                  **shape, parent=generation.parent_id)  # fmt: skip
     else:
         line = _("`id {id}` · seed {seed} · {width}×{height} · {steps} steps · {model} · {kind}", **shape)
     lines.append(voice(line))
+    if lineage:
+        lines.append(lineage)
     return "\n".join(lines)
 
 

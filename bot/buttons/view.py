@@ -78,7 +78,7 @@ async def send_result(interaction: discord.Interaction, result: TurnResult, wher
     """Post a result as a followup, with its own buttons, in the asker's language; remember which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     voice = interaction_voice(bot, interaction)
-    reply = voice(result.fixed) if result.fixed else result.reply
+    reply = result.said(voice)
     notice = failure_notice(result.failures, where, voice)
     outgoing = await with_buttons(bot, compose(reply, result.images, notice, voice), result.images, voice)
     sent = await followup(interaction, outgoing, where, voice)

@@ -1,4 +1,4 @@
-"""Chat: mentions, replies to the bot, and DMs go to the agent; attachments become uploads."""
+"""Chat: mentions, replies to the bot, and DMs go to the agent; every attached picture becomes an upload, in order."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.reach import conversation_id
 from bot.render import compose
 from bot.turns import remember_shown, turn_request
+from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
 from egaku.i18n import Text, Voice, _
-from tools.checks.uploads import fetch_attachment
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -65,34 +65,19 @@ class Chat(commands.Cog):
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return normalise_input(text)
 
-    async def take_upload(self, message: discord.Message, text: str, nsfw: bool) -> str | None:
-        """Record the first image attachment as an upload; the model then sees it in the history."""
-        services = self.bot.services
-        attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
-        if attachment is None or services.history is None or services.session is None:
-            return None
-        upload = await fetch_attachment(
-            services.session, attachment.url, attachment.size, attachment.filename, extra_hosts=services.upload_hosts
-        )
-        record = await services.history.add(
-            upload.png,
+    async def take_uploads(self, message: discord.Message, text: str, nsfw: bool) -> list[str]:
+        """Record every image attachment as an upload, in order; the model then sees them in the history."""
+        where = Where(
+            user_id=message.author.id,
             conversation=conversation_id(message.channel.id),
-            user_id=str(message.author.id),
-            guild_id=str(message.guild.id) if message.guild else None,
-            channel_id=str(message.channel.id),
-            message_id=str(message.id),
-            user_words=text or attachment.filename,
-            prompt=f"(uploaded image {attachment.filename})",
-            negative_prompt=None,
-            seed=0,
-            width=upload.width,
-            height=upload.height,
-            steps=0,
-            model="",
-            kind="upload",
-            nsfw=nsfw,  # posted where NSFW is allowed: reachable only where it is allowed
+            channel_id=message.channel.id,
+            guild_id=message.guild.id if message.guild else None,
+            message_id=message.id,
+            words=text,
+            nsfw=nsfw,
         )
-        return record.id
+        pictures = [a for a in message.attachments if (a.content_type or "").startswith("image/")]
+        return [record.id for record in await keep_uploads(self.bot, pictures, where)]
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -118,12 +103,12 @@ class Chat(commands.Cog):
             await say(refusal)
             return
         try:
-            upload_id = await self.take_upload(message, text, place.nsfw)
+            upload_ids = await self.take_uploads(message, text, place.nsfw)
         except BadUpload as exc:
             await say(exc.text)
             return
         if not text:
-            if upload_id:
+            if upload_ids:
                 await say(UPLOAD_ONLY_TEXT)
             elif not message.content and not self.bot.message_content:
                 log.warning("empty message content: is the Message Content intent enabled?")
@@ -131,7 +116,7 @@ class Chat(commands.Cog):
             else:
                 await say(EMPTY_TEXT)
             return
-        if is_cancel(text) and not upload_id:
+        if is_cancel(text) and not upload_ids:
             mine = self.bot.jobs.of(message.author.id, message.channel.id)
             if not mine:
                 await say(NOTHING_TO_CANCEL)
@@ -139,14 +124,14 @@ class Chat(commands.Cog):
             await cancel_jobs(self.bot, mine)
             await say(CANCELLING)
             return
-        await self.answer(message, text, upload_id, place, voice)
+        await self.answer(message, text, upload_ids, place, voice)
 
     async def answer(
-        self, message: discord.Message, text: str, upload_id: str | None, place: Here, voice: Voice
+        self, message: discord.Message, text: str, upload_ids: list[str], place: Here, voice: Voice
     ) -> None:
         """The agent's turn for the message, posted as replies with the pictures and their buttons."""
-        if upload_id:
-            text = with_attachment(text, upload_id)
+        if upload_ids:
+            text = with_attachment(text, *upload_ids)
         turn = turn_request(
             place,
             message.author,
@@ -165,7 +150,7 @@ class Chat(commands.Cog):
             await message.reply(report(exc, "chat", voice), mention_author=False)
             return
         notice = failure_notice(result.failures, "chat", voice)
-        reply = voice(result.fixed) if result.fixed else result.reply
+        reply = result.said(voice)
         if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)

@@ -105,8 +105,33 @@ async def test_json_mode_instructions_and_placeholders_never_reach_the_channel(
 def test_json_mode_offers_instruction_edits_and_leaves_the_mode_to_the_service() -> None:
     """The JSON instructions come from the tools' schema (instruct included), and an edit without a mode keeps none:
     the image service then picks the instruction-edit model where one is configured."""
-    assert '"mode": "regenerate|subtle|strong|region|instruct" (optional)' in json_instructions(TOOLS)
+    assert '"mode": "regenerate|subtle|strong|region|instruct|reference" (optional)' in json_instructions(TOOLS)
     decision = parse_decision('{"action": "edit", "ref": "last", "prompt": "the same fox at night"}')
     assert decision is not None
     (call,) = to_message(decision, TOOLS).tool_calls
     assert (call["name"], call["args"]) == ("edit_image", {"ref": "last", "prompt": "the same fox at night"})
+
+
+def test_json_mode_picks_up_edit_images_references_from_the_schema() -> None:
+    """A new argument of edit_image reaches models without tool calling with no code of its own: the instructions
+    show the list and its role choices, and a decision with them becomes the same edit_image call."""
+    instructions = json_instructions(TOOLS)
+    assert '"references": ["<Other images to take things from, in order after `ref`; optional>"]' in instructions
+    assert '"reference_role": "subject|style" (optional)' in instructions
+    raw = (
+        '{"action": "edit", "ref": "k3m9", "references": ["reply", "x7pq"], "reference_role": "style", '
+        '"prompt": "the fox from picture 1 in the brushwork of picture 2 and picture 3"}'
+    )
+    decision = parse_decision(raw)
+    assert decision is not None
+    (call,) = to_message(decision, TOOLS).tool_calls
+    assert (call["name"], call["args"]) == (
+        "edit_image",
+        {"ref": "k3m9", "prompt": "the fox from picture 1 in the brushwork of picture 2 and picture 3",
+         "references": ["reply", "x7pq"], "reference_role": "style"},
+    )  # fmt: skip
+    # Past the schema's bound (4 further pictures) it is no decision at all: the model is asked again.
+    assert (
+        parse_decision('{"action": "edit", "ref": "a", "prompt": "all of them", "references": ["b","c","d","e","f"]}')
+        is None
+    )

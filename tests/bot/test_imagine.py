@@ -86,8 +86,14 @@ async def test_commands_are_synced_with_their_options(
     sync = await synced_commands(app_config, fake_openai, worker_url, fake_discord)
     assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
     names = [c["name"] for c in sync.json]
-    assert names == ["describe", "imagine", "reset", "settings", "concepts", "teach"]
-    describe, imagine, _reset, settings, _concepts, _teach = sync.json
+    assert names == ["describe", "imagine", "reset", "settings", "concepts", "teach", "blend"]
+    describe, imagine, _reset, settings, _concepts, _teach, blend = sync.json
+    # /blend in Midjourney's order: two pictures, the shape, then the optional pictures and the prompt.
+    assert [(o["name"], o["type"], o["required"]) for o in blend["options"]] == [
+        ("image1", 11, True), ("image2", 11, True), ("aspect", 3, False), ("image3", 11, False),
+        ("image4", 11, False), ("image5", 11, False), ("prompt", 3, False),
+    ]  # fmt: skip
+    assert [c["value"] for c in blend["options"][2]["choices"]] == ["1:1", "3:2", "16:9", "2:3", "9:16"]
     assert [(o["name"], o["type"], o["required"]) for o in describe["options"]] == [("image", 11, True)]
     assert [o["name"] for o in settings["options"]] == ["me", "server"]
     options = {o["name"]: (o["type"], o["required"]) for o in imagine["options"]}

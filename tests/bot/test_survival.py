@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-import bot.imagining
+import bot.policy
 from bot.exts.chat import EMPTY_TEXT
 from egaku.config import Config
 from egaku.errors import PostFailed
@@ -139,14 +139,14 @@ async def test_a_planted_late_defer_is_refused_by_the_fake(
     """A bug that defers /imagine 3.5 s late: the fake answers 10062 and no picture is ever drawn."""
     offset = 0.0
     fake_discord.clock = lambda: time.monotonic() + offset
-    real_policy_for = bot.imagining.policy_for
+    real_policy_for = bot.policy.policy_for
 
     async def slow_policy_for(*args: Any) -> Any:
         nonlocal offset
         offset += ACK_DEADLINE_S + 0.5  # 3.5 s pass (on the fake's clock) before the defer
         return await real_policy_for(*args)
 
-    monkeypatch.setattr(bot.imagining, "policy_for", slow_policy_for)
+    monkeypatch.setattr(bot.policy, "policy_for", slow_policy_for)  # read by command_refusal, before the defer
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         interaction = await fake_discord.slash_command("imagine", [{"name": "prompt", "type": 3, "value": "a fox"}])
         await fake_discord.wait_for_requests(callback_of(interaction), 2)  # the defer, then the error reply

@@ -57,15 +57,9 @@ def test_secrets_are_read_from_the_named_variable() -> None:
 
 def test_every_preset_in_the_example_config_is_valid() -> None:
     """The commented-out presets are real: uncommented, each validates."""
-    import re
-    import tomllib
-
     from worker.settings import ModelPreset
 
-    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    blocks = re.findall(r"^# \[worker\.models\.([\w-]+)\]\n((?:# \w+ = .*\n)+)", text, flags=re.M)
-    presets = {name: tomllib.loads(body.replace("# ", "")) for name, body in blocks}
-    valid = {name: ModelPreset.model_validate(p) for name, p in presets.items()}
+    valid = {name: ModelPreset.model_validate(p) for name, p in example_presets().items()}
     assert {n: p.family for n, p in valid.items()} == {
         "turbo": "sdxl", "edit": "sdxl-instruct", "sdxl": "sdxl", "schnell": "flux", "flux": "flux",
         "kontext": "flux-kontext", "sd35": "sd3", "sd35-turbo": "sd3", "qwen": "qwen-image",
@@ -82,3 +76,57 @@ def test_every_preset_in_the_example_config_is_valid() -> None:
         "qwen": ["zh", "en"], "qwen-edit": ["zh", "en"], "qwen-edit-2509": ["zh", "en"], "qwen-edit-2511": ["zh", "en"],
         "z-turbo": ["zh", "en"],
     }  # fmt: skip
+
+
+def example_presets() -> dict[str, object]:
+    """The example config's commented-out presets, uncommented, in their order."""
+    import re
+    import tomllib
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    blocks = re.findall(r"^# \[worker\.models\.([\w-]+)\]\n((?:# \w+ = .*\n)+)", text, flags=re.M)
+    return {name: tomllib.loads(body.replace("# ", "")) for name, body in blocks}
+
+
+def test_how_many_pictures_each_preset_reads_and_which_draws_reference_edits() -> None:
+    from egaku.config import Config, PicturesRead, pictures_read
+    from worker.settings import ModelPreset
+
+    presets = example_presets()
+    read = {name: pictures_read(ModelPreset.model_validate(p)) for name, p in presets.items()}
+    assert {n: (r.edit, r.draw) for n, r in read.items() if r != PicturesRead(edit=1, draw=0)} == {
+        "sdxl": (5, 4), "sd15": (5, 4),  # an IP-Adapter's 4 references, beside the edited picture
+        "qwen-edit-2509": (3, 3), "qwen-edit-2511": (3, 3), "klein": (4, 4), "flux2": (10, 10),
+    }  # fmt: skip
+    # Unset, reference edits go to the first instruction-edit family that reads several pictures, before an
+    # IP-Adapter listed earlier; instruction edits, to the first instruction-edit preset.
+    every = Config.model_validate({"worker": {"models": presets}})
+    assert (every.agent.instruct_model, every.agent.reference_model) == ("edit", "qwen-edit-2509")
+    assert every.reference_pictures() == PicturesRead(edit=3, draw=3)
+    adapters_only = Config.model_validate({"worker": {"models": {k: presets[k] for k in ("turbo", "sd15")}}})
+    assert (adapters_only.agent.instruct_model, adapters_only.agent.reference_model) == (None, "sd15")
+    plain = Config.model_validate({"worker": {"models": {"turbo": presets["turbo"]}}})
+    assert (plain.agent.reference_model, plain.reference_pictures()) == (None, None)
+    chosen = Config.model_validate({"agent": {"reference_model": "flux2"}, "worker": {"models": presets}})
+    assert chosen.agent.reference_model == "flux2"
+
+
+def test_a_reference_model_that_reads_one_picture_is_refused_naming_those_that_read_several() -> None:
+    text = """
+[agent]
+reference_model = "kontext"
+
+[worker.models.kontext]
+source = "black-forest-labs/FLUX.1-Kontext-dev"
+family = "flux-kontext"
+
+[worker.models.plus]
+source = "Qwen/Qwen-Image-Edit-2509"
+family = "qwen-image-edit-plus"
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, origin="egaku.toml")
+    assert str(caught.value) == (
+        "egaku.toml: : Value error, agent.reference_model 'kontext' is not a preset that reads several pictures of "
+        "[worker.models]: ['plus']"
+    )

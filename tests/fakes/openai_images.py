@@ -45,6 +45,7 @@ class Seen:
     path: str
     fields: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    pictures: list[bytes] = field(default_factory=list)  # every `image` / `image[]` file, in order
 
 
 class Refused(Exception):
@@ -120,17 +121,21 @@ class FakeOpenAIImages:
         form = await request.post()
         fields: dict[str, Any] = {}
         files: dict[str, bytes] = {}
+        images: list[bytes] = []
         for key, value in form.items():
             if isinstance(value, web.FileField):
                 files[key] = value.file.read()
+                if key in ("image", "image[]"):
+                    images.append(files[key])
             else:
                 fields[key] = value
-        self.seen.append(Seen("/images/edits", fields, files))
+        self.seen.append(Seen("/images/edits", fields, files, images))
         _check(fields, EDIT_FIELDS)
         model = _model_of(fields)
         if model == "dall-e-3":
             raise Refused(400, "Invalid model dall-e-3. The model must be one of gpt-image-1, dall-e-2.", "model")
-        images = [data for key, data in files.items() if key in ("image", "image[]")]
+        if len(images) > (1 if model == "dall-e-2" else 16):  # OpenAI's documented limits
+            raise Refused(400, f"Invalid 'image': too many images for {model}.", param="image")
         if not images:
             raise Refused(400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter")
         if "mask" in files:

@@ -23,6 +23,7 @@ class Received:
     path: str
     fields: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)  # part name -> sha256 of the bytes
+    parts: list[tuple[str, str]] = field(default_factory=list)  # every file part in order: (name, sha256)
     answer: dict[str, Any] = field(default_factory=dict)  # the worker's JSON answer, images left out
 
 
@@ -74,14 +75,16 @@ class RecordingWorker:
         message = BytesParser(policy=default).parsebytes(head + body)
         fields: dict[str, Any] = {}
         files: dict[str, str] = {}
+        parts: list[tuple[str, str]] = []
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             data = part.get_payload(decode=True) or b""
             if part.get_filename():
                 files[str(name)] = hashlib.sha256(data).hexdigest()
+                parts.append((str(name), files[str(name)]))
             else:
                 fields[str(name)] = data.decode()
-        return Received(request.path, fields, files)
+        return Received(request.path, fields, files, parts)
 
 
 def _final_json(answer: bytes, content_type: str) -> dict[str, Any]:

@@ -248,3 +248,23 @@ async def test_zoom_pan_and_the_upscaler_are_refused_in_words_never_sent_as_a_pl
     )
     assert no_upscaler.value.text == NO_UPSCALER
     assert images_api.seen == []  # nothing went to OpenAI
+
+
+async def test_an_edit_sends_every_picture_in_order_and_a_new_picture_from_pictures_is_refused(
+    images_api: FakeOpenAIImages,
+) -> None:
+    pictures = [png((32, 32), "orange"), png((32, 32), "teal"), png((32, 32), "navy")]
+    request = EditRequest(prompt="the cat from picture 2 in the hat from picture 3, in picture 1")
+    async with aiohttp.ClientSession() as session:
+        api = backend(session, images_api, "gpt-image-1")
+        (image,) = await api.edit(ImageEdit(request, pictures[0], references=tuple(pictures[1:])))
+        seen = len(images_api.seen)
+        with pytest.raises(WorkerRejected, match="dall-e-2 edits one picture at a time"):
+            await backend(session, images_api, "dall-e-2").edit(
+                ImageEdit(request, pictures[0], references=(pictures[1],))
+            )
+        with pytest.raises(WorkerRejected, match="a new picture drawn from pictures needs egaku's own worker"):
+            await api.generate(GenerationRequest(prompt="blend them", references=["aGk="]))
+    assert images_api.seen[0].pictures == pictures  # gpt-image reads them all, in order, as `image[]`
+    assert images_api.seen[0].fields["prompt"] == request.prompt and image.png.startswith(b"\x89PNG")
+    assert len(images_api.seen) == seen  # both refused before any call

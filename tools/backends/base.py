@@ -18,11 +18,24 @@ ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ImageEdit:
-    """An edit as a backend receives it: the validated request, the picture, and an optional mask."""
+    """An edit as a backend receives it: the validated request, the picture, an optional mask, and the pictures the
+    model reads beside it, in order (the edited one is "picture 1", the first reference "picture 2")."""
 
     request: EditRequest
     image: bytes
-    mask: bytes | None = None  # white where to paint (egaku's luminance masks)
+    mask: bytes | None = None  # white where to paint (egaku's luminance masks); it belongs to `image`
+    references: tuple[bytes, ...] = ()
+
+    @property
+    def pictures(self) -> tuple[bytes, ...]:
+        """Every picture the model reads, in order: the edited one first."""
+        return (self.image, *self.references)
+
+    def parts(self) -> list[tuple[str, bytes, str]]:
+        """The pictures as multipart file parts (field, bytes, file name): several go as OpenAI sends them,
+        `image[]` in order; one stays `image`."""
+        field = "image[]" if self.references else "image"
+        return [(field, data, f"image-{n}.png" if n else "image.png") for n, data in enumerate(self.pictures)]
 
 
 @dataclass(frozen=True)

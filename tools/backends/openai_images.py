@@ -140,6 +140,8 @@ class OpenAIImages:
             raise refused("LoRA adapters need egaku's own worker; OpenAI's API has none")
         if request.best_of > 1:
             raise refused("best-of needs egaku's own worker, which scores the candidates; OpenAI's API has none")
+        if request.references:
+            raise refused("a new picture drawn from pictures needs egaku's own worker; OpenAI's API edits them instead")
         prompt, negative = with_style(request.prompt, request.negative_prompt, request.style)
         if negative:
             prompt = f"{prompt}. Avoid: {negative}"
@@ -169,18 +171,22 @@ class OpenAIImages:
         return await self._rendered(items, request, body["prompt"])
 
     async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
-        """POST /images/edits (multipart): the picture, the whole new description, and an alpha mask if any."""
-        request, image, mask = edit.request, edit.image, edit.mask
+        """POST /images/edits (multipart): the pictures, the whole new description, and an alpha mask if any."""
+        request, mask = edit.request, edit.mask
         if request.outpaints:
             raise EditNotPossible(NO_OUTPAINTING)  # sent on, zoom and pan would be dropped: a plain redraw
         if self._model == "dall-e-3":
             raise refused("dall-e-3 cannot edit images; set [backend.openai] model to a gpt-image model")
+        if edit.references and self._model.startswith("dall-e"):
+            raise refused(f"{self._model} edits one picture at a time; gpt-image models read several")
         fields = {**self._common(request), "n": request.n}
         streams = self._streams(request, on_progress)
         if streams:
             fields.update(stream="true", partial_images=self._settings.partial_images)
         form = aiohttp.FormData()
-        form.add_field("image", image, filename="image.png", content_type="image/png")
+        # gpt-image models read several pictures, in order; the mask belongs to the first.
+        for field, data, filename in edit.parts():
+            form.add_field(field, data, filename=filename, content_type="image/png")
         if mask is not None:
             converted = await asyncio.to_thread(alpha_mask, mask)
             form.add_field("mask", converted, filename="mask.png", content_type="image/png")

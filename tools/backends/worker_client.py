@@ -74,9 +74,10 @@ class WorkerClient:
         return await self._call("/v1/images/generations", on_progress, json=body)
 
     async def edit(self, edit: ImageEdit, on_progress: ProgressCallback | None = None) -> list[RenderedImage]:
-        """POST /v1/images/edits (multipart) and decode the images."""
+        """POST /v1/images/edits (multipart: the picture, then its references) and decode the images."""
         form = aiohttp.FormData()
-        form.add_field("image", edit.image, filename="image.png", content_type="image/png")
+        for field, data, filename in edit.parts():
+            form.add_field(field, data, filename=filename, content_type="image/png")
         fields = edit.request.model_dump(exclude_none=True, exclude_unset=True)
         if edit.mask is not None:
             form.add_field("mask", edit.mask, filename="mask.png", content_type="image/png")

@@ -8,13 +8,12 @@ blocklist, progress, the audit record and the image history are applied here, on
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import asyncio
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -32,14 +31,16 @@ from egaku.errors import (
     WrongLanguage,
 )
 from egaku.i18n import Text, _
-from tools.backends.base import ImageBackend, ImageEdit, ImageUpscale, ProgressCallback
+from tools.backends.base import ImageBackend, ImageEdit, ImageUpscale
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, detect_language, language_refusal
 from tools.checks.limits import JobLimiter
-from tools.pictures import ImageKind, RenderedImage
+from tools.pictures import OWN_SIZE_KINDS, ImageKind, Lineage, RenderedImage, edited
 from tools.service.outpainting import CANNOT_OUTPAINT, check_zoom, outpaint_fields, outpaint_kind, outpaints
+from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
 from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester, Upscale
 from tools.service.upscaling import UpscalerCheck, upscaled
+from tools.service.watching import watching
 from tools.stores.history import AuditRecord, Generation, History, Viewer
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
@@ -47,8 +48,6 @@ log = logging.getLogger(__name__)
 
 STRENGTH = {"subtle": 0.35, "strong": 0.7, "region": 0.95}
 UPSCALE_STRENGTH = 0.3  # an upscale redraws detail at the larger size but keeps the picture
-# Edits of these are drawn at the model's own size (the worker fits them): their pixels may be past its cap.
-OWN_SIZE_KINDS = ("upload", "upscale")
 
 
 class ConceptLookup(Protocol):
@@ -73,6 +72,7 @@ class ImageService:
         history: History | None = None,
         model: str | None = None,
         instruct_model: str | None = None,
+        references: ReferenceModel | None = None,
         limiter: JobLimiter | None = None,
         blocklist: Iterable[str] = (),
         safety_check: bool = False,
@@ -86,6 +86,7 @@ class ImageService:
         self.concepts = concepts
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
+        self.references = references  # the preset that reads several pictures; None: reference edits are approximate
         self._limiter = limiter
         self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
@@ -95,23 +96,36 @@ class ImageService:
         self._upscaler = UpscalerCheck(backend)
 
     async def draw(self, who: Requester, request: Draw) -> Outcome:
-        """Draw a new picture."""
+        """Draw a new picture, from a description or from pictures (a blend)."""
 
         async def work() -> list[RenderedImage]:
+            if request.references:  # a blend: a new picture from pictures alone
+                job = await blend_job(self._history(), viewer_of(who), self.references, request)
+                return await self._from_pictures(who, job)
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
             images = await self._generate(who, generation)
-            return await self._keep(images, who, "generate", None)
+            return await self._keep(images, who, "generate")
 
         return await self._run(who, work)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
-        """Change an earlier image, keeping its seed, size and model unless told otherwise."""
+        """Change an earlier image, keeping its seed, size and model unless told otherwise (`references.edit_job`:
+        an edit that reads further pictures; without a model for them, the same seed and an approximate likeness)."""
+        notice: Text | None = None
 
         async def work() -> list[RenderedImage]:
+            nonlocal notice
             history = self._history()
             parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
+            job = await edit_job(history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
+            if job is not None:
+                return await self._from_pictures(who, job)
+            if self.references is None and (request.references or mode == "reference"):
+                # No preset reads the pictures: the same seed with the new description, said to be approximate.
+                notice = APPROXIMATE_TEXT
+                mode = "regenerate" if request.mode in (None, "reference") else mode
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
@@ -133,7 +147,7 @@ class ImageService:
                 check_zoom(parent, request)
                 self._check_language(request.language, model)
                 images = await self._outpaint(who, {**common, "model": model, **outpaint_fields(request)}, parent)
-                return await self._keep(images, who, outpaint_kind(request), parent.id)
+                return await self._keep(images, who, outpaint_kind(request), edited(parent.id))
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
@@ -147,9 +161,22 @@ class ImageService:
                     fields["mask_prompt"] = request.target
                 edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
                 images = await self._edit(who, ImageEdit(edit, history.png(parent)))
-            return await self._keep(images, who, mode, parent.id)
+            return await self._keep(images, who, mode, edited(parent.id))
 
-        return await self._run(who, work)
+        outcome = await self._run(who, work)
+        return replace(outcome, notice=notice) if notice and isinstance(outcome, Drawn) else outcome
+
+    async def _from_pictures(self, who: Requester, job: FromPictures) -> list[RenderedImage]:
+        """Send the pictures, in order, with the whole new description; record the new one with its parents."""
+        history = self._history()
+        self._check_language(job.language, job.model)
+        pngs = await asyncio.to_thread(lambda: [history.png(g) for g in job.pictures])  # disk reads: off the loop
+        request = job.request(pngs, who.user_id, self._checks(who), who.options)
+        if isinstance(request, EditRequest):
+            images = await self._edit(who, ImageEdit(request, pngs[0], references=tuple(pngs[1:])))
+        else:
+            images = await self._generate(who, request)
+        return await self._keep(images, who, job.kind, job.parents)
 
     async def upscale(self, who: Requester, request: Upscale) -> Outcome:
         """Enlarge an earlier image with the backend's upscaler, nothing redrawn; without one, draw the fallback."""
@@ -162,7 +189,7 @@ class ImageService:
             self._check_safety(who, parent.prompt)
             job = UpscaleRequest(scale=request.scale, job_id=uuid.uuid4().hex[:16])
             done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
-            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", parent.id)
+            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", edited(parent.id))
 
         return await self._run(who, work)
 
@@ -285,24 +312,27 @@ class ImageService:
         return Drawn(tuple(images))
 
     async def _keep(
-        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parent: str | None
+        self, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()
     ) -> list[RenderedImage]:
-        """Record images in the history (when there is one) and return them with their ids."""
+        """Record images in the history (when there is one), with their parents in order; return them with ids."""
+        first = parents[0].id if parents else None
+
+        def made(image: RenderedImage, image_id: str | None = None) -> RenderedImage:
+            return replace(image, id=image_id or image.id, kind=kind, parent_id=first, parents=parents)
+
         if self.history is None:
-            return [replace(i, kind=kind, parent_id=parent) for i in images]
+            return [made(i) for i in images]
         kept = []
         for image in images:
-            record = await self._record(image, who, kind, parent)
+            record = await self._record(image, who, kind, parents)
             # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
-            losers = [await self._record(c, who, kind, parent, candidate_of=record.id) for c in image.candidates]
-            candidates = tuple(
-                replace(c, id=r.id, kind=kind, parent_id=parent) for c, r in zip(image.candidates, losers, strict=True)
-            )
-            kept.append(replace(image, id=record.id, kind=kind, parent_id=parent, candidates=candidates))
+            losers = [await self._record(c, who, kind, parents, candidate_of=record.id) for c in image.candidates]
+            candidates = tuple(made(c, r.id) for c, r in zip(image.candidates, losers, strict=True))
+            kept.append(replace(made(image, record.id), candidates=candidates))
         return kept
 
     async def _record(
-        self, image: RenderedImage, who: Requester, kind: ImageKind, parent: str | None, candidate_of: str | None = None
+        self, image: RenderedImage, who: Requester, kind: ImageKind, parents: Lineage, candidate_of: str | None = None
     ) -> Generation:
         """One image into the history."""
         assert self.history is not None
@@ -321,7 +351,7 @@ class ImageService:
             steps=image.steps,
             model=image.model,
             kind=kind,
-            parent_id=parent,
+            parents=parents,
             prompt_language=detect_language(image.prompt),
             score=image.score,
             candidate_of=candidate_of,
@@ -354,35 +384,6 @@ class ImageService:
                 image_ids=",".join(i.id for i in images if i.id),
             )
         )
-
-
-@contextlib.asynccontextmanager
-async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
-    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback.
-
-    Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
-    """
-    job_id = uuid.uuid4().hex[:16]
-    watch = who.watch
-    if watch is None:
-        yield job_id, None
-        return
-    await _quietly(watch.started(job_id), job_id)
-    try:
-        yield job_id, functools.partial(_report_progress, watch.progress, job_id)
-    finally:
-        await _quietly(watch.finished(job_id), job_id)
-
-
-async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:
-    await _quietly(progress(job_id, event), job_id)
-
-
-async def _quietly(call: Awaitable[None], job_id: str) -> None:
-    try:
-        await call
-    except Exception:
-        log.exception("progress reporting failed for job %s; the job goes on", job_id)
 
 
 def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:

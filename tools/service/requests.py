@@ -16,9 +16,10 @@ from typing import Literal, Protocol
 from egaku.errors import EgakuError
 from egaku.i18n import Text
 from tools.pictures import RenderedImage
-from worker.protocol import Pan, ProgressEvent
+from worker.protocol import Pan, ProgressEvent, ReferenceRole
 
-EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct"]
+# "reference": a new picture that keeps a subject (a character, an object) from the pictures it reads.
+EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct", "reference"]
 
 
 class JobWatch(Protocol):
@@ -96,6 +97,9 @@ class Draw:
     # The prompt's language, when the LLM wrote it: checked against the languages the model reads.
     language: str | None = None
     best_of: int | None = None  # candidates to pick the best from; None: the server's or the bot's default
+    # A new picture drawn from these pictures (/blend): references like Edit.ref, in order ("picture 1"...).
+    references: tuple[str, ...] = ()
+    role: ReferenceRole = "subject"  # what the references give: their subject, or only their style
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,9 @@ class Edit:
     seed: int | None = None  # None keeps the parent's seed
     scale: float = 1.0  # > 1 enlarges the result (the creative upscale button)
     language: str | None = None  # as Draw.language
+    # Further pictures the model reads, after `ref` ("picture 2"...): references like `ref`, each resolved alike.
+    references: tuple[str, ...] = ()
+    role: ReferenceRole = "subject"  # what the further pictures give: their subject, or only their style
     # Outpainting (the picture's own model paints past its edges; `mode` does not apply): `zoom` (1.0-2.0)
     # centres it on a canvas that many times larger; `pan` slides the view a third that way.
     zoom: float | None = None
@@ -128,9 +135,10 @@ class Upscale:
 
 @dataclass(frozen=True)
 class Drawn:
-    """The images, in order."""
+    """The images, in order, and a fixed text the user must read with them (an approximate likeness)."""
 
     images: tuple[RenderedImage, ...]
+    notice: Text | None = None
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from egaku.errors import Failure, Refusal
 from egaku.i18n import Text, _
 from tools.backends.base import ProgressCallback
 from tools.checks.uploads import Upload
-from tools.service.images import watching
 from tools.service.requests import Failed, Refused, Requester
+from tools.service.watching import watching
 from tools.stores.concepts import MAX_CONCEPTS_PER_SERVER, NAME_RULE, Concept, ConceptStore, concept_name
 from worker.protocol import MAX_CONCEPTS, MAX_TEACH_IMAGES, MIN_TEACH_IMAGES, ConceptChoice, TeachRequest, TeachResponse
 

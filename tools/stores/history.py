@@ -25,8 +25,9 @@ from pathlib import Path
 import aiosqlite
 
 from egaku.errors import UnknownImage
-from tools.pictures import Picture
+from tools.pictures import Parent, Picture
 from tools.stores.files import write_once
+from tools.stores.lineage import lineage, open_lineage, parents_of, write_parents
 from tools.stores.sqlite import open_sqlite
 
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and retyped
@@ -121,10 +122,22 @@ class Generation(Picture):
 
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
-        parent = f", edit of {self.parent_id}" if self.parent_id else ""
+        parent = _made_from(self.parents)
         prompt = _clip(self.prompt, 90)
         seen = f"; it shows: {_clip(self.caption, 300)}" if self.caption else ""
         return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}{seen}"
+
+
+# How a picture's lineage reads in the model's note, by the role its parents played.
+_MADE_FROM = {"edited": "edit of {}", "reference": "from {}", "style": "in the style of {}"}
+
+
+def _made_from(parents: tuple[Parent, ...]) -> str:
+    """ ", edit of k3m9, from x7pq, r2d2": a picture's parents by role, in the order the roles first appear."""
+    grouped: dict[str, list[str]] = {}
+    for parent in parents:
+        grouped.setdefault(parent.role, []).append(parent.id)
+    return "".join(f", {_MADE_FROM[role].format(', '.join(ids))}" for role, ids in grouped.items())
 
 
 def _clip(text: str, limit: int) -> str:
@@ -183,6 +196,7 @@ class History:
             if column not in columns:  # a history written before this column existed
                 await db.execute(f"ALTER TABLE generations ADD COLUMN {column} {kind}")
         await db.execute("CREATE INDEX IF NOT EXISTS generations_candidates ON generations (candidate_of)")
+        await open_lineage(db)
         await db.commit()
         return cls(db, images_dir)
 
@@ -206,11 +220,14 @@ class History:
         raise RuntimeError("could not find a free generation id")
 
     async def add(self, png: bytes, **fields: object) -> Generation:
-        """Record an image (its file is stored by content hash) and return it with its new id."""
+        """Record an image (its file is stored by content hash) and its parents, in order; return it with its id."""
         stored = await asyncio.to_thread(self._store, png)  # hashing and writing MBs: not on the loop
-        record = Generation(id=await self._new_id(), file=stored, created=time.time(), **fields)  # type: ignore[arg-type]
+        parent_id, parents = lineage(fields.pop("parent_id", None), fields.pop("parents", ()))  # type: ignore[arg-type]
+        made = {"id": await self._new_id(), "file": stored, "created": time.time(), "parent_id": parent_id}
+        record = Generation(**made, parents=parents, **fields)  # type: ignore[arg-type]
         values = [getattr(record, c.strip()) for c in _COLUMNS.split(",")]
         await self._db.execute(f"INSERT INTO generations ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
+        await write_parents(self._db, record.id, parents)
         await self._db.commit()
         return record
 
@@ -248,11 +265,12 @@ class History:
         async with self._db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         names = [c.strip() for c in _COLUMNS.split(",")]
+        parents = await parents_of(self._db, (row[0] for row in rows))
         found = []
         for row in rows:
             values = dict(zip(names, row, strict=True))
             values["nsfw"] = bool(values["nsfw"])
-            found.append(Generation(**values))
+            found.append(Generation(**values, parents=parents.get(values["id"], ())))
         return found
 
     def png(self, generation: Generation) -> bytes:

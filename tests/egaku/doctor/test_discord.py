@@ -19,7 +19,7 @@ from tests.fakes.openai import FakeOpenAI
 from tools.stores.preferences import GuildPolicy, Preferences
 
 ENV = {"DISCORD_TOKEN": TOKEN}
-COMMANDS = "/describe, /imagine, /reset, /settings, /concepts, /teach"
+COMMANDS = "/describe, /imagine, /reset, /settings, /concepts, /teach, /blend"
 TOKEN_OK = Finding("discord.token", "ok", "The token in DISCORD_TOKEN is valid: it logs in as the bot egaku (id 900).")
 INTENTS_OK = Finding(
     "discord.intents",
@@ -70,7 +70,7 @@ async def test_everything_in_order(synced: FakeDiscord, session: aiohttp.ClientS
         INTENTS_OK,
         SERVERS_OK,
         permissions_ok(synced),
-        Finding("discord.commands", "ok", f"All 6 slash commands are registered globally: {COMMANDS}."),
+        Finding("discord.commands", "ok", f"All 7 slash commands are registered globally: {COMMANDS}."),
     ]
     # Every request carried the bot token, and nothing but reads were made.
     assert [(r.method, r.path) for r in synced.requests[before:]] == [
@@ -191,7 +191,7 @@ async def test_commands_synced_in_the_listed_server(
         await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
     findings = await check_discord(session, config, ENV)
     assert findings[-1] == Finding(
-        "discord.commands.1000", "ok", f"All 6 slash commands are registered in server 1000: {COMMANDS}."
+        "discord.commands.1000", "ok", f"All 7 slash commands are registered in server 1000: {COMMANDS}."
     )
 
 

@@ -31,8 +31,9 @@ SCANNED = [
 # whose text is chosen where it is raised (`TooBusy`, `BadUpload`, `EditNotPossible`...): mypy checks those.
 MARKS = {"_", "n_", "N_"}
 LOGGERS = {"log", "logger", "logging", "warnings"}
-# Functions whose strings are for the log (an exception as a log line may carry it).
-LOG_FUNCTIONS = {"safe_detail"}
+# Functions whose strings no user reads: the log's (an exception as a log line may carry it), and the words a
+# drawing model is given (/blend's description when the user writes none).
+LOG_FUNCTIONS = {"safe_detail", "blend_prompt"}
 # Keyword arguments that are data, not a fixed text: the picture's prompt as the history keeps it.
 DATA = {"prompt", "user_words"}
 WORD = re.compile(r"[A-Za-z]{2,}")

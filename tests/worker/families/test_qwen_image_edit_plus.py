@@ -7,6 +7,7 @@ import base64
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tests.worker.families.test_qwen_image_edit import load_with_processor
 from tests.worker.test_engine import pixels
 from worker.engine import Engine
 from worker.errors import BadRequest
+from worker.pipelines import Placement, load_pipeline
 from worker.protocol import EditRequest, GenerationRequest
 from worker.settings import ModelPreset
 
@@ -28,15 +30,23 @@ VAE_AREA, CONDITION_AREA = 96 * 96, 96 * 96
 
 
 @contextlib.contextmanager
-def capped_plus(cache: Path) -> Iterator[Engine]:
-    """An engine serving a tiny Qwen-Image-Edit Plus preset ("plus"), its pipeline's resizing capped meanwhile."""
+def capped_plus(cache: Path, default: str = "plus", **others: ModelPreset) -> Iterator[Engine]:
+    """An engine serving a tiny Qwen-Image-Edit Plus preset ("plus") and `others`, its pipeline's resizing capped
+    meanwhile."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(f"{PLUS}.VAE_IMAGE_SIZE", VAE_AREA)
         patch.setattr(f"{PLUS}.CONDITION_IMAGE_SIZE", CONDITION_AREA)
         tiny = ModelPreset(source="tiny", family="qwen-image-edit-plus", steps=2, guidance=4.0, width=64, height=64,
                            max_pixels=128 * 128, prompt_language=["zh", "en"])  # fmt: skip
-        settings = tiny_worker_settings(cache, warmup=False, models={"plus": tiny}, default_model="plus")
-        yield Engine(settings, loader=load_with_processor)
+        settings = tiny_worker_settings(cache, warmup=False, models={**others, "plus": tiny}, default_model=default)
+        yield Engine(settings, loader=plus_loader)
+
+
+def plus_loader(preset: ModelPreset, placement: Placement, cache: Path) -> Any:
+    """The worker's loader, with the processor built here for the Qwen presets (none can load without torchvision)."""
+    if preset.family.startswith("qwen-image-edit"):
+        return load_with_processor(preset, placement, cache)
+    return load_pipeline(preset, placement, cache)
 
 
 @pytest.fixture(scope="module")
