@@ -16,7 +16,7 @@ from agent.middleware import CAP_MESSAGE_NAME, CAP_TEXT
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
-from egaku.errors import EmptyMessage, LLMUnavailable, MessageTooLong, safe_detail
+from egaku.errors import EmptyMessage, JobCancelled, LLMUnavailable, MessageTooLong, safe_detail
 from egaku.i18n import ENGLISH_VOICE, Text, Voice
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
@@ -78,6 +78,7 @@ class TurnResult:
     # `reply` is its English, and the bot speaks it in the asker's language instead.
     fixed: Text | None = None
     notices: list[Text] = field(default_factory=list)  # fixed texts the user reads under the reply (a likeness)
+    retries: list[str] = field(default_factory=list)  # journaled jobs that failed and may be tried again, by id
 
     def said(self, voice: Voice = ENGLISH_VOICE) -> str:
         """What the user reads, in `voice`: the reply (a fixed one in that language), then the notices."""
@@ -88,11 +89,13 @@ class TurnResult:
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
         """The result of image outcomes: their images, failures and refusals, in order."""
         images = [image for o in outcomes if isinstance(o, Drawn) for image in o.images]
-        failures: list[Exception] = [o.error for o in outcomes if isinstance(o, Failed)]
+        failed = [o for o in outcomes if isinstance(o, Failed)]
         refusals = [o.reason for o in outcomes if isinstance(o, Refused)]
+        retries = [o.job_id for o in failed if o.job_id and not isinstance(o.error, JobCancelled)]
         # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
         notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
-        return cls(reply=reply, images=images, failures=failures, refusals=refusals, notices=notices)
+        return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries,
+                   notices=notices)  # fmt: skip
 
     @classmethod
     def direct(cls, outcome: Outcome) -> TurnResult:

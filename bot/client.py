@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import time
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -24,6 +25,7 @@ from bot.services import BotServices
 from bot.translator import CatalogTranslator
 from egaku.config import DiscordSettings
 from egaku.errors import report
+from tools.service.requests import turn_key
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ SYNC_FAILED = (
     "They will be synced at the next start."
 )
 CRASH_BACKOFF_MAX_S = 60.0
+POSTING_GRACE_S = 10.0
 # Every feature is an extension with its own `setup(bot)`; they load in this order.
 EXTENSIONS = (
     "bot.exts.chat",
@@ -41,6 +44,7 @@ EXTENSIONS = (
     "bot.exts.teach",
     "bot.exts.blend",
     "bot.exts.buttons",
+    "bot.exts.resume",
 )
 
 
@@ -78,6 +82,8 @@ class EgakuBot(commands.Bot):
         self.jobs = JobRegistry()
         self.message_content = message_content
         self.crash_backoff_s = crash_backoff_s
+        # Answers being posted now: a stop waits for them, so that a posted answer is also marked answered.
+        self.posting: set[asyncio.Task[Any]] = set()
 
     async def setup_hook(self) -> None:
         """Load the extensions and, if configured, sync slash commands."""
@@ -127,6 +133,13 @@ class EgakuBot(commands.Bot):
                 await asyncio.sleep(delay * random.uniform(1.0, 1.25))
                 delay = min(CRASH_BACKOFF_MAX_S, delay * 2)
 
+    async def close(self) -> None:
+        """Let answers being posted finish (and be marked in the journal) for up to POSTING_GRACE_S, then close."""
+        posting = {task for task in self.posting if task is not asyncio.current_task()}
+        if posting:
+            await asyncio.wait(posting, timeout=POSTING_GRACE_S)
+        await super().close()
+
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: the Chat extension reads messages."""
 
@@ -142,3 +155,8 @@ class EgakuBot(commands.Bot):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not deliver an error message for interaction %s", interaction.id)
+            return
+        journal = self.services.images.journal
+        if journal is not None:  # the asker was told: a restart must not answer this command again
+            with contextlib.suppress(Exception):
+                await journal.answered(turn_key("interaction", interaction.id))

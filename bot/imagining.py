@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from agent.service import TurnResult
+from bot.answering import interaction_answer, opened
 from bot.buttons.view import send_result
 from bot.language import interaction_voice
 from bot.policy import command_refusal, here
@@ -32,7 +33,7 @@ async def imagine_for(
     if problem:
         await interaction.response.send_message(voice(problem), ephemeral=True)
         return
-    await interaction.response.defer(thinking=True)
+    deferred = await interaction.response.defer(thinking=True)
     place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     known = bot.services.models
     if choices.model is not None and known and choices.model not in known:
@@ -48,8 +49,12 @@ async def imagine_for(
     if (choices.best_of or 1) > 1 and (choices.count or 1) > 1:
         await interaction.followup.send(voice(ONE_OR_THE_OTHER))
         return
-    turn = interaction_turn(bot, interaction, place, prompt, chosen=choices, must_draw=True)
-    if place.prefs.raw if raw is None else raw:
+    answer = interaction_answer(interaction, deferred)
+    turn = interaction_turn(bot, interaction, place, prompt, chosen=choices, must_draw=True, answer=answer)
+    drawn_raw = place.prefs.raw if raw is None else raw
+    # From here the command is answered exactly once; a turn for the model can be run again after a restart.
+    await opened(bot, answer, ask=None if drawn_raw else turn)
+    if drawn_raw:
         result = TurnResult.direct(await bot.services.images.draw(turn.who, Draw(prompt)))
     else:
         result = await bot.services.agent.respond(turn)

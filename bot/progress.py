@@ -26,6 +26,7 @@ from bot.jobs import Owner
 from bot.language import interaction_voice
 from bot.reach import posts_in_channel
 from egaku.i18n import Text, Voice, _
+from tools.service.requests import Waiting
 from worker.protocol import ProgressEvent
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ CANCEL = _("Cancel")
 EDIT_INTERVAL_S = 1.5  # Discord allows about 5 edits per 5 s per channel; stay well under
 SHOW_AFTER_S = 2.0  # fast jobs need no status message (and no flicker)
 WAITING = _("⏳ Waiting for the GPU…")
+WORKER_AWAY = _("⏳ The image service is restarting; your picture carries on when it is back…")
 # Posts the status message: `channel.send`, or an interaction's followup (keyword arguments: view, files).
 Post = Callable[..., Awaitable[discord.Message]]
 
@@ -63,8 +65,24 @@ def is_cancel(text: str) -> bool:
     return re.sub(r"[\s!！。.、]+", "", text.lower()) in CANCEL_WORDS
 
 
-def describe(event: ProgressEvent) -> Text:
-    """The status line for a progress event."""
+def ordinal(n: int) -> Text:
+    """1st, 2nd, 3rd, 4th... 11th, 12th, 13th... 21st (each language has one form for all of them: 2番目)."""
+    if n % 10 == 1 and n % 100 != 11:
+        return _("{n}st", n=n)
+    if n % 10 == 2 and n % 100 != 12:
+        return _("{n}nd", n=n)
+    if n % 10 == 3 and n % 100 != 13:
+        return _("{n}rd", n=n)
+    return _("{n}th", n=n)
+
+
+def describe(event: ProgressEvent | Waiting) -> Text:
+    """The status line for a progress event, or for a wait before the worker."""
+    if isinstance(event, Waiting):
+        if event.reason == "worker" or event.place is None:
+            return WORKER_AWAY
+        wait = _(", about {eta:.0f} s", eta=event.eta_s) if event.eta_s else ""
+        return _("⏳ {place} in line{wait}…", place=ordinal(event.place), wait=wait)
     if event.kind == "queued":
         if event.eta_s:
             return _("⏳ In the queue (position {position}, about {eta:.0f} s)…", position=event.position or 0,
@@ -95,7 +113,8 @@ class StatusReporter:
         *,
         show_after_s: float = SHOW_AFTER_S,
         edit_interval_s: float = EDIT_INTERVAL_S,
-        describe: Callable[[ProgressEvent], Text] = describe,
+        describe: Callable[[ProgressEvent | Waiting], Text] = describe,
+        adopt: discord.Message | discord.PartialMessage | None = None,
     ) -> None:
         self._bot = bot
         self._describe = describe
@@ -104,7 +123,8 @@ class StatusReporter:
         self._owner = Owner(user_id, channel_id)
         self._show_after_s = show_after_s
         self._edit_interval_s = edit_interval_s
-        self._message: discord.Message | None = None
+        # A status message from before a restart is taken over: edited, then removed at the end.
+        self._message: discord.Message | discord.PartialMessage | None = adopt
         self._latest = voice(WAITING)
         self._shown = ""
         self._preview: bytes | None = None
@@ -121,9 +141,9 @@ class StatusReporter:
         await asyncio.sleep(self._show_after_s)
         await self._render(job_id)
 
-    async def progress(self, job_id: str, event: ProgressEvent) -> None:
+    async def progress(self, job_id: str, event: ProgressEvent | Waiting) -> None:
         """Remember the latest state; edit the message no more often than the interval allows."""
-        if event.kind == "preview":
+        if isinstance(event, ProgressEvent) and event.kind == "preview":
             if event.b64_png:
                 with contextlib.suppress(ValueError):
                     self._preview = base64.b64decode(event.b64_png, validate=True)
@@ -142,6 +162,7 @@ class StatusReporter:
         try:
             if self._message is None:
                 self._message = await self._post(self._latest, view=cancel_view(job_id, self._voice), files=files)
+                await self._note(job_id, str(self._message.id))
             elif files:
                 await self._message.edit(content=self._latest, attachments=files)
             else:
@@ -163,6 +184,17 @@ class StatusReporter:
             except Exception:
                 log.warning("could not delete the status message for job %s", job_id, exc_info=True)
             self._message, self._shown, self._preview, self._preview_shown = None, "", None, None
+            await self._note(job_id, None)
+
+    async def _note(self, job_id: str, message_id: str | None) -> None:
+        """Tell the journal where the job's status message is, so that a restart takes it over."""
+        journal = self._bot.services.images.journal
+        if journal is None:
+            return
+        try:
+            await journal.status_shown(job_id, str(self._owner.channel_id), message_id)
+        except Exception:
+            log.warning("could not note the status message of job %s", job_id, exc_info=True)
 
 
 def reporter(bot: EgakuBot, post: Post, user_id: int, channel_id: int, voice: Voice) -> StatusReporter:
@@ -201,11 +233,9 @@ def cancel_view(job_id: str, voice: Voice) -> ui.View:
 
 
 async def cancel_jobs(bot: EgakuBot, job_ids: list[str]) -> int:
-    """Ask the worker to cancel these jobs; how many it still had."""
-    worker = bot.services.worker
-    if worker is None:
-        return 0
-    return sum([await worker.cancel(job_id) for job_id in job_ids])
+    """Cancel these jobs (waiting in line, waiting for the worker, or at the worker); how many were still there."""
+    images = bot.services.images
+    return sum([await images.cancel(job_id) for job_id in job_ids])
 
 
 class CancelButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:cancel:(?P<job>[0-9a-f]{16})"):

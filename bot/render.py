@@ -20,6 +20,8 @@ EMBED_COLOUR = 0xE8A87C
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 # The labels around a prompt: the prompt itself stays as the model wrote it.
 PROMPT, YOU_SAID, NEGATIVE = _("Prompt"), _("You said"), _("Negative")
+RETRY_LABEL = _("Retry")
+MAX_RETRY_BUTTONS = 5  # one row
 
 
 @dataclass
@@ -128,3 +130,20 @@ def shrink(out: Outgoing, limit: int) -> Outgoing:
             again = Outgoing(content=out.content, view=out.view, ephemeral=out.ephemeral)
             return attach(again, out.images, encoded, out.voice)
         scale, quality = scale * 0.7, max(70, quality - 5)
+
+
+def retry_button(job_id: str, voice: Voice = ENGLISH_VOICE) -> discord.ui.Button[discord.ui.View]:
+    """The Retry button of a journaled job that failed; its custom_id is all its state (`bot.retry.RetryButton`)."""
+    return discord.ui.Button(
+        label=voice(RETRY_LABEL), emoji="🔁", style=discord.ButtonStyle.primary, custom_id=f"egaku:retry:{job_id}"
+    )
+
+
+def with_retry(outgoing: list[Outgoing], retries: list[str], voice: Voice) -> list[Outgoing]:
+    """A Retry button under the answer for each failed job that may be tried again, unless it has other buttons."""
+    if outgoing and outgoing[-1].view is None and retries:
+        view = discord.ui.View(timeout=None)
+        for job_id in retries[:MAX_RETRY_BUTTONS]:
+            view.add_item(retry_button(job_id, voice))
+        outgoing[-1].view = view
+    return outgoing

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
+from collections.abc import Iterator
 
 
 class SeenOnce:
@@ -24,3 +26,14 @@ class SeenOnce:
     def forget(self, key: str) -> None:
         """Allow a key again (a press that finished)."""
         self._keys.pop(key, None)
+
+    @contextlib.contextmanager
+    def held(self, key: str) -> Iterator[bool]:
+        """Whether this is the only press under `key` now (False: one is in flight); the key is free again after."""
+        if not self.first_time(key):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.forget(key)

@@ -11,7 +11,7 @@ from agent.service import TurnRequest, TurnResult
 from bot.policy import Here
 from bot.progress import watch_for
 from bot.reach import conversation_of
-from tools.service.requests import ImageOptions, JobWatch
+from tools.service.requests import AnswerTo, ImageOptions, JobWatch
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
@@ -30,6 +30,7 @@ def turn_request(
     chosen: ImageOptions | None = None,
     must_draw: bool = False,
     reply_to: int | None = None,
+    answer: AnswerTo | None = None,
 ) -> TurnRequest:
     """The one way every front end (chat, /imagine, buttons) turns a Discord event into a turn.
 
@@ -59,6 +60,7 @@ def turn_request(
         guild_cap=here.policy.max_jobs,
         best_of=here.policy.best_of,
         language=here.prefs.language,
+        answer=answer,  # where the answer goes: its jobs are journaled and survive a restart
     )
 
 

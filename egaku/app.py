@@ -26,6 +26,7 @@ from tools.service.references import ReferenceModel
 from tools.service.teaching import ConceptService
 from tools.stores.concepts import ConceptStore
 from tools.stores.history import History
+from tools.stores.journal import JobJournal
 from tools.stores.preferences import Preferences
 
 
@@ -96,6 +97,9 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         stack.push_async_callback(preferences.close)
         concept_store = await ConceptStore.open(history_dir / "concepts.sqlite", history_dir / "concepts")
         stack.push_async_callback(concept_store.close)
+        # Every accepted request and image job, next to the history, so that a restart loses none.
+        journal = await JobJournal.open(history_dir / "journal.sqlite")
+        stack.push_async_callback(journal.close)
         # Words are trained on the egaku worker's default preset; OpenAI's API cannot learn them.
         concepts = ConceptService(concept_store, worker if isinstance(worker, WorkerClient) else None)
         http_client = None
@@ -119,6 +123,8 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
             best_of=config.best_of.default,
             max_best_of=config.best_of_cap,
             concepts=concepts,
+            journal=journal,
+            retry_for_s=config.backend.retry_for_s,
         )
         agent = Agent(graph, images, config.agent, saver, captioner=worker, vision=config.llm.vision)
         yield App(

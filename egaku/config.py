@@ -103,6 +103,9 @@ class LimitsSettings(_Section):
     per_user_queued: int = Field(default=2, ge=0, le=64)
     per_guild: int = Field(default=8, ge=1, le=1024)
     total: int = Field(default=32, ge=1, le=4096)
+    # Past a server's cap (or the bot's total) a request waits in its server's line, its place shown; only
+    # past this many waiting is the answer "busy".
+    line: int = Field(default=32, ge=0, le=4096)
 
 
 class SafetySettings(_Section):
@@ -135,11 +138,13 @@ class BackendSettings(_Section):
     mode: Literal["embedded", "remote", "openai"] = "embedded"
     url: str = "http://127.0.0.1:7861"  # remote: the worker's address (its bearer token: [worker] token_env)
     startup_timeout_s: float = Field(default=600.0, gt=0)  # embedded: how long the worker may take to load
+    # A job whose worker went away (killed, restarting, unreachable) is sent again under its id for this long.
+    retry_for_s: float = Field(default=300.0, ge=0, le=24 * 3600)
     openai: OpenAIBackendSettings = Field(default_factory=OpenAIBackendSettings)
 
 
 # Keys that lived under [worker] before [backend] existed: an older config still loads, with a warning.
-_MOVED_TO_BACKEND = ("mode", "url", "startup_timeout_s", "openai")
+_MOVED_TO_BACKEND = ("mode", "url", "startup_timeout_s", "openai")  # retry_for_s is new: never under [worker]
 
 
 class BestOfSettings(_Section):

@@ -185,7 +185,8 @@ def app_config(tmp_path: Path, worker_cache: Path) -> Iterator[Config]:
             images_dir=str(tmp_path / "images"),
             history_dir=str(tmp_path / "history"),
         ),
-        backend=BackendSettings(mode="remote"),
+        # A worker that is down stays down in most tests: they want its failure at once, not a wait for it.
+        backend=BackendSettings(mode="remote", retry_for_s=0),
         worker=tiny_worker_settings(worker_cache),
     )
 

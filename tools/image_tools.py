@@ -143,7 +143,8 @@ async def generate_image(
     """Draw a new picture (the model reads GENERATE_DESCRIPTION)."""
     args = GenerateImageArgs(prompt=prompt, negative_prompt=negative_prompt, aspect=aspect, seed=seed, best_of=best_of)
     context = cast(TurnContext, runtime.context)
-    outcome = await context.images.draw(context.who, Draw(**args.model_dump(), language=detect_language(prompt)))
+    draw = Draw(**args.model_dump(), language=detect_language(prompt), reply=reply)
+    outcome = await context.images.draw(context.who, draw)
     return for_model(outcome, reply)
 
 
@@ -235,7 +236,7 @@ async def edit_image(
     context = cast(TurnContext, runtime.context)
     request = Edit(
         ref=ref, prompt=prompt, mode=mode, target=target, seed=seed, language=detect_language(prompt),
-        references=tuple(references or ()), role=reference_role or "subject",
+        references=tuple(references or ()), role=reference_role or "subject", reply=reply,
     )  # fmt: skip
     return for_model(await context.images.edit(context.who, request), reply)
 

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from worker.errors import RenderTimeout
+from worker.kept import kept_responses
 from worker.lessons import LessonLane
 from worker.measures import GpuMemory
 from worker.protocol import (
@@ -163,7 +164,7 @@ class LocalJobs:
         s = self._settings
         self._scheduler = Scheduler(
             self._engine.run_batch, self._executor, max_queue=s.max_queue, max_batch=s.max_batch,
-            batch_window_s=s.batch_window_s,
+            batch_window_s=s.batch_window_s, kept=kept_responses(s),
         )  # fmt: skip
         # Training runs in chunks on the same render thread, only while no picture waits.
         self._lessons = LessonLane(self._engine, s.teach, wake=self._scheduler.wake)

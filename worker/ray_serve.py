@@ -37,8 +37,9 @@ from worker.errors import JobCancelled, QueueBusy, WorkerError
 from worker.http import WorkerServer, check_exposure
 from worker.http.answers import as_worker_error, error_body
 from worker.jobs import LocalJobs
+from worker.kept import kept_responses
 from worker.protocol import DescriptionResponse, ErrorResponse, GenerationResponse, UpscaleResponse
-from worker.scheduler import Job, Progress, SchedulerStats, eta_estimate, follow, settle
+from worker.scheduler import Job, Progress, SchedulerStats, answered, eta_estimate, follow, settle
 from worker.settings import WorkerSettings, read_secret
 from worker.upscale.plan import UpscalePlan
 
@@ -214,6 +215,9 @@ class ServeQueue:
         self._closing = False
         self.stats = SchedulerStats()
         self.retries = 0
+        # Finished results by id, as a single worker keeps them: a client that lost its answer asks again.
+        # A gateway that restarts forgets them; the job id then reaches a replica, which may still have it.
+        self._kept = kept_responses(settings)
 
     @property
     def depth(self) -> int:
@@ -230,10 +234,19 @@ class ServeQueue:
         return counts
 
     def submit(self, job: Job[GenerationResponse]) -> Job[GenerationResponse]:
-        """Send a job to a replica (or attach to the job in flight with this id)."""
+        """Send a job to a replica; or attach to the job in flight with this id; or answer it with its kept result."""
         existing = self._jobs.get(job.id)
         if existing is not None:
+            if job.events is not None:
+                existing.events = job.events  # the newest listener gets the progress from now on
+                position = self._positions.get(job.id, 0)
+                running = {"batch_size": 1, "attached": True}
+                kind, data = ("started", running) if position == 0 else ("queued", {"position": position})
+                job.events.put_nowait(Progress(kind, {"job_id": job.id, **data}))
             return existing
+        done = answered(asyncio.get_running_loop(), job, self._kept)
+        if done is not None:
+            return done
         if self._closing or len(self._jobs) >= self._bound:
             self.stats.rejected_full += 1
             raise QueueBusy.full(self.eta_s(self.depth))
@@ -328,6 +341,8 @@ class ServeQueue:
     def _finish(self, job: Job[GenerationResponse], outcome: GenerationResponse | BaseException) -> None:
         self._jobs.pop(job.id, None)
         self._positions.pop(job.id, None)
+        if not isinstance(outcome, BaseException):
+            self._kept.put(job.id, outcome)
         settle(job, outcome, self.stats)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from worker.errors import JobCancelled, QueueBusy
+from worker.kept import KeptResults
 from worker.measures import Histogram
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,16 @@ def settle(job: Job[R], outcome: R | BaseException, stats: SchedulerStats) -> No
         job.future.set_result(outcome)
 
 
+def answered(loop: asyncio.AbstractEventLoop, job: Job[R], kept: KeptResults[R] | None) -> Job[R] | None:
+    """The job already settled with the result kept under its id, or None when there is none."""
+    result = kept.get(job.id) if kept is not None else None
+    if result is None:
+        return None
+    job.future = loop.create_future()
+    job.future.set_result(result)
+    return job
+
+
 def eta_estimate(last_batch_s: float, position: int, max_batch: int) -> float:
     """Seconds until a job at `position` is done, from the last batch's time."""
     return (last_batch_s or 5.0) * (1 + position // max(1, max_batch))
@@ -119,17 +130,19 @@ def eta_estimate(last_batch_s: float, position: int, max_batch: int) -> float:
 
 async def follow(job: Job[R]) -> AsyncIterator[Progress]:
     """A job's progress events as they come, until its outcome is settled (then await job.future)."""
-    assert job.future is not None and job.events is not None
+    # This listener's own queue: a client that attaches later to the same job gets a new one.
+    events = job.events
+    assert job.future is not None and events is not None
     while not job.future.done():
-        getter = asyncio.ensure_future(job.events.get())
+        getter = asyncio.ensure_future(events.get())
         waiters: set[asyncio.Future[Any]] = {getter, job.future}
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if getter in done:
             yield getter.result()
         else:
             getter.cancel()
-    while not job.events.empty():
-        yield job.events.get_nowait()
+    while not events.empty():
+        yield events.get_nowait()
 
 
 class Scheduler(Generic[R]):
@@ -143,8 +156,10 @@ class Scheduler(Generic[R]):
         max_queue: int = 64,
         max_batch: int = 4,
         batch_window_s: float = 0.005,
+        kept: KeptResults[R] | None = None,
     ) -> None:
         self._runner = runner
+        self._kept = kept
         self._executor = executor
         self._max_queue = max_queue
         self._max_batch = max_batch
@@ -203,14 +218,19 @@ class Scheduler(Generic[R]):
         return eta_estimate(self.stats.last_batch_seconds, position, self._max_batch)
 
     def submit(self, job: Job[R]) -> Job[R]:
-        """Queue a job, or attach to the identical job id already queued (idempotency)."""
+        """Queue a job; or attach to the job queued or running under its id; or answer it with its kept result."""
+        loop = asyncio.get_running_loop()
         existing = self._by_id.get(job.id)
         if existing is not None:
+            if job.events is not None:
+                self._attach(loop, existing, job.events)
             return existing
+        done = answered(loop, job, self._kept)
+        if done is not None:
+            return done
         if self._closing or self.depth >= self._max_queue:
             self.stats.rejected_full += 1
             raise QueueBusy.full(self.eta_s(self.depth))
-        loop = asyncio.get_running_loop()
         job.future = loop.create_future()
         by_user = self._queues.setdefault(job.priority, OrderedDict())
         by_user.setdefault(job.user, deque()).append(job)
@@ -220,6 +240,15 @@ class Scheduler(Generic[R]):
         job.publish(loop, Progress("queued", {"job_id": job.id, "position": self.position(job)}))
         self._wakeup.set()
         return job
+
+    def _attach(self, loop: asyncio.AbstractEventLoop, job: Job[R], events: asyncio.Queue[Progress]) -> None:
+        """A client asks again for a job in flight: its progress goes to this listener from now on."""
+        job.events = events
+        if job in self._running:
+            running = {"job_id": job.id, "batch_size": len(self._running), "attached": True}
+            job.publish(loop, Progress("started", running))
+        else:
+            job.publish(loop, Progress("queued", {"job_id": job.id, "position": self.position(job)}))
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued job now, or a running one at its next step."""
@@ -287,6 +316,10 @@ class Scheduler(Generic[R]):
         self._by_id.pop(job.id, None)
         if not self._by_id:
             self._idle.set()
+        if self._kept is not None and not isinstance(outcome, BaseException):
+            self._kept.put(job.id, outcome)
+        # One line per job an operator can follow by its id (the bot's journal names the same id).
+        log.info("job %s %s", job.id, "drawn" if not isinstance(outcome, BaseException) else type(outcome).__name__)
         settle(job, outcome, self.stats)
 
     def _reporter(self, loop: asyncio.AbstractEventLoop, batch: list[Job[R]]) -> Callable[[Job[R], Progress], None]:

@@ -224,6 +224,10 @@ class WorkerSettings(BaseModel):
     batch_window_s: float = Field(default=0.005, ge=0.0, le=2.0)
     preview_every: int = Field(default=5, ge=0, le=1000)
     drain_timeout_s: float = Field(default=120.0, ge=0)
+    # A finished job's result is kept this long (and within this much memory, oldest first), so that a client
+    # that lost its answer (a restarted bot) gets it again by asking under the same job id, without a second render.
+    keep_results_s: float = Field(default=900.0, ge=0, le=24 * 3600)
+    keep_results_mb: int = Field(default=256, ge=0, le=65536)
     # Speed
     warmup: bool = True
     compile: bool = False

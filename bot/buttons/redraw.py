@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from agent.service import TurnResult
+from bot.answering import answered, interaction_answer, opened
 from bot.buttons.action import Post
 from bot.language import interaction_voice
 from bot.policy import here, missing_permissions
@@ -29,14 +30,17 @@ async def redraw(
     if problem:
         await interaction.response.send_message(voice(problem), ephemeral=True)
         return
-    await interaction.response.defer(thinking=True)
+    deferred = await interaction.response.defer(thinking=True)
+    answer = interaction_answer(interaction, deferred)
+    await opened(bot, answer)  # from here the press is answered exactly once, after a restart if need be
     place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
-    turn = interaction_turn(bot, interaction, place, generation.user_words)
+    turn = interaction_turn(bot, interaction, place, generation.user_words, answer=answer)
     images = bot.services.images
     try:
         asked = images.upscale(turn.who, edit) if isinstance(edit, Upscale) else images.edit(turn.who, edit)
         result = TurnResult.direct(await asked)
     except Exception as exc:
         await interaction.followup.send(report(exc, where, voice), ephemeral=True)
+        await answered(bot, answer)
         return
     await post(interaction, result, where)

@@ -16,12 +16,12 @@ import discord
 from discord import ui
 
 from agent.service import TurnResult
+from bot.answering import follow_up_once, interaction_answer
 from bot.buttons.registry import ACTIONS, GRID_SHARED, PER_PICTURE, SINGLE_ROWS
-from bot.deliver import followup
 from bot.language import interaction_voice
 from bot.policy import here
 from bot.reach import conversation_of
-from bot.render import Outgoing, compose
+from bot.render import Outgoing, compose, with_retry
 from bot.turns import remember_shown
 from egaku.errors import failure_notice
 from egaku.i18n import ENGLISH_VOICE, Voice, _
@@ -74,14 +74,21 @@ async def with_buttons(
     return outgoing
 
 
+async def result_messages(bot: EgakuBot, result: TurnResult, notice: str | None, voice: Voice) -> list[Outgoing]:
+    """A result's messages in `voice`: its words (`TurnResult.said`), pictures and notice, with the pictures'
+    buttons or else a Retry button."""
+    outgoing = await with_buttons(bot, compose(result.said(voice), result.images, notice, voice), result.images, voice)
+    return with_retry(outgoing, result.retries, voice)
+
+
 async def send_result(interaction: discord.Interaction, result: TurnResult, where: str) -> None:
-    """Post a result as a followup, with its own buttons, in the asker's language; remember which message shows it."""
+    """Post a result as the interaction's answer, with its buttons (or Retry), in the asker's language; remember
+    which message shows it."""
     bot: EgakuBot = interaction.client  # type: ignore[assignment]
     voice = interaction_voice(bot, interaction)
-    reply = result.said(voice)
     notice = failure_notice(result.failures, where, voice)
-    outgoing = await with_buttons(bot, compose(reply, result.images, notice, voice), result.images, voice)
-    sent = await followup(interaction, outgoing, where, voice)
+    outgoing = await result_messages(bot, result, notice, voice)
+    sent = await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where)
     await remember_shown(bot, result, sent)
 
 
@@ -135,14 +142,11 @@ class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[
         if not action.guarded:
             await action.press(interaction, generation, send_result)
             return
-        key = f"press:{interaction.user.id}:{action.name}:{generation.id}"
-        if not bot.seen.first_time(key):
-            await interaction.response.send_message(voice(BUSY), ephemeral=True)
-            return
-        try:
+        with bot.seen.held(f"press:{interaction.user.id}:{action.name}:{generation.id}") as alone:
+            if not alone:
+                await interaction.response.send_message(voice(BUSY), ephemeral=True)
+                return
             await action.press(interaction, generation, send_result)
-        finally:
-            bot.seen.forget(key)
 
     @staticmethod
     async def may_see(interaction: discord.Interaction, generation: Generation) -> bool:

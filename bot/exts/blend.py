@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from agent.service import TurnResult
+from bot.answering import interaction_answer, opened
 from bot.buttons.view import send_result
 from bot.choices import ASPECTS, NOT_AN_IMAGE
 from bot.language import interaction_voice
@@ -90,7 +91,7 @@ class Blend(commands.Cog):
         if problem:
             await interaction.response.send_message(voice(problem), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
         place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
         words = prompt or ""
         where = Where(
@@ -109,7 +110,9 @@ class Blend(commands.Cog):
             return
         # "You said" under a blend that came with no prompt, in the asker's words' language.
         said = words or voice(_("/blend of {count} pictures", count=len(uploads)))
-        turn = interaction_turn(bot, interaction, place, said, chosen=ImageOptions(aspect=aspect))
+        answer = interaction_answer(interaction, deferred)
+        turn = interaction_turn(bot, interaction, place, said, chosen=ImageOptions(aspect=aspect), answer=answer)
+        await opened(bot, answer)  # from here the command is answered exactly once, after a restart if need be
         request = Draw(prompt or blend_prompt(len(uploads)), aspect=aspect, references=tuple(u.id for u in uploads))
         result = TurnResult.direct(await bot.services.images.draw(turn.who, request))
         await send_result(interaction, result, "/blend")

@@ -11,13 +11,13 @@ from discord.ext import commands
 
 from agent.replies import normalise_input
 from agent.service import with_attachment
-from bot.buttons.view import with_buttons
-from bot.deliver import reply_to
+from bot.answering import message_answer, opened, reply_once
+from bot.buttons.view import result_messages
 from bot.language import message_voice
 from bot.policy import Here, here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.reach import conversation_id
-from bot.render import compose
+from bot.render import Outgoing
 from bot.turns import remember_shown, turn_request
 from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
@@ -132,6 +132,7 @@ class Chat(commands.Cog):
         """The agent's turn for the message, posted as replies with the pictures and their buttons."""
         if upload_ids:
             text = with_attachment(text, *upload_ids)
+        answer = message_answer(message, voice)
         turn = turn_request(
             place,
             message.author,
@@ -142,20 +143,22 @@ class Chat(commands.Cog):
             text=text,
             watch=reporter(self.bot, message.channel.send, message.author.id, message.channel.id, voice),
             reply_to=message.reference.message_id if message.reference else None,
+            answer=answer,
         )
+        # From here the message is answered exactly once, after a restart if need be.
+        await opened(self.bot, answer, ask=turn)
         try:
             async with message.channel.typing():
                 result = await self.bot.services.agent.respond(turn)
         except Exception as exc:
-            await message.reply(report(exc, "chat", voice), mention_author=False)
+            await reply_once(self.bot, message, [Outgoing(content=report(exc, "chat", voice))], answer)
             return
         notice = failure_notice(result.failures, "chat", voice)
         reply = result.said(voice)
         if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)
-        outgoing = await with_buttons(self.bot, compose(reply, result.images, notice, voice), result.images, voice)
-        sent = await reply_to(message, outgoing, "chat", voice)
+        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice, voice), answer)
         await remember_shown(self.bot, result, sent)
 
 

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.answering import answered, interaction_answer, opened
 from bot.choices import IMAGE_TYPES, NOT_AN_IMAGE
 from bot.language import interaction_voice
 from bot.policy import channel_refusal, policy_for
@@ -17,7 +18,7 @@ from bot.progress import StatusReporter
 from egaku.errors import report
 from egaku.i18n import Text, Voice, _
 from tools.checks.uploads import fetch_attachment
-from tools.service.requests import Refused, Requester
+from tools.service.requests import Refused, Requester, Waiting
 from tools.service.teaching import ConceptService, Taught
 from tools.stores.concepts import NAME_RULE, Concept, concept_name
 from worker.protocol import MAX_TEACH_IMAGES, MIN_TEACH_IMAGES, ProgressEvent
@@ -30,8 +31,10 @@ MODERATORS_ONLY = _("Only members with the Manage Server permission can manage t
 Picture = discord.Attachment | None
 
 
-def lesson_line(token: str, event: ProgressEvent) -> Text:
+def lesson_line(token: str, event: ProgressEvent | Waiting) -> Text:
     """The status line while a word is learned: queue, then step, loss and ETA."""
+    if isinstance(event, Waiting):
+        return _("📚 Waiting to learn {token}…", token=token)
     if event.kind == "queued":
         wait = _(", about {eta:.0f} s", eta=event.eta_s) if event.eta_s else ""
         return _("📚 Waiting to learn {token} (position {position}{wait}); pictures are drawn first…", token=token,
@@ -128,7 +131,10 @@ class Teach(commands.Cog):
             await interaction.response.send_message(voice(problem), ephemeral=True)
             return
         assert services.concepts is not None and services.session is not None
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
+        # A restart mid-lesson cannot take the training up again, but the asker is told (bot.resume).
+        answer = interaction_answer(interaction, deferred)
+        await opened(self.bot, answer)
         try:
             # Every picture passes the checks any upload passes (size, format, bombs) before any training.
             pictures = [
@@ -137,6 +143,7 @@ class Teach(commands.Cog):
             ]
         except Exception as exc:
             await interaction.followup.send(report(exc, "/teach", voice), ephemeral=True)
+            await answered(self.bot, answer)
             return
         who = Requester(
             user_id=str(interaction.user.id),
@@ -154,6 +161,7 @@ class Teach(commands.Cog):
             await interaction.followup.send(voice(refused), ephemeral=True)
         else:
             await interaction.followup.send(report(outcome.error, "/teach", voice), ephemeral=True)
+        await answered(self.bot, answer)
 
     def _status(self, interaction: discord.Interaction, token: str, voice: Voice) -> StatusReporter | None:
         """A status message from the start (training takes minutes), with step, loss, ETA and Cancel."""

@@ -14,7 +14,12 @@ It refuses what Discord refuses, so that a bug of that kind fails a test:
   components or 5 buttons in a row, a custom_id over 100 or a label over 80 (400, 50035);
 - a message with nothing in it (400, 50006);
 - a wrong bot token, once `token` is set (401);
-- a guild-commands read or sync in a server that did not grant the applications.commands scope (403, 50001).
+- a guild-commands read or sync in a server that did not grant the applications.commands scope (403, 50001);
+- a webhook call with an interaction token older than 15 minutes (401, 50027).
+
+It keeps Discord's delivery rules (tests/fakes/discord_deliveries.py): a repeated message nonce
+with `enforce_nonce` gets the first message back, and the first followup of a deferred
+interaction fills its loading original response.
 
 Its server's roles, the bot's roles and registered commands are in `guild` (tests/fakes/discord_guilds.py).
 Where an interaction happens (its server, or a place the bot never joined), in which language and
@@ -34,6 +39,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.discord_deliveries import LOADING, Deliveries
 from tests.fakes.discord_guilds import GuildState
 from tests.fakes.discord_places import CHANNEL_ID, GUILD_ID, HERE, Place, elsewhere_channels, interaction_fields
 from tests.fakes.serving import serve
@@ -130,6 +136,7 @@ class Fault:
     body: dict[str, Any]
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+    path_suffix: str = ""  # and ending so ("/messages": message posts, not typing)
 
 
 def user_payload(user_id: int, name: str, bot: bool = False) -> dict[str, Any]:
@@ -202,11 +209,12 @@ class FakeDiscord:
         self.messages: dict[int, dict[str, Any]] = {}
         self.elsewhere = elsewhere_channels(text_channel())  # channels the bot cannot see (user installs)
         self.preferred_locale = "en-US"  # the server's locale
-        self.webhook_channels: dict[str, str] = {}  # interaction token -> the channel its followups go to
+        self.created_at: dict[int, float] = {}  # when each message was created (perf_counter), for benchmarks
         self.late_interactions: set[str] = set()
         # When each interaction was sent; a callback after ACK_DEADLINE_S is refused (10062).
         self.interactions_sent: dict[str, float] = {}
         self.clock = time.monotonic  # tests may move it on instead of sleeping
+        self.deliveries = Deliveries(lambda: self.clock())
         self.refused: list[tuple[str, int]] = []  # (path, Discord error code) of each refusal
         # Like a portal where the privileged intent is off: IDENTIFY asking for it is closed with 4014.
         self.refuse_message_content = False
@@ -484,7 +492,6 @@ class FakeDiscord:
         place = place or Place(channel_id)
         channel = self.channels.get(place.channel_id) or self.elsewhere[place.channel_id]
         user = user_payload(user_id, user_name)
-        self.webhook_channels[f"itoken-{iid}"] = channel["id"]
         return {
             "id": str(iid),
             "application_id": str(APP_ID),
@@ -529,8 +536,19 @@ class FakeDiscord:
         await self._dispatch_interaction(data)
         return data
 
+    def deferred(self, channel_id: int = CHANNEL_ID, age_s: float = 0.0) -> tuple[int, str, int]:
+        """An interaction a bot deferred `age_s` ago (its response still "thinking"): its id, token, response id."""
+        interaction_id = self.next_id()
+        token = f"itoken-{interaction_id}"
+        self.deliveries.dispatched(token, str(channel_id))
+        self.deliveries.interactions[token].sent_at = self.clock() - age_s
+        response = self._message_from(str(channel_id), Captured("POST", "", {"flags": LOADING}), webhook=True)
+        self.deliveries.interactions[token].original = int(response["id"])
+        return interaction_id, token, int(response["id"])
+
     async def _dispatch_interaction(self, data: dict[str, Any]) -> None:
         self.interactions_sent[data["id"]] = self.clock()
+        self.deliveries.dispatched(data["token"], data["channel_id"])
         await self.dispatch("INTERACTION_CREATE", data)
 
     # -- REST ------------------------------------------------------------
@@ -591,7 +609,8 @@ class FakeDiscord:
 
     def _fault_for(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and fault.method == method and path.startswith(fault.path_prefix):
+            matches = path.startswith(fault.path_prefix) and path.endswith(fault.path_suffix)
+            if fault.times > 0 and fault.method == method and matches:
                 fault.times -= 1
                 return fault
         return None
@@ -633,9 +652,12 @@ class FakeDiscord:
         }
         if channel_id and int(channel_id) in self.channels:
             message["guild_id"] = str(GUILD_ID)
+        if body.get("message_reference"):
+            message["message_reference"] = {"channel_id": channel_id, **body["message_reference"]}
         if webhook:
             message["webhook_id"] = str(APP_ID)
         self.messages[message_id] = message
+        self.created_at[message_id] = time.perf_counter()
         return message
 
     def _edit_message(self, message_id: int, captured: Captured) -> web.Response:
@@ -651,6 +673,36 @@ class FakeDiscord:
             message["attachments"] = self._attachments(message_id, captured.files)
         message["edited_timestamp"] = TIMESTAMP
         return self._json(message)
+
+    def _webhook(self, method: str, parts: list[str], captured: Captured) -> web.StreamResponse:
+        """An interaction's followups and original response, as Discord keeps them (see Deliveries)."""
+        token = parts[2]
+        if self.deliveries.expired(token):
+            self.refused.append(("/" + "/".join(parts), 50027))
+            return self._json({"message": "Invalid Webhook Token", "code": 50027}, status=401)
+        interaction = self.deliveries.interactions.get(token)
+        channel = interaction.channel_id if interaction else str(CHANNEL_ID)
+        target = parts[4] if len(parts) > 4 else None  # "@original" or a message id
+        original = interaction.original if interaction else None
+        if method == "POST" and interaction is not None and original in self.messages and not interaction.filled:
+            target = "@original"  # the first followup of a deferred response fills it
+        if target is None:
+            return self._json(self._message_from(channel, captured, webhook=True))
+        message_id = original if target == "@original" else int(target)
+        if message_id is None or message_id not in self.messages:
+            return self._json({"message": "Unknown Message", "code": 10008}, status=404)
+        if method == "DELETE":
+            self.messages.pop(message_id, None)
+            return web.Response(status=204)
+        if method == "GET":
+            return self._json(self.messages[message_id])
+        flags = self.messages[message_id]["flags"]
+        answer = self._edit_message(message_id, captured)
+        if message_id == original and interaction is not None:
+            interaction.filled = True
+            self.messages[message_id]["flags"] = flags & ~LOADING  # the deferral's visibility stays
+            answer = self._json(self.messages[message_id])
+        return answer
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         captured = await self._capture(request)
@@ -704,7 +756,13 @@ class FakeDiscord:
         if parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
-            return self._json(self._message_from(parts[1], captured))
+            body = captured.json or {}
+            again = self.deliveries.repeated(parts[1], body)
+            if again is not None and again in self.messages:
+                return self._json(self.messages[again])
+            message = self._message_from(parts[1], captured)
+            self.deliveries.created(parts[1], body, message)
+            return self._json(message)
         if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "PATCH":
             return self._edit_message(int(parts[3]), captured)
         if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "DELETE":
@@ -720,12 +778,19 @@ class FakeDiscord:
                     "response_message_ephemeral": bool((captured.json.get("data") or {}).get("flags", 0) & 64),
                 }
             }
-            if captured.json.get("type") == 4:
-                response["resource"] = {"type": 4, "message": self._message_from(str(CHANNEL_ID), captured, True)}
+            interaction = self.deliveries.interactions.get(parts[2])
+            channel = interaction.channel_id if interaction else str(CHANNEL_ID)
+            if captured.json.get("type") in (4, 5):
+                data = Captured(captured.method, captured.path, captured.json.get("data") or {}, captured.files)
+                created = self._message_from(channel, data, True)
+                if captured.json.get("type") == 5:
+                    created["flags"] = LOADING | (created["flags"] & 64)  # "thinking...", until filled
+                response["interaction"]["response_message_id"] = created["id"]
+                if interaction is not None:
+                    interaction.original, interaction.filled = int(created["id"]), captured.json.get("type") == 4
+                if captured.json.get("type") == 4:
+                    response["resource"] = {"type": 4, "message": created}
             return self._json(response)
-        if parts[0] == "webhooks" and method in ("POST", "PATCH", "GET"):
-            channel = self.webhook_channels.get(parts[2], str(CHANNEL_ID)) if len(parts) > 2 else str(CHANNEL_ID)
-            return self._json(self._message_from(channel, captured, webhook=True))
-        if parts[0] == "webhooks" and method == "DELETE":
-            return web.Response(status=204)
+        if parts[0] == "webhooks":
+            return self._webhook(method, parts, captured)
         return self._json({"message": f"fake Discord has no route for {method} {path}", "code": 0}, status=404)

@@ -48,7 +48,7 @@ class RecordingWorker:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _forward(self, request: web.Request) -> web.Response:
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         recorded = request.method == "POST" and request.path.startswith(("/v1/images/", "/v1/concepts/train"))

@@ -320,3 +320,19 @@ async def test_the_bots_worker_client_needs_only_the_url(gateway: str) -> None:
         assert kinds[0] == "queued" and "started" in kinds and "step" in kinds
         assert (await client.health()).status == "ok"
         assert await client.cancel("no-such-job") is False
+
+
+async def test_a_client_that_left_gets_its_job_by_id_from_the_gateway_without_a_second_render(gateway: str) -> None:
+    """A restarted bot asks again under the job's id: the gateway attaches it, or answers from its kept result."""
+    before = await completed_jobs(gateway)
+    body = {"prompt": "a fox", "seed": 6, "user": "kept", "job_id": "kept-through-serve", "steps": 12}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            gateway + "/v1/images/generations", json={**body, "stream": True, "stream_format": "egaku"}
+        ) as resp:
+            await resp.content.readline()  # queued; then the client is gone, as a killed bot is
+        again = await stream(session, gateway, body)
+        later = await stream(session, gateway, body)
+    assert again[-1][0] == "completed" and later == [again[-1]]  # the same picture, from the gateway's store
+    assert again[-1][1]["data"][0]["seed"] == 6
+    assert await completed_jobs(gateway) == before + 1  # drawn once

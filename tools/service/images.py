@@ -4,15 +4,16 @@ Every way of asking for a picture goes through here: the LLM tools (`tools.image
 the buttons, `/imagine raw` and the CLI. They only adapt an `Outcome` (`tools.service.requests`)
 to their surface (text for the model, a Discord message, lines in a terminal). Caps, the safety
 blocklist, progress, the audit record and the image history are applied here, once.
+
+Each operation plans its job first (validated, checked: a refusal comes at once), then the
+dispatch (`tools.service.dispatch`) journals it, puts it in line and sends it. A journaled job
+can be sent again after a restart (`resume`), under its id, and ends the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
@@ -24,6 +25,7 @@ from egaku.errors import (
     EditNotPossible,
     Failure,
     InvalidImageRequest,
+    JobCancelled,
     Refusal,
     TooManyCandidates,
     UnknownImage,
@@ -31,17 +33,39 @@ from egaku.errors import (
     WrongLanguage,
 )
 from egaku.i18n import Text, _
-from tools.backends.base import ImageBackend, ImageEdit, ImageUpscale
+from tools.backends.base import ImageBackend, ImageUpscale
 from tools.checks.blocklist import Blocklist
-from tools.checks.languages import PromptLanguages, detect_language, language_refusal
+from tools.checks.languages import PromptLanguages, language_refusal
 from tools.checks.limits import JobLimiter
 from tools.pictures import OWN_SIZE_KINDS, ImageKind, Lineage, RenderedImage, edited
-from tools.service.outpainting import CANNOT_OUTPAINT, check_zoom, outpaint_fields, outpaint_kind, outpaints
+from tools.service.dispatch import Dispatch
+from tools.service.keeping import audit, kept
+from tools.service.outpainting import (
+    CANNOT_OUTPAINT,
+    cannot_outpaint,
+    check_zoom,
+    outpaint_fields,
+    outpaint_kind,
+    outpaints,
+)
+from tools.service.reading import edit_of, pngs, read_again
 from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
-from tools.service.requests import Draw, Drawn, Edit, EditMode, Failed, Outcome, Refused, Requester, Upscale
+from tools.service.requests import (
+    Draw,
+    Drawn,
+    Edit,
+    EditMode,
+    Failed,
+    Outcome,
+    Planned,
+    Refused,
+    Requester,
+    Upscale,
+)
 from tools.service.upscaling import UpscalerCheck, upscaled
-from tools.service.watching import watching
-from tools.stores.history import AuditRecord, Generation, History, Viewer
+from tools.service.watching import new_job_id
+from tools.stores.history import Generation, History, Viewer
+from tools.stores.journal import JobJournal, JournaledJob
 from worker.protocol import MAX_BEST_OF, ConceptChoice, EditRequest, GenerationRequest, UpscaleRequest
 
 log = logging.getLogger(__name__)
@@ -80,6 +104,8 @@ class ImageService:
         best_of: int = 1,
         max_best_of: int = MAX_BEST_OF,
         concepts: ConceptLookup | None = None,
+        journal: JobJournal | None = None,
+        retry_for_s: float = 0.0,
     ) -> None:
         self.backend = backend
         self.history = history
@@ -87,7 +113,7 @@ class ImageService:
         self.model = model  # the default preset; a user's or server's choice wins
         self.instruct_model = instruct_model
         self.references = references  # the preset that reads several pictures; None: reference edits are approximate
-        self._limiter = limiter
+        self._dispatch = Dispatch(backend, journal=journal, limiter=limiter, retry_for_s=retry_for_s)
         self._blocklist = Blocklist(blocklist)
         self._safety_check = safety_check
         self._languages = languages or PromptLanguages()  # preset -> the languages its text encoder reads
@@ -95,33 +121,36 @@ class ImageService:
         self.max_best_of = max_best_of
         self._upscaler = UpscalerCheck(backend)
 
+    @property
+    def journal(self) -> JobJournal | None:
+        """The job journal, when jobs are journaled."""
+        return self._dispatch.journal
+
     async def draw(self, who: Requester, request: Draw) -> Outcome:
         """Draw a new picture, from a description or from pictures (a blend)."""
 
-        async def work() -> list[RenderedImage]:
+        async def plan() -> Planned:
             if request.references:  # a blend: a new picture from pictures alone
                 job = await blend_job(self._history(), viewer_of(who), self.references, request)
-                return await self._from_pictures(who, job)
+                return await self._from_pictures(who, job, request.reply)
             generation = self.generation_request(who, request)
             self._check_language(request.language, generation.model)
-            images = await self._generate(who, generation)
-            return await self._keep(images, who, "generate")
+            return Planned(generation, "generate", reply=request.reply)
 
-        return await self._run(who, work)
+        return await self._run(who, plan)
 
     async def edit(self, who: Requester, request: Edit) -> Outcome:
         """Change an earlier image, keeping its seed, size and model unless told otherwise (`references.edit_job`:
         an edit that reads further pictures; without a model for them, the same seed and an approximate likeness)."""
-        notice: Text | None = None
 
-        async def work() -> list[RenderedImage]:
-            nonlocal notice
+        async def plan() -> Planned:
             history = self._history()
             parent = await history.resolve(request.ref, viewer_of(who))
             mode: EditMode = request.mode or ("instruct" if self.instruct_model else "regenerate")
             job = await edit_job(history, viewer_of(who), self.references, request, parent, mode, STRENGTH)
             if job is not None:
-                return await self._from_pictures(who, job)
+                return await self._from_pictures(who, job, request.reply)
+            notice = None
             if self.references is None and (request.references or mode == "reference"):
                 # No preset reads the pictures: the same seed with the new description, said to be approximate.
                 notice = APPROXIMATE_TEXT
@@ -134,7 +163,7 @@ class ImageService:
                 raise EditNotPossible(_("instruction edits are not set up here; use region, subtle or strong"))
             # An upload or an upscale is drawn at the model's own size (the worker fits it); ours keep their size.
             fitted = parent.kind in OWN_SIZE_KINDS and request.scale == 1.0
-            common = {
+            common: dict[str, object] = {
                 "prompt": request.prompt,
                 "negative_prompt": parent.negative_prompt,
                 "seed": parent.seed if request.seed is None else request.seed,
@@ -146,52 +175,65 @@ class ImageService:
             if outpaints(request):
                 check_zoom(parent, request)
                 self._check_language(request.language, model)
-                images = await self._outpaint(who, {**common, "model": model, **outpaint_fields(request)}, parent)
-                return await self._keep(images, who, outpaint_kind(request), edited(parent.id))
+                fields = {**common, "model": model, **outpaint_fields(request)}
+                outpaint = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+                return await edit_of(history, outpaint, outpaint_kind(request), parent, request.reply, notice)
             self._check_language(request.language, self.instruct_model if mode == "instruct" else model)
             if mode == "regenerate":
                 given = {**common, "model": model, "steps": parent.steps}
                 generation = GenerationRequest.model_validate({k: v for k, v in given.items() if v is not None})
-                images = await self._generate(who, generation)
-            else:
-                fields: dict[str, object] = {**common, "model": self.instruct_model if mode == "instruct" else model}
-                if mode != "instruct":
-                    fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
-                if mode == "region":
-                    fields["mask_prompt"] = request.target
-                edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-                images = await self._edit(who, ImageEdit(edit, history.png(parent)))
-            return await self._keep(images, who, mode, edited(parent.id))
+                return Planned(generation, mode, edited(parent.id), reply=request.reply, notice=notice)
+            fields = {**common, "model": self.instruct_model if mode == "instruct" else model}
+            if mode != "instruct":
+                fields["strength"] = STRENGTH[mode] if request.scale == 1.0 else UPSCALE_STRENGTH
+            if mode == "region":
+                fields["mask_prompt"] = request.target
+            edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+            return await edit_of(history, edit, mode, parent, request.reply, notice)
 
-        outcome = await self._run(who, work)
-        return replace(outcome, notice=notice) if notice and isinstance(outcome, Drawn) else outcome
+        return await self._run(who, plan)
 
-    async def _from_pictures(self, who: Requester, job: FromPictures) -> list[RenderedImage]:
-        """Send the pictures, in order, with the whole new description; record the new one with its parents."""
-        history = self._history()
+    async def _from_pictures(self, who: Requester, job: FromPictures, reply: str | None) -> Planned:
+        """A job drawn from pictures: the pictures in order, with the whole new description, and its parents."""
         self._check_language(job.language, job.model)
-        pngs = await asyncio.to_thread(lambda: [history.png(g) for g in job.pictures])  # disk reads: off the loop
-        request = job.request(pngs, who.user_id, self._checks(who), who.options)
-        if isinstance(request, EditRequest):
-            images = await self._edit(who, ImageEdit(request, pngs[0], references=tuple(pngs[1:])))
-        else:
-            images = await self._generate(who, request)
-        return await self._keep(images, who, job.kind, job.parents)
+        files = await pngs(self._history(), job.pictures)
+        request = job.request(files, who.user_id, self._checks(who), who.options)
+        return Planned(request, job.kind, job.parents, tuple(g.id for g in job.pictures), files, reply=reply)
+
+    async def resume(self, job: JournaledJob, who: Requester | None = None) -> Outcome:
+        """Send a journaled job again under its id (after a restart), and end it as it would have ended.
+
+        `who` replaces the journaled asker (a watcher of the running bot; for a Retry, a fresh job id
+        and the press as the answer address).
+        """
+        who = who or job.who
+
+        async def plan() -> Planned:
+            return await read_again(self._history(), job.planned, job.job_id) if job.planned.pictures else job.planned
+
+        return await self._run(replace(who, job_id=who.job_id or job.job_id), plan)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job: waiting in its server's line, waiting for the worker, or at the worker."""
+        return await self._dispatch.cancel(job_id)
 
     async def upscale(self, who: Requester, request: Upscale) -> Outcome:
         """Enlarge an earlier image with the backend's upscaler, nothing redrawn; without one, draw the fallback."""
         if request.fallback is not None and await self.upscaler() is None:
             return await self.edit(who, request.fallback)
 
-        async def work() -> list[RenderedImage]:
+        async def work() -> Drawn:
             history = self._history()
             parent = await history.resolve(request.ref, viewer_of(who))
             self._check_safety(who, parent.prompt)
-            job = UpscaleRequest(scale=request.scale, job_id=uuid.uuid4().hex[:16])
+            job = UpscaleRequest(scale=request.scale, job_id=new_job_id())
             done = await self.backend.upscale(ImageUpscale(job, history.png(parent)))
-            return await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", edited(parent.id))
+            images = await self._keep(said_by(who, [upscaled(parent, done)]), who, "upscale", edited(parent.id))
+            return Drawn(tuple(images))
 
-        return await self._run(who, work)
+        # Not journaled: an upscale is seconds of work; after a restart its press is answered with a
+        # plain "ask again" (the press itself is journaled), not drawn again.
+        return await self._ended(who, work, None)
 
     async def upscaler(self) -> str | None:
         """The backend's upscaler by name, None when it has none (asked now and then, not on every call)."""
@@ -202,16 +244,6 @@ class ImageService:
         if self.history is None:
             raise UnknownImage("there is no image history here")
         return self.history
-
-    async def _outpaint(self, who: Requester, fields: dict[str, object], parent: Generation) -> list[RenderedImage]:
-        """A zoom or a pan of `parent`, painted by its own model; a model that cannot paint past edges says so."""
-        edit = EditRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-        try:
-            return await self._edit(who, ImageEdit(edit, self._history().png(parent)))
-        except WorkerRejected as exc:
-            if exc.param != "model":  # the parent's own preset: one without inpainting, or one gone since
-                raise
-            raise EditNotPossible(CANNOT_OUTPAINT) from exc
 
     def generation_request(self, who: Requester, request: Draw) -> GenerationRequest:
         """The worker request for a draw, validated; the user's explicit options win."""
@@ -269,18 +301,6 @@ class ImageService:
         if word is not None:
             raise Blocked(f"blocked word {word!r}")
 
-    async def _generate(self, who: Requester, request: GenerationRequest) -> list[RenderedImage]:
-        self._check_safety(who, request.prompt)
-        async with watching(who) as (job_id, on_progress):
-            request = request.model_copy(update={"job_id": job_id, **await self._taught(who, request)})
-            return said_by(who, await self.backend.generate(request, on_progress))
-
-    async def _edit(self, who: Requester, edit: ImageEdit) -> list[RenderedImage]:
-        self._check_safety(who, edit.request.prompt)
-        async with watching(who) as (job_id, on_progress):
-            request = edit.request.model_copy(update={"job_id": job_id, **await self._taught(who, edit.request)})
-            return said_by(who, await self.backend.edit(replace(edit, request=request), on_progress))
-
     async def _taught(self, who: Requester, request: GenerationRequest) -> dict[str, object]:
         """The asker's server's words the prompt uses, for the worker to load for this request only."""
         if self.concepts is None:
@@ -288,15 +308,30 @@ class ImageService:
         used = await self.concepts.concepts_in(who.guild_id, request.prompt)
         return {"concepts": used} if used else {}
 
-    async def _run(self, who: Requester, work: Callable[[], Awaitable[list[RenderedImage]]]) -> Outcome:
-        """Run a render within the user's caps, audit it, and type its outcome."""
+    async def _run(self, who: Requester, plan: Callable[[], Awaitable[Planned]]) -> Outcome:
+        """Plan a job, send it (journaled, in line, within the caps), keep its pictures; the typed outcome."""
+        job_id = who.job_id or new_job_id()
+
+        async def work() -> Drawn:
+            planned = await plan()
+            self._check_safety(who, planned.request.prompt)
+            update = {"job_id": job_id, **await self._taught(who, planned.request)}
+            planned = replace(planned, request=planned.request.model_copy(update=update))
+            try:
+                images = said_by(who, await self._dispatch.send(who, job_id, planned))
+            except WorkerRejected as exc:
+                if not cannot_outpaint(planned.kind, exc):
+                    raise
+                raise EditNotPossible(CANNOT_OUTPAINT) from exc
+            return Drawn(tuple(await self._keep(images, who, planned.kind, planned.parents)), notice=planned.notice)
+
+        return await self._ended(who, work, job_id if self._dispatch.journals(who) else None)
+
+    async def _ended(self, who: Requester, work: Callable[[], Awaitable[Drawn]], journaled: str | None) -> Outcome:
+        """Do a job's work, audit it, note its end in the journal (`journaled`: its id there); the typed outcome."""
         started = time.monotonic()
         try:
-            if self._limiter is None:
-                images = await work()
-            else:
-                async with self._limiter.slot(who.user_id, who.guild_id, who.guild_cap):
-                    images = await work()
+            drawn = await work()
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
             return Refused(Text(InvalidImageRequest.user_text), invalid=True, detail=str(exc.errors()[0]["msg"]))
@@ -304,86 +339,40 @@ class ImageService:
             invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
+            await self._journal_failed(journaled, exc)
             return Refused(exc.text, invalid=invalid, detail=exc.detail)
         except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
-            return Failed(exc)
-        await self._audit(who, started, "ok", images)
-        return Drawn(tuple(images))
+            await self._journal_failed(journaled, exc)
+            return Failed(exc, job_id=journaled)
+        await self._audit(who, started, "ok", list(drawn.images))
+        if journaled is not None and self.journal is not None:
+            await self.journal.done(journaled, [i.id for i in drawn.images if i.id])
+        return drawn
+
+    async def _journal_failed(self, job_id: str | None, exc: Refusal | Failure) -> None:
+        """Note a journaled job's failure (`job_id`: its id there), with the user's text."""
+        if job_id is not None and self.journal is not None:
+            retryable = isinstance(exc, Failure) and not cancelled(exc)
+            await self.journal.failed(job_id, exc.user_text, retryable=retryable)
 
     async def _keep(
         self, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()
     ) -> list[RenderedImage]:
         """Record images in the history (when there is one), with their parents in order; return them with ids."""
-        first = parents[0].id if parents else None
-
-        def made(image: RenderedImage, image_id: str | None = None) -> RenderedImage:
-            return replace(image, id=image_id or image.id, kind=kind, parent_id=first, parents=parents)
-
-        if self.history is None:
-            return [made(i) for i in images]
-        kept = []
-        for image in images:
-            record = await self._record(image, who, kind, parents)
-            # Best-of-N: the candidates it beat are kept too, each linked to it, none of them posted.
-            losers = [await self._record(c, who, kind, parents, candidate_of=record.id) for c in image.candidates]
-            candidates = tuple(made(c, r.id) for c, r in zip(image.candidates, losers, strict=True))
-            kept.append(replace(made(image, record.id), candidates=candidates))
-        return kept
-
-    async def _record(
-        self, image: RenderedImage, who: Requester, kind: ImageKind, parents: Lineage, candidate_of: str | None = None
-    ) -> Generation:
-        """One image into the history."""
-        assert self.history is not None
-        return await self.history.add(
-            image.png,
-            conversation=who.conversation,
-            user_id=who.user_id,
-            guild_id=who.guild_id,
-            channel_id=who.channel_id,
-            user_words=who.user_words,
-            prompt=image.prompt,
-            negative_prompt=image.negative_prompt,
-            seed=image.seed,
-            width=image.width,
-            height=image.height,
-            steps=image.steps,
-            model=image.model,
-            kind=kind,
-            parents=parents,
-            prompt_language=detect_language(image.prompt),
-            score=image.score,
-            candidate_of=candidate_of,
-            nsfw=who.nsfw,
-        )
+        return await kept(self.history, images, who, kind, parents)
 
     async def _audit(
         self, who: Requester, started: float, outcome: str, images: list[RenderedImage], verdict: str | None = None
     ) -> None:
-        """One audit record per job: who, where, their words, the final prompt, parameters, outcome, time."""
-        if self.history is None:
-            return
-        parameters = [
-            {"seed": i.seed, "width": i.width, "height": i.height, "steps": i.steps, "guidance": i.guidance,
-             "model": i.model, "negative_prompt": i.negative_prompt, "kind": i.kind, "parent_id": i.parent_id}
-            for i in images
-        ]  # fmt: skip
-        await self.history.audit(
-            AuditRecord(
-                user_id=who.user_id,
-                user_words=who.user_words,
-                parameters=json.dumps(parameters, ensure_ascii=False),
-                outcome=outcome,
-                seconds=round(time.monotonic() - started, 3),
-                guild_id=who.guild_id,
-                channel_id=who.channel_id,
-                source_id=who.source_id,
-                final_prompt=images[0].prompt if images else None,
-                verdict=verdict or ("checked" if self._blocks(who) else "nsfw-channel"),
-                image_ids=",".join(i.id for i in images if i.id),
-            )
-        )
+        """One audit record per job (`tools.service.keeping.audit`); the verdict says whether the blocklist ran."""
+        verdict = verdict or ("checked" if self._blocks(who) else "nsfw-channel")
+        await audit(self.history, who, round(time.monotonic() - started, 3), outcome, images, verdict)
+
+
+def cancelled(exc: Exception) -> bool:
+    """A job the asker cancelled: nothing to try again."""
+    return isinstance(exc, JobCancelled)
 
 
 def said_by(who: Requester, images: list[RenderedImage]) -> list[RenderedImage]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from egaku.errors import EditNotPossible
+from egaku.errors import EditNotPossible, WorkerRejected
 from egaku.i18n import _
 from tools.pictures import ImageKind, Picture
 from tools.service.requests import Edit
@@ -37,3 +37,8 @@ def check_zoom(parent: Picture, request: Edit) -> None:
 def outpaint_fields(request: Edit) -> dict[str, object]:
     """The request fields of a zoom or a pan; the worker sizes the canvas from the picture, so no size."""
     return {"size": None, "zoom": request.zoom, "pan": request.pan}
+
+
+def cannot_outpaint(kind: ImageKind, exc: WorkerRejected) -> bool:
+    """Whether the worker refused a zoom or a pan for its model: the picture's own preset cannot paint past edges."""
+    return kind in ("zoom", "pan") and exc.param == "model"

@@ -10,13 +10,13 @@ reference reaches only what the asker may see here.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from egaku.errors import EditNotPossible, UnknownImage
 from egaku.i18n import _
 from tools.pictures import OWN_SIZE_KINDS, ImageKind, Parent, ParentRole
+from tools.service.reading import encoded
 from tools.service.requests import Draw, Edit, EditMode, ImageOptions
 from tools.stores.history import Generation, History, Viewer
 from worker.protocol import EditRequest, GenerationRequest, ReferenceRole
@@ -103,7 +103,7 @@ class FromPictures:
         keeps = drawn and aspect is None and self.kind != "blend"
         size = self.size or (size_of(first) if keeps else None)
         fields.update(size=size, aspect=None if size else aspect, negative_prompt=options.negative_prompt,
-                      references=[base64.b64encode(png).decode("ascii") for png in pngs])  # fmt: skip
+                      references=encoded(pngs))  # fmt: skip
         return GenerationRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
 

@@ -14,23 +14,32 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from egaku.errors import EgakuError
-from egaku.i18n import Text
-from tools.pictures import RenderedImage
-from worker.protocol import Pan, ProgressEvent, ReferenceRole
+from egaku.i18n import ENGLISH, Text
+from tools.pictures import ImageKind, Lineage, RenderedImage
+from worker.protocol import EditRequest, GenerationRequest, Pan, ProgressEvent, ReferenceRole
 
 # "reference": a new picture that keeps a subject (a character, an object) from the pictures it reads.
 EditMode = Literal["regenerate", "subtle", "strong", "region", "instruct", "reference"]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job that waits before it reaches the worker: in its server's line (`place`), or for the worker to return."""
+
+    reason: Literal["line", "worker"]
+    place: int | None = None  # 1 = next in line
+    eta_s: float | None = None
 
 
 class JobWatch(Protocol):
     """Follows a job while the GPU works on it (the bot shows a status message with a cancel button)."""
 
     async def started(self, job_id: str) -> None:
-        """The job was sent to the worker."""
+        """The job was accepted (it may still wait in its server's line)."""
         ...
 
-    async def progress(self, job_id: str, event: ProgressEvent) -> None:
-        """Queue position, step, ETA or a preview arrived."""
+    async def progress(self, job_id: str, event: ProgressEvent | Waiting) -> None:
+        """A place in line, a queue position, a step, an ETA or a preview arrived."""
         ...
 
     async def finished(self, job_id: str) -> None:
@@ -64,6 +73,33 @@ class ImageOptions:
         return {**fields, **{k: v for k, v in chosen.items() if v is not None}}
 
 
+def turn_key(kind: Literal["message", "interaction"], source_id: int | str) -> str:
+    """The journal's name for a request: the Discord message or interaction it came as."""
+    return f"{kind}:{source_id}"
+
+
+@dataclass(frozen=True)
+class AnswerTo:
+    """Where the answer to a request goes, as the front end that took it describes it (kept in the job journal).
+
+    `turn` names the request: every job made for it shares it, and it is answered once. A reply
+    to a message names the message; an interaction's followup names the interaction and its
+    token, which Discord honours for 15 minutes after `asked_at`.
+    """
+
+    turn: str  # "message:<id>", "interaction:<id>"...
+    channel_id: str
+    user_id: str
+    message_id: str | None = None  # the user's message the answer replies to
+    interaction_id: str | None = None
+    application_id: str | None = None
+    token: str | None = None  # the interaction's token (a 15-minute secret; forgotten once answered)
+    original_id: str | None = None  # the interaction's deferred response, which its answer fills
+    asked_at: float = 0.0  # wall-clock time the request arrived
+    locale: str = ENGLISH  # the language the answer speaks, chosen when it was asked (`bot.language`)
+    in_channel: bool = True  # whether the bot may post in the channel (not where a user's install is no member)
+
+
 @dataclass(frozen=True)
 class Requester:
     """Who asks for an image, where, and under which rules: the input of every image operation.
@@ -84,6 +120,9 @@ class Requester:
     nsfw: bool = False  # NSFW allowed here: no blocklist, no worker safety check
     guild_cap: int | None = None  # the server's own cap on images in flight (/settings server)
     best_of: int | None = None  # the server's default number of best-of candidates (/settings server)
+    # Where the answer goes: a job with one is written to the journal before it is sent, and survives a restart.
+    answer: AnswerTo | None = None
+    job_id: str | None = None  # the job's id (the worker's idempotency key); None: a fresh one
 
 
 @dataclass(frozen=True)
@@ -100,6 +139,7 @@ class Draw:
     # A new picture drawn from these pictures (/blend): references like Edit.ref, in order ("picture 1"...).
     references: tuple[str, ...] = ()
     role: ReferenceRole = "subject"  # what the references give: their subject, or only their style
+    reply: str | None = None  # the model's words posted with the picture (kept for a restart)
 
 
 @dataclass(frozen=True)
@@ -117,6 +157,7 @@ class Edit:
     # Further pictures the model reads, after `ref` ("picture 2"...): references like `ref`, each resolved alike.
     references: tuple[str, ...] = ()
     role: ReferenceRole = "subject"  # what the further pictures give: their subject, or only their style
+    reply: str | None = None  # as Draw.reply
     # Outpainting (the picture's own model paints past its edges; `mode` does not apply): `zoom` (1.0-2.0)
     # centres it on a canvas that many times larger; `pan` slides the view a third that way.
     zoom: float | None = None
@@ -131,6 +172,21 @@ class Upscale:
     scale: int = 2
     # Drawn instead when the backend has no upscaler (the buttons' creative upscale); None: the backend refuses.
     fallback: Edit | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A job ready to send: the validated request, the pictures the model reads, and what the history records."""
+
+    request: GenerationRequest | EditRequest  # an EditRequest goes to /edits with `pngs`, the edited one first
+    kind: ImageKind
+    parents: Lineage = ()  # what the new picture is made from, in order, with their roles (the history's lineage)
+    # The history ids of the pictures the model reads, in order: an edit's picture first, then its references;
+    # a generation's references (a blend). Journaled by id: a restart reads them again from the history.
+    pictures: tuple[str, ...] = ()
+    pngs: tuple[bytes, ...] = ()  # those pictures (never journaled: the history has them)
+    reply: str | None = None  # the model's words posted with the picture
+    notice: Text | None = None  # a fixed text the user reads with the picture (Drawn.notice)
 
 
 @dataclass(frozen=True)
@@ -155,6 +211,7 @@ class Failed:
     """The service could not make the image; not the asker's fault."""
 
     error: EgakuError
+    job_id: str | None = None  # the journaled job that failed (a Retry button names it)
 
 
 Outcome = Drawn | Refused | Failed

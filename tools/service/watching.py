@@ -11,19 +11,22 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from tools.backends.base import ProgressCallback
-from tools.service.requests import Requester
+from tools.service.requests import Requester, Waiting
+from worker.protocol import ProgressEvent
 
 log = logging.getLogger(__name__)
 
+# The worker's events, and the waits before a job reaches it (its place in line, the worker away).
+Progress = Callable[[ProgressEvent | Waiting], Awaitable[None]]
+
 
 @contextlib.asynccontextmanager
-async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback | None]]:
-    """A job id (also the worker's idempotency key) and, when someone watches, a progress callback.
+async def watching(who: Requester, job_id: str | None = None) -> AsyncIterator[tuple[str, Progress | None]]:
+    """The job's id (a fresh one unless given) and, when someone watches, a progress callback.
 
     Progress is a courtesy: whatever the watcher raises is logged and never ends the job.
     """
-    job_id = uuid.uuid4().hex[:16]
+    job_id = job_id or new_job_id()
     watch = who.watch
     if watch is None:
         yield job_id, None
@@ -33,6 +36,11 @@ async def watching(who: Requester) -> AsyncIterator[tuple[str, ProgressCallback 
         yield job_id, functools.partial(_report_progress, watch.progress, job_id)
     finally:
         await _quietly(watch.finished(job_id), job_id)
+
+
+def new_job_id() -> str:
+    """A fresh job id: 16 hex digits (the Cancel and Retry buttons' custom_ids carry it)."""
+    return uuid.uuid4().hex[:16]
 
 
 async def _report_progress(progress: Callable[..., Awaitable[None]], job_id: str, event: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -111,31 +112,35 @@ async def stream_job(
     shape: StreamShape,
     settled: Awaitable[Any],
     cancel: Callable[[str], bool],
+    *,
+    keep: bool = False,
 ) -> web.StreamResponse:
-    """Write a job's progress, then its outcome (`settled`), as events; a client that leaves cancels it."""
+    """Write a job's progress, then its outcome (`settled`), as events; a leaving client cancels it unless `keep`."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     outcome = asyncio.ensure_future(settled)
-    assert job.events is not None
+    events = job.events  # this client's own queue: one that attaches later gets another
+    assert events is not None
     try:
         while True:
-            getter = asyncio.ensure_future(job.events.get())
+            getter = asyncio.ensure_future(events.get())
             done, _ = await asyncio.wait({getter, outcome}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 await send(response, shape.progress(getter.result()))
                 continue
             getter.cancel()
-            while not job.events.empty():
-                await send(response, shape.progress(job.events.get_nowait()))
+            while not events.empty():
+                await send(response, shape.progress(events.get_nowait()))
             try:
                 await send(response, shape.completed(outcome.result()))
             except Exception as exc:  # the headers are sent: a failure can only be an event now
                 await send(response, shape.error(as_worker_error(exc)))
             break
     except ConnectionResetError:
-        # The client went away: nobody will see the result, so stop working on it.
-        cancel(job.id)
+        if not keep:
+            cancel(job.id)  # the client went away: nobody will see the result, so stop working on it
     finally:
         outcome.cancel()
-    await response.write_eof()
+    with contextlib.suppress(ConnectionResetError):  # a client gone with a kept job: nobody reads the end
+        await response.write_eof()
     return response

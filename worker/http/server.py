@@ -317,7 +317,10 @@ class WorkerServer:
                 if job_request.stream_format == "egaku"
                 else OpenAIEvents(stream_kind, job_request.requester)
             )
-            return await stream_job(request, job, shape, self._outcome(job), self.scheduler.cancel)
+            # A job the client named can be asked for again under that id (a restarted bot re-attaches),
+            # so it runs on when the client goes away; an anonymous one has nobody left to see it.
+            keep = job_request.job_id is not None
+            return await stream_job(request, job, shape, self._outcome(job), self.scheduler.cancel, keep=keep)
         outcome = (await self._outcome(job)).model_copy(update={"safety_identifier": job_request.requester})
         if job_request.wants_url:
             outcome = await self._as_links(request, outcome)
