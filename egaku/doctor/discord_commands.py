@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from egaku.config import DiscordSettings
@@ -28,8 +27,7 @@ async def built_bot() -> AsyncIterator[EgakuBot]:
     from bot.client import EgakuBot
     from bot.services import BotServices
 
-    # The resume extension asks the image service for its journal when it loads: none here.
-    services = BotServices(agent=cast(Any, None), images=cast(Any, SimpleNamespace(journal=None)))
+    services = BotServices(agent=cast(Any, None), images=cast(Any, None))
     client_log = logging.getLogger("discord.client")
     level = client_log.level
     client_log.setLevel(logging.ERROR)  # its warnings about voice support mean nothing to the doctor
