@@ -27,7 +27,8 @@ class Resume(commands.Cog):
 
     async def cog_load(self) -> None:
         """Read what was left before any event arrives; take it up in the background while new requests go on."""
-        journal = self.bot.services.images.journal
+        images = self.bot.services.images  # None where only the commands are built (`egaku doctor`)
+        journal = images.journal if images is not None else None
         # Read now, before the gateway connects: what this process opens itself is never taken up twice.
         left = await journal.unfinished() if journal is not None else []
         self._task = asyncio.create_task(self._resume(left), name="resume")
