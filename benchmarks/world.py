@@ -6,6 +6,10 @@
    repainted in a new colour through its mask (same seed); change inside against outside. Twice:
    through the worker's own edit (the engine, as /v1/images/edits and the bot run it), and through
    diffusers' inpaint pipeline alone.
+   Chat edits (training/world/edits.py): `--per-kind` edits of each kind (recolour, reshape, resize,
+   move, add, remove, background) sent as the chat sends them (the whole new caption and the words
+   naming what changes, no mask: the world masker finds the region), judged: the change read right
+   and the rest unchanged, and the change outside the edited thing against inside it.
 3. CPU time per image: one 64x64 picture at the preset's steps, batch 1, median of 7.
 4. The training record shipped next to the weights (time, loss curve).
 
@@ -28,6 +32,7 @@ import torch
 from PIL import Image
 
 from benchmarks._markdown import device, write_section
+from training.world.edits import KINDS, edit_accuracy, world_edits
 from training.world.evaluate import (
     draw,
     edit_coherence,
@@ -82,6 +87,7 @@ def main() -> None:
     """Measure and print (and optionally write) the world model's figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--per-kind", type=int, default=10, help="chat edits of each kind")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write", type=Path)
     parser.add_argument("--picture", type=Path)
@@ -100,6 +106,7 @@ def main() -> None:
         engine = Engine(WorkerSettings(cache_dir=cache, device="cpu", default_model="world", models={"world": preset}))
         engine.load()
         edits = edit_coherence(pipe, edit_scenes, preset.steps, preset.guidance, worker_inpaint(engine))
+        chat = edit_accuracy(engine, world_edits(scenes, args.per_kind))
     raw = edit_coherence(
         pipe, edit_scenes, preset.steps, preset.guidance, pipeline_inpaint(pipe, preset.steps, preset.guidance)
     )
@@ -108,13 +115,14 @@ def main() -> None:
         example_sheet(pipe, preset.steps, preset.guidance, args.picture)
     record = json.loads((world_model_dir() / "training.json").read_text())
     secs = record["seconds"]
-    print(fid, edits, raw, f"{per_image:.3f} s/image", sep="\n")
+    print(fid, edits, raw, chat, f"{per_image:.3f} s/image", sep="\n")
+    kinds = ", ".join(f"{kind} {chat.by_kind[kind]:.0%}" for kind in KINDS)
     body = f"""## The shape-world model on CPU (issue: a built-in model that really draws)
 
 Device: {device()}, torch {torch.__version__}, {args.threads} thread(s). Date: {dt.date.today().isoformat()}.
 Load average while measuring: {os.getloadavg()[0]:.1f} on 2 cores.
-Command: `python -m benchmarks.world --threads {args.threads} --edits {args.edits} --write docs/benchmarks.md \
---picture docs/world-example.png`.
+Command: `python -m benchmarks.world --threads {args.threads} --edits {args.edits} --per-kind {args.per_kind} \
+--write docs/benchmarks.md{f" --picture {args.picture}" if args.picture else ""}`.
 Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 
 | measure | figure | goal |
@@ -133,6 +141,12 @@ Preset `world`: {preset.steps} steps, guidance {preset.guidance}, 64x64.
 | edit through diffusers' inpaint pipeline alone: outside / inside \
 | {raw.outside:.1f} / {raw.inside:.1f} = {raw.ratio:.3f} | |
 | edit through diffusers' inpaint pipeline alone: new colour read | {raw.recoloured:.1%} | |
+| chat edits ({chat.edits}: the new caption and the words, the world masker): the change read right \
+and the rest unchanged | {chat.right:.1%} | ≥ 90% |
+| chat edits: the change read right / the rest unchanged | {chat.attribute:.1%} / {chat.rest:.1%} | |
+| chat edits: mean change outside / inside the edited thing (0..255) \
+| {chat.outside:.2f} / {chat.inside:.1f} = {chat.ratio:.3f} | < 0.2 |
+| chat edits right, per kind | {kinds} | |
 | one picture, batch 1 | {per_image:.3f} s | < 0.5 s |
 | 100 held-back pictures, batches of 25 | {fidelity_s:.1f} s | |
 

@@ -24,6 +24,8 @@ from worker.upscale.plan import UpscalePlan
 
 log = logging.getLogger(__name__)
 
+WORLD_SEGMENTER = "world"  # a preset's `segmenter` naming the shape world's own masker
+
 
 class AuxiliaryModels:
     """Loads each helper model once, on first use, and answers with it."""
@@ -32,19 +34,29 @@ class AuxiliaryModels:
         self._settings = settings
         self._placement = placement
         self._cache_dir = cache_dir
-        self._masker: Any = None
+        self._maskers: dict[str, Any] = {}
         self._checker: Any = None
         self._captioner: Any = None
         self._scorer: Any = None
         self._upscaler: Any = None
 
-    def mask(self, image: Image.Image, words: str) -> Image.Image:
-        """A soft inpainting mask of where `words` are in `image` (CLIPSeg)."""
-        if self._masker is None:
+    def mask(self, image: Image.Image, words: str, *, prompt: str, segmenter: str | None = None) -> Image.Image:
+        """An inpainting mask of where `words` are in `image`, for an edit to `prompt`.
+
+        `segmenter` is the preset's own (unset: the worker's): "world" reads shape-world pictures
+        and captions; anything else is a CLIPSeg model, which reads only the words.
+        """
+        source = segmenter or self._settings.segmenter
+        if source == WORLD_SEGMENTER:
+            from worker.world.masker import WorldMasker
+
+            world: WorldMasker = self._maskers.setdefault(source, WorldMasker())
+            return world.mask(image, words, prompt=prompt)
+        if source not in self._maskers:
             from worker.masks import TextMasker
 
-            self._masker = TextMasker(self._settings.segmenter, self._placement, self._cache_dir)
-        mask: Image.Image = self._masker.mask(image, words)
+            self._maskers[source] = TextMasker(source, self._placement, self._cache_dir)
+        mask: Image.Image = self._maskers[source].mask(image, words)
         return mask
 
     def describe(self, picture: Image.Image) -> DescriptionResponse:

@@ -378,7 +378,7 @@ class Engine:
         mask = first.mask
         if first.mode == "inpaint" and mask is None:
             assert first.image is not None and first.mask_prompt is not None  # plan_edit: inpaint has one
-            mask = self.aux.mask(first.image, first.mask_prompt)
+            mask = self.aux.mask(first.image, first.mask_prompt, prompt=first.prompt, segmenter=first.preset.segmenter)
         with self._adapters.taught_words(pipe, first):
             kwargs: dict[str, Any] = {
                 "num_inference_steps": first.steps,

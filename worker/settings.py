@@ -101,6 +101,10 @@ class ModelPreset(BaseModel):
     # The languages its text encoder reads well (ISO 639-1 codes): the agent keeps a user's language when it
     # is one of them, instead of translating into English. Qwen-Image: ["zh", "en"]; a Japanese model: ["ja"].
     prompt_language: list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]] = Field(default=["en"], min_length=1)
+    # What finds the region a region edit's words name, for this model: "world" (the shape world's own
+    # masker: no model, reads the picture and the new caption), or a CLIPSeg hub id or folder. Unset:
+    # the worker's `segmenter`.
+    segmenter: str | None = None
     # Reference pictures for the sdxl and sd15 families (subject or style): see IPAdapterSpec.
     ip_adapter: IPAdapterSpec | None = None
 
@@ -156,7 +160,7 @@ def world_preset() -> ModelPreset:
     """The shipped shape-world model (worker/world), trained here on its synthetic scenes."""
     return ModelPreset(
         source="world", family="sd15", steps=12, guidance=4.0, width=64, height=64, max_pixels=128 * 128,
-        licence="Apache-2.0 (trained by egaku on its synthetic shape world)",
+        licence="Apache-2.0 (trained by egaku on its synthetic shape world)", segmenter="world",
     )  # fmt: skip
 
 

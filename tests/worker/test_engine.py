@@ -152,7 +152,7 @@ def test_inpaint_with_a_mask_file(engine: Engine) -> None:
 def test_inpaint_with_a_mask_from_words(engine: Engine) -> None:
     request = EditRequest(prompt="a black-haired queen", mask_prompt="the squirrel king", seed=5, steps=2)
     plan = engine.plan_edit(request, png(), None)
-    mask = engine.aux.mask(plan.image, "the squirrel king")
+    mask = engine.aux.mask(plan.image, "the squirrel king", prompt=plan.prompt)
     assert mask.mode == "L" and mask.size == (64, 64)
     assert engine.render(plan).data[0].parameters.mode == "inpaint"
 

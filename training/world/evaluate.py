@@ -17,6 +17,7 @@ from PIL import Image
 
 from training.world.judge import EditChange, Fidelity, edit_change, fidelity, read
 from training.world.scenes import OBJECT_COLOURS, Scene, Shape
+from worker.world.masker import grow
 
 BATCH = 25
 
@@ -63,18 +64,6 @@ def recoloured(scene: Scene) -> tuple[Scene, Shape]:
     colour = next(c for c in OBJECT_COLOURS if c not in used)
     new = Shape(shape=target.shape, colour=colour, size=target.size, cell=target.cell, jitter=target.jitter)
     return Scene(background=scene.background, shapes=(new, *scene.shapes[1:])), new
-
-
-def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
-    out = mask.copy()
-    for _ in range(pixels):
-        grown = out.copy()
-        grown[1:] |= out[:-1]
-        grown[:-1] |= out[1:]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
-    return out
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ def edit_coherence(
     hits = 0
     for picture, scene, s in zip(before, scenes, seeds, strict=True):
         edited, target = recoloured(scene)
-        mask = _dilate(scene.masks()[0], 2)
+        mask = grow(scene.masks()[0], 2)
         after = inpaint(picture, (mask * 255).astype(np.uint8), edited.caption(), s)
         changes.append(edit_change(picture, after, mask))
         reading = read(after)

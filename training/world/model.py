@@ -68,16 +68,21 @@ def world_tokenizer() -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # type: ignore[arg-type]
 
 
-def build_vae() -> Any:
-    """A three-block VAE: 64x64 pixels to 16x16x4 latents."""
+# Latent side -> the VAE's blocks (each but the last halves the side of 64x64 pictures).
+VAE_BLOCKS = {16: [16, 32, 32], 32: [16, 32]}
+
+
+def build_vae(latent_size: int = 16) -> Any:
+    """A VAE from 64x64 pixels to `latent_size`^2 x 4 latents (three blocks for 16, two for 32)."""
     from diffusers import AutoencoderKL
 
+    blocks = VAE_BLOCKS[latent_size]
     return AutoencoderKL(
-        block_out_channels=[16, 32, 32],
+        block_out_channels=blocks,
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 3,
-        up_block_types=["UpDecoderBlock2D"] * 3,
+        down_block_types=["DownEncoderBlock2D"] * len(blocks),
+        up_block_types=["UpDecoderBlock2D"] * len(blocks),
         latent_channels=LATENT_CHANNELS,
         layers_per_block=1,
         # Groups of several channels: a group of one channel is instance norm, which erases the
@@ -86,6 +91,25 @@ def build_vae() -> Any:
         sample_size=64,
         mid_block_add_attention=False,  # flat shapes need no global attention; it would double the cost
     )
+
+
+def pin_posterior(vae: Any) -> Any:
+    """Pin the VAE's posterior spread to nothing (log-variance -30, diffusers' floor): sampling it gives its mean.
+
+    The VAE is trained as a deterministic autoencoder on its posterior's mean, so its log-variance
+    head never learned anything: it stayed near 0, a spread of 1, as large as the latents
+    themselves. Diffusers' img2img and inpaint pipelines sample the posterior when they encode a
+    picture, and got that noise back: speckled inpaints, and a kept region that decoded as mush.
+    Only the log-variance half of `quant_conv` changes; the mean, and so every latent the UNet
+    learned, stays as it was.
+    """
+    import torch
+
+    half = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[half:] = 0.0
+        vae.quant_conv.bias[half:] = -30.0
+    return vae
 
 
 def build_text_encoder(vocab_size: int) -> Any:
@@ -109,18 +133,23 @@ def build_text_encoder(vocab_size: int) -> Any:
     )
 
 
-def build_unet() -> Any:
-    """A small UNet over 16x16 latents; cross-attention at 8x8 and 4x4, where a 3x3 grid of positions binds."""
+def build_unet(latent_size: int = 16) -> Any:
+    """A small UNet over the latents; cross-attention at 8x8 and 4x4, where a 3x3 grid of positions binds.
+
+    Over 32x32 latents a narrow level (16 channels) comes first: it costs about what the 32-channel
+    16x16 level costs, so the step grows by about half, not fourfold.
+    """
     from diffusers import UNet2DConditionModel
 
+    plain = 1 if latent_size == 16 else 2  # levels above 8x8, without cross-attention
     return UNet2DConditionModel(
-        sample_size=16,
+        sample_size=latent_size,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        block_out_channels=(32, 64, 64),
+        block_out_channels=(16, 32, 64, 64)[2 - plain :],
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=(*["DownBlock2D"] * plain, "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", *["UpBlock2D"] * plain),
         cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=8,
         norm_num_groups=8,

@@ -13,8 +13,10 @@ The result is a StableDiffusionPipeline folder plus `training.json` (the loss cu
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
 the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).
 Every `--checkpoint-every` steps the EMA weights are also saved as whole pipelines under
-`WORK/checkpoints/step-N`, so that a long run can be judged while it trains. WORK defaults to
-`DIR.work`, next to DIR, so that the shipped folder holds only the pipeline.
+`WORK/checkpoints/step-N`, so that a long run can be judged while it trains, and the UNet phase's
+whole state beside them, so that a stopped run resumes from its last checkpoint (training/world/
+denoiser.py). WORK defaults to `DIR.work`, next to DIR, so that the shipped folder holds only the
+pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import copy
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,38 +44,7 @@ from training.world.scenes import (
     sample_scene,
     training_scenes,
 )
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides the weights (with the code itself)."""
-
-    seed: int = 0
-    scenes: int = 12_000
-    vae_steps: int = 1_200
-    vae_batch: int = 16
-    vae_lr: float = 2e-3
-    # Extra loss weight on the pixels next to an edge: small shapes are told apart by their corners
-    # alone, a handful of pixels that a plain MSE lets blur into discs.
-    vae_edge_weight: float = 4.0
-    text_steps: int = 700
-    text_batch: int = 128
-    text_lr: float = 2e-3
-    unet_steps: int = 2_500
-    # Stop phase 3 after this many steps of the unet_steps schedule (0: run it all), to judge a
-    # shorter run on the same learning-rate curve.
-    unet_stop: int = 0
-    batch: int = 32
-    lr: float = 1e-3
-    # The text encoder's learning rate in phase 3; 0 keeps it as phase 2 left it.
-    encoder_lr: float = 0.0
-    warmup: int = 100
-    caption_dropout: float = 0.1
-    snr_gamma: float = 5.0
-    ema_decay: float = 0.999
-    threads: int = 2
-    log_every: int = 25
-    checkpoint_every: int = 500
+from training.world.steps import TrainConfig, caption_for, logs, token_ids, update
 
 
 def _to_tensor(images: np.ndarray) -> Any:
@@ -82,32 +53,11 @@ def _to_tensor(images: np.ndarray) -> Any:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def _caption(scene: Scene, rng: random.Random) -> str:
-    """The exact caption half of the time, otherwise a paraphrase."""
-    if rng.random() < 0.5:
-        return scene.caption()
-    return scene.paraphrases(rng, count=1)[0]
-
-
-def _update(optimiser: Any, loss: Any, params: list[Any]) -> None:
-    """One clipped optimiser step."""
-    import torch
-
-    optimiser.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    optimiser.step()
-
-
 def _one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
     """A short warm-up, then a cosine decay to nothing: at a constant rate the losses kept jumping."""
     import torch
 
     return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05)
-
-
-def _logs(step: int, last: int, config: TrainConfig) -> bool:
-    return step % config.log_every == 0 or step == last
 
 
 def edge_weights(data: Any, weight: float) -> Any:
@@ -124,6 +74,26 @@ def edge_weights(data: Any, weight: float) -> Any:
     return 1 + weight * torch.nn.functional.max_pool2d(edges.float(), 3, 1, 1)
 
 
+def disturb(latents: Any, noise: float, blur: float, gen: Any) -> Any:
+    """The latents with per-picture random white noise (up to `noise` x their spread) and 3x3 blur (up to `blur`).
+
+    A denoiser trained with MSE predicts averages, and an average is smoother than any one latent:
+    the first VAE kept shape in its latents' finest grain (a 3x3 blur of true latents cut the
+    shapes read right from 99% to 55%), so the UNet's near-misses decoded as blobs. Decoding
+    disturbed latents makes the encoder carry shape in a form that survives them.
+    """
+    import torch
+
+    n = latents.shape[0]
+    channels = latents.shape[1]
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
+    padded = torch.nn.functional.pad(latents, (1, 1, 1, 1), mode="replicate")
+    blurred = torch.nn.functional.conv2d(padded, kernel.expand(channels, 1, 3, 3), groups=channels)
+    mix = blur * torch.rand((n, 1, 1, 1), generator=gen)
+    sigma = noise * torch.rand((n, 1, 1, 1), generator=gen) * latents.detach().std()
+    return (1 - mix) * latents + mix * blurred + sigma * torch.randn(latents.shape, generator=gen)
+
+
 def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
     """Phase 1: reconstruct scenes, MSE + L1 with the edges weighted up (and a small KL, as SD's VAE)."""
     import torch
@@ -132,7 +102,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
     from training.world.model import build_vae
 
     gen = torch.Generator().manual_seed(config.seed)
-    vae = build_vae()
+    vae = build_vae(config.vae_latent_size)
     params = list(vae.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.vae_lr, weight_decay=0.0)
     schedule = _one_cycle(optimiser, config.vae_lr, config.vae_steps)
@@ -145,11 +115,14 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
         posterior = vae.encode(batch).latent_dist
         # The posterior's mean, not a sample: a deterministic autoencoder learns edges in far fewer
         # steps, and phase 3 trains on the same means.
-        error = vae.decode(posterior.mode()).sample - batch
+        latents = posterior.mode()
+        if config.vae_latent_noise or config.vae_latent_blur:
+            latents = disturb(latents, config.vae_latent_noise, config.vae_latent_blur, gen)
+        error = vae.decode(latents).sample - batch
         loss = (error.pow(2) * w).mean() + (error.abs() * w).mean() + 1e-6 * posterior.kl().mean()
-        _update(optimiser, loss, params)
+        update(optimiser, loss, params)
         schedule.step()
-        if _logs(step, config.vae_steps - 1, config):
+        if logs(step, config.vae_steps - 1, config):
             mse = error.pow(2).mean().item()
             curve.append({"step": step, "mse": round(mse, 5)})
             bar.set_postfix(mse=f"{mse:.4f}")
@@ -209,13 +182,6 @@ def _slot_reader(width: int) -> Any:
     return SlotReader()
 
 
-def _token_ids(tokenizer: Any, captions: list[str]) -> Any:
-    """Captions as the pipeline feeds them to the encoder: padded to the tokenizer's length."""
-    return tokenizer(
-        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids
-
-
 def _caption_pool(tokenizer: Any, count: int, seed: int, exclude: set[tuple[object, ...]]) -> tuple[Any, Any, Any]:
     """`count` captions of fresh random scenes (never a held-back one): token ids, cell and background labels."""
     import torch
@@ -228,11 +194,11 @@ def _caption_pool(tokenizer: Any, count: int, seed: int, exclude: set[tuple[obje
         scene = sample_scene(rng)
         if scene.key in exclude:
             continue
-        captions.append(_caption(scene, rng))
+        captions.append(caption_for(scene, rng))
         c, b = scene_targets(scene)
         cells.append(c)
         backgrounds.append(b)
-    return _token_ids(tokenizer, captions), torch.tensor(cells), torch.tensor(backgrounds)
+    return token_ids(tokenizer, captions), torch.tensor(cells), torch.tensor(backgrounds)
 
 
 def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]]) -> Any:
@@ -264,96 +230,21 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
         loss = torch.nn.functional.cross_entropy(
             cell_logits.reshape(-1, CELL_CLASSES), cells[idx].reshape(-1)
         ) + torch.nn.functional.cross_entropy(background_logits, backgrounds[idx])
-        _update(optimiser, loss, params)
+        update(optimiser, loss, params)
         schedule.step()
-        if _logs(step, config.text_steps - 1, config):
+        if logs(step, config.text_steps - 1, config):
             right = (cell_logits.argmax(-1) == cells[idx]).float().mean().item()
             curve.append({"step": step, "loss": round(loss.item(), 5), "cells_right": round(right, 4)})
             bar.set_postfix(loss=f"{loss.item():.4f}")
     return encoder.eval().requires_grad_(False)
 
 
-def train_denoiser(
-    scenes: list[Scene],
-    latents_all: Any,
-    scaling: float,
-    tokenizer: Any,
-    text_encoder: Any,
-    config: TrainConfig,
-    curve: list[dict[str, float]],
-    checkpoint: Any = None,
-) -> tuple[Any, Any]:
-    """Phase 3: the UNet on noised latents (v-prediction, min-SNR weights, EMA); the encoder fixed unless encoder_lr."""
-    import torch
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel, compute_snr
-    from tqdm import tqdm
-
-    from training.world.model import build_unet, training_scheduler
-
-    gen = torch.Generator().manual_seed(config.seed + 1)
-    rng = random.Random(config.seed + 2)
-    torch.manual_seed(config.seed + 7)
-    unet = build_unet()
-    noise_scheduler = training_scheduler()
-    text_trains = config.encoder_lr > 0
-    text_encoder.requires_grad_(text_trains)
-    text_params = list(text_encoder.parameters()) if text_trains else []
-    params = [*unet.parameters(), *text_params]
-    groups: list[dict[str, Any]] = [{"params": list(unet.parameters()), "lr": config.lr}]
-    if text_trains:
-        groups.append({"params": text_params, "lr": config.encoder_lr})
-    optimiser = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-2)
-    schedule = get_scheduler("cosine", optimiser, num_warmup_steps=config.warmup, num_training_steps=config.unet_steps)
-    ema_unet = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
-    # The encoder's EMA only when it trains: a fixed encoder is already its own average.
-    ema_text = EMAModel(text_params, decay=config.ema_decay, use_ema_warmup=True, power=2 / 3) if text_trains else None
-    bar = tqdm(range(config.unet_steps), desc="unet", unit="step")
-    for step in bar:
-        idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
-        latents = latents_all[idx] * scaling
-        captions = ["" if rng.random() < config.caption_dropout else _caption(scenes[int(i)], rng) for i in idx]
-        ids = _token_ids(tokenizer, captions)
-        noise = torch.randn(latents.shape, generator=gen)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
-        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-        with torch.set_grad_enabled(text_trains):
-            hidden = text_encoder(ids, return_dict=False)[0]
-        pred = unet(noisy, timesteps, hidden, return_dict=False)[0]
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
-        # Min-SNR weighting in its v-prediction form (diffusers' train_text_to_image): SNR + 1, so
-        # that the pure-noise step (SNR 0), where the caption alone decides, keeps its full weight.
-        snr = compute_snr(noise_scheduler, timesteps) + 1
-        weights = torch.clamp(snr, max=config.snr_gamma) / snr
-        per_sample = torch.nn.functional.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
-        loss = (per_sample * weights).mean()
-        _update(optimiser, loss, params)
-        schedule.step()
-        ema_unet.step(unet.parameters())
-        if ema_text is not None:
-            ema_text.step(text_encoder.parameters())
-        if step % config.log_every == 0 or step == config.unet_steps - 1:
-            curve.append({"step": step, "loss": round(loss.item(), 5), "mse": round(per_sample.mean().item(), 5)})
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if checkpoint is not None and config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            snapshot_unet, snapshot_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
-            ema_unet.copy_to(snapshot_unet.parameters())
-            if ema_text is not None:
-                ema_text.copy_to(snapshot_text.parameters())
-            checkpoint(step + 1, snapshot_unet.eval(), snapshot_text.eval())
-        if step + 1 == config.unet_stop:
-            break
-    ema_unet.copy_to(unet.parameters())
-    if ema_text is not None:
-        ema_text.copy_to(text_encoder.parameters())
-    return unet.eval(), text_encoder.eval().requires_grad_(False)
-
-
 def train(out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet") -> dict[str, Any]:
     """Run the three phases and save the pipeline (fp16 weights) and its training record into `out`."""
     import torch
 
-    from training.world.model import save_pipeline, world_tokenizer
+    from training.world.denoiser import train_denoiser
+    from training.world.model import pin_posterior, save_pipeline, world_tokenizer
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -384,7 +275,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
 
     folder, wanted, found = stage("vae", ("vae",))
     if found:
-        vae = build_vae()
+        vae = build_vae(config.vae_latent_size)
         vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
         vae = vae.eval().requires_grad_(False)
         vae_curve, seconds["vae"] = found["curve"], found["seconds"]
@@ -393,6 +284,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         vae = train_vae(images, config, vae_curve)
         vae.save_pretrained(folder)
         seconds["vae"] = finish(folder, wanted, vae_curve, began)
+    pin_posterior(vae)  # a deterministic autoencoder: sampling its posterior must give the mean
     if until == "vae":
         return {"seconds": seconds}
     began = time.perf_counter()
@@ -427,14 +319,15 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
         unet_curve, seconds["unet"] = found["curve"], found["seconds"]
     else:
-        began, unet_curve = time.perf_counter(), []
-        unet, text_encoder = train_denoiser(
-            scenes, latents, scaling, tokenizer, text_encoder, config, unet_curve,
+        denoised = train_denoiser(
+            scenes, latents, scaling, tokenizer, text_encoder, config,
             checkpoint=lambda step, u, t: save(work / "checkpoints" / f"step-{step}", u, t),
+            state_file=work / "checkpoints" / "state.pt", settings=wanted,
         )  # fmt: skip
+        unet, text_encoder, unet_curve = denoised.unet, denoised.text_encoder, denoised.curve
         unet.save_pretrained(folder / "unet")
         text_encoder.save_pretrained(folder / "text_encoder")
-        seconds["unet"] = finish(folder, wanted, unet_curve, began)
+        seconds["unet"] = finish(folder, wanted, unet_curve, time.perf_counter() - denoised.seconds)
     save(out, unet, text_encoder)
     record = {
         "config": fields,

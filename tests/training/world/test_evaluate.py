@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_worker_settings
+from training.world.edits import edit_accuracy, world_edits
 from training.world.evaluate import edit_coherence, pipeline_inpaint, prompt_fidelity, worker_inpaint
 from training.world.scenes import held_out_scenes
 from worker.engine import Engine
@@ -28,6 +29,10 @@ RECORDED_EDIT_RATIO = 0.3645
 RECORDED_RECOLOURED = 1.0
 RECORDED_WORKER_RECOLOURED = 1.0
 EDITS = 20
+# Chat edits (the new caption and the words; the world masker finds the region): 2 of each of the 7 kinds.
+CHAT_PER_KIND = 2
+# docs/benchmarks.md, 2026-12-06: 65.7% of its 70 chat edits right; these first 14 (the same edits): 8 right.
+RECORDED_CHAT_RIGHT = 0.5714
 # 100 pictures and 20 edits: about a minute on one idle core, several on a loaded machine.
 pytestmark = pytest.mark.timeout(1200)
 
@@ -77,3 +82,11 @@ def test_diffusers_inpaint_alone_stays_at_its_recorded_coherence(pipe: Any) -> N
     assert measured.edits == EDITS
     assert measured.ratio <= RECORDED_EDIT_RATIO + MARGIN, measured
     assert measured.recoloured >= RECORDED_RECOLOURED - MARGIN, measured
+
+
+def test_chat_edits_stay_at_the_recorded_figures(engine: Engine) -> None:
+    """ "Make the circle blue", as the chat sends it: the change read right, the rest unchanged, little else moved."""
+    measured = edit_accuracy(engine, world_edits(held_out_scenes(), CHAT_PER_KIND))
+    assert measured.edits == 7 * CHAT_PER_KIND
+    assert measured.right >= RECORDED_CHAT_RIGHT - MARGIN, measured
+    assert measured.ratio < 0.2, measured

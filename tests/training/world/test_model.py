@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.world.model import bpe_merges, world_tokenizer
+from training.world.model import bpe_merges, build_vae, pin_posterior, world_tokenizer
 from training.world.scenes import held_out_scenes, vocabulary
 
 
@@ -31,3 +31,17 @@ def test_merges_are_the_known_ones_in_any_word_order() -> None:
     assert bpe_merges(["ab"]) == [("a", "b</w>")]
     words = vocabulary()
     assert bpe_merges(words[::-1]) == bpe_merges(sorted(words)) == bpe_merges(words)
+
+
+def test_a_pinned_vae_samples_its_mean() -> None:
+    """img2img and inpaint sample the posterior: for the world's deterministic VAE that must be the mean."""
+    import torch
+
+    torch.manual_seed(0)
+    vae = build_vae()
+    picture = torch.rand(2, 3, 64, 64) * 2 - 1
+    mean = vae.encode(picture).latent_dist.mean
+    pinned = pin_posterior(vae).encode(picture).latent_dist
+    assert torch.equal(pinned.mean, mean)
+    assert float(pinned.std.max()) < 1e-6
+    assert torch.allclose(pinned.sample(torch.Generator().manual_seed(1)), mean, atol=1e-5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ from training.world.train import main
 TINY = ["--scenes", "40", "--vae-steps", "2", "--text-steps", "2", "--unet-steps", "3", "--unet-stop", "0",
         "--checkpoint-every", "2", "--log-every", "1"]  # fmt: skip
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(autouse=True)
-def _threads_restored() -> Iterator[None]:
-    """The command sets torch's thread count (as recorded); later tests get theirs back."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_two_runs_give_the_same_weights_and_a_rerun_resumes(tmp_path: Path) -> None:
