@@ -136,18 +136,24 @@ def endpoint(settings: LLMSettings, environ: Mapping[str, str]) -> Endpoint:
 
 
 def build_chat_model(
-    settings: LLMSettings, environ: Mapping[str, str], http_client: openai.DefaultAsyncHttpxClient | None = None
+    settings: LLMSettings,
+    environ: Mapping[str, str],
+    http_client: openai.DefaultAsyncHttpxClient | None = None,
+    llm_adapter: str | None = None,
 ) -> BaseChatModel:
     """The chat model [llm] describes. Imports only what that provider needs.
 
     Pass `http_client` (owned and closed by the caller) wherever more than one event loop may run in
     the process: without it, langchain-openai shares one cached client per base URL, whose
     connections stay bound to the first loop that used them ("Event loop is closed" in the next).
+    `llm_adapter` (the drawing preset's, e.g. "world") teaches the embedded model that preset's words;
+    other providers ignore it.
     """
     if settings.provider == "embedded":
-        from agent.smol import EmbeddedChatModel, SmolRuntime
+        from agent.smol import EmbeddedChatModel, SmolRuntime, find_adapter
 
-        return EmbeddedChatModel(runtime=SmolRuntime())
+        adapter = find_adapter(llm_adapter) if llm_adapter else None
+        return EmbeddedChatModel(runtime=SmolRuntime(adapter=adapter))
     from langchain_openai import ChatOpenAI
 
     point = endpoint(settings, environ)

@@ -6,6 +6,12 @@ user want a picture?", and only free-text slots (the English prompt, or the
 reply) are generated. The result is a `Decision`, turned into the same tool
 call a native tool-calling model makes. Everything runs in a worker thread,
 never on the event loop. torch and transformers are imported lazily.
+
+With the shape world's adapter (a drawing preset's `llm_adapter = "world"`), the model itself
+was taught the world (training/agent): it reads the user's words in English, Japanese or
+Chinese and their recent pictures, and writes the whole answer (draw with the canonical
+caption, edit with the whole new caption, or reply), decoded greedily inside the answer's
+grammar (`agent.worldtalk`).
 """
 
 from __future__ import annotations
@@ -16,19 +22,22 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict
 
 from agent.decision import REPLY, DecidingChatModel, Decision, clean_text, to_message
-from egaku.errors import LLMUnavailable
+from agent.worldtalk import AnswerGuide, Vocabulary, adapter_chat, parse_answer, pictures_in
+from egaku.errors import ConfigError, LLMUnavailable
 
 log = logging.getLogger(__name__)
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTERS = Path(__file__).parent / "adapters"  # the adapters shipped with egaku (package data)
+WORLD_FILE = "world.json"
 _SPEAKER = re.compile(r"^\[[^\]]{1,100}\]\s*")
 # A 135M model's yes/no is a weak signal; explicit drawing words tip it.
 _DRAW_WORDS = re.compile(
@@ -70,15 +79,40 @@ def find_smollm2() -> Path:
     return folder
 
 
-class SmolRuntime:
-    """Loads the model once (thread-safe, on first use) and runs it."""
+def find_adapter(name: str) -> Path:
+    """The folder of an LLM adapter a preset names: one shipped with egaku ("world"), or a path."""
+    folder = ADAPTERS / name if (ADAPTERS / name).is_dir() else Path(name).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        shipped = sorted(p.name for p in ADAPTERS.iterdir() if p.is_dir()) if ADAPTERS.is_dir() else []
+        raise ConfigError(f"llm_adapter {name!r}: no adapter there (shipped: {', '.join(shipped) or 'none'})")
+    return folder
 
-    def __init__(self, folder: Path | None = None, max_new_tokens: int = 80) -> None:
+
+class Guide(Protocol):
+    """Which continuations of an answer are allowed (agent.worldtalk.AnswerGuide)."""
+
+    def viable(self, text: str) -> bool:
+        """Whether text can still grow into a whole answer."""
+        ...
+
+    def complete(self, text: str) -> bool:
+        """Whether text is a whole answer."""
+        ...
+
+
+class SmolRuntime:
+    """Loads the model (and its adapter, if any) once, thread-safe, on first use, and runs it."""
+
+    def __init__(self, folder: Path | None = None, max_new_tokens: int = 80, adapter: Path | None = None) -> None:
         self._folder = folder
         self._max_new_tokens = max_new_tokens
+        self._adapter = adapter
+        # The adapter's world (its words, for the answer grammar); read now, so a broken folder fails at start-up.
+        self.world = Vocabulary.load(adapter / WORLD_FILE) if adapter is not None else None
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._pieces: dict[int, str] = {}
 
     def _ensure_loaded(self) -> None:
         if self._model is not None:
@@ -90,6 +124,13 @@ class SmolRuntime:
         log.info("loading SmolLM2-135M from %s (dequantizing takes ~20 s)", folder)
         self._tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+        if self._adapter is not None:
+            from peft import PeftModel
+
+            # Merged into the weights: decoding costs what the plain model costs. A runtime with an
+            # adapter answers only in the adapter's format (EmbeddedChatModel.world_decision).
+            log.info("with the adapter %s", self._adapter)
+            model = PeftModel.from_pretrained(model, str(self._adapter)).merge_and_unload()
         model.eval()
         self._model = model
 
@@ -130,6 +171,54 @@ class SmolRuntime:
                 )
             return str(self._tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
 
+    def guided(self, messages: list[dict[str, str]], guide: Guide, max_new_tokens: int = 160) -> str:
+        """Greedy decoding of the adapter's answer: at each step the best-scored token the guide allows.
+
+        The guide never picks a token; it only rules out those that would leave the grammar, so
+        what is written is the model's own best choice among the allowed ones.
+        """
+        import torch
+
+        with self._lock:
+            self._ensure_loaded()
+            end = self._tokenizer.convert_tokens_to_ids("<|im_end|>")
+            inputs = self._encode(messages)
+            past: Any = None
+            written: list[int] = []
+            text = ""
+            with torch.inference_mode():
+                for _ in range(max_new_tokens):
+                    result = self._model(input_ids=inputs, past_key_values=past, use_cache=True)
+                    past = result.past_key_values
+                    token = self._allowed_best(result.logits[0, -1], guide, text, end)
+                    if token is None or token == end:
+                        break
+                    written.append(token)
+                    text += self._piece(token)
+                    inputs = torch.tensor([[token]])
+            return str(self._tokenizer.decode(written, skip_special_tokens=True))
+
+    def _allowed_best(self, logits: Any, guide: Guide, text: str, end: int) -> int | None:
+        """The highest-scored token that keeps the answer inside the guide; None if none does."""
+        import torch
+
+        ranked = torch.argsort(logits, descending=True)
+        for start in (0, 64):  # almost always among the first few; the rest only if not
+            for token in ranked[start : None if start else 64].tolist():
+                if token == end:
+                    if guide.complete(text):
+                        return int(token)
+                elif guide.viable(text + self._piece(token)):
+                    return int(token)
+        return None
+
+    def _piece(self, token: int) -> str:
+        """A token's text (cached: the same few hundred come up again and again)."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = str(self._tokenizer.decode([token]))
+        return piece
+
 
 def first_sentences(text: str, max_words: int = 70) -> str:
     """Whole sentences up to max_words: the tiny model drifts after a few."""
@@ -166,12 +255,16 @@ class EmbeddedChatModel(DecidingChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         decision = self.decide(messages)
-        return ChatResult(generations=[ChatGeneration(message=to_message(decision, self.tools))])
+        # No answer at all is unusable: the agent asks once more, then tells the user plainly.
+        message = to_message(decision, self.tools) if decision is not None else AIMessage(content="")
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def decide(self, messages: list[BaseMessage]) -> Decision:
-        """Draw or reply, for the conversation so far."""
+    def decide(self, messages: list[BaseMessage]) -> Decision | None:
+        """Draw, edit or reply, for the conversation so far."""
         request = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         text = speaker_free(str(request.content)) if request else ""
+        if self.runtime.world is not None:
+            return self.world_decision(messages, text, self.runtime.world)
         if isinstance(messages[-1], ToolMessage):
             done = clean_text(self.runtime.complete(_DONE_SYSTEM, text, max_new_tokens=30))
             return Decision(action=REPLY, text=first_sentences(done, 30) or "Here is your picture!")
@@ -189,6 +282,26 @@ class EmbeddedChatModel(DecidingChatModel):
             )
         reply = first_sentences(self.runtime.complete(_REPLY_SYSTEM, text, max_new_tokens=60), 50)
         return Decision(action=REPLY, text=reply or "I'm here! Ask me to draw something.")
+
+    def world_decision(self, messages: list[BaseMessage], text: str, world: Vocabulary) -> Decision | None:
+        """The adapter's answer: the user's words and their recent pictures in, a whole decision out."""
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            # Only a refusal comes back here (a posted picture ends the turn): say why, as /imagine raw does.
+            reason = str(last.content).split(": ", 1)[-1].split(". ")[0].rstrip(".")
+            return Decision(action=REPLY, text=f"I couldn't do that: {reason}.")
+        system = next((m for m in messages if isinstance(m, SystemMessage)), None)
+        pictures = pictures_in(str(system.content) if system is not None else "")
+        guide = AnswerGuide(world, tuple(p.id for p in pictures))
+        raw = self.runtime.guided(adapter_chat(pictures, text.removeprefix("/imagine ").strip()), guide)
+        answer = parse_answer(raw)
+        log.debug("world answer %r for %r", raw, text[:80])
+        if answer is None:
+            log.warning("the world adapter wrote no whole answer: %r", raw[:500])
+            return None
+        if answer.action != REPLY and not self.can_draw:
+            return Decision(action=REPLY, text=answer.text)
+        return answer.decision()
 
     def wants_picture(self, text: str) -> bool:
         """The model's yes/no, tipped by explicit drawing words."""

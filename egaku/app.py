@@ -108,7 +108,9 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
 
             # This app's own LLM connections, closed with it (see build_chat_model).
             http_client = await stack.enter_async_context(openai.DefaultAsyncHttpxClient())
-        model = build_chat_model(config.llm, environ, http_client)
+        # The default drawing preset's adapter teaches the embedded LLM that preset's words ("world").
+        drawing = config.worker.models.get(config.worker.default_model)
+        model = build_chat_model(config.llm, environ, http_client, drawing.llm_adapter if drawing else None)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
         images = ImageService(

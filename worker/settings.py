@@ -107,6 +107,9 @@ class ModelPreset(BaseModel):
     segmenter: str | None = None
     # Reference pictures for the sdxl and sd15 families (subject or style): see IPAdapterSpec.
     ip_adapter: IPAdapterSpec | None = None
+    # For the bot's embedded LLM, not the worker: an adapter that teaches it this model's words, used when this
+    # preset is the default. "world": the shipped shape-world adapter (agent/adapters/world); or a folder.
+    llm_adapter: str | None = None
 
     @model_validator(mode="after")
     def _size_in_bounds(self) -> ModelPreset:
@@ -161,6 +164,7 @@ def world_preset() -> ModelPreset:
     return ModelPreset(
         source="world", family="sd15", steps=12, guidance=4.0, width=64, height=64, max_pixels=128 * 128,
         licence="Apache-2.0 (trained by egaku on its synthetic shape world)", segmenter="world",
+        llm_adapter="world",
     )  # fmt: skip
 
 

@@ -65,3 +65,23 @@ def test_each_app_owns_its_llm_connections_so_a_second_event_loop_reaches_the_sa
     port, first = asyncio.run(one_turn(0, "Hello from the first loop!"))
     again, second = asyncio.run(one_turn(port, "Hello from the second loop!"))
     assert (again, first, second) == (port, "Hello from the first loop!", "Hello from the second loop!")
+
+
+def test_the_embedded_model_learns_the_world_only_where_a_preset_names_the_adapter() -> None:
+    from agent.smol import EmbeddedChatModel
+    from training.agent.conversations import vocabulary
+
+    general = build_chat_model(LLMSettings(provider="embedded"), {})
+    world = build_chat_model(LLMSettings(provider="embedded"), {}, llm_adapter="world")
+    assert isinstance(general, EmbeddedChatModel) and general.runtime.world is None
+    assert isinstance(world, EmbeddedChatModel) and world.runtime.world == vocabulary()
+    # A real LLM needs no adapter: it is left as it is.
+    settings = LLMSettings(provider="openai", api_key_env="K")
+    assert type(build_chat_model(settings, {"K": "sk-x"}, llm_adapter="world")).__name__ == "ChatOpenAI"
+
+
+def test_an_unknown_adapter_names_the_shipped_ones() -> None:
+    from egaku.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"llm_adapter 'nope': no adapter there \(shipped: world\)"):
+        build_chat_model(LLMSettings(provider="embedded"), {}, llm_adapter="nope")

@@ -134,7 +134,7 @@ async def test_four_turns_of_edits_across_a_restart(
     replied = fake_openai.requests[6]["messages"][0]["content"]
     assert replied.endswith(
         f"The user replied to the message showing this image (ref 'reply'): id={mine[1].id} (regenerate, edit of "
-        f"{mine[0].id}): {NIGHT[:89]}…; it shows: {described.answer['prompt']}"
+        f"{mine[0].id}): {NIGHT}; it shows: {described.answer['prompt']}"
     )
     assert "iVBOR" not in str(fake_openai.requests)
 

@@ -123,7 +123,9 @@ class Generation(Picture):
     def line(self, number: int) -> str:
         """One line of the compact history the model sees (never pixels)."""
         parent = _made_from(self.parents)
-        prompt = _clip(self.prompt, 90)
+        # Whole up to 200 characters: the shape world's three-object captions (up to ~165) reach the model
+        # entire, since its embedded agent edits by rewriting the whole caption.
+        prompt = _clip(self.prompt, 200)
         seen = f"; it shows: {_clip(self.caption, 300)}" if self.caption else ""
         return f"#{number} id={self.id} ({self.kind}{parent}): {prompt}{seen}"
 

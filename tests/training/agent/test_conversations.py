@@ -1,0 +1,109 @@
+"""The agent's synthetic conversations: seeded, in the answer grammar, and a held-back set kept apart."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from agent.worldtalk import LAST, REPLIED, AnswerGuide, parse_answer, render_answer
+from training.agent.conversations import (
+    DEFAULT_BACKGROUND,
+    DEFAULT_LAYOUT,
+    EDITS,
+    REPLYING,
+    defaulted,
+    fingerprint,
+    held_back,
+    held_scenes,
+    training_examples,
+    vocabulary,
+)
+from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE
+from training.world.scenes import held_out_scenes
+
+WORLD = vocabulary()
+SAMPLE = list(itertools.islice(training_examples(3000), 3000))
+
+
+def test_the_stream_is_seeded() -> None:
+    assert fingerprint(list(training_examples(200))) == fingerprint(SAMPLE[:200])
+    assert fingerprint(list(training_examples(200, seed=1))) != fingerprint(SAMPLE[:200])
+
+
+def test_every_answer_is_in_the_grammar_and_reads_back() -> None:
+    for example in SAMPLE:
+        written = render_answer(example.answer)
+        assert AnswerGuide(WORLD, tuple(p.id for p in example.pictures)).complete(written), written
+        assert parse_answer(written) == example.answer
+        if example.scene is not None:
+            assert example.answer.caption == example.scene.caption()
+
+
+def test_the_mix_covers_every_kind_in_every_language() -> None:
+    seen = {(e.language, e.kind) for e in SAMPLE}
+    kinds = {"request", "chat", "outside"} | {f"edit:{k}" for k in EDITS}
+    assert seen == {(lang, kind) for lang in ("en", "ja", "zh") for kind in kinds}
+
+
+def test_edits_name_the_picture_they_change() -> None:
+    for example in (e for e in SAMPLE if e.kind.startswith("edit:")):
+        answer = example.answer
+        assert example.parent is not None
+        ids = {p.id: p for p in example.pictures}
+        if answer.ref == LAST:
+            assert example.pictures[-1].label != REPLIED or example.how == "reply"
+            assert [p for p in example.pictures if p.label != REPLIED][-1].prompt == example.parent.caption()
+        elif answer.ref == REPLIED:
+            assert example.text.startswith(REPLYING)
+            assert example.pictures[-1].label == REPLIED and example.pictures[-1].prompt == example.parent.caption()
+        else:
+            assert ids[answer.ref].prompt == example.parent.caption()
+            if example.how == "id":
+                assert answer.ref in example.text
+        changed = {s.colour for s in example.parent.shapes} ^ {s.colour for s in example.scene.shapes}  # type: ignore[union-attr]
+        if example.kind == "edit:background":
+            assert answer.target == "the background" and not changed
+        elif example.kind == "edit:add":
+            assert answer.target.split()[1] in changed and len(example.scene.shapes) == len(example.parent.shapes) + 1  # type: ignore[union-attr]
+        else:
+            assert answer.target in {f"the {s.colour} {s.shape}" for s in example.parent.shapes}
+
+
+def test_words_left_out_are_the_worlds_defaults() -> None:
+    colours = "|".join(w for words in ENGLISH.colour_nouns.values() for w in words)
+    requests = [e for e in SAMPLE if e.kind == "request" and e.language == "en"]
+    unsaid = [e for e in requests if not re.search(rf"background|\bon ({colours})\b", e.text.lower())]
+    assert len(unsaid) > 50
+    assert all(e.scene is not None and e.scene.background == DEFAULT_BACKGROUND for e in unsaid)
+    placeless = [
+        e for e in requests if not re.search(r"\b(top|bottom|left|right|cent(er|re)|middle)\b", e.text.lower())
+    ]
+    assert len(placeless) > 20
+    assert all(
+        e.scene and tuple(s.cell for s in e.scene.shapes) == DEFAULT_LAYOUT[len(e.scene.shapes)] for e in placeless
+    )
+    scene = held_out_scenes(1)[0]
+    assert defaulted(scene).background == DEFAULT_BACKGROUND
+    assert tuple(s.cell for s in defaulted(scene).shapes) == DEFAULT_LAYOUT[len(scene.shapes)]
+    assert {s.size for s in defaulted(scene).shapes} == {"large"}
+
+
+def test_the_held_back_set_is_apart_from_training() -> None:
+    held = held_back()
+    assert (len(held.requests), len(held.edits), len(held.chat), len(held.outside)) == (150, 60, 30, 10)
+    for part in (held.requests, held.edits):
+        assert [e.language for e in part[:: len(part) // 3]] == ["en", "ja", "zh"]
+    keys = {s.key for s in held_scenes()}
+    trained = {e.scene.key for e in SAMPLE if e.scene is not None} | {e.parent.key for e in SAMPLE if e.parent}
+    assert not keys & trained
+    # Frames kept for the held-back set never reach training.
+    texts = {e.text for e in SAMPLE}
+    for tongue in (ENGLISH, JAPANESE, CHINESE):
+        for line in (*tongue.outside.held, *(f for c in tongue.chat.values() for f in c.held)):
+            assert line not in texts
+        for frame in tongue.request.held:
+            head = frame.split("{x}")[0]
+            if len(head) >= 4:
+                assert not any(t.startswith(head) for t in texts), frame
+    assert not texts & {e.text for e in [*held.requests, *held.edits]}
+    assert fingerprint(held.requests) == fingerprint(held_back().requests)  # seeded too

@@ -1,0 +1,412 @@
+"""Synthetic conversations with the shape world's agent, generated from the world's vocabulary.
+
+Each `Example` is one turn as the embedded agent meets it: the user's recent pictures (as the
+agent's history note lists them), the user's words in English, Japanese or Chinese, and the answer
+the adapter should write (`agent.worldtalk`). Kinds: requests (one to three objects, with the
+world's defaults where words are left out), edits of an earlier picture (recolour, reshape, move,
+resize, add, remove, background) referred to implicitly, as the last one, by ordinal, by id or by
+replying, chat lines, and requests the world cannot draw.
+
+The held-back set (`held_back`) is generated with another seed, from the world's held-back scenes
+(and default-only variants of them), with sentence frames the training never uses; training skips
+every scene key the held-back set uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from agent.worldtalk import (
+    BACKGROUND_TARGET,
+    LAST,
+    MAX_PICTURES,
+    REPLIED,
+    Answer,
+    PictureLine,
+    Vocabulary,
+    adapter_chat,
+    render_answer,
+)
+from training.agent.lexicon import TONGUES, Cell, Frames, Tongue
+from training.world.scenes import (
+    BACKGROUNDS,
+    OBJECT_COLOURS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    Shape,
+    held_out_scenes,
+    sample_scene,
+)
+
+TRAIN_SEED = 27
+HELD_SEED = 2727
+LANGUAGES = ("en", "ja", "zh")
+EDITS = ("recolour", "reshape", "move", "resize", "add", "remove", "background")
+# What a request that leaves words out means: the world's defaults (README "What the built-in model draws").
+DEFAULT_BACKGROUND = "white"
+DEFAULT_SIZE = "large"
+DEFAULT_LAYOUT: dict[int, tuple[Cell, ...]] = {1: ((1, 1),), 2: ((1, 0), (1, 2)), 3: ((1, 0), (1, 1), (1, 2))}
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # tools.stores.history's id alphabet
+REPLYING = "(replying to your message) "  # what agent.service puts before the words of a reply
+
+
+def vocabulary() -> Vocabulary:
+    """The world's canonical words, as the adapter's grammar reads them (world.json)."""
+    cells = sorted(POSITIONS)
+    return Vocabulary(OBJECT_COLOURS, BACKGROUNDS, SHAPES, SIZES, tuple(POSITIONS[c][0] for c in cells))
+
+
+@dataclass(frozen=True)
+class Example:
+    """One turn: what the adapter is shown, and what it should write."""
+
+    kind: str  # "request", "edit:<kind>", "chat", "outside"
+    language: str
+    pictures: tuple[PictureLine, ...]
+    text: str
+    answer: Answer
+    scene: Scene | None = None  # requests and edits: the scene the answer's caption describes
+    parent: Scene | None = None  # edits: the picture changed
+    said: str = ""  # edits: the change in words, before the words that say which picture
+    how: str = ""  # edits: how the picture is named: implicit, last, ordinal, id or reply
+
+    def messages(self) -> list[dict[str, str]]:
+        """The whole chat, the answer included (what the trainer tokenises)."""
+        chat = adapter_chat(list(self.pictures), self.text)
+        return [*chat, {"role": "assistant", "content": render_answer(self.answer)}]
+
+
+def defaulted(scene: Scene) -> Scene:
+    """The scene with every attribute a request may leave out set to the world's default."""
+    cells = DEFAULT_LAYOUT[len(scene.shapes)]
+    shapes = tuple(
+        replace(s, size=DEFAULT_SIZE, cell=c, jitter=(0, 0)) for s, c in zip(scene.shapes, cells, strict=True)
+    )
+    return Scene(background=DEFAULT_BACKGROUND, shapes=shapes)
+
+
+def held_scenes(count: int = 100) -> list[Scene]:
+    """The held-back scenes: the world's own, then default-only variants of some of them."""
+    base = held_out_scenes(count)
+    return [*base, *(defaulted(s) for s in base[: count // 4])]
+
+
+class Writer:
+    """Writes examples in one language, for one split (training or held-back)."""
+
+    def __init__(self, tongue: Tongue, rng: random.Random, held: bool) -> None:
+        self.t = tongue
+        self.rng = rng
+        self.held = held
+
+    def _choice(self, options: tuple[str, ...]) -> str:
+        return self.rng.choice(options)
+
+    def _frame(self, frames: Frames) -> str:
+        return self.rng.choice(frames.pick(self.held))
+
+    def _space(self, text: str) -> str:
+        return " ".join(text.split()) if self.t.code == "en" else text.replace(" ", "")
+
+    # -- scenes in words ----------------------------------------------------
+    def thing(self, shape: Shape, say_size: bool, say_place: bool) -> str:
+        """One object as a user names it."""
+        size = self._choice(self.t.sizes[shape.size]) if say_size else ""
+        pos = self._choice(self.t.at[shape.cell]) if say_place else ""
+        frames = self.t.obj if say_place else self.t.obj_bare
+        for attempt in range(20):
+            if attempt == 10:  # the held-back frames may all need a size: fall back to the flexible ones
+                frames = self.t.obj_bare if not say_place else Frames(self.t.obj.train, ())
+            text = self._space(
+                self._frame(frames).format(
+                    size=size,
+                    colour=self._choice(self.t.colours[shape.colour]),
+                    shape=self._choice(self.t.shapes[shape.shape]),
+                    pos=pos,
+                )
+            ).strip(" ,")
+            if ", ," not in text and " ," not in text and not text.startswith(("a ,", "a,")):
+                return text
+        raise ValueError(f"no frame fits {shape}")
+
+    def things(self, shapes: tuple[Shape, ...], say_size: bool, say_place: bool) -> str:
+        """Several objects, joined."""
+        parts = [self.thing(s, say_size or s.size != DEFAULT_SIZE, say_place) for s in shapes]
+        if len(parts) == 1:
+            return parts[0]
+        joined = parts[0]
+        for part in parts[1:-1]:
+            joined += self._choice(self.t.joins) + part
+        return joined + self._choice(self.t.last_joins) + parts[-1]
+
+    def request_text(self, scene: Scene) -> str:
+        """A request for the scene, leaving out what the defaults give (sometimes)."""
+        cells = tuple(s.cell for s in scene.shapes)
+        say_place = cells != DEFAULT_LAYOUT[len(cells)] or self.rng.random() < 0.4
+        say_size = self.rng.random() < 0.5 or any(s.size != DEFAULT_SIZE for s in scene.shapes)
+        say_bg = scene.background != DEFAULT_BACKGROUND or self.rng.random() < 0.5
+        objects = self.things(scene.shapes, say_size, say_place)
+        frame = self._frame(self.t.request)
+        if not say_bg:
+            return self._noise(frame.format(x=objects))
+        bg = self._choice(self.t.colour_nouns[scene.background])
+        with_bg = self._frame(self.t.with_bg)
+        if "{x}" in with_bg:
+            return self._noise(frame.format(x=with_bg.format(x=objects, b=bg)))
+        return self._noise(with_bg.format(t=frame.format(x=objects).rstrip(".!?。！？"), b=bg))
+
+    def _noise(self, text: str) -> str:
+        """Casual typing: a capital or not, a final mark or not (English)."""
+        if self.t.code != "en":
+            return text + (self._choice(("", "", "。", "！")) if text[-1] not in "？。！?" else "")
+        roll = self.rng.random()
+        if roll < 0.25:
+            text = text[0].upper() + text[1:]
+        elif roll < 0.35:
+            text = text.lower()
+        if text[-1] not in ".!?" and self.rng.random() < 0.3:
+            text += self._choice(("!", ".", " please"))
+        return text
+
+    # -- turns -----------------------------------------------------------------
+    def request(self, scene: Scene, pictures: tuple[PictureLine, ...]) -> Example:
+        """A new picture asked for."""
+        answer = Answer("draw", self.t.drawn, caption=scene.caption())
+        return Example("request", self.t.code, pictures, self.request_text(scene), answer, scene=scene)
+
+    def edit(self, kind: str, parent: Scene, pictures: tuple[PictureLine, ...], ref: str, how: str) -> Example:
+        """A change to the parent picture (ref: what the answer names; how: how the user refers to it)."""
+        child, target, sentence = self._change(kind, parent)
+        number = next((int(p.label[1:]) for p in pictures if p.id == ref and p.label != REPLIED), 0)
+        text = self.refer(sentence, how, ref, number)
+        answer = Answer("edit", self.t.edited, caption=child.caption(), ref=ref, target=target)
+        return Example(
+            f"edit:{kind}", self.t.code, pictures, text, answer, scene=child, parent=parent, said=sentence, how=how
+        )
+
+    def _name(self, shape: Shape, scene: Scene) -> str:
+        """How the user points at one object of the scene, unambiguously."""
+        colour = self._choice(
+            self.t.colour_nouns[shape.colour] if self.t.code != "en" else self.t.colours[shape.colour]
+        )
+        form = self.rng.random()
+        if len(scene.shapes) == 1 and form < 0.15:
+            return self._choice(self.t.it)
+        unique = sum(s.shape == shape.shape for s in scene.shapes) == 1
+        if unique and form < 0.5:
+            return self._choice(self.t.the_shape).format(s=self._choice(self.t.shapes[shape.shape]))
+        if form < 0.85:
+            # Japanese colours before a shape are adjectives ("赤い丸"); Chinese and English take the plain word.
+            said = self._choice(self.t.colours[shape.colour]) if self.t.code == "ja" else colour
+            return self._choice(self.t.the_colour_shape).format(c=said, s=self._choice(self.t.shapes[shape.shape]))
+        return self._choice(self.t.the_colour).format(c=colour)
+
+    def _change(self, kind: str, scene: Scene) -> tuple[Scene, str, str]:
+        """The changed scene, the edit's target, and the user's sentence."""
+        shapes = list(scene.shapes)
+        used = {s.colour for s in shapes}
+        i = self.rng.randrange(len(shapes))
+        old = shapes[i]
+        target = f"the {old.colour} {old.shape}"
+        name = self._name(old, scene)
+        if kind == "recolour":
+            colour = self.rng.choice([c for c in OBJECT_COLOURS if c not in used and c != scene.background])
+            shapes[i] = replace(old, colour=colour)
+            said = self._frame(self.t.recolour).format(o=name, c=self._choice(self.t.colour_nouns[colour]))
+        elif kind == "reshape":
+            shape = self.rng.choice([s for s in SHAPES if s != old.shape])
+            shapes[i] = replace(old, shape=shape)
+            said = self._frame(self.t.reshape).format(o=name, s=self._choice(self.t.shapes[shape]))
+        elif kind == "move":
+            cell = self.rng.choice([c for c in POSITIONS if c not in {s.cell for s in shapes}])
+            shapes[i] = replace(old, cell=cell)
+            said = self._frame(self.t.move).format(o=name, p=self._choice(self.t.to[cell]))
+        elif kind == "resize":
+            grow = old.size == "small"
+            shapes[i] = replace(old, size="large" if grow else "small")
+            said = self._frame(self.t.grow if grow else self.t.shrink).format(o=name)
+        elif kind == "add":
+            colour = self.rng.choice([c for c in OBJECT_COLOURS if c not in used and c != scene.background])
+            cell = self.rng.choice([c for c in POSITIONS if c not in {s.cell for s in shapes}])
+            new = Shape(self.rng.choice(SHAPES), colour, self.rng.choice(("small", "large")), cell)
+            shapes.append(new)
+            target = f"the {new.colour} {new.shape}"
+            frame = self._frame(self.t.add)
+            say_size = new.size != DEFAULT_SIZE or self.rng.random() < 0.6
+            said = frame.format(n=self.thing(new, say_size, True))
+        elif kind == "remove":
+            del shapes[i]
+            said = self._frame(self.t.remove).format(o=name)
+        else:
+            free = [c for c in ("white", "gray", "black", *OBJECT_COLOURS) if c not in used and c != scene.background]
+            background = self.rng.choice(free)
+            target = BACKGROUND_TARGET
+            said = self._frame(self.t.background).format(b=self._choice(self.t.colour_nouns[background]))
+            return Scene(background, tuple(shapes)), target, said
+        return Scene(scene.background, tuple(shapes)), target, said
+
+    def refer(self, sentence: str, how: str, ref: str, number: int) -> str:
+        """The edit sentence with the words that say which picture (its id `ref`, its ordinal `number`)."""
+        if how == "implicit":
+            return self._noise(sentence)
+        if how == "reply":
+            return REPLYING + self._noise(sentence)
+        if how == "last":
+            return self._noise(self._frame(self.t.last_ref).format(e=sentence))
+        if how == "id":
+            return self._noise(self._frame(self.t.id_ref).format(i=ref, e=sentence))
+        return self._noise(self._frame(self.t.ordinal_ref).format(k=self.t.ordinals[number - 1], e=sentence))
+
+    def chat(self, category: str, pictures: tuple[PictureLine, ...]) -> Example:
+        """A chat line and its reply."""
+        text = self._frame(self.t.chat[category])
+        return Example("chat", self.t.code, pictures, text, Answer("reply", self.t.chat_reply[category]))
+
+    def outside(self, pictures: tuple[PictureLine, ...]) -> Example:
+        """A request the world cannot draw, and the polite explanation."""
+        text = self._frame(self.t.outside)
+        return Example("outside", self.t.code, pictures, text, Answer("reply", self.t.outside_reply))
+
+
+class Generator:
+    """A seeded stream of examples."""
+
+    def __init__(self, seed: int, held: bool, scenes: list[Scene] | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.held = held
+        self.scenes = scenes  # the held-back set draws from these; training samples new ones
+        self.exclude = {s.key for s in held_scenes()} if not held else set()
+
+    def scene(self) -> Scene:
+        """A scene to ask for or to edit."""
+        if self.scenes is not None:
+            return self.rng.choice(self.scenes)
+        while True:
+            scene = sample_scene(self.rng)
+            if self.rng.random() < 0.25:
+                scene = defaulted(scene) if self.rng.random() < 0.5 else replace(scene, background=DEFAULT_BACKGROUND)
+            if scene.key not in self.exclude:
+                return scene
+
+    def new_id(self) -> str:
+        """An image id like the history's."""
+        return "".join(self.rng.choice(_ID_ALPHABET) for _ in range(4))
+
+    def pictures(self, count: int, start: int, include: Scene | None = None) -> tuple[PictureLine, ...]:
+        """`count` of the user's pictures numbered from `start`, one of them `include`'s (if given)."""
+        scenes = [self.scene() for _ in range(count)]
+        if include is not None:
+            scenes[self.rng.randrange(count)] = include
+        return tuple(PictureLine(f"#{start + n}", self.new_id(), s.caption()) for n, s in enumerate(scenes))
+
+    def writer(self, language: str) -> Writer:
+        """A writer for one language."""
+        return Writer(TONGUES[language], self.rng, self.held)
+
+    def request(self, language: str) -> Example:
+        """A request, after none to three earlier pictures."""
+        count = self.rng.choice((0, 0, 0, 1, 2))
+        return self.writer(language).request(self.scene(), self.pictures(count, self.rng.randint(1, 6)))
+
+    def edit(self, language: str, kind: str | None = None) -> Example:
+        """An edit of one of the user's pictures (whose result is no held-back scene, when training)."""
+        while True:
+            example = self._edit(language, kind)
+            if example.scene is None or example.scene.key not in self.exclude:
+                return example
+
+    def _edit(self, language: str, kind: str | None) -> Example:
+        write = self.writer(language)
+        how = self.rng.choices(("implicit", "last", "ordinal", "id", "reply"), (45, 10, 17, 10, 18))[0]
+        parent = self.scene()
+        full, single = len(parent.shapes) == 3, len(parent.shapes) == 1
+        kinds = [k for k in EDITS if not (k == "add" and full) and not (k == "remove" and single)]
+        kind = kind if kind in kinds else self.rng.choice(kinds)
+        count = self.rng.choices(range(1, MAX_PICTURES + 1), (4, 3, 2, 1))[0]
+        if how == "reply":
+            mine = self.pictures(count, self.rng.randint(1, 6))
+            replied = PictureLine(REPLIED, self.new_id(), parent.caption())
+            if self.rng.random() < 0.5:  # often it is one of theirs too
+                k = self.rng.randrange(count)
+                replied = replace(replied, id=mine[k].id)
+                mine = (*mine[:k], replace(mine[k], prompt=parent.caption()), *mine[k + 1 :])
+            return write.edit(kind, parent, (*mine, replied), REPLIED, how)
+        if how in ("implicit", "last"):
+            mine = self.pictures(count - 1, self.rng.randint(1, 6))
+            number = int(mine[-1].label[1:]) + 1 if mine else self.rng.randint(1, 6)
+            mine = (*mine, PictureLine(f"#{number}", self.new_id(), parent.caption()))
+            return write.edit(kind, parent, mine, LAST, how)
+        start = 1 if how == "ordinal" else self.rng.randint(1, 6)
+        mine = self.pictures(count, start, include=parent)
+        chosen = next(p for p in mine if p.prompt == parent.caption())
+        return write.edit(kind, parent, mine, chosen.id, how)
+
+    def chat(self, language: str) -> Example:
+        """A chat line."""
+        count = self.rng.choice((0, 0, 0, 1))
+        pictures = self.pictures(count, self.rng.randint(1, 6))
+        category = self.rng.choice(("greet", "thanks", "ask", "bye"))
+        return self.writer(language).chat(category, pictures)
+
+    def outside(self, language: str) -> Example:
+        """A request outside the world."""
+        count = self.rng.choice((0, 0, 0, 1))
+        return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)))
+
+
+MIX = {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09}
+
+
+def fingerprint(examples: list[Example]) -> str:
+    """A hash of the examples' chats: the training record keeps it, so a changed generator shows."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps(example.messages(), ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def training_examples(count: int, seed: int = TRAIN_SEED) -> Iterator[Example]:
+    """The training stream: languages in turn, kinds by MIX."""
+    generator = Generator(seed, held=False)
+    kinds, weights = zip(*MIX.items(), strict=True)
+    for n in range(count):
+        language = LANGUAGES[n % len(LANGUAGES)]
+        kind = generator.rng.choices(kinds, weights)[0]
+        yield getattr(generator, kind)(language)
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The held-back sets, per kind."""
+
+    requests: list[Example]
+    edits: list[Example]
+    chat: list[Example]
+    outside: list[Example]
+
+
+def held_back(requests: int = 50, edits: int = 20, chat: int = 10, seed: int = HELD_SEED) -> HeldBack:
+    """Per language `requests` requests, `edits` edits (every kind in turn) and `chat` chat lines; every
+    held-back out-of-world line (10 in all)."""
+    generator = Generator(seed, held=True, scenes=held_scenes())
+    out = HeldBack([], [], [], [])
+    for language in LANGUAGES:
+        out.requests.extend(generator.request(language) for _ in range(requests))
+        out.edits.extend(generator.edit(language, EDITS[n % len(EDITS)]) for n in range(edits))
+        tongue = TONGUES[language]
+        # The categories in turn, so that every one is asked.
+        lines = [(c, f.held[n]) for n in range(3) for c, f in tongue.chat.items() if n < len(f.held)]
+        out.chat.extend(
+            Example("chat", language, (), line, Answer("reply", tongue.chat_reply[c])) for c, line in lines[:chat]
+        )
+        out.outside.extend(
+            Example("outside", language, (), line, Answer("reply", tongue.outside_reply))
+            for line in tongue.outside.held
+        )
+    return out

