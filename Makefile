@@ -7,7 +7,7 @@ CONFIG ?= config.example.toml
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: install run test lint
+.PHONY: install run test lint messages
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -36,3 +36,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+# The message catalogs: collect new texts into egaku/i18n/locales/egaku.pot and merge them into every language's .po.
+messages: install
+	$(PY) -m egaku.i18n extract

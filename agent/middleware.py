@@ -17,6 +17,7 @@ from agent.messages import answer_every_tool_call, calls_this_turn, recent, tidi
 from agent.prompts import system_prompt
 from agent.replies import tidy_reply
 from egaku.errors import EgakuError, LLMUnavailable, LLMUnclear, safe_detail
+from egaku.i18n import N_
 from tools.image_tools import image_tools
 from tools.service.requests import Drawn, Failed
 from tools.turn import TurnContext
@@ -24,7 +25,7 @@ from tools.turn import TurnContext
 log = logging.getLogger(__name__)
 
 CAP_MESSAGE_NAME = "egaku-turn-cap"
-CAP_TEXT = "I stopped here so I don't loop. Tell me what you'd like and I'll try again."
+CAP_TEXT = N_("I stopped here so I don't loop. Tell me what you'd like and I'll try again.")
 
 
 def drawing_done(messages: list[AnyMessage]) -> list[AIMessage] | None:

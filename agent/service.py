@@ -12,10 +12,12 @@ import openai
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agent.middleware import CAP_MESSAGE_NAME, CAP_TEXT
 from agent.replies import MAX_INPUT_CHARS, normalise_input
 from agent.seeing import Captioner, Eyes, Seen
 from egaku.config import AgentSettings
 from egaku.errors import EmptyMessage, JobCancelled, LLMUnavailable, MessageTooLong, safe_detail
+from egaku.i18n import ENGLISH_VOICE, Text, Voice
 from tools.pictures import RenderedImage
 from tools.service.images import ImageService
 from tools.service.requests import Drawn, Failed, ImageOptions, JobWatch, Outcome, Refused, Requester
@@ -71,8 +73,17 @@ class TurnResult:
     reply: str
     images: list[RenderedImage] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
-    refusals: list[str] = field(default_factory=list)  # why a request was refused, safe to show
+    refusals: list[Text] = field(default_factory=list)  # why a request was refused, safe to show
+    # When the reply is one of egaku's fixed texts (a direct result's refusal, the turn cap), that text:
+    # `reply` is its English, and the bot speaks it in the asker's language instead.
+    fixed: Text | None = None
+    notices: list[Text] = field(default_factory=list)  # fixed texts the user reads under the reply (a likeness)
     retries: list[str] = field(default_factory=list)  # journaled jobs that failed and may be tried again, by id
+
+    def said(self, voice: Voice = ENGLISH_VOICE) -> str:
+        """What the user reads, in `voice`: the reply (a fixed one in that language), then the notices."""
+        words = voice(self.fixed) if self.fixed else self.reply
+        return "\n\n".join(part for part in (words, *(voice(notice) for notice in self.notices)) if part)
 
     @classmethod
     def of(cls, outcomes: list[Outcome], reply: str = "") -> TurnResult:
@@ -83,15 +94,15 @@ class TurnResult:
         retries = [o.job_id for o in failed if o.job_id and not isinstance(o.error, JobCancelled)]
         # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
         notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
-        reply = "\n\n".join(part for part in (reply, *notices) if part)
-        return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries)
+        return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries,
+                   notices=notices)  # fmt: skip
 
     @classmethod
     def direct(cls, outcome: Outcome) -> TurnResult:
         """The result of one image operation that no model talked about (buttons, raw, CLI)."""
         result = cls.of([outcome])
         if result.refusals:
-            return cls(reply=result.refusals[0])
+            return cls(reply=str(result.refusals[0]), fixed=result.refusals[0])
         return result
 
 
@@ -182,7 +193,9 @@ class Agent:
             if isinstance(exc, openai.OpenAIError):
                 raise LLMUnavailable(f"LLM call failed: {safe_detail(exc)}") from exc
             raise
-        return TurnResult.of(list(outcomes.values()), reply=final_reply(state.get("messages", [])))
+        messages = state.get("messages", [])
+        result = TurnResult.of(list(outcomes.values()), reply=final_reply(messages))
+        return replace(result, fixed=Text(CAP_TEXT)) if capped(messages) else result
 
     async def _forget_turn(self, config: dict[str, Any], message_id: str | None) -> None:
         """Make the saved conversation what it was before the turn that carried `message_id`."""
@@ -211,6 +224,16 @@ def with_attachment(text: str, *upload_ids: str) -> str:
     if len(upload_ids) == 1:
         return f"{text}\n(attached image: id={upload_ids[0]})"
     return f"{text}\n(attached images, in order: {', '.join(f'id={i}' for i in upload_ids)})"
+
+
+def capped(messages: list[Any]) -> bool:
+    """Whether the turn ended at a cap: its last word is egaku's fixed text, not the model's."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return False
+        if isinstance(message, AIMessage) and message.name == CAP_MESSAGE_NAME:
+            return True
+    return False
 
 
 def final_reply(messages: list[Any]) -> str:

@@ -24,7 +24,10 @@ import discord
 
 from agent.service import TurnRequest
 from bot.deliver import deliver_to, followup, reply_to
+from bot.language import interaction_voice
+from bot.reach import posts_in_channel
 from bot.render import Outgoing
+from egaku.i18n import Voice
 from tools.service.requests import AnswerTo, JobWatch, turn_key
 from tools.stores.journal import requester_from_json, requester_json
 
@@ -34,20 +37,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def message_answer(message: discord.Message) -> AnswerTo:
-    """The answer to a user's message: a reply to it."""
+def message_answer(message: discord.Message, voice: Voice) -> AnswerTo:
+    """The answer to a user's message: a reply to it, in `voice`'s language."""
     return AnswerTo(
         turn=turn_key("message", message.id),
         channel_id=str(message.channel.id),
         user_id=str(message.author.id),
         message_id=str(message.id),
         asked_at=message.created_at.timestamp(),
+        locale=voice.locale,
     )
 
 
 def interaction_answer(interaction: discord.Interaction, deferred: object = None) -> AnswerTo:
     """The answer to a slash command, a press or a form: its deferred response (`deferred`), while the token lives."""
     original = getattr(deferred, "message_id", None)
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
     return AnswerTo(
         turn=turn_key("interaction", interaction.id),
         channel_id=str(interaction.channel_id or 0),
@@ -57,7 +62,14 @@ def interaction_answer(interaction: discord.Interaction, deferred: object = None
         token=interaction.token,
         original_id=str(original) if original else None,
         asked_at=interaction.created_at.timestamp(),
+        locale=interaction_voice(bot, interaction).locale,
+        in_channel=posts_in_channel(bot, interaction),
     )
+
+
+def answer_voice(bot: EgakuBot, answer: AnswerTo) -> Voice:
+    """The voice an answer speaks in: the language chosen when it was asked."""
+    return bot.services.catalogs.voice(answer.locale)
 
 
 async def opened(bot: EgakuBot, answer: AnswerTo, ask: TurnRequest | None = None) -> None:
@@ -77,7 +89,7 @@ async def reply_once(
 ) -> list[discord.Message]:
     """Answer a user's message: post the replies (with nonces), then mark the turn answered."""
     with posting(bot):
-        sent = await reply_to(message, outgoing, where, answer=answer)
+        sent = await reply_to(message, outgoing, where, answer_voice(bot, answer), answer=answer)
         await answered(bot, answer)
     return sent
 
@@ -87,7 +99,8 @@ async def follow_up_once(
 ) -> list[discord.Message]:
     """Answer a deferred interaction: post the followups, then mark the turn answered."""
     with posting(bot):
-        sent = await followup(interaction, outgoing, where, answer=answer)
+        voice = answer_voice(bot, answer) if answer is not None else interaction_voice(bot, interaction)
+        sent = await followup(interaction, outgoing, where, voice, answer=answer)
         await answered(bot, answer)
     return sent
 

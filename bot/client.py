@@ -19,8 +19,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs import JobRegistry
+from bot.language import interaction_voice
 from bot.seen import SeenOnce
 from bot.services import BotServices
+from bot.translator import CatalogTranslator
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.service.requests import turn_key
@@ -88,6 +90,8 @@ class EgakuBot(commands.Bot):
         for name in EXTENSIONS:
             await self.load_extension(name)
         self.tree.error(self.on_app_command_error)
+        # The commands' names, descriptions, options and choices are synced with their translations.
+        await self.tree.set_translator(CatalogTranslator(self.services.catalogs))
         if self.settings.sync_commands:
             await self.sync_commands()
 
@@ -142,7 +146,8 @@ class EgakuBot(commands.Bot):
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Answer every failed slash command with a safe message."""
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        text = report(cause, f"/{interaction.command.name if interaction.command else '?'}")
+        where = f"/{interaction.command.name if interaction.command else '?'}"
+        text = report(cause, where, interaction_voice(self, interaction))
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

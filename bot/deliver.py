@@ -1,7 +1,9 @@
 """Sending composed messages to a channel, a reply, or an interaction followup.
 
-A journaled answer's channel messages carry nonces (`bot.answering.nonce_for`): a post repeated
-after a crash, or after a 5xx that Discord had in fact carried out, returns the first message.
+What Discord refuses is explained in the message's own language (`Outgoing.voice`, or the voice
+the caller passes). A journaled answer's channel messages carry nonces (`bot.answering.nonce_for`):
+a post repeated after a crash, or after a 5xx that Discord had in fact carried out, returns the
+first message.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.reach import posts_in_channel
 from bot.render import DEFAULT_UPLOAD_LIMIT, Outgoing, shrink, total_bytes
 from egaku.errors import PostFailed, report, safe_detail
+from egaku.i18n import Voice, _
 from tools.service.requests import AnswerTo
 
 if TYPE_CHECKING:
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 
 Send = Callable[..., Awaitable[discord.Message]]
 RETRIES = 8  # doubling waits from 1 s, capped at 30 s: 1+2+4+8+16+30+30 s, a 90-second outage, then give up
-TOO_LARGE = "The image was too large to upload here, even after shrinking it. Try a smaller size."
+TOO_LARGE = _("The image was too large to upload here, even after shrinking it. Try a smaller size.")
 
 
 TOKEN_LIFE_S = 15 * 60.0  # Discord honours an interaction's token this long
@@ -101,7 +105,7 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
         return None
 
 
-async def _send(send: Send, out: Outgoing, limit: int, nonce: dict[str, str]) -> discord.Message:
+async def _send(send: Send, out: Outgoing, limit: int, voice: Voice, nonce: dict[str, str]) -> discord.Message:
     """Send one message; files over the upload limit are re-encoded first, and once more after a 413."""
     if total_bytes(out) > limit:
         out = await asyncio.to_thread(shrink, out, limit)
@@ -117,12 +121,12 @@ async def _send(send: Send, out: Outgoing, limit: int, nonce: dict[str, str]) ->
         except discord.HTTPException as again:
             if again.status != 413:
                 raise
-            text = "\n\n".join(p for p in (out.content, TOO_LARGE) if p)
+            text = "\n\n".join(p for p in (out.content, voice(TOO_LARGE)) if p)
             return await _with_retries(send, {"content": text, **nonce})
 
 
 async def reply_to(
-    message: discord.Message, outgoing: list[Outgoing], where: str = "chat", *, answer: AnswerTo | None = None
+    message: discord.Message, outgoing: list[Outgoing], where: str, voice: Voice, *, answer: AnswerTo | None = None
 ) -> list[discord.Message]:
     """Post as replies to the user's message, without pinging them (with nonces when it answers a journaled turn)."""
     limit = message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT
@@ -130,13 +134,23 @@ async def reply_to(
     async def send(**kwargs: Any) -> discord.Message:
         return await message.reply(**kwargs, mention_author=False)
 
-    return await _post_or_explain(send, outgoing, limit, where, answer)
+    return await _post_or_explain(send, outgoing, limit, where, voice, answer)
 
 
 async def followup(
-    interaction: discord.Interaction, outgoing: list[Outgoing], where: str, *, answer: AnswerTo | None = None
+    interaction: discord.Interaction,
+    outgoing: list[Outgoing],
+    where: str,
+    voice: Voice,
+    *,
+    answer: AnswerTo | None = None,
 ) -> list[discord.Message]:
-    """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel."""
+    """Post as followups of a deferred interaction; after its 15-minute token expires, in the channel.
+
+    Where the bot may not post in the channel (a user-installed command), an expired token ends it.
+    """
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    in_channel = posts_in_channel(bot, interaction)
     expired = False
 
     async def send(**kwargs: Any) -> discord.Message:
@@ -146,7 +160,7 @@ async def followup(
             try:
                 return await interaction.followup.send(**kwargs, wait=True)
             except discord.HTTPException as exc:
-                if exc.status != 401 and exc.code != 50027:
+                if (exc.status != 401 and exc.code != 50027) or not in_channel:
                     raise
                 log.warning("interaction %s token expired; answering in the channel", interaction.id)
                 expired = True
@@ -156,7 +170,7 @@ async def followup(
             kwargs["nonce"] = nonce
         return await channel_fallback(interaction, kwargs)
 
-    return await _post_or_explain(send, outgoing, interaction.filesize_limit, where, answer)
+    return await _post_or_explain(send, outgoing, interaction.filesize_limit, where, voice, answer)
 
 
 async def deliver_to(bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], where: str) -> list[discord.Message]:
@@ -164,8 +178,14 @@ async def deliver_to(bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], 
 
     A message's answer replies to it (in the channel, even if the message is gone). An
     interaction's answer fills its deferred response, by an edit that comes out the same however
-    often it is made; past the token's life it goes to the channel, pinging only the asker.
+    often it is made; past the token's life it goes to the channel, pinging only the asker, where
+    the bot may post there (`AnswerTo.in_channel`). It speaks the language chosen when it was asked.
     """
+    if not answer.in_channel and not token_alive(answer):
+        log.warning("the answer to %s cannot reach its asker: the token is gone and the bot is no member there",
+                    answer.turn)  # fmt: skip
+        return []
+    voice = bot.services.catalogs.voice(answer.locale)
     channel = bot.get_partial_messageable(int(answer.channel_id))
     user = discord.Object(int(answer.user_id))
     filled = False
@@ -199,17 +219,17 @@ async def deliver_to(bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], 
                 return message
             return await webhook.send(**kwargs, wait=True)
         except discord.HTTPException as exc:
-            if exc.status != 401 and exc.code != 50027:
+            if (exc.status != 401 and exc.code != 50027) or not answer.in_channel:
                 raise
         for file in kwargs.get("files", []):
             file.reset()
         return await to_channel(**kwargs, **({"nonce": nonce} if nonce is not None else {}))
 
-    return await _post_or_explain(send, outgoing, DEFAULT_UPLOAD_LIMIT, where, answer)
+    return await _post_or_explain(send, outgoing, DEFAULT_UPLOAD_LIMIT, where, voice, answer)
 
 
 async def _post_or_explain(
-    send: Send, outgoing: list[Outgoing], limit: int, where: str, answer: AnswerTo | None = None
+    send: Send, outgoing: list[Outgoing], limit: int, where: str, voice: Voice, answer: AnswerTo | None = None
 ) -> list[discord.Message]:
     """Post the messages; if Discord will not take one, say so plainly instead of going silent.
 
@@ -223,9 +243,9 @@ async def _post_or_explain(
 
     try:
         for out in outgoing:
-            sent.append(await _send(send, out, limit, nonce()))
+            sent.append(await _send(send, out, limit, voice, nonce()))
     except Exception as exc:
-        text = report(PostFailed(f"Discord refused the result: {safe_detail(exc)}"), where)
+        text = report(PostFailed(f"Discord refused the result: {safe_detail(exc)}"), where, voice)
         sent.append(await _with_retries(send, {"content": text, **nonce()}))
     return _sent(outgoing, sent)
 

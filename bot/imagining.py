@@ -9,15 +9,17 @@ import discord
 from agent.service import TurnResult
 from bot.answering import interaction_answer, opened
 from bot.buttons.view import send_result
+from bot.language import interaction_voice
 from bot.policy import command_refusal, here
 from bot.turns import interaction_turn
 from egaku.errors import TooManyCandidates
+from egaku.i18n import _
 from tools.service.requests import Draw, ImageOptions
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-ONE_OR_THE_OTHER = "Choose `count` (several pictures) or `best_of` (the best of several), not both."
+ONE_OR_THE_OTHER = _("Choose `count` (several pictures) or `best_of` (the best of several), not both.")
 
 
 async def imagine_for(
@@ -26,23 +28,26 @@ async def imagine_for(
     """/imagine's work, also behind /describe's "Imagine this": checks, defer, draw, post."""
     # Only what can refuse is read before the defer: the server's policy, cached and shared
     # by a burst of commands. Discord forgets interactions after 3 s.
+    voice = interaction_voice(bot, interaction)
     problem = await command_refusal(bot, interaction)
     if problem:
-        await interaction.response.send_message(problem, ephemeral=True)
+        await interaction.response.send_message(voice(problem), ephemeral=True)
         return
     deferred = await interaction.response.defer(thinking=True)
     place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
     known = bot.services.models
     if choices.model is not None and known and choices.model not in known:
-        await interaction.followup.send(f"I don't know the model `{choices.model}`. Choose one of: {', '.join(known)}.")
+        unknown = _("I don't know the model `{model}`. Choose one of: {models}.", model=choices.model,
+                    models=", ".join(known))  # fmt: skip
+        await interaction.followup.send(voice(unknown))
         return
     try:
         bot.services.images.check_best_of(choices.best_of or 1)
     except TooManyCandidates as exc:
-        await interaction.followup.send(exc.user_text)  # before any LLM or GPU work
+        await interaction.followup.send(voice(exc.text))  # before any LLM or GPU work
         return
     if (choices.best_of or 1) > 1 and (choices.count or 1) > 1:
-        await interaction.followup.send(ONE_OR_THE_OTHER)
+        await interaction.followup.send(voice(ONE_OR_THE_OTHER))
         return
     answer = interaction_answer(interaction, deferred)
     turn = interaction_turn(bot, interaction, place, prompt, chosen=choices, must_draw=True, answer=answer)

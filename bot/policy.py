@@ -7,22 +7,27 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from egaku.i18n import Text, _, n_
 from tools.stores.preferences import GuildPolicy, UserPrefs
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 
-def missing_permissions(perms: discord.Permissions) -> str | None:
+def missing_permissions(perms: discord.Permissions) -> Text | None:
     """A polite sentence if the bot cannot post pictures here, before any LLM or GPU work."""
+    # The permissions as Discord's own settings name them (its client shows them in the user's language).
     missing = [
-        name for name, ok in (("Attach Files", perms.attach_files), ("Embed Links", perms.embed_links)) if not ok
+        name for name, ok in ((_("Attach Files"), perms.attach_files), (_("Embed Links"), perms.embed_links)) if not ok
     ]
     if not missing:
         return None
-    return (
-        f"I need the {' and '.join(missing)} permission{'s' if len(missing) > 1 else ''} in this channel "
-        "to post pictures. Please ask a moderator to grant them."
+    named = missing[0] if len(missing) == 1 else _("{first} and {second}", first=missing[0], second=missing[1])
+    return n_(
+        "I need the {permissions} permission in this channel to post pictures. Please ask a moderator to grant it.",
+        "I need the {permissions} permissions in this channel to post pictures. Please ask a moderator to grant them.",
+        len(missing),
+        permissions=named,
     )
 
 
@@ -34,20 +39,20 @@ class Here:
     policy: GuildPolicy
     nsfw: bool  # NSFW allowed: the server allows it and the channel is marked NSFW
 
-    def refusal(self, channel_id: int) -> str | None:
+    def refusal(self, channel_id: int) -> Text | None:
         """Why the bot will not draw in this channel, if it will not."""
         return channel_refusal(self.policy, channel_id)
 
 
-def channel_refusal(policy: GuildPolicy, channel_id: int) -> str | None:
+def channel_refusal(policy: GuildPolicy, channel_id: int) -> Text | None:
     """Why the bot will not draw in this channel under a server's policy, if it will not."""
     if policy.allows(channel_id):
         return None
     places = ", ".join(f"<#{c}>" for c in policy.channels)
-    return f"I don't draw in this channel on this server. Try {places}."
+    return _("I don't draw in this channel on this server. Try {places}.", places=places)
 
 
-async def command_refusal(bot: EgakuBot, interaction: discord.Interaction) -> str | None:
+async def command_refusal(bot: EgakuBot, interaction: discord.Interaction) -> Text | None:
     """Why a drawing command cannot run here, read before its defer: the bot's permissions, the server's channels."""
     policy = await policy_for(bot, interaction.guild_id)
     return missing_permissions(interaction.app_permissions) or channel_refusal(policy, interaction.channel_id or 0)

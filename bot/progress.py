@@ -2,6 +2,8 @@
 
 The chat keeps answering meanwhile: jobs run inside their own turn's task, and a
 "cancel" (or "やめて") message, or the button, cancels the user's jobs in that channel.
+Where the bot may not post in the channel (a user-installed command in a server it has not
+joined, a group DM), the status message is a followup of the interaction instead.
 """
 
 from __future__ import annotations
@@ -9,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import ui
 
 from bot.jobs import Owner
+from bot.language import interaction_voice
+from bot.reach import posts_in_channel
+from egaku.i18n import Text, Voice, _
 from tools.service.requests import Waiting
 from worker.protocol import ProgressEvent
 
@@ -28,11 +34,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CANCEL_WORDS = frozenset({"cancel", "stop", "abort", "やめて", "キャンセル", "中止", "止めて", "とめて"})
+CANCEL_WORDS = frozenset(
+    {
+        "cancel",
+        "stop",
+        "abort",
+        "やめて",
+        "キャンセル",
+        "中止",
+        "止めて",
+        "とめて",
+        "取消",
+        "停止",
+        "취소",
+        "중지",
+        "그만",
+    }
+)
+CANCEL = _("Cancel")
 EDIT_INTERVAL_S = 1.5  # Discord allows about 5 edits per 5 s per channel; stay well under
 SHOW_AFTER_S = 2.0  # fast jobs need no status message (and no flicker)
-IN_LINE_TEXT = "⏳ {place} in line{wait}…"
-WORKER_AWAY_TEXT = "⏳ The image service is restarting; your picture carries on when it is back…"
+WAITING = _("⏳ Waiting for the GPU…")
+WORKER_AWAY = _("⏳ The image service is restarting; your picture carries on when it is back…")
+# Posts the status message: `channel.send`, or an interaction's followup (keyword arguments: view, files).
+Post = Callable[..., Awaitable[discord.Message]]
 
 
 def is_cancel(text: str) -> bool:
@@ -40,26 +65,35 @@ def is_cancel(text: str) -> bool:
     return re.sub(r"[\s!！。.、]+", "", text.lower()) in CANCEL_WORDS
 
 
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th... 11th, 12th, 13th... 21st."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+def ordinal(n: int) -> Text:
+    """1st, 2nd, 3rd, 4th... 11th, 12th, 13th... 21st (each language has one form for all of them: 2番目)."""
+    if n % 10 == 1 and n % 100 != 11:
+        return _("{n}st", n=n)
+    if n % 10 == 2 and n % 100 != 12:
+        return _("{n}nd", n=n)
+    if n % 10 == 3 and n % 100 != 13:
+        return _("{n}rd", n=n)
+    return _("{n}th", n=n)
 
 
-def describe(event: ProgressEvent | Waiting) -> str:
+def describe(event: ProgressEvent | Waiting) -> Text:
     """The status line for a progress event, or for a wait before the worker."""
     if isinstance(event, Waiting):
         if event.reason == "worker" or event.place is None:
-            return WORKER_AWAY_TEXT
-        wait = f", about {event.eta_s:.0f} s" if event.eta_s else ""
-        return IN_LINE_TEXT.format(place=ordinal(event.place), wait=wait)
+            return WORKER_AWAY
+        wait = _(", about {eta:.0f} s", eta=event.eta_s) if event.eta_s else ""
+        return _("⏳ {place} in line{wait}…", place=ordinal(event.place), wait=wait)
     if event.kind == "queued":
-        wait = f", about {event.eta_s:.0f} s" if event.eta_s else ""
-        return f"⏳ In the queue (position {event.position}{wait})…"
+        if event.eta_s:
+            return _("⏳ In the queue (position {position}, about {eta:.0f} s)…", position=event.position or 0,
+                     eta=event.eta_s)  # fmt: skip
+        return _("⏳ In the queue (position {position})…", position=event.position or 0)
     if event.kind == "step" and event.step and event.steps:
-        eta = f" · about {event.eta_s:.0f} s left" if event.eta_s else ""
-        return f"🎨 Drawing… {100 * event.step // event.steps}%{eta}"
-    return "🎨 Drawing…"
+        percent = 100 * event.step // event.steps
+        if event.eta_s:
+            return _("🎨 Drawing… {percent}% · about {eta:.0f} s left", percent=percent, eta=event.eta_s)
+        return _("🎨 Drawing… {percent}%", percent=percent)
+    return _("🎨 Drawing…")
 
 
 class StatusReporter:
@@ -72,24 +106,26 @@ class StatusReporter:
     def __init__(
         self,
         bot: EgakuBot,
-        channel: discord.abc.Messageable,
+        post: Post,
         user_id: int,
         channel_id: int,
+        voice: Voice,
         *,
         show_after_s: float = SHOW_AFTER_S,
         edit_interval_s: float = EDIT_INTERVAL_S,
-        describe: Callable[[ProgressEvent | Waiting], str] = describe,
+        describe: Callable[[ProgressEvent | Waiting], Text] = describe,
         adopt: discord.Message | discord.PartialMessage | None = None,
     ) -> None:
         self._bot = bot
         self._describe = describe
-        self._channel = channel
+        self._post = post
+        self._voice = voice
         self._owner = Owner(user_id, channel_id)
         self._show_after_s = show_after_s
         self._edit_interval_s = edit_interval_s
         # A status message from before a restart is taken over: edited, then removed at the end.
         self._message: discord.Message | discord.PartialMessage | None = adopt
-        self._latest = "⏳ Waiting for the GPU…"
+        self._latest = voice(WAITING)
         self._shown = ""
         self._preview: bytes | None = None
         self._preview_shown: bytes | None = None
@@ -112,7 +148,7 @@ class StatusReporter:
                 with contextlib.suppress(ValueError):
                     self._preview = base64.b64decode(event.b64_png, validate=True)
         else:
-            self._latest = self._describe(event)
+            self._latest = self._voice(self._describe(event))
         if self._message is not None and time.monotonic() - self._last_edit >= self._edit_interval_s:
             await self._render(job_id)
 
@@ -125,7 +161,7 @@ class StatusReporter:
         self._preview_shown = self._preview
         try:
             if self._message is None:
-                self._message = await self._channel.send(self._latest, view=cancel_view(job_id), files=files)
+                self._message = await self._post(self._latest, view=cancel_view(job_id, self._voice), files=files)
                 await self._note(job_id, str(self._message.id))
             elif files:
                 await self._message.edit(content=self._latest, attachments=files)
@@ -161,26 +197,37 @@ class StatusReporter:
             log.warning("could not note the status message of job %s", job_id, exc_info=True)
 
 
-def reporter(bot: EgakuBot, channel: discord.abc.Messageable, user_id: int, channel_id: int) -> StatusReporter:
+def reporter(bot: EgakuBot, post: Post, user_id: int, channel_id: int, voice: Voice) -> StatusReporter:
     """A status reporter with the bot's configured timing."""
     services = bot.services
     return StatusReporter(
-        bot, channel, user_id, channel_id, show_after_s=services.status_after_s, edit_interval_s=services.status_edit_s
-    )
+        bot, post, user_id, channel_id, voice, show_after_s=services.status_after_s,
+        edit_interval_s=services.status_edit_s,
+    )  # fmt: skip
+
+
+def status_post(bot: EgakuBot, interaction: discord.Interaction) -> Post | None:
+    """Where a slash command's or button's status message goes: its channel, or its followups where the bot
+    may not post in the channel; None where neither can carry one."""
+    if not posts_in_channel(bot, interaction):
+        return functools.partial(interaction.followup.send, wait=True)
+    channel = interaction.channel
+    return channel.send if isinstance(channel, discord.abc.Messageable) else None
 
 
 def watch_for(bot: EgakuBot, interaction: discord.Interaction) -> StatusReporter | None:
-    """A status reporter for a slash command or button, in its channel."""
-    channel = interaction.channel
-    if not isinstance(channel, discord.abc.Messageable):
+    """A status reporter for a slash command or button, in the asker's language."""
+    post = status_post(bot, interaction)
+    if post is None:
         return None
-    return reporter(bot, channel, interaction.user.id, interaction.channel_id or 0)
+    voice = interaction_voice(bot, interaction)
+    return reporter(bot, post, interaction.user.id, interaction.channel_id or 0, voice)
 
 
-def cancel_view(job_id: str) -> ui.View:
+def cancel_view(job_id: str, voice: Voice) -> ui.View:
     """A view with the cancel button for one job (state in the custom_id; no live view kept)."""
     view = ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, voice(CANCEL)))
     view.stop()
     return view
 
@@ -194,9 +241,9 @@ async def cancel_jobs(bot: EgakuBot, job_ids: list[str]) -> int:
 class CancelButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:cancel:(?P<job>[0-9a-f]{16})"):
     """Cancels a job in flight; only its owner may press it."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, label: str = str(CANCEL)) -> None:
         super().__init__(
-            ui.Button(label="Cancel", emoji="✖️", style=discord.ButtonStyle.danger, custom_id=f"egaku:cancel:{job_id}")
+            ui.Button(label=label, emoji="✖️", style=discord.ButtonStyle.danger, custom_id=f"egaku:cancel:{job_id}")
         )
         self.job_id = job_id
 
@@ -210,12 +257,15 @@ class CancelButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:cancel:(?P<j
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         """Cancel, if the presser owns the job."""
         bot: EgakuBot = interaction.client  # type: ignore[assignment]
+        voice = interaction_voice(bot, interaction)
         owner = bot.jobs.owner(self.job_id)
         if owner is None:
-            await interaction.response.send_message("That picture is already finished.", ephemeral=True)
+            await interaction.response.send_message(voice(_("That picture is already finished.")), ephemeral=True)
             return
         if owner.user_id != interaction.user.id:
-            await interaction.response.send_message("Only the person who asked can cancel it.", ephemeral=True)
+            await interaction.response.send_message(
+                voice(_("Only the person who asked can cancel it.")), ephemeral=True
+            )
             return
-        await interaction.response.send_message("Cancelling…", ephemeral=True)
+        await interaction.response.send_message(voice(_("Cancelling…")), ephemeral=True)
         await cancel_jobs(bot, [self.job_id])

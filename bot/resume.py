@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from typing import TYPE_CHECKING
 
+import discord
+
 from agent.service import TurnResult
-from bot.answering import deliver_once, turn_from
+from bot.answering import answer_voice, deliver_once, turn_from
 from bot.buttons.view import result_messages
-from bot.progress import StatusReporter
+from bot.deliver import token_alive
+from bot.progress import Post, StatusReporter
 from bot.turns import remember_shown
 from egaku.errors import failure_notice, report
+from egaku.i18n import ENGLISH_VOICE, Voice, _
 from tools.pictures import RenderedImage
-from tools.service.requests import Drawn, Outcome
+from tools.service.requests import AnswerTo, Drawn, Outcome
 from tools.stores.history import Generation, History
 from tools.stores.journal import JournaledJob, OpenTurn
 
@@ -40,8 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-RESTARTED_TEXT = "I was restarted before I could finish this, and I can't pick it up again. Please ask again."
-GAVE_UP_TEXT = "I couldn't finish this after several restarts. Press Retry to try again."
+RESTARTED_TEXT = _("I was restarted before I could finish this, and I can't pick it up again. Please ask again.")
+GAVE_UP_TEXT = _("I couldn't finish this after several restarts. Press Retry to try again.")
 
 
 async def resume_all(bot: EgakuBot, turns: list[OpenTurn]) -> None:
@@ -55,21 +60,22 @@ async def resume_turn(bot: EgakuBot, turn: OpenTurn) -> None:
     """Finish one request and answer it where it was asked; on a failure, logged, it stays for the next start."""
     journal = bot.services.images.journal
     assert journal is not None
+    voice = answer_voice(bot, turn.answer)  # the language chosen when it was asked
     try:
         attempts = await journal.resumed(turn.turn)
         if attempts > MAX_ATTEMPTS:
             retries = [job.job_id for job in turn.jobs if not job.finished or job.retryable]
-            result = TurnResult(reply=GAVE_UP_TEXT, retries=retries)
+            result = TurnResult(reply=str(GAVE_UP_TEXT), fixed=GAVE_UP_TEXT, retries=retries)
         elif turn.jobs:
             result = await finish_jobs(bot, turn)
         elif turn.ask is not None:
-            result = await run_again(bot, turn)
+            result = await run_again(bot, turn, voice)
         else:
-            result = TurnResult(reply=RESTARTED_TEXT)
-        notice = failure_notice(result.failures, "resume")
+            result = TurnResult(reply=str(RESTARTED_TEXT), fixed=RESTARTED_TEXT)
+        notice = failure_notice(result.failures, "resume", voice)
         if not (result.reply or result.images or notice):
-            notice = RESTARTED_TEXT
-        sent = await deliver_once(bot, turn.answer, await result_messages(bot, result, notice), "resume")
+            notice = voice(RESTARTED_TEXT)
+        sent = await deliver_once(bot, turn.answer, await result_messages(bot, result, notice, voice), "resume")
         await remember_shown(bot, result, sent)
     except Exception:
         log.exception("could not answer %s after the restart; it stays in the journal", turn.turn)
@@ -100,30 +106,48 @@ async def finish_job(bot: EgakuBot, job: JournaledJob) -> Outcome:
     return await bot.services.images.resume(job, dataclasses.replace(job.who, watch=watch))
 
 
-async def run_again(bot: EgakuBot, turn: OpenTurn) -> TurnResult:
+async def run_again(bot: EgakuBot, turn: OpenTurn, voice: Voice) -> TurnResult:
     """A turn that had no job when the bot stopped: the model is asked again (the conversation kept no part of it)."""
     assert turn.ask is not None
-    channel = bot.get_partial_messageable(int(turn.answer.channel_id))
-    watch = StatusReporter(
-        bot, channel, int(turn.answer.user_id), int(turn.answer.channel_id),
+    post = status_post(bot, turn.answer)
+    watch = None if post is None else StatusReporter(
+        bot, post, int(turn.answer.user_id), int(turn.answer.channel_id), voice,
         show_after_s=bot.services.status_after_s, edit_interval_s=bot.services.status_edit_s,
     )  # fmt: skip
     try:
         return await bot.services.agent.respond(turn_from(turn.ask, turn.answer, watch))
     except Exception as exc:
-        return TurnResult(reply=report(exc, "resume"))
+        return TurnResult(reply=report(exc, "resume", voice))
 
 
-def resumed_watch(bot: EgakuBot, job: JournaledJob) -> StatusReporter:
+def resumed_watch(bot: EgakuBot, job: JournaledJob) -> StatusReporter | None:
     """A status reporter for a resumed job, taking over the status message shown before the restart."""
     answer = job.who.answer
     channel_id = int(answer.channel_id if answer is not None else job.who.channel_id or 0)
     channel = bot.get_partial_messageable(channel_id)
-    adopt = channel.get_partial_message(int(job.status[1])) if job.status is not None else None
+    in_channel = answer is None or answer.in_channel
+    post = status_post(bot, answer) if answer is not None else channel.send
+    if post is None:
+        return None
+    # A status message that was a followup (where the bot is no member) is not taken over: only its webhook edits it.
+    adopt = channel.get_partial_message(int(job.status[1])) if job.status is not None and in_channel else None
+    voice = answer_voice(bot, answer) if answer is not None else ENGLISH_VOICE
     return StatusReporter(
-        bot, channel, int(job.who.user_id), channel_id, show_after_s=bot.services.status_after_s,
+        bot, post, int(job.who.user_id), channel_id, voice, show_after_s=bot.services.status_after_s,
         edit_interval_s=bot.services.status_edit_s, adopt=adopt,
     )  # fmt: skip
+
+
+def status_post(bot: EgakuBot, answer: AnswerTo) -> Post | None:
+    """Where a resumed request's status message goes: its channel, or, where the bot is no member, a followup
+    while the interaction's token lives (else nowhere)."""
+    if answer.in_channel:
+        return bot.get_partial_messageable(int(answer.channel_id)).send
+    if not token_alive(answer):
+        return None
+    assert answer.application_id is not None and answer.token is not None
+    webhook = discord.Webhook.partial(int(answer.application_id), answer.token, client=bot)
+    return functools.partial(webhook.send, wait=True)
 
 
 async def shown(history: History, ids: list[str]) -> list[RenderedImage]:

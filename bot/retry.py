@@ -17,18 +17,20 @@ from discord import ui
 from agent.service import TurnResult
 from bot.answering import answered, interaction_answer, opened
 from bot.buttons.view import send_result
+from bot.language import interaction_voice
 from bot.policy import missing_permissions
 from bot.progress import watch_for
 from bot.render import retry_button
 from egaku.errors import report
+from egaku.i18n import _
 from tools.service.watching import new_job_id
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-RETRY_GONE = "I no longer have that request. Please ask again."
-RETRY_NOT_YOURS = "Only the person who asked can retry this."
-RETRY_BUSY = "I'm already trying that one again."
+RETRY_GONE = _("I no longer have that request. Please ask again.")
+RETRY_NOT_YOURS = _("Only the person who asked can retry this.")
+RETRY_BUSY = _("I'm already trying that one again.")
 
 
 class RetryButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:retry:(?P<job>[0-9a-f]{16})"):
@@ -49,21 +51,22 @@ class RetryButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:retry:(?P<job
         """Check the presser, defer, draw the kept request again, post it as the press's answer."""
         bot: EgakuBot = interaction.client  # type: ignore[assignment]
         images = bot.services.images
+        voice = interaction_voice(bot, interaction)
         found = await images.journal.turn_of(self.job_id) if images.journal is not None else None
         if found is None:
-            await interaction.response.send_message(RETRY_GONE, ephemeral=True)
+            await interaction.response.send_message(voice(RETRY_GONE), ephemeral=True)
             return
         (job,) = found.jobs
         if str(interaction.user.id) != job.who.user_id:
-            await interaction.response.send_message(RETRY_NOT_YOURS, ephemeral=True)
+            await interaction.response.send_message(voice(RETRY_NOT_YOURS), ephemeral=True)
             return
         problem = missing_permissions(interaction.app_permissions)
         if problem:
-            await interaction.response.send_message(problem, ephemeral=True)
+            await interaction.response.send_message(voice(problem), ephemeral=True)
             return
         with bot.seen.held(f"retry:{self.job_id}") as alone:
             if not alone:
-                await interaction.response.send_message(RETRY_BUSY, ephemeral=True)
+                await interaction.response.send_message(voice(RETRY_BUSY), ephemeral=True)
                 return
             deferred = await interaction.response.defer(thinking=True)
             answer = interaction_answer(interaction, deferred)
@@ -72,7 +75,7 @@ class RetryButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:retry:(?P<job
             try:
                 result = TurnResult.direct(await images.resume(job, who))
             except Exception as exc:
-                await interaction.followup.send(report(exc, "button retry"), ephemeral=True)
+                await interaction.followup.send(report(exc, "button retry", voice), ephemeral=True)
                 await answered(bot, answer)
                 return
             await send_result(interaction, result, "button retry")

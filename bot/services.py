@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from agent.service import Agent
+from egaku.i18n import Catalogs
 from tools.backends.base import ImageBackend
 from tools.service.images import ImageService
 from tools.service.teaching import ConceptService
@@ -29,3 +30,4 @@ class BotServices:
     status_edit_s: float = 1.5  # at most one status edit per this long (Discord allows ~5 per 5 s)
     preferences: Preferences | None = None  # /settings
     concepts: ConceptService | None = None  # /teach and /concepts
+    catalogs: Catalogs = field(default_factory=Catalogs.load)  # the languages the bot speaks (bot.language)

@@ -10,6 +10,7 @@ import discord
 from agent.service import TurnRequest, TurnResult
 from bot.policy import Here
 from bot.progress import watch_for
+from bot.reach import conversation_of
 from tools.service.requests import AnswerTo, ImageOptions, JobWatch
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ def turn_request(
     here: Here,
     user: discord.abc.User,
     *,
+    conversation: str,
     channel_id: int | None,
     guild_id: int | None,
     source_id: int,
@@ -43,7 +45,7 @@ def turn_request(
         model=chosen.model or here.policy.model,
     )
     return TurnRequest.of(
-        conversation_id=conversation_id(channel_id or 0),
+        conversation_id=conversation,
         user_id=str(user.id),
         user_name=user.display_name,
         text=text,
@@ -65,10 +67,11 @@ def turn_request(
 def interaction_turn(
     bot: EgakuBot, interaction: discord.Interaction, here: Here, text: str, **more: Any
 ) -> TurnRequest:
-    """The turn for a slash command, a button or a modal, with a status message in its channel."""
+    """The turn for a slash command, a button or a modal, with a status message (in its channel, or a followup)."""
     return turn_request(
         here,
         interaction.user,
+        conversation=conversation_of(bot, interaction),
         channel_id=interaction.channel_id,
         guild_id=interaction.guild_id,
         source_id=interaction.id,
@@ -76,11 +79,6 @@ def interaction_turn(
         watch=watch_for(bot, interaction),
         **more,
     )
-
-
-def conversation_id(channel_id: int) -> str:
-    """A channel, a thread or a DM is one conversation."""
-    return f"discord:{channel_id}"
 
 
 async def remember_shown(bot: EgakuBot, result: TurnResult, sent: list[discord.Message]) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.choices import IMAGE_TYPES
-from bot.turns import conversation_id
 from tools.checks.uploads import fetch_attachment
 from tools.stores.history import Generation
 
@@ -28,6 +27,7 @@ class Where:
     """Who uploads, where, from which message, in which words, and whether NSFW is allowed there."""
 
     user_id: int
+    conversation: str  # the channel's, or the user's own where the bot is no member (`bot.reach`)
     channel_id: int
     guild_id: int | None
     message_id: int | None  # the message that carried them; None for a slash command's options
@@ -53,7 +53,7 @@ async def keep_uploads(bot: EgakuBot, attachments: Sequence[discord.Attachment],
     for upload in checked:
         record = await history.add(
             upload.png,
-            conversation=conversation_id(where.channel_id),
+            conversation=where.conversation,
             user_id=str(where.user_id),
             guild_id=str(where.guild_id) if where.guild_id else None,
             channel_id=str(where.channel_id),

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
+from egaku.i18n import ENGLISH_VOICE
 from tools.pictures import RenderedImage
 from tools.stores.files import write_once
 from worker.settings import WorkerSettings
@@ -253,9 +254,9 @@ async def _chat(
             try:
                 result = await app.agent.respond(turn)
             except Exception as exc:
-                print(f"egaku> {report(exc, 'chat')}", file=stdout, flush=True)
+                print(f"egaku> {report(exc, 'chat', ENGLISH_VOICE)}", file=stdout, flush=True)
                 continue
-            _show(result.reply, result.images, failure_notice(result.failures, "chat"), out, stdout)
+            _show(result.said(), result.images, failure_notice(result.failures, "chat", ENGLISH_VOICE), out, stdout)
 
 
 async def _imagine(
@@ -276,9 +277,9 @@ async def _imagine(
             else:
                 result = await app.agent.respond(turn)
         except Exception as exc:
-            print(f"egaku> {report(exc, 'imagine')}", file=stdout, flush=True)
+            print(f"egaku> {report(exc, 'imagine', ENGLISH_VOICE)}", file=stdout, flush=True)
             return 1
-    _show(result.reply, result.images, failure_notice(result.failures, "imagine"), out, stdout)
+    _show(result.said(), result.images, failure_notice(result.failures, "imagine", ENGLISH_VOICE), out, stdout)
     return 0 if result.images else 1
 
 

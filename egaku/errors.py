@@ -28,7 +28,9 @@ The worker is its own deployable with its own wire errors (`worker/errors.py`); 
 maps any image service's answer (the worker's, or OpenAI's Images API) into this tree, once.
 
 Users only ever see the fixed texts below plus a short error id; the details (an upstream
-body, a traceback) stay in the log under that id. `detail` carries a message for the model
+body, a traceback) stay in the log under that id. Each class's `user_text` is its English text,
+the catalogs' msgid; `text` is the same not yet in a language, which `user_message` speaks in
+the asker's language (`egaku.i18n.Voice`). `detail` carries a message for the model
 to act on, from an answer whose shape the service guarantees, never a raw body.
 """
 
@@ -40,6 +42,8 @@ import secrets
 
 from pydantic import ValidationError
 
+from egaku.i18n import ENGLISH_VOICE, N_, Text, Voice, _
+
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -50,15 +54,26 @@ _SECRETS = re.compile(r"(?i)bearer\s+\S+|\bsk-[\w*-]{6,}|\b[\w-]{32,}\b")
 class EgakuError(Exception):
     """Base class of every error egaku expects."""
 
-    user_text = "Something went wrong on my side."
+    user_text = N_("Something went wrong on my side.")
     # Whether the user's message carries an error id (pointless for "busy" or "cancelled").
     with_error_id = True
+    _text: Text | None = None
+
+    @property
+    def text(self) -> Text:
+        """The user text, not yet in a language (`user_text` is its English)."""
+        return self._text if self._text is not None else Text(self.user_text)
+
+    def _says(self, text: Text) -> None:
+        """Set an instance's own user text (one with values, or chosen where it is raised)."""
+        self._text = text
+        self.user_text = str(text)
 
 
 class ConfigError(EgakuError):
     """The configuration is invalid; the message names the key."""
 
-    user_text = "The bot is misconfigured."
+    user_text = N_("The bot is misconfigured.")
 
 
 class Refusal(EgakuError):
@@ -74,7 +89,7 @@ class Failure(EgakuError):
 class InvalidImageRequest(Refusal):
     """An image request broke a bound (size, steps, seed...)."""
 
-    user_text = "That image request is outside what I can draw."
+    user_text = N_("That image request is outside what I can draw.")
 
 
 class TooManyCandidates(InvalidImageRequest):
@@ -84,41 +99,41 @@ class TooManyCandidates(InvalidImageRequest):
 
     def __init__(self, asked: int, cap: int) -> None:
         super().__init__(f"best_of {asked} is outside 1..{cap}")
-        self.user_text = f"I can pick the best of 1 to {cap} pictures here; you asked for {asked}."
+        self._says(_("I can pick the best of 1 to {cap} pictures here; you asked for {asked}.", cap=cap, asked=asked))
 
 
 class WrongLanguage(InvalidImageRequest):
     """The LLM wrote the prompt in a language the drawing model does not read (it is asked to rewrite it)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.user_text = text
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self._says(text)
 
 
 class UnknownImage(Refusal):
     """A reference that matches no picture the asker may use here (it never says whether one exists elsewhere)."""
 
-    user_text = "I can't find that picture here. Reply to it, or give its id."
+    user_text = N_("I can't find that picture here. Reply to it, or give its id.")
 
 
 class EditNotPossible(Refusal):
     """An edit this setup cannot do as asked; `user_text` says what to change."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.user_text = text
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self._says(text)
 
 
 class Blocked(Refusal):
     """The final prompt breaks this channel's safety policy."""
 
-    user_text = "That isn't allowed in this channel."
+    user_text = N_("That isn't allowed in this channel.")
 
 
 class WorkerRejected(Refusal):
     """The image service refused the request as invalid (its message, if well-formed, is the model's `detail`)."""
 
-    user_text = "The image service refused that request."
+    user_text = N_("The image service refused that request.")
 
     def __init__(self, message: str, *, detail: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
@@ -131,15 +146,15 @@ class BadUpload(Refusal):
 
     with_error_id = False
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.user_text = reason
+    def __init__(self, reason: Text) -> None:
+        super().__init__(str(reason))
+        self._says(reason)
 
 
 class EmptyMessage(Refusal):
     """The message has no words once whitespace and zero-width characters are gone."""
 
-    user_text = "Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`."
+    user_text = N_("Hi! Tell me what to draw, for example: `@egaku draw a squirrel king on a throne`.")
     with_error_id = False
 
 
@@ -150,7 +165,10 @@ class MessageTooLong(Refusal):
 
     def __init__(self, length: int, limit: int) -> None:
         super().__init__(f"message of {length} characters, over the cap of {limit}")
-        self.user_text = f"That message is too long for me ({length} characters). Please keep it under {limit}."
+        self._says(
+            _("That message is too long for me ({length} characters). Please keep it under {limit}.", length=length,
+              limit=limit)
+        )  # fmt: skip
 
 
 class TooBusy(Failure):
@@ -158,58 +176,60 @@ class TooBusy(Failure):
 
     with_error_id = False
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.user_text = text
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self._says(text)
 
 
 class WorkerBusy(Failure):
     """The worker is saturated or ran out of GPU memory."""
 
-    user_text = "The image service is busy right now. Please try again in a minute, or ask for a smaller size."
+    user_text = N_("The image service is busy right now. Please try again in a minute, or ask for a smaller size.")
 
 
 class WorkerUnavailable(Failure):
     """The worker cannot be reached."""
 
-    user_text = "The image service is not reachable right now. Please try again shortly."
+    user_text = N_("The image service is not reachable right now. Please try again shortly.")
 
 
 class WorkerFailed(Failure):
     """The worker failed while rendering."""
 
-    user_text = "The image service failed on that picture."
+    user_text = N_("The image service failed on that picture.")
 
 
 class WorkerLost(WorkerFailed):
     """The connection to the worker broke while it worked: reset, cut mid-stream, or unreadable events."""
 
-    user_text = "The image service stopped while drawing your picture. Please try again."
+    user_text = N_("The image service stopped while drawing your picture. Please try again.")
 
 
 class JobCancelled(Failure):
     """The user cancelled the job."""
 
-    user_text = "Cancelled."
+    user_text = N_("Cancelled.")
     with_error_id = False
 
 
 class LLMUnavailable(Failure):
     """The language model failed, timed out or answered nothing usable."""
 
-    user_text = "My language model is not answering right now. Please try again shortly."
+    user_text = N_("My language model is not answering right now. Please try again shortly.")
 
 
 class LLMUnclear(Failure):
     """The model answered twice with nothing usable: a cut-off tool call, empty text, or leaked instructions."""
 
-    user_text = "Sorry, I couldn't make sense of that request. Could you say it another way?"
+    user_text = N_("Sorry, I couldn't make sense of that request. Could you say it another way?")
 
 
 class PostFailed(Failure):
     """The result was made, but Discord refused the message that carries it."""
 
-    user_text = "I made your picture, but I couldn't post it here. It is saved in my history: ask me to show it again."
+    user_text = N_(
+        "I made your picture, but I couldn't post it here. It is saved in my history: ask me to show it again."
+    )
 
 
 # An image service's answer, by HTTP status, as this tree (worker and OpenAI answers alike).
@@ -270,24 +290,24 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
-def user_message(exc: BaseException, error_id: str) -> str:
-    """The fixed, safe text for an error: never the exception's own message."""
+def user_message(exc: BaseException, error_id: str, voice: Voice = ENGLISH_VOICE) -> str:
+    """The fixed, safe text for an error, in the voice's language: never the exception's own message."""
     if isinstance(exc, EgakuError) and not exc.with_error_id:
-        return exc.user_text
-    text = exc.user_text if isinstance(exc, EgakuError) else EgakuError.user_text
-    return f"{text} (error id `{error_id}`)"
+        return voice(exc.text)
+    text = exc.text if isinstance(exc, EgakuError) else Text(EgakuError.user_text)
+    return voice(_("{text} (error id `{error_id}`)", text=text, error_id=error_id))
 
 
-def report(exc: BaseException, where: str) -> str:
-    """Log exc under a fresh error id and return the safe text for the user."""
+def report(exc: BaseException, where: str, voice: Voice) -> str:
+    """Log exc under a fresh error id and return the safe text for the user, in the voice's language."""
     error_id = new_error_id()
     if isinstance(exc, EgakuError):
         log.warning("error %s in %s: %s: %s", error_id, where, type(exc).__name__, exc)
     else:
         log.error("error %s in %s", error_id, where, exc_info=exc)
-    return user_message(exc, error_id)
+    return user_message(exc, error_id, voice)
 
 
-def failure_notice(failures: list[Exception], where: str) -> str | None:
-    """The user text for the first failure of a turn, if any."""
-    return report(failures[0], where) if failures else None
+def failure_notice(failures: list[Exception], where: str, voice: Voice) -> str | None:
+    """The user text for the first failure of a turn, if any, in the voice's language."""
+    return report(failures[0], where, voice) if failures else None

@@ -94,7 +94,7 @@ def for_model(outcome: Outcome, reply: str | None) -> tuple[str, Outcome]:
     picture with a reply, or a failure, no second model call is made.
     """
     if isinstance(outcome, Refused):
-        said = outcome.reason.rstrip(".") + (f" ({outcome.detail})" if outcome.detail else "")
+        said = str(outcome.reason).rstrip(".") + (f" ({outcome.detail})" if outcome.detail else "")
         if outcome.invalid:
             return f"Invalid arguments: {said}. Fix them and call again.", outcome
         return f"Refused: {said}. Adjust the arguments once, or ask the user.", outcome

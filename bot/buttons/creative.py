@@ -9,10 +9,11 @@ import discord
 
 from bot.buttons.action import ButtonAction, Post
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Edit
 from tools.stores.history import Generation
 
-LABEL = "Upscale (creative)"
+LABEL = _("Upscale (creative)")
 
 
 def creative_edit(generation: Generation) -> Edit:

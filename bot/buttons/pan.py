@@ -21,8 +21,8 @@ def pan(direction: Pan) -> Press:
     return press
 
 
-# Emoji-only buttons (an empty label), as the four arrows read at a glance.
-PAN_LEFT = ButtonAction("panleft", "⬅️", "", pan("left"), owner_only=True, guarded=True)
-PAN_RIGHT = ButtonAction("panright", "➡️", "", pan("right"), owner_only=True, guarded=True)
-PAN_UP = ButtonAction("panup", "⬆️", "", pan("up"), owner_only=True, guarded=True)
-PAN_DOWN = ButtonAction("pandown", "⬇️", "", pan("down"), owner_only=True, guarded=True)
+# Emoji-only buttons (no label), as the four arrows read at a glance.
+PAN_LEFT = ButtonAction("panleft", "⬅️", None, pan("left"), owner_only=True, guarded=True)
+PAN_RIGHT = ButtonAction("panright", "➡️", None, pan("right"), owner_only=True, guarded=True)
+PAN_UP = ButtonAction("panup", "⬆️", None, pan("up"), owner_only=True, guarded=True)
+PAN_DOWN = ButtonAction("pandown", "⬇️", None, pan("down"), owner_only=True, guarded=True)

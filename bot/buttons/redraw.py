@@ -9,6 +9,7 @@ import discord
 from agent.service import TurnResult
 from bot.answering import answered, interaction_answer, opened
 from bot.buttons.action import Post
+from bot.language import interaction_voice
 from bot.policy import here, missing_permissions
 from bot.turns import interaction_turn
 from egaku.errors import report
@@ -23,11 +24,12 @@ async def redraw(
     interaction: discord.Interaction, generation: Generation, edit: Edit | Upscale, post: Post, where: str
 ) -> None:
     """Defer at once, then draw the edit (or the upscale) for the presser and post it."""
+    bot: EgakuBot = interaction.client  # type: ignore[assignment]
+    voice = interaction_voice(bot, interaction)
     problem = missing_permissions(interaction.app_permissions)
     if problem:
-        await interaction.response.send_message(problem, ephemeral=True)
+        await interaction.response.send_message(voice(problem), ephemeral=True)
         return
-    bot: EgakuBot = interaction.client  # type: ignore[assignment]
     deferred = await interaction.response.defer(thinking=True)
     answer = interaction_answer(interaction, deferred)
     await opened(bot, answer)  # from here the press is answered exactly once, after a restart if need be
@@ -38,7 +40,7 @@ async def redraw(
         asked = images.upscale(turn.who, edit) if isinstance(edit, Upscale) else images.edit(turn.who, edit)
         result = TurnResult.direct(await asked)
     except Exception as exc:
-        await interaction.followup.send(report(exc, where), ephemeral=True)
+        await interaction.followup.send(report(exc, where, voice), ephemeral=True)
         await answered(bot, answer)
         return
     await post(interaction, result, where)

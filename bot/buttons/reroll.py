@@ -8,6 +8,7 @@ import discord
 
 from bot.buttons.action import ButtonAction, Post
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Edit
 from tools.stores.history import Generation
 from worker.protocol import MAX_SEED
@@ -19,4 +20,4 @@ async def reroll(interaction: discord.Interaction, generation: Generation, post:
     await redraw(interaction, generation, edit, post, "button reroll")
 
 
-REROLL = ButtonAction("reroll", "🎲", "Reroll", reroll, owner_only=True, guarded=True)
+REROLL = ButtonAction("reroll", "🎲", _("Reroll"), reroll, owner_only=True, guarded=True)

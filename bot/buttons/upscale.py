@@ -12,13 +12,14 @@ import discord
 from bot.buttons.action import ButtonAction, Post, Press
 from bot.buttons.creative import creative_edit
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Upscale
 from tools.stores.history import Generation
 
-LABEL_2X = "Upscale 2×"
-LABEL_4X = "Upscale 4×"
-FALLBACK_2X = "Upscale 2× (creative: no upscaler)"
-FALLBACK_4X = "Upscale 4× → 2× (creative: no upscaler)"
+LABEL_2X = _("Upscale 2×")
+LABEL_4X = _("Upscale 4×")
+FALLBACK_2X = _("Upscale 2× (creative: no upscaler)")
+FALLBACK_4X = _("Upscale 4× → 2× (creative: no upscaler)")
 
 
 def upscale(scale: int) -> Press:

@@ -6,6 +6,7 @@ import discord
 
 from bot.buttons.action import ButtonAction, Post
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Edit
 from tools.stores.history import Generation
 
@@ -20,5 +21,5 @@ async def strong(interaction: discord.Interaction, generation: Generation, post:
     await redraw(interaction, generation, Edit(generation.id, generation.prompt, "strong"), post, "button strong")
 
 
-SUBTLE = ButtonAction("subtle", "🔹", "Vary (subtle)", subtle, owner_only=True, guarded=True)
-STRONG = ButtonAction("strong", "🔷", "Vary (strong)", strong, owner_only=True, guarded=True)
+SUBTLE = ButtonAction("subtle", "🔹", _("Vary (subtle)"), subtle, owner_only=True, guarded=True)
+STRONG = ButtonAction("strong", "🔷", _("Vary (strong)"), strong, owner_only=True, guarded=True)

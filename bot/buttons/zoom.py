@@ -6,11 +6,12 @@ import discord
 
 from bot.buttons.action import ButtonAction, Post, Press
 from bot.buttons.redraw import redraw
+from egaku.i18n import _
 from tools.service.requests import Edit
 from tools.stores.history import Generation
 
-LABEL_15 = "Zoom Out 1.5×"
-LABEL_2 = "Zoom Out 2×"
+LABEL_15 = _("Zoom Out 1.5×")
+LABEL_2 = _("Zoom Out 2×")
 
 
 def zoom_out(factor: float) -> Press:

@@ -19,25 +19,26 @@ from agent.service import TurnResult
 from bot.answering import interaction_answer, opened
 from bot.buttons.view import send_result
 from bot.choices import ASPECTS, NOT_AN_IMAGE
+from bot.language import interaction_voice
 from bot.policy import command_refusal, here
+from bot.reach import conversation_of
 from bot.turns import interaction_turn
 from bot.uploads import Where, is_picture, keep_uploads
 from egaku.errors import BadUpload
+from egaku.i18n import _
 from tools.service.requests import Draw, ImageOptions
 from worker.protocol import MAX_PROMPT_CHARS
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
-# User-facing texts (plain constants: the catalog of issue 29 routes them).
-BLEND_DESCRIPTION = "Blend 2 to 5 pictures into a new one"
+BLEND_DESCRIPTION = "Blend 2 to 5 pictures into a new one"  # the translator localizes it with the command
 # What the model is asked for when the user gives no prompt; "{pictures}" is "picture 1, picture 2 and picture 3".
 BLEND_PROMPT = (
     "One new picture that blends {pictures} into a single coherent scene: their subjects, shapes, colours and "
     "styles merged naturally."
 )
-NO_UPLOADS_TEXT = "Blending needs the image history, and this bot has none."
-BLEND_WORDS = "/blend of {count} pictures"  # "You said" under a blend that came with no prompt
+NO_UPLOADS_TEXT = _("Blending needs the image history, and this bot has none.")
 Picture = discord.Attachment | None
 
 
@@ -54,6 +55,8 @@ class Blend(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="blend", description=BLEND_DESCRIPTION)
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         image1="The first picture", image2="The second picture", aspect="Shape of the new picture",
         image3="Another picture (optional)", image4="Another picture (optional)",
@@ -76,6 +79,7 @@ class Blend(commands.Cog):
     ) -> None:
         """Check what can refuse, defer, keep the pictures as uploads, draw one picture from them, post it."""
         bot = self.bot
+        voice = interaction_voice(bot, interaction)
         if not bot.seen.first_time(f"interaction:{interaction.id}"):
             return  # a replay: the first delivery is already being answered
         attached = [a for a in (image1, image2, image3, image4, image5) if a is not None]
@@ -85,13 +89,14 @@ class Blend(commands.Cog):
         if not problem and (bot.services.history is None or bot.services.session is None):
             problem = NO_UPLOADS_TEXT
         if problem:
-            await interaction.response.send_message(problem, ephemeral=True)
+            await interaction.response.send_message(voice(problem), ephemeral=True)
             return
         deferred = await interaction.response.defer(thinking=True)
         place = await here(bot, interaction.user.id, interaction.guild_id, interaction.channel)
         words = prompt or ""
         where = Where(
             user_id=interaction.user.id,
+            conversation=conversation_of(bot, interaction),
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             message_id=None,
@@ -101,9 +106,10 @@ class Blend(commands.Cog):
         try:
             uploads = await keep_uploads(bot, attached, where)
         except BadUpload as exc:
-            await interaction.followup.send(exc.user_text)
+            await interaction.followup.send(voice(exc.text))
             return
-        said = words or BLEND_WORDS.format(count=len(uploads))
+        # "You said" under a blend that came with no prompt, in the asker's words' language.
+        said = words or voice(_("/blend of {count} pictures", count=len(uploads)))
         answer = interaction_answer(interaction, deferred)
         turn = interaction_turn(bot, interaction, place, said, chosen=ImageOptions(aspect=aspect), answer=answer)
         await opened(bot, answer)  # from here the command is answered exactly once, after a restart if need be

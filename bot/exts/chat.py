@@ -13,25 +13,30 @@ from agent.replies import normalise_input
 from agent.service import with_attachment
 from bot.answering import message_answer, opened, reply_once
 from bot.buttons.view import result_messages
-from bot.policy import here, missing_permissions
+from bot.language import message_voice
+from bot.policy import Here, here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
+from bot.reach import conversation_id
 from bot.render import Outgoing
 from bot.turns import remember_shown, turn_request
 from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
+from egaku.i18n import Text, Voice, _
 
 if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 log = logging.getLogger(__name__)
 
-NO_CONTENT_TEXT = (
+NO_CONTENT_TEXT = _(
     "I can't read the text of messages here. The bot's operator needs to enable the "
     "**Message Content** intent (Discord Developer Portal → Bot → Privileged Gateway Intents). "
     "Meanwhile, `/imagine` works."
 )
-EMPTY_TEXT = EmptyMessage.user_text
-UPLOAD_ONLY_TEXT = "Got your image! Tell me what to change, for example: `make this a watercolour`."
+EMPTY_TEXT = EmptyMessage().text
+UPLOAD_ONLY_TEXT = _("Got your image! Tell me what to change, for example: `make this a watercolour`.")
+NOTHING_TO_CANCEL = _("There's nothing of yours to cancel here.")
+CANCELLING = _("Cancelling your picture.")
 
 
 class Chat(commands.Cog):
@@ -64,6 +69,7 @@ class Chat(commands.Cog):
         """Record every image attachment as an upload, in order; the model then sees them in the history."""
         where = Where(
             user_id=message.author.id,
+            conversation=conversation_id(message.channel.id),
             channel_id=message.channel.id,
             guild_id=message.guild.id if message.guild else None,
             message_id=message.id,
@@ -75,57 +81,67 @@ class Chat(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """Answer an addressed message: text, or an image with its prompts."""
+        """Answer an addressed message: text, or an image with its prompts, in the writer's language."""
         if not self.addressed(message):
             return
+        perms = None
         if message.guild is not None:
             perms = message.channel.permissions_for(message.guild.me)  # type: ignore[union-attr,arg-type]
             if not perms.send_messages:
                 log.warning("cannot answer in channel %s: no Send Messages permission", message.channel.id)
                 return
-            problem = missing_permissions(perms)
-            if problem:
-                await message.reply(problem, mention_author=False)
-                return
         text = self.words(message)
         place = await here(self.bot, message.author.id, message.guild.id if message.guild else None, message.channel)
-        refusal = place.refusal(message.channel.id)
+        voice = message_voice(self.bot, message, place.prefs.language, text)
+
+        async def say(fixed: Text) -> None:
+            await message.reply(voice(fixed), mention_author=False)
+
+        problem = missing_permissions(perms) if perms is not None else None
+        refusal = problem or place.refusal(message.channel.id)
         if refusal:
-            await message.reply(refusal, mention_author=False)
+            await say(refusal)
             return
         try:
             upload_ids = await self.take_uploads(message, text, place.nsfw)
         except BadUpload as exc:
-            await message.reply(exc.user_text, mention_author=False)
+            await say(exc.text)
             return
         if not text:
             if upload_ids:
-                await message.reply(UPLOAD_ONLY_TEXT, mention_author=False)
+                await say(UPLOAD_ONLY_TEXT)
             elif not message.content and not self.bot.message_content:
                 log.warning("empty message content: is the Message Content intent enabled?")
-                await message.reply(NO_CONTENT_TEXT, mention_author=False)
+                await say(NO_CONTENT_TEXT)
             else:
-                await message.reply(EMPTY_TEXT, mention_author=False)
+                await say(EMPTY_TEXT)
             return
         if is_cancel(text) and not upload_ids:
             mine = self.bot.jobs.of(message.author.id, message.channel.id)
             if not mine:
-                await message.reply("There's nothing of yours to cancel here.", mention_author=False)
+                await say(NOTHING_TO_CANCEL)
                 return
             await cancel_jobs(self.bot, mine)
-            await message.reply("Cancelling your picture.", mention_author=False)
+            await say(CANCELLING)
             return
+        await self.answer(message, text, upload_ids, place, voice)
+
+    async def answer(
+        self, message: discord.Message, text: str, upload_ids: list[str], place: Here, voice: Voice
+    ) -> None:
+        """The agent's turn for the message, posted as replies with the pictures and their buttons."""
         if upload_ids:
             text = with_attachment(text, *upload_ids)
-        answer = message_answer(message)
+        answer = message_answer(message, voice)
         turn = turn_request(
             place,
             message.author,
+            conversation=conversation_id(message.channel.id),
             channel_id=message.channel.id,
             guild_id=message.guild.id if message.guild else None,
             source_id=message.id,
             text=text,
-            watch=reporter(self.bot, message.channel, message.author.id, message.channel.id),
+            watch=reporter(self.bot, message.channel.send, message.author.id, message.channel.id, voice),
             reply_to=message.reference.message_id if message.reference else None,
             answer=answer,
         )
@@ -135,13 +151,14 @@ class Chat(commands.Cog):
             async with message.channel.typing():
                 result = await self.bot.services.agent.respond(turn)
         except Exception as exc:
-            await reply_once(self.bot, message, [Outgoing(content=report(exc, "chat"))], answer)
+            await reply_once(self.bot, message, [Outgoing(content=report(exc, "chat", voice))], answer)
             return
-        notice = failure_notice(result.failures, "chat")
-        if not (result.reply or result.images or notice):
+        notice = failure_notice(result.failures, "chat", voice)
+        reply = result.said(voice)
+        if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
-            notice = report(LLMUnclear("the turn ended with nothing to show"), "chat")
-        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice), answer)
+            notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)
+        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice, voice), answer)
         await remember_shown(self.bot, result, sent)
 
 

@@ -10,7 +10,9 @@ from discord.ext import commands
 
 from bot.choices import ASPECTS
 from bot.imagining import imagine_for
-from bot.turns import conversation_id
+from bot.language import interaction_voice
+from bot.reach import conversation_of
+from egaku.i18n import _
 from tools.service.requests import ImageOptions
 from worker.protocol import MAX_BEST_OF, MAX_N, MAX_NEGATIVE_CHARS, MAX_PROMPT_CHARS, MAX_SEED, STYLES
 
@@ -25,6 +27,8 @@ class Imagine(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="imagine", description="Draw a picture from a description, in any language")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.describe(
         prompt="What to draw, in your own words",
         negative="Things to keep out of the picture",
@@ -68,12 +72,13 @@ class Imagine(commands.Cog):
         return [app_commands.Choice(name=m, value=m) for m in models[:25]]
 
     @app_commands.command(name="reset", description="Forget our conversation here (your images stay)")
+    @app_commands.allowed_installs(guilds=True, users=True)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     async def reset(self, interaction: discord.Interaction) -> None:
-        """Forget this channel's conversation memory; the image history is kept."""
-        await self.bot.services.agent.reset(conversation_id(interaction.channel_id or 0))
-        await interaction.response.send_message(
-            "Done: I've forgotten our conversation here. Your images are still in my history.", ephemeral=True
-        )
+        """Forget this conversation's memory (the channel's, or the user's own); the image history is kept."""
+        await self.bot.services.agent.reset(conversation_of(self.bot, interaction))
+        done = _("Done: I've forgotten our conversation here. Your images are still in my history.")
+        await interaction.response.send_message(interaction_voice(self.bot, interaction)(done), ephemeral=True)
 
 
 async def setup(bot: EgakuBot) -> None:

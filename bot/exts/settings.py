@@ -9,7 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.choices import ASPECTS
+from bot.language import interaction_voice
 from egaku.errors import TooManyCandidates
+from egaku.i18n import Voice, _
 from tools.stores.preferences import GuildPolicy, UserPrefs
 from worker.protocol import MAX_BEST_OF, STYLES
 
@@ -17,28 +19,40 @@ if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 CLEAR = "none"
+NOT_AVAILABLE = _("Settings are not available here.")
+BOT_DEFAULT = _("bot default")
 
 
-def show_user(prefs: UserPrefs) -> str:
+def show_user(prefs: UserPrefs, voice: Voice) -> str:
     """The user's settings, as an ephemeral message."""
-    return (
-        "**Your settings**\n"
-        f"aspect: {prefs.aspect or 'model decides'} · style: {prefs.style or 'none'} · "
-        f"raw: {'on' if prefs.raw else 'off'} · reply language: {prefs.language or 'same as you write'}"
+    return voice(
+        _(
+            "**Your settings**\naspect: {aspect} · style: {style} · raw: {raw} · reply language: {language}",
+            aspect=prefs.aspect or _("model decides"),
+            style=prefs.style or _("none"),
+            raw=_("on") if prefs.raw else _("off"),
+            language=prefs.language or _("same as you write"),
+        )
     )
 
 
-def show_guild(policy: GuildPolicy) -> str:
+def show_guild(policy: GuildPolicy, voice: Voice) -> str:
     """The server's settings, as an ephemeral message."""
-    channels = ", ".join(f"<#{c}>" for c in policy.channels) or "everywhere"
-    return (
-        "**Server settings**\n"
-        f"NSFW in NSFW-marked channels: {'allowed' if policy.nsfw else 'not allowed'} · channels: {channels} · "
-        f"images in flight: {policy.max_jobs or 'bot default'} · default model: {policy.model or 'bot default'} · "
-        f"best of: {policy.best_of or 'bot default'}"
+    return voice(
+        _(
+            "**Server settings**\nNSFW in NSFW-marked channels: {nsfw} · channels: {channels} · "
+            "images in flight: {jobs} · default model: {model} · best of: {best_of}",
+            nsfw=_("allowed") if policy.nsfw else _("not allowed"),
+            channels=", ".join(f"<#{c}>" for c in policy.channels) or _("everywhere"),
+            jobs=policy.max_jobs or BOT_DEFAULT,
+            model=policy.model or BOT_DEFAULT,
+            best_of=policy.best_of or BOT_DEFAULT,
+        )
     )
 
 
+@app_commands.allowed_installs(guilds=True, users=True)
+@app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
 class Settings(commands.GroupCog, group_name="settings", group_description="Your defaults, and the server's rules"):
     """/settings me and /settings server."""
 
@@ -65,9 +79,10 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
         language: app_commands.Range[str, 1, 40] | None = None,
     ) -> None:
         """Show or change your defaults."""
+        voice = interaction_voice(self.bot, interaction)
         store = self.bot.services.preferences
         if store is None:
-            await interaction.response.send_message("Settings are not available here.", ephemeral=True)
+            await interaction.response.send_message(voice(NOT_AVAILABLE), ephemeral=True)
             return
         prefs = await store.user(str(interaction.user.id))
         changes: dict[str, object] = {}
@@ -82,7 +97,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
         if changes:
             prefs = UserPrefs.model_validate({**prefs.model_dump(), **changes})
             await store.set_user(str(interaction.user.id), prefs)
-        await interaction.response.send_message(show_user(prefs), ephemeral=True)
+        await interaction.response.send_message(show_user(prefs, voice), ephemeral=True)
 
     @app_commands.command(name="server", description="Server rules for egaku (administrators)")
     @app_commands.describe(
@@ -106,14 +121,14 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
         best_of: app_commands.Range[int, 1, MAX_BEST_OF] | None = None,
     ) -> None:
         """Show or change the server's rules; Manage Server permission required."""
+        voice = interaction_voice(self.bot, interaction)
         store = self.bot.services.preferences
         if store is None or interaction.guild_id is None:
-            await interaction.response.send_message("Settings are not available here.", ephemeral=True)
+            await interaction.response.send_message(voice(NOT_AVAILABLE), ephemeral=True)
             return
         if not interaction.permissions.manage_guild:
-            await interaction.response.send_message(
-                "Only members with the Manage Server permission can change these.", ephemeral=True
-            )
+            moderators = _("Only members with the Manage Server permission can change these.")
+            await interaction.response.send_message(voice(moderators), ephemeral=True)
             return
         policy = await store.guild(str(interaction.guild_id))
         changes: dict[str, object] = {}
@@ -133,13 +148,13 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Your
             try:
                 self.bot.services.images.check_best_of(best_of)
             except TooManyCandidates as exc:
-                await interaction.response.send_message(exc.user_text, ephemeral=True)
+                await interaction.response.send_message(voice(exc.text), ephemeral=True)
                 return
             changes["best_of"] = best_of
         if changes:
             policy = GuildPolicy.model_validate({**policy.model_dump(), **changes})
             await store.set_guild(str(interaction.guild_id), policy)
-        await interaction.response.send_message(show_guild(policy), ephemeral=True)
+        await interaction.response.send_message(show_guild(policy, voice), ephemeral=True)
 
 
 async def setup(bot: EgakuBot) -> None:

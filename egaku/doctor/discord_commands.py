@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, cast
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, cast
 
 from egaku.config import DiscordSettings
 from egaku.doctor.discord_account import unreadable
 from egaku.doctor.discord_api import Command, CommandOption, DiscordAPI, parse_list
 from egaku.doctor.findings import Finding, fail, ok, warn
 
+if TYPE_CHECKING:
+    from bot.client import EgakuBot
+
 Shape = tuple[str, tuple[Any, ...]]
 
 
-async def bot_commands() -> list[Command]:
-    """The slash commands exactly as the bot builds its command tree (extensions loaded, nothing synced).
+@contextlib.asynccontextmanager
+async def built_bot() -> AsyncIterator[EgakuBot]:
+    """The bot with its extensions loaded and its command tree built, never logged in (closed on exit).
 
     The extensions only keep the bot when they are built, so no services are needed here.
     """
@@ -31,9 +37,15 @@ async def bot_commands() -> list[Command]:
         client_log.setLevel(level)
     try:
         await bot.setup_hook()
-        return [Command.model_validate(c.to_dict(bot.tree)) for c in bot.tree.get_commands()]
+        yield bot
     finally:
         await bot.close()
+
+
+async def bot_commands() -> list[Command]:
+    """The slash commands exactly as the bot builds its command tree (extensions loaded, nothing synced)."""
+    async with built_bot() as bot:
+        return [Command.model_validate(c.to_dict(bot.tree)) for c in bot.tree.get_commands()]
 
 
 def _options(options: list[CommandOption]) -> tuple[Any, ...]:

@@ -11,7 +11,9 @@ from egaku.config import Config
 from tests.bot.test_buttons import callback_of, custom_ids, followup_of
 from tests.bot.test_conversation import live, sha
 from tests.bot.test_reference_edits import edits, photo, plus_engine, plus_worker, with_plus
+from tests.bot.test_user_install import in_channels
 from tests.fakes.discord import CHANNEL_ID, Captured, FakeDiscord
+from tests.fakes.discord_places import GROUP_DM, Place
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.recording_worker import RecordingWorker
 from tools.pictures import Parent
@@ -26,14 +28,16 @@ THREE_BLENDED = (
 )
 
 
-async def blend(fake: FakeDiscord, pictures: list[bytes], **more: Any) -> dict[str, Any]:
-    """/blend with these pictures (image1, image2...) and options; the interaction."""
+async def blend(
+    fake: FakeDiscord, pictures: list[bytes], place: Place | None = None, locale: str | None = None, **more: Any
+) -> dict[str, Any]:
+    """/blend with these pictures (image1, image2...) and options, where and in the language given; the interaction."""
     attachments = [fake.attachment(data, f"p{n}.png") for n, data in enumerate(pictures, start=1)]
     options: list[dict[str, Any]] = [
         {"name": f"image{n}", "type": 11, "value": a["id"]} for n, a in enumerate(attachments, start=1)
     ]
     options += [{"name": key, "type": 3, "value": value} for key, value in more.items()]
-    return await fake.slash_command("blend", options, attachments=attachments)
+    return await fake.slash_command("blend", options, attachments=attachments, place=place, locale=locale)
 
 
 def decoded(references: list[str]) -> list[str]:
@@ -119,8 +123,23 @@ async def test_blend_is_refused_politely_without_a_reference_model_or_with_a_fil
         odd = await fake_discord.slash_command("blend", options, attachments=[text])
         answer = await fake_discord.wait_for_request(callback_of(odd))
         kept = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
-    assert refused.json["content"] == NO_BLEND_TEXT
+    assert refused.json["content"] == str(NO_BLEND_TEXT)
     assert [g.kind for g in kept] == ["upload", "upload"]  # kept as uploads; nothing drawn
     assert recorder.received == []
     assert answer.json["data"]["content"] == "That isn't a picture I can read. Please attach a PNG, JPEG, WebP or GIF."
     assert answer.json["data"]["flags"] == 64
+
+
+async def test_blend_in_a_group_dm_of_a_users_install_keeps_the_pictures_with_the_users_conversation(
+    app_config: Config, plus_engine: Engine, plus_worker: RecordingWorker, fake_openai: FakeOpenAI,
+    fake_discord: FakeDiscord,
+) -> None:  # fmt: skip
+    pictures = [photo("teal"), photo("khaki")]
+    async with live(with_plus(app_config, plus_engine), fake_openai, plus_worker, fake_discord) as app:
+        interaction = await blend(fake_discord, pictures, place=GROUP_DM, locale="ja")
+        posted = await fake_discord.wait_for_request(followup_of(interaction), timeout=600)
+        *uploads, blended = await app.history.mine("discord:user:20", "20")
+    # The uploads are the user's own there (a group DM's upload is reachable only in its conversation).
+    assert [g.kind for g in uploads] == ["upload", "upload"] and blended.kind == "blend"
+    assert len(posted.files) == 1 and posted.json["embeds"][0]["fields"][0]["value"] == "/ブレンド（2枚の絵）"
+    assert in_channels(fake_discord) == [] and fake_discord.refused == []

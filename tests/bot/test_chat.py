@@ -15,6 +15,7 @@ from bot.render import compose
 from egaku.app import App, open_app
 from egaku.config import Config
 from egaku.errors import WorkerUnavailable
+from egaku.i18n import ENGLISH_VOICE
 from tests.agent.test_agent import PROMPT, configured
 from tests.bot.harness import running_bot
 from tests.conftest import FAKE_ENV
@@ -46,8 +47,9 @@ async def test_mention_gets_image_reply_with_both_prompts(
     assert body["message_reference"]["message_id"] == int(sent["id"])
     (embed,) = body["embeds"]
     assert embed["description"] == PROMPT
-    assert embed["fields"][0] == {"name": "You said", "value": "リスの王を描いて", "inline": False}
-    assert embed["footer"]["text"] == "seed 77 · 64×64 · 2 steps · tiny"
+    # Written in Japanese: the labels around the prompt are Japanese too (the prompt stays as the model wrote it).
+    assert embed["fields"][0] == {"name": "あなたの言葉", "value": "リスの王を描いて", "inline": False}
+    assert embed["footer"]["text"] == "シード 77 · 64×64 · 2ステップ · tiny"
     assert embed["image"]["url"] == "attachment://egaku_77_0.png"
     (upload,) = post.files
     assert upload.filename == "egaku_77_0.png"
@@ -116,7 +118,7 @@ async def test_mentions_in_llm_output_ping_no_one_and_long_text_is_capped(
 
 def test_long_text_is_split_within_discords_limit() -> None:
     long = "@everyone <@&123> " + " ".join(["word"] * 900)
-    parts = compose(long, [], None)
+    parts = compose(long, [], None, ENGLISH_VOICE)
     assert [len(p.content) <= 2000 for p in parts] == [True, True, True]
     assert " ".join(p.content for p in parts) == long
 
@@ -127,7 +129,7 @@ async def test_empty_mention_gets_a_hint(
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         await fake_discord.user_message(f"<@{BOT_ID}>")
         post = await fake_discord.wait_for_request(channel_post)
-    assert post.json["content"] == EMPTY_TEXT
+    assert post.json["content"] == str(EMPTY_TEXT)
     assert fake_openai.requests == []
 
 
@@ -140,7 +142,7 @@ async def test_missing_message_content_intent_is_explained(
     ):
         await fake_discord.user_message("", mention_bot=False, reply_to=None, dm=True, channel_id=3001)
         post = await fake_discord.wait_for_request(lambda r: r.path == "/api/v10/channels/3001/messages")
-    assert post.json["content"] == NO_CONTENT_TEXT
+    assert post.json["content"] == str(NO_CONTENT_TEXT)
     identify = next(f for f in fake_discord.gateway_frames if f["op"] == 2)
     assert not identify["d"]["intents"] & (1 << 15)  # MESSAGE_CONTENT was not requested
 

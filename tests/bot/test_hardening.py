@@ -13,6 +13,7 @@ from PIL import Image
 
 from bot.render import MAX_EMBEDS_TOTAL, compose
 from egaku.config import Config
+from egaku.i18n import ENGLISH_VOICE
 from tests.agent.test_agent import PROMPT
 from tests.bot.harness import running_bot, settled
 from tests.bot.test_chat import app_for, channel_post
@@ -38,7 +39,7 @@ def image(prompt: str, seed: int = 1) -> RenderedImage:
 
 def test_embeds_stay_within_discords_limits() -> None:
     images = [image("p" * 5000, seed) for seed in range(4)]  # each prompt alone is over 4096
-    (out,) = compose("", images)
+    (out,) = compose("", images, None, ENGLISH_VOICE)
     assert len(out.embeds) == 4
     assert sum(len(e) for e in out.embeds) <= MAX_EMBEDS_TOTAL
     assert all(len(e.description or "") <= 4096 for e in out.embeds)

@@ -25,6 +25,12 @@ def followup_of(interaction: dict) -> object:
     return lambda r: r.method == "POST" and r.path == path
 
 
+async def synced_commands(config: Config, llm: FakeOpenAI, worker_url: str, fake: FakeDiscord) -> Captured:
+    """The command sync the bot sends at start-up."""
+    async with app_for(config, llm, worker_url) as app, running_bot(fake, app.agent, sync=True):
+        return await fake.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+
+
 async def test_imagine_defers_then_follows_up_with_the_image(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
@@ -77,8 +83,7 @@ async def test_imagine_worker_down_answers_in_the_followup(
 async def test_commands_are_synced_with_their_options(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
-    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
-        sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+    sync = await synced_commands(app_config, fake_openai, worker_url, fake_discord)
     assert sync.path == f"/api/v10/applications/{APP_ID}/commands"
     names = [c["name"] for c in sync.json]
     assert names == ["describe", "imagine", "reset", "settings", "concepts", "teach", "blend"]

@@ -79,7 +79,8 @@ async def test_status_chat_meanwhile_and_cancel_by_message(
     assert bob.json["content"] == "hi bob"  # the chat answered while the GPU worked
     assert final.json["content"] == "Cancelled."  # no image, no error id, no second model call
     assert final.files == []
-    assert any(r.json and r.json.get("content") == "Cancelling your picture." for r in fake_discord.requests)
+    # "やめて" is Japanese: its answer is too (the drawing was asked for in English, so its end is English).
+    assert any(r.json and r.json.get("content") == "絵の作成を取り消しています。" for r in fake_discord.requests)
     assert deleted.path.startswith(f"/api/v10/channels/{CHANNEL_ID}/messages/")  # the status message went away
 
 

@@ -223,7 +223,7 @@ async def test_the_same_king_on_a_horse_without_a_reference_model_is_the_same_se
     assert {k: redrawn.fields[k] for k in ("prompt", "seed", "model", "size")} == {
         "prompt": RIDING, "seed": 5, "model": "tiny", "size": "64x64",
     }  # fmt: skip
-    assert answer.json["content"] == f"Off he rides!\n\n{APPROXIMATE_TEXT}"
+    assert answer.json["content"] == f"Off he rides!\n\n{APPROXIMATE_TEXT}"  # str() of the Text: its English
     assert told.endswith(f"and posted with your reply. {APPROXIMATE_NOTE} The user is told so with the picture.")
     assert (riding.kind, riding.parents) == ("regenerate", (Parent(king.id, "edited"),))
     assert custom_ids(answer)[0] == f"egaku:reroll:{riding.id}"

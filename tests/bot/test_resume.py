@@ -143,6 +143,7 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
     fake_openai.then(Call("generate_image", {"prompt": FOX, "seed": 4, "reply": "Here!"}))
     again, _ = journaled(fake_discord.next_id())
     plain, _ = journaled(fake_discord.next_id())
+    japanese, _ = journaled(fake_discord.next_id(), locale="ja")  # asked in Japanese: answered in Japanese
     async with app_for(app_config, fake_openai, worker_url) as app:
         journal = app.images.journal
         assert journal is not None
@@ -152,12 +153,16 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
         )  # fmt: skip
         await journal.open_turn(again, ask=ask_of(turn))
         await journal.open_turn(plain)
+        await journal.open_turn(japanese)
         async with running_bot(fake_discord, app.agent, history=app.history):
             await all_answered(journal)
     posts = {str(r.json["message_reference"]["message_id"]): r for r in fake_discord.requests if r.method == "POST"
              and r.path.endswith("/messages") and r.json.get("message_reference")}  # fmt: skip
     assert posts[again.message_id].json["content"] == "Here!" and len(posts[again.message_id].files) == 1
-    assert posts[plain.message_id].json["content"] == RESTARTED_TEXT and not posts[plain.message_id].files
+    assert posts[plain.message_id].json["content"] == str(RESTARTED_TEXT) and not posts[plain.message_id].files
+    assert posts[japanese.message_id].json["content"] == (
+        "仕上げる前にボットが再起動したため、この続きを引き継げません。もう一度頼んでください。"
+    )
     assert fake_openai.rejected == []  # the conversation the model saw was valid
 
 

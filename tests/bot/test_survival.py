@@ -102,7 +102,7 @@ async def test_a_message_of_only_zero_width_characters_gets_the_hint(
     async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent):
         await fake_discord.user_message(f"<@{BOT_ID}> {text}")
         post = await fake_discord.wait_for_request(channel_post)
-    assert post.json["content"] == EMPTY_TEXT
+    assert post.json["content"] == str(EMPTY_TEXT)
     assert fake_openai.requests == []
 
 

@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from egaku.config import Config
-from tests.bot.harness import running_bot
 from tests.bot.test_buttons import callback_of, followup_of
-from tests.bot.test_chat import app_for
 from tests.bot.test_conversation import live, say
+from tests.bot.test_imagine import synced_commands
 from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
@@ -177,8 +176,10 @@ def test_the_status_line_shows_step_loss_and_eta() -> None:
 
     step = ProgressEvent(kind="step", step=40, steps=300, loss=0.1234, eta_s=52.4)
     queued = ProgressEvent(kind="queued", position=2, eta_s=150.0)
-    assert lesson_line("<our-mascot>", step) == "📚 Learning <our-mascot>… step 40/300 · loss 0.1234 · about 52 s left"
-    assert lesson_line("<our-mascot>", queued) == (
+    assert str(lesson_line("<our-mascot>", step)) == (
+        "📚 Learning <our-mascot>… step 40/300 · loss 0.1234 · about 52 s left"
+    )
+    assert str(lesson_line("<our-mascot>", queued)) == (
         "📚 Waiting to learn <our-mascot> (position 2, about 150 s); pictures are drawn first…"
     )
 
@@ -186,8 +187,7 @@ def test_the_status_line_shows_step_loss_and_eta() -> None:
 async def test_teach_and_concepts_are_synced_with_their_options(
     app_config: Config, fake_openai: FakeOpenAI, worker_url: str, fake_discord: FakeDiscord
 ) -> None:
-    async with app_for(app_config, fake_openai, worker_url) as app, running_bot(fake_discord, app.agent, sync=True):
-        sync = await fake_discord.wait_for_request(lambda r: r.method == "PUT" and r.path.endswith("/commands"))
+    sync = await synced_commands(app_config, fake_openai, worker_url, fake_discord)
     by_name = {c["name"]: c for c in sync.json}
     teach_options = [(o["name"], o["type"], o["required"]) for o in by_name["teach"]["options"]]
     assert teach_options == [

@@ -22,6 +22,9 @@ with `enforce_nonce` gets the first message back, and the first followup of a de
 interaction fills its loading original response.
 
 Its server's roles, the bot's roles and registered commands are in `guild` (tests/fakes/discord_guilds.py).
+Where an interaction happens (its server, or a place the bot never joined), in which language and
+for which install is a `Place` (tests/fakes/discord_places.py); reads and posts in a channel the
+bot cannot see are refused (403, 50001).
 """
 
 from __future__ import annotations
@@ -38,12 +41,11 @@ from aiohttp import WSMsgType, web
 
 from tests.fakes.discord_deliveries import LOADING, Deliveries
 from tests.fakes.discord_guilds import GuildState
+from tests.fakes.discord_places import CHANNEL_ID, GUILD_ID, HERE, Place, elsewhere_channels, interaction_fields
 from tests.fakes.serving import serve
 
 BOT_ID = 900
 APP_ID = 900
-GUILD_ID = 1000
-CHANNEL_ID = 2000
 NSFW_CHANNEL_ID = 2001
 OTHER_CHANNEL_ID = 2002  # a second ordinary channel of the guild
 DM_CHANNEL_ID = 2100  # a user's DM with the bot
@@ -205,6 +207,8 @@ class FakeDiscord:
             OTHER_CHANNEL_ID: text_channel(OTHER_CHANNEL_ID),
         }
         self.messages: dict[int, dict[str, Any]] = {}
+        self.elsewhere = elsewhere_channels(text_channel())  # channels the bot cannot see (user installs)
+        self.preferred_locale = "en-US"  # the server's locale
         self.created_at: dict[int, float] = {}  # when each message was created (perf_counter), for benchmarks
         self.late_interactions: set[str] = set()
         # When each interaction was sent; a callback after ACK_DEADLINE_S is refused (10062).
@@ -372,7 +376,7 @@ class FakeDiscord:
             "banner": None,
             "premium_tier": 0,
             "premium_subscription_count": 0,
-            "preferred_locale": "ja",
+            "preferred_locale": self.preferred_locale,
             "public_updates_channel_id": None,
             "nsfw_level": 0,
             "large": False,
@@ -460,18 +464,22 @@ class FakeDiscord:
         interaction_id: int | None = None,
         member_permissions: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        locale: str | None = None,
+        place: Place | None = None,
     ) -> dict[str, Any]:
         """Dispatch an application-command INTERACTION_CREATE; return the payload.
 
         `attachments` (from `attachment()`) go into `data.resolved`, as Discord sends
-        the files behind attachment options.
+        the files behind attachment options. `place` says where (this server's `channel_id` by
+        default), `locale` the user's client language (en-US by default).
         """
         command: dict[str, Any] = {"id": str(self.next_id()), "name": name, "type": 1, "options": options}
         if attachments:
             command["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+        place = (place or Place(channel_id)).speaking(locale)
         data = self._interaction(
-            2, command, user_id, user_name, channel_id, member_permissions or ALL_PERMISSIONS,
-            interaction_id=interaction_id,
+            2, command, user_id, user_name, place.channel_id, member_permissions or ALL_PERMISSIONS,
+            interaction_id=interaction_id, place=place,
         )  # fmt: skip
         data["app_permissions"] = app_permissions
         await self._dispatch_interaction(data)
@@ -479,46 +487,52 @@ class FakeDiscord:
 
     def _interaction(self, kind: int, data: dict[str, Any], user_id: int, user_name: str, channel_id: int,
                      permissions: str = ALL_PERMISSIONS, interaction_id: int | None = None,
-                     **extra: Any) -> dict[str, Any]:  # fmt: skip
+                     place: Place | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
         iid = interaction_id or self.next_id()
+        place = place or Place(channel_id)
+        channel = self.channels.get(place.channel_id) or self.elsewhere[place.channel_id]
+        user = user_payload(user_id, user_name)
         return {
             "id": str(iid),
             "application_id": str(APP_ID),
             "type": kind,
             "data": data,
-            "guild_id": str(GUILD_ID),
-            "channel_id": str(channel_id),
-            "channel": self.channels[channel_id],
-            "member": {**member_payload(user_id, user_name), "permissions": permissions},
+            **interaction_fields(place, channel, user, member_payload(user_id, user_name), permissions),
             "token": f"itoken-{iid}",
             "version": 1,
             "app_permissions": ALL_PERMISSIONS,
-            "locale": "ja",
-            "guild_locale": "ja",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
-            "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
             **extra,
         }
 
     async def press(
         self, custom_id: str, message_id: int, *, user_id: int = 20, user_name: str = "alice",
-        permissions: str = ALL_PERMISSIONS,
+        permissions: str = ALL_PERMISSIONS, locale: str | None = None, place: Place | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Dispatch a button press (a component interaction) on one of the bot's messages."""
+        """Dispatch a button press (a component interaction) on one of the bot's messages.
+
+        `place` defaults to the message's channel in this server (give it for a message elsewhere).
+        """
         message = self.messages[message_id]
+        place = (place or Place(int(message["channel_id"]))).speaking(locale)
         data = self._interaction(
             3, {"custom_id": custom_id, "component_type": 2}, user_id, user_name,
-            int(message["channel_id"]), permissions, message=message,
+            place.channel_id, permissions, message=message, place=place,
         )  # fmt: skip
         await self._dispatch_interaction(data)
         return data
 
-    async def submit_modal(self, custom_id: str, values: dict[str, str], *, user_id: int = 20) -> dict[str, Any]:
+    async def submit_modal(
+        self, custom_id: str, values: dict[str, str], *, user_id: int = 20, locale: str | None = None,
+        place: Place | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Dispatch a modal submission with text input values by custom_id."""
         rows = [{"type": 1, "components": [{"type": 4, "custom_id": k, "value": v}]} for k, v in values.items()]
-        data = self._interaction(5, {"custom_id": custom_id, "components": rows}, user_id, "alice", CHANNEL_ID)
+        place = (place or HERE).speaking(locale)
+        data = self._interaction(
+            5, {"custom_id": custom_id, "components": rows}, user_id, "alice", place.channel_id, place=place
+        )
         await self._dispatch_interaction(data)
         return data
 
@@ -575,6 +589,8 @@ class FakeDiscord:
             if parts[1] in self.late_interactions or (sent is not None and self.clock() - sent > ACK_DEADLINE_S):
                 return {"message": "Unknown interaction", "code": 10062}
             body = body.get("data") or {} if body.get("type") in (4, 7) else {}
+        if parts[0] == "channels" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) in self.elsewhere:
+            return {"message": "Missing Access", "code": 50001}  # the bot is no member there
         sends = method == "POST" and (
             (parts[0] == "channels" and parts[-1] == "messages") or (parts[0] == "webhooks" and len(parts) == 3)
         )
@@ -705,7 +721,8 @@ class FakeDiscord:
         refusal = self._refusal(method, parts, captured)
         if refusal is not None:
             self.refused.append((path, refusal["code"]))
-            return self._json(refusal, status=404 if refusal["code"] == 10062 else 400)
+            status = {10062: 404, 50001: 403}.get(refusal["code"], 400)
+            return self._json(refusal, status=status)
         if path == "/users/@me":
             return self._json(user_payload(BOT_ID, "egaku", bot=True))
         if path == "/oauth2/applications/@me":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from egaku.i18n import Text
 from tools.pictures import Parent
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.journal import JobJournal
@@ -25,7 +26,7 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     await journal.accepted("a" * 16, WHO, Planned(request, "generate", reply="Here!"))
     edit = EditRequest(prompt="the fox from picture 1 wearing the hat from picture 2", job_id="b" * 16)
     lineage = (Parent("k3m9", "edited"), Parent("x7pq", "reference"))
-    planned = Planned(edit, "reference", lineage, ("k3m9", "x7pq"), (b"png", b"png2"), notice="Approximate.")
+    planned = Planned(edit, "reference", lineage, ("k3m9", "x7pq"), (b"png", b"png2"), notice=Text("Approximate."))
     await journal.accepted("b" * 16, WHO, planned)
     blend = GenerationRequest(prompt="a blend", references=["aGVsbG8=", "d29ybGQ="], job_id="c" * 16)
     await journal.accepted("c" * 16, WHO, Planned(blend, "blend", lineage[1:], ("x7pq", "k3m9"), (b"1", b"2")))
@@ -44,7 +45,7 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     assert isinstance(second.planned.request, EditRequest) and second.planned.request == edit
     # The pictures are kept by history id, in order, never their files (the history has them).
     assert (second.planned.parents, second.planned.pictures, second.planned.pngs) == (lineage, ("k3m9", "x7pq"), ())
-    assert (second.planned.kind, second.planned.notice, second.state) == ("reference", "Approximate.", "queued")
+    assert (second.planned.kind, second.planned.notice, second.state) == ("reference", Text("Approximate."), "queued")
     assert third.planned.request == blend.model_copy(update={"references": []})  # no base64 in the journal
     assert (third.planned.parents, third.planned.pictures, third.planned.kind) == (
         lineage[1:],

@@ -47,7 +47,7 @@ def test_the_rule_asks_for_english_or_keeps_the_users_language() -> None:
 
 
 def test_a_refusal_names_what_the_model_reads() -> None:
-    assert language_refusal("ja", ("zh", "en"), "qwen") == (
+    assert str(language_refusal("ja", ("zh", "en"), "qwen")) == (
         "the qwen model reads Chinese and English, not Japanese: write `prompt` in English"
     )
 

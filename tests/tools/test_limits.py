@@ -117,4 +117,4 @@ async def test_a_waiter_that_goes_away_leaves_its_place() -> None:
 
 
 def test_come_back_in_reads_like_a_person_wrote_it() -> None:
-    assert [come_back_in(s) for s in (1, 40, 89, 90, 200)] == ["5 s", "40 s", "89 s", "2 min", "4 min"]
+    assert [str(come_back_in(s)) for s in (1, 40, 89, 90, 200)] == ["5 s", "40 s", "89 s", "2 min", "4 min"]

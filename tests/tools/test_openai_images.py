@@ -237,16 +237,16 @@ async def test_zoom_pan_and_the_upscaler_are_refused_in_words_never_sent_as_a_pl
             request = EditRequest.model_validate({"prompt": "a fox", **outpaint})
             with pytest.raises(EditNotPossible) as refused:
                 await api.edit(ImageEdit(request, png((64, 64))))
-            refusals.append(refused.value.user_text)
+            refusals.append(refused.value.text)
         with pytest.raises(EditNotPossible) as no_upscaler:
             await api.upscale(ImageUpscale(UpscaleRequest(scale=2), png((64, 64))))
         assert await api.upscaler() is None  # the plain upscale buttons fall back to the creative one
     assert refusals == [NO_OUTPAINTING] * 2
-    assert NO_OUTPAINTING == (
+    assert str(NO_OUTPAINTING) == (
         "Zoom out and pan need egaku's own worker: this bot draws with OpenAI's Images API, "
         "which cannot paint past a picture's edges."
     )
-    assert no_upscaler.value.user_text == NO_UPSCALER
+    assert no_upscaler.value.text == NO_UPSCALER
     assert images_api.seen == []  # nothing went to OpenAI
 
 

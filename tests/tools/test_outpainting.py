@@ -35,7 +35,7 @@ def test_a_zoom_that_adds_no_size_step_is_refused_early(size: tuple[int, int], z
         return
     with pytest.raises(EditNotPossible) as refused:
         check_zoom(sized(*size), Edit("x", KING, zoom=zoom))
-    assert refused.value.user_text == ZOOM_ADDS_NOTHING
+    assert refused.value.text == ZOOM_ADDS_NOTHING
     check_zoom(sized(*size), Edit("x", KING, pan="left"))  # a pan always paints a third
 
 
@@ -54,7 +54,7 @@ async def test_what_the_worker_would_refuse_is_said_in_the_users_words(
         cannot = await service.edit(alice, Edit(gone.id, KING, pan="up"))
     assert nothing == Refused(ZOOM_ADDS_NOTHING)
     assert cannot == Refused(CANNOT_OUTPAINT)
-    assert CANNOT_OUTPAINT == "The model that drew this picture can't zoom out or pan here."
+    assert str(CANNOT_OUTPAINT) == "The model that drew this picture can't zoom out or pan here."
     (sent,) = recorder.received
     assert (sent.path, sent.fields["pan"], sent.fields["model"]) == ("/v1/images/edits", "up", "retired-preset")
     await history.close()

@@ -15,7 +15,7 @@ from tests.fakes.recording_worker import RecordingWorker
 from tests.tools.test_history import add
 from tools.backends.worker_client import WorkerClient
 from tools.service.images import ImageService
-from tools.service.references import TOO_MANY_TEXT, ReferenceModel
+from tools.service.references import ReferenceModel
 from tools.service.requests import Draw, Drawn, Edit, Refused, Requester
 from tools.stores.history import Generation, History
 
@@ -44,9 +44,11 @@ async def test_more_pictures_than_the_model_reads_are_refused_before_the_worker(
                                references=ReferenceModel("tiny", edit_pictures=3, draw_pictures=2))  # fmt: skip
         edit = await service.edit(ALICE, Edit(ids[0], "all four", references=tuple(ids[1:])))
         blend = await service.draw(ALICE, Draw("all three", references=tuple(ids[:3])))
-    assert edit == Refused(TOO_MANY_TEXT.format(limit=3, first=", the edited one first", count=4))
-    assert edit.reason == "The model here reads at most 3 pictures at once, the edited one first; this asked for 4."
-    assert blend == Refused("The model here reads at most 2 pictures at once; this asked for 3.")
+    assert isinstance(edit, Refused) and isinstance(blend, Refused)
+    assert (
+        str(edit.reason) == "The model here reads at most 3 pictures at once, the edited one first; this asked for 4."
+    )
+    assert str(blend.reason) == "The model here reads at most 2 pictures at once; this asked for 3."
     assert recorder.received == []
     await history.close()
 

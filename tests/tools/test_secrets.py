@@ -19,6 +19,7 @@ from aiohttp import web
 from egaku.app import open_app
 from egaku.config import Config, OpenAIBackendSettings
 from egaku.errors import report
+from egaku.i18n import ENGLISH_VOICE
 from tests.agent.test_agent import configured, turn
 from tests.conftest import serve
 from tests.fakes.openai import FakeOpenAI
@@ -84,7 +85,7 @@ async def through_the_service(client: object) -> object:
     """A draw through the image service, its failure reported to the user as the bot would."""
     outcome = await ImageService(client).draw(Requester(user_id="u", user_words="a fox"), Draw("a fox"))  # type: ignore[arg-type]
     assert isinstance(outcome, Failed | Refused)
-    text = report(outcome.error, "test") if isinstance(outcome, Failed) else outcome.reason
+    text = report(outcome.error, "test", ENGLISH_VOICE) if isinstance(outcome, Failed) else str(outcome.reason)
     assert TOKEN not in text
     return outcome
 
@@ -142,7 +143,7 @@ async def test_an_llm_that_fails_logs_no_key(
             async with open_app(config, Path("unused.toml"), {"FAKE_OPENAI_KEY": TOKEN}) as app:
                 with pytest.raises(Exception) as failed:
                     await app.agent.respond(turn("draw a fox"))
-                assert TOKEN not in report(failed.value, "chat")
+                assert TOKEN not in report(failed.value, "chat", ENGLISH_VOICE)
     assert TOKEN not in logged(caplog)
 
 

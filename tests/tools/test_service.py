@@ -47,12 +47,10 @@ async def test_past_the_cap_is_refused_before_the_worker_with_the_users_text(rec
         service = ImageService(WorkerClient(session, recorder.url), max_best_of=3)
         too_many = await service.draw(Requester(user_id="alice", user_words=FOX), Draw(FOX, best_of=4))
         server = await service.draw(Requester(user_id="alice", user_words=FOX, best_of=5), Draw(FOX))
-    text = TooManyCandidates(4, 3).user_text
-    assert (
-        too_many == Refused(text, invalid=True)
-        and text == "I can pick the best of 1 to 3 pictures here; you asked for 4."
-    )
-    assert server == Refused(TooManyCandidates(5, 3).user_text, invalid=True)
+    text = TooManyCandidates(4, 3).text
+    assert too_many == Refused(text, invalid=True)
+    assert str(text) == "I can pick the best of 1 to 3 pictures here; you asked for 4."
+    assert server == Refused(TooManyCandidates(5, 3).text, invalid=True)
     assert recorder.received == []
 
 

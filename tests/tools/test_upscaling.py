@@ -9,7 +9,8 @@ import aiohttp
 from aiohttp import web
 from PIL import Image
 
-from egaku.errors import Blocked, UnknownImage, WorkerRejected
+from egaku.errors import Blocked, InvalidImageRequest, UnknownImage, WorkerRejected
+from egaku.i18n import Text
 from tests.conftest import serve
 from tests.fakes.recording_worker import RecordingWorker
 from tools.backends.worker_client import WorkerClient
@@ -81,12 +82,13 @@ async def test_an_upscale_goes_through_the_reference_rule_and_the_blocklist_firs
         # This worker has no upscaler, and no fallback was asked for: the worker's refusal, in the user's words.
         refused = await open_service.upscale(alice, Upscale(mine.id, 4))
         invalid = await open_service.upscale(alice, Upscale(mine.id, 3))
-    assert blocked == Refused(Blocked.user_text)
-    assert unseen == Refused(UnknownImage.user_text)
-    assert refused == Refused(WorkerRejected.user_text, detail=(
+    assert blocked == Refused(Text(Blocked.user_text))
+    assert unseen == Refused(Text(UnknownImage.user_text))
+    assert refused == Refused(Text(WorkerRejected.user_text), detail=(
         "this worker has no upscaler: its operator sets [worker] upscaler to a weights file"
     ))  # fmt: skip
-    assert isinstance(invalid, Refused) and invalid.invalid and "scale is 3" in invalid.reason
+    assert isinstance(invalid, Refused) and invalid.invalid and "scale is 3" in (invalid.detail or "")
+    assert invalid.reason == Text(InvalidImageRequest.user_text)  # the model reads the detail; the user, this
     (sent,) = recorder.received
     assert (sent.path, set(sent.fields), sent.fields["scale"]) == ("/v1/images/upscales", {"scale", "job_id"}, "4")
     audit = await history.audit_log("alice")

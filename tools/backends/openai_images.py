@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from egaku.config import OpenAIBackendSettings
 from egaku.errors import EditNotPossible, WorkerFailed, WorkerRejected, WorkerUnavailable, safe_detail
+from egaku.i18n import _
 from tools.backends.answers import error_for
 from tools.backends.base import ImageEdit, ImageUpscale, ProgressCallback, Upscaled
 from tools.pictures import RenderedImage
@@ -59,11 +60,11 @@ SIZES: dict[str, tuple[str, ...]] = {
 
 PREVIEW_SIDE = 256  # partial images are full size; the status message shows a small preview
 
-NO_OUTPAINTING = (
+NO_OUTPAINTING = _(
     "Zoom out and pan need egaku's own worker: this bot draws with OpenAI's Images API, "
     "which cannot paint past a picture's edges."
 )
-NO_UPSCALER = "The upscaler needs egaku's own worker: this bot draws with OpenAI's Images API, which has none."
+NO_UPSCALER = _("The upscaler needs egaku's own worker: this bot draws with OpenAI's Images API, which has none.")
 
 
 class _Item(BaseModel):

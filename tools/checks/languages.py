@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from egaku.i18n import Text, _
+
 ENGLISH = "en"
 
 LANGUAGE_NAMES = {
@@ -134,9 +136,12 @@ def prompt_language_rule(languages: tuple[str, ...]) -> str:
     )
 
 
-def language_refusal(language: str, languages: tuple[str, ...], model: str) -> str:
+def language_refusal(language: str, languages: tuple[str, ...], model: str) -> Text:
     """Why a prompt in `language` is refused for a model reading `languages` (the LLM reads it and rewrites)."""
-    return (
-        f"the {model} model reads {names_of(languages).replace(' or ', ' and ')}, not {name_of(language)}: "
-        f"write `prompt` in {name_of(target_language(languages))}"
+    return _(
+        "the {model} model reads {languages}, not {language}: write `prompt` in {target}",
+        model=model,
+        languages=names_of(languages).replace(" or ", " and "),
+        language=name_of(language),
+        target=name_of(target_language(languages)),
     )

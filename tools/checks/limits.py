@@ -24,17 +24,17 @@ from typing import Any, Literal
 
 from egaku.config import LimitsSettings
 from egaku.errors import JobCancelled, TooBusy
+from egaku.i18n import Text, _, n_
 from tools.service.requests import Waiting
-
-USER_CAP_TEXT = "You already have {count} pictures on the way. Please wait for them before asking for more."
-LINE_FULL_TEXT = "This server has {waiting} pictures waiting in line right now. Please try again in about {wait}."
 
 OnWait = Callable[[Waiting], Awaitable[None]]
 
 
-def come_back_in(seconds: float) -> str:
+def come_back_in(seconds: float) -> Text:
     """A wait in words a person reads: "40 s", "3 min"."""
-    return f"{max(5, round(seconds))} s" if seconds < 90 else f"{math.ceil(seconds / 60)} min"
+    if seconds < 90:
+        return _("{seconds} s", seconds=max(5, round(seconds)))
+    return _("{minutes} min", minutes=math.ceil(seconds / 60))
 
 
 @dataclass(eq=False)
@@ -76,7 +76,13 @@ class JobLimiter:
         """Hold a slot for one job, waiting in line for it if need be; TooBusy past a cap or a full line."""
         s = self._settings
         if self._held[user] >= s.per_user_running + s.per_user_queued:
-            raise TooBusy(USER_CAP_TEXT.format(count=self._held[user]))
+            raise TooBusy(
+                n_(
+                    "You already have {count} picture on the way. Please wait for it before asking for more.",
+                    "You already have {count} pictures on the way. Please wait for them before asking for more.",
+                    self._held[user],
+                )
+            )
         line = f"guild:{guild}" if guild is not None else f"dm:{user}"
         admitted = asyncio.get_running_loop().create_future()
         ticket = _Ticket(job_id, user, guild, guild_cap or s.per_guild, admitted, line=line)
@@ -85,7 +91,14 @@ class JobLimiter:
         if ticket.state == "waiting" and self._in_line(line) > s.line:
             self._waiting.remove(ticket)
             waiting = self._in_line(line)
-            raise TooBusy(LINE_FULL_TEXT.format(waiting=waiting, wait=come_back_in(self._eta_s(waiting, ticket.cap))))
+            raise TooBusy(
+                n_(
+                    "This server has {count} picture waiting in line right now. Please try again in about {wait}.",
+                    "This server has {count} pictures waiting in line right now. Please try again in about {wait}.",
+                    waiting,
+                    wait=come_back_in(self._eta_s(waiting, ticket.cap)),
+                )
+            )
         self._held[user] += 1
         try:
             await self._wait(ticket, on_wait)

@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from egaku.errors import BadUpload
+from egaku.i18n import _
 from worker.errors import BadRequest
 from worker.images import MAX_UPLOAD_BYTES, encode_image, read_image
 
 DISCORD_CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 MAX_UPLOAD_PIXELS = 4096 * 4096
+COULD_NOT_DOWNLOAD = _("I couldn't download that attachment. Please try again.")
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,26 @@ async def fetch_attachment(
 ) -> Upload:
     """Download and check one attachment. Never follows links to other hosts."""
     if not allowed(url, extra_hosts):
-        raise BadUpload("I can only read images attached to Discord messages.")
+        raise BadUpload(_("I can only read images attached to Discord messages."))
     if declared_size > max_bytes:
         raise BadUpload(
-            f"That file is too big for me ({declared_size // 1_048_576} MB; the limit is {max_bytes // 1_048_576} MB)."
+            _(
+                "That file is too big for me ({size} MB; the limit is {limit} MB).",
+                size=declared_size // 1_048_576,
+                limit=max_bytes // 1_048_576,
+            )
         )
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False) as resp:
             if resp.status != 200:
-                raise BadUpload("I couldn't download that attachment. Please try again.")
+                raise BadUpload(COULD_NOT_DOWNLOAD)
             data = bytearray()
             async for chunk in resp.content.iter_chunked(65536):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise BadUpload("That file is too big for me.")
+                    raise BadUpload(_("That file is too big for me."))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise BadUpload("I couldn't download that attachment. Please try again.") from exc
+        raise BadUpload(COULD_NOT_DOWNLOAD) from exc
     return await asyncio.to_thread(check_image, bytes(data), filename)
 
 
@@ -71,6 +77,6 @@ def check_image(data: bytes, filename: str, max_pixels: int = MAX_UPLOAD_PIXELS)
     try:
         image = read_image(data, max_pixels=max_pixels)
     except BadRequest as exc:
-        raise BadUpload(f"I couldn't use that image: {exc.message}.") from exc
+        raise BadUpload(_("I couldn't use that image: {reason}.", reason=exc.message)) from exc
     buffer = io.BytesIO(encode_image(image, "png"))
     return Upload(png=buffer.getvalue(), width=image.width, height=image.height, filename=filename)

@@ -32,6 +32,7 @@ from egaku.errors import (
     WorkerRejected,
     WrongLanguage,
 )
+from egaku.i18n import Text, _
 from tools.backends.base import ImageBackend, ImageUpscale
 from tools.checks.blocklist import Blocklist
 from tools.checks.languages import PromptLanguages, language_refusal
@@ -157,9 +158,9 @@ class ImageService:
             if mode == "regenerate" and parent.kind == "upload":
                 mode = "strong"  # an upload has no seed to redraw from
             if mode == "region" and not request.target:
-                raise EditNotPossible("a region edit needs `target`: the words for the part to change")
+                raise EditNotPossible(_("a region edit needs `target`: the words for the part to change"))
             if mode == "instruct" and not self.instruct_model:
-                raise EditNotPossible("instruction edits are not set up here; use region, subtle or strong")
+                raise EditNotPossible(_("instruction edits are not set up here; use region, subtle or strong"))
             # An upload or an upscale is drawn at the model's own size (the worker fits it); ours keep their size.
             fitted = parent.kind in OWN_SIZE_KINDS and request.scale == 1.0
             common: dict[str, object] = {
@@ -333,13 +334,13 @@ class ImageService:
             drawn = await work()
         except ValidationError as exc:
             await self._audit(who, started, "invalid", [])
-            return Refused(str(exc.errors()[0]["msg"]), invalid=True)
+            return Refused(Text(InvalidImageRequest.user_text), invalid=True, detail=str(exc.errors()[0]["msg"]))
         except Refusal as exc:
             invalid = isinstance(exc, InvalidImageRequest)
             verdict = "blocked" if isinstance(exc, Blocked) else None
             await self._audit(who, started, "invalid" if invalid else type(exc).__name__, [], verdict=verdict)
             await self._journal_failed(journaled, exc)
-            return Refused(exc.user_text, invalid=invalid, detail=exc.detail)
+            return Refused(exc.text, invalid=invalid, detail=exc.detail)
         except Failure as exc:
             await self._audit(who, started, type(exc).__name__, [])
             await self._journal_failed(journaled, exc)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from egaku.errors import EditNotPossible, WorkerRejected
+from egaku.i18n import _
 from tools.pictures import ImageKind, Picture
 from tools.service.requests import Edit
 
 # The smallest size step of any family: a zoom that adds no step on either side paints nothing anywhere.
 SIZE_STEP = 8
 
-ZOOM_ADDS_NOTHING = "At this picture's size, that zoom adds nothing to paint. Try a little more, such as 1.2."
-CANNOT_OUTPAINT = "The model that drew this picture can't zoom out or pan here."
+ZOOM_ADDS_NOTHING = _("At this picture's size, that zoom adds nothing to paint. Try a little more, such as 1.2.")
+CANNOT_OUTPAINT = _("The model that drew this picture can't zoom out or pan here.")
 
 
 def outpaints(request: Edit) -> bool:

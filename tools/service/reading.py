@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from egaku.errors import UnknownImage
+from egaku.i18n import Text
 from tools.pictures import ImageKind, edited
 from tools.service.requests import Planned
 from tools.stores.history import Generation, History
@@ -25,7 +26,7 @@ async def pngs(history: History, pictures: Sequence[Generation]) -> tuple[bytes,
 
 
 async def edit_of(
-    history: History, request: EditRequest, kind: ImageKind, parent: Generation, reply: str | None, notice: str | None
+    history: History, request: EditRequest, kind: ImageKind, parent: Generation, reply: str | None, notice: Text | None
 ) -> Planned:
     """An edit of one picture of the history, planned with its file."""
     files = await pngs(history, [parent])

@@ -14,19 +14,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from egaku.errors import EditNotPossible, UnknownImage
+from egaku.i18n import _
 from tools.pictures import OWN_SIZE_KINDS, ImageKind, Parent, ParentRole
 from tools.service.reading import encoded
 from tools.service.requests import Draw, Edit, EditMode, ImageOptions
 from tools.stores.history import Generation, History, Viewer
 from worker.protocol import EditRequest, GenerationRequest, ReferenceRole
 
-# User-facing texts (plain constants: the catalog of issue 29 routes them).
-APPROXIMATE_TEXT = (
+APPROXIMATE_TEXT = _(
     "(No model here reads reference pictures, so I drew this from the same seed with the new description: "
     "the likeness is approximate.)"
 )
-NO_BLEND_TEXT = "Blending pictures needs a model that reads several pictures, and none is set up here."
-TOO_MANY_TEXT = "The model here reads at most {limit} pictures at once{first}; this asked for {count}."
+NO_BLEND_TEXT = _("Blending pictures needs a model that reads several pictures, and none is set up here.")
 # What the model is told beside a drawing whose references could not be read (the user reads APPROXIMATE_TEXT).
 APPROXIMATE_NOTE = "No model here reads reference pictures: drawn from the same seed, so the likeness is approximate."
 
@@ -43,8 +42,11 @@ class ReferenceModel:
         """Refuse, before any work, more pictures than the preset reads (the worker checks again)."""
         limit = self.edit_pictures if editing else self.draw_pictures
         if count > limit:
-            first = ", the edited one first" if editing else ""
-            raise EditNotPossible(TOO_MANY_TEXT.format(limit=limit, first=first, count=count))
+            first = _(", the edited one first") if editing else ""
+            raise EditNotPossible(
+                _("The model here reads at most {limit} pictures at once{first}; this asked for {count}.",
+                  limit=limit, first=first, count=count)
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ async def edit_job(
     if model is None or not (others or mode == "reference"):
         return None
     if request.mode == "region" and not request.target:
-        raise EditNotPossible("a region edit needs `target`: the words for the part to change")
+        raise EditNotPossible(_("a region edit needs `target`: the words for the part to change"))
     new = request.mode == "reference"  # every picture is a reference; there is no canvas
     model.check(1 + len(others), editing=not new)
     return FromPictures(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from egaku.errors import EgakuError
+from egaku.i18n import ENGLISH, Text
 from tools.pictures import ImageKind, Lineage, RenderedImage
 from worker.protocol import EditRequest, GenerationRequest, Pan, ProgressEvent, ReferenceRole
 
@@ -95,6 +96,8 @@ class AnswerTo:
     token: str | None = None  # the interaction's token (a 15-minute secret; forgotten once answered)
     original_id: str | None = None  # the interaction's deferred response, which its answer fills
     asked_at: float = 0.0  # wall-clock time the request arrived
+    locale: str = ENGLISH  # the language the answer speaks, chosen when it was asked (`bot.language`)
+    in_channel: bool = True  # whether the bot may post in the channel (not where a user's install is no member)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class Planned:
     pictures: tuple[str, ...] = ()
     pngs: tuple[bytes, ...] = ()  # those pictures (never journaled: the history has them)
     reply: str | None = None  # the model's words posted with the picture
-    notice: str | None = None  # a fixed text the user reads with the picture (Drawn.notice)
+    notice: Text | None = None  # a fixed text the user reads with the picture (Drawn.notice)
 
 
 @dataclass(frozen=True)
@@ -191,14 +194,14 @@ class Drawn:
     """The images, in order, and a fixed text the user must read with them (an approximate likeness)."""
 
     images: tuple[RenderedImage, ...]
-    notice: str | None = None
+    notice: Text | None = None
 
 
 @dataclass(frozen=True)
 class Refused:
-    """A request the asker can fix; `reason` is a fixed text, safe to show the user."""
+    """A request the asker can fix; `reason` is a fixed text, safe to show the user (the model reads its English)."""
 
-    reason: str
+    reason: Text
     invalid: bool = False  # the arguments broke a bound (the model may fix and call again)
     detail: str | None = None  # for the model only: the service's own words on what to change
 

@@ -22,11 +22,12 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from egaku.errors import Failure, Refusal
+from egaku.i18n import Text, _
 from tools.backends.base import ProgressCallback
 from tools.checks.uploads import Upload
 from tools.service.requests import Failed, Refused, Requester
 from tools.service.watching import watching
-from tools.stores.concepts import MAX_CONCEPTS_PER_SERVER, Concept, ConceptStore, concept_name
+from tools.stores.concepts import MAX_CONCEPTS_PER_SERVER, NAME_RULE, Concept, ConceptStore, concept_name
 from worker.protocol import MAX_CONCEPTS, MAX_TEACH_IMAGES, MIN_TEACH_IMAGES, ConceptChoice, TeachRequest, TeachResponse
 
 
@@ -52,6 +53,11 @@ class Taught:
 TeachOutcome = Taught | Refused | Failed
 
 
+def no_word(name: str) -> Text:
+    """The refusal for a word the server does not have."""
+    return _("this server has no word <{name}>", name=name)
+
+
 class ConceptService:
     """Teaches, lists, renames and deletes a server's concepts, and finds them in its prompts."""
 
@@ -65,33 +71,40 @@ class ConceptService:
     ) -> TeachOutcome:
         """Train a word on the worker from checked uploads, then keep it for the asker's server."""
         if who.guild_id is None:
-            return Refused("words are taught to a server: use /teach in a server")
+            return Refused(_("words are taught to a server: use /teach in a server"))
         if self._trainer is None:
-            return Refused("teaching words needs an egaku worker; this bot draws with OpenAI's API")
+            return Refused(_("teaching words needs an egaku worker; this bot draws with OpenAI's API"))
         try:
             name = concept_name(name)
-        except ValueError as exc:
-            return Refused(str(exc), invalid=True)
+        except ValueError:
+            return Refused(NAME_RULE, invalid=True)
         if not MIN_TEACH_IMAGES <= len(pictures) <= MAX_TEACH_IMAGES:
             return Refused(
-                f"teaching a word takes {MIN_TEACH_IMAGES} to {MAX_TEACH_IMAGES} pictures; got {len(pictures)}"
-            )
+                _(
+                    "teaching a word takes {least} to {most} pictures; got {count}",
+                    least=MIN_TEACH_IMAGES, most=MAX_TEACH_IMAGES, count=len(pictures),
+                )
+            )  # fmt: skip
         known = await self.store.of(who.guild_id)
         if any(c.name == name for c in known):
-            return Refused(f"this server already has <{name}>; delete or rename it first (/concepts)")
+            return Refused(_("this server already has <{name}>; delete or rename it first (/concepts)", name=name))
         if len(known) >= MAX_CONCEPTS_PER_SERVER:
-            return Refused(f"this server has {MAX_CONCEPTS_PER_SERVER} words already; delete one first (/concepts)")
+            return Refused(
+                _("this server has {count} words already; delete one first (/concepts)", count=MAX_CONCEPTS_PER_SERVER)
+            )
         fields = {"token": f"<{name}>", "model": self._model, "user": who.user_id, "init_word": init_word}
         try:
             request = TeachRequest.model_validate({k: v for k, v in fields.items() if v is not None})
         except ValidationError:
-            return Refused("`like` is one everyday English word for what it is, such as toy, cat or logo", invalid=True)
+            return Refused(
+                _("`like` is one everyday English word for what it is, such as toy, cat or logo"), invalid=True
+            )
         images = [picture.png for picture in pictures]
         try:
             async with watching(who) as (job_id, on_progress):
                 taught = await self._trainer.train(request.model_copy(update={"job_id": job_id}), images, on_progress)
         except Refusal as exc:
-            return Refused(exc.user_text, detail=exc.detail)
+            return Refused(exc.text, detail=exc.detail)
         except Failure as exc:
             return Failed(exc)
         embedding = base64.b64decode(taught.embedding, validate=True)
@@ -108,12 +121,12 @@ class ConceptService:
         """A word under a new name (the new name must be free)."""
         try:
             old, new = concept_name(old), concept_name(new)
-        except ValueError as exc:
-            return Refused(str(exc), invalid=True)
+        except ValueError:
+            return Refused(NAME_RULE, invalid=True)
         if await self.store.get(guild_id, new) is not None:
-            return Refused(f"this server already has <{new}>")
+            return Refused(_("this server already has <{name}>", name=new))
         if not await self.store.rename(guild_id, old, new):
-            return Refused(f"this server has no word <{old}>")
+            return Refused(no_word(old))
         renamed = await self.store.get(guild_id, new)
         assert renamed is not None
         return renamed
@@ -122,10 +135,10 @@ class ConceptService:
         """Forget a word and remove its files."""
         try:
             name = concept_name(name)
-        except ValueError as exc:
-            return Refused(str(exc), invalid=True)
+        except ValueError:
+            return Refused(NAME_RULE, invalid=True)
         deleted = await self.store.delete(guild_id, name)
-        return deleted if deleted is not None else Refused(f"this server has no word <{name}>")
+        return deleted if deleted is not None else Refused(no_word(name))
 
     async def concepts_in(self, guild_id: str | None, prompt: str) -> list[ConceptChoice]:
         """The asker's server's words that a prompt uses, with their files; never another server's."""

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import aiosqlite
 
+from egaku.i18n import _
 from tools.stores.files import write_once
 from tools.stores.sqlite import open_sqlite
 from worker.protocol import TOKEN_PATTERN
 
 MAX_CONCEPTS_PER_SERVER = 50
+NAME_RULE = _("a word's name is 1 to 31 letters, digits, - or _, starting with a letter or digit (like our-mascot)")
 # The protocol's token pattern without its angle brackets: names and tokens can never disagree.
 _NAME = re.compile(TOKEN_PATTERN.removeprefix("^<").removesuffix(">$").join("^$"))
 
@@ -70,9 +72,7 @@ def concept_name(text: str) -> str:
     """A word's name from what a user typed ("<Our Mascot>" → "our-mascot"); ValueError when unusable."""
     name = re.sub(r"\s+", "-", text.strip().strip("<>").strip().lower())
     if not _NAME.match(name):
-        raise ValueError(
-            "a word's name is 1 to 31 letters, digits, - or _, starting with a letter or digit (like our-mascot)"
-        )
+        raise ValueError(str(NAME_RULE))
     return name
 
 

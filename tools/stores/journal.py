@@ -25,6 +25,7 @@ from typing import Any, Literal, cast
 
 import aiosqlite
 
+from egaku.i18n import Text
 from tools.pictures import ImageKind, Parent
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.sqlite import open_sqlite
@@ -205,7 +206,7 @@ class JobJournal:
                 # The pictures a generation reads travel in its request as base64: kept by id, like an edit's.
                 planned.request.model_dump_json(exclude_none=True, exclude={"references"}),
                 json.dumps([dataclasses.asdict(p) for p in planned.parents]), ",".join(planned.pictures),
-                planned.reply, planned.notice,
+                planned.reply, planned.notice.msgid if planned.notice is not None else None,
             ),
         )  # fmt: skip
         await self._db.commit()
@@ -264,7 +265,12 @@ def _job(row: Any) -> JournaledJob:
     lineage = tuple(Parent(p["id"], p["role"]) for p in json.loads(parents))
     ids = tuple(i for i in pictures.split(",") if i)
     planned = Planned(
-        model.model_validate_json(request), cast(ImageKind, kind), lineage, ids, reply=reply, notice=notice
+        model.model_validate_json(request),
+        cast(ImageKind, kind),
+        lineage,
+        ids,
+        reply=reply,
+        notice=Text(notice) if notice is not None else None,  # a fixed text without values: its msgid is all of it
     )
     return JournaledJob(
         job_id=job_id,

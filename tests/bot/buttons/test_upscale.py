@@ -66,8 +66,8 @@ async def test_without_an_upscaler_the_plain_buttons_say_so_and_draw_the_creativ
     pressed = await press_across_a_restart(
         app_config, fake_openai, recorder, fake_discord, [], ["upscale2", "upscale4", "upscale"]
     )
-    assert labels(pressed.first)[1] == [FALLBACK_2X, FALLBACK_4X, "Upscale (creative)"]
-    assert (FALLBACK_2X, FALLBACK_4X) == (
+    assert labels(pressed.first)[1] == [str(FALLBACK_2X), str(FALLBACK_4X), "Upscale (creative)"]
+    assert (str(FALLBACK_2X), str(FALLBACK_4X)) == (
         "Upscale 2× (creative: no upscaler)",
         "Upscale 4× → 2× (creative: no upscaler)",
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.buttons.registry import ACTIONS, SINGLE_ROWS
 from bot.buttons.view import ResultButton, result_view
+from egaku.i18n import ENGLISH_VOICE, Catalogs, Voice
 from tools.pictures import RenderedImage
 
 
@@ -16,8 +17,10 @@ def picture(gid: str, candidates: tuple[RenderedImage, ...] = ()) -> RenderedIma
     )  # fmt: skip
 
 
-def rows(upscaler: bool, *images: RenderedImage) -> list[list[tuple[str, str | None, str]]]:
-    view = result_view(list(images), upscaler=upscaler)
+def rows(
+    upscaler: bool, *images: RenderedImage, voice: Voice = ENGLISH_VOICE
+) -> list[list[tuple[str, str | None, str]]]:
+    view = result_view(list(images), voice, upscaler=upscaler)
     assert view is not None
     payload: list[dict[str, Any]] = view.to_components()
     return [
@@ -65,5 +68,20 @@ async def test_best_of_adds_its_button_to_the_last_row_and_grids_keep_their_rows
 async def test_buttons_of_older_messages_still_dispatch() -> None:
     """A message posted before the upscaler carries "egaku:upscale:<id>": still the creative upscale."""
     match = ResultButton.__discord_ui_compiled_template__.fullmatch("egaku:upscale:k3m9")
-    assert match is not None and ACTIONS[match["action"]].label == "Upscale (creative)"
+    assert match is not None and str(ACTIONS[match["action"]].label) == "Upscale (creative)"
     assert ResultButton.__discord_ui_compiled_template__.fullmatch("egaku:upscale4:k3m9") is not None
+
+
+async def test_the_toolbox_speaks_japanese_and_the_pans_stay_arrows() -> None:
+    ja = Catalogs.load().voice("ja")
+    with_upscaler, without = rows(True, picture("k3m9"), voice=ja), rows(False, picture("k3m9"), voice=ja)
+    assert with_upscaler[1:4] == [
+        [("upscale2", "🔍", "2倍に拡大"), ("upscale4", "🔎", "4倍に拡大"), ("upscale", "🎨", "拡大(クリエイティブ)")],
+        [("zoom15", "🔭", "ズームアウト 1.5倍"), ("zoom2", "🔭", "ズームアウト 2倍"), ("zoom", "🔧", "カスタムズーム")],
+        [("panleft", "⬅️", ""), ("panright", "➡️", ""), ("panup", "⬆️", ""), ("pandown", "⬇️", "")],
+    ]  # fmt: skip
+    assert [label for _, _, label in without[1]] == [
+        "2倍に拡大(クリエイティブ: アップスケーラーなし)",
+        "4倍 → 2倍に拡大(クリエイティブ: アップスケーラーなし)",
+        "拡大(クリエイティブ)",
+    ]
