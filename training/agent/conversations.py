@@ -10,6 +10,10 @@ replying, chat lines, and requests the world cannot draw.
 The held-back set (`held_back`) is generated with another seed, from the world's held-back scenes
 (and default-only variants of them), with sentence frames the training never uses; training skips
 every scene key the held-back set uses.
+
+Long on purpose: every kind of turn draws from one seeded random stream in one fixed order, and the
+held-back set must skip what training uses; kept together, a change of one kind cannot silently
+shift the others' data (the data's fingerprint in training.json would tell, but only after a run).
 """
 
 from __future__ import annotations
