@@ -73,7 +73,7 @@ async def resume_turn(bot: EgakuBot, turn: OpenTurn) -> None:
         else:
             result = TurnResult(reply=str(RESTARTED_TEXT), fixed=RESTARTED_TEXT)
         notice = failure_notice(result.failures, "resume", voice)
-        if not (result.reply or result.images or notice):
+        if not (result.said(voice) or result.images or notice):
             notice = voice(RESTARTED_TEXT)
         sent = await deliver_once(bot, turn.answer, await result_messages(bot, result, notice, voice), "resume")
         await remember_shown(bot, result, sent)
@@ -88,10 +88,11 @@ async def finish_jobs(bot: EgakuBot, turn: OpenTurn) -> TurnResult:
     failed_before = [job for job in turn.jobs if job.state == "failed"]
     result = TurnResult.of(list(outcomes), reply=words)
     if failed_before:
-        # Said before the restart, in the service's own words: said again, with Retry where it may help.
-        said = "\n".join(dict.fromkeys(job.error or "" for job in failed_before))
+        # Said before the restart, in the service's own words: said again (in the asker's language), with Retry
+        # where it may help.
+        said = list(dict.fromkeys(job.error for job in failed_before if job.error is not None))
         retries = [*result.retries, *(job.job_id for job in failed_before if job.retryable)]
-        result = dataclasses.replace(result, reply="\n\n".join(p for p in (result.reply, said) if p), retries=retries)
+        result = dataclasses.replace(result, notices=[*result.notices, *said], retries=retries)
     return result
 
 

@@ -9,6 +9,18 @@
 """
 
 from egaku.i18n.catalogs import ENGLISH, ENGLISH_VOICE, Catalogs, Voice
-from egaku.i18n.text import N_, Text, Value, _, n_
+from egaku.i18n.text import N_, Text, Value, _, n_, text_from_json, text_json
 
-__all__ = ["ENGLISH", "ENGLISH_VOICE", "N_", "Catalogs", "Text", "Value", "Voice", "_", "n_"]
+__all__ = [
+    "ENGLISH",
+    "ENGLISH_VOICE",
+    "N_",
+    "Catalogs",
+    "Text",
+    "Value",
+    "Voice",
+    "_",
+    "n_",
+    "text_from_json",
+    "text_json",
+]

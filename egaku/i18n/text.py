@@ -10,9 +10,10 @@ A `Text` reads as English with `str()`: the log, the model and the CLI see the s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 # A value for a {placeholder}: a number or a string shown as it is (a name, an id, the user's words),
 # or another fixed text, put in the same language as the sentence around it.
@@ -58,3 +59,23 @@ def n_(singular: str, plural: str, count: int, /, **values: Value) -> Text:
 def N_(msgid: str, /) -> str:
     """Mark a msgid kept as a plain string (a class's `user_text`) for extraction; it is returned as it is."""
     return msgid
+
+
+def text_json(text: Text) -> str:
+    """A text as JSON, to keep it until it is said (the job journal): its msgid, values, plural and count."""
+    return json.dumps(_plain(text), ensure_ascii=False)
+
+
+def text_from_json(data: str) -> Text:
+    """A text back from `text_json`."""
+    return _text(json.loads(data))
+
+
+def _plain(text: Text) -> dict[str, Any]:
+    values = [[name, _plain(value) if isinstance(value, Text) else value] for name, value in text.values]
+    return {"msgid": text.msgid, "values": values, "plural": text.plural, "count": text.count}
+
+
+def _text(plain: dict[str, Any]) -> Text:
+    values = tuple((name, _text(value) if isinstance(value, dict) else value) for name, value in plain["values"])
+    return Text(plain["msgid"], values, plural=plain["plural"], count=plain["count"])

@@ -19,6 +19,7 @@ from bot.answering import ask_of
 from bot.deliver import nonce_for
 from bot.resume import RESTARTED_TEXT
 from egaku.config import Config
+from egaku.errors import WorkerLost
 from tests.bot.harness import running_bot
 from tests.bot.test_chat import app_for
 from tests.bot.test_conversation import KING, sha
@@ -144,6 +145,7 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
     again, _ = journaled(fake_discord.next_id())
     plain, _ = journaled(fake_discord.next_id())
     japanese, _ = journaled(fake_discord.next_id(), locale="ja")  # asked in Japanese: answered in Japanese
+    failed, who = journaled(fake_discord.next_id(), locale="ja")  # its job failed before the restart
     async with app_for(app_config, fake_openai, worker_url) as app:
         journal = app.images.journal
         assert journal is not None
@@ -154,6 +156,8 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
         await journal.open_turn(again, ask=ask_of(turn))
         await journal.open_turn(plain)
         await journal.open_turn(japanese)
+        await journal.accepted(JOB, who, Planned(GenerationRequest(prompt=FOX, seed=5, job_id=JOB), "generate"))
+        await journal.failed(JOB, WorkerLost("cut mid-stream").text, retryable=True)
         async with running_bot(fake_discord, app.agent, history=app.history):
             await all_answered(journal)
     posts = {str(r.json["message_reference"]["message_id"]): r for r in fake_discord.requests if r.method == "POST"
@@ -163,6 +167,14 @@ async def test_a_request_the_bot_died_on_before_any_job_runs_again_or_is_answere
     assert posts[japanese.message_id].json["content"] == (
         "仕上げる前にボットが再起動したため、この続きを引き継げません。もう一度頼んでください。"
     )
+    # A failure said before the restart is said again in the asked language, with its Retry button.
+    assert (
+        posts[failed.message_id].json["content"]
+        == "絵を描いている途中で画像サービスが止まりました。もう一度お試しください。"
+    )
+    assert [b["custom_id"] for row in posts[failed.message_id].json["components"] for b in row["components"]] == [
+        f"egaku:retry:{JOB}"
+    ]
     assert fake_openai.rejected == []  # the conversation the model saw was valid
 
 

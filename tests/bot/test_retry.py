@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from egaku.config import Config
+from egaku.i18n import Text
 from tests.bot.harness import running_bot
 from tests.bot.test_buttons import callback_of, followup_of
 from tests.bot.test_chat import app_for
@@ -27,7 +28,7 @@ async def test_a_failed_job_is_answered_with_retry_after_the_restart_and_its_ask
         # The killed bot had told nobody yet: the job failed, its answer was never posted.
         await journal.open_turn(address)
         await journal.accepted(JOB, who, Planned(GenerationRequest(prompt=FOX, seed=5, job_id=JOB), "generate"))
-        await journal.failed(JOB, STOPPED, retryable=True)
+        await journal.failed(JOB, Text(STOPPED), retryable=True)
         async with running_bot(fake_discord, app.agent, history=app.history):
             await all_answered(journal)
             (said,) = [r for r in fake_discord.requests if (r.json or {}).get("message_reference")]

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from egaku.errors import JobCancelled
+from egaku.i18n import Text
 from tests.fakes.broken_worker import CuttingProxy
 from tools.backends.worker_client import WorkerClient
 from tools.service.images import ImageService
@@ -98,4 +99,4 @@ async def test_a_job_waiting_for_its_worker_to_come_back_can_be_cancelled(stores
         outcome = await asyncio.wait_for(drawing, 10)
     assert isinstance(outcome, Failed) and isinstance(outcome.error, JobCancelled) and outcome.job_id == job_id
     job = await journal.job(job_id)
-    assert job is not None and (job.state, job.retryable, job.error) == ("failed", False, "Cancelled.")
+    assert job is not None and (job.state, job.retryable, job.error) == ("failed", False, Text("Cancelled."))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egaku.i18n import Text
+from egaku.i18n import _, n_
 from tools.pictures import Parent
+from tools.service.references import APPROXIMATE_TEXT
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.journal import JobJournal
 from worker.protocol import EditRequest, GenerationRequest
@@ -26,7 +27,7 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     await journal.accepted("a" * 16, WHO, Planned(request, "generate", reply="Here!"))
     edit = EditRequest(prompt="the fox from picture 1 wearing the hat from picture 2", job_id="b" * 16)
     lineage = (Parent("k3m9", "edited"), Parent("x7pq", "reference"))
-    planned = Planned(edit, "reference", lineage, ("k3m9", "x7pq"), (b"png", b"png2"), notice=Text("Approximate."))
+    planned = Planned(edit, "reference", lineage, ("k3m9", "x7pq"), (b"png", b"png2"), notice=APPROXIMATE_TEXT)
     await journal.accepted("b" * 16, WHO, planned)
     blend = GenerationRequest(prompt="a blend", references=["aGVsbG8=", "d29ybGQ="], job_id="c" * 16)
     await journal.accepted("c" * 16, WHO, Planned(blend, "blend", lineage[1:], ("x7pq", "k3m9"), (b"1", b"2")))
@@ -45,7 +46,7 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
     assert isinstance(second.planned.request, EditRequest) and second.planned.request == edit
     # The pictures are kept by history id, in order, never their files (the history has them).
     assert (second.planned.parents, second.planned.pictures, second.planned.pngs) == (lineage, ("k3m9", "x7pq"), ())
-    assert (second.planned.kind, second.planned.notice, second.state) == ("reference", Text("Approximate."), "queued")
+    assert (second.planned.kind, second.planned.notice, second.state) == ("reference", APPROXIMATE_TEXT, "queued")
     assert third.planned.request == blend.model_copy(update={"references": []})  # no base64 in the journal
     assert (third.planned.parents, third.planned.pictures, third.planned.kind) == (
         lineage[1:],
@@ -53,14 +54,18 @@ async def test_a_job_is_read_back_as_it_was_written_and_moves_through_its_states
         "blend",
     )
     await journal.done("a" * 16, ["k3m9", "p4q5"])
-    await journal.failed("b" * 16, "The image service failed on that picture.", retryable=True)
-    first, second, _ = (await journal.unfinished())[0].jobs
-    assert (first.state, first.images, first.finished) == ("done", ("k3m9", "p4q5"), True)
-    assert (second.state, second.error, second.retryable) == (
-        "failed",
-        "The image service failed on that picture.",
-        True,
+    # The user's text is kept as a text to say in their language (its values too, a text among them).
+    busy = n_(
+        "{count} picture waits, about {wait}.",
+        "{count} pictures wait, about {wait}.",
+        9,
+        wait=_("{minutes} min", minutes=3),
     )
+    await journal.failed("b" * 16, busy, retryable=True)
+    first, second, _third = (await journal.unfinished())[0].jobs
+    assert (first.state, first.images, first.finished) == ("done", ("k3m9", "p4q5"), True)
+    assert (second.state, second.error, second.retryable) == ("failed", busy, True)
+    assert str(second.error) == "9 pictures wait, about 3 min."
     await journal.close()
 
 

@@ -354,7 +354,7 @@ class ImageService:
         """Note a journaled job's failure (`job_id`: its id there), with the user's text."""
         if job_id is not None and self.journal is not None:
             retryable = isinstance(exc, Failure) and not cancelled(exc)
-            await self.journal.failed(job_id, exc.user_text, retryable=retryable)
+            await self.journal.failed(job_id, exc.text, retryable=retryable)
 
     async def _keep(
         self, images: list[RenderedImage], who: Requester, kind: ImageKind, parents: Lineage = ()

@@ -25,7 +25,7 @@ from typing import Any, Literal, cast
 
 import aiosqlite
 
-from egaku.i18n import Text
+from egaku.i18n import Text, text_from_json, text_json
 from tools.pictures import ImageKind, Parent
 from tools.service.requests import AnswerTo, ImageOptions, Planned, Requester
 from tools.stores.sqlite import open_sqlite
@@ -81,7 +81,7 @@ class JournaledJob:
     who: Requester  # the asker, as the image service saw them (no watch: that is the running bot's)
     planned: Planned  # the validated request; its pictures by history id (their files are read again from there)
     images: tuple[str, ...] = ()  # history ids, once done
-    error: str | None = None  # the user's text, once failed
+    error: Text | None = None  # the user's text, once failed
     retryable: bool = False  # a failure the asker may try again (not a cancel)
     status: tuple[str, str] | None = None  # (channel id, message id) of its status message
 
@@ -206,7 +206,7 @@ class JobJournal:
                 # The pictures a generation reads travel in its request as base64: kept by id, like an edit's.
                 planned.request.model_dump_json(exclude_none=True, exclude={"references"}),
                 json.dumps([dataclasses.asdict(p) for p in planned.parents]), ",".join(planned.pictures),
-                planned.reply, planned.notice.msgid if planned.notice is not None else None,
+                planned.reply, text_json(planned.notice) if planned.notice else None,
             ),
         )  # fmt: skip
         await self._db.commit()
@@ -219,9 +219,9 @@ class JobJournal:
         """The job's pictures are in the history."""
         await self._set(job_id, "state = 'done', images = ?", ",".join(image_ids))
 
-    async def failed(self, job_id: str, text: str, *, retryable: bool) -> None:
-        """The job could not be made; `text` is the user's, safe to show."""
-        await self._set(job_id, "state = 'failed', error = ?, retryable = ?", text, int(retryable))
+    async def failed(self, job_id: str, text: Text, *, retryable: bool) -> None:
+        """The job could not be made; `text` is the user's, safe to show (said in their language when answered)."""
+        await self._set(job_id, "state = 'failed', error = ?, retryable = ?", text_json(text), int(retryable))
 
     async def status_shown(self, job_id: str, channel_id: str, message_id: str | None) -> None:
         """Where the job's status message is (None: it was removed), so that a restart can take it over."""
@@ -270,7 +270,7 @@ def _job(row: Any) -> JournaledJob:
         lineage,
         ids,
         reply=reply,
-        notice=Text(notice) if notice is not None else None,  # a fixed text without values: its msgid is all of it
+        notice=text_from_json(notice) if notice else None,
     )
     return JournaledJob(
         job_id=job_id,
@@ -280,7 +280,7 @@ def _job(row: Any) -> JournaledJob:
         who=requester_from_json(who),
         planned=planned,
         images=tuple(i for i in images.split(",") if i),
-        error=error,
+        error=text_from_json(error) if error else None,
         retryable=bool(retryable),
         status=(status_channel, status_message) if status_channel and status_message else None,
     )
