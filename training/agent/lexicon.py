@@ -6,6 +6,9 @@ held-back test set, so that it measures phrasings the adapter never saw. The wor
 
 Slots: {o} an object as the user names it, {c} a colour, {s} a shape, {p} a place, {b} a background,
 {n} a new object, {x} a scene's objects, {e} an edit sentence, {k} an ordinal, {i} an image id.
+
+Long on purpose: it is data, one table per language side by side, so that a frame added in one
+language is easy to see missing in the others.
 """
 
 from __future__ import annotations
