@@ -162,7 +162,7 @@ OPENAI_MODEL_NAMES = (
 def world_preset() -> ModelPreset:
     """The shipped shape-world model (worker/world), trained here on its synthetic scenes."""
     return ModelPreset(
-        source="world", family="sd15", steps=12, guidance=4.0, width=64, height=64, max_pixels=128 * 128,
+        source="world", family="sd15", steps=12, guidance=2.0, width=64, height=64, max_pixels=128 * 128,
         licence="Apache-2.0 (trained by egaku on its synthetic shape world)", segmenter="world",
         llm_adapter="world",
     )  # fmt: skip

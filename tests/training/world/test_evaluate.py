@@ -23,17 +23,20 @@ from worker.pipelines import choose_placement, load_pipeline
 from worker.settings import world_preset
 
 MARGIN = 0.03
-# docs/benchmarks.md, 2026-12-04 (colour and position past the 90% goals; shape and edits short of theirs).
-RECORDED = {"colour": 0.9387, "shape": 0.4434, "size": 0.9434, "position": 0.9858, "background": 1.0}
-RECORDED_EDIT_RATIO = 0.3645
-RECORDED_RECOLOURED = 1.0
-RECORDED_WORKER_RECOLOURED = 1.0
+# docs/benchmarks.md, 2026-12-06: the 32x32-latent weights (shape 65.6%, from 44.3%; shape still short of its goal).
+RECORDED = {"colour": 0.9906, "shape": 0.6557, "size": 0.9623, "position": 1.0, "background": 1.0}
+RECORDED_EDIT_RATIO = 0.029
+# One recolour of these 20 misses its colour (a small triangle asked red, drawn orange): on the first 60
+# edits these weights read the new colour in 95.0%, the 16x16 weights before them in 93.3%.
+RECORDED_RECOLOURED = 0.95
+RECORDED_WORKER_RECOLOURED = 0.95
 EDITS = 20
-# Chat edits (the new caption and the words; the world masker finds the region): 2 of each of the 7 kinds.
-CHAT_PER_KIND = 2
-# docs/benchmarks.md, 2026-12-06: 65.7% of its 70 chat edits right; these first 14 (the same edits): 8 right.
-RECORDED_CHAT_RIGHT = 0.5714
-# 100 pictures and 20 edits: about a minute on one idle core, several on a loaded machine.
+# Chat edits (the new caption and the words; the world masker finds the region): 10 of each of the 7 kinds,
+# the benchmark's whole set: 2 of each swung the share by a whole edit in 14 either way.
+CHAT_PER_KIND = 10
+# docs/benchmarks.md, 2026-12-06: 68.6% of these 70 chat edits right.
+RECORDED_CHAT_RIGHT = 0.6857
+# 100 pictures, 20 edits and 70 chat edits: about two minutes on one idle core, several on a loaded machine.
 pytestmark = pytest.mark.timeout(1200)
 
 
