@@ -43,6 +43,12 @@ class TrainConfig:
     snr_gamma: float = 5.0
     ema_decay: float = 0.999
     # One thread: the shipped weights were trained on one, and the thread count changes float sums.
+    # Phase 4 (training.world.refine): this many steps from phase 3's UNet, 0 for none.
+    refine_steps: int = 0
+    refine_lr: float = 3e-4
+    refine_edge_weight: float = 4.0
+    # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).
+    refine_grow: bool = True
     threads: int = 1
     log_every: int = 25
     checkpoint_every: int = 250

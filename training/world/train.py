@@ -2,13 +2,15 @@
 
 Longer than most modules on purpose: one seeded, resumable run whose phases share their settings.
 
-Three phases, all seeded, with a progress bar each:
+Three or four phases, all seeded, with a progress bar each:
 1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
 2. the text encoder alone, taught through a throw-away reader to say which object each of the nine
    cells holds and what the background is, from captions and paraphrases of fresh random scenes;
 3. the UNet, with the encoder fixed, on cached latents, with SD1.5's noise schedule rescaled to
    zero terminal SNR, SD 2's v-prediction loss, min-SNR weighting and an EMA (diffusers' own
-   training pieces), dropping 10% of captions so that classifier-free guidance works.
+   training pieces), dropping 10% of captions so that classifier-free guidance works;
+4. with `--refine-steps N`, the UNet refined where shapes differ: cross-attention grown into its
+   16x16 level, and the loss weighted up at shapes' edges (training/world/refine.py).
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
 the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).
@@ -240,11 +242,12 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
 
 
 def train(out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet") -> dict[str, Any]:
-    """Run the three phases and save the pipeline (fp16 weights) and its training record into `out`."""
+    """Run the phases and save the pipeline (fp16 weights) and its training record into `out`."""
     import torch
 
     from training.world.denoiser import train_denoiser
     from training.world.model import pin_posterior, save_pipeline, world_tokenizer
+    from training.world.refine import refine_denoiser
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -328,6 +331,17 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         unet.save_pretrained(folder / "unet")
         text_encoder.save_pretrained(folder / "text_encoder")
         seconds["unet"] = finish(folder, wanted, unet_curve, time.perf_counter() - denoised.seconds)
+    refine_curve: list[dict[str, float]] = []
+    if config.refine_steps:
+        folder, wanted, found = stage("refine", (*keys, "refine_"))
+        if found:
+            unet = UNet2DConditionModel.from_pretrained(folder).eval()
+            refine_curve, seconds["refine"] = found["curve"], found["seconds"]
+        else:
+            refined = refine_denoiser(scenes, latents, scaling, images, tokenizer, text_encoder, unet, config)
+            unet, refine_curve = refined.unet, refined.curve
+            unet.save_pretrained(folder)
+            seconds["refine"] = finish(folder, wanted, refine_curve, time.perf_counter() - refined.seconds)
     save(out, unet, text_encoder)
     record = {
         "config": fields,
@@ -340,6 +354,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         "vae_curve": vae_curve,
         "text_curve": text_curve,
         "unet_curve": unet_curve,
+        "refine_curve": refine_curve,
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -353,7 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="folder for the stages and checkpoints (default: OUT.work)")
     parser.add_argument("--until", choices=["vae", "text", "unet"], default="unet", help="the last phase to run")
     for field, value in asdict(defaults).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+        # bool("false") is True: flags that are booleans take yes/no words.
+        kind = (lambda word: word.lower() in ("1", "true", "yes")) if isinstance(value, bool) else type(value)
+        parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
     args = vars(parser.parse_args(argv))
     out, work, until = args.pop("out"), args.pop("work"), args.pop("until")
     record = train(out, TrainConfig(**args), work, until)

@@ -1,0 +1,78 @@
+"""Phase 4: the grown UNet starts as phase 3 left it, and the command runs, resumes and loads with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.world.test_train import TINY
+from training.world.model import build_unet
+from training.world.refine import edge_map, grow_attention
+from training.world.scenes import Scene, Shape
+from training.world.train import main
+from worker.pipelines import choose_placement, load_pipeline
+from worker.settings import world_preset
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_the_grown_unet_computes_what_phase_three_left() -> None:
+    torch.manual_seed(0)
+    unet = build_unet(32).eval()
+    grown = grow_attention(unet).eval()
+    assert [type(b).__name__ for b in grown.down_blocks] == [
+        "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"
+    ]  # fmt: skip
+    assert [type(b).__name__ for b in grown.up_blocks] == [
+        "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"
+    ]  # fmt: skip
+    latents, hidden = torch.randn(2, 4, 32, 32), torch.randn(2, 77, 64)
+    with torch.no_grad():
+        before = unet(latents, torch.tensor([10, 900]), hidden).sample
+        after = grown(latents, torch.tensor([10, 900]), hidden).sample
+    assert torch.equal(before, after)
+    # The new blocks do learn: their output projections take gradients.
+    grown.train()
+    grown(latents, torch.tensor([10, 900]), hidden).sample.pow(2).mean().backward()
+    assert float(grown.down_blocks[1].attentions[0].proj_out.weight.grad.abs().sum()) > 0
+
+
+def test_the_loss_is_weighted_up_at_the_edges_of_shapes() -> None:
+    scene = Scene(background="white", shapes=(Shape("square", "red", "large", (1, 1)),))
+    weights = edge_map(np.stack([scene.render()]), 4.0, 32)[0, 0]
+    assert weights.shape == (32, 32)
+    assert float(weights[0, 0]) == 1.0  # plain background
+    assert float(weights[16, 16]) == 1.0  # inside the square
+    # The square's edges (pixels 22-41) fall in latent pixels 11 and 20 along each side.
+    assert float(weights[16, 11]) == 5.0 and float(weights[11, 16]) == 5.0 and float(weights[16, 20]) == 5.0
+
+
+def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> None:
+    from diffusers import StableDiffusionPipeline
+
+    refine = ["--refine-steps", "2"]
+    main(["--out", str(tmp_path / "a"), *TINY, *refine])
+    main(["--out", str(tmp_path / "b"), *TINY, *refine])
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    assert (tmp_path / "a" / unet).read_bytes() == (tmp_path / "b" / unet).read_bytes()
+    record = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert [p["step"] for p in record["refine_curve"]] == [0, 1]
+    main(["--out", str(tmp_path / "a"), *TINY, *refine])  # the refine stage found: not trained again
+    assert (
+        json.loads((tmp_path / "a" / "training.json").read_text())["seconds"]["refine"] == record["seconds"]["refine"]
+    )
+    # Through the worker's own loading path, as a preset naming the folder would load it.
+    preset = world_preset().model_copy(update={"source": str(tmp_path / "a")})
+    pipe = load_pipeline(preset, choose_placement("cpu"), tmp_path / "cache")
+    assert type(pipe.unet.down_blocks[1]).__name__ == "CrossAttnDownBlock2D"
+    image = pipe("a red circle", num_inference_steps=2, width=64, height=64, output_type="np").images[0]
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+
+    main(["--out", str(tmp_path / "plain"), *TINY, *refine, "--refine-grow", "no"])
+    plain = StableDiffusionPipeline.from_pretrained(tmp_path / "plain")
+    assert type(plain.unet.down_blocks[1]).__name__ == "DownBlock2D"
+    assert (tmp_path / "plain" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
