@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from training.world.scenes import Scene
-from training.world.steps import TrainConfig, caption_for, logs, token_ids, update
+from training.world.steps import TrainConfig, caption_for, edge_weights, logs, to_tensor, token_ids, update
 
 # The down and up blocks of the 16x16 level in the 32x32-latent UNet (training.world.model.build_unet).
 GROWN_DOWN, GROWN_UP = 1, 2
@@ -65,11 +65,9 @@ def edge_map(images: np.ndarray, weight: float, latent_size: int) -> Any:
     """
     import torch
 
-    from training.world.train import _to_tensor, edge_weights
-
     maps = []
     for start in range(0, len(images), 1000):
-        edges = edge_weights(_to_tensor(images[start : start + 1000]), 1.0) - 1  # 1 within a pixel of an edge
+        edges = edge_weights(to_tensor(images[start : start + 1000]), 1.0) - 1  # 1 within a pixel of an edge
         maps.append(1 + weight * torch.nn.functional.adaptive_max_pool2d(edges, latent_size))
     return torch.cat(maps)
 

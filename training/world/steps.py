@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from training.world.scenes import Scene
 
 
@@ -81,3 +83,24 @@ def token_ids(tokenizer: Any, captions: list[str]) -> Any:
     return tokenizer(
         captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
     ).input_ids
+
+
+def to_tensor(images: np.ndarray) -> Any:
+    """Pictures (n, H, W, 3) uint8 as the VAE takes them: (n, 3, H, W) floats in -1..1."""
+    import torch
+
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def edge_weights(data: Any, weight: float) -> Any:
+    """1 everywhere, 1 + `weight` on the pixels within one pixel of a colour edge."""
+    import torch
+
+    edges = torch.zeros_like(data[:, :1], dtype=torch.bool)
+    dx = (data[:, :, :, 1:] - data[:, :, :, :-1]).abs().sum(1, keepdim=True) > 0
+    dy = (data[:, :, 1:] - data[:, :, :-1]).abs().sum(1, keepdim=True) > 0
+    edges[:, :, :, 1:] |= dx
+    edges[:, :, :, :-1] |= dx
+    edges[:, :, 1:] |= dy
+    edges[:, :, :-1] |= dy
+    return 1 + weight * torch.nn.functional.max_pool2d(edges.float(), 3, 1, 1)

@@ -46,13 +46,7 @@ from training.world.scenes import (
     sample_scene,
     training_scenes,
 )
-from training.world.steps import TrainConfig, caption_for, logs, token_ids, update
-
-
-def _to_tensor(images: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+from training.world.steps import TrainConfig, caption_for, edge_weights, logs, to_tensor, token_ids, update
 
 
 def _one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
@@ -60,20 +54,6 @@ def _one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
     import torch
 
     return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05)
-
-
-def edge_weights(data: Any, weight: float) -> Any:
-    """1 everywhere, 1 + `weight` on the pixels within one pixel of a colour edge."""
-    import torch
-
-    edges = torch.zeros_like(data[:, :1], dtype=torch.bool)
-    dx = (data[:, :, :, 1:] - data[:, :, :, :-1]).abs().sum(1, keepdim=True) > 0
-    dy = (data[:, :, 1:] - data[:, :, :-1]).abs().sum(1, keepdim=True) > 0
-    edges[:, :, :, 1:] |= dx
-    edges[:, :, :, :-1] |= dx
-    edges[:, :, 1:] |= dy
-    edges[:, :, :-1] |= dy
-    return 1 + weight * torch.nn.functional.max_pool2d(edges.float(), 3, 1, 1)
 
 
 def disturb(latents: Any, noise: float, blur: float, gen: Any) -> Any:
@@ -108,7 +88,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
     params = list(vae.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.vae_lr, weight_decay=0.0)
     schedule = _one_cycle(optimiser, config.vae_lr, config.vae_steps)
-    data = _to_tensor(images)
+    data = to_tensor(images)
     weights = edge_weights(data, config.vae_edge_weight)
     bar = tqdm(range(config.vae_steps), desc="vae", unit="step")
     for step in bar:
@@ -139,7 +119,7 @@ def encode_all(vae: Any, images: np.ndarray) -> Any:
     means = []
     with torch.no_grad():
         for start in tqdm(range(0, len(images), 500), desc="encode", unit="batch"):
-            means.append(vae.encode(_to_tensor(images[start : start + 500])).latent_dist.mean)
+            means.append(vae.encode(to_tensor(images[start : start + 500])).latent_dist.mean)
     return torch.cat(means)
 
 
