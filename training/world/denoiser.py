@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from training.world.scenes import Scene
-from training.world.steps import TrainConfig, caption_for, token_ids, update
+from training.world.steps import TrainConfig, denoising_batch, update
 
 # A pipeline snapshot to save: (step, UNet with the EMA weights, text encoder).
 Checkpoint = Callable[[int, Any, Any], None]
@@ -92,22 +92,13 @@ def train_denoiser(
     last = min(config.unet_stop or config.unet_steps, config.unet_steps)
     bar = tqdm(range(start, last), desc="unet", unit="step", initial=start, total=config.unet_steps)
     for step in bar:
-        idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
-        latents = latents_all[idx] * scaling
-        captions = ["" if rng.random() < config.caption_dropout else caption_for(scenes[int(i)], rng) for i in idx]
-        ids = token_ids(tokenizer, captions)
-        noise = torch.randn(latents.shape, generator=gen)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
-        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-        with torch.set_grad_enabled(text_trains):
-            hidden = text_encoder(ids, return_dict=False)[0]
-        pred = unet(noisy, timesteps, hidden, return_dict=False)[0]
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+        batch = denoising_batch(unet, text_encoder, tokenizer, noise_scheduler, scenes, latents_all, scaling, config,
+                                gen, rng, text_grad=text_trains)  # fmt: skip
         # Min-SNR weighting in its v-prediction form (diffusers' train_text_to_image): SNR + 1, so
         # that the pure-noise step (SNR 0), where the caption alone decides, keeps its full weight.
-        snr = compute_snr(noise_scheduler, timesteps) + 1
+        snr = compute_snr(noise_scheduler, batch.timesteps) + 1
         weights = torch.clamp(snr, max=config.snr_gamma) / snr
-        per_sample = torch.nn.functional.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+        per_sample = batch.error.mean(dim=(1, 2, 3))
         loss = (per_sample * weights).mean()
         update(optimiser, loss, params)
         schedule.step()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from training.world.scenes import Scene
-from training.world.steps import TrainConfig, caption_for, edge_weights, logs, to_tensor, token_ids, update
+from training.world.steps import TrainConfig, denoising_batch, edge_weights, logs, one_cycle, to_tensor, update
 
 # The down and up blocks of the 16x16 level in the 32x32-latent UNet (training.world.model.build_unet).
 GROWN_DOWN, GROWN_UP = 1, 2
@@ -93,23 +93,14 @@ def refine_denoiser(
     noise_scheduler = training_scheduler()
     params = list(unet.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.refine_lr, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.refine_lr, total_steps=max(config.refine_steps, 2), pct_start=0.05
-    )
+    schedule = one_cycle(optimiser, config.refine_lr, config.refine_steps)
     ema = EMAModel(params, decay=config.ema_decay, use_ema_warmup=True, power=2 / 3)
     curve: list[dict[str, float]] = []
     bar = tqdm(range(config.refine_steps), desc="refine", unit="step")
     for step in bar:
-        idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
-        latents = latents_all[idx] * scaling
-        captions = ["" if rng.random() < config.caption_dropout else caption_for(scenes[int(i)], rng) for i in idx]
-        with torch.no_grad():
-            hidden = text_encoder(token_ids(tokenizer, captions), return_dict=False)[0]
-        noise = torch.randn(latents.shape, generator=gen)
-        timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
-        pred = unet(noise_scheduler.add_noise(latents, noise, timesteps), timesteps, hidden, return_dict=False)[0]
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
-        loss = ((pred - target).pow(2) * weights_all[idx]).mean()
+        batch = denoising_batch(unet, text_encoder, tokenizer, noise_scheduler, scenes, latents_all, scaling, config,
+                                gen, rng)  # fmt: skip
+        loss = (batch.error * weights_all[batch.idx]).mean()
         update(optimiser, loss, params)
         schedule.step()
         ema.step(params)

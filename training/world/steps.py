@@ -1,4 +1,5 @@
-"""What the world's training phases share: the settings, the captions they train on, one optimiser step."""
+"""What the world's training phases share: the settings, the captions they train on, one denoising batch, one
+optimiser step and its schedule."""
 
 from __future__ import annotations
 
@@ -44,13 +45,13 @@ class TrainConfig:
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
     ema_decay: float = 0.999
-    # One thread: the shipped weights were trained on one, and the thread count changes float sums.
     # Phase 4 (training.world.refine): this many steps from phase 3's UNet, 0 for none.
     refine_steps: int = 0
     refine_lr: float = 3e-4
     refine_edge_weight: float = 4.0
     # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).
     refine_grow: bool = True
+    # One thread: the shipped weights were trained on one, and the thread count changes float sums.
     threads: int = 1
     log_every: int = 25
     checkpoint_every: int = 250
@@ -61,6 +62,47 @@ def caption_for(scene: Scene, rng: random.Random) -> str:
     if rng.random() < 0.5:
         return scene.caption()
     return scene.paraphrases(rng, count=1)[0]
+
+
+def one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
+    """A one-cycle learning rate over `steps` steps (at least 2, which the scheduler needs), 5% warm-up."""
+    import torch
+
+    return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05)
+
+
+@dataclass(frozen=True)
+class Denoising:
+    """One batch through the UNet: the squared v-prediction error per latent pixel, and what was drawn."""
+
+    error: Any  # (batch, channels, side, side)
+    idx: Any  # the scenes' indices
+    timesteps: Any
+
+
+def denoising_batch(
+    unet: Any, text_encoder: Any, tokenizer: Any, noise_scheduler: Any, scenes: list[Scene], latents_all: Any,
+    scaling: float, config: TrainConfig, gen: Any, rng: random.Random, text_grad: bool = False,
+) -> Denoising:  # fmt: skip
+    """A random batch of scenes, captioned (some dropped), noised and predicted: phases 3 and 4 weigh its error.
+
+    The generators are drawn in one fixed order (scenes, noise, timesteps; captions from `rng`), so a
+    phase's run is the same whichever phase calls this.
+    """
+    import torch
+
+    idx = torch.randint(0, len(scenes), (config.batch,), generator=gen)
+    latents = latents_all[idx] * scaling
+    captions = ["" if rng.random() < config.caption_dropout else caption_for(scenes[int(i)], rng) for i in idx]
+    ids = token_ids(tokenizer, captions)
+    noise = torch.randn(latents.shape, generator=gen)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.batch,), generator=gen)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    with torch.set_grad_enabled(text_grad):
+        hidden = text_encoder(ids, return_dict=False)[0]
+    pred = unet(noisy, timesteps, hidden, return_dict=False)[0]
+    target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    return Denoising(error=(pred - target).pow(2), idx=idx, timesteps=timesteps)
 
 
 def update(optimiser: Any, loss: Any, params: list[Any]) -> None:

@@ -46,14 +46,7 @@ from training.world.scenes import (
     sample_scene,
     training_scenes,
 )
-from training.world.steps import TrainConfig, caption_for, edge_weights, logs, to_tensor, token_ids, update
-
-
-def _one_cycle(optimiser: Any, lr: float, steps: int) -> Any:
-    """A short warm-up, then a cosine decay to nothing: at a constant rate the losses kept jumping."""
-    import torch
-
-    return torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=max(steps, 2), pct_start=0.05)
+from training.world.steps import TrainConfig, caption_for, edge_weights, logs, one_cycle, to_tensor, token_ids, update
 
 
 def disturb(latents: Any, noise: float, blur: float, gen: Any) -> Any:
@@ -87,7 +80,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
     vae = build_vae(config.vae_latent_size)
     params = list(vae.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.vae_lr, weight_decay=0.0)
-    schedule = _one_cycle(optimiser, config.vae_lr, config.vae_steps)
+    schedule = one_cycle(optimiser, config.vae_lr, config.vae_steps)
     data = to_tensor(images)
     weights = edge_weights(data, config.vae_edge_weight)
     bar = tqdm(range(config.vae_steps), desc="vae", unit="step")
@@ -203,7 +196,7 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
     ids, cells, backgrounds = _caption_pool(tokenizer, pool, config.seed + 5, exclude)
     params = [*encoder.parameters(), *reader.parameters()]
     optimiser = torch.optim.AdamW(params, lr=config.text_lr, weight_decay=1e-2)
-    schedule = _one_cycle(optimiser, config.text_lr, config.text_steps)
+    schedule = one_cycle(optimiser, config.text_lr, config.text_steps)
     gen = torch.Generator().manual_seed(config.seed + 6)
     bar = tqdm(range(config.text_steps), desc="text", unit="step")
     for step in bar:
