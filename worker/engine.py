@@ -31,6 +31,7 @@ from worker.errors import BadRequest, ContentBlocked, JobCancelled, ModelUnavail
 from worker.families import family_for
 from worker.families.base import ModeInputs
 from worker.images import read_image, read_with_alpha
+from worker.inpaint import keep_outside, paint_mask
 from worker.measures import GpuMemory
 from worker.pipelines import Placement, check_preset, choose_placement, device_memory, load_pipeline
 from worker.plan import (
@@ -387,7 +388,8 @@ class Engine:
                 **family.callback_kwargs(pipe, on_step_end),
                 **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
             }
-            inputs = ModeInputs(first.size, len(prompts), first.image, mask, first.strength, first.references,
+            painted = paint_mask(mask, getattr(pipe, "vae_scale_factor", 8)) if first.mode == "inpaint" and mask else mask
+            inputs = ModeInputs(first.size, len(prompts), first.image, painted, first.strength, first.references,
                                 first.reference_role, first.reference_scale)  # fmt: skip
             kwargs.update(family.mode_kwargs(first.mode, inputs))
             kwargs.update(family.reference_kwargs(pipe, first.mode, inputs, first.preset, first.guidance))
@@ -395,9 +397,8 @@ class Engine:
                 result = pipe(**kwargs)
         images = list(result.images)
         if first.mode == "inpaint":
-            # The VAE round trip shifts every pixel a little: keep the original outside the mask, exactly.
             assert first.image is not None and mask is not None
-            images = [Image.composite(out, first.image, mask) for out in images]
+            images = keep_outside(images, first.image, mask)
         rendered = time.perf_counter()
         flags = self.aux.safety_flags(plans, images)
         outcomes: list[GenerationResponse | BaseException] = []

@@ -149,6 +149,34 @@ def test_inpaint_with_a_mask_file(engine: Engine) -> None:
     assert plan.mask is not None and (plan.mask.getpixel((0, 0)), plan.mask.getpixel((40, 40))) == (0, 255)
 
 
+def test_inpaint_repaints_whole_latent_cells_and_keeps_every_pixel_outside_the_mask(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grey = Image.new("L", (64, 64), 0)
+    grey.paste(255, (24, 24, 40, 40))
+    mask = io.BytesIO()
+    grey.save(mask, format="PNG")
+    plan = engine.plan_edit(
+        EditRequest(prompt="a crown", seed=5, steps=2, mask_format="luminance"), png(), mask.getvalue()
+    )
+    pipe = engine._pipe(plan.model, plan.mode)
+    given: list[Image.Image] = []
+    call = type(pipe).__call__
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        given.extend(kwargs["mask_image"])  # type: ignore[arg-type]
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "__call__", spy)
+    out = pixels(engine.render(plan))
+    reach = 2 * pipe.vae_scale_factor  # two latent cells past the mask
+    assert [m.getbbox() for m in given] == [(24 - reach, 24 - reach, 40 + reach, 40 + reach)]
+    original = np.asarray(Image.open(io.BytesIO(png())), dtype=np.int16)
+    outside = np.asarray(grey) == 0
+    assert (out[outside] == original[outside]).all()  # the grown rim was painted, then put back exactly
+    assert (out[~outside] != original[~outside]).any()
+
+
 def test_inpaint_with_a_mask_from_words(engine: Engine) -> None:
     request = EditRequest(prompt="a black-haired queen", mask_prompt="the squirrel king", seed=5, steps=2)
     plan = engine.plan_edit(request, png(), None)
