@@ -388,7 +388,9 @@ class Engine:
                 **family.callback_kwargs(pipe, on_step_end),
                 **family.prompt_kwargs(pipe, prompts, negatives, self._prompt_group(first), first.preset),
             }
-            painted = paint_mask(mask, getattr(pipe, "vae_scale_factor", 8)) if first.mode == "inpaint" and mask else mask
+            painted = mask
+            if first.mode == "inpaint" and mask is not None:
+                painted = paint_mask(mask, getattr(pipe, "vae_scale_factor", 8))
             inputs = ModeInputs(first.size, len(prompts), first.image, painted, first.strength, first.references,
                                 first.reference_role, first.reference_scale)  # fmt: skip
             kwargs.update(family.mode_kwargs(first.mode, inputs))
