@@ -40,16 +40,10 @@ from tools.checks.limits import JobLimiter
 from tools.pictures import OWN_SIZE_KINDS, ImageKind, Lineage, RenderedImage, edited
 from tools.service.dispatch import Dispatch
 from tools.service.keeping import audit, kept
-from tools.service.outpainting import (
-    CANNOT_OUTPAINT,
-    cannot_outpaint,
-    check_zoom,
-    outpaint_fields,
-    outpaint_kind,
-    outpaints,
-)
+from tools.service.outpainting import check_zoom, outpaint_fields, outpaint_kind, outpaints
 from tools.service.reading import edit_of, pngs, read_again
 from tools.service.references import APPROXIMATE_TEXT, FromPictures, ReferenceModel, blend_job, edit_job
+from tools.service.rejections import in_users_words
 from tools.service.requests import (
     Draw,
     Drawn,
@@ -320,9 +314,10 @@ class ImageService:
             try:
                 images = said_by(who, await self._dispatch.send(who, job_id, planned))
             except WorkerRejected as exc:
-                if not cannot_outpaint(planned.kind, exc):
+                refusal = in_users_words(planned, exc)
+                if refusal is exc:
                     raise
-                raise EditNotPossible(CANNOT_OUTPAINT) from exc
+                raise refusal from exc
             return Drawn(tuple(await self._keep(images, who, planned.kind, planned.parents)), notice=planned.notice)
 
         return await self._ended(who, work, job_id if self._dispatch.journals(who) else None)
