@@ -34,6 +34,7 @@ from PIL import Image
 from benchmarks._markdown import device, write_section
 from benchmarks._netns import loopback_only
 from tests.fakes.discord import BOT_ID, Captured, FakeDiscord
+from tests.fakes.egaku_processes import ENV, bot_config
 from tests.fakes.openai import Call, FakeOpenAI, Say, Script
 from tests.fakes.serving import serve
 
@@ -201,29 +202,8 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-BOT_CONFIG = """
-[discord]
-token_env = "BENCH_DISCORD_TOKEN"
-api_base = "{api}"
-gateway_url = "{gateway}"
-sync_commands = false
-[llm]
-provider = "openai"
-base_url = "{llm}"
-api_key_env = "BENCH_LLM_KEY"
-max_retries = 0
-[limits]
 # The fake GPU has room for everyone: measure the bot, not the "busy" answers.
-per_guild = 1000
-total = 1000
-[storage]
-path = "{tmp}/egaku.sqlite"
-images_dir = "{tmp}/images"
-history_dir = "{tmp}/history"
-[backend]
-mode = "remote"
-url = "{worker}"
-"""
+LIMITS = {"per_guild": 1000, "total": 1000}
 
 
 @contextlib.asynccontextmanager
@@ -232,11 +212,11 @@ async def bot_process(fakes: Fakes) -> AsyncIterator[asyncio.subprocess.Process]
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.toml"
         config.write_text(
-            BOT_CONFIG.format(api=fakes.discord.api_base, gateway=fakes.discord.gateway_url, llm=fakes.llm.base_url,
-                              worker=fakes.worker.url, tmp=tmp),
+            bot_config(api=fakes.discord.api_base, gateway=fakes.discord.gateway_url, llm=fakes.llm.base_url,
+                       data=Path(tmp), backend=fakes.worker.url, limits=LIMITS),
             encoding="utf-8",
         )  # fmt: skip
-        env = {**os.environ, "BENCH_DISCORD_TOKEN": "bench", "BENCH_LLM_KEY": "x"}
+        env = {**os.environ, **ENV}
         bot = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "egaku", "bot", "--config", str(config),
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

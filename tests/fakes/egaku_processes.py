@@ -21,7 +21,7 @@ import aiosqlite
 
 from tools.backends.embedded import free_port
 
-CONFIG = """
+BOT_SECTIONS = """
 [discord]
 token_env = "EGAKU_TEST_DISCORD_TOKEN"
 api_base = "{api}"
@@ -34,19 +34,16 @@ api_key_env = "EGAKU_TEST_LLM_KEY"
 model = "fake-model"
 max_retries = 0
 [limits]
-per_user_running = 1
-per_user_queued = {per_user_queued}
-per_guild = {per_guild}
-total = {total}
-line = {line}
+{limits}
 [storage]
 path = "{data}/egaku.sqlite"
 images_dir = "{data}/images"
 history_dir = "{data}/history"
 [backend]
 mode = "remote"
-url = "http://127.0.0.1:{port}"
-retry_for_s = {retry_for_s}
+url = "{backend}"
+{retry}"""
+WORKER_SECTIONS = """
 [worker]
 host = "127.0.0.1"
 port = {port}
@@ -69,6 +66,23 @@ width = 64
 height = 64
 max_pixels = 16384
 """
+
+
+def bot_config(
+    *, api: str, gateway: str, llm: str, data: Path, backend: str, limits: dict[str, int],
+    retry_for_s: float | None = None,
+) -> str:  # fmt: skip
+    """The config sections of a real `egaku bot` pointed at the fakes (Discord, LLM) and at a worker's URL.
+
+    Its token and key come from ENV's variables; `limits` are the [limits] keys; `retry_for_s`, how long
+    the bot retries an unreachable worker (the config's default when None).
+    """
+    lines = "\n".join(f"{key} = {value}" for key, value in limits.items())
+    retry = "" if retry_for_s is None else f"retry_for_s = {retry_for_s}\n"
+    return BOT_SECTIONS.format(api=api, gateway=gateway, llm=llm, data=data, backend=backend, limits=lines,
+                               retry=retry)  # fmt: skip
+
+
 # One torch thread: the tiny model gains nothing from more, and a shared 2-core machine loses much.
 ENV = {"EGAKU_TEST_DISCORD_TOKEN": "fake-token", "EGAKU_TEST_LLM_KEY": "sk-fake", "OMP_NUM_THREADS": "1"}
 
@@ -105,15 +119,13 @@ class Egaku:
     def __post_init__(self) -> None:
         s = self.settings
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            CONFIG.format(
-                api=self.api_base, gateway=self.gateway_url, llm=self.llm_url, data=self.folder / "data",
-                port=self.port, cache=self.cache, steps=s.steps, max_batch=s.max_batch, max_queue=s.max_queue,
-                per_user_queued=s.per_user_queued, per_guild=s.per_guild, total=s.total, line=s.line,
-                retry_for_s=s.retry_for_s,
-            ),
-            encoding="utf-8",
-        )  # fmt: skip
+        limits = {"per_user_running": 1, "per_user_queued": s.per_user_queued, "per_guild": s.per_guild,
+                  "total": s.total, "line": s.line}  # fmt: skip
+        bot = bot_config(api=self.api_base, gateway=self.gateway_url, llm=self.llm_url, data=self.folder / "data",
+                         backend=self.worker_url, limits=limits, retry_for_s=s.retry_for_s)  # fmt: skip
+        worker = WORKER_SECTIONS.format(port=self.port, cache=self.cache, steps=s.steps, max_batch=s.max_batch,
+                                        max_queue=s.max_queue)  # fmt: skip
+        self.config.write_text(bot + worker, encoding="utf-8")
 
     @property
     def config(self) -> Path:
