@@ -135,6 +135,17 @@ def endpoint(settings: LLMSettings, environ: Mapping[str, str]) -> Endpoint:
     return Endpoint(settings.base_url, api_key, official)
 
 
+def warm_up(model: BaseChatModel) -> None:
+    """Start loading a model that runs in this process (the embedded SmolLM2) while the rest starts.
+
+    Without it the first turn waited ~20 s for the load; a served model has nothing to load.
+    """
+    from agent.smol import EmbeddedChatModel
+
+    if isinstance(model, EmbeddedChatModel):
+        model.runtime.load_in_background()
+
+
 def build_chat_model(
     settings: LLMSettings,
     environ: Mapping[str, str],

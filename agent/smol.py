@@ -114,6 +114,25 @@ class SmolRuntime:
         self._tokenizer: Any = None
         self._pieces: dict[int, str] = {}
 
+    def load_in_background(self) -> threading.Thread:
+        """Start loading the model now, so that the first turn need not wait the ~20 s it takes.
+
+        Started beside the worker's own start-up. A failure is only logged: the first turn loads again
+        and reports it as it always did. A daemon thread: quitting at once does not wait for the load.
+        """
+
+        def load() -> None:
+            try:
+                with self._lock:
+                    self._ensure_loaded()
+            except Exception as exc:  # the first turn tries again and says what went wrong
+                log.warning("loading SmolLM2-135M ahead of the first turn failed (%s); the turn will retry",
+                            type(exc).__name__)  # fmt: skip
+
+        thread = threading.Thread(target=load, name="smollm2-load", daemon=True)
+        thread.start()
+        return thread
+
     def _ensure_loaded(self) -> None:
         if self._model is not None:
             return

@@ -11,7 +11,7 @@ import aiohttp
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agent.graph import build_graph
-from agent.llm import build_chat_model
+from agent.llm import build_chat_model, warm_up
 from agent.service import Agent
 from egaku.config import Config, read_secret
 from egaku.errors import ConfigError
@@ -111,6 +111,7 @@ async def open_app(config: Config, config_path: Path, environ: Mapping[str, str]
         # The default drawing preset's adapter teaches the embedded LLM that preset's words ("world").
         drawing = config.worker.models.get(config.worker.default_model)
         model = build_chat_model(config.llm, environ, http_client, drawing.llm_adapter if drawing else None)
+        warm_up(model)
         graph = build_graph(model, saver, config.agent)
         limiter = JobLimiter(config.limits)
         images = ImageService(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.decision import json_instructions, leaks_instructions
-from agent.llm import build_chat_model
+from agent.llm import build_chat_model, warm_up
 from egaku.app import open_app
 from egaku.config import Config, LLMSettings
 from tests.agent.test_agent import turn
@@ -85,3 +85,16 @@ def test_an_unknown_adapter_names_the_shipped_ones() -> None:
 
     with pytest.raises(ConfigError, match=r"llm_adapter 'nope': no adapter there \(shipped: world\)"):
         build_chat_model(LLMSettings(provider="embedded"), {}, llm_adapter="nope")
+
+
+def test_only_a_model_in_this_process_is_loaded_ahead_of_the_first_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.smol import EmbeddedChatModel, SmolRuntime
+
+    started: list[str] = []
+    monkeypatch.setattr(SmolRuntime, "load_in_background", lambda self: started.append("smollm2"))
+    embedded = build_chat_model(LLMSettings(provider="embedded"), {})
+    assert started == []  # building it loads nothing (tests build many)
+    warm_up(embedded)
+    assert isinstance(embedded, EmbeddedChatModel) and started == ["smollm2"]
+    warm_up(build_chat_model(LLMSettings(provider="openai", api_key_env="K"), {"K": "sk-x"}))
+    assert started == ["smollm2"]  # a served model has nothing to load here

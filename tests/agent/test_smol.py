@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from threading import current_thread
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
@@ -24,6 +26,26 @@ def test_helpers() -> None:
     assert speaker_free("[alice] draw a fox") == "draw a fox"
     text = "One two three. Four five six. " + "word " * 100
     assert first_sentences(text, max_words=5) == "One two three."
+
+
+def test_the_model_loads_ahead_of_the_first_turn_under_the_turns_lock(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = SmolRuntime()
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(runtime, "_ensure_loaded", lambda: seen.append((current_thread().name, runtime._lock.locked())))
+    thread = runtime.load_in_background()
+    thread.join(timeout=10)
+    assert (thread.daemon, seen) == (True, [("smollm2-load", True)])  # a turn meanwhile waits on the lock
+
+    def broken() -> None:
+        raise OSError("no model file")
+
+    monkeypatch.setattr(runtime, "_ensure_loaded", broken)
+    runtime.load_in_background().join(timeout=10)
+    assert "loading SmolLM2-135M ahead of the first turn failed (OSError); the turn will retry" in caplog.text
+    with pytest.raises(OSError, match="no model file"):  # the turn's own load says what went wrong, as before
+        runtime.complete("system", "hello")
 
 
 @pytest.fixture(scope="module")
