@@ -62,7 +62,7 @@ def train_denoiser(
     gen = torch.Generator().manual_seed(config.seed + 1)
     rng = random.Random(config.seed + 2)
     torch.manual_seed(config.seed + 7)
-    unet = build_unet(latents_all.shape[-1])
+    unet = build_unet(latents_all.shape[-1], config.unet_top_channels)
     noise_scheduler = training_scheduler()
     text_trains = config.encoder_lr > 0
     text_encoder.requires_grad_(text_trains)

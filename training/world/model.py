@@ -133,11 +133,11 @@ def build_text_encoder(vocab_size: int) -> Any:
     )
 
 
-def build_unet(latent_size: int = 16) -> Any:
+def build_unet(latent_size: int = 16, top_channels: int = 16) -> Any:
     """A small UNet over the latents; cross-attention at 8x8 and 4x4, where a 3x3 grid of positions binds.
 
-    Over 32x32 latents a narrow level (16 channels) comes first: it costs about what the 32-channel
-    16x16 level costs, so the step grows by about half, not fourfold.
+    Over 32x32 latents a narrow level (`top_channels`, 16 by default) comes first: at 16 it costs about
+    what the 32-channel 16x16 level costs, so the step grows by about half, not fourfold.
     """
     from diffusers import UNet2DConditionModel
 
@@ -146,7 +146,7 @@ def build_unet(latent_size: int = 16) -> Any:
         sample_size=latent_size,
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
-        block_out_channels=(16, 32, 64, 64)[2 - plain :],
+        block_out_channels=(top_channels, 32, 64, 64)[2 - plain :],
         layers_per_block=1,
         down_block_types=(*["DownBlock2D"] * plain, "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", *["UpBlock2D"] * plain),

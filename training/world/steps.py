@@ -34,6 +34,8 @@ class TrainConfig:
     text_batch: int = 128
     text_lr: float = 2e-3
     unet_steps: int = 7_000
+    # The channels of the UNet's 32x32 level (32x32 latents only): the level that draws corners.
+    unet_top_channels: int = 16
     # Stop phase 3 after this many steps of the unet_steps schedule (0: run it all), to judge a
     # shorter run on the same learning-rate curve.
     unet_stop: int = 0

@@ -45,3 +45,14 @@ def test_a_pinned_vae_samples_its_mean() -> None:
     assert torch.equal(pinned.mean, mean)
     assert float(pinned.std.max()) < 1e-6
     assert torch.allclose(pinned.sample(torch.Generator().manual_seed(1)), mean, atol=1e-5)
+
+
+def test_the_unets_32x32_level_takes_its_width_from_the_config() -> None:
+    from training.world.model import build_unet
+    from training.world.steps import TrainConfig
+
+    assert build_unet(32).config.block_out_channels == (16, 32, 64, 64)  # the shipped width
+    assert build_unet(32, TrainConfig(unet_top_channels=32).unet_top_channels).config.block_out_channels == (
+        32, 32, 64, 64
+    )  # fmt: skip
+    assert build_unet(16, 32).config.block_out_channels == (32, 64, 64)  # 16x16 latents have no such level
