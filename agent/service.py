@@ -94,8 +94,10 @@ class TurnResult:
         retries = [o.job_id for o in failed if o.job_id and not isinstance(o.error, JobCancelled)]
         # A drawing's notice (an approximate likeness) is the service's fixed text: the user reads it under the reply.
         notices = [o.notice for o in outcomes if isinstance(o, Drawn) and o.notice]
+        # A reply that only repeats a refusal is that fixed text: the user reads it in their own language.
+        fixed = next((r for r in refusals if reply.strip() == str(r)), None)
         return cls(reply=reply, images=images, failures=[o.error for o in failed], refusals=refusals, retries=retries,
-                   notices=notices)  # fmt: skip
+                   notices=notices, fixed=fixed)  # fmt: skip
 
     @classmethod
     def direct(cls, outcome: Outcome) -> TurnResult:

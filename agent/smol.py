@@ -32,6 +32,7 @@ from pydantic import ConfigDict
 from agent.decision import REPLY, DecidingChatModel, Decision, clean_text, to_message
 from agent.worldtalk import AnswerGuide, Vocabulary, adapter_chat, parse_answer, pictures_in
 from egaku.errors import ConfigError, LLMUnavailable
+from tools.service.requests import Refused
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,9 @@ class EmbeddedChatModel(DecidingChatModel):
         last = messages[-1]
         if isinstance(last, ToolMessage):
             # Only a refusal comes back here (a posted picture ends the turn): say why, as /imagine raw does.
+            if isinstance(last.artifact, Refused):
+                # Its own fixed text, whole: the agent then speaks it in the asker's language (TurnResult.of).
+                return Decision(action=REPLY, text=str(last.artifact.reason))
             reason = str(last.content).split(": ", 1)[-1].split(". ")[0].rstrip(".")
             return Decision(action=REPLY, text=f"I couldn't do that: {reason}.")
         system = next((m for m in messages if isinstance(m, SystemMessage)), None)

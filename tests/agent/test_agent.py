@@ -216,3 +216,20 @@ async def test_saved_conversations_stay_small_and_are_written_once_per_turn(
     seen = [m["content"] for m in fake_openai.requests[-1]["messages"] if m["role"] != "system"]
     assert seen == ["[alice] h5", "a5", "[alice] h6"]
     assert len(checkpoints) == 6  # one write per turn, not one per step
+
+
+def test_a_reply_that_only_repeats_a_refusal_is_spoken_in_the_askers_language() -> None:
+    from agent.service import TurnResult
+    from egaku.errors import UnknownImage
+    from egaku.i18n import Catalogs, Text
+    from tools.service.requests import Refused
+
+    refusal = Text(UnknownImage.user_text)
+    japanese = Catalogs.load().voice("ja")
+    repeated = TurnResult.of([Refused(refusal)], reply=str(refusal))
+    assert repeated.fixed == refusal
+    assert repeated.said(japanese) == japanese(refusal) != str(refusal)
+    # The model's own words about it stay its words.
+    words = "I couldn't find that one; which picture did you mean?"
+    explained = TurnResult.of([Refused(refusal)], reply=words)
+    assert explained.fixed is None and explained.said(japanese) == words

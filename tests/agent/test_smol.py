@@ -14,11 +14,14 @@ from agent.seeing import history_note
 from agent.service import Agent, TurnRequest
 from agent.smol import EmbeddedChatModel, SmolRuntime, find_adapter, find_smollm2, first_sentences, speaker_free
 from egaku.config import AgentSettings
+from egaku.errors import UnknownImage
+from egaku.i18n import Text
 from tests.agent.test_worldtalk import generation
 from tests.conftest import FAKE_ENV  # noqa: F401  (same fixtures module)
 from tools.backends.worker_client import WorkerClient
 from tools.image_tools import image_tools
 from tools.service.images import ImageService
+from tools.service.requests import Refused
 from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE
 
 
@@ -143,3 +146,8 @@ def test_the_world_adapter_talks_and_declines_what_the_world_cannot_draw(world: 
                     tool_call_id="c1", status="error"),
     ]  # fmt: skip
     assert world.decide(refused) == Decision(action="reply", text="I couldn't do that: you have 1 images here.")
+    # With the typed refusal beside it (as the agent's tool node leaves it), its fixed text, whole.
+    reason = Text(UnknownImage.user_text)
+    refused[-1] = ToolMessage(content=f"Refused: {reason}. Adjust the arguments once, or ask the user.",
+                              tool_call_id="c1", status="error", artifact=Refused(reason))  # fmt: skip
+    assert world.decide(refused) == Decision(action="reply", text=str(reason))
