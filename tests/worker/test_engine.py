@@ -169,8 +169,9 @@ def test_inpaint_repaints_whole_latent_cells_and_keeps_every_pixel_outside_the_m
 
     monkeypatch.setattr(type(pipe), "__call__", spy)
     out = pixels(engine.render(plan))
-    reach = 2 * pipe.vae_scale_factor  # two latent cells past the mask
-    assert [m.getbbox() for m in given] == [(24 - reach, 24 - reach, 40 + reach, 40 + reach)]
+    cell = pipe.vae_scale_factor  # the cells the mask touches, and two rings of cells around them
+    low, high = max(0, (24 // cell - 2) * cell), min(64, (39 // cell + 3) * cell)
+    assert [m.getbbox() for m in given] == [(low, low, high, high)] and low < 24
     original = np.asarray(Image.open(io.BytesIO(png())), dtype=np.int16)
     outside = np.asarray(grey) == 0
     assert (out[outside] == original[outside]).all()  # the grown rim was painted, then put back exactly

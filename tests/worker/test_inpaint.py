@@ -8,12 +8,21 @@ from PIL import Image
 from worker.inpaint import keep_outside, paint_mask
 
 
-def test_the_painted_area_reaches_two_latent_cells_past_the_mask() -> None:
-    mask = Image.new("L", (32, 32), 0)
-    mask.putpixel((10, 12), 255)
-    assert paint_mask(mask, 2).getbbox() == (6, 8, 15, 17)  # 4 pixels each way: two cells of 2
-    assert paint_mask(mask, 8).getbbox() == (0, 0, 27, 29)
-    assert paint_mask(Image.new("1", (8, 8), 0), 8).mode == "L"  # any mask mode in, an "L" mask out
+def test_the_painted_area_is_whole_latent_cells_two_rings_past_the_mask() -> None:
+    mask = Image.new("L", (64, 64), 0)
+    mask.putpixel((10, 12), 255)  # in the latent cell (x 5, y 6) of a VAE that halves the side
+    assert paint_mask(mask, 2).getbbox() == (6, 8, 16, 18)  # cells x 3..7, y 4..8
+    assert paint_mask(mask, 8).getbbox() == (0, 0, 32, 32)  # cell (1, 1) and two rings, cut at the edge
+    soft = Image.new("L", (64, 64), 0)
+    soft.putpixel((40, 40), 90)  # a feathered mask's faint edge still marks its cell, at full strength
+    assert np.asarray(paint_mask(soft, 8)).max() == 90 and paint_mask(Image.new("1", (8, 8), 0), 8).mode == "L"
+
+
+def test_an_odd_size_keeps_its_size() -> None:
+    mask = Image.new("L", (50, 30), 0)
+    mask.putpixel((49, 29), 255)
+    assert paint_mask(mask, 8).size == (50, 30)
+    assert paint_mask(mask, 8).getbbox() == (32, 8, 50, 30)  # cell (x 6, y 3): x 4..6, y 1..3, cut at the edge
 
 
 def test_every_pixel_outside_the_mask_is_the_original() -> None:
