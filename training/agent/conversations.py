@@ -104,16 +104,17 @@ def held_scenes(count: int = 100) -> list[Scene]:
 class Writer:
     """Writes examples in one language, for one split (training or held-back)."""
 
-    def __init__(self, tongue: Tongue, rng: random.Random, held: bool) -> None:
+    def __init__(self, tongue: Tongue, rng: random.Random, held: bool, lesson: int = 1) -> None:
         self.t = tongue
         self.rng = rng
         self.held = held
+        self.lesson = lesson
 
     def _choice(self, options: tuple[str, ...]) -> str:
         return self.rng.choice(options)
 
     def _frame(self, frames: Frames) -> str:
-        return self.rng.choice(frames.pick(self.held))
+        return self.rng.choice(frames.pick(self.held, self.lesson))
 
     def _space(self, text: str) -> str:
         return " ".join(text.split()) if self.t.code == "en" else text.replace(" ", "")
@@ -278,12 +279,33 @@ class Writer:
         return Example("outside", self.t.code, pictures, text, Answer("reply", self.t.outside_reply))
 
 
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson's stream: the kinds' shares, the edits' weights (None: all alike) and its frames."""
+
+    number: int
+    mix: dict[str, float]
+    edit_weights: dict[str, float] | None = None
+
+
+FIRST = Lesson(1, {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09})
+# The first lesson left edits the weakest (adds and removes worst: the new object left out of the
+# caption, the old one kept), so the second is mostly edits, those two most, with requests enough
+# to keep what they learned.
+SECOND = Lesson(
+    2,
+    {"request": 0.3, "edit": 0.52, "chat": 0.09, "outside": 0.09},
+    {"add": 2.0, "remove": 2.0, "background": 1.5, "recolour": 1.2, "reshape": 1.0, "move": 1.0, "resize": 1.0},
+)
+
+
 class Generator:
     """A seeded stream of examples."""
 
-    def __init__(self, seed: int, held: bool, scenes: list[Scene] | None = None) -> None:
+    def __init__(self, seed: int, held: bool, scenes: list[Scene] | None = None, lesson: Lesson = FIRST) -> None:
         self.rng = random.Random(seed)
         self.held = held
+        self.lesson = lesson
         self.scenes = scenes  # the held-back set draws from these; training samples new ones
         self.exclude = {s.key for s in held_scenes()} if not held else set()
 
@@ -311,7 +333,7 @@ class Generator:
 
     def writer(self, language: str) -> Writer:
         """A writer for one language."""
-        return Writer(TONGUES[language], self.rng, self.held)
+        return Writer(TONGUES[language], self.rng, self.held, self.lesson.number)
 
     def request(self, language: str) -> Example:
         """A request, after none to three earlier pictures."""
@@ -331,7 +353,11 @@ class Generator:
         parent = self.scene()
         full, single = len(parent.shapes) == 3, len(parent.shapes) == 1
         kinds = [k for k in EDITS if not (k == "add" and full) and not (k == "remove" and single)]
-        kind = kind if kind in kinds else self.rng.choice(kinds)
+        if kind not in kinds:
+            weights = self.lesson.edit_weights
+            kind = (
+                self.rng.choice(kinds) if weights is None else self.rng.choices(kinds, [weights[k] for k in kinds])[0]
+            )
         count = self.rng.choices(range(1, MAX_PICTURES + 1), (4, 3, 2, 1))[0]
         if how == "reply":
             mine = self.pictures(count, self.rng.randint(1, 6))
@@ -364,9 +390,6 @@ class Generator:
         return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)))
 
 
-MIX = {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09}
-
-
 def fingerprint(examples: list[Example]) -> str:
     """A hash of the examples' chats: the training record keeps it, so a changed generator shows."""
     digest = hashlib.sha256()
@@ -375,10 +398,10 @@ def fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()
 
 
-def training_examples(count: int, seed: int = TRAIN_SEED) -> Iterator[Example]:
-    """The training stream: languages in turn, kinds by MIX."""
-    generator = Generator(seed, held=False)
-    kinds, weights = zip(*MIX.items(), strict=True)
+def training_examples(count: int, seed: int = TRAIN_SEED, lesson: Lesson = FIRST) -> Iterator[Example]:
+    """The training stream of one lesson: languages in turn, kinds by the lesson's mix."""
+    generator = Generator(seed, held=False, lesson=lesson)
+    kinds, weights = zip(*lesson.mix.items(), strict=True)
     for n in range(count):
         language = LANGUAGES[n % len(LANGUAGES)]
         kind = generator.rng.choices(kinds, weights)[0]

@@ -1,7 +1,9 @@
 """The words and sentence frames of the agent's synthetic conversations, in English, Japanese and Chinese.
 
 Every frame list comes in two parts: `train` frames teach, `held` frames are only ever used by the
-held-back test set, so that it measures phrasings the adapter never saw. The world's own words
+held-back test set, so that it measures phrasings the adapter never saw. Some lists have a third,
+`later`: frames taught from the adapter's second lesson on (training/agent/train.py), kept apart so
+that the first lesson's data, and so its checkpoint, stays exactly what it was. The world's own words
 (colours, shapes, sizes, positions) are shared: an unseen synonym could not be known.
 
 Slots: {o} an object as the user names it, {c} a colour, {s} a shape, {p} a place, {b} a background,
@@ -24,10 +26,13 @@ class Frames:
 
     train: tuple[str, ...]
     held: tuple[str, ...]
+    later: tuple[str, ...] = ()  # taught from the second lesson on
 
-    def pick(self, held: bool) -> tuple[str, ...]:
-        """The frames of one split."""
-        return self.held if held and self.held else self.train
+    def pick(self, held: bool, lesson: int = 1) -> tuple[str, ...]:
+        """The frames of one split (and, for training, one lesson)."""
+        if held and self.held:
+            return self.held
+        return self.train + self.later if lesson > 1 else self.train
 
 
 @dataclass(frozen=True)
@@ -163,30 +168,37 @@ ENGLISH = Tongue(
             "color {o} {c} instead",
         ),
         held=("I want {o} in {c}", "recolor {o} to {c} please"),
+        later=("could you change {o} to {c}?", "let's make {o} {c}", "I'd like {o} to be {c}", "switch {o} to {c}"),
     ),
     reshape=Frames(
         train=("make {o} a {s}", "turn {o} into a {s}", "change {o} to a {s}", "replace {o} with a {s}"),
         held=("can {o} be a {s} instead?",),
+        later=("could you make {o} a {s}?", "swap {o} for a {s}", "I'd like {o} as a {s}", "let's turn {o} into a {s}"),
     ),
     move=Frames(
         train=("move {o} {p}", "put {o} {p}", "shift {o} {p}", "can you move {o} {p}?"),
         held=("drag {o} {p}",),
+        later=("place {o} {p}", "could you put {o} {p}?", "{o} goes {p}", "let's move {o} {p}"),
     ),
     grow=Frames(
         train=("make {o} bigger", "make {o} larger", "enlarge {o}", "make {o} big", "make {o} large"),
         held=("{o} should be bigger",),
+        later=("could you make {o} bigger?", "scale up {o}", "bigger {o}, please", "make {o} a bit bigger"),
     ),
     shrink=Frames(
         train=("make {o} smaller", "shrink {o}", "make {o} small", "make {o} little"),
         held=("{o} should be smaller",),
+        later=("could you make {o} smaller?", "scale down {o}", "smaller {o}, please", "make {o} a bit smaller"),
     ),
     add=Frames(
         train=("add {n}", "also draw {n}", "put {n} in too", "add {n} as well", "now add {n}"),
         held=("include {n} too",),
+        later=("could you add {n}?", "draw {n} too", "I'd like {n} as well", "and {n} please", "throw in {n}"),
     ),
     remove=Frames(
         train=("remove {o}", "delete {o}", "take out {o}", "get rid of {o}", "erase {o}"),
         held=("I don't want {o} anymore",),
+        later=("could you remove {o}?", "lose {o}", "without {o}, please", "{o} can go", "drop {o}"),
     ),
     background=Frames(
         train=(
@@ -197,6 +209,13 @@ ENGLISH = Tongue(
             "turn the background {b}",
         ),
         held=("the background should be {b} now",),
+        later=(
+            "could you make the background {b}?",
+            "a {b} background, please",
+            "I'd like the background {b}",
+            "swap the background for {b}",
+            "set the background to {b}",
+        ),
     ),
     the_shape=("the {s}",),
     the_colour_shape=("the {c} {s}",),
@@ -205,12 +224,16 @@ ENGLISH = Tongue(
     last_ref=Frames(
         train=("in the last picture, {e}", "{e} in that one", "in the latest one, {e}"),
         held=("for the previous image: {e}",),
+        later=("on the last one, {e}", "{e} on the latest picture"),
     ),
     ordinal_ref=Frames(
         train=("in the {k} one, {e}", "{e} in the {k} picture", "the {k} image: {e}"),
         held=("take the {k} picture and {e}",),
+        later=("on the {k} picture, {e}", "for the {k} one: {e}"),
     ),
-    id_ref=Frames(train=("edit {i}: {e}", "in {i}, {e}"), held=("for image {i}, {e}",)),
+    id_ref=Frames(
+        train=("edit {i}: {e}", "in {i}, {e}"), held=("for image {i}, {e}",), later=("{i}: {e}", "on {i}, {e}")
+    ),
     ordinals=("first", "second", "third", "fourth"),
     chat={
         "greet": Frames(
@@ -344,26 +367,70 @@ JAPANESE = Tongue(
     recolour=Frames(
         train=("{o}を{c}にして", "{o}を{c}に変えて", "{o}の色を{c}にして", "{o}の色を{c}に変えてください"),
         held=("{o}は{c}がいいな",),
+        later=(
+            "{o}を{c}に塗って",
+            "{o}は{c}にして",
+            "{o}を{c}にしてほしい",
+            "{o}の色は{c}で",
+            "{o}を{c}にしてくれる？",
+        ),
     ),
     reshape=Frames(
         train=("{o}を{s}にして", "{o}を{s}に変えて", "{o}を{s}に変更して"),
         held=("{o}の代わりに{s}にしてください",),
+        later=("{o}は{s}にして", "{o}を{s}にしてほしい", "{o}を{s}に替えてください", "{o}を{s}にしてくれる？"),
     ),
-    move=Frames(train=("{o}を{p}に動かして", "{o}を{p}に移動して", "{o}を{p}に移して"), held=("{o}は{p}に置いて",)),
-    grow=Frames(train=("{o}を大きくして", "{o}をもっと大きく", "{o}を大きくしてください"), held=("{o}を拡大して",)),
-    shrink=Frames(train=("{o}を小さくして", "{o}をもっと小さく", "{o}を小さくしてください"), held=("{o}を縮めて",)),
-    add=Frames(train=("{n}を追加して", "{n}も描いて", "{n}を足して", "{n}も描き足して"), held=("{n}も入れてください",)),
-    remove=Frames(train=("{o}を消して", "{o}を削除して", "{o}を取って"), held=("{o}はいらない",)),
+    move=Frames(
+        train=("{o}を{p}に動かして", "{o}を{p}に移動して", "{o}を{p}に移して"),
+        held=("{o}は{p}に置いて",),
+        later=("{o}を{p}へ動かして", "{o}は{p}に動かして", "{o}を{p}に持っていって", "{o}を{p}に移動してほしい"),
+    ),
+    grow=Frames(
+        train=("{o}を大きくして", "{o}をもっと大きく", "{o}を大きくしてください"),
+        held=("{o}を拡大して",),
+        later=("{o}は大きくして", "{o}をもう少し大きくして", "{o}を大きくしてほしい", "{o}を大きめにして"),
+    ),
+    shrink=Frames(
+        train=("{o}を小さくして", "{o}をもっと小さく", "{o}を小さくしてください"),
+        held=("{o}を縮めて",),
+        later=("{o}は小さくして", "{o}をもう少し小さくして", "{o}を小さくしてほしい", "{o}を小さめにして"),
+    ),
+    add=Frames(
+        train=("{n}を追加して", "{n}も描いて", "{n}を足して", "{n}も描き足して"),
+        held=("{n}も入れてください",),
+        later=("{n}を加えて", "{n}もお願い", "{n}を描き加えてください", "{n}も追加してほしい"),
+    ),
+    remove=Frames(
+        train=("{o}を消して", "{o}を削除して", "{o}を取って"),
+        held=("{o}はいらない",),
+        later=("{o}を取り除いて", "{o}をなくして", "{o}を消してほしい", "{o}は消して"),
+    ),
     background=Frames(
-        train=("背景を{b}にして", "背景の色を{b}に変えて", "背景を{b}に変更して"), held=("背景は{b}がいい",)
+        train=("背景を{b}にして", "背景の色を{b}に変えて", "背景を{b}に変更して"),
+        held=("背景は{b}がいい",),
+        later=(
+            "背景は{b}にして",
+            "背景を{b}に塗って",
+            "背景を{b}にしてほしい",
+            "背景の色は{b}で",
+            "背景を{b}に替えてください",
+        ),
     ),
     the_shape=("{s}",),
     the_colour_shape=("{c}{s}",),
     the_colour=("{c}の図形",),
     it=("それ",),
-    last_ref=Frames(train=("さっきの絵の{e}", "最後の絵で、{e}"), held=("前の絵、{e}",)),
-    ordinal_ref=Frames(train=("{k}枚目の絵で、{e}", "{k}枚目の{e}"), held=("{k}番目の絵の{e}",)),
-    id_ref=Frames(train=("{i}の絵で、{e}", "{i}: {e}"), held=("画像{i}で{e}",)),
+    last_ref=Frames(
+        train=("さっきの絵の{e}", "最後の絵で、{e}"),
+        held=("前の絵、{e}",),
+        later=("さっきの絵で、{e}", "最新の絵の{e}"),
+    ),
+    ordinal_ref=Frames(
+        train=("{k}枚目の絵で、{e}", "{k}枚目の{e}"),
+        held=("{k}番目の絵の{e}",),
+        later=("{k}枚目で、{e}", "{k}枚目の絵の{e}"),
+    ),
+    id_ref=Frames(train=("{i}の絵で、{e}", "{i}: {e}"), held=("画像{i}で{e}",), later=("{i}で、{e}", "{i}の{e}")),
     ordinals=("1", "2", "3", "4"),
     chat={
         "greet": Frames(
@@ -453,21 +520,61 @@ CHINESE = Tongue(
         ),
         held=("能不能画{x}？", "麻烦画一下{x}", "来一张{x}的图"),
     ),
-    recolour=Frames(train=("把{o}改成{c}", "把{o}变成{c}的", "{o}换成{c}", "把{o}涂成{c}"), held=("让{o}变成{c}吧",)),
-    reshape=Frames(train=("把{o}改成{s}", "把{o}变成{s}", "{o}换成{s}"), held=("让{o}变成一个{s}",)),
-    move=Frames(train=("把{o}移到{p}", "把{o}挪到{p}", "把{o}放到{p}"), held=("{o}移动到{p}去",)),
-    grow=Frames(train=("把{o}变大", "把{o}放大", "{o}大一点"), held=("让{o}大一些",)),
-    shrink=Frames(train=("把{o}变小", "把{o}缩小", "{o}小一点"), held=("让{o}小一些",)),
-    add=Frames(train=("加{n}", "再画{n}", "添加{n}", "再加上{n}"), held=("还要{n}",)),
-    remove=Frames(train=("把{o}删掉", "去掉{o}", "把{o}去掉", "删除{o}"), held=("不要{o}了",)),
-    background=Frames(train=("把背景改成{b}", "背景换成{b}", "把背景变成{b}"), held=("背景要{b}的",)),
+    recolour=Frames(
+        train=("把{o}改成{c}", "把{o}变成{c}的", "{o}换成{c}", "把{o}涂成{c}"),
+        held=("让{o}变成{c}吧",),
+        later=("请把{o}改成{c}", "{o}改成{c}吧", "我想把{o}换成{c}", "能把{o}变成{c}吗"),
+    ),
+    reshape=Frames(
+        train=("把{o}改成{s}", "把{o}变成{s}", "{o}换成{s}"),
+        held=("让{o}变成一个{s}",),
+        later=("请把{o}改成{s}", "我想把{o}换成{s}", "能把{o}变成{s}吗", "{o}改成{s}吧"),
+    ),
+    move=Frames(
+        train=("把{o}移到{p}", "把{o}挪到{p}", "把{o}放到{p}"),
+        held=("{o}移动到{p}去",),
+        later=("请把{o}移到{p}", "{o}挪到{p}吧", "能把{o}放到{p}吗", "我想把{o}放到{p}"),
+    ),
+    grow=Frames(
+        train=("把{o}变大", "把{o}放大", "{o}大一点"),
+        held=("让{o}大一些",),
+        later=("请把{o}放大", "{o}再大一点", "能把{o}变大吗", "把{o}弄大一点"),
+    ),
+    shrink=Frames(
+        train=("把{o}变小", "把{o}缩小", "{o}小一点"),
+        held=("让{o}小一些",),
+        later=("请把{o}缩小", "{o}再小一点", "能把{o}变小吗", "把{o}弄小一点"),
+    ),
+    add=Frames(
+        train=("加{n}", "再画{n}", "添加{n}", "再加上{n}"),
+        held=("还要{n}",),
+        later=("请加上{n}", "也画上{n}", "再来{n}", "多画{n}"),
+    ),
+    remove=Frames(
+        train=("把{o}删掉", "去掉{o}", "把{o}去掉", "删除{o}"),
+        held=("不要{o}了",),
+        later=("请删掉{o}", "把{o}拿掉", "{o}删了吧", "能去掉{o}吗"),
+    ),
+    background=Frames(
+        train=("把背景改成{b}", "背景换成{b}", "把背景变成{b}"),
+        held=("背景要{b}的",),
+        later=("请把背景改成{b}", "背景改成{b}吧", "我想要{b}背景", "能把背景换成{b}吗", "背景用{b}"),
+    ),
     the_shape=("{s}", "那个{s}"),
     the_colour_shape=("{c}的{s}", "{c}{s}"),
     the_colour=("{c}的那个",),
     it=("它",),
-    last_ref=Frames(train=("上一张图，{e}", "刚才那张，{e}"), held=("最后那张图里，{e}",)),
-    ordinal_ref=Frames(train=("第{k}张图，{e}", "在第{k}张里，{e}"), held=("第{k}幅图：{e}",)),
-    id_ref=Frames(train=("{i}这张图，{e}", "图{i}：{e}"), held=("编号{i}的图，{e}",)),
+    last_ref=Frames(
+        train=("上一张图，{e}", "刚才那张，{e}"), held=("最后那张图里，{e}",), later=("最新那张，{e}", "上一张里，{e}")
+    ),
+    ordinal_ref=Frames(
+        train=("第{k}张图，{e}", "在第{k}张里，{e}"),
+        held=("第{k}幅图：{e}",),
+        later=("第{k}张：{e}", "第{k}张图里，{e}"),
+    ),
+    id_ref=Frames(
+        train=("{i}这张图，{e}", "图{i}：{e}"), held=("编号{i}的图，{e}",), later=("{i}：{e}", "图片{i}，{e}")
+    ),
     ordinals=("一", "二", "三", "四"),
     chat={
         "greet": Frames(

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
+from collections import Counter
+from pathlib import Path
 
 from agent.worldtalk import LAST, REPLIED, AnswerGuide, parse_answer, render_answer
 from training.agent.conversations import (
     DEFAULT_BACKGROUND,
     DEFAULT_LAYOUT,
     EDITS,
+    FIRST,
     REPLYING,
+    SECOND,
     defaulted,
     fingerprint,
     held_back,
@@ -18,7 +23,7 @@ from training.agent.conversations import (
     training_examples,
     vocabulary,
 )
-from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE
+from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE, Frames
 from training.world.scenes import held_out_scenes
 
 WORLD = vocabulary()
@@ -107,3 +112,39 @@ def test_the_held_back_set_is_apart_from_training() -> None:
                 assert not any(t.startswith(head) for t in texts), frame
     assert not texts & {e.text for e in [*held.requests, *held.edits]}
     assert fingerprint(held.requests) == fingerprint(held_back().requests)  # seeded too
+
+
+def _frame_lists(tongue: object) -> list[Frames]:
+    lists = [v for v in vars(tongue).values() if isinstance(v, Frames)]
+    return lists + [
+        f for v in vars(tongue).values() if isinstance(v, dict) for f in v.values() if isinstance(f, Frames)
+    ]
+
+
+def test_the_first_lesson_is_the_shipped_adapters_data() -> None:
+    # The later frames and the second lesson must leave the first lesson's stream exactly as the adapter was taught.
+    record = json.loads((Path("agent/adapters/world/training.json")).read_text(encoding="utf-8"))
+    examples = list(training_examples(record["examples"], record["settings"]["seed"], FIRST))
+    assert fingerprint(examples) == record["examples_sha256"]
+    assert dict(Counter(e.kind for e in examples)) == record["kinds"]
+
+
+def test_the_second_lesson_is_mostly_edits_in_more_words_and_never_the_held_ones() -> None:
+    second = list(training_examples(2400, 28, SECOND))
+    kinds = Counter(e.kind.split(":")[0] for e in second)
+    assert kinds["edit"] / len(second) > 0.45 > kinds["request"] / len(second) > 0.25
+    edits = Counter(e.kind for e in second if e.kind.startswith("edit:"))
+    assert edits["edit:add"] > 1.3 * edits["edit:move"] and edits["edit:remove"] > 1.3 * edits["edit:reshape"]
+    later = 0
+    for tongue in (ENGLISH, JAPANESE, CHINESE):
+        for frames in _frame_lists(tongue):
+            assert not set(frames.later) & set(frames.held) and not set(frames.later) & set(frames.train)
+            assert frames.pick(held=False, lesson=1) == frames.train
+            assert frames.pick(held=True, lesson=2) == (frames.held or frames.train + frames.later)
+            later += len(frames.later)
+    assert later > 100
+    # A later frame shows up in the second lesson's words: "背景は{b}にして" is one, with every colour noun.
+    assert any(e.text.startswith("背景は") and e.kind == "edit:background" for e in second)
+    assert not any(e.text.startswith("背景は") and e.kind == "edit:background" for e in SAMPLE)
+    for example in second:
+        assert parse_answer(render_answer(example.answer)) == example.answer
