@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from training.world.scenes import Scene
+from training.world.scenes import SIZE, Scene, shape_mask
 from training.world.steps import TrainConfig, denoising_batch, edge_weights, logs, one_cycle, to_tensor, update
 
 # The down and up blocks of the 16x16 level in the 32x32-latent UNet (training.world.model.build_unet).
@@ -73,6 +73,23 @@ def edge_map(images: np.ndarray, weight: float, latent_size: int) -> Any:
     return torch.cat(maps)
 
 
+SWAPPED = {"square": "circle", "circle": "square"}
+
+
+def shape_map(scenes: list[Scene], weight: float, latent_size: int) -> Any:
+    """Per-latent-pixel extra loss weights: `weight` where a square of the scene would differ from a
+    circle in its place, and a circle from a square (their corners), else 0."""
+    import torch
+
+    differs = np.zeros((len(scenes), 1, SIZE, SIZE), dtype=np.float32)
+    for n, scene in enumerate(scenes):
+        for shape in scene.shapes:
+            if shape.shape in SWAPPED:
+                differs[n, 0] += shape_mask(shape) ^ shape_mask(replace(shape, shape=SWAPPED[shape.shape]))
+    pooled = torch.nn.functional.adaptive_max_pool2d(torch.from_numpy(np.minimum(differs, 1)), latent_size)
+    return weight * pooled
+
+
 def refine_denoiser(
     scenes: list[Scene], latents_all: Any, scaling: float, images: np.ndarray, tokenizer: Any, text_encoder: Any,
     unet: Any, config: TrainConfig,
@@ -90,6 +107,8 @@ def refine_denoiser(
     unet = (grow_attention(unet) if config.refine_grow else unet).train().requires_grad_(True)
     text_encoder.requires_grad_(False)
     weights_all = edge_map(images, config.refine_edge_weight, latents_all.shape[-1])
+    if config.refine_shape_weight:
+        weights_all = weights_all + shape_map(scenes, config.refine_shape_weight, latents_all.shape[-1])
     noise_scheduler = training_scheduler()
     params = list(unet.parameters())
     optimiser = torch.optim.AdamW(params, lr=config.refine_lr, weight_decay=1e-2)

@@ -11,7 +11,7 @@ import torch
 
 from tests.training.world.test_train import TINY
 from training.world.model import build_unet
-from training.world.refine import edge_map, grow_attention
+from training.world.refine import edge_map, grow_attention, shape_map
 from training.world.scenes import Scene, Shape
 from training.world.train import main
 from worker.pipelines import choose_placement, load_pipeline
@@ -49,6 +49,20 @@ def test_the_loss_is_weighted_up_at_the_edges_of_shapes() -> None:
     assert float(weights[16, 16]) == 1.0  # inside the square
     # The square's edges (pixels 22-41) fall in latent pixels 11 and 20 along each side.
     assert float(weights[16, 11]) == 5.0 and float(weights[11, 16]) == 5.0 and float(weights[16, 20]) == 5.0
+
+
+def test_the_shape_weight_falls_where_a_square_and_a_circle_differ() -> None:
+    square = Scene(background="white", shapes=(Shape("square", "red", "large", (1, 1)),))
+    circle = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
+    triangle = Scene(background="white", shapes=(Shape("triangle", "blue", "small", (0, 0)),))
+    weights = shape_map([square, circle, triangle], 8.0, 32)
+    assert weights.shape == (3, 1, 32, 32)
+    # A square and a circle in the same place differ in the same pixels, whichever was asked for.
+    assert torch.equal(weights[0], weights[1])
+    corners = weights[0, 0]
+    assert float(corners[11, 11]) == float(corners[20, 20]) == 8.0  # the square's corners
+    assert float(corners[16, 16]) == float(corners[0, 0]) == 0.0  # inside, and the background
+    assert float(weights[2].sum()) == 0.0  # a triangle is left to the edge weights
 
 
 def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> None:
