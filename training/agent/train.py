@@ -2,11 +2,16 @@
 
     python -m training.agent.train --out agent/adapters/world
 
-Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
-checkpoint is written to --work every --save-every steps, and the same command run again goes on
-from the last one. The output folder gets the adapter (adapter_config.json and fp16
-adapter_model.safetensors, what `agent.smol.SmolRuntime` loads), world.json (the world's words, for
-the answer grammar) and training.json (settings, losses, timings).
+Two lessons, one command. The first (--steps) teaches every kind of turn; the second
+(--second-steps, 0 to skip) goes on from the first's LoRA with a fresh stream, mostly edits and with
+more sentence frames (training/agent/lexicon.py `later`), at a lower rate: the first left edits the
+weakest. Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
+checkpoint of each lesson is written to --work every --save-every steps, and the same command run
+again goes on from the last one. --threads changes only the speed.
+
+The output folder gets the adapter (adapter_config.json and fp16 adapter_model.safetensors, what
+`agent.smol.SmolRuntime` loads), world.json (the world's words, for the answer grammar) and
+training.json (settings, losses and timings of each lesson).
 
 CPU time is the limit: sequences are short (a one-line system prompt, the user's recent pictures,
 their words and the answer), batches are cut from length-sorted runs so little is padding, and the
@@ -21,11 +26,20 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.agent.conversations import TRAIN_SEED, Example, fingerprint, training_examples, vocabulary
+from training.agent.conversations import (
+    FIRST,
+    SECOND,
+    TRAIN_SEED,
+    Example,
+    Lesson,
+    fingerprint,
+    training_examples,
+    vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,41 @@ class Settings:
     seed: int = TRAIN_SEED
     threads: int = 1  # the 2 cores are shared (the painter trains too): one thread each keeps both moving
     save_every: int = 20
+
+
+@dataclass(frozen=True)
+class SecondLesson:
+    """The second lesson's own numbers (rank, batch, threads and saving are the first's)."""
+
+    second_steps: int = 300
+    second_lr: float = 5e-4
+    second_warmup: int = 10
+    second_seed: int = TRAIN_SEED + 1  # a stream of its own
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One lesson's steps and learning rate."""
+
+    steps: int
+    lr: float
+    warmup: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """One lesson of this run: its schedule, its stream, and the settings its checkpoint must match."""
+
+    schedule: Schedule
+    seed: int
+    lesson: Lesson
+    identity: dict[str, Any]
+    checkpoint: str
+
+
+def _same_run(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a checkpoint belongs to this run: every setting but the thread count, which changes only speed."""
+    return {k: v for k, v in saved.items() if k != "threads"} == {k: v for k, v in wanted.items() if k != "threads"}
 
 
 def encode(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
@@ -94,7 +143,7 @@ def collate(torch: Any, encoded: list[tuple[list[int], list[int]]], indices: lis
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def learning_rate(settings: Settings, step: int) -> float:
+def learning_rate(settings: Schedule, step: int) -> float:
     """Linear warm-up, then cosine down to a tenth."""
     if step < settings.warmup:
         return settings.lr * (step + 1) / settings.warmup
@@ -114,13 +163,21 @@ def load_base(torch: Any) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def train(settings: Settings, out: Path, work: Path) -> dict[str, Any]:
-    """Train (or resume) and write the adapter; returns the training record."""
-    import torch
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import save_file
-    from tqdm import tqdm
+@dataclass
+class Progress:
+    """Where a lesson stands: what a checkpoint keeps besides the weights."""
 
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    train_s: float = 0.0
+
+
+def train(settings: Settings, out: Path, work: Path, second: SecondLesson | None = None) -> dict[str, Any]:
+    """Train (or resume) both lessons and write the adapter; returns the training record."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    second = second or SecondLesson()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
@@ -131,77 +188,119 @@ def train(settings: Settings, out: Path, work: Path) -> dict[str, Any]:
         target_modules=TARGET_MODULES, task_type="CAUSAL_LM",
     )  # fmt: skip
     model = get_peft_model(model, config)
-    examples = list(training_examples(settings.steps * settings.batch, settings.seed))
-    encoded = [encode(tokenizer, e) for e in examples]
-    plan = batches(encoded, settings.batch, settings.seed)
-    if len(plan) < settings.steps:
-        raise ValueError(f"only {len(plan)} full batches for {settings.steps} steps")
+    pad = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    first = Schedule(settings.steps, settings.lr, settings.warmup)
+    runs = [Run(first, settings.seed, FIRST, asdict(settings), "checkpoint.pt")]
+    if second.second_steps > 0:
+        schedule = Schedule(second.second_steps, second.second_lr, second.second_warmup)
+        identity = {**asdict(settings), **asdict(second)}
+        runs.append(Run(schedule, second.second_seed, SECOND, identity, "checkpoint-2.pt"))
+    records = []
+    for run in runs:
+        examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))
+        encoded = [encode(tokenizer, e) for e in examples]
+        progress = _teach(torch, model, encoded, settings, run, pad, work)
+        records.append(_lesson_record(examples, encoded, run.schedule, progress))
+    _write_adapter(torch, model, out)
+    record = {
+        "command": COMMAND,
+        "settings": asdict(settings),
+        "second": asdict(second),
+        **records[0],
+        "lessons": records[1:],
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "model_load_s": round(load_s, 1),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+def _teach(
+    torch: Any,
+    model: Any,
+    encoded: list[tuple[list[int], list[int]]],
+    settings: Settings,
+    run: Run,
+    pad: int,
+    work: Path,
+) -> Progress:
+    """One lesson: from its checkpoint if there is one, else from the model as it stands (a fresh optimizer)."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from tqdm import tqdm
+
+    schedule, identity, checkpoint, number = run.schedule, run.identity, work / run.checkpoint, run.lesson.number
+    plan = batches(encoded, settings.batch, run.seed)
+    if len(plan) < schedule.steps:
+        raise ValueError(f"only {len(plan)} full batches for {schedule.steps} steps")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
-    losses: list[float] = []
-    train_s = 0.0
-    step = 0
-    checkpoint = work / "checkpoint.pt"
+    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=0.0)
+    progress = Progress()
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
-        if saved["settings"] != asdict(settings):
-            raise SystemExit(f"{checkpoint} is from other settings; remove {work} to start again")
+        if not _same_run(saved["settings"], identity):
+            raise SystemExit(f"{checkpoint} is from other settings; remove {checkpoint.parent} to start again")
         set_peft_model_state_dict(model, saved["adapter"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
-        step, losses, train_s = saved["step"], saved["losses"], saved["train_s"]
-        log.info("resuming at step %d of %d", step, settings.steps)
-    pad = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        progress = Progress(saved["step"], saved["losses"], saved["train_s"])
+        log.info("lesson %d: resuming at step %d of %d", number, progress.step, schedule.steps)
     model.train()
-    bar = tqdm(total=settings.steps, initial=step, desc="agent LoRA", unit="step")
-    while step < settings.steps:
+    bar = tqdm(total=schedule.steps, initial=progress.step, desc=f"agent LoRA, lesson {number}", unit="step")
+    while progress.step < schedule.steps:
         tick = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(settings, step)
-        loss = model(**collate(torch, encoded, plan[step], pad)).loss
+            group["lr"] = learning_rate(schedule, progress.step)
+        loss = model(**collate(torch, encoded, plan[progress.step], pad)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(round(float(loss), 5))
-        train_s += time.perf_counter() - tick
-        step += 1
+        progress.losses.append(round(float(loss), 5))
+        progress.train_s += time.perf_counter() - tick
+        progress.step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-        if step % settings.save_every == 0 or step == settings.steps:
-            work.mkdir(parents=True, exist_ok=True)
+        bar.set_postfix(loss=f"{sum(progress.losses[-20:]) / len(progress.losses[-20:]):.4f}")
+        if progress.step % settings.save_every == 0 or progress.step == schedule.steps:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
             state = {
-                "settings": asdict(settings), "adapter": get_peft_model_state_dict(model),
-                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                "losses": losses, "train_s": train_s,
+                "settings": identity, "adapter": get_peft_model_state_dict(model),
+                "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), **asdict(progress),
             }  # fmt: skip
-            torch.save(state, work / "checkpoint.tmp")
-            (work / "checkpoint.tmp").replace(checkpoint)
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
     bar.close()
+    return progress
+
+
+def _lesson_record(
+    examples: list[Example], encoded: list[tuple[list[int], list[int]]], schedule: Schedule, progress: Progress
+) -> dict[str, Any]:
+    """What training.json says of one lesson."""
+    kinds: dict[str, int] = {}
+    for example in examples:
+        kinds[example.kind] = kinds.get(example.kind, 0) + 1
+    return {
+        "examples": len(examples),
+        "examples_sha256": fingerprint(examples),
+        "kinds": kinds,
+        "tokens_per_example_mean": round(sum(len(e[0]) for e in encoded) / len(encoded), 1),
+        "train_s": round(progress.train_s, 1),
+        "seconds_per_step": round(progress.train_s / schedule.steps, 2),
+        "losses": progress.losses,
+    }
+
+
+def _write_adapter(torch: Any, model: Any, out: Path) -> None:
+    """The adapter as the runtime loads it: fp16 weights, its config, and the world's words."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(model).items()}
     save_file(weights, str(out / "adapter_model.safetensors"))
     model.peft_config["default"].save_pretrained(str(out))
     _relative_base(out / "adapter_config.json")
     (out / "world.json").write_text(vocabulary().as_json(), encoding="utf-8")
-    kinds: dict[str, int] = {}
-    for example in examples:
-        kinds[example.kind] = kinds.get(example.kind, 0) + 1
-    record = {
-        "command": COMMAND,
-        "settings": asdict(settings),
-        "examples": len(plan[: settings.steps]) * settings.batch,
-        "examples_sha256": fingerprint(examples),
-        "kinds": kinds,
-        "tokens_per_example_mean": round(sum(len(e[0]) for e in encoded) / len(encoded), 1),
-        "trainable_parameters": sum(p.numel() for p in params),
-        "model_load_s": round(load_s, 1),
-        "train_s": round(train_s, 1),
-        "seconds_per_step": round(train_s / settings.steps, 2),
-        "losses": losses,
-    }
-    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    return record
 
 
 def _relative_base(path: Path) -> None:
@@ -214,16 +313,17 @@ def _relative_base(path: Path) -> None:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = Settings()
+    defaults, second = Settings(), SecondLesson()
     parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
     parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
-    for field, value in asdict(defaults).items():
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
+    for name, value in {**asdict(defaults), **asdict(second)}.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = Settings(**{f: getattr(args, f) for f in asdict(defaults)})
-    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"))
-    print(json.dumps({k: v for k, v in record.items() if k != "losses"}, indent=1))
+    lesson = SecondLesson(**{f: getattr(args, f) for f in asdict(second)})
+    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"), lesson)
+    print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "lessons")}, indent=1))
 
 
 if __name__ == "__main__":
