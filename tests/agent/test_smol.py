@@ -112,9 +112,9 @@ def test_the_world_adapter_writes_the_canonical_caption_in_japanese_and_chinese(
 
 def test_the_world_adapter_edits_the_last_picture(world: EmbeddedChatModel) -> None:
     note = history_note([generation("k3mf", RED_ONE), generation("x8pq", BLUE_SQUARE)])
-    # "the square" is the last picture's: the model names it by its id (x8pq), which is the same picture.
+    # "the square" is the last picture's, named as the last one (the ref the agent resolves to x8pq).
     assert said(world, "make the square green", note) == Decision(
-        action="edit", ref="x8pq", mode="region", target="the blue square", reply=ENGLISH.edited,
+        action="edit", ref="last", mode="region", target="the blue square", reply=ENGLISH.edited,
         prompt=BLUE_SQUARE.replace("blue", "green"),
     )  # fmt: skip
 
