@@ -11,7 +11,7 @@ with the mask as asked, so every pixel outside it stays exactly as it was.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 # Rings of latent cells repainted around those the mask touches. On the shape world's 175 chat edits
 # (25 of each kind): no rings 60.6% right, one 62.3%, two 63.4% (new backgrounds 44 -> 52 -> 64%).
@@ -30,15 +30,8 @@ def paint_mask(mask: Image.Image, latent_scale: int) -> Image.Image:
     rows, cols = -(-height // scale), -(-width // scale)
     padded = np.zeros((rows * scale, cols * scale), dtype=np.uint8)
     padded[:height, :width] = pixels
-    cells = padded.reshape(rows, scale, cols, scale).max(axis=(1, 3))
-    for _ in range(RINGS):
-        grown = cells.copy()
-        grown[1:] = np.maximum(grown[1:], cells[:-1])
-        grown[:-1] = np.maximum(grown[:-1], cells[1:])
-        wide = grown.copy()
-        wide[:, 1:] = np.maximum(wide[:, 1:], grown[:, :-1])
-        wide[:, :-1] = np.maximum(wide[:, :-1], grown[:, 1:])
-        cells = wide
+    touched = Image.fromarray(padded.reshape(rows, scale, cols, scale).max(axis=(1, 3)), mode="L")
+    cells = np.asarray(touched.filter(ImageFilter.MaxFilter(2 * RINGS + 1)))  # on the small grid: cheap
     painted = cells.repeat(scale, axis=0).repeat(scale, axis=1)[:height, :width]
     return Image.fromarray(np.ascontiguousarray(painted), mode="L")
 

@@ -91,7 +91,11 @@ class Run:
     seed: int
     lesson: Lesson
     identity: dict[str, Any]
-    checkpoint: str
+
+    @property
+    def checkpoint(self) -> str:
+        """Its checkpoint's file name in the work folder (the first lesson's kept its name from before)."""
+        return "checkpoint.pt" if self.lesson.number == 1 else f"checkpoint-{self.lesson.number}.pt"
 
 
 def _same_run(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -190,11 +194,11 @@ def train(settings: Settings, out: Path, work: Path, second: SecondLesson | None
     model = get_peft_model(model, config)
     pad = tokenizer.convert_tokens_to_ids("<|im_end|>")
     first = Schedule(settings.steps, settings.lr, settings.warmup)
-    runs = [Run(first, settings.seed, FIRST, asdict(settings), "checkpoint.pt")]
+    runs = [Run(first, settings.seed, FIRST, asdict(settings))]
     if second.second_steps > 0:
         schedule = Schedule(second.second_steps, second.second_lr, second.second_warmup)
         identity = {**asdict(settings), **asdict(second)}
-        runs.append(Run(schedule, second.second_seed, SECOND, identity, "checkpoint-2.pt"))
+        runs.append(Run(schedule, second.second_seed, SECOND, identity))
     records = []
     for run in runs:
         examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))

@@ -54,7 +54,7 @@ class TrainConfig:
     # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).
     refine_grow: bool = True
     # Extra loss weight where the picture would change if its squares were circles and its circles
-    # squares (training.world.refine.shape_map): the corners alone, which edge weights dilute.
+    # squares (training.world.refine.shape_map): their rims and corners, not every edge of the picture.
     refine_shape_weight: float = 0.0
     # One thread: the shipped weights were trained on one, and the thread count changes float sums.
     threads: int = 1
