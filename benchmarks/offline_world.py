@@ -16,7 +16,9 @@ read back by the world's analytic judge (training/world/judge.py).
    terminal cannot reply to a message, so references by reply are typed without one.
 3. Chat: 30 lines: no picture, a reply in the user's language, under 300 characters, no sentence twice.
 4. Out of the world: 10 lines: no picture, and the polite explanation.
-5. CPU seconds per turn after loading: the chat process (the agent and its LLM) and the worker.
+5. Short requests: 10 per language, a newcomer's first words ("draw a red circle"): held-back scenes
+   with every default, only their colours and shapes said.
+6. CPU seconds per turn after loading: the chat process (the agent and its LLM) and the worker.
 
     python -m benchmarks.offline_world [--write docs/benchmarks.md] [--per-language 50 20 10]
 """
@@ -283,13 +285,15 @@ class Results:
     edits: list[tuple[Example, Turn, EditVerdict | None]] = field(default_factory=list)
     chat: list[tuple[Example, Turn]] = field(default_factory=list)
     outside: list[tuple[Example, Turn]] = field(default_factory=list)
+    short: list[tuple[Example, Turn]] = field(default_factory=list)
     load_s: list[float] = field(default_factory=list)
 
     def turns(self) -> list[Turn]:
         """Every measured turn."""
-        return (
-            [t for _, t in self.requests] + [t for _, t, _ in self.edits] + [t for _, t in [*self.chat, *self.outside]]
-        )
+        return [
+            *(t for _, t in self.requests), *(t for _, t, _ in self.edits),
+            *(t for _, t in [*self.chat, *self.outside, *self.short]),
+        ]  # fmt: skip
 
 
 def run_edits(chat: Chat, examples: list[Example], results: Results) -> None:
@@ -342,6 +346,7 @@ def measure(requests: int, edits: int, chat_lines: int, workdir: Path) -> Result
             print(f"request {n + 1}/{len(sets.requests)}", file=sys.stderr, flush=True)
         results.chat = [(e, main.say(e.text)) for e in sets.chat]
         results.outside = [(e, main.say(e.text)) for e in sets.outside]
+        results.short = [(e, main.say(e.text)) for e in sets.short]
     finally:
         main.close()
     for language in LANGUAGES:
@@ -422,6 +427,8 @@ Per kind (caption / right): {kind_line}."""
     turns = results.turns()
     chat = share([chat_right(t, e.language) for e, t in results.chat])
     outside = share([outside_right(t, e.language) for e, t in results.outside])
+    short_captions = share([bool(t.pictures and t.pictures[0][1] == e.scene.caption()) for e, t in results.short])  # type: ignore[union-attr]
+    short_scenes = share([read_request(e, t)[0] for e, t in results.short])
     date = dt.date.today().isoformat()
     agent_cpu = statistics.median(t.agent_cpu for t in turns)
     worker_cpu = statistics.median(t.worker_cpu for t in turns)
@@ -450,6 +457,9 @@ goal < 0.2):
 
 **Chat** (no picture, the user's language, under 300 characters, no sentence twice; goal 100%): {chat}.
 **Out of the world** (no picture, the polite explanation; goal 100%): {outside}.
+**Short requests** (a newcomer's first words, "draw a red circle": {len(results.short)} held-back scenes with
+every default, nothing but colours and shapes said): caption exactly right {short_captions}, whole scene right
+{short_scenes}.
 
 **CPU per turn after loading** (median over {len(turns)} turns; goal < 5 s): the chat process (agent and LLM)
 {agent_cpu:.2f} s, the worker {worker_cpu:.2f} s;
@@ -483,7 +493,10 @@ def main() -> None:
             {"kind": e.kind, "language": e.language, "said": t.said, "reply": t.reply,
              "prompts": [p for _, p in t.pictures], "expected": e.scene.caption() if e.scene else None,
              "agent_cpu": t.agent_cpu, "worker_cpu": t.worker_cpu, "wall": t.wall}
-            for e, t in [*results.requests, *((e, t) for e, t, _ in results.edits), *results.chat, *results.outside]
+            for e, t in [
+                *results.requests, *((e, t) for e, t, _ in results.edits), *results.chat, *results.outside,
+                *results.short,
+            ]
         ]  # fmt: skip
         args.json.write_text(json.dumps(turns, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if args.write:

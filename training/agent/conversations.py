@@ -52,6 +52,7 @@ TRAIN_SEED = 27
 HELD_SEED = 2727
 LANGUAGES = ("en", "ja", "zh")
 EDITS = ("recolour", "reshape", "move", "resize", "add", "remove", "background")
+NAMED = ("recolour", "reshape", "move", "resize", "remove")  # the edits that name an object already there
 # What a request that leaves words out means: the world's defaults (README "What the built-in model draws").
 DEFAULT_BACKGROUND = "white"
 DEFAULT_SIZE = "large"
@@ -150,12 +151,17 @@ class Writer:
             joined += self._choice(self.t.joins) + part
         return joined + self._choice(self.t.last_joins) + parts[-1]
 
-    def request_text(self, scene: Scene) -> str:
-        """A request for the scene, leaving out what the defaults give (sometimes)."""
+    def request_text(self, scene: Scene, short: bool = False) -> str:
+        """A request for the scene, leaving out what the defaults give: sometimes, or (`short`) always."""
         cells = tuple(s.cell for s in scene.shapes)
-        say_place = cells != DEFAULT_LAYOUT[len(cells)] or self.rng.random() < 0.4
-        say_size = self.rng.random() < 0.5 or any(s.size != DEFAULT_SIZE for s in scene.shapes)
-        say_bg = scene.background != DEFAULT_BACKGROUND or self.rng.random() < 0.5
+        if short:
+            say_place = cells != DEFAULT_LAYOUT[len(cells)]
+            say_size = any(s.size != DEFAULT_SIZE for s in scene.shapes)
+            say_bg = scene.background != DEFAULT_BACKGROUND
+        else:
+            say_place = cells != DEFAULT_LAYOUT[len(cells)] or self.rng.random() < 0.4
+            say_size = self.rng.random() < 0.5 or any(s.size != DEFAULT_SIZE for s in scene.shapes)
+            say_bg = scene.background != DEFAULT_BACKGROUND or self.rng.random() < 0.5
         objects = self.things(scene.shapes, say_size, say_place)
         frame = self._frame(self.t.request)
         if not say_bg:
@@ -180,14 +186,18 @@ class Writer:
         return text
 
     # -- turns -----------------------------------------------------------------
-    def request(self, scene: Scene, pictures: tuple[PictureLine, ...]) -> Example:
-        """A new picture asked for."""
+    def request(self, scene: Scene, pictures: tuple[PictureLine, ...], short: bool = False) -> Example:
+        """A new picture asked for (`short`: in as few words as the defaults allow, "draw a red circle")."""
         answer = Answer("draw", self.t.drawn, caption=scene.caption())
-        return Example("request", self.t.code, pictures, self.request_text(scene), answer, scene=scene)
+        text = self.request_text(scene, short)
+        return Example("short" if short else "request", self.t.code, pictures, text, answer, scene=scene)
 
-    def edit(self, kind: str, parent: Scene, pictures: tuple[PictureLine, ...], ref: str, how: str) -> Example:
-        """A change to the parent picture (ref: what the answer names; how: how the user refers to it)."""
-        child, target, sentence = self._change(kind, parent)
+    def edit(
+        self, kind: str, parent: Scene, pictures: tuple[PictureLine, ...], ref: str, how: str, explicit: bool = False
+    ) -> Example:
+        """A change to the parent picture (ref: what the answer names; how: how the user refers to it;
+        explicit: the object is named, never "it", as it must be when it picks the picture)."""
+        child, target, sentence = self._change(kind, parent, explicit)
         number = next((int(p.label[1:]) for p in pictures if p.id == ref and p.label != REPLIED), 0)
         text = self.refer(sentence, how, ref, number)
         answer = Answer("edit", self.t.edited, caption=child.caption(), ref=ref, target=target)
@@ -195,13 +205,13 @@ class Writer:
             f"edit:{kind}", self.t.code, pictures, text, answer, scene=child, parent=parent, said=sentence, how=how
         )
 
-    def _name(self, shape: Shape, scene: Scene) -> str:
-        """How the user points at one object of the scene, unambiguously."""
+    def _name(self, shape: Shape, scene: Scene, explicit: bool = False) -> str:
+        """How the user points at one object of the scene, unambiguously (`explicit`: never "it")."""
         colour = self._choice(
             self.t.colour_nouns[shape.colour] if self.t.code != "en" else self.t.colours[shape.colour]
         )
         form = self.rng.random()
-        if len(scene.shapes) == 1 and form < 0.15:
+        if len(scene.shapes) == 1 and form < 0.15 and not explicit:
             return self._choice(self.t.it)
         unique = sum(s.shape == shape.shape for s in scene.shapes) == 1
         if unique and form < 0.5:
@@ -212,14 +222,14 @@ class Writer:
             return self._choice(self.t.the_colour_shape).format(c=said, s=self._choice(self.t.shapes[shape.shape]))
         return self._choice(self.t.the_colour).format(c=colour)
 
-    def _change(self, kind: str, scene: Scene) -> tuple[Scene, str, str]:
+    def _change(self, kind: str, scene: Scene, explicit: bool = False) -> tuple[Scene, str, str]:
         """The changed scene, the edit's target, and the user's sentence."""
         shapes = list(scene.shapes)
         used = {s.colour for s in shapes}
         i = self.rng.randrange(len(shapes))
         old = shapes[i]
         target = f"the {old.colour} {old.shape}"
-        name = self._name(old, scene)
+        name = self._name(old, scene, explicit)
         if kind == "recolour":
             colour = self.rng.choice([c for c in OBJECT_COLOURS if c not in used and c != scene.background])
             shapes[i] = replace(old, colour=colour)
@@ -286,6 +296,8 @@ class Lesson:
     number: int
     mix: dict[str, float]
     edit_weights: dict[str, float] | None = None
+    short: float = 0.0  # the share of requests asked in as few words as the defaults allow
+    elsewhere: float = 0.0  # the share of implicit edits naming an object only an earlier picture has
 
 
 FIRST = Lesson(1, {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09})
@@ -296,6 +308,19 @@ SECOND = Lesson(
     2,
     {"request": 0.3, "edit": 0.52, "chat": 0.09, "outside": 0.09},
     {"add": 2.0, "remove": 2.0, "background": 1.5, "recolour": 1.2, "reshape": 1.0, "move": 1.0, "resize": 1.0},
+)
+
+# The second left short requests ("draw a red circle", a newcomer's first words) read as out of the
+# world, beside the near misses it must decline ("draw an orange circle"), and an implicit edit always
+# aimed at the last picture, even when only an earlier one has what it names. The third asks half its
+# requests short and a third of its implicit edits of an earlier picture, and teaches removals said
+# as a wish; the rest as the second, so that it keeps what that taught.
+THIRD = Lesson(
+    3,
+    {"request": 0.4, "edit": 0.42, "chat": 0.09, "outside": 0.09},
+    {"add": 2.0, "remove": 2.5, "background": 1.2, "recolour": 1.2, "reshape": 1.0, "move": 1.0, "resize": 1.0},
+    short=0.5,
+    elsewhere=0.35,
 )
 
 
@@ -338,7 +363,26 @@ class Generator:
     def request(self, language: str) -> Example:
         """A request, after none to three earlier pictures."""
         count = self.rng.choice((0, 0, 0, 1, 2))
-        return self.writer(language).request(self.scene(), self.pictures(count, self.rng.randint(1, 6)))
+        scene = self.scene()
+        short = self.lesson.short > 0 and self.rng.random() < self.lesson.short
+        if short:
+            scene = self.short_scene()
+        return self.writer(language).request(scene, self.pictures(count, self.rng.randint(1, 6)), short)
+
+    def short_scene(self) -> Scene:
+        """A scene a short request asks for: the default places, and mostly the default size and background;
+        more often one object than other requests (a newcomer's "draw a red circle")."""
+        while True:
+            scene = defaulted(self.scene())
+            if len(scene.shapes) > 1 and self.rng.random() < 0.4:
+                scene = replace(scene, shapes=(replace(scene.shapes[0], cell=DEFAULT_LAYOUT[1][0]),))
+            if self.rng.random() < 0.3:
+                size = self.rng.choice(SIZES)
+                scene = replace(scene, shapes=tuple(replace(s, size=size) for s in scene.shapes))
+            if self.rng.random() < 0.3:
+                scene = replace(scene, background=self.rng.choice(BACKGROUNDS))
+            if scene.key not in self.exclude and scene.background not in {s.colour for s in scene.shapes}:
+                return scene
 
     def edit(self, language: str, kind: str | None = None) -> Example:
         """An edit of one of the user's pictures (whose result is no held-back scene, when training)."""
@@ -359,6 +403,11 @@ class Generator:
                 self.rng.choice(kinds) if weights is None else self.rng.choices(kinds, [weights[k] for k in kinds])[0]
             )
         count = self.rng.choices(range(1, MAX_PICTURES + 1), (4, 3, 2, 1))[0]
+        if (
+            self.lesson.elsewhere > 0 and how == "implicit" and count > 1 and kind in NAMED
+            and self.rng.random() < self.lesson.elsewhere
+        ):  # fmt: skip
+            return self._elsewhere(write, kind, parent, count)
         if how == "reply":
             mine = self.pictures(count, self.rng.randint(1, 6))
             replied = PictureLine(REPLIED, self.new_id(), parent.caption())
@@ -376,6 +425,21 @@ class Generator:
         mine = self.pictures(count, start, include=parent)
         chosen = next(p for p in mine if p.prompt == parent.caption())
         return write.edit(kind, parent, mine, chosen.id, how)
+
+    def _elsewhere(self, write: Writer, kind: str, parent: Scene, count: int) -> Example:
+        """An implicit edit of an earlier picture: the only one with an object of the named colour or shape."""
+        example = write.edit(kind, parent, (), LAST, "implicit", explicit=True)
+        _, colour, shape = example.answer.target.split()
+        others: list[Scene] = []
+        while len(others) < count - 1:
+            scene = self.scene()
+            if all(s.colour != colour and s.shape != shape for s in scene.shapes):
+                others.append(scene)
+        k = self.rng.randrange(count - 1)  # anywhere but last
+        start = self.rng.randint(1, 6)
+        scenes = [*others[:k], parent, *others[k:]]
+        mine = tuple(PictureLine(f"#{start + n}", self.new_id(), s.caption()) for n, s in enumerate(scenes))
+        return replace(example, pictures=mine, answer=replace(example.answer, ref=mine[k].id))
 
     def chat(self, language: str) -> Example:
         """A chat line."""
@@ -416,13 +480,15 @@ class HeldBack:
     edits: list[Example]
     chat: list[Example]
     outside: list[Example]
+    short: list[Example]  # requests in as few words as the defaults allow ("draw a red circle")
 
 
-def held_back(requests: int = 50, edits: int = 20, chat: int = 10, seed: int = HELD_SEED) -> HeldBack:
-    """Per language `requests` requests, `edits` edits (every kind in turn) and `chat` chat lines; every
-    held-back out-of-world line (10 in all)."""
-    generator = Generator(seed, held=True, scenes=held_scenes())
-    out = HeldBack([], [], [], [])
+def held_back(requests: int = 50, edits: int = 20, chat: int = 10, short: int = 10, seed: int = HELD_SEED) -> HeldBack:
+    """Per language `requests` requests, `edits` edits (every kind in turn), `chat` chat lines and `short`
+    short requests (of the held-back scenes with every default); every held-back out-of-world line (10 in all)."""
+    scenes = held_scenes()
+    generator = Generator(seed, held=True, scenes=scenes)
+    out = HeldBack([], [], [], [], [])
     for language in LANGUAGES:
         out.requests.extend(generator.request(language) for _ in range(requests))
         out.edits.extend(generator.edit(language, EDITS[n % len(EDITS)]) for n in range(edits))
@@ -436,4 +502,9 @@ def held_back(requests: int = 50, edits: int = 20, chat: int = 10, seed: int = H
             Example("outside", language, (), line, Answer("reply", tongue.outside_reply))
             for line in tongue.outside.held
         )
+    # Last, so that the sets above stay what they were before this one was added.
+    defaults = [s for s in scenes if s == defaulted(s)]
+    for language in LANGUAGES:
+        write = generator.writer(language)
+        out.short.extend(write.request(generator.rng.choice(defaults), (), short=True) for _ in range(short))
     return out

@@ -2,8 +2,9 @@
 
 Every frame list comes in two parts: `train` frames teach, `held` frames are only ever used by the
 held-back test set, so that it measures phrasings the adapter never saw. Some lists have a third,
-`later`: frames taught from the adapter's second lesson on (training/agent/train.py), kept apart so
-that the first lesson's data, and so its checkpoint, stays exactly what it was. The world's own words
+`later`: frames taught from the adapter's second lesson on (training/agent/train.py), and `third`
+from the third on, kept apart so that an earlier lesson's data, and so its checkpoint, stays exactly
+what it was. The world's own words
 (colours, shapes, sizes, positions) are shared: an unseen synonym could not be known.
 
 Slots: {o} an object as the user names it, {c} a colour, {s} a shape, {p} a place, {b} a background,
@@ -27,12 +28,13 @@ class Frames:
     train: tuple[str, ...]
     held: tuple[str, ...]
     later: tuple[str, ...] = ()  # taught from the second lesson on
+    third: tuple[str, ...] = ()  # taught from the third lesson on
 
     def pick(self, held: bool, lesson: int = 1) -> tuple[str, ...]:
         """The frames of one split (and, for training, one lesson)."""
         if held and self.held:
             return self.held
-        return self.train + self.later if lesson > 1 else self.train
+        return self.train + (self.later if lesson > 1 else ()) + (self.third if lesson > 2 else ())
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ ENGLISH = Tongue(
         train=("remove {o}", "delete {o}", "take out {o}", "get rid of {o}", "erase {o}"),
         held=("I don't want {o} anymore",),
         later=("could you remove {o}?", "lose {o}", "without {o}, please", "{o} can go", "drop {o}"),
+        third=("I don't need {o}", "we don't need {o}", "no {o}, please", "{o} isn't needed", "leave out {o}"),
     ),
     background=Frames(
         train=(
@@ -404,6 +407,7 @@ JAPANESE = Tongue(
         train=("{o}を消して", "{o}を削除して", "{o}を取って"),
         held=("{o}はいらない",),
         later=("{o}を取り除いて", "{o}をなくして", "{o}を消してほしい", "{o}は消して"),
+        third=("{o}は不要です", "{o}はなしで", "{o}はなくていい", "{o}は外して"),
     ),
     background=Frames(
         train=("背景を{b}にして", "背景の色を{b}に変えて", "背景を{b}に変更して"),
@@ -554,6 +558,7 @@ CHINESE = Tongue(
         train=("把{o}删掉", "去掉{o}", "把{o}去掉", "删除{o}"),
         held=("不要{o}了",),
         later=("请删掉{o}", "把{o}拿掉", "{o}删了吧", "能去掉{o}吗"),
+        third=("{o}不需要了", "{o}不用了", "别要{o}", "我不想要{o}"),
     ),
     background=Frames(
         train=("把背景改成{b}", "背景换成{b}", "把背景变成{b}"),

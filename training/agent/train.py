@@ -2,10 +2,12 @@
 
     python -m training.agent.train --out agent/adapters/world
 
-Two lessons, one command. The first (--steps) teaches every kind of turn; the second
-(--second-steps, 0 to skip) goes on from the first's LoRA with a fresh stream, mostly edits and with
-more sentence frames (training/agent/lexicon.py `later`), at a lower rate: the first left edits the
-weakest. Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
+Three lessons, one command. The first (--steps) teaches every kind of turn; the second
+(--second-steps, 0 to skip it and the third) goes on from the first's LoRA with a fresh stream, mostly
+edits and with more sentence frames (training/agent/lexicon.py `later`), at a lower rate: the first
+left edits the weakest. The third (--third-steps, 0 to skip) goes on from the second's: short
+requests, implicit edits of an earlier picture, and removals said as a wish (conversations.py
+`THIRD`). Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
 checkpoint of each lesson is written to --work every --save-every steps, and the same command run
 again goes on from the last one. --threads changes only the speed.
 
@@ -33,6 +35,7 @@ from typing import Any
 from training.agent.conversations import (
     FIRST,
     SECOND,
+    THIRD,
     TRAIN_SEED,
     Example,
     Lesson,
@@ -72,6 +75,16 @@ class SecondLesson:
     second_lr: float = 5e-4
     second_warmup: int = 10
     second_seed: int = TRAIN_SEED + 1  # a stream of its own
+
+
+@dataclass(frozen=True)
+class ThirdLesson:
+    """The third lesson's own numbers, as the second's."""
+
+    third_steps: int = 250
+    third_lr: float = 4e-4
+    third_warmup: int = 10
+    third_seed: int = TRAIN_SEED + 2
 
 
 @dataclass(frozen=True)
@@ -176,12 +189,14 @@ class Progress:
     train_s: float = 0.0
 
 
-def train(settings: Settings, out: Path, work: Path, second: SecondLesson | None = None) -> dict[str, Any]:
-    """Train (or resume) both lessons and write the adapter; returns the training record."""
+def train(
+    settings: Settings, out: Path, work: Path, second: SecondLesson | None = None, third: ThirdLesson | None = None
+) -> dict[str, Any]:
+    """Train (or resume) the lessons and write the adapter; returns the training record."""
     import torch
     from peft import LoraConfig, get_peft_model
 
-    second = second or SecondLesson()
+    second, third = second or SecondLesson(), third or ThirdLesson()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
@@ -199,6 +214,9 @@ def train(settings: Settings, out: Path, work: Path, second: SecondLesson | None
         schedule = Schedule(second.second_steps, second.second_lr, second.second_warmup)
         identity = {**asdict(settings), **asdict(second)}
         runs.append(Run(schedule, second.second_seed, SECOND, identity))
+        if third.third_steps > 0:
+            schedule = Schedule(third.third_steps, third.third_lr, third.third_warmup)
+            runs.append(Run(schedule, third.third_seed, THIRD, {**identity, **asdict(third)}))
     records = []
     for run in runs:
         examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))
@@ -210,6 +228,7 @@ def train(settings: Settings, out: Path, work: Path, second: SecondLesson | None
         "command": COMMAND,
         "settings": asdict(settings),
         "second": asdict(second),
+        "third": asdict(third),
         **records[0],
         "lessons": records[1:],
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -317,16 +336,19 @@ def _relative_base(path: Path) -> None:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults, second = Settings(), SecondLesson()
+    defaults, second, third = Settings(), SecondLesson(), ThirdLesson()
     parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
     parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
-    for name, value in {**asdict(defaults), **asdict(second)}.items():
+    for name, value in {**asdict(defaults), **asdict(second), **asdict(third)}.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = Settings(**{f: getattr(args, f) for f in asdict(defaults)})
-    lesson = SecondLesson(**{f: getattr(args, f) for f in asdict(second)})
-    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"), lesson)
+    lessons = (
+        SecondLesson(**{f: getattr(args, f) for f in asdict(second)}),
+        ThirdLesson(**{f: getattr(args, f) for f in asdict(third)}),
+    )
+    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"), *lessons)
     print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "lessons")}, indent=1))
 
 

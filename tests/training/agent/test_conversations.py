@@ -16,6 +16,7 @@ from training.agent.conversations import (
     FIRST,
     REPLYING,
     SECOND,
+    THIRD,
     defaulted,
     fingerprint,
     held_back,
@@ -24,7 +25,7 @@ from training.agent.conversations import (
     vocabulary,
 )
 from training.agent.lexicon import CHINESE, ENGLISH, JAPANESE, Frames
-from training.world.scenes import held_out_scenes
+from training.world.scenes import Scene, held_out_scenes
 
 WORLD = vocabulary()
 SAMPLE = list(itertools.islice(training_examples(3000), 3000))
@@ -121,12 +122,19 @@ def _frame_lists(tongue: object) -> list[Frames]:
     ]
 
 
-def test_the_first_lesson_is_the_shipped_adapters_data() -> None:
-    # The later frames and the second lesson must leave the first lesson's stream exactly as the adapter was taught.
+def test_every_lesson_is_the_shipped_adapters_data() -> None:
+    # A later lesson's frames and mix must leave the earlier lessons' streams exactly as the adapter was taught
+    # (their checkpoints resume only then).
     record = json.loads((Path("agent/adapters/world/training.json")).read_text(encoding="utf-8"))
     examples = list(training_examples(record["examples"], record["settings"]["seed"], FIRST))
     assert fingerprint(examples) == record["examples_sha256"]
     assert dict(Counter(e.kind for e in examples)) == record["kinds"]
+    seeds = (record["second"]["second_seed"], record["third"]["third_seed"])
+    assert len(record["lessons"]) == 2
+    for lesson, seed, taught in zip((SECOND, THIRD), seeds, record["lessons"], strict=True):
+        examples = list(training_examples(taught["examples"], seed, lesson))
+        assert fingerprint(examples) == taught["examples_sha256"]
+        assert dict(Counter(e.kind for e in examples)) == taught["kinds"]
 
 
 def test_the_second_lesson_is_mostly_edits_in_more_words_and_never_the_held_ones() -> None:
@@ -148,3 +156,77 @@ def test_the_second_lesson_is_mostly_edits_in_more_words_and_never_the_held_ones
     assert not any(e.text.startswith("背景は") and e.kind == "edit:background" for e in SAMPLE)
     for example in second:
         assert parse_answer(render_answer(example.answer)) == example.answer
+
+
+THIRD_SAMPLE = list(training_examples(2400, 29, THIRD))
+
+
+_DEFAULT_WORDS = re.compile(
+    r"background|\bon (white|black|gray|grey|red|green|blue|yellow|purple)\b"
+    r"|\b(top|bottom|left|right|cent(er|re)|middle)\b|\b(large|big|huge)\b"
+)
+
+
+def _says_defaults(example: object) -> bool:
+    """Whether English words name a place, a large size or a background."""
+    return bool(_DEFAULT_WORDS.search(example.text.lower()))  # type: ignore[attr-defined]
+
+
+def test_the_third_lesson_asks_short_requests_in_as_few_words_as_the_defaults_allow() -> None:
+    short = [e for e in THIRD_SAMPLE if e.kind == "short"]
+    assert 0.25 > len(short) / len(THIRD_SAMPLE) > 0.15
+    assert sum(len(e.scene.shapes) == 1 for e in short) > len(short) / 2  # type: ignore[union-attr]
+    for example in short:
+        scene = example.scene
+        assert isinstance(scene, Scene) and example.answer.caption == scene.caption()
+        assert tuple(s.cell for s in scene.shapes) == DEFAULT_LAYOUT[len(scene.shapes)]
+        if example.language == "en" and scene.background == DEFAULT_BACKGROUND and scene.shapes[0].size == "large":
+            assert not _says_defaults(example), example.text
+    texts = {e.text for e in short}
+    assert any(
+        re.fullmatch(r"draw (a|one) (red|green|blue|yellow|purple) (circle|disc|square|box|triangle)", t) for t in texts
+    )
+    assert any(t.endswith("を描いて") and len(t) <= 8 for t in texts) and any(t.startswith("画一个") for t in texts)
+    # The near misses it must still decline stay in the mix.
+    assert sum(e.kind == "outside" for e in THIRD_SAMPLE) > 150
+    assert not any(e.kind == "short" for e in SAMPLE)
+
+
+def test_the_third_lesson_edits_an_earlier_picture_when_only_it_has_what_is_named() -> None:
+    elsewhere = [e for e in THIRD_SAMPLE if e.how == "implicit" and e.answer.ref != LAST]
+    implicit = [e for e in THIRD_SAMPLE if e.how == "implicit"]
+    assert 0.35 > len(elsewhere) / len(implicit) > 0.1
+    for example in elsewhere:
+        _, colour, shape = example.answer.target.split()
+        (mine,) = [p for p in example.pictures if p.id == example.answer.ref]
+        assert mine is not example.pictures[-1] and mine.prompt == example.parent.caption()  # type: ignore[union-attr]
+        for other in example.pictures:
+            if other is not mine:
+                objects = other.prompt.rsplit(", on a", 1)[0]  # a background of that colour names no object
+                assert colour not in objects and shape not in objects, (example.text, other)
+        assert example.kind.split(":")[1] not in ("add", "background")
+    assert not any(e.how == "implicit" and e.answer.ref != LAST for e in SAMPLE)
+
+
+def test_the_third_lesson_says_removals_as_a_wish_in_frames_no_other_split_has() -> None:
+    third = 0
+    for tongue in (ENGLISH, JAPANESE, CHINESE):
+        for frames in _frame_lists(tongue):
+            assert not set(frames.third) & {*frames.held, *frames.train, *frames.later}
+            assert frames.pick(held=False, lesson=2) == frames.train + frames.later
+            assert frames.pick(held=False, lesson=3) == frames.train + frames.later + frames.third
+            third += len(frames.third)
+    assert third == 13
+    wishes = [e for e in THIRD_SAMPLE if e.kind == "edit:remove" and ("不需要了" in e.text or "isn't needed" in e.text)]
+    assert wishes and all(len(e.scene.shapes) == len(e.parent.shapes) - 1 for e in wishes)  # type: ignore[union-attr]
+
+
+def test_the_held_back_short_requests_are_held_scenes_with_every_default() -> None:
+    held = held_back()
+    keys = {s.key for s in held_scenes()}
+    assert [e.language for e in held.short] == ["en"] * 10 + ["ja"] * 10 + ["zh"] * 10
+    for example in held.short:
+        assert example.kind == "short" and example.pictures == ()
+        assert example.scene is not None and example.scene == defaulted(example.scene) and example.scene.key in keys
+    assert not any(_says_defaults(e) for e in held.short if e.language == "en")
+    assert held_back(short=0).requests == held.requests  # added last: the other sets did not move
