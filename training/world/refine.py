@@ -61,6 +61,43 @@ def grow_attention(unet: Any) -> Any:
     return grown
 
 
+def grow_top(unet: Any) -> Any:
+    """The same UNet with a second resnet at its top (32x32) level, down and up, computing what `unet` computes.
+
+    The squares' corners are lost there even at low noise (docs/notes.md): one 16-channel resnet a side.
+    The new down resnet adds nothing at first (its last convolution starts at zero). Its output is one
+    more skip connection, so the up side gets one more resnet too: placed between the two it had, it
+    starts by passing its input through (a shortcut that keeps the upward features and drops the
+    skip) and adding nothing, and the old ones see exactly the skips they saw before.
+    """
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    config = {k: v for k, v in unet.config.items() if not k.startswith("_")}
+    levels = len(config["block_out_channels"])
+    if config["layers_per_block"] != 1:
+        raise ValueError("only a UNet with one resnet a block grows this way")
+    grown = UNet2DConditionModel.from_config({**config, "layers_per_block": (2, *[1] * (levels - 1))})
+    top = f"up_blocks.{levels - 1}.resnets."
+    moved = {
+        (top + "2." + k[len(top) + 2 :] if k.startswith(top + "1.") else k): v for k, v in unet.state_dict().items()
+    }
+    missing, unexpected = grown.load_state_dict(moved, strict=False)
+    new = {"down_blocks.0.resnets.1.", top + "1."}
+    if unexpected or any(not k.startswith(tuple(new)) for k in missing):
+        raise ValueError(f"the grown UNet does not match phase 3's: {unexpected[:3]} {missing[:3]}")
+    with torch.no_grad():
+        for resnet in (grown.down_blocks[0].resnets[1], grown.up_blocks[-1].resnets[1]):
+            resnet.conv2.weight.zero_()
+            resnet.conv2.bias.zero_()
+        shortcut = grown.up_blocks[-1].resnets[1].conv_shortcut
+        width = shortcut.weight.shape[0]
+        shortcut.weight.zero_()
+        shortcut.bias.zero_()
+        shortcut.weight[:, :width, 0, 0] = torch.eye(width)  # the upward features first, the skip after
+    return grown
+
+
 def edge_map(images: np.ndarray, weight: float, latent_size: int) -> Any:
     """Per-latent-pixel loss weights: 1, and 1 + `weight` where a colour edge of the picture falls.
 
@@ -106,7 +143,8 @@ def refine_denoiser(
     began = time.perf_counter()
     gen = torch.Generator().manual_seed(config.seed + 11)
     rng = random.Random(config.seed + 12)
-    unet = (grow_attention(unet) if config.refine_grow else unet).train().requires_grad_(True)
+    unet = grow_attention(unet) if config.refine_grow else unet
+    unet = (grow_top(unet) if config.refine_grow_top else unet).train().requires_grad_(True)
     text_encoder.requires_grad_(False)
     weights_all = edge_map(images, config.refine_edge_weight, latents_all.shape[-1])
     if config.refine_shape_weight:

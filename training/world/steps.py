@@ -53,6 +53,8 @@ class TrainConfig:
     refine_edge_weight: float = 4.0
     # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).
     refine_grow: bool = True
+    # A second resnet grown into the top (32x32) level first, down and up (training.world.refine.grow_top).
+    refine_grow_top: bool = False
     # Extra loss weight where the picture would change if its squares were circles and its circles
     # squares (training.world.refine.shape_map): their rims and corners, not every edge of the picture.
     refine_shape_weight: float = 0.0

@@ -11,7 +11,7 @@ import torch
 
 from tests.training.world.test_train import TINY
 from training.world.model import build_unet
-from training.world.refine import edge_map, grow_attention, shape_map
+from training.world.refine import edge_map, grow_attention, grow_top, shape_map
 from training.world.scenes import Scene, Shape
 from training.world.train import main
 from worker.pipelines import choose_placement, load_pipeline
@@ -39,6 +39,25 @@ def test_the_grown_unet_computes_what_phase_three_left() -> None:
     grown.train()
     grown(latents, torch.tensor([10, 900]), hidden).sample.pow(2).mean().backward()
     assert float(grown.down_blocks[1].attentions[0].proj_out.weight.grad.abs().sum()) > 0
+
+
+def test_the_top_level_grows_a_resnet_a_side_and_still_computes_what_phase_three_left() -> None:
+    torch.manual_seed(0)
+    unet = build_unet(32).eval()
+    grown = grow_top(grow_attention(unet)).eval()
+    assert [len(b.resnets) for b in grown.down_blocks] == [2, 1, 1, 1]
+    assert [len(b.resnets) for b in grown.up_blocks] == [2, 2, 2, 3]
+    latents, hidden = torch.randn(2, 4, 32, 32), torch.randn(2, 77, 64)
+    with torch.no_grad():
+        before = unet(latents, torch.tensor([10, 900]), hidden).sample
+        after = grown(latents, torch.tensor([10, 900]), hidden).sample
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+    grown.train()
+    grown(latents, torch.tensor([10, 900]), hidden).sample.pow(2).mean().backward()
+    for resnet in (grown.down_blocks[0].resnets[1], grown.up_blocks[-1].resnets[1]):
+        assert float(resnet.conv2.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="one resnet a block"):
+        grow_top(grown)
 
 
 def test_the_loss_is_weighted_up_at_the_edges_of_shapes() -> None:
