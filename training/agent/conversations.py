@@ -288,9 +288,9 @@ class Writer:
         text = self._frame(self.t.chat[category])
         return Example("chat", self.t.code, pictures, text, Answer("reply", self.t.chat_reply[category]))
 
-    def outside(self, pictures: tuple[PictureLine, ...]) -> Example:
-        """A request the world cannot draw, and the polite explanation."""
-        text = self._frame(self.t.outside)
+    def outside(self, pictures: tuple[PictureLine, ...], typed: bool = False) -> Example:
+        """A request the world cannot draw, and the polite explanation (`typed`: as casually as requests)."""
+        text = self._noise(self._frame(self.t.outside)) if typed else self._frame(self.t.outside)
         return Example("outside", self.t.code, pictures, text, Answer("reply", self.t.outside_reply))
 
 
@@ -305,6 +305,8 @@ class Lesson:
     # Whether the one-object scenes with every default are taught although the held-back set asks for
     # some of them (in phrasings never taught): see THIRD.
     firsts: bool = False
+    # Whether out-of-world lines get the requests' casual typing (a capital, a final mark) too.
+    typed: bool = False
     elsewhere: float = 0.0  # the share of implicit edits naming an object only an earlier picture has
 
 
@@ -328,6 +330,10 @@ SECOND = Lesson(
 # lessons never drew a red, blue, yellow or purple circle alone: a first try of this lesson without
 # them still declined "draw a red circle" while it drew "draw a small red circle". The held-back set
 # still asks for them only in phrasings never taught; what it measures there is the phrasing.
+# Its out-of-world lines are typed as casually as requests: the earlier lessons wrote them all in
+# lower case with no final mark, which requests often have, so "draw a red circle" and "paint a blue
+# square" (but not "Draw a red circle." or "please draw a red circle") were still declined, after
+# "draw a blue star" and "paint a cat on a sofa".
 THIRD = Lesson(
     3,
     {"request": 0.4, "edit": 0.42, "chat": 0.09, "outside": 0.09},
@@ -335,6 +341,7 @@ THIRD = Lesson(
     short=0.5,
     elsewhere=0.6,
     firsts=True,
+    typed=True,
 )
 
 
@@ -465,7 +472,7 @@ class Generator:
     def outside(self, language: str) -> Example:
         """A request outside the world."""
         count = self.rng.choice((0, 0, 0, 1))
-        return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)))
+        return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)), self.lesson.typed)
 
 
 def fingerprint(examples: list[Example]) -> str:
