@@ -47,17 +47,19 @@ class TrainConfig:
     caption_dropout: float = 0.1
     snr_gamma: float = 5.0
     ema_decay: float = 0.999
-    # Phase 4 (training.world.refine): this many steps from phase 3's UNet, 0 for none.
-    refine_steps: int = 0
-    refine_lr: float = 3e-4
+    # Phase 4 (training.world.refine): this many steps from phase 3's UNet, 0 for none. The shipped
+    # weights: 3,000 steps with a second resnet grown at the top level and the shape weight, no grown
+    # attention (docs/benchmarks.md, "phase 4 shipped": squares 9 -> 19 of 69).
+    refine_steps: int = 3000
+    refine_lr: float = 4e-4
     refine_edge_weight: float = 4.0
     # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).
-    refine_grow: bool = True
+    refine_grow: bool = False
     # A second resnet grown into the top (32x32) level first, down and up (training.world.refine.grow_top).
-    refine_grow_top: bool = False
+    refine_grow_top: bool = True
     # Extra loss weight where the picture would change if its squares were circles and its circles
     # squares (training.world.refine.shape_map): their rims and corners, not every edge of the picture.
-    refine_shape_weight: float = 0.0
+    refine_shape_weight: float = 8.0
     # One thread: the shipped weights were trained on one, and the thread count changes float sums.
     threads: int = 1
     log_every: int = 25

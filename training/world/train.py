@@ -2,15 +2,16 @@
 
 Longer than most modules on purpose: one seeded, resumable run whose phases share their settings.
 
-Three or four phases, all seeded, with a progress bar each:
+Four phases (the last one optional), all seeded, with a progress bar each:
 1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
 2. the text encoder alone, taught through a throw-away reader to say which object each of the nine
    cells holds and what the background is, from captions and paraphrases of fresh random scenes;
 3. the UNet, with the encoder fixed, on cached latents, with SD1.5's noise schedule rescaled to
    zero terminal SNR, SD 2's v-prediction loss, min-SNR weighting and an EMA (diffusers' own
    training pieces), dropping 10% of captions so that classifier-free guidance works;
-4. with `--refine-steps N`, the UNet refined where shapes differ: cross-attention grown into its
-   16x16 level, and the loss weighted up at shapes' edges (training/world/refine.py).
+4. the UNet refined where squares and circles differ (`--refine-steps`, 3,000 by default, 0 to skip):
+   a second resnet grown into its top level, every noise level alike, and the loss weighted up at
+   shapes' edges and corners (training/world/refine.py).
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
 the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).

@@ -101,11 +101,14 @@ def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> Non
     # Through the worker's own loading path, as a preset naming the folder would load it.
     preset = world_preset().model_copy(update={"source": str(tmp_path / "a")})
     pipe = load_pipeline(preset, choose_placement("cpu"), tmp_path / "cache")
-    assert type(pipe.unet.down_blocks[1]).__name__ == "CrossAttnDownBlock2D"
+    # The defaults (the shipped weights' settings): a second resnet at the top level, no grown attention.
+    assert [len(b.resnets) for b in pipe.unet.down_blocks] == [2, 1, 1, 1]
+    assert type(pipe.unet.down_blocks[1]).__name__ == "DownBlock2D"
     image = pipe("a red circle", num_inference_steps=2, width=64, height=64, output_type="np").images[0]
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
 
-    main(["--out", str(tmp_path / "plain"), *TINY, *refine, "--refine-grow", "no"])
+    main(["--out", str(tmp_path / "plain"), *TINY, *refine, "--refine-grow-top", "no", "--refine-grow", "yes"])
     plain = StableDiffusionPipeline.from_pretrained(tmp_path / "plain")
-    assert type(plain.unet.down_blocks[1]).__name__ == "DownBlock2D"
+    assert [len(b.resnets) for b in plain.unet.down_blocks] == [1, 1, 1, 1]
+    assert type(plain.unet.down_blocks[1]).__name__ == "CrossAttnDownBlock2D"
     assert (tmp_path / "plain" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
