@@ -96,11 +96,6 @@ def defaulted(scene: Scene) -> Scene:
     return Scene(background=DEFAULT_BACKGROUND, shapes=shapes)
 
 
-def first_words(scene: Scene) -> bool:
-    """Whether the scene is one object with every default: what "draw a red circle" asks for."""
-    return len(scene.shapes) == 1 and scene == defaulted(scene)
-
-
 def held_scenes(count: int = 100) -> list[Scene]:
     """The held-back scenes: the world's own, then default-only variants of some of them."""
     base = held_out_scenes(count)
@@ -288,9 +283,9 @@ class Writer:
         text = self._frame(self.t.chat[category])
         return Example("chat", self.t.code, pictures, text, Answer("reply", self.t.chat_reply[category]))
 
-    def outside(self, pictures: tuple[PictureLine, ...], typed: bool = False) -> Example:
-        """A request the world cannot draw, and the polite explanation (`typed`: as casually as requests)."""
-        text = self._noise(self._frame(self.t.outside)) if typed else self._frame(self.t.outside)
+    def outside(self, pictures: tuple[PictureLine, ...]) -> Example:
+        """A request the world cannot draw, and the polite explanation."""
+        text = self._frame(self.t.outside)
         return Example("outside", self.t.code, pictures, text, Answer("reply", self.t.outside_reply))
 
 
@@ -302,11 +297,6 @@ class Lesson:
     mix: dict[str, float]
     edit_weights: dict[str, float] | None = None
     short: float = 0.0  # the share of requests asked in as few words as the defaults allow
-    # Whether the one-object scenes with every default are taught although the held-back set asks for
-    # some of them (in phrasings never taught): see THIRD.
-    firsts: bool = False
-    # Whether out-of-world lines get the requests' casual typing (a capital, a final mark) too.
-    typed: bool = False
     elsewhere: float = 0.0  # the share of implicit edits naming an object only an earlier picture has
 
 
@@ -324,24 +314,15 @@ SECOND = Lesson(
 # world, beside the near misses it must decline ("draw an orange circle"), and an implicit edit always
 # aimed at the last picture, even when only an earlier one has what it names. The third asks half its
 # requests short and a third of its implicit edits of an earlier picture, and teaches removals said
-# as a wish; the rest as the second, so that it keeps what that taught.
-# It also teaches the fifteen one-object scenes with every default ("draw a red circle"), a newcomer's
-# first words. The held-back set holds ten of them back (default variants of its scenes), so the earlier
-# lessons never drew a red, blue, yellow or purple circle alone: a first try of this lesson without
-# them still declined "draw a red circle" while it drew "draw a small red circle". The held-back set
-# still asks for them only in phrasings never taught; what it measures there is the phrasing.
-# Its out-of-world lines are typed as casually as requests: the earlier lessons wrote them all in
-# lower case with no final mark, which requests often have, so "draw a red circle" and "paint a blue
-# square" (but not "Draw a red circle." or "please draw a red circle") were still declined, after
-# "draw a blue star" and "paint a cat on a sofa".
+# as a wish; the rest as the second, so that it keeps what that taught. (Tried and not shipped, in
+# docs/notes.md: teaching the held-back one-object default scenes, casual typing for out-of-world
+# lines, and 60% of implicit edits elsewhere, which then took edits of the last picture elsewhere too.)
 THIRD = Lesson(
     3,
     {"request": 0.4, "edit": 0.42, "chat": 0.09, "outside": 0.09},
     {"add": 2.0, "remove": 2.5, "background": 1.2, "recolour": 1.2, "reshape": 1.0, "move": 1.0, "resize": 1.0},
     short=0.5,
-    elsewhere=0.6,
-    firsts=True,
-    typed=True,
+    elsewhere=0.35,
 )
 
 
@@ -353,7 +334,7 @@ class Generator:
         self.held = held
         self.lesson = lesson
         self.scenes = scenes  # the held-back set draws from these; training samples new ones
-        self.exclude = {s.key for s in held_scenes() if not (lesson.firsts and first_words(s))} if not held else set()
+        self.exclude = {s.key for s in held_scenes()} if not held else set()
 
     def scene(self) -> Scene:
         """A scene to ask for or to edit."""
@@ -472,7 +453,7 @@ class Generator:
     def outside(self, language: str) -> Example:
         """A request outside the world."""
         count = self.rng.choice((0, 0, 0, 1))
-        return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)), self.lesson.typed)
+        return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)))
 
 
 def fingerprint(examples: list[Example]) -> str:

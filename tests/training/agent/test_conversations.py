@@ -19,7 +19,6 @@ from training.agent.conversations import (
     THIRD,
     defaulted,
     fingerprint,
-    first_words,
     held_back,
     held_scenes,
     training_examples,
@@ -160,7 +159,6 @@ def test_the_second_lesson_is_mostly_edits_in_more_words_and_never_the_held_ones
 
 
 THIRD_SAMPLE = list(training_examples(2400, 29, THIRD))
-RED_ONE = "a large red circle in the center, on a white background"
 
 
 _DEFAULT_WORDS = re.compile(
@@ -189,25 +187,17 @@ def test_the_third_lesson_asks_short_requests_in_as_few_words_as_the_defaults_al
         re.fullmatch(r"draw (a|one) (red|green|blue|yellow|purple) (circle|disc|square|box|triangle)", t) for t in texts
     )
     assert any(re.fullmatch(r"\w{2,5}を描いて[。！]?", t) for t in texts) and any(t.startswith("画一个") for t in texts)
-    # Of the held-back scenes it teaches only the one-object ones with every default, a newcomer's first words
-    # (the held-back set asks for them in phrasings never taught).
-    held = {s.key: s for s in held_scenes()}
-    taught = {e.scene.key for e in THIRD_SAMPLE if e.scene is not None} & set(held)
-    assert taught and all(first_words(held[k]) for k in taught)
-    assert RED_ONE in {e.answer.caption for e in short}
-    # The near misses it must still decline stay in the mix, typed as casually as requests (not, as before,
-    # always in lower case with no final mark, which had made those a sign of a line outside the world).
-    outside = [e.text for e in THIRD_SAMPLE if e.kind == "outside" and e.language == "en"]
-    assert len(outside) > 50 and {"Draw a blue star", "draw an orange circle."} <= set(outside)
-    assert not set(outside) <= set(ENGLISH.outside.train)
-    assert {e.text for e in SAMPLE if e.kind == "outside" and e.language == "en"} <= set(ENGLISH.outside.train)
+    # The near misses it must still decline stay in the mix, and the held-back scenes stay out of it.
+    assert sum(e.kind == "outside" for e in THIRD_SAMPLE) > 150
+    held = {s.key for s in held_scenes()}
+    assert not held & {e.scene.key for e in THIRD_SAMPLE if e.scene is not None}
     assert not any(e.kind == "short" for e in SAMPLE)
 
 
 def test_the_third_lesson_edits_an_earlier_picture_when_only_it_has_what_is_named() -> None:
     elsewhere = [e for e in THIRD_SAMPLE if e.how == "implicit" and e.answer.ref != LAST]
     implicit = [e for e in THIRD_SAMPLE if e.how == "implicit"]
-    assert 0.5 > len(elsewhere) / len(implicit) > 0.2
+    assert 0.35 > len(elsewhere) / len(implicit) > 0.1
     for example in elsewhere:
         _, colour, shape = example.answer.target.split()
         (mine,) = [p for p in example.pictures if p.id == example.answer.ref]
