@@ -110,12 +110,21 @@ def test_the_world_adapter_writes_the_canonical_caption_in_japanese_and_chinese(
     )
 
 
-def test_the_world_adapter_edits_the_last_picture(world: EmbeddedChatModel) -> None:
-    note = history_note([generation("k3mf", RED_ONE), generation("x8pq", BLUE_SQUARE)])
+def two_pictures() -> str:
+    """The history note of a user with two pictures: the red circle (k3mf), then the blue square's (x8pq)."""
+    return history_note([generation("k3mf", RED_ONE), generation("x8pq", BLUE_SQUARE)])
+
+
+def test_the_world_adapter_finds_the_picture_an_edit_means(world: EmbeddedChatModel) -> None:
     # "the square" is the last picture's, named as the last one (the ref the agent resolves to x8pq).
-    assert said(world, "make the square green", note) == Decision(
+    assert said(world, "make the square green", two_pictures()) == Decision(
         action="edit", ref="last", mode="region", target="the blue square", reply=ENGLISH.edited,
         prompt=BLUE_SQUARE.replace("blue", "green"),
+    )  # fmt: skip
+    # By ordinal, in Japanese.
+    assert said(world, "1枚目の丸を青にして", two_pictures()) == Decision(
+        action="edit", ref="k3mf", mode="region", target="the red circle", reply=JAPANESE.edited,
+        prompt=RED_ONE.replace("red", "blue"),
     )  # fmt: skip
 
 
@@ -131,15 +140,6 @@ def test_the_world_adapter_draws_a_newcomers_first_words(world: EmbeddedChatMode
     assert said(world, "draw an orange circle") == Decision(action="reply", text=ENGLISH.outside_reply)
 
 
-def test_the_world_adapter_finds_the_picture_an_edit_means(world: EmbeddedChatModel) -> None:
-    note = history_note([generation("k3mf", RED_ONE), generation("x8pq", BLUE_SQUARE)])
-    # By ordinal, in Japanese.
-    assert said(world, "1枚目の丸を青にして", note) == Decision(
-        action="edit", ref="k3mf", mode="region", target="the red circle", reply=JAPANESE.edited,
-        prompt=RED_ONE.replace("red", "blue"),
-    )  # fmt: skip
-
-
 @pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason="known misses of the shipped adapter (docs/notes.md, issue 27 part 1): the bare \"draw a red circle\" "
@@ -148,8 +148,7 @@ def test_the_world_adapter_finds_the_picture_an_edit_means(world: EmbeddedChatMo
 )  # fmt: skip
 def test_the_world_adapter_known_misses(world: EmbeddedChatModel) -> None:
     assert said(world, "draw a red circle") == Decision(action="draw", prompt=RED_ONE, reply=ENGLISH.drawn)
-    note = history_note([generation("k3mf", RED_ONE), generation("x8pq", BLUE_SQUARE)])
-    assert said(world, "make the circle blue", note) == Decision(
+    assert said(world, "make the circle blue", two_pictures()) == Decision(
         action="edit", ref="k3mf", mode="region", target="the red circle", reply=ENGLISH.edited,
         prompt=RED_ONE.replace("red", "blue"),
     )  # fmt: skip
