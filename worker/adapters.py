@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 MAX_CACHED_CONCEPTS = 64
 
 
+def activate_loras(pipe: Any, names: list[str], scales: list[float]) -> None:
+    """What `pipe.set_adapters(names, scales)` does with plain-number scales, component by component.
+
+    Diffusers' own first expands per-block scales for UNets, reading `layers_per_block` as one number
+    even when every scale is a plain number that needs no expansion; a UNet with a count per level
+    (the world preset's grown top level, a legal diffusers config) fails there with a TypeError.
+    """
+    from diffusers.utils.peft_utils import set_weights_and_activate_adapters
+
+    for component in pipe.get_list_adapters():  # the components holding any LoRA: unet, text encoders, transformer
+        set_weights_and_activate_adapters(getattr(pipe, component), names, scales)
+
+
 class Adapters:
     """Which adapters each preset's pipeline holds; loads them on first use and switches them per batch."""
 
@@ -49,7 +62,7 @@ class Adapters:
         any_lora = any(m == plan.model and self._settings.adapters[n].kind == "lora" for m, n in self._loaded)
         if loras:
             pipe.enable_lora()
-            pipe.set_adapters([c.name for c in loras], adapter_weights=[c.scale for c in loras])
+            activate_loras(pipe, [c.name for c in loras], [c.scale for c in loras])
         elif any_lora:
             pipe.disable_lora()
 

@@ -105,3 +105,40 @@ def test_instruction_edit_model(worker_cache: Path) -> None:
     result = engine.render(plan)
     assert result.data[0].parameters.mode == "instruct"
     assert Image.open(io.BytesIO(__import__("base64").b64decode(result.data[0].b64_json))).size == (64, 64)
+
+
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config`")  # two adapters on one model, as meant
+def test_loras_switch_on_a_unet_with_a_resnet_count_per_level() -> None:
+    # The world preset's UNet has two resnets at its top level and one below (a legal diffusers config);
+    # diffusers' own set_adapters cannot read that, so `activate_loras` sets the scales itself.
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.tuners.lora import LoraLayer
+
+    from worker.adapters import activate_loras
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=(2, 1), block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8, attention_head_dim=2, norm_num_groups=4,
+    )  # fmt: skip
+    for name in ("ink", "wash"):
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["to_q", "to_v"], init_lora_weights=False)
+        unet.add_adapter(config, adapter_name=name)
+    with pytest.raises(TypeError):  # diffusers 0.42: `layers_per_block + 1` on the tuple
+        unet.set_adapters(["ink"], [0.5])
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.unet = unet
+
+        def get_list_adapters(self) -> dict[str, list[str]]:
+            return {"unet": ["ink", "wash"]}
+
+    activate_loras(Pipe(), ["ink"], [0.5])
+    layers = [m for m in unet.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(m.active_adapters == ["ink"] and m.scaling["ink"] == 0.5 * 8 / 4 for m in layers)
+    activate_loras(Pipe(), ["ink", "wash"], [1.0, 0.25])
+    assert all(m.active_adapters == ["ink", "wash"] for m in layers)
+    assert all((m.scaling["ink"], m.scaling["wash"]) == (2.0, 0.5) for m in layers)

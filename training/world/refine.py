@@ -5,12 +5,11 @@ tell a square from a circle are a few latent pixels, and its top (32x32) level, 
 side, rounds them even at low noise. This phase fine-tunes phase 3's UNet with every noise level weighted
 alike (min-SNR all but ignores the low-noise steps, where edges sharpen), the loss weighted up at the
 shapes' edges and, more, where a square and a circle in the same place would differ (`shape_map`). It can
-first grow the UNet where it is short: a second resnet at the top level (`grow_top`) or cross-attention
-at the 16x16 level (`grow_attention`); both start computing exactly what phase 3 left. Measured
-(docs/benchmarks.md): the default settings (3,000 steps, the top grown, shape weight 8) took squares from
-9 to 19 of 69 and shape from 65.6% to 70.8%; the weights alone or grown attention moved squares by at
-most four. Off by default (`--refine-steps 0`): diffusers' LoRA loading cannot take the grown UNet's
-per-level resnet counts, so the shipped weights are phase 3's.
+first grow the UNet where it is short: a second resnet at the top level (`grow_top`, the shipped
+weights) or cross-attention at the 16x16 level (`grow_attention`, tried); both start computing exactly
+what phase 3 left. Measured (docs/benchmarks.md): the shipped settings (3,000 steps, the top grown,
+shape weight 8) took squares from 9 to 19 of 69 and shape from 65.6% to 70.8%; the weights alone or
+grown attention moved squares by at most four.
 """
 
 from __future__ import annotations
