@@ -71,7 +71,7 @@ def vocabulary() -> Vocabulary:
 class Example:
     """One turn: what the adapter is shown, and what it should write."""
 
-    kind: str  # "request", "edit:<kind>", "chat", "outside"
+    kind: str  # "request", "short", "bare", "edit:<kind>", "chat", "outside"
     language: str
     pictures: tuple[PictureLine, ...]
     text: str
@@ -172,6 +172,12 @@ class Writer:
             return self._noise(frame.format(x=with_bg.format(x=objects, b=bg)))
         return self._noise(with_bg.format(t=frame.format(x=objects).rstrip(".!?。！？"), b=bg))
 
+    def bare_text(self, scene: Scene) -> str:
+        """One object in the plainest frame, nothing added ("draw a red circle", "赤い丸を描いて", "画一个红色的圆"):
+        the form of the out-of-world lines it must be told from ("draw a pink square")."""
+        (shape,) = scene.shapes
+        return self._space(self._choice(self.t.bare).format(x=self.thing(shape, shape.size != DEFAULT_SIZE, False)))
+
     def _noise(self, text: str) -> str:
         """Casual typing: a capital or not, a final mark or not (English)."""
         if self.t.code != "en":
@@ -186,11 +192,15 @@ class Writer:
         return text
 
     # -- turns -----------------------------------------------------------------
-    def request(self, scene: Scene, pictures: tuple[PictureLine, ...], short: bool = False) -> Example:
-        """A new picture asked for (`short`: in as few words as the defaults allow, "draw a red circle")."""
+    def request(
+        self, scene: Scene, pictures: tuple[PictureLine, ...], short: bool = False, bare: bool = False
+    ) -> Example:
+        """A new picture asked for (`short`: in as few words as the defaults allow; `bare`: one object on
+        the default background, said in the plainest frame as typed, "draw a red circle")."""
         answer = Answer("draw", self.t.drawn, caption=scene.caption())
-        text = self.request_text(scene, short)
-        return Example("short" if short else "request", self.t.code, pictures, text, answer, scene=scene)
+        text = self.bare_text(scene) if bare else self.request_text(scene, short)
+        kind = "bare" if bare else "short" if short else "request"
+        return Example(kind, self.t.code, pictures, text, answer, scene=scene)
 
     def edit(
         self, kind: str, parent: Scene, pictures: tuple[PictureLine, ...], ref: str, how: str, explicit: bool = False
@@ -298,6 +308,8 @@ class Lesson:
     edit_weights: dict[str, float] | None = None
     short: float = 0.0  # the share of requests asked in as few words as the defaults allow
     elsewhere: float = 0.0  # the share of implicit edits naming an object only an earlier picture has
+    bare: float = 0.0  # the share of one-object short requests said in the plainest frame ("draw a red circle")
+    busy: float = 0.0  # the share of chat and out-of-world lines that come after one to four pictures
 
 
 FIRST = Lesson(1, {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09})
@@ -323,6 +335,24 @@ THIRD = Lesson(
     {"add": 2.0, "remove": 2.5, "background": 1.2, "recolour": 1.2, "reshape": 1.0, "move": 1.0, "resize": 1.0},
     short=0.5,
     elsewhere=0.35,
+)
+
+# The third, after many pictures, took thanks and goodbyes for edits of the last picture (its chat and
+# out-of-world lines came after at most one), and still declined the bare "draw a red circle" (the
+# out-of-world near misses it must be told from are all typed that way: "draw a pink square"). The
+# fourth, short, goes on from it: chat and out-of-world lines after up to four pictures, one-object
+# requests said bare, and fewer implicit edits of an earlier picture than the third's 35%, which had
+# begun to take edits from the last picture. (Tried first and not kept, docs/notes.md: the same with
+# the out-of-world lines typed as casually as requests, which fixed the chat but made the model
+# decline "paint a red circle" too.)
+FOURTH = Lesson(
+    4,
+    {"request": 0.32, "edit": 0.38, "chat": 0.16, "outside": 0.14},
+    THIRD.edit_weights,
+    short=0.6,
+    elsewhere=0.2,
+    bare=1.0,
+    busy=0.7,
 )
 
 
@@ -369,7 +399,11 @@ class Generator:
         short = self.lesson.short > 0 and self.rng.random() < self.lesson.short
         if short:
             scene = self.short_scene()
-        return self.writer(language).request(scene, self.pictures(count, self.rng.randint(1, 6)), short)
+        bare = (
+            short and self.lesson.bare > 0 and len(scene.shapes) == 1 and scene.background == DEFAULT_BACKGROUND
+            and self.rng.random() < self.lesson.bare
+        )  # fmt: skip
+        return self.writer(language).request(scene, self.pictures(count, self.rng.randint(1, 6)), short, bare)
 
     def short_scene(self) -> Scene:
         """A scene a short request asks for: the default places, and mostly the default size and background;
@@ -445,15 +479,21 @@ class Generator:
 
     def chat(self, language: str) -> Example:
         """A chat line."""
-        count = self.rng.choice((0, 0, 0, 1))
+        count = self._talk_pictures()
         pictures = self.pictures(count, self.rng.randint(1, 6))
         category = self.rng.choice(("greet", "thanks", "ask", "bye"))
         return self.writer(language).chat(category, pictures)
 
     def outside(self, language: str) -> Example:
         """A request outside the world."""
-        count = self.rng.choice((0, 0, 0, 1))
+        count = self._talk_pictures()
         return self.writer(language).outside(self.pictures(count, self.rng.randint(1, 6)))
+
+    def _talk_pictures(self) -> int:
+        """How many pictures a chat or out-of-world line comes after: rarely any, or (`busy`) up to four."""
+        if self.lesson.busy > 0 and self.rng.random() < self.lesson.busy:
+            return self.rng.randint(1, MAX_PICTURES)
+        return self.rng.choice((0, 0, 0, 1))
 
 
 def fingerprint(examples: list[Example]) -> str:

@@ -76,6 +76,9 @@ class Tongue:
     outside_reply: str
     drawn: str  # the reply posted with a new picture
     edited: str  # the reply posted with an edit
+    # The request frames the out-of-world lines are typed in ("draw a dragon", "a red car in the center"):
+    # one-object requests said bare in them teach the model to tell "draw a red circle" from "draw a pink square".
+    bare: tuple[str, ...] = ()
 
 
 POSITIONS_EN: dict[Cell, tuple[str, ...]] = {
@@ -300,6 +303,7 @@ ENGLISH = Tongue(
     "Configure a real model to draw anything else.",
     drawn="Here it is!",
     edited="Done, here is the change.",
+    bare=("draw {x}", "paint {x}", "{x}"),
 )
 
 _JA_AT: dict[Cell, tuple[str, ...]] = {
@@ -475,6 +479,7 @@ JAPANESE = Tongue(
     outside_reply="ごめんなさい、この内蔵モデルは形と色と位置しか知りません。ほかのものを描くには本物のモデルを設定してください。",
     drawn="描きました！",
     edited="変更しました！",
+    bare=("{x}を描いて",),
 )
 
 _ZH_AT: dict[Cell, tuple[str, ...]] = {
@@ -617,6 +622,7 @@ CHINESE = Tongue(
     outside_reply="抱歉，这个内置模型只认识形状、颜色和位置。要画别的东西，请配置一个真正的模型。",
     drawn="画好了！",
     edited="改好了！",
+    bare=("画{x}",),
 )
 
 TONGUES = {t.code: t for t in (ENGLISH, JAPANESE, CHINESE)}

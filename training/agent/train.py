@@ -2,14 +2,16 @@
 
     python -m training.agent.train --out agent/adapters/world
 
-Three lessons, one command. The first (--steps) teaches every kind of turn; the second
-(--second-steps, 0 to skip it and the third) goes on from the first's LoRA with a fresh stream, mostly
-edits and with more sentence frames (training/agent/lexicon.py `later`), at a lower rate: the first
-left edits the weakest. The third (--third-steps, 0 to skip) goes on from the second's: short
-requests, implicit edits of an earlier picture, and removals said as a wish (conversations.py
-`THIRD`). Seeded and resumable: the examples, their order and the LoRA's start are fixed by --seed; a
-checkpoint of each lesson is written to --work every --save-every steps, and the same command run
-again goes on from the last one. --threads changes only the speed.
+Four lessons, one command. The first (--steps) teaches every kind of turn; the second
+(--second-steps, 0 to skip it and the later ones) goes on from the first's LoRA with a fresh
+stream, mostly edits and with more sentence frames (training/agent/lexicon.py `later`), at a lower
+rate: the first left edits the weakest. The third (--third-steps, 0 to skip it and the fourth) goes
+on from the second's: short requests, implicit edits of an earlier picture, and removals said as a
+wish (conversations.py `THIRD`). The fourth (--fourth-steps, 0 to skip), shorter, goes on from the
+third's: chat and out-of-world lines after several pictures, and bare one-object requests ("draw a red
+circle") (`FOURTH`). Seeded and resumable: the examples, their order and the LoRA's
+start are fixed by --seed; a checkpoint of each lesson is written to --work every --save-every
+steps, and the same command run again goes on from the last one. --threads changes only the speed.
 
 The output folder gets the adapter (adapter_config.json and fp16 adapter_model.safetensors, what
 `agent.smol.SmolRuntime` loads), world.json (the world's words, for the answer grammar) and
@@ -34,6 +36,7 @@ from typing import Any
 
 from training.agent.conversations import (
     FIRST,
+    FOURTH,
     SECOND,
     THIRD,
     TRAIN_SEED,
@@ -85,6 +88,16 @@ class ThirdLesson:
     third_lr: float = 4e-4
     third_warmup: int = 10
     third_seed: int = TRAIN_SEED + 2
+
+
+@dataclass(frozen=True)
+class FourthLesson:
+    """The fourth lesson's own numbers, as the second's."""
+
+    fourth_steps: int = 150
+    fourth_lr: float = 3e-4
+    fourth_warmup: int = 10
+    fourth_seed: int = TRAIN_SEED + 3
 
 
 @dataclass(frozen=True)
@@ -190,13 +203,18 @@ class Progress:
 
 
 def train(
-    settings: Settings, out: Path, work: Path, second: SecondLesson | None = None, third: ThirdLesson | None = None
+    settings: Settings,
+    out: Path,
+    work: Path,
+    second: SecondLesson | None = None,
+    third: ThirdLesson | None = None,
+    fourth: FourthLesson | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the lessons and write the adapter; returns the training record."""
     import torch
     from peft import LoraConfig, get_peft_model
 
-    second, third = second or SecondLesson(), third or ThirdLesson()
+    second, third, fourth = second or SecondLesson(), third or ThirdLesson(), fourth or FourthLesson()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
@@ -216,7 +234,11 @@ def train(
         runs.append(Run(schedule, second.second_seed, SECOND, identity))
         if third.third_steps > 0:
             schedule = Schedule(third.third_steps, third.third_lr, third.third_warmup)
-            runs.append(Run(schedule, third.third_seed, THIRD, {**identity, **asdict(third)}))
+            identity = {**identity, **asdict(third)}
+            runs.append(Run(schedule, third.third_seed, THIRD, identity))
+            if fourth.fourth_steps > 0:
+                schedule = Schedule(fourth.fourth_steps, fourth.fourth_lr, fourth.fourth_warmup)
+                runs.append(Run(schedule, fourth.fourth_seed, FOURTH, {**identity, **asdict(fourth)}))
     records = []
     for run in runs:
         examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))
@@ -229,6 +251,7 @@ def train(
         "settings": asdict(settings),
         "second": asdict(second),
         "third": asdict(third),
+        "fourth": asdict(fourth),
         **records[0],
         "lessons": records[1:],
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -337,10 +360,10 @@ def _relative_base(path: Path) -> None:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults, second, third = Settings(), SecondLesson(), ThirdLesson()
+    defaults, second, third, fourth = Settings(), SecondLesson(), ThirdLesson(), FourthLesson()
     parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
     parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
-    for name, value in {**asdict(defaults), **asdict(second), **asdict(third)}.items():
+    for name, value in {**asdict(defaults), **asdict(second), **asdict(third), **asdict(fourth)}.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -348,6 +371,7 @@ def main() -> None:
     lessons = (
         SecondLesson(**{f: getattr(args, f) for f in asdict(second)}),
         ThirdLesson(**{f: getattr(args, f) for f in asdict(third)}),
+        FourthLesson(**{f: getattr(args, f) for f in asdict(fourth)}),
     )
     record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"), *lessons)
     print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "lessons")}, indent=1))
