@@ -228,17 +228,14 @@ def train(
     pad = tokenizer.convert_tokens_to_ids("<|im_end|>")
     first = Schedule(settings.steps, settings.lr, settings.warmup)
     runs = [Run(first, settings.seed, FIRST, asdict(settings))]
-    if second.second_steps > 0:
-        schedule = Schedule(second.second_steps, second.second_lr, second.second_warmup)
-        identity = {**asdict(settings), **asdict(second)}
-        runs.append(Run(schedule, second.second_seed, SECOND, identity))
-        if third.third_steps > 0:
-            schedule = Schedule(third.third_steps, third.third_lr, third.third_warmup)
-            identity = {**identity, **asdict(third)}
-            runs.append(Run(schedule, third.third_seed, THIRD, identity))
-            if fourth.fourth_steps > 0:
-                schedule = Schedule(fourth.fourth_steps, fourth.fourth_lr, fourth.fourth_warmup)
-                runs.append(Run(schedule, fourth.fourth_seed, FOURTH, {**identity, **asdict(fourth)}))
+    identity = asdict(settings)
+    for name, numbers, lesson in (("second", second, SECOND), ("third", third, THIRD), ("fourth", fourth, FOURTH)):
+        values = asdict(numbers)
+        if values[f"{name}_steps"] <= 0:
+            break  # each lesson goes on from the one before: a lesson skipped skips the later ones too
+        identity = {**identity, **values}  # a checkpoint belongs to its lesson's settings and every earlier one's
+        schedule = Schedule(values[f"{name}_steps"], values[f"{name}_lr"], values[f"{name}_warmup"])
+        runs.append(Run(schedule, values[f"{name}_seed"], lesson, identity))
     records = []
     for run in runs:
         examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))
