@@ -310,6 +310,7 @@ class Lesson:
     elsewhere: float = 0.0  # the share of implicit edits naming an object only an earlier picture has
     bare: float = 0.0  # the share of one-object short requests said in the plainest frame ("draw a red circle")
     busy: float = 0.0  # the share of chat and out-of-world lines that come after one to four pictures
+    asked_after: float = 0.0  # the share of requests that come after one to four pictures (0: none to two, as before)
 
 
 FIRST = Lesson(1, {"request": 0.48, "edit": 0.34, "chat": 0.09, "outside": 0.09})
@@ -355,6 +356,25 @@ FOURTH = Lesson(
     busy=0.7,
 )
 
+# The fourth declined the bare "draw a red circle" again once the user had a few pictures: its bare
+# requests came after none to two, its out-of-world lines mostly after one to four, so the count of
+# pictures had become the sign of a near miss. The fifth, as short, goes on from the fourth's adapter
+# as written: requests, chat and out-of-world lines all come after the same counts of pictures (none,
+# or one to four), so the count tells nothing; full requests at the third's share (the fourth's fewer
+# had cost some); the rest as the fourth. (Tried too and not kept, docs/notes.md: the same, also
+# teaching the fifteen one-object default scenes the held-back set keeps, at 3e-4: more bare lines
+# drawn, but thanks after four pictures taken for an edit.)
+FIFTH = Lesson(
+    5,
+    {"request": 0.42, "edit": 0.36, "chat": 0.12, "outside": 0.1},
+    THIRD.edit_weights,
+    short=0.5,
+    elsewhere=0.25,
+    bare=1.0,
+    busy=0.6,
+    asked_after=0.6,
+)
+
 
 class Generator:
     """A seeded stream of examples."""
@@ -393,8 +413,9 @@ class Generator:
         return Writer(TONGUES[language], self.rng, self.held, self.lesson.number)
 
     def request(self, language: str) -> Example:
-        """A request, after none to three earlier pictures."""
-        count = self.rng.choice((0, 0, 0, 1, 2))
+        """A request, after none to two earlier pictures, or (`asked_after`) as many as a chat line comes after."""
+        asked_after = self.lesson.asked_after
+        count = self._after(asked_after) if asked_after > 0 else self.rng.choice((0, 0, 0, 1, 2))
         scene = self.scene()
         short = self.lesson.short > 0 and self.rng.random() < self.lesson.short
         if short:
@@ -491,7 +512,11 @@ class Generator:
 
     def _talk_pictures(self) -> int:
         """How many pictures a chat or out-of-world line comes after: rarely any, or (`busy`) up to four."""
-        if self.lesson.busy > 0 and self.rng.random() < self.lesson.busy:
+        return self._after(self.lesson.busy)
+
+    def _after(self, share: float) -> int:
+        """How many pictures a turn comes after: one to four for `share` of turns, else mostly none."""
+        if share > 0 and self.rng.random() < share:
             return self.rng.randint(1, MAX_PICTURES)
         return self.rng.choice((0, 0, 0, 1))
 
@@ -523,14 +548,18 @@ class HeldBack:
     chat: list[Example]
     outside: list[Example]
     short: list[Example]  # requests in as few words as the defaults allow ("draw a red circle")
+    bare: list[Example]  # one object said bare, after none to four pictures ("draw a red circle" in a busy chat)
 
 
-def held_back(requests: int = 50, edits: int = 20, chat: int = 10, short: int = 10, seed: int = HELD_SEED) -> HeldBack:
-    """Per language `requests` requests, `edits` edits (every kind in turn), `chat` chat lines and `short`
-    short requests (of the held-back scenes with every default); every held-back out-of-world line (10 in all)."""
+def held_back(
+    requests: int = 50, edits: int = 20, chat: int = 10, short: int = 10, bare: int = 10, seed: int = HELD_SEED
+) -> HeldBack:
+    """Per language `requests` requests, `edits` edits (every kind in turn), `chat` chat lines, `short`
+    short requests (of the held-back scenes with every default) and `bare` one-object requests said bare
+    (after none, one, ... four pictures in turn); every held-back out-of-world line (10 in all)."""
     scenes = held_scenes()
     generator = Generator(seed, held=True, scenes=scenes)
-    out = HeldBack([], [], [], [], [])
+    out = HeldBack([], [], [], [], [], [])
     for language in LANGUAGES:
         out.requests.extend(generator.request(language) for _ in range(requests))
         out.edits.extend(generator.edit(language, EDITS[n % len(EDITS)]) for n in range(edits))
@@ -549,4 +578,12 @@ def held_back(requests: int = 50, edits: int = 20, chat: int = 10, short: int = 
     for language in LANGUAGES:
         write = generator.writer(language)
         out.short.extend(write.request(generator.rng.choice(defaults), (), short=True) for _ in range(short))
+    # Last again, for the same reason.
+    singles = [s for s in defaults if len(s.shapes) == 1]
+    for language in LANGUAGES:
+        write = generator.writer(language)
+        for n in range(bare):
+            count = n % (MAX_PICTURES + 1)
+            before = generator.pictures(count, generator.rng.randint(1, 6)) if count else ()
+            out.bare.append(write.request(generator.rng.choice(singles), before, short=True, bare=True))
     return out

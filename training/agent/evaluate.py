@@ -1,7 +1,7 @@
 """The adapter on the held-back conversations: is the answer exactly the one asked for?
 
     python -m training.agent.evaluate [--adapter agent/adapters/world] [--json out.json] [--per-language 50 20 10]
-        [--short 10]
+        [--short 10] [--bare 10]
 
 Each held-back turn goes through the runtime's own pieces (the adapter's chat, the guided greedy
 decoding, the answer parser), so this measures the agent's words without the painter: for a
@@ -107,11 +107,14 @@ def main() -> None:
         "--per-language", type=int, nargs=3, default=(50, 20, 10), metavar=("REQUESTS", "EDITS", "CHAT")
     )
     parser.add_argument("--short", type=int, default=10, help='short requests per language ("draw a red circle")')
+    parser.add_argument(
+        "--bare", type=int, default=10, help="one-object requests said bare, after 0-4 pictures, per language"
+    )
     args = parser.parse_args()
     runtime = SmolRuntime(adapter=find_adapter(args.adapter))
     requests, edits, chat = args.per_language
-    sets = held_back(requests, edits, chat, short=args.short)
-    graded = grade(runtime, [*sets.requests, *sets.edits, *sets.chat, *sets.outside, *sets.short])
+    sets = held_back(requests, edits, chat, short=args.short, bare=args.bare)
+    graded = grade(runtime, [*sets.requests, *sets.edits, *sets.chat, *sets.outside, *sets.short, *sets.bare])
     table = summary(graded)
     for key, row in table.items():
         shares = "  ".join(f"{name} {row[name]:.3f}" for name in ("action", "caption", "exact"))

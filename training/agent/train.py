@@ -2,16 +2,21 @@
 
     python -m training.agent.train --out agent/adapters/world
 
-Four lessons, one command. The first (--steps) teaches every kind of turn; the second
+Five lessons, one command. The first (--steps) teaches every kind of turn; the second
 (--second-steps, 0 to skip it and the later ones) goes on from the first's LoRA with a fresh
 stream, mostly edits and with more sentence frames (training/agent/lexicon.py `later`), at a lower
 rate: the first left edits the weakest. The third (--third-steps, 0 to skip it and the fourth) goes
 on from the second's: short requests, implicit edits of an earlier picture, and removals said as a
 wish (conversations.py `THIRD`). The fourth (--fourth-steps, 0 to skip), shorter, goes on from the
 third's: chat and out-of-world lines after several pictures, and bare one-object requests ("draw a red
-circle") (`FOURTH`). Seeded and resumable: the examples, their order and the LoRA's
-start are fixed by --seed; a checkpoint of each lesson is written to --work every --save-every
-steps, and the same command run again goes on from the last one. --threads changes only the speed.
+circle") (`FOURTH`). The fifth (--fifth-steps, 0 to skip) goes on from the fourth's adapter as written
+(its fp16 weights) with its own seed: requests, chat and out-of-world lines after the same counts of
+pictures (`FIFTH`). Because it starts from what was written, `--from DIR` can take the earlier lessons
+from an adapter this command wrote (the shipped one, say) instead of teaching them again: their
+settings and data fingerprints must be this run's, and the result is the same. Seeded and resumable:
+the examples, their order and the LoRA's start are fixed by --seed; a checkpoint of each lesson is
+written to --work every --save-every steps, and the same command run again goes on from the last one.
+--threads changes only the speed.
 
 The output folder gets the adapter (adapter_config.json and fp16 adapter_model.safetensors, what
 `agent.smol.SmolRuntime` loads), world.json (the world's words, for the answer grammar) and
@@ -30,11 +35,12 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from training.agent.conversations import (
+    FIFTH,
     FIRST,
     FOURTH,
     SECOND,
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 IGNORE = -100
+Numbers = TypeVar("Numbers")
 COMMAND = "python -m training.agent.train --out agent/adapters/world"
 
 
@@ -98,6 +105,21 @@ class FourthLesson:
     fourth_lr: float = 3e-4
     fourth_warmup: int = 10
     fourth_seed: int = TRAIN_SEED + 3
+
+
+@dataclass(frozen=True)
+class FifthLesson:
+    """The fifth lesson's own numbers, as the second's."""
+
+    fifth_steps: int = 150
+    fifth_lr: float = 2e-4
+    fifth_warmup: int = 10
+    fifth_seed: int = TRAIN_SEED + 4
+
+
+# From this lesson on, a lesson starts from the adapter as written (fp16) and seeds its own randomness,
+# so that it can go on from a written adapter (`--from`) exactly as from the lesson before in one run.
+WRITTEN_FROM = 5
 
 
 @dataclass(frozen=True)
@@ -209,12 +231,18 @@ def train(
     second: SecondLesson | None = None,
     third: ThirdLesson | None = None,
     fourth: FourthLesson | None = None,
+    fifth: FifthLesson | None = None,
+    start: Path | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) the lessons and write the adapter; returns the training record."""
+    """Train (or resume) the lessons and write the adapter; returns the training record.
+
+    `start`: an adapter folder this command wrote, whose lessons (all before the `WRITTEN_FROM`th or later)
+    are taken from it instead of taught again."""
     import torch
     from peft import LoraConfig, get_peft_model
 
-    second, third, fourth = second or SecondLesson(), third or ThirdLesson(), fourth or FourthLesson()
+    second, third = second or SecondLesson(), third or ThirdLesson()
+    fourth, fifth = fourth or FourthLesson(), fifth or FifthLesson()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
@@ -229,26 +257,28 @@ def train(
     first = Schedule(settings.steps, settings.lr, settings.warmup)
     runs = [Run(first, settings.seed, FIRST, asdict(settings))]
     identity = asdict(settings)
-    for name, numbers, lesson in (("second", second, SECOND), ("third", third, THIRD), ("fourth", fourth, FOURTH)):
+    later = (("second", second, SECOND), ("third", third, THIRD), ("fourth", fourth, FOURTH), ("fifth", fifth, FIFTH))
+    for name, numbers, lesson in later:
         values = asdict(numbers)
         if values[f"{name}_steps"] <= 0:
             break  # each lesson goes on from the one before: a lesson skipped skips the later ones too
         identity = {**identity, **values}  # a checkpoint belongs to its lesson's settings and every earlier one's
         schedule = Schedule(values[f"{name}_steps"], values[f"{name}_lr"], values[f"{name}_warmup"])
         runs.append(Run(schedule, values[f"{name}_seed"], lesson, identity))
-    records = []
-    for run in runs:
+    numbers_of = {"settings": asdict(settings), **{name: asdict(numbers) for name, numbers, _ in later}}
+    records = _taken(torch, model, start, runs, numbers_of) if start is not None else []
+    for run in runs[len(records) :]:
         examples = list(training_examples(run.schedule.steps * settings.batch, run.seed, run.lesson))
         encoded = [encode(tokenizer, e) for e in examples]
+        if run.lesson.number >= WRITTEN_FROM:
+            _as_written(torch, model)
+            torch.manual_seed(run.seed)
         progress = _teach(torch, model, encoded, settings, run, pad, work)
         records.append(_lesson_record(examples, encoded, run.schedule, progress))
     _write_adapter(torch, model, out)
     record = {
         "command": COMMAND,
-        "settings": asdict(settings),
-        "second": asdict(second),
-        "third": asdict(third),
-        "fourth": asdict(fourth),
+        **numbers_of,
         **records[0],
         "lessons": records[1:],
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -256,6 +286,44 @@ def train(
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
+
+
+def _as_written(torch: Any, model: Any) -> None:
+    """The LoRA's weights rounded as `_write_adapter` writes them (fp16), so that a lesson starting here starts
+    where one starting from the written adapter does."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    state = get_peft_model_state_dict(model)
+    set_peft_model_state_dict(model, {k: v.detach().to(torch.float16).to(torch.float32) for k, v in state.items()})
+
+
+def _taken(
+    torch: Any, model: Any, start: Path, runs: list[Run], numbers_of: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The lessons a written adapter already holds, loaded into the model; their records, from its training.json.
+
+    Refused unless they are this run's first lessons exactly: the same settings (the thread count aside) and
+    the same data, and the next lesson is one that starts from the adapter as written."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    saved = json.loads((start / "training.json").read_text(encoding="utf-8"))
+    records = [{k: saved[k] for k in _RECORD_KEYS}, *saved.get("lessons", [])]
+    if len(records) >= len(runs) or runs[len(records)].lesson.number < WRITTEN_FROM:
+        raise SystemExit(f"{start} holds {len(records)} lessons: the next must be lesson {WRITTEN_FROM} or later")
+    for name, numbers in list(numbers_of.items())[: len(records)]:  # the settings, then each later lesson's
+        if {k: v for k, v in saved[name].items() if k != "threads"} != {
+            k: v for k, v in numbers.items() if k != "threads"
+        }:
+            raise SystemExit(f"{start} was trained with other {name}: {saved[name]}")
+    for run, record in zip(runs, records, strict=False):
+        examples = list(training_examples(record["examples"], run.seed, run.lesson))
+        if fingerprint(examples) != record["examples_sha256"]:
+            raise SystemExit(f"{start}: lesson {run.lesson.number} was taught other data")
+    weights = load_file(str(start / "adapter_model.safetensors"))
+    set_peft_model_state_dict(model, {k: v.to(torch.float32) for k, v in weights.items()})
+    log.info("lessons 1-%d taken from %s", len(records), start)
+    return records
 
 
 def _teach(
@@ -315,10 +383,15 @@ def _teach(
     return progress
 
 
+_RECORD_KEYS = (
+    "examples", "examples_sha256", "kinds", "tokens_per_example_mean", "train_s", "seconds_per_step", "losses",
+)  # fmt: skip
+
+
 def _lesson_record(
     examples: list[Example], encoded: list[tuple[list[int], list[int]]], schedule: Schedule, progress: Progress
 ) -> dict[str, Any]:
-    """What training.json says of one lesson."""
+    """What training.json says of one lesson (`_RECORD_KEYS`)."""
     kinds: dict[str, int] = {}
     for example in examples:
         kinds[example.kind] = kinds.get(example.kind, 0) + 1
@@ -357,20 +430,27 @@ def _relative_base(path: Path) -> None:
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults, second, third, fourth = Settings(), SecondLesson(), ThirdLesson(), FourthLesson()
+    defaults = Settings()
+    lessons = (SecondLesson(), ThirdLesson(), FourthLesson(), FifthLesson())
     parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
     parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
-    for name, value in {**asdict(defaults), **asdict(second), **asdict(third), **asdict(fourth)}.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument(
+        "--from", dest="start", type=Path,
+        help=f"take the lessons before the {WRITTEN_FROM}th from this written adapter instead of teaching them again",
+    )  # fmt: skip
+    for numbers in (defaults, *lessons):
+        for name, value in asdict(numbers).items():
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    settings = Settings(**{f: getattr(args, f) for f in asdict(defaults)})
-    lessons = (
-        SecondLesson(**{f: getattr(args, f) for f in asdict(second)}),
-        ThirdLesson(**{f: getattr(args, f) for f in asdict(third)}),
-        FourthLesson(**{f: getattr(args, f) for f in asdict(fourth)}),
-    )
-    record = train(settings, args.out, args.work or args.out.with_name(args.out.name + ".work"), *lessons)
+
+    def chosen(kind: type[Numbers]) -> Numbers:
+        return kind(**{f.name: getattr(args, f.name) for f in fields(kind)})  # type: ignore[arg-type]
+
+    settings = chosen(Settings)
+    work = args.work or args.out.with_name(args.out.name + ".work")
+    lessons_chosen = (chosen(SecondLesson), chosen(ThirdLesson), chosen(FourthLesson), chosen(FifthLesson))
+    record = train(settings, args.out, work, *lessons_chosen, start=args.start)
     print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "lessons")}, indent=1))
 
 
