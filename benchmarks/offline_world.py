@@ -286,13 +286,14 @@ class Results:
     chat: list[tuple[Example, Turn]] = field(default_factory=list)
     outside: list[tuple[Example, Turn]] = field(default_factory=list)
     short: list[tuple[Example, Turn]] = field(default_factory=list)
+    bare: list[tuple[Example, Turn]] = field(default_factory=list)
     load_s: list[float] = field(default_factory=list)
 
     def turns(self) -> list[Turn]:
         """Every measured turn."""
         return [
             *(t for _, t in self.requests), *(t for _, t, _ in self.edits),
-            *(t for _, t in [*self.chat, *self.outside, *self.short]),
+            *(t for _, t in [*self.chat, *self.outside, *self.short, *self.bare]),
         ]  # fmt: skip
 
 
@@ -347,6 +348,7 @@ def measure(requests: int, edits: int, chat_lines: int, workdir: Path) -> Result
         results.chat = [(e, main.say(e.text)) for e in sets.chat]
         results.outside = [(e, main.say(e.text)) for e in sets.outside]
         results.short = [(e, main.say(e.text)) for e in sets.short]
+        results.bare = [(e, main.say(e.text)) for e in sets.bare]  # after every picture above
     finally:
         main.close()
     for language in LANGUAGES:
@@ -368,6 +370,12 @@ def read_request(example: Example, turn: Turn) -> tuple[bool, bool, list[Verdict
     if not turn.pictures:
         return False, False, [Verdict(False, False, False, False) for _ in example.scene.shapes]
     return whole(turn.pictures[0][0], example.scene)
+
+
+def asked(pairs: list[tuple[Example, Turn]]) -> tuple[str, str]:
+    """Requests' shares: the caption exactly the scene's, and the whole scene read right."""
+    captions = [bool(t.pictures and e.scene and t.pictures[0][1] == e.scene.caption()) for e, t in pairs]
+    return share(captions), share([read_request(e, t)[0] for e, t in pairs])
 
 
 def share(values: list[bool]) -> str:
@@ -427,8 +435,8 @@ Per kind (caption / right): {kind_line}."""
     turns = results.turns()
     chat = share([chat_right(t, e.language) for e, t in results.chat])
     outside = share([outside_right(t, e.language) for e, t in results.outside])
-    short_captions = share([bool(t.pictures and t.pictures[0][1] == e.scene.caption()) for e, t in results.short])  # type: ignore[union-attr]
-    short_scenes = share([read_request(e, t)[0] for e, t in results.short])
+    short_captions, short_scenes = asked(results.short)
+    bare_captions, bare_scenes = asked(results.bare)
     date = dt.date.today().isoformat()
     agent_cpu = statistics.median(t.agent_cpu for t in turns)
     worker_cpu = statistics.median(t.worker_cpu for t in turns)
@@ -460,6 +468,9 @@ goal < 0.2):
 **Short requests** (a newcomer's first words, "draw a red circle": {len(results.short)} held-back scenes with
 every default, nothing but colours and shapes said): caption exactly right {short_captions}, whole scene right
 {short_scenes}.
+**Bare requests after many pictures** ("draw a red circle", "赤い丸を描いて", "画一个红色的圆": {len(results.bare)}
+held-back one-object scenes with every default, typed after all the turns above): caption exactly right
+{bare_captions}, whole scene right {bare_scenes}.
 
 **CPU per turn after loading** (median over {len(turns)} turns; goal < 5 s): the chat process (agent and LLM)
 {agent_cpu:.2f} s, the worker {worker_cpu:.2f} s;
@@ -495,7 +506,7 @@ def main() -> None:
              "agent_cpu": t.agent_cpu, "worker_cpu": t.worker_cpu, "wall": t.wall}
             for e, t in [
                 *results.requests, *((e, t) for e, t, _ in results.edits), *results.chat, *results.outside,
-                *results.short,
+                *results.short, *results.bare,
             ]
         ]  # fmt: skip
         args.json.write_text(json.dumps(turns, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
