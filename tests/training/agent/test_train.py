@@ -57,8 +57,12 @@ def test_five_lessons_write_an_adapter_the_runtime_loads_and_a_rerun_resumes(tmp
     with pytest.raises(SystemExit, match=r"checkpoint-5\.pt is from other settings"):
         train(TINY, out, work, *LESSONS[:3], FifthLesson(fifth_steps=2, fifth_warmup=1, fifth_seed=3))
 
+
+def test_the_fifth_lesson_goes_on_from_a_written_adapter_as_from_a_whole_run(tmp_path: Path) -> None:
     # The fifth lesson goes on from the four before as written: taken from an adapter of those four (as from
     # the shipped one), it writes the same adapter, byte for byte, with the same losses.
+    out = tmp_path / "world"
+    record = train(TINY, out, tmp_path / "world.work", *LESSONS)
     four = train(TINY, tmp_path / "four", tmp_path / "four.work", *LESSONS[:3], FifthLesson(fifth_steps=0))
     assert len(four["lessons"]) == 3
     taken = train(TINY, tmp_path / "taken", tmp_path / "taken.work", *LESSONS, start=tmp_path / "four")
