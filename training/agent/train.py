@@ -22,6 +22,10 @@ The output folder gets the adapter (adapter_config.json and fp16 adapter_model.s
 `agent.smol.SmolRuntime` loads), world.json (the world's words, for the answer grammar) and
 training.json (settings, losses and timings of each lesson).
 
+Long on purpose: the lessons' numbers, their checkpoints' identities, the resume and the lessons taken
+from a written adapter (`--from`) must agree on one run; kept together, a change to one cannot silently
+leave a checkpoint or a taken adapter that no longer matches.
+
 CPU time is the limit: sequences are short (a one-line system prompt, the user's recent pictures,
 their words and the answer), batches are cut from length-sorted runs so little is padding, and the
 loss covers the answer only.
