@@ -316,9 +316,7 @@ def _taken(
     if len(records) >= len(runs) or runs[len(records)].lesson.number < WRITTEN_FROM:
         raise SystemExit(f"{start} holds {len(records)} lessons: the next must be lesson {WRITTEN_FROM} or later")
     for name, numbers in list(numbers_of.items())[: len(records)]:  # the settings, then each later lesson's
-        if {k: v for k, v in saved[name].items() if k != "threads"} != {
-            k: v for k, v in numbers.items() if k != "threads"
-        }:
+        if not _same_run(saved[name], numbers):
             raise SystemExit(f"{start} was trained with other {name}: {saved[name]}")
     for run, record in zip(runs, records, strict=False):
         examples = list(training_examples(record["examples"], run.seed, run.lesson))
