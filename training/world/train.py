@@ -13,6 +13,8 @@ Four phases (the last one optional), all seeded, with a progress bar each:
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
    shapes' edges and corners (training/world/refine.py).
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
+`--phases-from DIR` takes phases 1-3 from a folder the command wrote with `--refine-steps 0` and runs
+phase 4 alone (training/world/stages.py).
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
 the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).
 Every `--checkpoint-every` steps the EMA weights are also saved as whole pipelines under
@@ -47,6 +49,7 @@ from training.world.scenes import (
     sample_scene,
     training_scenes,
 )
+from training.world.stages import TEXT_KEYS, UNET_KEYS, VAE_KEYS, PhasesError, seed_stages, settings, stage_record
 from training.world.steps import TrainConfig, caption_for, edge_weights, logs, one_cycle, to_tensor, token_ids, update
 
 
@@ -215,8 +218,13 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
     return encoder.eval().requires_grad_(False)
 
 
-def train(out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet") -> dict[str, Any]:
-    """Run the phases and save the pipeline (fp16 weights) and its training record into `out`."""
+def train(
+    out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet", phases_from: Path | None = None
+) -> dict[str, Any]:
+    """Run the phases and save the pipeline (fp16 weights) and its training record into `out`.
+
+    With `phases_from`, phases 1-3 are that pipeline folder's (training/world/stages.py).
+    """
     import torch
 
     from training.world.denoiser import train_denoiser
@@ -238,19 +246,21 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
 
     fields = asdict(config)
     seconds: dict[str, float] = {}
+    if phases_from is not None:
+        seed_stages(phases_from, work, config)
 
     def stage(name: str, keys: tuple[str, ...]) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
         folder = work / f"stage-{name}"
-        wanted = {k: v for k, v in fields.items() if k in ("seed", "scenes") or k.startswith(keys)}
+        wanted = settings(config, keys)
         found = json.loads((folder / "stage.json").read_text()) if (folder / "stage.json").exists() else None
         return folder, wanted, found if found is not None and found["config"] == wanted else None
 
     def finish(folder: Path, wanted: dict[str, Any], curve: list[dict[str, float]], began: float) -> float:
         took = time.perf_counter() - began
-        (folder / "stage.json").write_text(json.dumps({"config": wanted, "curve": curve, "seconds": took}))
+        (folder / "stage.json").write_text(stage_record(wanted, curve, took))
         return took
 
-    folder, wanted, found = stage("vae", ("vae",))
+    folder, wanted, found = stage("vae", VAE_KEYS)
     if found:
         vae = build_vae(config.vae_latent_size)
         vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
@@ -272,7 +282,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
     vae.register_to_config(scaling_factor=scaling)
     tokenizer = world_tokenizer()
 
-    folder, wanted, found = stage("text", ("text_",))
+    folder, wanted, found = stage("text", TEXT_KEYS)
     if found:
         text_encoder = CLIPTextModel.from_pretrained(folder).eval().requires_grad_(False)
         text_curve, seconds["text"] = found["curve"], found["seconds"]
@@ -289,8 +299,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         parts = [copy.deepcopy(m).to(torch.float16) for m in (vae, text_encoder, unet)]
         save_pipeline(folder, parts[0], parts[1], tokenizer, parts[2])
 
-    keys = ("vae", "text_", "unet", "batch", "lr", "encoder", "warmup", "caption", "snr", "ema")
-    folder, wanted, found = stage("unet", keys)
+    folder, wanted, found = stage("unet", UNET_KEYS)
     if found:
         unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
         text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
@@ -307,7 +316,7 @@ def train(out: Path, config: TrainConfig, work: Path | None = None, until: str =
         seconds["unet"] = finish(folder, wanted, unet_curve, time.perf_counter() - denoised.seconds)
     refine_curve: list[dict[str, float]] = []
     if config.refine_steps:
-        folder, wanted, found = stage("refine", (*keys, "refine_"))
+        folder, wanted, found = stage("refine", (*UNET_KEYS, "refine_"))
         if found:
             unet = UNet2DConditionModel.from_pretrained(folder).eval()
             refine_curve, seconds["refine"] = found["curve"], found["seconds"]
@@ -341,13 +350,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the pipeline into")
     parser.add_argument("--work", type=Path, help="folder for the stages and checkpoints (default: OUT.work)")
     parser.add_argument("--until", choices=["vae", "text", "unet"], default="unet", help="the last phase to run")
+    parser.add_argument(
+        "--phases-from", type=Path, help="take phases 1-3 from this folder, written with --refine-steps 0"
+    )
     for field, value in asdict(defaults).items():
         # bool("false") is True: flags that are booleans take yes/no words.
         kind = (lambda word: word.lower() in ("1", "true", "yes")) if isinstance(value, bool) else type(value)
         parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
     args = vars(parser.parse_args(argv))
-    out, work, until = args.pop("out"), args.pop("work"), args.pop("until")
-    record = train(out, TrainConfig(**args), work, until)
+    out, work, until, source = args.pop("out"), args.pop("work"), args.pop("until"), args.pop("phases_from")
+    try:
+        record = train(out, TrainConfig(**args), work, until, source)
+    except PhasesError as exc:
+        parser.error(str(exc))
     print(f"phases took {record['seconds']}; saved to {out if until == 'unet' else work or out.name + '.work'}")
 
 
