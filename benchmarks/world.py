@@ -83,6 +83,19 @@ def curve_points(curve: list[dict[str, float]], key: str, points: int = 8) -> st
     return ", ".join(f"{int(c['step'])}: {c[key]:.4f}" for c in chosen)
 
 
+def refined(record: dict[str, Any]) -> str:
+    """The phase-4 part of the training paragraph (none when the weights skipped it)."""
+    steps = len(record.get("refine_curve") or []) and record["refine_curve"][-1]["step"] + 1
+    if not steps:
+        return ""
+    config = record["config"]
+    return (
+        f", phase 4 {record['seconds']['refine'] / 60:.1f} min ({steps} steps of {config['batch']}"
+        f"{', the top level grown' if config.get('refine_grow_top') else ''}, lr {config['refine_lr']}, "
+        f"shape weight {config.get('refine_shape_weight', 0)})"
+    )
+
+
 def main() -> None:
     """Measure and print (and optionally write) the world model's figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,13 +170,18 @@ Training (`python -m training.world.train --out worker/world/weights`, seed {rec
 {record["config"]["scenes"]} training scenes {secs["encode"] / 60:.1f} min, text encoder
 {secs["text"] / 60:.1f} min ({record["config"]["text_steps"]} steps of {record["config"]["text_batch"]} captions),
 UNet {secs["unet"] / 60:.1f} min ({len(record["unet_curve"]) and record["unet_curve"][-1]["step"] + 1} steps of
-{record["config"]["batch"]}, of a {record["config"]["unet_steps"]}-step cosine schedule).
+{record["config"]["batch"]}, of a {record["config"]["unet_steps"]}-step cosine schedule){refined(record)}.
 
 - VAE reconstruction MSE (pixels in -1..1), step: value: {curve_points(record["vae_curve"], "mse")}
 - Text encoder: cross-entropy of its cell reader, step: value: {curve_points(record["text_curve"], "loss")};
   share of cells read right at the last step: {record["text_curve"][-1]["cells_right"]:.1%}
 - Denoiser loss (v-prediction MSE, min-SNR weighted), step: value: {curve_points(record["unet_curve"], "loss")}
 """
+    if record.get("refine_curve"):
+        body += (
+            "- Phase 4 loss (v-prediction MSE, edge- and shape-weighted), step: value: "
+            f"{curve_points(record['refine_curve'], 'loss')}\n"
+        )
     if args.write:
         write_section(args.write, "world", body)
 
