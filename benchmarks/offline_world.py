@@ -383,7 +383,7 @@ def share(values: list[bool]) -> str:
     return f"{100 * sum(values) / len(values):.1f}% ({sum(values)}/{len(values)})" if values else "n/a"
 
 
-def report(results: Results, command: str, seconds: float) -> str:
+def report(results: Results, command: str, seconds: float, load: float) -> str:
     """The markdown section."""
     by_language: dict[str, list[tuple[Example, Turn]]] = defaultdict(list)
     for example, turn in results.requests:
@@ -442,7 +442,7 @@ Per kind (caption / right): {kind_line}."""
     worker_cpu = statistics.median(t.worker_cpu for t in turns)
     body = f"""## The offline first run, end to end (`benchmarks/offline_world.py`)
 
-- Device: {device()}, other work running beside it. Date: {date}. Run time: {seconds / 60:.0f} min.
+- Device: {device()}, load average {load:.1f} when it started. Date: {date}. Run time: {seconds / 60:.0f} min.
 - Command: `{command}`
 - What runs: `egaku chat --config config.example.toml` as a newcomer runs it (the bundled SmolLM2-135M with the
   `world` adapter, the `world` preset, an embedded worker), held-back lines typed into it (another seed than
@@ -494,10 +494,10 @@ def main() -> None:
         "" if tuple(args.per_language) == (50, 20, 10) else " --per-language " + " ".join(map(str, args.per_language))
     )
     command = "python -m benchmarks.offline_world" + sizes + (f" --write {args.write}" if args.write else "")
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]  # what else the machine ran shows in every figure
     with tempfile.TemporaryDirectory(prefix="egaku-offline-") as workdir:
         results = measure(*args.per_language, Path(workdir))
-    body = report(results, command, time.monotonic() - started)
+    body = report(results, command, time.monotonic() - started, load)
     print(body)
     if args.json:
         turns = [
