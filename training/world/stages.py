@@ -62,18 +62,14 @@ def seed_stages(source: Path, work: Path, config: TrainConfig) -> None:
     if made.get("refine_steps", 0):
         raise PhasesError(f"{source} is already refined (phase 4 ran there); phase 4 starts from phase 3's weights")
     seconds = record["seconds"]
-    vae = AutoencoderKL.from_pretrained(source / "vae").float()
-    vae.save_pretrained(work / "stage-vae")
-    (work / "stage-vae" / "stage.json").write_text(
-        stage_record(settings(config, VAE_KEYS), record["vae_curve"], seconds["vae"])
-    )
+
+    def write(name: str, model: Any, keys: tuple[str, ...], phase: str) -> None:
+        model.save_pretrained(work / f"stage-{name}")
+        record_file = work / f"stage-{name.split('/')[0]}" / "stage.json"
+        record_file.write_text(stage_record(settings(config, keys), record[f"{phase}_curve"], seconds[phase]))
+
     text_encoder = CLIPTextModel.from_pretrained(source / "text_encoder").float()
-    text_encoder.save_pretrained(work / "stage-text")
-    (work / "stage-text" / "stage.json").write_text(
-        stage_record(settings(config, TEXT_KEYS), record["text_curve"], seconds["text"])
-    )
-    UNet2DConditionModel.from_pretrained(source / "unet").float().save_pretrained(work / "stage-unet" / "unet")
+    write("vae", AutoencoderKL.from_pretrained(source / "vae").float(), VAE_KEYS, "vae")
+    write("text", text_encoder, TEXT_KEYS, "text")
     text_encoder.save_pretrained(work / "stage-unet" / "text_encoder")
-    (work / "stage-unet" / "stage.json").write_text(
-        stage_record(settings(config, UNET_KEYS), record["unet_curve"], seconds["unet"])
-    )
+    write("unet/unet", UNet2DConditionModel.from_pretrained(source / "unet").float(), UNET_KEYS, "unet")

@@ -234,11 +234,13 @@ def train(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     started = time.perf_counter()
+    work = work or out.with_name(out.name + ".work")
+    if phases_from is not None:  # before the scenes are rendered: a folder that cannot serve is refused at once
+        seed_stages(phases_from, work, config)
     exclude = {s.key for s in held_out_scenes()}
     scenes = training_scenes(config.scenes, config.seed, exclude)
     images = np.stack([s.render() for s in scenes])
     setup_s = time.perf_counter() - started
-    work = work or out.with_name(out.name + ".work")
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -246,8 +248,6 @@ def train(
 
     fields = asdict(config)
     seconds: dict[str, float] = {}
-    if phases_from is not None:
-        seed_stages(phases_from, work, config)
 
     def stage(name: str, keys: tuple[str, ...]) -> tuple[Path, dict[str, Any], dict[str, Any] | None]:
         folder = work / f"stage-{name}"
