@@ -8,8 +8,8 @@ shapes' edges and, more, where a square and a circle in the same place would dif
 first grow the UNet where it is short: a second resnet at the top level (`grow_top`, the shipped
 weights) or cross-attention at the 16x16 level (`grow_attention`, tried); both start computing exactly
 what phase 3 left. Measured (docs/benchmarks.md): the top grown and shape weight 8 took squares from 9
-to 19 of 69 and shape from 65.6% to 70.8% in 3,000 steps, and to 32 of 69 and 80.7% in 9,000 (shipped);
-the weights alone or grown attention moved squares by at most four.
+to 19 of 69 and shape from 65.6% to 70.8% in 3,000 steps, to 32 of 69 and 80.7% in 9,000, and to 39 of 69
+and 84.9% in 12,000 (shipped); the weights alone or grown attention moved squares by at most four.
 """
 
 from __future__ import annotations

@@ -48,9 +48,10 @@ class TrainConfig:
     snr_gamma: float = 5.0
     ema_decay: float = 0.999
     # Phase 4 (training.world.refine): this many steps from phase 3's UNet, 0 for none. The shipped
-    # weights: 9,000 steps with a second resnet grown at the top level and the shape weight, no grown
-    # attention (docs/benchmarks.md, "phase 4 shipped": squares 9 -> 19 of 69 at 3,000 steps, 32 at 9,000).
-    refine_steps: int = 9000
+    # weights: 12,000 steps with a second resnet grown at the top level and the shape weight, no grown
+    # attention (docs/benchmarks.md, "phase 4 shipped": squares 9 -> 19 of 69 at 3,000 steps, 32 at 9,000,
+    # 39 at 12,000).
+    refine_steps: int = 12000
     refine_lr: float = 4e-4
     refine_edge_weight: float = 4.0
     # Cross-attention grown into the 16x16 level first (the 32x32-latent UNet only).

@@ -9,7 +9,7 @@ Four phases (the last one optional), all seeded, with a progress bar each:
 3. the UNet, with the encoder fixed, on cached latents, with SD1.5's noise schedule rescaled to
    zero terminal SNR, SD 2's v-prediction loss, min-SNR weighting and an EMA (diffusers' own
    training pieces), dropping 10% of captions so that classifier-free guidance works;
-4. the UNet refined where squares and circles differ (`--refine-steps`, 9,000 by default, 0 to skip):
+4. the UNet refined where squares and circles differ (`--refine-steps`, 12,000 by default, 0 to skip):
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
    shapes' edges and corners (training/world/refine.py).
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
