@@ -2,10 +2,10 @@
 
 Every frame list comes in two parts: `train` frames teach, `held` frames are only ever used by the
 held-back test set, so that it measures phrasings the adapter never saw. Some lists have a third,
-`later`: frames taught from the adapter's second lesson on (training/agent/train.py), and `third`
-from the third on, kept apart so that an earlier lesson's data, and so its checkpoint, stays exactly
-what it was. The world's own words
-(colours, shapes, sizes, positions) are shared: an unseen synonym could not be known.
+`later`: frames taught from the adapter's second lesson on (training/agent/train.py), `third`
+from the third on and `sixth` from the sixth on, kept apart so that an earlier lesson's data, and so
+its checkpoint, stays exactly what it was. The world's own words (colours, shapes, sizes, positions)
+are shared: an unseen synonym could not be known.
 
 Slots: {o} an object as the user names it, {c} a colour, {s} a shape, {p} a place, {b} a background,
 {n} a new object, {x} a scene's objects, {e} an edit sentence, {k} an ordinal, {i} an image id.
@@ -29,12 +29,16 @@ class Frames:
     held: tuple[str, ...]
     later: tuple[str, ...] = ()  # taught from the second lesson on
     third: tuple[str, ...] = ()  # taught from the third lesson on
+    sixth: tuple[str, ...] = ()  # taught from the sixth lesson on
 
     def pick(self, held: bool, lesson: int = 1) -> tuple[str, ...]:
         """The frames of one split (and, for training, one lesson)."""
         if held and self.held:
             return self.held
-        return self.train + (self.later if lesson > 1 else ()) + (self.third if lesson > 2 else ())
+        return (
+            self.train + (self.later if lesson > 1 else ()) + (self.third if lesson > 2 else ())
+            + (self.sixth if lesson > 5 else ())
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,15 @@ ENGLISH = Tongue(
             "a {colour} {size} {shape} {pos}",
         ),
         held=("a {size}, {colour} {shape} {pos}", "a {colour} {shape}, {size}, {pos}"),
+        # The size after the shape: lost or swapped in 11 of 13 English misses end to end (docs/notes.md).
+        # (None starts with the place: after a comma list's ", {size}" it would read as the held frame's.)
+        sixth=("a {colour} {shape} {pos}, {size}", "a {colour} {shape} that is {size}, {pos}"),
     ),
-    obj_bare=Frames(train=("a {size} {colour} {shape} {pos}", "one {size} {colour} {shape} {pos}"), held=()),
+    obj_bare=Frames(
+        train=("a {size} {colour} {shape} {pos}", "one {size} {colour} {shape} {pos}"),
+        held=(),
+        sixth=("a {colour} {shape}, {size}",),
+    ),
     joins=(", ", ", ", " and ", "; "),
     last_joins=(" and ", ", and ", " plus ", " and also "),
     with_bg=Frames(
@@ -357,6 +368,8 @@ JAPANESE = Tongue(
             "{t}、背景を{b}で",
         ),
         held=("{t}。背景の色は{b}がいいです", "背景を{b}にして{x}"),
+        # Begun as a background edit is, then new objects: after pictures these kept the old objects (docs/notes.md).
+        sixth=("背景は{b}にして、{x}", "背景を{b}に。{x}"),
     ),
     request=Frames(
         train=(
@@ -370,6 +383,7 @@ JAPANESE = Tongue(
             "{x}を書いて",
         ),
         held=("{x}を描いていただけますか", "{x}の絵が欲しいな", "{x}の絵をください"),
+        sixth=("{x}の絵がほしい", "{x}の絵をお願いします", "{x}の絵を見たいです"),
     ),
     recolour=Frames(
         train=("{o}を{c}にして", "{o}を{c}に変えて", "{o}の色を{c}にして", "{o}の色を{c}に変えてください"),

@@ -2,7 +2,7 @@
 
     python -m training.agent.train --out agent/adapters/world
 
-Five lessons, one command. The first (--steps) teaches every kind of turn; the second
+Six lessons, one command. The first (--steps) teaches every kind of turn; the second
 (--second-steps, 0 to skip it and the later ones) goes on from the first's LoRA with a fresh
 stream, mostly edits and with more sentence frames (training/agent/lexicon.py `later`), at a lower
 rate: the first left edits the weakest. The third (--third-steps, 0 to skip it and the fourth) goes
@@ -11,7 +11,9 @@ wish (conversations.py `THIRD`). The fourth (--fourth-steps, 0 to skip), shorter
 third's: chat and out-of-world lines after several pictures, and bare one-object requests ("draw a red
 circle") (`FOURTH`). The fifth (--fifth-steps, 0 to skip) goes on from the fourth's adapter as written
 (its fp16 weights) with its own seed: requests, chat and out-of-world lines after the same counts of
-pictures (`FIFTH`). Because it starts from what was written, `--from DIR` can take the earlier lessons
+pictures (`FIFTH`); the sixth (--sixth-steps, 0 to skip) goes on from the fifth's the same way: sizes said
+after the shape, and Japanese requests after pictures that begin as a background edit does (`SIXTH`).
+Because a lesson from the fifth on starts from what was written, `--from DIR` can take the earlier lessons
 from an adapter this command wrote (the shipped one, say) instead of teaching them again: their
 settings and data fingerprints must be this run's, and the result is the same. Seeded and resumable:
 the examples, their order and the LoRA's start are fixed by --seed; a checkpoint of each lesson is
@@ -48,6 +50,7 @@ from training.agent.conversations import (
     FIRST,
     FOURTH,
     SECOND,
+    SIXTH,
     THIRD,
     TRAIN_SEED,
     Example,
@@ -119,6 +122,16 @@ class FifthLesson:
     fifth_lr: float = 2e-4
     fifth_warmup: int = 10
     fifth_seed: int = TRAIN_SEED + 4
+
+
+@dataclass(frozen=True)
+class SixthLesson:
+    """The sixth lesson's own numbers, as the second's."""
+
+    sixth_steps: int = 150
+    sixth_lr: float = 2e-4
+    sixth_warmup: int = 10
+    sixth_seed: int = TRAIN_SEED + 5
 
 
 # From this lesson on, a lesson starts from the adapter as written (fp16) and seeds its own randomness,
@@ -236,6 +249,7 @@ def train(
     third: ThirdLesson | None = None,
     fourth: FourthLesson | None = None,
     fifth: FifthLesson | None = None,
+    sixth: SixthLesson | None = None,
     start: Path | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the lessons and write the adapter; returns the training record.
@@ -246,7 +260,7 @@ def train(
     from peft import LoraConfig, get_peft_model
 
     second, third = second or SecondLesson(), third or ThirdLesson()
-    fourth, fifth = fourth or FourthLesson(), fifth or FifthLesson()
+    fourth, fifth, sixth = fourth or FourthLesson(), fifth or FifthLesson(), sixth or SixthLesson()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
@@ -261,7 +275,10 @@ def train(
     first = Schedule(settings.steps, settings.lr, settings.warmup)
     runs = [Run(first, settings.seed, FIRST, asdict(settings))]
     identity = asdict(settings)
-    later = (("second", second, SECOND), ("third", third, THIRD), ("fourth", fourth, FOURTH), ("fifth", fifth, FIFTH))
+    later = (
+        ("second", second, SECOND), ("third", third, THIRD), ("fourth", fourth, FOURTH), ("fifth", fifth, FIFTH),
+        ("sixth", sixth, SIXTH),
+    )  # fmt: skip
     for name, numbers, lesson in later:
         values = asdict(numbers)
         if values[f"{name}_steps"] <= 0:
@@ -433,7 +450,7 @@ def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = Settings()
-    lessons = (SecondLesson(), ThirdLesson(), FourthLesson(), FifthLesson())
+    lessons = (SecondLesson(), ThirdLesson(), FourthLesson(), FifthLesson(), SixthLesson())
     parser.add_argument("--out", type=Path, required=True, help="the adapter's folder, e.g. agent/adapters/world")
     parser.add_argument("--work", type=Path, help="checkpoints, to resume from (default: OUT.work, beside OUT)")
     parser.add_argument(
@@ -451,7 +468,9 @@ def main() -> None:
 
     settings = chosen(Settings)
     work = args.work or args.out.with_name(args.out.name + ".work")
-    lessons_chosen = (chosen(SecondLesson), chosen(ThirdLesson), chosen(FourthLesson), chosen(FifthLesson))
+    lessons_chosen = (
+        chosen(SecondLesson), chosen(ThirdLesson), chosen(FourthLesson), chosen(FifthLesson), chosen(SixthLesson),
+    )  # fmt: skip
     record = train(settings, args.out, work, *lessons_chosen, start=args.start)
     print(json.dumps({k: v for k, v in record.items() if k not in ("losses", "lessons")}, indent=1))
 
