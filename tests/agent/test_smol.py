@@ -158,13 +158,9 @@ def test_the_world_adapter_draws_a_newcomers_bare_words_and_edits_the_picture_na
 @pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason="known misses of the shipped adapter (docs/notes.md, issue 27 part 1): an edit naming what only an "
-    "earlier picture has often goes to the last one (in English since the fifth lesson, which the fourth had mended); "
-    "the bare English \"draw a <colour> circle\" after pictures is declined (since the sixth)",
+    "earlier picture has often goes to the last one (in English since the fifth lesson, which the fourth had mended)",
 )  # fmt: skip
 def test_the_world_adapter_known_misses(world: EmbeddedChatModel) -> None:
-    assert said(world, "draw a red circle", two_pictures()) == Decision(
-        action="draw", prompt=RED_ONE, reply=ENGLISH.drawn
-    )
     assert said(world, "make the circle blue", two_pictures()) == Decision(
         action="edit", ref="k3mf", mode="region", target="the red circle", reply=ENGLISH.edited,
         prompt=RED_ONE.replace("red", "blue"),
@@ -173,6 +169,17 @@ def test_the_world_adapter_known_misses(world: EmbeddedChatModel) -> None:
         action="edit", ref="k3mf", mode="region", target="the red circle", reply=JAPANESE.edited,
         prompt=RED_ONE.replace("red", "blue"),
     )  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="a known miss of the shipped adapter (docs/notes.md, the sixth lesson): the bare English \"draw a "
+    "<colour> circle\" after pictures is declined again, as before the fifth lesson",
+)  # fmt: skip
+def test_the_world_adapter_known_miss_of_bare_circles_after_pictures(world: EmbeddedChatModel) -> None:
+    assert said(world, "draw a red circle", two_pictures()) == Decision(
+        action="draw", prompt=RED_ONE, reply=ENGLISH.drawn
+    )
 
 
 def four_pictures() -> str:

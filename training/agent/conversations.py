@@ -383,16 +383,7 @@ FIFTH = Lesson(
 # circle" after pictures is declined again ("please draw …" draws). (Tried and not kept, docs/notes.md: half the
 # turns requests, fewer short: edits 80 -> 65% end to end; requests 46%, edits 38%, more after pictures: the bare
 # lines back, but chat 28 of 30 and every other figure lower.)
-SIXTH = Lesson(
-    6,
-    {"request": 0.42, "edit": 0.4, "chat": 0.1, "outside": 0.08},
-    THIRD.edit_weights,
-    short=0.5,
-    elsewhere=0.25,
-    bare=1.0,
-    busy=0.6,
-    asked_after=0.6,
-)
+SIXTH = replace(FIFTH, number=6, mix={"request": 0.42, "edit": 0.4, "chat": 0.1, "outside": 0.08})
 
 
 class Generator:
