@@ -315,7 +315,7 @@ class EmbeddedChatModel(DecidingChatModel):
             return Decision(action=REPLY, text=f"I couldn't do that: {reason}.")
         system = next((m for m in messages if isinstance(m, SystemMessage)), None)
         pictures = pictures_in(str(system.content) if system is not None else "")
-        guide = AnswerGuide(world, tuple(p.id for p in pictures))
+        guide = AnswerGuide(world, pictures)
         raw = self.runtime.guided(adapter_chat(pictures, text.removeprefix("/imagine ").strip()), guide)
         answer = parse_answer(raw)
         log.debug("world answer %r for %r", raw, text[:80])

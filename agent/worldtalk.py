@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
@@ -221,12 +222,28 @@ def _after(
 
 
 class AnswerGuide:
-    """Which continuations of an answer stay inside its grammar (the model picks among them)."""
+    """Which continuations of an answer stay inside its grammar (the model picks among them).
 
-    def __init__(self, vocabulary: Vocabulary, ids: tuple[str, ...]) -> None:
+    An edit's new caption must differ from the caption of the picture it edits: an edit that changes
+    nothing is never what was asked, and the adapter sometimes copied the old caption back (4 of the 60
+    held-back edits end to end). The guide only rules out the one unchanged caption; which change to
+    make stays the model's choice.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, pictures: Sequence[PictureLine]) -> None:
         self.vocabulary = vocabulary
-        refs = (LAST, REPLIED, *ids)
+        refs = (LAST, REPLIED, *(p.id for p in pictures))
         self._heads = ("draw", "reply", *(f"edit {r} {t}" for r in refs for t in vocabulary.targets))
+        # What each ref edits, as the history resolves it: "last" the user's latest, "reply" the one replied to.
+        mine = [p for p in pictures if p.label != REPLIED]
+        replied = [p for p in pictures if p.label == REPLIED]
+        self._sources = {p.id: p.prompt for p in pictures}
+        self._sources |= {LAST: mine[-1].prompt} if mine else {}
+        self._sources |= {REPLIED: replied[0].prompt} if replied else {}
+        self._alphabet = sorted(
+            {c for t in vocabulary.objects for c in t.phrase} | set(", ") | set("".join(vocabulary.backgrounds))
+        )
+        self._leaves: dict[tuple[str, int], bool] = {}
 
     def viable(self, text: str) -> bool:
         """Whether text can still grow into a complete answer."""
@@ -246,10 +263,31 @@ class AnswerGuide:
         if head == "reply":
             # One line of free text; it must say something.
             return len(lines) == 2 and (not complete or bool(lines[1].strip()))
+        source = self._sources.get(head.split(" ", 2)[1], "") if head.startswith("edit ") else ""
         if len(lines) == 2:
-            return not complete and caption_fits(self.vocabulary, lines[1], complete=False)
+            return (
+                not complete
+                and caption_fits(self.vocabulary, lines[1], complete=False)
+                and self._can_leave(source, lines[1])
+            )
         return (
             len(lines) == 3
             and caption_fits(self.vocabulary, lines[1], complete=True)
+            and lines[1] != source
             and (not complete or bool(lines[2].strip()))
         )
+
+    def _can_leave(self, source: str, prefix: str) -> bool:
+        """Whether a caption begun with `prefix` can still end as another caption than `source`."""
+        if not source.startswith(prefix):
+            return True
+        key = (source, len(prefix))
+        if key not in self._leaves:
+            # Somewhere from here on, a character other than the source's keeps the caption in the world.
+            self._leaves[key] = any(
+                caption_fits(self.vocabulary, source[:at] + c, complete=False)
+                for at in range(len(prefix), len(source))
+                for c in self._alphabet
+                if c != source[at]
+            )
+        return self._leaves[key]

@@ -9,6 +9,7 @@ import pytest
 from agent.decision import to_message
 from agent.seeing import history_note
 from agent.worldtalk import (
+    REPLIED,
     Answer,
     AnswerGuide,
     PictureLine,
@@ -117,7 +118,7 @@ def test_every_held_back_caption_is_in_the_grammar_and_paraphrases_are_not() -> 
 
 
 def test_the_guide_allows_only_answers_of_the_grammar() -> None:
-    guide = AnswerGuide(WORLD, ("k3mf",))
+    guide = AnswerGuide(WORLD, [PictureLine("#1", "k3mf", RED)])
     assert guide.viable("") and guide.viable("ed") and guide.viable("edit k3mf the r")
     assert guide.viable("edit last the background\na small")
     assert not guide.viable("edit zzzz")  # only the shown pictures' ids, last, or reply
@@ -129,6 +130,24 @@ def test_the_guide_allows_only_answers_of_the_grammar() -> None:
     assert not guide.viable(f"draw\n{RED}\nHere\nmore")
     assert guide.viable("reply\nこんにちは") and guide.complete("reply\nこんにちは") and not guide.complete("reply\n")
     assert not guide.viable("reply\nhi\nthere")
+
+
+def test_an_edit_may_not_write_back_the_caption_of_the_picture_it_edits() -> None:
+    blue = "a large blue circle in the center, on a white background"
+    pictures = [PictureLine("#1", "k3mf", TWO), PictureLine("#2", "p2q4", RED), PictureLine(REPLIED, "z9x8", TWO)]
+    guide = AnswerGuide(WORLD, pictures)
+    for ref, source in (("last", RED), ("p2q4", RED), ("k3mf", TWO), ("reply", TWO)):
+        head = f"edit {ref} the red circle"
+        assert not guide.complete(f"{head}\n{source}\nDone!"), ref
+        # Every start of it stays open while another caption can still follow: up to the background's first
+        # letter, which here begins no other background the scene allows (blue, an object's colour, is not one).
+        cut = source.rindex(" on a ") + len(" on a ")
+        assert [n for n in range(len(source) + 1) if guide.viable(f"{head}\n{source[:n]}")] == list(range(cut + 1))
+    assert guide.complete(f"edit last the red circle\n{blue}\nDone!")
+    assert guide.complete(f"edit k3mf the red circle\n{RED}\nDone!")  # another picture's caption is a change
+    assert guide.complete(f"draw\n{RED}\nHere it is!")  # drawing anew is not editing
+    # With no pictures shown, "last" and "reply" edit nothing the guide knows: the grammar alone holds.
+    assert AnswerGuide(WORLD, []).complete(f"edit last the red circle\n{RED}\nDone!")
 
 
 def test_the_vocabulary_round_trips_through_its_file(tmp_path: object) -> None:

@@ -61,7 +61,7 @@ class Graded:
 def answer(runtime: SmolRuntime, example: Example) -> tuple[Answer | None, float]:
     """The adapter's answer to one turn, and the seconds it took."""
     assert runtime.world is not None
-    guide = AnswerGuide(runtime.world, tuple(p.id for p in example.pictures))
+    guide = AnswerGuide(runtime.world, example.pictures)
     started = time.process_time()
     raw = runtime.guided(adapter_chat(list(example.pictures), example.text), guide)
     return parse_answer(raw), time.process_time() - started
