@@ -96,6 +96,18 @@ def refined(record: dict[str, Any]) -> str:
     )
 
 
+def tuned(record: dict[str, Any]) -> str:
+    """The phase-5 part of the training paragraph (none when the weights skipped it)."""
+    steps = len(record.get("decoder_curve") or []) and record["decoder_curve"][-1]["step"] + 1
+    if not steps:
+        return ""
+    config = record["config"]
+    return (
+        f", phase 5 {record['seconds']['decoder'] / 60:.1f} min ({config['decoder_pictures']} scenes redrawn, "
+        f"{steps} decoder steps of {config['decoder_batch']}, lr {config['decoder_lr']})"
+    )
+
+
 def main() -> None:
     """Measure and print (and optionally write) the world model's figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -170,7 +182,9 @@ Training (`python -m training.world.train --out worker/world/weights`, seed {rec
 {record["config"]["scenes"]} training scenes {secs["encode"] / 60:.1f} min, text encoder
 {secs["text"] / 60:.1f} min ({record["config"]["text_steps"]} steps of {record["config"]["text_batch"]} captions),
 UNet {secs["unet"] / 60:.1f} min ({len(record["unet_curve"]) and record["unet_curve"][-1]["step"] + 1} steps of
-{record["config"]["batch"]}, of a {record["config"]["unet_steps"]}-step cosine schedule){refined(record)}.
+{record["config"]["batch"]}, of a {record["config"]["unet_steps"]}-step cosine schedule){refined(record)}{
+        tuned(record)
+    }.
 
 - VAE reconstruction MSE (pixels in -1..1), step: value: {curve_points(record["vae_curve"], "mse")}
 - Text encoder: cross-entropy of its cell reader, step: value: {curve_points(record["text_curve"], "loss")};
@@ -181,6 +195,11 @@ UNet {secs["unet"] / 60:.1f} min ({len(record["unet_curve"]) and record["unet_cu
         body += (
             "- Phase 4 loss (v-prediction MSE, edge- and shape-weighted), step: value: "
             f"{curve_points(record['refine_curve'], 'loss')}\n"
+        )
+    if record.get("decoder_curve"):
+        body += (
+            "- Phase 5 loss (the decoder on the painter's redrawings, edge-weighted MSE + L1), step: value: "
+            f"{curve_points(record['decoder_curve'], 'loss')}\n"
         )
     if args.write:
         write_section(args.write, "world", body)

@@ -2,8 +2,8 @@
 
 Phase 4 (training/world/refine.py) is the phase tried again and again, and it starts from phase 3's
 weights. The work folder holds those only while it lasts; a folder the command wrote with
-`--refine-steps 0` holds them for good (the world weights at commit 4ae2579 are one). Seeding the
-stages from such a folder runs phase 4 alone, from exactly the weights it names, in minutes rather
+`--refine-steps 0 --decoder-steps 0` holds them for good (the world weights at commit 4ae2579 are one). Seeding the
+stages from such a folder runs phases 4 and 5 alone, from exactly the weights it names, in minutes rather
 than the three hours of phases 1-3. The weights are taken as written (fp16, cast to fp32) and the
 phases' records (curves, times) are copied from the folder's training.json.
 """
@@ -61,6 +61,8 @@ def seed_stages(source: Path, work: Path, config: TrainConfig) -> None:
         raise PhasesError(f"{source} was made with other phase 1-3 settings: {', '.join(differ)}")
     if made.get("refine_steps", 0):
         raise PhasesError(f"{source} is already refined (phase 4 ran there); phase 4 starts from phase 3's weights")
+    if made.get("decoder_steps", 0):
+        raise PhasesError(f"{source} has a tuned decoder (phase 5 ran there); phases 1-3 come as phase 3 left them")
     seconds = record["seconds"]
 
     def write(name: str, model: Any, keys: tuple[str, ...], phase: str) -> None:

@@ -61,6 +61,14 @@ class TrainConfig:
     # Extra loss weight where the picture would change if its squares were circles and its circles
     # squares (training.world.refine.shape_map): their rims and corners, not every edge of the picture.
     refine_shape_weight: float = 8.0
+    # Phase 5 (training.world.decoder): the VAE's decoder taught on this many of the painter's own redrawings
+    # of fresh scenes, for this many steps (0: none). Redrawn as the world preset draws: 12 steps, guidance 2.
+    decoder_pictures: int = 4000
+    decoder_steps: int = 2000
+    decoder_lr: float = 5e-4
+    decoder_batch: int = 32
+    decoder_sampling_steps: int = 12
+    decoder_guidance: float = 2.0
     # One thread: the shipped weights were trained on one, and the thread count changes float sums.
     threads: int = 1
     log_every: int = 25

@@ -2,7 +2,7 @@
 
 Longer than most modules on purpose: one seeded, resumable run whose phases share their settings.
 
-Four phases (the last one optional), all seeded, with a progress bar each:
+Five phases (the last two optional), all seeded, with a progress bar each:
 1. the VAE, as a deterministic autoencoder on whole rendered scenes (MSE + L1, edges weighted up);
 2. the text encoder alone, taught through a throw-away reader to say which object each of the nine
    cells holds and what the background is, from captions and paraphrases of fresh random scenes;
@@ -11,10 +11,13 @@ Four phases (the last one optional), all seeded, with a progress bar each:
    training pieces), dropping 10% of captions so that classifier-free guidance works;
 4. the UNet refined where squares and circles differ (`--refine-steps`, 12,000 by default, 0 to skip):
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
-   shapes' edges and corners (training/world/refine.py).
+   shapes' edges and corners (training/world/refine.py);
+5. the VAE's decoder taught to finish the painter's own drawings (`--decoder-steps`, 2,000 by default, 0
+   to skip): fresh scenes redrawn by the pipeline from their own pictures, each decoded towards its exact
+   picture (training/world/decoder.py).
 The result is a StableDiffusionPipeline folder plus `training.json` (the loss curve and timings).
-`--phases-from DIR` takes phases 1-3 from a folder the command wrote with `--refine-steps 0` and runs
-phase 4 alone (training/world/stages.py).
+`--phases-from DIR` takes phases 1-3 from a folder the command wrote with `--refine-steps 0 --decoder-steps 0` and runs
+phases 4 and 5 alone (training/world/stages.py).
 Each phase is saved under `WORK/stage-*` with the settings it depends on, so that a rerun with
 the same settings resumes after the phases it has (`--until vae` or `--until text` stops early).
 Every `--checkpoint-every` steps the EMA weights are also saved as whole pipelines under
@@ -227,6 +230,7 @@ def train(
     """
     import torch
 
+    from training.world.decoder import tune_decoder
     from training.world.denoiser import train_denoiser
     from training.world.model import pin_posterior, save_pipeline, world_tokenizer
     from training.world.refine import refine_denoiser
@@ -325,6 +329,18 @@ def train(
             unet, refine_curve = refined.unet, refined.curve
             unet.save_pretrained(folder)
             seconds["refine"] = finish(folder, wanted, refine_curve, time.perf_counter() - refined.seconds)
+    decoder_curve: list[dict[str, float]] = []
+    if config.decoder_steps:
+        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "decoder_"))
+        if found:
+            vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
+            decoder_curve, seconds["decoder"] = found["curve"], found["seconds"]
+        else:
+            redrawn = training_scenes(config.decoder_pictures, config.seed + 15, exclude)
+            tuned = tune_decoder(vae, text_encoder, tokenizer, unet, redrawn, config)
+            vae, decoder_curve = tuned.vae, tuned.curve
+            vae.save_pretrained(folder)
+            seconds["decoder"] = finish(folder, wanted, decoder_curve, time.perf_counter() - tuned.seconds)
     save(out, unet, text_encoder)
     record = {
         "config": fields,
@@ -338,6 +354,7 @@ def train(
         "text_curve": text_curve,
         "unet_curve": unet_curve,
         "refine_curve": refine_curve,
+        "decoder_curve": decoder_curve,
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -351,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="folder for the stages and checkpoints (default: OUT.work)")
     parser.add_argument("--until", choices=["vae", "text", "unet"], default="unet", help="the last phase to run")
     parser.add_argument(
-        "--phases-from", type=Path, help="take phases 1-3 from this folder, written with --refine-steps 0"
+        "--phases-from", type=Path, help="take phases 1-3 from this folder, written without phases 4 and 5"
     )
     for field, value in asdict(defaults).items():
         # bool("false") is True: flags that are booleans take yes/no words.

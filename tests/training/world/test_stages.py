@@ -53,10 +53,13 @@ def test_a_folder_made_otherwise_or_already_refined_is_refused_by_name(
     main(["--out", str(tmp_path / "b"), *TINY, *REFINE, "--phases-from", str(three)])
     again = _refused(["--out", str(tmp_path / "y"), *TINY, *REFINE, "--phases-from", str(tmp_path / "b")], capsys)
     assert "is already refined" in again
+    main(["--out", str(tmp_path / "tuned"), *TINY, "--decoder-steps", "1", "--decoder-pictures", "2"])
+    tuned = _refused(["--out", str(tmp_path / "w"), *TINY, *REFINE, "--phases-from", str(tmp_path / "tuned")], capsys)
+    assert "has a tuned decoder (phase 5 ran there)" in tuned
     missing = _refused(["--out", str(tmp_path / "z"), *TINY, *REFINE, "--phases-from", str(tmp_path / "nowhere")],
                        capsys)  # fmt: skip
     assert "has no readable training.json" in missing
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z", "w"))
 
 
 def test_a_setting_added_later_counts_at_its_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
