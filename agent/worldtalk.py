@@ -279,7 +279,7 @@ class AnswerGuide:
 
     def _can_leave(self, source: str, prefix: str) -> bool:
         """Whether a caption begun with `prefix` can still end as another caption than `source`."""
-        if not source.startswith(prefix):
+        if not source or not source.startswith(prefix):  # a drawing, or an edit of a picture the guide was not shown
             return True
         key = (source, len(prefix))
         if key not in self._leaves:

@@ -121,6 +121,8 @@ def test_the_guide_allows_only_answers_of_the_grammar() -> None:
     guide = AnswerGuide(WORLD, [PictureLine("#1", "k3mf", RED)])
     assert guide.viable("") and guide.viable("ed") and guide.viable("edit k3mf the r")
     assert guide.viable("edit last the background\na small")
+    assert guide.viable("draw\n") and guide.viable("draw\na small") and guide.viable(f"draw\n{RED[:-1]}")
+    assert guide.viable("edit k3mf the red circle\n") and guide.viable("edit reply the red circle\na large")
     assert not guide.viable("edit zzzz")  # only the shown pictures' ids, last, or reply
     assert not guide.viable("edit last the red dragon")
     assert not guide.viable("paint")
@@ -147,7 +149,10 @@ def test_an_edit_may_not_write_back_the_caption_of_the_picture_it_edits() -> Non
     assert guide.complete(f"edit k3mf the red circle\n{RED}\nDone!")  # another picture's caption is a change
     assert guide.complete(f"draw\n{RED}\nHere it is!")  # drawing anew is not editing
     # With no pictures shown, "last" and "reply" edit nothing the guide knows: the grammar alone holds.
-    assert AnswerGuide(WORLD, []).complete(f"edit last the red circle\n{RED}\nDone!")
+    alone = AnswerGuide(WORLD, [])
+    assert alone.complete(f"edit last the red circle\n{RED}\nDone!") and alone.viable(
+        f"edit reply the red circle\n{RED}"
+    )
 
 
 def test_the_vocabulary_round_trips_through_its_file(tmp_path: object) -> None:
