@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from training.world.scenes import Scene
-from training.world.steps import TrainConfig, edge_weights, logs, one_cycle, to_tensor, update
+from training.world.steps import TrainConfig, edge_weights, logs, one_cycle, pixel_loss, to_tensor, update
 
 # img2img strengths the scenes are redrawn at, one per batch: from the painter's late, shape-setting steps
 # (0.6) to nearly a whole drawing (0.95). At 1.0 nothing of the scene would remain to keep the drawing in
@@ -100,7 +100,7 @@ def tune_decoder(
     for step in bar:
         idx = torch.randint(0, len(data), (config.decoder_batch,), generator=gen)
         error = vae.decode(latents[idx]).sample - data[idx]
-        loss = (error.pow(2) * weights[idx]).mean() + (error.abs() * weights[idx]).mean()
+        loss = pixel_loss(error, weights[idx])
         update(optimiser, loss, params)
         schedule.step()
         if logs(step, config.decoder_steps - 1, config):

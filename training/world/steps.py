@@ -164,3 +164,8 @@ def edge_weights(data: Any, weight: float) -> Any:
     edges[:, :, 1:] |= dy
     edges[:, :, :-1] |= dy
     return 1 + weight * torch.nn.functional.max_pool2d(edges.float(), 3, 1, 1)
+
+
+def pixel_loss(error: Any, weights: Any) -> Any:
+    """Phase 1's picture loss, which phase 5 shares: MSE + L1, each weighted per pixel (`edge_weights`)."""
+    return (error.pow(2) * weights).mean() + (error.abs() * weights).mean()

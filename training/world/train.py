@@ -53,7 +53,17 @@ from training.world.scenes import (
     training_scenes,
 )
 from training.world.stages import TEXT_KEYS, UNET_KEYS, VAE_KEYS, PhasesError, seed_stages, settings, stage_record
-from training.world.steps import TrainConfig, caption_for, edge_weights, logs, one_cycle, to_tensor, token_ids, update
+from training.world.steps import (
+    TrainConfig,
+    caption_for,
+    edge_weights,
+    logs,
+    one_cycle,
+    pixel_loss,
+    to_tensor,
+    token_ids,
+    update,
+)
 
 
 def disturb(latents: Any, noise: float, blur: float, gen: Any) -> Any:
@@ -101,7 +111,7 @@ def train_vae(images: np.ndarray, config: TrainConfig, curve: list[dict[str, flo
         if config.vae_latent_noise or config.vae_latent_blur:
             latents = disturb(latents, config.vae_latent_noise, config.vae_latent_blur, gen)
         error = vae.decode(latents).sample - batch
-        loss = (error.pow(2) * w).mean() + (error.abs() * w).mean() + 1e-6 * posterior.kl().mean()
+        loss = pixel_loss(error, w) + 1e-6 * posterior.kl().mean()
         update(optimiser, loss, params)
         schedule.step()
         if logs(step, config.vae_steps - 1, config):
