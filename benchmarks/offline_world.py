@@ -40,7 +40,7 @@ import tempfile
 import termios
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -500,10 +500,13 @@ def main() -> None:
     body = report(results, command, time.monotonic() - started, load)
     print(body)
     if args.json:
+        # An edit carries its verdict, so that a miss can be told from the painter's (caption right, picture wrong).
+        verdicts = {id(t): asdict(v) if v else None for _, t, v in results.edits}
         turns = [
             {"kind": e.kind, "language": e.language, "said": t.said, "reply": t.reply,
              "prompts": [p for _, p in t.pictures], "expected": e.scene.caption() if e.scene else None,
-             "agent_cpu": t.agent_cpu, "worker_cpu": t.worker_cpu, "wall": t.wall}
+             "agent_cpu": t.agent_cpu, "worker_cpu": t.worker_cpu, "wall": t.wall,
+             **({"verdict": verdicts[id(t)]} if id(t) in verdicts else {})}
             for e, t in [
                 *results.requests, *((e, t) for e, t, _ in results.edits), *results.chat, *results.outside,
                 *results.short, *results.bare,

@@ -92,8 +92,17 @@ def refined(record: dict[str, Any]) -> str:
     return (
         f", phase 4 {record['seconds']['refine'] / 60:.1f} min ({steps} steps of {config['batch']}"
         f"{', the top level grown' if config.get('refine_grow_top') else ''}, lr {config['refine_lr']}, "
-        f"shape weight {config.get('refine_shape_weight', 0)})"
+        f"shape weight {config.get('refine_shape_weight', 0)}){polished(record)}"
     )
+
+
+def polished(record: dict[str, Any]) -> str:
+    """Phase 4's restart, when the weights had one."""
+    steps = len(record.get("polish_curve") or []) and record["polish_curve"][-1]["step"] + 1
+    if not steps:
+        return ""
+    minutes = record["seconds"]["polish"] / 60
+    return f", then restarted {minutes:.1f} min ({steps} steps, lr {record['config']['polish_lr']})"
 
 
 def tuned(record: dict[str, Any]) -> str:

@@ -61,6 +61,12 @@ class TrainConfig:
     # Extra loss weight where the picture would change if its squares were circles and its circles
     # squares (training.world.refine.shape_map): their rims and corners, not every edge of the picture.
     refine_shape_weight: float = 8.0
+    # Phase 4, restarted (training.world.refine, a warm restart): this many more steps of phase 4's objective
+    # from its UNet, on a fresh one-cycle curve peaking at `polish_lr`; 0 for none. Phase 4's squares were
+    # still rising at 12,000 steps (32 of 69 at 9,000, 39 at 12,000); the shipped weights restarted it for
+    # 6,000 (docs/benchmarks.md, "Phase 4 restarted": whole scenes 79 -> 81 held back, 75 -> 81 on a check set).
+    polish_steps: int = 6000
+    polish_lr: float = 2e-4
     # Phase 5 (training.world.decoder): the VAE's decoder taught on this many of the painter's own redrawings
     # of fresh scenes, for this many steps (0: none). Redrawn as the world preset draws: 12 steps, guidance 2.
     decoder_pictures: int = 4000

@@ -11,7 +11,8 @@ Five phases (the last two optional), all seeded, with a progress bar each:
    training pieces), dropping 10% of captions so that classifier-free guidance works;
 4. the UNet refined where squares and circles differ (`--refine-steps`, 12,000 by default, 0 to skip):
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
-   shapes' edges and corners (training/world/refine.py);
+   shapes' edges and corners (training/world/refine.py), then restarted on a fresh learning-rate cycle
+   from where it ended (`--polish-steps`, 6,000 by default, 0 to skip);
 5. the VAE's decoder taught to finish the painter's own drawings (`--decoder-steps`, 2,000 by default, 0
    to skip): fresh scenes redrawn by the pipeline from their own pictures, each decoded towards its exact
    picture (training/world/decoder.py).
@@ -231,6 +232,15 @@ def train_text(tokenizer: Any, config: TrainConfig, curve: list[dict[str, float]
     return encoder.eval().requires_grad_(False)
 
 
+def unnamed(model: Any) -> Any:
+    """`model` without the stage folder it was loaded from in its config (diffusers records it and saves it
+    again), so that a resumed run writes what a whole run writes, with no path of this machine in it."""
+    from diffusers.configuration_utils import FrozenDict
+
+    model._internal_dict = FrozenDict({k: v for k, v in model.config.items() if k != "_name_or_path"})
+    return model
+
+
 def train(
     out: Path, config: TrainConfig, work: Path | None = None, until: str = "unet", phases_from: Path | None = None
 ) -> dict[str, Any]:
@@ -315,7 +325,7 @@ def train(
 
     folder, wanted, found = stage("unet", UNET_KEYS)
     if found:
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
+        unet = unnamed(UNet2DConditionModel.from_pretrained(folder / "unet")).eval()
         text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
         unet_curve, seconds["unet"] = found["curve"], found["seconds"]
     else:
@@ -332,16 +342,29 @@ def train(
     if config.refine_steps:
         folder, wanted, found = stage("refine", (*UNET_KEYS, "refine_"))
         if found:
-            unet = UNet2DConditionModel.from_pretrained(folder).eval()
+            unet = unnamed(UNet2DConditionModel.from_pretrained(folder)).eval()
             refine_curve, seconds["refine"] = found["curve"], found["seconds"]
         else:
             refined = refine_denoiser(scenes, latents, scaling, images, tokenizer, text_encoder, unet, config)
             unet, refine_curve = refined.unet, refined.curve
             unet.save_pretrained(folder)
             seconds["refine"] = finish(folder, wanted, refine_curve, time.perf_counter() - refined.seconds)
+    polish_curve: list[dict[str, float]] = []
+    if config.refine_steps and config.polish_steps:
+        folder, wanted, found = stage("polish", (*UNET_KEYS, "refine_", "polish_"))
+        if found:
+            unet = unnamed(UNet2DConditionModel.from_pretrained(folder)).eval()
+            polish_curve, seconds["polish"] = found["curve"], found["seconds"]
+        else:
+            polished = refine_denoiser(
+                scenes, latents, scaling, images, tokenizer, text_encoder, unet, config, restart=True
+            )  # fmt: skip
+            unet, polish_curve = polished.unet, polished.curve
+            unet.save_pretrained(folder)
+            seconds["polish"] = finish(folder, wanted, polish_curve, time.perf_counter() - polished.seconds)
     decoder_curve: list[dict[str, float]] = []
     if config.decoder_steps:
-        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "decoder_"))
+        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "polish_", "decoder_"))
         if found:
             vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
             decoder_curve, seconds["decoder"] = found["curve"], found["seconds"]
@@ -364,6 +387,7 @@ def train(
         "text_curve": text_curve,
         "unet_curve": unet_curve,
         "refine_curve": refine_curve,
+        "polish_curve": polish_curve,
         "decoder_curve": decoder_curve,
     }
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")

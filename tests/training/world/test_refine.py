@@ -112,3 +112,35 @@ def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> Non
     assert [len(b.resnets) for b in plain.unet.down_blocks] == [1, 1, 1, 1]
     assert type(plain.unet.down_blocks[1]).__name__ == "CrossAttnDownBlock2D"
     assert (tmp_path / "plain" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
+
+
+def test_a_restart_goes_on_from_phase_four_and_resumes_with_phase_four_kept(tmp_path: Path) -> None:
+    refine = ["--refine-steps", "2", "--decoder-steps", "0"]
+    main(["--out", str(tmp_path / "four"), "--work", str(tmp_path / "work"), *TINY, *refine])
+    four = json.loads((tmp_path / "four" / "training.json").read_text())
+    assert four["polish_curve"] == [] and "polish" not in four["seconds"]
+    polish = ["--polish-steps", "3", "--polish-lr", "1e-3"]
+    main(["--out", str(tmp_path / "a"), "--work", str(tmp_path / "work"), *TINY, *refine, *polish])
+    record = json.loads((tmp_path / "a" / "training.json").read_text())
+    # Phase 4's stage is found, not run again; the restart runs its own steps on top of it.
+    assert record["seconds"]["refine"] == four["seconds"]["refine"]
+    assert [p["step"] for p in record["polish_curve"]] == [0, 1, 2]
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    assert (tmp_path / "a" / unet).read_bytes() != (tmp_path / "four" / unet).read_bytes()
+    # A run from scratch gives the same weights (seeded), and a rerun finds the restart's stage.
+    main(["--out", str(tmp_path / "b"), *TINY, *refine, *polish])
+    assert (tmp_path / "a" / unet).read_bytes() == (tmp_path / "b" / unet).read_bytes()
+    main(["--out", str(tmp_path / "a"), "--work", str(tmp_path / "work"), *TINY, *refine, *polish])
+    again = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert again["seconds"]["polish"] == record["seconds"]["polish"]
+    # Resumed from phase 4's stage folder, the UNet's config names no folder of this machine (nor did a whole run's).
+    for run in ("a", "b"):
+        assert "_name_or_path" not in json.loads((tmp_path / run / "unet" / "config.json").read_text())
+    # Still the grown UNet: the restart grows nothing more.
+    assert [len(b.resnets) for b in load_unet(tmp_path / "a").down_blocks] == [2, 1, 1, 1]
+
+
+def load_unet(folder: Path) -> torch.nn.Module:
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_pretrained(folder / "unet")

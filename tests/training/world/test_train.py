@@ -10,7 +10,7 @@ import pytest
 from training.world.train import main
 
 TINY = ["--scenes", "40", "--vae-steps", "2", "--text-steps", "2", "--unet-steps", "3", "--unet-stop", "0",
-        "--checkpoint-every", "2", "--log-every", "1", "--refine-steps", "0",
+        "--checkpoint-every", "2", "--log-every", "1", "--refine-steps", "0", "--polish-steps", "0",
         "--decoder-steps", "0"]  # fmt: skip
 pytestmark = pytest.mark.timeout(900)
 
