@@ -161,8 +161,11 @@ OPENAI_MODEL_NAMES = (
 
 def world_preset() -> ModelPreset:
     """The shipped shape-world model (worker/world), trained here on its synthetic scenes."""
+    # UniPC, not the weights' own DPM-Solver++ (the same schedule): at 12 steps it reads a few more shapes
+    # right and keeps more of a picture in an edit (docs/benchmarks.md, "Other samplers").
     return ModelPreset(
-        source="world", family="sd15", steps=12, guidance=2.0, width=64, height=64, max_pixels=128 * 128,
+        source="world", family="sd15", steps=12, guidance=2.0, scheduler="UniPCMultistepScheduler", width=64,
+        height=64, max_pixels=128 * 128,
         licence="Apache-2.0 (trained by egaku on its synthetic shape world)", segmenter="world",
         llm_adapter="world",
     )  # fmt: skip
