@@ -5,6 +5,7 @@ Each turn asserts what the worker received: the parent image, the seed and the p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
@@ -22,6 +23,7 @@ from tests.conftest import FAKE_ENV
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
 from tests.fakes.recording_worker import RecordingWorker
+from tools.stores.history import History
 
 KING = "A regal red squirrel king on a mossy tree-stump throne in an autumn forest, tiny golden crown, warm light"
 NIGHT = "A regal red squirrel king on a mossy tree-stump throne in an autumn forest at night, moonlight, lanterns"
@@ -64,6 +66,15 @@ async def say(fake: FakeDiscord, text: str, **kwargs: object) -> Captured:
     before = len(posts(fake))
     await fake.user_message(text, **kwargs)  # type: ignore[arg-type]
     return (await fake.wait_for_requests(lambda r: r in posts(fake), before + 1))[-1]
+
+
+async def linked(history: History, message_id: str | int, timeout: float = 30.0) -> None:
+    """Wait until the history links a picture to this message: the bot does it just after Discord answers the post,
+    so a test that replies to a picture at once could otherwise reply before it (a person never does)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await history.by_message(str(message_id)):
+        assert asyncio.get_running_loop().time() < deadline, f"no picture linked to message {message_id}"
+        await asyncio.sleep(0.02)
 
 
 def sha(data: bytes) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from agent.prompts import INSTRUCT_NOTE
 from egaku.config import Config
-from tests.bot.test_conversation import KING, NIGHT, live, posts, sha
+from tests.bot.test_conversation import KING, NIGHT, linked, live, posts, sha
 from tests.conftest import recorded_worker, tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, Captured, FakeDiscord
 from tests.fakes.openai import Call, FakeOpenAI, Say
@@ -69,6 +69,9 @@ async def test_a_reply_make_it_night_reaches_kontext_with_the_parent_and_a_whole
             await fake_discord.user_message(f"<@{BOT_ID}> draw the squirrel king")
             first = await answer(fake_discord, "The squirrel king!")
             king = next(m for m in fake_discord.messages.values() if m["content"] == "The squirrel king!")
+            # The bot links the picture to its message once Discord has answered the post. A person replies later
+            # than that; a test can reply first (seen under load in the full suite), and names no picture then.
+            await linked(app.history, king["id"])
             await fake_discord.user_message("make it night", mention_bot=False, reply_to=int(king["id"]))
             second = await answer(fake_discord, "Now at night.")
             history = await app.history.mine(f"discord:{CHANNEL_ID}", "20")

@@ -20,7 +20,7 @@ from PIL import Image
 from agent.prompts import REFERENCE_NOTE
 from egaku.config import Config, PicturesRead
 from tests.bot.test_buttons import callback_of, custom_ids
-from tests.bot.test_conversation import KING, live, say, sha
+from tests.bot.test_conversation import KING, linked, live, say, sha
 from tests.bot.test_references import ALICE, BOB, NOT_HERE, say_in, tool_answer
 from tests.conftest import tiny_worker_settings
 from tests.fakes.discord import BOT_ID, CHANNEL_ID, OTHER_CHANNEL_ID, FakeDiscord
@@ -161,6 +161,7 @@ async def test_a_reply_carrying_two_attachments_puts_this_hat_and_scarf_on_him(
     async with live(with_plus(app_config, plus_engine), fake_openai, plus_worker, fake_discord) as app:
         drawn_post = await say(fake_discord, f"<@{BOT_ID}> draw the squirrel king")
         king = message_with(fake_discord, "The squirrel king!")
+        await linked(app.history, king)
         fake_openai.then(Call("edit_image", {"ref": "reply", "references": ["second", "third"], "prompt": HAT_ON,
                                              "reply": "Dressed up!"}))  # fmt: skip
         await say(fake_discord, "put this hat and scarf on him", mention_bot=False, reply_to=king, attachments=attached)
