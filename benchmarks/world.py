@@ -83,9 +83,15 @@ def curve_points(curve: list[dict[str, float]], key: str, points: int = 8) -> st
     return ", ".join(f"{int(c['step'])}: {c[key]:.4f}" for c in chosen)
 
 
+def steps_run(record: dict[str, Any], curve: str) -> int:
+    """How many steps a phase ran, from its loss curve in the training record (0: none)."""
+    points = record.get(curve) or []
+    return int(points[-1]["step"]) + 1 if points else 0
+
+
 def refined(record: dict[str, Any]) -> str:
     """The phase-4 part of the training paragraph (none when the weights skipped it)."""
-    steps = len(record.get("refine_curve") or []) and record["refine_curve"][-1]["step"] + 1
+    steps = steps_run(record, "refine_curve")
     if not steps:
         return ""
     config = record["config"]
@@ -98,7 +104,7 @@ def refined(record: dict[str, Any]) -> str:
 
 def polished(record: dict[str, Any]) -> str:
     """Phase 4's restart, when the weights had one."""
-    steps = len(record.get("polish_curve") or []) and record["polish_curve"][-1]["step"] + 1
+    steps = steps_run(record, "polish_curve")
     if not steps:
         return ""
     minutes = record["seconds"]["polish"] / 60
@@ -107,7 +113,7 @@ def polished(record: dict[str, Any]) -> str:
 
 def tuned(record: dict[str, Any]) -> str:
     """The phase-5 part of the training paragraph (none when the weights skipped it)."""
-    steps = len(record.get("decoder_curve") or []) and record["decoder_curve"][-1]["step"] + 1
+    steps = steps_run(record, "decoder_curve")
     if not steps:
         return ""
     config = record["config"]
