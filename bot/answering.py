@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from agent.service import TurnRequest
+from agent.service import TurnRequest, TurnResult
 from bot.deliver import deliver_to, followup, reply_to
 from bot.language import interaction_voice
 from bot.reach import posts_in_channel
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from bot.client import EgakuBot
 
 log = logging.getLogger(__name__)
+
+# How long a reply to one of the bot's messages waits for the pictures of posts still in flight in its channel to
+# be linked to their messages (`settled`): about as long as a slow upload, never a whole generation.
+LINK_WAIT_S = 10.0
 
 
 def message_answer(message: discord.Message, voice: Voice) -> AnswerTo:
@@ -85,44 +89,90 @@ async def opened(bot: EgakuBot, answer: AnswerTo, ask: TurnRequest | None = None
 
 
 async def reply_once(
-    bot: EgakuBot, message: discord.Message, outgoing: list[Outgoing], answer: AnswerTo, where: str = "chat"
+    bot: EgakuBot,
+    message: discord.Message,
+    outgoing: list[Outgoing],
+    answer: AnswerTo,
+    where: str = "chat",
+    shown: TurnResult | None = None,
 ) -> list[discord.Message]:
-    """Answer a user's message: post the replies (with nonces), then mark the turn answered."""
-    with posting(bot):
+    """Answer a user's message: post the replies (with nonces), mark the turn answered, link `shown`'s pictures."""
+    with posting(bot, answer.channel_id):
         sent = await reply_to(message, outgoing, where, answer_voice(bot, answer), answer=answer)
         await answered(bot, answer)
+        await link_shown(bot, shown, sent)
     return sent
 
 
 async def follow_up_once(
-    bot: EgakuBot, interaction: discord.Interaction, outgoing: list[Outgoing], answer: AnswerTo | None, where: str
+    bot: EgakuBot,
+    interaction: discord.Interaction,
+    outgoing: list[Outgoing],
+    answer: AnswerTo | None,
+    where: str,
+    shown: TurnResult | None = None,
 ) -> list[discord.Message]:
-    """Answer a deferred interaction: post the followups, then mark the turn answered."""
-    with posting(bot):
+    """Answer a deferred interaction: post the followups, mark the turn answered, link `shown`'s pictures."""
+    with posting(bot, answer.channel_id if answer is not None else str(interaction.channel_id or 0)):
         voice = answer_voice(bot, answer) if answer is not None else interaction_voice(bot, interaction)
         sent = await followup(interaction, outgoing, where, voice, answer=answer)
         await answered(bot, answer)
+        await link_shown(bot, shown, sent)
     return sent
 
 
-async def deliver_once(bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], where: str) -> list[discord.Message]:
-    """Answer a request by its address alone (after a restart): post, then mark the turn answered."""
-    with posting(bot):
+async def deliver_once(
+    bot: EgakuBot, answer: AnswerTo, outgoing: list[Outgoing], where: str, shown: TurnResult | None = None
+) -> list[discord.Message]:
+    """Answer a request by its address alone (after a restart): post, mark the turn answered, link the pictures."""
+    with posting(bot, answer.channel_id):
         sent = await deliver_to(bot, answer, outgoing, where)
         await answered(bot, answer)
+        await link_shown(bot, shown, sent)
     return sent
+
+
+async def link_shown(bot: EgakuBot, shown: TurnResult | None, sent: list[discord.Message]) -> None:
+    """Link a turn's pictures to the message that shows them, for reply-to-edit."""
+    history = bot.services.history
+    ids = [image.id for image in shown.images if image.id] if shown is not None else []
+    if history is not None and ids and sent:
+        await history.attach_message(ids, str(sent[-1].id))
+
+
+@dataclasses.dataclass(frozen=True)
+class Post:
+    """An answer being posted, marked and linked, in a channel; `done` is set when it is."""
+
+    channel_id: str
+    done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @contextlib.contextmanager
-def posting(bot: EgakuBot) -> Iterator[None]:
-    """While an answer is posted and marked: a bot that stops waits for it (`EgakuBot.close`)."""
-    task = asyncio.current_task()
+def posting(bot: EgakuBot, channel_id: str) -> Iterator[None]:
+    """While an answer is posted, marked and linked: a bot that stops waits for it (`EgakuBot.close`), and so does
+    a reply in its channel (`settled`)."""
+    task, post = asyncio.current_task(), Post(channel_id)
     if task is not None:
-        bot.posting.add(task)
+        bot.posting[task] = post
     try:
         yield
     finally:
-        bot.posting.discard(task)  # type: ignore[arg-type]
+        post.done.set()
+        bot.posting.pop(task, None)  # type: ignore[arg-type]
+
+
+async def settled(bot: EgakuBot, channel_id: str, timeout: float = LINK_WAIT_S) -> None:
+    """Wait until the answers being posted in this channel have linked their pictures (for at most `timeout`).
+
+    Discord can deliver a reply to the bot's message before the bot has heard back from posting it, let alone
+    linked its pictures to it; read then, the replied picture would be unknown for that turn.
+    """
+    here = [asyncio.ensure_future(post.done.wait()) for post in bot.posting.values() if post.channel_id == channel_id]
+    if here:
+        _, late = await asyncio.wait(here, timeout=timeout)
+        for waiting in late:
+            waiting.cancel()
 
 
 async def answered(bot: EgakuBot, answer: AnswerTo | None) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -26,6 +26,9 @@ from bot.translator import CatalogTranslator
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.service.requests import turn_key
+
+if TYPE_CHECKING:
+    from bot.answering import Post
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +85,9 @@ class EgakuBot(commands.Bot):
         self.jobs = JobRegistry()
         self.message_content = message_content
         self.crash_backoff_s = crash_backoff_s
-        # Answers being posted now: a stop waits for them, so that a posted answer is also marked answered.
-        self.posting: set[asyncio.Task[Any]] = set()
+        # Answers being posted now, with their channels: a stop waits for them, so that a posted answer is also
+        # marked answered, and a reply in their channel waits for their pictures to be linked (bot.answering).
+        self.posting: dict[asyncio.Task[Any], Post] = {}
 
     async def setup_hook(self) -> None:
         """Load the extensions and, if configured, sync slash commands."""

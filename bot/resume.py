@@ -31,7 +31,6 @@ from bot.answering import answer_voice, deliver_once, turn_from
 from bot.buttons.view import result_messages
 from bot.deliver import token_alive
 from bot.progress import Post, StatusReporter
-from bot.turns import remember_shown
 from egaku.errors import failure_notice, report
 from egaku.i18n import ENGLISH_VOICE, Voice, _
 from tools.pictures import RenderedImage
@@ -75,8 +74,8 @@ async def resume_turn(bot: EgakuBot, turn: OpenTurn) -> None:
         notice = failure_notice(result.failures, "resume", voice)
         if not (result.said(voice) or result.images or notice):
             notice = voice(RESTARTED_TEXT)
-        sent = await deliver_once(bot, turn.answer, await result_messages(bot, result, notice, voice), "resume")
-        await remember_shown(bot, result, sent)
+        outgoing = await result_messages(bot, result, notice, voice)
+        await deliver_once(bot, turn.answer, outgoing, "resume", shown=result)
     except Exception:
         log.exception("could not answer %s after the restart; it stays in the journal", turn.turn)
 

@@ -1,4 +1,4 @@
-"""The one way a Discord event becomes an agent turn, and which message shows which picture."""
+"""The one way a Discord event becomes an agent turn."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from agent.service import TurnRequest, TurnResult
+from agent.service import TurnRequest
 from bot.policy import Here
 from bot.progress import watch_for
 from bot.reach import conversation_of
@@ -79,11 +79,3 @@ def interaction_turn(
         watch=watch_for(bot, interaction),
         **more,
     )
-
-
-async def remember_shown(bot: EgakuBot, result: TurnResult, sent: list[discord.Message]) -> None:
-    """Link the turn's images to the message that shows them, for reply-to-edit."""
-    history = bot.services.history
-    ids = [image.id for image in result.images if image.id]
-    if history is not None and ids and sent:
-        await history.attach_message(ids, str(sent[-1].id))

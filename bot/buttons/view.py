@@ -22,7 +22,6 @@ from bot.language import interaction_voice
 from bot.policy import here
 from bot.reach import conversation_of
 from bot.render import Outgoing, compose, with_retry
-from bot.turns import remember_shown
 from egaku.errors import failure_notice
 from egaku.i18n import ENGLISH_VOICE, Voice, _
 from tools.pictures import RenderedImage
@@ -88,8 +87,7 @@ async def send_result(interaction: discord.Interaction, result: TurnResult, wher
     voice = interaction_voice(bot, interaction)
     notice = failure_notice(result.failures, where, voice)
     outgoing = await result_messages(bot, result, notice, voice)
-    sent = await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where)
-    await remember_shown(bot, result, sent)
+    await follow_up_once(bot, interaction, outgoing, interaction_answer(interaction), where, shown=result)
 
 
 class ResultButton(ui.DynamicItem[ui.Button[Any]], template=r"egaku:(?P<action>[a-z0-9]+):(?P<gen>[a-z2-9]{4,8})"):

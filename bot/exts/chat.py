@@ -11,14 +11,14 @@ from discord.ext import commands
 
 from agent.replies import normalise_input
 from agent.service import with_attachment
-from bot.answering import message_answer, opened, reply_once
+from bot.answering import message_answer, opened, reply_once, settled
 from bot.buttons.view import result_messages
 from bot.language import message_voice
 from bot.policy import Here, here, missing_permissions
 from bot.progress import cancel_jobs, is_cancel, reporter
 from bot.reach import conversation_id
 from bot.render import Outgoing
-from bot.turns import remember_shown, turn_request
+from bot.turns import turn_request
 from bot.uploads import Where, keep_uploads
 from egaku.errors import BadUpload, EmptyMessage, LLMUnclear, failure_notice, report
 from egaku.i18n import Text, Voice, _
@@ -133,6 +133,9 @@ class Chat(commands.Cog):
         if upload_ids:
             text = with_attachment(text, *upload_ids)
         answer = message_answer(message, voice)
+        if message.reference is not None:
+            # A reply to the bot's picture can arrive before the bot has linked that picture to its message.
+            await settled(self.bot, answer.channel_id)
         turn = turn_request(
             place,
             message.author,
@@ -158,8 +161,8 @@ class Chat(commands.Cog):
         if not (reply or result.images or notice):
             # Never an empty or "…" message: an answer with nothing in it is an unclear request.
             notice = report(LLMUnclear("the turn ended with nothing to show"), "chat", voice)
-        sent = await reply_once(self.bot, message, await result_messages(self.bot, result, notice, voice), answer)
-        await remember_shown(self.bot, result, sent)
+        outgoing = await result_messages(self.bot, result, notice, voice)
+        await reply_once(self.bot, message, outgoing, answer, shown=result)
 
 
 async def setup(bot: EgakuBot) -> None:

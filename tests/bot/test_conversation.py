@@ -150,6 +150,47 @@ async def test_four_turns_of_edits_across_a_restart(
     assert "iVBOR" not in str(fake_openai.requests)
 
 
+async def test_a_reply_that_comes_before_the_picture_is_linked_still_names_the_picture(
+    app_config: Config,
+    fake_openai: FakeOpenAI,
+    recorder: RecordingWorker,
+    fake_discord: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bot links a picture to its message after Discord has answered the post; here the link is slow, and the
+    # reply is sent the moment the post reaches Discord. The reply waits for the link, so the model is told which
+    # picture it answers.
+    fake_openai.then(
+        Call("generate_image", {"prompt": KING, "seed": 7}),
+        Say("The squirrel king!"),
+        Call("edit_image", {"ref": "reply", "prompt": GOLD, "mode": "subtle"}),
+        Say("Gold crown."),
+    )
+    async with live(app_config, fake_openai, recorder, fake_discord) as app:
+        link = app.history.attach_message
+
+        async def slow_link(image_ids: list[str], message_id: str) -> None:
+            await asyncio.sleep(0.5)
+            await link(image_ids, message_id)
+
+        monkeypatch.setattr(app.history, "attach_message", slow_link)
+        first = await say(fake_discord, f"<@{BOT_ID}> draw the squirrel king")
+        king = next(m for m in fake_discord.messages.values() if m["content"] == "The squirrel king!")
+        assert not await app.history.by_message(king["id"])  # not linked yet: the reply below comes first
+        second = await say(fake_discord, "make the crown gold", mention_bot=False, reply_to=int(king["id"]))
+        mine = await app.history.mine(f"discord:{CHANNEL_ID}", "20")
+    generate, described, subtle = recorder.received
+    assert (generate.path, generate.fields["prompt"]) == ("/v1/images/generations", KING)
+    assert (described.path, described.files) == ("/v1/images/descriptions", {"image": sha(first.files[0].data)})
+    assert (subtle.files, subtle.fields["prompt"]) == ({"image": sha(first.files[0].data)}, GOLD)
+    replied = fake_openai.requests[2]["messages"][0]["content"]
+    assert replied.endswith(
+        f"The user replied to the message showing this image (ref 'reply'): id={mine[0].id} (generate): {KING}; "
+        f"it shows: {described.answer['prompt']}"
+    )
+    assert second.json["content"] == "Gold crown."
+
+
 async def test_two_users_each_edit_their_own_last_image(
     app_config: Config, fake_openai: FakeOpenAI, recorder: RecordingWorker, fake_discord: FakeDiscord
 ) -> None:
