@@ -103,12 +103,17 @@ def refined(record: dict[str, Any]) -> str:
 
 
 def polished(record: dict[str, Any]) -> str:
-    """Phase 4's restart, when the weights had one."""
+    """Phase 4's restarts, when the weights had any (each round's curve counts its steps from 0)."""
     steps = steps_run(record, "polish_curve")
     if not steps:
         return ""
-    minutes = record["seconds"]["polish"] / 60
-    return f", then restarted {minutes:.1f} min ({steps} steps, lr {record['config']['polish_lr']})"
+    rounds = record["config"].get("restarts", 1)
+    minutes = " + ".join(
+        f"{record['seconds']['polish' if r == 1 else f'polish-{r}'] / 60:.1f}" for r in range(1, rounds + 1)
+    )
+    times = "" if rounds == 1 else " twice" if rounds == 2 else f" {rounds} times"
+    each = " each" if rounds > 1 else ""
+    return f", then restarted{times} {minutes} min ({steps} steps{each}, lr {record['config']['polish_lr']})"
 
 
 def tuned(record: dict[str, Any]) -> str:

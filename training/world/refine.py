@@ -133,12 +133,12 @@ def shape_map(scenes: list[Scene], weight: float, latent_size: int) -> Any:
 
 def refine_denoiser(
     scenes: list[Scene], latents_all: Any, scaling: float, images: np.ndarray, tokenizer: Any, text_encoder: Any,
-    unet: Any, config: TrainConfig, restart: bool = False,
+    unet: Any, config: TrainConfig, restart: int = 0,
 ) -> Refined:  # fmt: skip
     """Phase 4: `config.refine_steps` steps from phase 3's UNet (seeded; the encoder stays fixed).
 
-    With `restart`, phase 4 again from phase 4's UNet: `config.polish_steps` steps on a fresh learning-rate
-    cycle peaking at `config.polish_lr`, with generators of its own and nothing grown.
+    With `restart` r (1, 2...), phase 4 again from the UNet before it: `config.polish_steps` steps on a fresh
+    learning-rate cycle peaking at `config.polish_lr`, with generators of each round's own and nothing grown.
     """
     import torch
     from diffusers.training_utils import EMAModel
@@ -148,8 +148,10 @@ def refine_denoiser(
 
     began = time.perf_counter()
     steps, lr = (config.polish_steps, config.polish_lr) if restart else (config.refine_steps, config.refine_lr)
-    gen = torch.Generator().manual_seed(config.seed + (16 if restart else 11))
-    rng = random.Random(config.seed + (17 if restart else 12))
+    # The first restart kept the seeds it shipped with (16, 17); later rounds take 20, 21, then 22, 23...
+    offset = 11 if not restart else 16 if restart == 1 else 20 + 2 * (restart - 2)
+    gen = torch.Generator().manual_seed(config.seed + offset)
+    rng = random.Random(config.seed + offset + 1)
     if not restart:
         unet = grow_attention(unet) if config.refine_grow else unet
         unet = grow_top(unet) if config.refine_grow_top else unet

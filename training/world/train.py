@@ -12,7 +12,8 @@ Five phases (the last two optional), all seeded, with a progress bar each:
 4. the UNet refined where squares and circles differ (`--refine-steps`, 12,000 by default, 0 to skip):
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
    shapes' edges and corners (training/world/refine.py), then restarted on a fresh learning-rate cycle
-   from where it ended (`--polish-steps`, 6,000 by default, 0 to skip);
+   from where it ended (`--polish-steps`, 6,000 by default, 0 to skip), and again from there
+   (`--restarts`, 2 by default: each round its own stage, `WORK/stage-polish`, `WORK/stage-polish-2`...);
 5. the VAE's decoder taught to finish the painter's own drawings (`--decoder-steps`, 2,000 by default, 0
    to skip): fresh scenes redrawn by the pipeline from their own pictures, each decoded towards its exact
    picture (training/world/decoder.py).
@@ -350,21 +351,24 @@ def train(
             unet.save_pretrained(folder)
             seconds["refine"] = finish(folder, wanted, refine_curve, time.perf_counter() - refined.seconds)
     polish_curve: list[dict[str, float]] = []
-    if config.refine_steps and config.polish_steps:
-        folder, wanted, found = stage("polish", (*UNET_KEYS, "refine_", "polish_"))
+    for round_ in range(1, config.restarts + 1) if config.refine_steps and config.polish_steps else ():
+        # Round 1's stage keeps the name and settings it shipped with; a later round's name says its number.
+        name = "polish" if round_ == 1 else f"polish-{round_}"
+        folder, wanted, found = stage(name, (*UNET_KEYS, "refine_", "polish_"))
         if found:
             unet = unnamed(UNet2DConditionModel.from_pretrained(folder)).eval()
-            polish_curve, seconds["polish"] = found["curve"], found["seconds"]
+            curve, seconds[name] = found["curve"], found["seconds"]
         else:
             polished = refine_denoiser(
-                scenes, latents, scaling, images, tokenizer, text_encoder, unet, config, restart=True
+                scenes, latents, scaling, images, tokenizer, text_encoder, unet, config, restart=round_
             )  # fmt: skip
-            unet, polish_curve = polished.unet, polished.curve
+            unet, curve = polished.unet, polished.curve
             unet.save_pretrained(folder)
-            seconds["polish"] = finish(folder, wanted, polish_curve, time.perf_counter() - polished.seconds)
+            seconds[name] = finish(folder, wanted, curve, time.perf_counter() - polished.seconds)
+        polish_curve += [{**point, "round": round_} for point in curve] if config.restarts > 1 else curve
     decoder_curve: list[dict[str, float]] = []
     if config.decoder_steps:
-        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "polish_", "decoder_"))
+        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "polish_", "restarts", "decoder_"))
         if found:
             vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
             decoder_curve, seconds["decoder"] = found["curve"], found["seconds"]

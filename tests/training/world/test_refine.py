@@ -114,12 +114,12 @@ def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> Non
     assert (tmp_path / "plain" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
 
 
-def test_a_restart_goes_on_from_phase_four_and_resumes_with_phase_four_kept(tmp_path: Path) -> None:
+def test_restarts_go_on_from_phase_four_and_resume_with_the_rounds_before_kept(tmp_path: Path) -> None:
     refine = ["--refine-steps", "2", "--decoder-steps", "0"]
     main(["--out", str(tmp_path / "four"), "--work", str(tmp_path / "work"), *TINY, *refine])
     four = json.loads((tmp_path / "four" / "training.json").read_text())
     assert four["polish_curve"] == [] and "polish" not in four["seconds"]
-    polish = ["--polish-steps", "3", "--polish-lr", "1e-3"]
+    polish = ["--polish-steps", "3", "--polish-lr", "1e-3", "--restarts", "1"]
     main(["--out", str(tmp_path / "a"), "--work", str(tmp_path / "work"), *TINY, *refine, *polish])
     record = json.loads((tmp_path / "a" / "training.json").read_text())
     # Phase 4's stage is found, not run again; the restart runs its own steps on top of it.
@@ -138,6 +138,16 @@ def test_a_restart_goes_on_from_phase_four_and_resumes_with_phase_four_kept(tmp_
         assert "_name_or_path" not in json.loads((tmp_path / run / "unet" / "config.json").read_text())
     # Still the grown UNet: the restart grows nothing more.
     assert [len(b.resnets) for b in load_unet(tmp_path / "a").down_blocks] == [2, 1, 1, 1]
+    # A second round goes on from the first's stage (found, not run again), on generators of its own.
+    two_rounds = [*polish[:-1], "2"]
+    main(["--out", str(tmp_path / "c"), "--work", str(tmp_path / "work"), *TINY, *refine, *two_rounds])
+    twice = json.loads((tmp_path / "c" / "training.json").read_text())
+    assert twice["seconds"]["polish"] == record["seconds"]["polish"] and "polish-2" in twice["seconds"]
+    assert [(p["round"], p["step"]) for p in twice["polish_curve"]] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    assert [p["loss"] for p in twice["polish_curve"][:3]] == [p["loss"] for p in record["polish_curve"]]
+    assert (tmp_path / "c" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
+    main(["--out", str(tmp_path / "d"), *TINY, *refine, *two_rounds])
+    assert (tmp_path / "c" / unet).read_bytes() == (tmp_path / "d" / unet).read_bytes()
 
 
 def load_unet(folder: Path) -> torch.nn.Module:
