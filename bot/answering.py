@@ -25,6 +25,7 @@ import discord
 from agent.service import TurnRequest, TurnResult
 from bot.deliver import deliver_to, followup, reply_to
 from bot.language import interaction_voice
+from bot.posts import Post
 from bot.reach import posts_in_channel
 from bot.render import Outgoing
 from egaku.i18n import Voice
@@ -138,14 +139,6 @@ async def link_shown(bot: EgakuBot, shown: TurnResult | None, sent: list[discord
     ids = [image.id for image in shown.images if image.id] if shown is not None else []
     if history is not None and ids and sent:
         await history.attach_message(ids, str(sent[-1].id))
-
-
-@dataclasses.dataclass(frozen=True)
-class Post:
-    """An answer being posted, marked and linked, in a channel; `done` is set when it is."""
-
-    channel_id: str
-    done: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -20,15 +20,13 @@ from discord.ext import commands
 
 from bot.jobs import JobRegistry
 from bot.language import interaction_voice
+from bot.posts import Post
 from bot.seen import SeenOnce
 from bot.services import BotServices
 from bot.translator import CatalogTranslator
 from egaku.config import DiscordSettings
 from egaku.errors import report
 from tools.service.requests import turn_key
-
-if TYPE_CHECKING:
-    from bot.answering import Post
 
 log = logging.getLogger(__name__)
 
