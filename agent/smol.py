@@ -11,7 +11,8 @@ With the shape world's adapter (a drawing preset's `llm_adapter = "world"`), the
 was taught the world (training/agent): it reads the user's words in English, Japanese or
 Chinese and their recent pictures, and writes the whole answer (draw with the canonical
 caption, edit with the whole new caption, or reply), decoded greedily inside the answer's
-grammar (`agent.worldtalk`).
+grammar (`agent.worldtalk`), except an edit's new caption: the few hundred the grammar allows are
+weighed whole by a small beam search (`LINE_BEAMS`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ class Guide(Protocol):
     def complete(self, text: str) -> bool:
         """Whether text is a whole answer."""
         ...
+
+    def options(self, head: str) -> Sequence[str] | None:
+        """Every line that may follow the answer's first line, when they are few enough to weigh them all."""
+        ...
+
+
+# Beams when the next line is one of a few hundred known options (an edit's new caption). Greedy
+# commits to "a large" before it sees that the size was not the thing to change; weighing whole
+# captions finds the one the model scores best (of the 57 held-back edits whose head was right, the
+# best-scored caption was the right one 55 times, greedy's 48). Two beams already found it every time;
+# four cost no more CPU than one on those edits (2.8 s median with the prompt).
+LINE_BEAMS = 4
 
 
 class SmolRuntime:
@@ -210,6 +223,15 @@ class SmolRuntime:
                 for _ in range(max_new_tokens):
                     result = self._model(input_ids=inputs, past_key_values=past, use_cache=True)
                     past = result.past_key_values
+                    head, newline, rest = text.partition("\n")
+                    options = guide.options(head) if newline and not rest else None
+                    if options:
+                        # The whole next line at once, then the model goes on from it.
+                        line = self._best_line(options, past, result.logits[:, -1])
+                        written += line
+                        text += "".join(self._piece(t) for t in line)
+                        inputs = torch.tensor([line])
+                        continue
                     token = self._allowed_best(result.logits[0, -1], guide, text, end)
                     if token is None or token == end:
                         break
@@ -217,6 +239,46 @@ class SmolRuntime:
                     text += self._piece(token)
                     inputs = torch.tensor([[token]])
             return str(self._tokenizer.decode(written, skip_special_tokens=True))
+
+    def _best_line(self, options: Sequence[str], past: Any, logits: Any) -> list[int]:
+        """The tokens of the option (with its newline) the model scores best, by beam search over their trie.
+
+        `past` holds the answer so far and `logits` the scores of the next token; on return `past` is
+        as it was (cropped back, one row), so that decoding goes on from the chosen line.
+        """
+        import torch
+
+        lines = [tuple(self._tokenizer.encode(f"{o}\n", add_special_tokens=False)) for o in options]
+        following: dict[tuple[int, ...], set[int]] = {}
+        for line in lines:
+            for at in range(len(line)):
+                following.setdefault(line[:at], set()).add(line[at])
+        ends = set(lines)
+        length = past.get_seq_length()
+        beams: list[tuple[float, tuple[int, ...]]] = [(0.0, ())]
+        done: list[tuple[float, tuple[int, ...]]] = []
+        while beams:
+            scores = torch.log_softmax(logits.float(), dim=-1)
+            grown = sorted(
+                ((score + float(scores[row, t]), row, (*line, t)) for row, (score, line) in enumerate(beams)
+                 for t in following[line]),
+                key=lambda g: -g[0],
+            )  # fmt: skip
+            done += [(score, line) for score, _, line in grown if line in ends]
+            best = max(done)[0] if done else float("-inf")
+            # Scores only fall as a line grows: a beam below the best whole line can never pass it.
+            kept = [g for g in grown if g[2] not in ends and g[0] > best][:LINE_BEAMS]
+            if not kept:
+                break
+            past.reorder_cache(torch.tensor([row for _, row, _ in kept]))
+            result = self._model(
+                input_ids=torch.tensor([[line[-1]] for _, _, line in kept]), past_key_values=past, use_cache=True
+            )
+            past, logits = result.past_key_values, result.logits[:, -1]
+            beams = [(score, line) for score, _, line in kept]
+        past.crop(length - past.get_seq_length())  # transformers 5 crops by how many to drop (negative)
+        past.reorder_cache(torch.tensor([0]))
+        return list(max(done)[1])
 
     def _allowed_best(self, logits: Any, guide: Guide, text: str, end: int) -> int | None:
         """The highest-scored token that keeps the answer inside the guide; None if none does."""

@@ -15,15 +15,17 @@ one they replied to), and writes one of three answers, one field a line:
 
 The trainer renders its targets with `render_answer` and its inputs with `adapter_chat`, and the
 runtime parses with `parse_answer`: one piece of code serves both, so what the model was taught is
-exactly what it is shown. `AnswerGuide` is the safety net around greedy decoding: it only says which
+exactly what it is shown. `AnswerGuide` is the safety net around decoding: it only says which
 continuations stay inside the answer's grammar (the caption grammar of the world's vocabulary, shipped
-next to the adapter as world.json); the model's own scores choose among them.
+next to the adapter as world.json, and for an edit the captions that change only what its head names);
+the model's own scores choose among them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -134,6 +136,7 @@ class Thing:
     phrase: str
     colour: str
     place: str
+    shape: str
 
 
 @dataclass(frozen=True)
@@ -160,12 +163,17 @@ class Vocabulary:
     def objects(self) -> tuple[Thing, ...]:
         """Every canonical object phrase: 'a large red circle in the center'."""
         return tuple(
-            Thing(f"a {size} {colour} {shape} {where}", colour, where)
+            Thing(f"a {size} {colour} {shape} {where}", colour, where, shape)
             for size in self.sizes
             for colour in self.colours
             for shape in self.shapes
             for where in self.positions
         )
+
+    @cached_property
+    def by_phrase(self) -> dict[str, Thing]:
+        """Each object phrase's Thing."""
+        return {t.phrase: t for t in self.objects}
 
     @cached_property
     def targets(self) -> tuple[str, ...]:
@@ -221,13 +229,79 @@ def _after(
     return False
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A canonical caption as data: its objects in the caption's order, and the background."""
+
+    things: tuple[Thing, ...]
+    background: str
+
+    def caption(self) -> str:
+        """The canonical caption (objects joined as training.world.scenes joins them)."""
+        phrases = [t.phrase for t in self.things]
+        joined = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+        return f"{joined}, on a {self.background} background"
+
+
+def read_caption(vocabulary: Vocabulary, text: str) -> Layout | None:
+    """The layout of a whole canonical caption; None for any other text (an upload's caption, say)."""
+    if not caption_fits(vocabulary, text, complete=True):
+        return None
+    body, _, tail = text.rpartition(", on a ")
+    things: list[Thing] = []
+    for part in re.split(r", | and ", body):
+        thing = vocabulary.by_phrase.get(part)
+        if thing is None:
+            return None
+        things.append(thing)
+    return Layout(tuple(things), tail.removesuffix(" background"))
+
+
+def edits_of(vocabulary: Vocabulary, source: Layout, target: str) -> tuple[str, ...]:
+    """Every caption an edit of `source` aimed at `target` may write, sorted.
+
+    The edit touches only what its head names: the background alone changes for "the background"; an
+    object of the scene (known by its colour, which no other object shares) is changed in any way or
+    removed, the others kept as they are and where they are in the caption; a colour the scene lacks
+    is an object added at the caption's end. The scene's own caption is never one of them.
+    """
+    things = source.things
+    if target == BACKGROUND_TARGET:
+        used = {t.colour for t in things}
+        layouts = [Layout(things, b) for b in vocabulary.backgrounds if b not in used and b != source.background]
+    else:
+        _, colour, shape = target.split(" ", 2)
+        at = next((i for i, t in enumerate(things) if t.colour == colour), None)
+        others = things if at is None else things[:at] + things[at + 1 :]
+        taken = {t.colour for t in others} | {source.background}
+        places = {t.place for t in others}
+        fits = [t for t in vocabulary.objects if t.colour not in taken and t.place not in places]
+        if at is None:  # an object added: the one named, at the end
+            added = [t for t in fits if t.colour == colour and t.shape == shape]
+            layouts = [Layout((*things, t), source.background) for t in added] if len(things) < MAX_OBJECTS else []
+        else:
+            layouts = [Layout((*things[:at], t, *things[at + 1 :]), source.background) for t in fits]
+            layouts += [Layout(others, source.background)] if others else []
+    own = source.caption()
+    return tuple(sorted({layout.caption() for layout in layouts} - {own}))
+
+
+def _has_prefix(captions: tuple[str, ...], text: str, whole: bool = False) -> bool:
+    """Whether a sorted tuple holds text (`whole`) or a caption that starts with it."""
+    at = bisect_left(captions, text)
+    return at < len(captions) and (captions[at] == text if whole else captions[at].startswith(text))
+
+
 class AnswerGuide:
     """Which continuations of an answer stay inside its grammar (the model picks among them).
 
-    An edit's new caption must differ from the caption of the picture it edits: an edit that changes
-    nothing is never what was asked, and the adapter sometimes copied the old caption back (4 of the 60
-    held-back edits end to end). The guide only rules out the one unchanged caption; which change to
-    make stays the model's choice.
+    An edit of a picture whose caption the guide can read (`read_caption`) must be one of `edits_of`
+    it: a change of what the edit's head names and of nothing else, never the old caption. End to end
+    the adapter had copied the old caption back (4 of 60 held-back edits), and more often changed a
+    second thing besides the one it named, or another thing instead (the background for "丸を縮めて"
+    after naming the yellow circle). The head (which picture, what in it) and the new caption within
+    those bounds stay the model's choice; for a picture the guide cannot read, only the caption grammar
+    holds and the old caption is ruled out.
     """
 
     def __init__(self, vocabulary: Vocabulary, pictures: Sequence[PictureLine]) -> None:
@@ -244,6 +318,7 @@ class AnswerGuide:
             {c for t in vocabulary.objects for c in t.phrase} | set(", ") | set("".join(vocabulary.backgrounds))
         )
         self._leaves: dict[tuple[str, int], bool] = {}
+        self._edits: dict[str, tuple[str, ...] | None] = {}
 
     def viable(self, text: str) -> bool:
         """Whether text can still grow into a complete answer."""
@@ -257,12 +332,21 @@ class AnswerGuide:
         lines = text.split("\n")
         head = lines[0]
         if len(lines) == 1:
-            return not complete and any(h.startswith(head) for h in self._heads)
-        if head not in self._heads:
+            return not complete and any(h.startswith(head) and self._possible(h) for h in self._heads)
+        if head not in self._heads or not self._possible(head):
             return False
         if head == "reply":
             # One line of free text; it must say something.
             return len(lines) == 2 and (not complete or bool(lines[1].strip()))
+        edits = self.options(head)
+        if edits is not None:
+            if len(lines) == 2:
+                return not complete and _has_prefix(edits, lines[1])
+            return (
+                len(lines) == 3
+                and _has_prefix(edits, lines[1], whole=True)
+                and (not complete or bool(lines[2].strip()))
+            )
         source = self._sources.get(head.split(" ", 2)[1], "") if head.startswith("edit ") else ""
         if len(lines) == 2:
             return (
@@ -276,6 +360,23 @@ class AnswerGuide:
             and lines[1] != source
             and (not complete or bool(lines[2].strip()))
         )
+
+    def _possible(self, head: str) -> bool:
+        """Whether a head can be followed by a caption at all (an object added to a full scene cannot)."""
+        return self.options(head) != ()
+
+    def options(self, head: str) -> tuple[str, ...] | None:
+        """The captions an edit head allows, sorted; None when it is no edit of a picture the guide can read.
+
+        Few enough (at most a few hundred) that the runtime weighs them whole rather than letter by letter.
+        """
+        if not head.startswith("edit "):
+            return None
+        if head not in self._edits:
+            _, ref, target = head.split(" ", 2)
+            source = read_caption(self.vocabulary, self._sources.get(ref, ""))
+            self._edits[head] = None if source is None else edits_of(self.vocabulary, source, target)
+        return self._edits[head]
 
     def _can_leave(self, source: str, prefix: str) -> bool:
         """Whether a caption begun with `prefix` can still end as another caption than `source`."""

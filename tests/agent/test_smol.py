@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from threading import current_thread
+from types import SimpleNamespace
 
 import pytest
+import torch
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agent.decision import Decision
@@ -49,6 +52,104 @@ def test_the_model_loads_ahead_of_the_first_turn_under_the_turns_lock(
     assert "loading SmolLM2-135M ahead of the first turn failed (OSError); the turn will retry" in caplog.text
     with pytest.raises(OSError, match="no model file"):  # the turn's own load says what went wrong, as before
         runtime.complete("system", "hello")
+
+
+class CharTokenizer:
+    """One token per character (its code point); 0 ends the answer."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, tokens: list[int], skip_special_tokens: bool = False) -> str:
+        return "".join(chr(t) for t in tokens if t)
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return 0
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: object) -> torch.Tensor:
+        return torch.tensor([[ord("^")]])
+
+
+class RowsCache:
+    """A KV cache stand-in that keeps each row's tokens, with the calls the runtime makes."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[int]] = [[]]
+
+    def get_seq_length(self) -> int:
+        return len(self.rows[0])
+
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        self.rows = [list(self.rows[int(r)]) for r in rows]
+
+    def crop(self, tokens_to_remove: int) -> None:
+        assert tokens_to_remove <= 0  # as transformers 5's DynamicCache asks
+        self.rows = [row[: len(row) + tokens_to_remove] for row in self.rows]
+
+
+class TableModel:
+    """Next-character probabilities looked up by what each row has read so far (after the prompt's '^')."""
+
+    def __init__(self, table: dict[str, dict[str, float]]) -> None:
+        self.table = table
+        self.calls: list[int] = []  # the batch size of each call
+
+    def __call__(self, input_ids: torch.Tensor, past_key_values: RowsCache | None = None, **_: object) -> object:
+        cache = past_key_values or RowsCache()
+        self.calls.append(input_ids.shape[0])
+        logits = torch.full((input_ids.shape[0], 1, 0x3100), -30.0)
+        for at, (row, ids) in enumerate(zip(cache.rows, input_ids.tolist(), strict=True)):
+            row += ids
+            for char, p in self.table.get("".join(chr(t) for t in row[1:]), {"": 1.0}).items():
+                logits[at, 0, ord(char) if char else 0] = math.log(p)
+        return SimpleNamespace(past_key_values=cache, logits=logits)
+
+
+class LinesGuide:
+    """Any start of the given answers; after the head 'h', its next line is one of `lines`."""
+
+    def __init__(self, answers: list[str], lines: list[str]) -> None:
+        self.answers, self.lines = answers, lines
+
+    def viable(self, text: str) -> bool:
+        return any(a.startswith(text) for a in self.answers)
+
+    def complete(self, text: str) -> bool:
+        return text in self.answers
+
+    def options(self, head: str) -> list[str] | None:
+        return self.lines if head == "h" else None
+
+
+def test_a_known_line_is_chosen_whole_where_greedy_would_commit_early() -> None:
+    # Greedy takes "a" (0.6), then has only "ab" left (0.6 x 0.1); "ba" scores 0.4 x 0.9.
+    table = {
+        "": {"h": 1.0}, "h": {"\n": 1.0}, "h\n": {"a": 0.6, "b": 0.4}, "h\na": {"b": 0.1, "x": 0.9},
+        "h\nb": {"a": 0.9, "y": 0.1}, "h\nab": {"\n": 1.0}, "h\nba": {"\n": 1.0},
+        "h\nab\n": {"o": 1.0}, "h\nba\n": {"o": 1.0}, "h\nab\no": {"k": 1.0}, "h\nba\no": {"k": 1.0},
+    }  # fmt: skip
+    runtime = SmolRuntime()
+    runtime._tokenizer, runtime._model = CharTokenizer(), TableModel(table)
+    answers = ["h\nab\nok", "h\nba\nok"]
+    assert runtime.guided([], LinesGuide(answers, ["ab", "ba"])) == "h\nba\nok"
+    # Without the options, the same guide lets greedy decoding commit to "a".
+    greedy = SmolRuntime()
+    greedy._tokenizer, greedy._model = CharTokenizer(), TableModel(table)
+    assert greedy.guided([], LinesGuide(answers, [])) == "h\nab\nok"
+
+
+def test_the_line_search_hands_back_the_cache_as_it_found_it() -> None:
+    runtime = SmolRuntime()
+    runtime._tokenizer = CharTokenizer()
+    runtime._model = TableModel({"a": {"c": 0.2, "d": 0.8}, "b": {"c": 0.9}, "ac": {"\n": 1.0}, "bc": {"\n": 1.0}})
+    cache = RowsCache()
+    cache.rows = [[ord("^")]]
+    start = torch.full((1, 0x3100), -30.0)
+    start[0, ord("a")] = start[0, ord("b")] = math.log(0.5)
+    line = runtime._best_line(["ac", "bc"], cache, start)
+    assert runtime._tokenizer.decode(line) == "bc\n"
+    assert cache.rows == [[ord("^")]]
+    assert runtime._model.calls == [2, 2]  # both beams grown together: "a" and "b", then "ac" and "bc"
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +253,19 @@ def test_the_world_adapter_draws_a_newcomers_bare_words_and_edits_the_picture_na
     assert said(world, "turn the circle blue", two_pictures()) == Decision(
         action="edit", ref="k3mf", mode="region", target="the red circle", reply=ENGLISH.edited,
         prompt=RED_ONE.replace("red", "blue"),
+    )  # fmt: skip
+
+
+def test_the_world_adapter_changes_only_what_an_edit_names(world: EmbeddedChatModel) -> None:
+    # Removals: decoded letter by letter, the model kept the object and moved it (1 of 6 held-back removals
+    # right); weighing the allowed captions whole, it removes it.
+    assert said(world, "I don't want the yellow triangle anymore", two_pictures()) == Decision(
+        action="edit", ref="last", mode="region", target="the yellow triangle", reply=ENGLISH.edited,
+        prompt="a small blue square at the top left, on a black background",
+    )  # fmt: skip
+    assert said(world, "三角はいらない", two_pictures()) == Decision(
+        action="edit", ref="last", mode="region", target="the yellow triangle", reply=JAPANESE.edited,
+        prompt="a small blue square at the top left, on a black background",
     )  # fmt: skip
 
 

@@ -120,7 +120,7 @@ def test_every_held_back_caption_is_in_the_grammar_and_paraphrases_are_not() -> 
 def test_the_guide_allows_only_answers_of_the_grammar() -> None:
     guide = AnswerGuide(WORLD, [PictureLine("#1", "k3mf", RED)])
     assert guide.viable("") and guide.viable("ed") and guide.viable("edit k3mf the r")
-    assert guide.viable("edit last the background\na small")
+    assert guide.viable("edit last the background\na large") and not guide.viable("edit last the background\na small")
     assert guide.viable("draw\n") and guide.viable("draw\na small") and guide.viable(f"draw\n{RED[:-1]}")
     assert guide.viable("edit k3mf the red circle\n") and guide.viable("edit reply the red circle\na large")
     assert not guide.viable("edit zzzz")  # only the shown pictures' ids, last, or reply
@@ -135,24 +135,76 @@ def test_the_guide_allows_only_answers_of_the_grammar() -> None:
 
 
 def test_an_edit_may_not_write_back_the_caption_of_the_picture_it_edits() -> None:
-    blue = "a large blue circle in the center, on a white background"
     pictures = [PictureLine("#1", "k3mf", TWO), PictureLine("#2", "p2q4", RED), PictureLine(REPLIED, "z9x8", TWO)]
     guide = AnswerGuide(WORLD, pictures)
     for ref, source in (("last", RED), ("p2q4", RED), ("k3mf", TWO), ("reply", TWO)):
-        head = f"edit {ref} the red circle"
+        head = f"edit {ref} the background"
         assert not guide.complete(f"{head}\n{source}\nDone!"), ref
-        # Every start of it stays open while another caption can still follow: up to the background's first
-        # letter, which here begins no other background the scene allows (blue, an object's colour, is not one).
+        # Every start of it stays open up to the background's first letter, which here begins no other
+        # background the scene allows (blue, an object's colour, is not one).
         cut = source.rindex(" on a ") + len(" on a ")
         assert [n for n in range(len(source) + 1) if guide.viable(f"{head}\n{source[:n]}")] == list(range(cut + 1))
-    assert guide.complete(f"edit last the red circle\n{blue}\nDone!")
-    assert guide.complete(f"edit k3mf the red circle\n{RED}\nDone!")  # another picture's caption is a change
-    assert guide.complete(f"draw\n{RED}\nHere it is!")  # drawing anew is not editing
     # With no pictures shown, "last" and "reply" edit nothing the guide knows: the grammar alone holds.
     alone = AnswerGuide(WORLD, [])
     assert alone.complete(f"edit last the red circle\n{RED}\nDone!") and alone.viable(
         f"edit reply the red circle\n{RED}"
     )
+
+
+def test_an_edit_changes_what_its_head_names_and_nothing_else() -> None:
+    three = (
+        "a large green circle on the left, a small purple square at the top right and a large blue triangle at the "
+        "bottom, on a gray background"
+    )
+    pictures = [PictureLine("#1", "k3mf", TWO), PictureLine("#2", "p2q4", RED), PictureLine("#3", "t3r3", three)]
+    guide = AnswerGuide(WORLD, pictures)
+
+    def allowed(head: str, caption: str) -> bool:
+        return guide.complete(f"{head}\n{caption}\nDone!")
+
+    # The object named may change in any way, or go; the rest stays as it was, where it was in the caption.
+    assert allowed("edit p2q4 the red circle", "a large blue circle in the center, on a white background")
+    assert allowed("edit last the green circle", three.replace("large green circle", "small green circle"))
+    assert allowed("edit k3mf the blue square", TWO.replace("blue square at the top left", "blue square on the right"))
+    assert allowed("edit k3mf the blue square", "a large yellow triangle at the bottom right, on a black background")
+    assert allowed("edit k3mf the blue square", TWO.replace("small blue square", "large red circle"))
+    assert not allowed("edit k3mf the blue square", TWO.replace("large yellow", "small yellow"))
+    assert not allowed("edit k3mf the blue square", TWO.replace("black background", "white background"))
+    assert not allowed("edit p2q4 the red circle", "a large red circle in the center, on a black background")
+    assert not allowed("edit k3mf the blue square", TWO.replace("blue", "yellow"))  # a colour the scene keeps
+    # A colour the scene lacks is an object added, last; the background changes alone.
+    added = (
+        "a small blue square at the top left, a large yellow triangle at the bottom right and a small red circle "
+        "in the center, on a black background"
+    )
+    assert allowed("edit k3mf the red circle", added)
+    first = (
+        "a small red circle in the center, a small blue square at the top left and a large yellow triangle at the "
+        "bottom right, on a black background"
+    )
+    assert not allowed("edit k3mf the red circle", first)
+    assert not allowed("edit k3mf the red circle", RED)  # another picture's caption is no edit of this one
+    assert allowed("edit k3mf the background", TWO.replace("black background", "white background"))
+    assert not allowed("edit k3mf the background", TWO.replace("black background", "blue background"))
+    # A full scene takes no fourth object: that head is closed from its first letters.
+    assert guide.viable("edit t3r3 the g") and not guide.viable("edit t3r3 the r")
+    # A picture whose caption the guide cannot read (an upload's) has the caption grammar only.
+    upload = AnswerGuide(WORLD, [PictureLine(REPLIED, "up01", "a cat asleep on a sofa")])
+    assert upload.complete(f"edit reply the red circle\n{RED}\nDone!")
+    # The runtime weighs the allowed captions whole: few, sorted, and none where the grammar alone holds.
+    assert guide.options("edit k3mf the background") == tuple(
+        TWO.replace("black background", f"{b} background") for b in ("gray", "green", "purple", "red", "white")
+    )
+    circles = [t.phrase for t in WORLD.objects if t.colour == "red" and t.shape == "circle"]
+    free = [c for c in circles if not c.endswith(("at the top left", "at the bottom right"))]
+    assert guide.options("edit k3mf the red circle") == tuple(
+        sorted(added.replace("a small red circle in the center", c) for c in free)
+    )
+    # The blue square becomes any object of a colour and a place the rest leave (4 x 3 shapes x 2 sizes x 8,
+    # less itself), or goes.
+    assert len(guide.options("edit k3mf the blue square") or ()) == 4 * 3 * 2 * 8 - 1 + 1
+    assert guide.options("edit t3r3 the red circle") == ()
+    assert guide.options("draw") is None and upload.options("edit reply the red circle") is None
 
 
 def test_the_vocabulary_round_trips_through_its_file(tmp_path: object) -> None:
