@@ -261,9 +261,11 @@ def edits_of(vocabulary: Vocabulary, source: Layout, target: str) -> tuple[str, 
     """Every caption an edit of `source` aimed at `target` may write, sorted.
 
     The edit touches only what its head names: the background alone changes for "the background"; an
-    object of the scene (known by its colour, which no other object shares) is changed in any way or
-    removed, the others kept as they are and where they are in the caption; a colour the scene lacks
-    is an object added at the caption's end. The scene's own caption is never one of them.
+    object of the scene, named by its colour and shape as it is now, is changed in any way or removed,
+    the others kept as they are and where they are in the caption; a colour the scene lacks is an object
+    added at the caption's end. A colour the scene has, with another shape, names nothing: no captions
+    (the model had written "the red square" for a red triangle, then changed the triangle). The scene's
+    own caption is never one of them.
     """
     things = source.things
     if target == BACKGROUND_TARGET:
@@ -271,7 +273,7 @@ def edits_of(vocabulary: Vocabulary, source: Layout, target: str) -> tuple[str, 
         layouts = [Layout(things, b) for b in vocabulary.backgrounds if b not in used and b != source.background]
     else:
         _, colour, shape = target.split(" ", 2)
-        at = next((i for i, t in enumerate(things) if t.colour == colour), None)
+        at = next((i for i, t in enumerate(things) if (t.colour, t.shape) == (colour, shape)), None)
         others = things if at is None else things[:at] + things[at + 1 :]
         taken = {t.colour for t in others} | {source.background}
         places = {t.place for t in others}

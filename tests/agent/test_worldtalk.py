@@ -204,6 +204,8 @@ def test_an_edit_changes_what_its_head_names_and_nothing_else() -> None:
     # less itself), or goes.
     assert len(guide.options("edit k3mf the blue square") or ()) == 4 * 3 * 2 * 8 - 1 + 1
     assert guide.options("edit t3r3 the red circle") == ()
+    # The scene's blue object is a square: "the blue circle" names nothing in it, so that head is closed.
+    assert guide.options("edit k3mf the blue circle") == () and not guide.viable("edit k3mf the blue circle\n")
     assert guide.options("draw") is None and upload.options("edit reply the red circle") is None
 
 
