@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from egaku.config import Config, load_config, read_secret
 from egaku.errors import ConfigError, failure_notice, report
-from egaku.i18n import ENGLISH_VOICE
+from egaku.i18n import Catalogs, Voice
 from tools.pictures import RenderedImage
 from tools.stores.files import write_once
 from worker.settings import WorkerSettings
@@ -239,6 +239,7 @@ async def _chat(
 
     user = getpass.getuser()
     interactive = stdin.isatty()
+    catalogs = Catalogs.load()
     async with open_app(config, path, environ) as app:
         print("egaku chat: type a message (Ctrl-D to quit). Images go to", out, file=stdout, flush=True)
         while True:
@@ -251,12 +252,13 @@ async def _chat(
             if not text:
                 continue
             turn = TurnRequest.of(conversation_id="terminal", user_id=user, user_name=user, text=text)
+            voice = written_voice(catalogs, text)
             try:
                 result = await app.agent.respond(turn)
             except Exception as exc:
-                print(f"egaku> {report(exc, 'chat', ENGLISH_VOICE)}", file=stdout, flush=True)
+                print(f"egaku> {report(exc, 'chat', voice)}", file=stdout, flush=True)
                 continue
-            _show(result.said(), result.images, failure_notice(result.failures, "chat", ENGLISH_VOICE), out, stdout)
+            _show(result.said(voice), result.images, failure_notice(result.failures, "chat", voice), out, stdout)
 
 
 async def _imagine(
@@ -270,6 +272,7 @@ async def _imagine(
     turn = TurnRequest.of(
         conversation_id=f"imagine:{os.getpid()}", user_id=user, user_name=user, text=text, must_draw=True
     )
+    voice = written_voice(Catalogs.load(), text)
     async with open_app(config, path, environ) as app:
         try:
             if raw:
@@ -277,9 +280,9 @@ async def _imagine(
             else:
                 result = await app.agent.respond(turn)
         except Exception as exc:
-            print(f"egaku> {report(exc, 'imagine', ENGLISH_VOICE)}", file=stdout, flush=True)
+            print(f"egaku> {report(exc, 'imagine', voice)}", file=stdout, flush=True)
             return 1
-    _show(result.said(), result.images, failure_notice(result.failures, "imagine", ENGLISH_VOICE), out, stdout)
+    _show(result.said(voice), result.images, failure_notice(result.failures, "imagine", voice), out, stdout)
     return 0 if result.images else 1
 
 
@@ -298,6 +301,13 @@ async def _audit(config: Config, user: str | None, stdout: TextIO) -> int:
     finally:
         await history.close()
     return 0
+
+
+def written_voice(catalogs: Catalogs, words: str) -> Voice:
+    """The terminal's voice for a line: the language it is written in, as a DM's is chosen (bot.language)."""
+    from bot.language import Clues, choose
+
+    return catalogs.voice(choose(Clues(written=words), catalogs.locales))
 
 
 def _show(reply: str, images: Sequence[RenderedImage], notice: str | None, out: Path, stdout: TextIO) -> None:

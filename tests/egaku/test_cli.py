@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from egaku.cli import _audit, _imagine
+from egaku.cli import _audit, _chat, _imagine
 from egaku.config import Config
 from tests.agent.test_agent import configured
 from tests.conftest import FAKE_ENV
@@ -154,6 +154,24 @@ async def test_chat_on_embedded_defaults_answers_a_request_outside_the_world_pol
     said = [text for line in out.splitlines()[1:] if (text := line.strip().removeprefix("egaku>").strip())]
     assert said == [ENGLISH.outside_reply], out
     assert not (tmp_path / "data" / "images").exists() or not any((tmp_path / "data" / "images").iterdir())
+
+
+async def test_chat_speaks_each_line_in_the_language_it_was_written_in(
+    app_config: Config, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """egaku's own texts (here the worker-down notice) follow each line's language, as a DM's do in Discord."""
+    fake_openai.then(*[Call("generate_image", {"prompt": "a fox", "reply": "Here!"}) for _ in range(3)])
+    config = configured(app_config, fake_openai.base_url, "http://127.0.0.1:9")
+    out = io.StringIO()
+    lines = io.StringIO("狐を描いてください\n画一只狐狸\ndraw a fox\n")
+    assert await _chat(config, Path("unused.toml"), FAKE_ENV, tmp_path / "out", lines, out) == 0
+    # Each error id is fresh: the same eight hex digits, in each language's own frame.
+    said = [re.sub("`[0-9a-f]{8}`", "`ID`", line) for line in out.getvalue().splitlines()[1:]]
+    assert said == [
+        "egaku> 画像サービスに接続できません。しばらくしてからもう一度お試しください。（エラーID `ID`）",
+        "egaku> 现在无法连接到图像服务。请稍后再试。（错误 ID `ID`）",
+        "egaku> The image service is not reachable right now. Please try again shortly. (error id `ID`)",
+    ]
 
 
 async def test_imagine_raw_draws_through_the_image_service_without_the_llm(
