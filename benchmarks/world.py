@@ -113,7 +113,10 @@ def polished(record: dict[str, Any]) -> str:
     )
     times = "" if rounds == 1 else " twice" if rounds == 2 else f" {rounds} times"
     each = " each" if rounds > 1 else ""
-    return f", then restarted{times} {minutes} min ({steps} steps{each}, lr {record['config']['polish_lr']})"
+    weight, first = record["config"].get("squares_weight", 0), record["config"].get("squares_from", 1)
+    drawn = weight and first <= rounds
+    squares = f"; from round {first} on, a scene drawn with weight 1 + {weight} x its squares" if drawn else ""
+    return f", then restarted{times} {minutes} min ({steps} steps{each}, lr {record['config']['polish_lr']}{squares})"
 
 
 def tuned(record: dict[str, Any]) -> str:

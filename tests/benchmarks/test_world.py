@@ -16,3 +16,14 @@ def test_the_restarts_are_told_with_each_rounds_minutes() -> None:
     }
     assert polished(twice) == ", then restarted twice 39.3 + 28.3 min (6000 steps each, lr 0.0002)"
     assert polished({"config": {"polish_lr": 2e-4}, "seconds": {}, "polish_curve": []}) == ""
+    squares = {"squares_weight": 2.0, "squares_from": 3}
+    assert polished({**twice, "config": {**twice["config"], **squares}}) == polished(twice)  # no third round
+    thrice = {
+        "config": {"polish_lr": 2e-4, "restarts": 3, **squares},
+        "seconds": {"polish": 2359.9, "polish-2": 1695.3, "polish-3": 2433.1},
+        "polish_curve": [*curve, *curve, *curve],
+    }
+    assert polished(thrice) == (
+        ", then restarted 3 times 39.3 + 28.3 + 40.6 min (6000 steps each, lr 0.0002; from round 3 on, a scene drawn"
+        " with weight 1 + 2.0 x its squares)"
+    )

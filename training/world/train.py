@@ -13,7 +13,8 @@ Five phases (the last two optional), all seeded, with a progress bar each:
    a second resnet grown into its top level, every noise level alike, and the loss weighted up at
    shapes' edges and corners (training/world/refine.py), then restarted on a fresh learning-rate cycle
    from where it ended (`--polish-steps`, 6,000 by default, 0 to skip), and again from there
-   (`--restarts`, 2 by default: each round its own stage, `WORK/stage-polish`, `WORK/stage-polish-2`...);
+   (`--restarts`, 3 by default: each round its own stage, `WORK/stage-polish`, `WORK/stage-polish-2`...;
+   from the third on, scenes with squares are drawn more often: `--squares-weight`, `--squares-from`);
 5. the VAE's decoder taught to finish the painter's own drawings (`--decoder-steps`, 2,000 by default, 0
    to skip): fresh scenes redrawn by the pipeline from their own pictures, each decoded towards its exact
    picture (training/world/decoder.py).
@@ -254,7 +255,7 @@ def train(
     from training.world.decoder import tune_decoder
     from training.world.denoiser import train_denoiser
     from training.world.model import pin_posterior, save_pipeline, world_tokenizer
-    from training.world.refine import refine_denoiser
+    from training.world.refine import refine_denoiser, squares_round
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -354,7 +355,8 @@ def train(
     for round_ in range(1, config.restarts + 1) if config.refine_steps and config.polish_steps else ():
         # Round 1's stage keeps the name and settings it shipped with; a later round's name says its number.
         name = "polish" if round_ == 1 else f"polish-{round_}"
-        folder, wanted, found = stage(name, (*UNET_KEYS, "refine_", "polish_"))
+        squares = ("squares_",) if squares_round(config, round_) else ()  # earlier rounds keep their stages
+        folder, wanted, found = stage(name, (*UNET_KEYS, "refine_", "polish_", *squares))
         if found:
             unet = unnamed(UNet2DConditionModel.from_pretrained(folder)).eval()
             curve, seconds[name] = found["curve"], found["seconds"]
@@ -368,7 +370,9 @@ def train(
         polish_curve += [{**point, "round": round_} for point in curve] if config.restarts > 1 else curve
     decoder_curve: list[dict[str, float]] = []
     if config.decoder_steps:
-        folder, wanted, found = stage("decoder", (*UNET_KEYS, "refine_", "polish_", "restarts", "decoder_"))
+        folder, wanted, found = stage(
+            "decoder", (*UNET_KEYS, "refine_", "polish_", "restarts", "squares_", "decoder_")
+        )  # fmt: skip
         if found:
             vae.load_state_dict(AutoencoderKL.from_pretrained(folder).state_dict())
             decoder_curve, seconds["decoder"] = found["curve"], found["seconds"]

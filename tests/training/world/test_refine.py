@@ -11,7 +11,7 @@ import torch
 
 from tests.training.world.test_train import TINY
 from training.world.model import build_unet
-from training.world.refine import edge_map, grow_attention, grow_top, shape_map
+from training.world.refine import edge_map, grow_attention, grow_top, shape_map, square_draws
 from training.world.scenes import Scene, Shape
 from training.world.train import main
 from worker.pipelines import choose_placement, load_pipeline
@@ -84,6 +84,16 @@ def test_the_shape_weight_falls_where_a_square_and_a_circle_differ() -> None:
     assert float(weights[2].sum()) == 0.0  # a triangle is left to the edge weights
 
 
+def test_scenes_with_squares_are_drawn_more_often() -> None:
+    circle = Scene(background="white", shapes=(Shape("circle", "red", "large", (1, 1)),))
+    square = Scene(background="white", shapes=(Shape("square", "red", "large", (1, 1)),))
+    two = Scene(background="white", shapes=(Shape("square", "red", "small", (0, 0)),
+                                            Shape("square", "blue", "small", (2, 2)),
+                                            Shape("triangle", "green", "small", (0, 2))))  # fmt: skip
+    draws = square_draws([circle, square, two], 2.0)
+    assert draws.dtype == torch.float64 and draws.tolist() == [1.0, 3.0, 5.0]
+
+
 def test_the_command_refines_resumes_and_its_output_loads(tmp_path: Path) -> None:
     from diffusers import StableDiffusionPipeline
 
@@ -148,6 +158,18 @@ def test_restarts_go_on_from_phase_four_and_resume_with_the_rounds_before_kept(t
     assert (tmp_path / "c" / unet).read_bytes() != (tmp_path / "a" / unet).read_bytes()
     main(["--out", str(tmp_path / "d"), *TINY, *refine, *two_rounds])
     assert (tmp_path / "c" / unet).read_bytes() == (tmp_path / "d" / unet).read_bytes()
+    # From `--squares-from` on, a round draws scenes with squares more often; the rounds before keep their stages.
+    three = [*polish[:-1], "3", "--squares-from", "3"]
+    main(["--out", str(tmp_path / "e"), "--work", str(tmp_path / "work"), *TINY, *refine, *three])
+    thrice = json.loads((tmp_path / "e" / "training.json").read_text())
+    assert thrice["seconds"]["polish-2"] == twice["seconds"]["polish-2"] and "polish-3" in thrice["seconds"]
+    main(["--out", str(tmp_path / "f"), "--work", str(tmp_path / "work"), *TINY, *refine, *three,
+          "--squares-weight", "0"])  # fmt: skip
+    alike = json.loads((tmp_path / "f" / "training.json").read_text())
+    assert alike["seconds"]["polish-2"] == twice["seconds"]["polish-2"]
+    assert (tmp_path / "e" / unet).read_bytes() != (tmp_path / "f" / unet).read_bytes()
+    main(["--out", str(tmp_path / "g"), *TINY, *refine, *three])
+    assert (tmp_path / "e" / unet).read_bytes() == (tmp_path / "g" / unet).read_bytes()
 
 
 def load_unet(folder: Path) -> torch.nn.Module:
