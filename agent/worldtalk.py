@@ -363,6 +363,13 @@ class AnswerGuide:
             and (not complete or bool(lines[2].strip()))
         )
 
+    def heads(self, start: str) -> tuple[str, ...] | None:
+        """Once the answer is "edit", every edit head that can be followed by a caption: the runtime weighs
+        them whole, each with its best caption (agent.smol `HEAD_CHOICES`); None for any other start."""
+        if start != "edit":
+            return None
+        return tuple(h for h in self._heads if h.startswith("edit ") and self._possible(h))
+
     def _possible(self, head: str) -> bool:
         """Whether a head can be followed by a caption at all (an object added to a full scene cannot)."""
         return self.options(head) != ()
