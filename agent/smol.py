@@ -14,6 +14,10 @@ caption, edit with the whole new caption, or reply), decoded greedily inside the
 grammar (`agent.worldtalk`), except an edit's head and new caption: the heads the grammar allows are
 weighed whole, and the two best each with the best of the few hundred captions it allows, by a small
 beam search (`LINE_BEAMS`, `HEAD_CHOICES`).
+
+Longer than most modules on purpose: the plain paths and the adapter's guided decoding share one
+loaded model, its lock and its token cache, and the decoding's pieces (greedy inside the grammar,
+whole lines, whole heads) hand one KV cache to each other.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ exactly what it is shown. `AnswerGuide` is the safety net around decoding: it on
 continuations stay inside the answer's grammar (the caption grammar of the world's vocabulary, shipped
 next to the adapter as world.json, and for an edit the captions that change only what its head names);
 the model's own scores choose among them.
+
+Longer than most modules on purpose: the format, its parser and the grammar that guards it change
+together, and the trainer and the runtime read them from this one place.
 """
 
 from __future__ import annotations
