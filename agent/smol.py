@@ -244,8 +244,10 @@ class SmolRuntime:
                         # Whole lines at once (a head with its next line, or the next line), then the model
                         # goes on from them.
                         logits = result.logits[:, -1]
-                        line = self._best_head(text, heads, guide, past, logits) if heads else None
-                        line = line or self._best_line(options or (), past, logits)
+                        if heads:
+                            line = self._best_head(text, heads, guide, past, logits)
+                        else:
+                            line = self._best_line(options or (), past, logits)
                         written += line
                         text += "".join(self._piece(t) for t in line)
                         inputs = torch.tensor([line])
